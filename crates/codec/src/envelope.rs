@@ -1,0 +1,165 @@
+//! Conveniences on the generated [`Envelope`]: `From` each body type, and [`BodyKind`] to name and route
+//! a body without matching on its contents.
+
+use crate::generated::envelope::Body;
+use crate::generated::*;
+
+/// Which kind of body an envelope carries, and which layer owns it. Cheap to copy, handy for logs,
+/// counters and dispatch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum BodyKind {
+    /// [`Hello`] (transport).
+    Hello,
+    /// [`Goodbye`] (transport).
+    Goodbye,
+    /// [`Ping`] (membership).
+    Ping,
+    /// [`Pong`] (membership).
+    Pong,
+    /// [`Join`] (membership).
+    Join,
+    /// [`ForwardJoin`] (membership).
+    ForwardJoin,
+    /// [`Neighbor`] (membership).
+    Neighbor,
+    /// [`NeighborReply`] (membership).
+    NeighborReply,
+    /// [`PeerExchangeRequest`] (membership).
+    PeerExchangeRequest,
+    /// [`PeerExchangeResponse`] (membership).
+    PeerExchangeResponse,
+    /// [`NodeQueryRequest`] (membership).
+    NodeQueryRequest,
+    /// [`NodeQueryResponse`] (membership).
+    NodeQueryResponse,
+    /// [`StreamDecl`] (broadcast).
+    StreamDecl,
+    /// [`Data`] (broadcast).
+    Data,
+    /// [`Ack`] (broadcast).
+    Ack,
+    /// [`IHave`] (broadcast).
+    IHave,
+    /// [`Graft`] (broadcast).
+    Graft,
+    /// [`Prune`] (broadcast).
+    Prune,
+    /// [`Sync`] (broadcast).
+    Sync,
+    /// [`Direct`] (application).
+    Direct,
+}
+
+/// The layer that owns a body kind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Layer {
+    /// Handshake and goodbye: handled by the transport itself.
+    Transport,
+    /// Views, liveness, peer exchange, node query.
+    Membership,
+    /// Broadcast dissemination and repair.
+    Broadcast,
+    /// Direct application messages.
+    Application,
+}
+
+impl BodyKind {
+    /// The kind of `body`.
+    pub fn of(body: &Body) -> Self {
+        match body {
+            Body::Hello(_) => Self::Hello,
+            Body::Goodbye(_) => Self::Goodbye,
+            Body::Ping(_) => Self::Ping,
+            Body::Pong(_) => Self::Pong,
+            Body::Join(_) => Self::Join,
+            Body::ForwardJoin(_) => Self::ForwardJoin,
+            Body::Neighbor(_) => Self::Neighbor,
+            Body::NeighborReply(_) => Self::NeighborReply,
+            Body::PeerExchangeRequest(_) => Self::PeerExchangeRequest,
+            Body::PeerExchangeResponse(_) => Self::PeerExchangeResponse,
+            Body::NodeQueryRequest(_) => Self::NodeQueryRequest,
+            Body::NodeQueryResponse(_) => Self::NodeQueryResponse,
+            Body::StreamDecl(_) => Self::StreamDecl,
+            Body::Data(_) => Self::Data,
+            Body::Ack(_) => Self::Ack,
+            Body::Ihave(_) => Self::IHave,
+            Body::Graft(_) => Self::Graft,
+            Body::Prune(_) => Self::Prune,
+            Body::Sync(_) => Self::Sync,
+            Body::Direct(_) => Self::Direct,
+        }
+    }
+
+    /// The layer that handles this kind.
+    pub fn layer(self) -> Layer {
+        match self {
+            Self::Hello | Self::Goodbye => Layer::Transport,
+            Self::Ping
+            | Self::Pong
+            | Self::Join
+            | Self::ForwardJoin
+            | Self::Neighbor
+            | Self::NeighborReply
+            | Self::PeerExchangeRequest
+            | Self::PeerExchangeResponse
+            | Self::NodeQueryRequest
+            | Self::NodeQueryResponse => Layer::Membership,
+            Self::StreamDecl
+            | Self::Data
+            | Self::Ack
+            | Self::IHave
+            | Self::Graft
+            | Self::Prune
+            | Self::Sync => Layer::Broadcast,
+            Self::Direct => Layer::Application,
+        }
+    }
+}
+
+impl Envelope {
+    /// The kind of this envelope's body, or `None` if it has none.
+    pub fn kind(&self) -> Option<BodyKind> {
+        self.body.as_ref().map(BodyKind::of)
+    }
+}
+
+impl From<Body> for Envelope {
+    fn from(body: Body) -> Self {
+        Envelope { body: Some(body) }
+    }
+}
+
+/// `impl From<$ty> for Envelope` for each body type.
+macro_rules! envelope_from {
+    ($($ty:ident => $variant:ident),* $(,)?) => {$(
+        impl From<$ty> for Envelope {
+            fn from(msg: $ty) -> Self {
+                Envelope { body: Some(Body::$variant(msg)) }
+            }
+        }
+    )*};
+}
+
+envelope_from! {
+    Hello => Hello,
+    Goodbye => Goodbye,
+    Ping => Ping,
+    Pong => Pong,
+    Join => Join,
+    ForwardJoin => ForwardJoin,
+    Neighbor => Neighbor,
+    NeighborReply => NeighborReply,
+    PeerExchangeRequest => PeerExchangeRequest,
+    PeerExchangeResponse => PeerExchangeResponse,
+    NodeQueryRequest => NodeQueryRequest,
+    NodeQueryResponse => NodeQueryResponse,
+    StreamDecl => StreamDecl,
+    Data => Data,
+    Ack => Ack,
+    IHave => Ihave,
+    Graft => Graft,
+    Prune => Prune,
+    Sync => Sync,
+    Direct => Direct,
+}

@@ -1,0 +1,233 @@
+//! [`FrameCodec`]: envelopes in and out of length-prefixed frames, for `tokio_util::codec::Framed`.
+//!
+//! Frame layout: `u32` big-endian length `L`, then `L` bytes of protobuf `Envelope`. This is the layout
+//! of tokio-util's `LengthDelimitedCodec::new()`; this codec adds the typed protobuf layer and a limit
+//! check that happens before any memory is reserved for a frame.
+
+use bytes::{Buf, BufMut, Bytes, BytesMut};
+use prost::Message;
+use tokio_util::codec::{Decoder, Encoder};
+
+use crate::CodecError;
+use crate::generated::Envelope;
+
+/// Size of the length prefix in bytes.
+pub const FRAME_HEADER_LEN: usize = 4;
+
+/// Default maximum length of one frame (not counting its 4-byte prefix): 4 MiB.
+///
+/// Large enough for broadcast payloads of a few MiB (a block in a small blockchain), small enough that a
+/// node with its default 64 connections cannot be made to buffer more than 256 MiB of partial frames.
+/// Applications with larger messages raise it on every node, or split their data.
+pub const DEFAULT_MAX_FRAME_LEN: usize = 4 * 1024 * 1024;
+
+/// Encoder and decoder of dotray frames.
+///
+/// ```
+/// # async fn demo(stream: tokio::net::TcpStream) -> Result<(), dotray_codec::CodecError> {
+/// use dotray_codec::{FrameCodec, proto};
+/// use futures_util::{SinkExt, StreamExt};
+/// use tokio_util::codec::Framed;
+///
+/// let mut framed = Framed::new(stream, FrameCodec::new());
+/// framed.send(&proto::Envelope::from(proto::Ping { nonce: 1, sent_at_micros: 0 })).await?;
+/// while let Some(envelope) = framed.next().await {
+///     println!("got {:?}", envelope?.kind());
+/// }
+/// # Ok(()) }
+/// ```
+#[derive(Debug, Clone)]
+pub struct FrameCodec {
+    max_frame_len: usize,
+}
+
+impl FrameCodec {
+    /// A codec with the default maximum frame length ([`DEFAULT_MAX_FRAME_LEN`]).
+    pub fn new() -> Self {
+        Self::with_max_frame_len(DEFAULT_MAX_FRAME_LEN)
+    }
+
+    /// A codec that refuses frames longer than `max_frame_len` bytes (not counting the prefix), both
+    /// when decoding and when encoding. Clamped to `u32::MAX`, the largest length the prefix can state.
+    pub fn with_max_frame_len(max_frame_len: usize) -> Self {
+        Self { max_frame_len: max_frame_len.min(u32::MAX as usize) }
+    }
+
+    /// The maximum frame length this codec accepts.
+    pub fn max_frame_len(&self) -> usize {
+        self.max_frame_len
+    }
+}
+
+impl Default for FrameCodec {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Decoder for FrameCodec {
+    type Item = Envelope;
+    type Error = CodecError;
+
+    fn decode(&mut self, src: &mut BytesMut) -> Result<Option<Envelope>, CodecError> {
+        // Step 1: the prefix. Until 4 bytes are here there is nothing to decide.
+        let Some(header) = src.get(..FRAME_HEADER_LEN) else {
+            return Ok(None);
+        };
+        let len = u32::from_be_bytes([header[0], header[1], header[2], header[3]]) as usize;
+        // Step 2: refuse an oversize frame from its prefix alone, before reserving anything.
+        if len > self.max_frame_len {
+            return Err(CodecError::FrameTooLarge { len, max: self.max_frame_len });
+        }
+        // Step 3: wait for the whole frame, reserving room for it (at most the limit) in one go.
+        let total = FRAME_HEADER_LEN + len;
+        if src.len() < total {
+            src.reserve(total - src.len());
+            return Ok(None);
+        }
+        // Step 4: split the frame off the buffer without copying, and parse it. `bytes` fields of the
+        // envelope become slices of `frame`, which shares the read buffer's memory.
+        src.advance(FRAME_HEADER_LEN);
+        let frame = src.split_to(len).freeze();
+        decode_envelope(frame).map(Some)
+    }
+}
+
+/// Parses one frame body (without its prefix) and checks that it carries a body.
+fn decode_envelope(frame: Bytes) -> Result<Envelope, CodecError> {
+    let envelope = Envelope::decode(frame)?;
+    if envelope.body.is_none() {
+        return Err(CodecError::MissingBody);
+    }
+    Ok(envelope)
+}
+
+impl Encoder<&Envelope> for FrameCodec {
+    type Error = CodecError;
+
+    fn encode(&mut self, envelope: &Envelope, dst: &mut BytesMut) -> Result<(), CodecError> {
+        let len = envelope.encoded_len();
+        if len > self.max_frame_len {
+            return Err(CodecError::FrameTooLarge { len, max: self.max_frame_len });
+        }
+        dst.reserve(FRAME_HEADER_LEN + len);
+        // `len <= max_frame_len <= u32::MAX`, checked above and in the constructor.
+        dst.put_u32(len as u32);
+        envelope.encode_raw(dst);
+        Ok(())
+    }
+}
+
+impl Encoder<Envelope> for FrameCodec {
+    type Error = CodecError;
+
+    fn encode(&mut self, envelope: Envelope, dst: &mut BytesMut) -> Result<(), CodecError> {
+        self.encode(&envelope, dst)
+    }
+}
+
+/// Encodes one envelope as a complete frame (prefix included) in a buffer of exactly the right size.
+///
+/// Use it to encode a message once and hand the same `Bytes` to several connections: cloning `Bytes`
+/// copies no data. Fails with [`CodecError::FrameTooLarge`] above `max_frame_len`.
+///
+/// ```
+/// use dotray_codec::{encode_frame, proto, DEFAULT_MAX_FRAME_LEN};
+/// let frame = encode_frame(&proto::Prune {}.into(), DEFAULT_MAX_FRAME_LEN)?;
+/// assert_eq!(&frame[..4], &[0, 0, 0, 3]); // a 3-byte envelope: field 35 (2-byte tag), length 0
+/// # Ok::<(), dotray_codec::CodecError>(())
+/// ```
+pub fn encode_frame(envelope: &Envelope, max_frame_len: usize) -> Result<Bytes, CodecError> {
+    let mut buf = BytesMut::new();
+    FrameCodec::with_max_frame_len(max_frame_len).encode(envelope, &mut buf)?;
+    Ok(buf.freeze())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::generated::{Data, Ping};
+
+    fn decode_all(codec: &mut FrameCodec, buf: &mut BytesMut) -> Vec<Envelope> {
+        let mut out = Vec::new();
+        while let Some(env) = codec.decode(buf).expect("valid stream") {
+            out.push(env);
+        }
+        out
+    }
+
+    #[test]
+    fn round_trip_one_frame() {
+        let mut codec = FrameCodec::new();
+        let env = Envelope::from(Ping { nonce: 42, sent_at_micros: 9 });
+        let mut buf = BytesMut::new();
+        codec.encode(&env, &mut buf).unwrap();
+        assert_eq!(decode_all(&mut codec, &mut buf), vec![env]);
+        assert!(buf.is_empty());
+    }
+
+    #[test]
+    fn oversize_prefix_is_refused_before_reserving() {
+        let mut codec = FrameCodec::with_max_frame_len(1024);
+        let mut buf = BytesMut::from(&[0xff, 0xff, 0xff, 0xff][..]);
+        let capacity_before = buf.capacity();
+        match codec.decode(&mut buf) {
+            Err(CodecError::FrameTooLarge { len, max }) => {
+                assert_eq!(len, u32::MAX as usize);
+                assert_eq!(max, 1024);
+            }
+            other => panic!("expected FrameTooLarge, got {other:?}"),
+        }
+        assert_eq!(buf.capacity(), capacity_before, "nothing reserved for a refused frame");
+    }
+
+    #[test]
+    fn encoder_refuses_oversize_envelopes() {
+        let mut codec = FrameCodec::with_max_frame_len(100);
+        let big = Envelope::from(Data { payload: Bytes::from(vec![0u8; 200]), ..Default::default() });
+        let mut buf = BytesMut::new();
+        assert!(matches!(codec.encode(&big, &mut buf), Err(CodecError::FrameTooLarge { max: 100, .. })));
+        assert!(buf.is_empty());
+    }
+
+    #[test]
+    fn empty_envelope_is_missing_body() {
+        // A zero-length frame is a valid, empty protobuf message: an envelope without a body.
+        let mut buf = BytesMut::from(&[0, 0, 0, 0][..]);
+        assert!(matches!(FrameCodec::new().decode(&mut buf), Err(CodecError::MissingBody)));
+    }
+
+    #[test]
+    fn unknown_body_is_missing_body() {
+        // Field 99 (varint 1) is a body number this version does not know: prost skips it as an unknown
+        // field, which leaves the oneof empty.
+        let mut buf = BytesMut::from(&[0, 0, 0, 3, 0x98, 0x06, 0x01][..]);
+        assert!(matches!(FrameCodec::new().decode(&mut buf), Err(CodecError::MissingBody)));
+    }
+
+    #[test]
+    fn data_payload_shares_the_read_buffer() {
+        let payload = Bytes::from(vec![0xab; 1000]);
+        let frame = encode_frame(
+            &Data { stream_ref: 1, seq: 1, hops: 0, payload: payload.clone() }.into(),
+            DEFAULT_MAX_FRAME_LEN,
+        )
+        .unwrap();
+        let mut buf = BytesMut::from(&frame[..]);
+        let read_range = buf.as_ptr() as usize..buf.as_ptr() as usize + buf.len();
+        let env = FrameCodec::new().decode(&mut buf).unwrap().unwrap();
+        let Some(crate::proto::Body::Data(data)) = env.body else { panic!("not data") };
+        assert_eq!(data.payload, payload);
+        let at = data.payload.as_ptr() as usize;
+        assert!(read_range.contains(&at), "payload must point into the read buffer, not a copy");
+    }
+
+    #[test]
+    fn same_layout_as_length_delimited_codec() {
+        let env = Envelope::from(Ping { nonce: 5, sent_at_micros: 6 });
+        let frame = encode_frame(&env, DEFAULT_MAX_FRAME_LEN).unwrap();
+        let mut buf = BytesMut::from(&frame[..]);
+        let body = tokio_util::codec::LengthDelimitedCodec::new().decode(&mut buf).unwrap().unwrap();
+        assert_eq!(Envelope::decode(body.freeze()).unwrap(), env);
+    }
+}
