@@ -91,6 +91,32 @@ impl BodyKind {
         }
     }
 
+    /// A short lowercase name, for logs and errors ("data", "ihave", "peer-exchange-request", ...).
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Hello => "hello",
+            Self::Goodbye => "goodbye",
+            Self::Ping => "ping",
+            Self::Pong => "pong",
+            Self::Join => "join",
+            Self::ForwardJoin => "forward-join",
+            Self::Neighbor => "neighbor",
+            Self::NeighborReply => "neighbor-reply",
+            Self::PeerExchangeRequest => "peer-exchange-request",
+            Self::PeerExchangeResponse => "peer-exchange-response",
+            Self::NodeQueryRequest => "node-query-request",
+            Self::NodeQueryResponse => "node-query-response",
+            Self::StreamDecl => "stream-decl",
+            Self::Data => "data",
+            Self::Ack => "ack",
+            Self::IHave => "ihave",
+            Self::Graft => "graft",
+            Self::Prune => "prune",
+            Self::Sync => "sync",
+            Self::Direct => "direct",
+        }
+    }
+
     /// The layer that handles this kind.
     pub fn layer(self) -> Layer {
         match self {

@@ -1,8 +1,82 @@
 //! # dotray-transport — TCP connections between dotray nodes
 //!
-//! The only crate of dotray that touches sockets. It listens on a TCP address and dials others; every
-//! connection starts with a `Hello` handshake both ways (network id, protocol version, node id,
-//! advertised listen address, nonce), keeps at most one connection per pair of nodes, and moves
-//! [`dotray_codec`] frames through bounded per-peer queues with hard limits on everything a remote peer
-//! could abuse. The membership and router layers above see typed events and never a socket.
+//! The only crate of dotray that touches sockets. It listens on a TCP address and dials others, checks
+//! every connection with a handshake, and moves [`dotray_codec`] frames through bounded queues. The
+//! membership and router layers above see typed [`TransportEvent`]s and never a socket; their protocol
+//! logic lives in sans-IO cores that are tested without this crate at all.
+//!
+//! ## A connection's life
+//!
+//! 1. **Handshake.** Both sides send `Hello` at once: network id, protocol version, node id, advertised
+//!    listen address, and a random per-process nonce. A different network id or an unsupported version
+//!    is refused with a `Goodbye` naming the reason, and both sides get a typed error
+//!    ([`HandshakeError`]). A node that reaches itself (same nonce) drops the connection. The whole
+//!    handshake must finish within [`Config::handshake_timeout`].
+//! 2. **One connection per pair.** If two nodes dial each other at the same moment, both keep the same
+//!    connection, chosen from their ids alone (see the `registry` module); the other is closed with
+//!    `Goodbye(DuplicateConnection)`.
+//! 3. **Traffic.** A reader task decodes frames into [`TransportEvent::Frame`]s; a writer task drains a
+//!    per-peer queue bounded in bytes ([`Config::max_queue_bytes`]), gathering queued frames into
+//!    vectored writes with `TCP_NODELAY` set. [`PeerSender::try_send`] says [`SendError::QueueFull`]
+//!    when a peer reads too slowly; [`PeerSender::send`] waits for room.
+//! 4. **Close.** A goodbye, EOF, an invalid frame (the peer gets `Goodbye(ProtocolViolation)`), no
+//!    frame within [`Config::idle_timeout`], a stalled write ([`Config::write_timeout`]), a local
+//!    [`Transport::disconnect`] or [`Transport::shutdown`] ends it with one
+//!    [`TransportEvent::Disconnected`] carrying the [`DisconnectReason`].
+//!
+//! ## Limits
+//!
+//! Every resource a remote peer can make this node spend is capped by a [`Config`] field: inbound and
+//! outbound connections (excess sockets are closed at once), frame length (checked from the length
+//! prefix before allocating), queued bytes per peer, time to handshake, idle time, write stall time,
+//! and events waiting for the layer above (readers wait: TCP back-pressure).
+//!
+//! ## Example
+//!
+//! ```
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! use dotray_codec::{NodeId, proto};
+//! use dotray_transport::{Config, Transport, TransportEvent};
+//!
+//! let local = "127.0.0.1:0".parse()?;
+//! let (a, _a_events) = Transport::bind(local, NodeId::random(), Config::default()).await?;
+//! let (b, mut b_events) = Transport::bind(local, NodeId::random(), Config::default()).await?;
+//!
+//! // A dials B; both sides learn the other's node id from the handshake.
+//! let to_b = a.connect(b.local_addr()).await?;
+//! assert_eq!(to_b.id, b.local_id());
+//! to_b.sender.try_send_envelope(&proto::Ping { nonce: 7, sent_at_micros: 0 }.into())?;
+//!
+//! loop {
+//!     match b_events.recv().await.expect("transport running") {
+//!         TransportEvent::Connected(peer) => assert_eq!(peer.id, a.local_id()),
+//!         TransportEvent::Frame { peer, envelope } => {
+//!             assert_eq!(peer, a.local_id());
+//!             assert_eq!(envelope, proto::Ping { nonce: 7, sent_at_micros: 0 }.into());
+//!             break;
+//!         }
+//!         other => panic!("unexpected {other:?}"),
+//!     }
+//! }
+//! a.shutdown().await;
+//! b.shutdown().await;
+//! # Ok(()) }
+//! ```
 #![forbid(unsafe_code)]
+
+mod config;
+mod connection;
+mod error;
+mod event;
+mod handshake;
+mod listener;
+mod peer_sender;
+mod registry;
+mod transport;
+
+pub use config::{Config, InvalidConfig, MAX_NETWORK_ID_LEN, MAX_WRITE_SLICES};
+pub use error::{DialError, DisconnectReason, HandshakeError, SendError, StartError};
+pub use event::{ConnectedPeer, Direction, TransportEvent};
+pub use peer_sender::PeerSender;
+pub use transport::{Events, PeerSummary, Transport, TransportStats};

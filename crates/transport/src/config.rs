@@ -1,0 +1,152 @@
+//! [`Config`]: every limit and timeout of the transport, with documented defaults.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+/// Transport settings. Build with `Config::default()` and change what you need; [`Config::validate`]
+/// runs when the transport starts.
+///
+/// ```
+/// use std::time::Duration;
+/// let config = dotray_transport::Config {
+///     network_id: "my-chain-testnet".into(),
+///     handshake_timeout: Duration::from_secs(2),
+///     ..Default::default()
+/// };
+/// assert!(config.validate().is_ok());
+/// ```
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Name of the network. Nodes refuse connections from nodes with another name, so separate networks
+    /// on one host never merge by accident. Default `"dotray"`. At most [`MAX_NETWORK_ID_LEN`] bytes.
+    pub network_id: String,
+    /// Address advertised to peers as this node's listen address. Default `None`: the address the
+    /// listener is bound to (an unspecified ip such as `0.0.0.0` tells peers to use the ip they see).
+    pub advertise_addr: Option<SocketAddr>,
+    /// Most connections accepted from others at once, handshakes in progress included. Beyond it new
+    /// sockets are closed at once, so file descriptors and memory stay bounded under a connection flood.
+    /// Default 64: the membership layer needs about 5 active and a few transient connections; the rest is
+    /// headroom for joins arriving at a seed.
+    pub max_inbound: usize,
+    /// Most connections this node dials at once (handshakes in progress included). Default 32.
+    pub max_outbound: usize,
+    /// Time from TCP connect to a valid `Hello` from the peer. A peer that says nothing, or dribbles
+    /// bytes, is cut off after it. Default 5 s: a handshake is one round trip, even on a slow link
+    /// well under a second; a hung (SIGSTOPped) process whose kernel still accepts is caught here.
+    pub handshake_timeout: Duration,
+    /// Time allowed for the TCP connect of a dial. Default 5 s (well beyond a LAN or WAN SYN round trip,
+    /// short enough that a dead seed is abandoned quickly).
+    pub connect_timeout: Duration,
+    /// A connection over which no complete frame arrives for this long is closed. Membership pings every
+    /// active link each second, so a healthy link is never idle this long. Default 30 s.
+    pub idle_timeout: Duration,
+    /// A write that makes no progress for this long (the peer stopped reading) closes the connection.
+    /// Default 10 s.
+    pub write_timeout: Duration,
+    /// Largest frame accepted or sent, prefix excluded. Default [`dotray_codec::DEFAULT_MAX_FRAME_LEN`]
+    /// (4 MiB).
+    pub max_frame_len: usize,
+    /// Bytes of frames that may wait in one connection's outbound queue. A sender that finds the queue
+    /// full gets [`crate::SendError::QueueFull`] (try path) or waits (async path): nothing is dropped
+    /// silently and memory per peer stays bounded. Default 8 MiB: at loopback speed, milliseconds of
+    /// data; two maximum-size frames.
+    pub max_queue_bytes: usize,
+    /// The writer gathers queued frames into one vectored write of at most this many bytes (and at most
+    /// [`MAX_WRITE_SLICES`] frames). Default 256 KiB: large enough that small frames cost a fraction of a
+    /// syscall each, small enough not to delay the first frame.
+    pub write_batch_bytes: usize,
+    /// Capacity of the event channel to the layer above, in events. When it is full, readers wait
+    /// (TCP back-pressure reaches the senders) instead of buffering without bound. Default 4096.
+    pub event_queue_len: usize,
+    /// Initial capacity of each connection's read buffer. Default 64 KiB (fewer read syscalls for streams
+    /// of small frames; grows up to one maximum frame when needed).
+    pub read_buffer_len: usize,
+    /// Length of the kernel's queue of connections waiting to be accepted (the `listen` backlog). A burst
+    /// of connection attempts beyond it is dropped by the kernel before this node sees it. Default 1024
+    /// (Linux caps it at `net.core.somaxconn`).
+    pub listen_backlog: u32,
+    /// Pause after a failed `accept` (for example when the process is out of file descriptors), so the
+    /// accept loop does not spin. Default 100 ms.
+    pub accept_error_backoff: Duration,
+}
+
+/// Longest accepted [`Config::network_id`], in bytes.
+pub const MAX_NETWORK_ID_LEN: usize = 64;
+
+/// Most frames gathered into one vectored write.
+pub const MAX_WRITE_SLICES: usize = 64;
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            network_id: "dotray".to_owned(),
+            advertise_addr: None,
+            max_inbound: 64,
+            max_outbound: 32,
+            handshake_timeout: Duration::from_secs(5),
+            connect_timeout: Duration::from_secs(5),
+            idle_timeout: Duration::from_secs(30),
+            write_timeout: Duration::from_secs(10),
+            max_frame_len: dotray_codec::DEFAULT_MAX_FRAME_LEN,
+            max_queue_bytes: 8 * 1024 * 1024,
+            write_batch_bytes: 256 * 1024,
+            event_queue_len: 4096,
+            read_buffer_len: 64 * 1024,
+            listen_backlog: 1024,
+            accept_error_backoff: Duration::from_millis(100),
+        }
+    }
+}
+
+/// A [`Config`] that cannot work, and why.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid transport config: {0}")]
+pub struct InvalidConfig(pub &'static str);
+
+impl Config {
+    /// Checks that the settings can work together.
+    pub fn validate(&self) -> Result<(), InvalidConfig> {
+        let check = |ok: bool, why: &'static str| if ok { Ok(()) } else { Err(InvalidConfig(why)) };
+        check(self.network_id.len() <= MAX_NETWORK_ID_LEN, "network_id is longer than 64 bytes")?;
+        check(self.max_inbound > 0, "max_inbound must be at least 1")?;
+        check(self.max_outbound > 0, "max_outbound must be at least 1")?;
+        check(!self.handshake_timeout.is_zero(), "handshake_timeout must be positive")?;
+        check(!self.connect_timeout.is_zero(), "connect_timeout must be positive")?;
+        check(!self.idle_timeout.is_zero(), "idle_timeout must be positive")?;
+        check(!self.write_timeout.is_zero(), "write_timeout must be positive")?;
+        check(self.max_frame_len >= 1024, "max_frame_len must be at least 1 KiB")?;
+        check(self.max_frame_len <= u32::MAX as usize, "max_frame_len must fit the 4-byte prefix")?;
+        check(
+            self.max_queue_bytes >= self.max_frame_len + dotray_codec::FRAME_HEADER_LEN,
+            "max_queue_bytes must hold at least one maximum-size frame",
+        )?;
+        check(self.max_queue_bytes <= u32::MAX as usize, "max_queue_bytes must be below 4 GiB")?;
+        check(self.write_batch_bytes > 0, "write_batch_bytes must be positive")?;
+        check(self.event_queue_len > 0, "event_queue_len must be positive")?;
+        check(self.read_buffer_len > 0, "read_buffer_len must be positive")?;
+        check(self.listen_backlog > 0, "listen_backlog must be positive")?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_is_valid() {
+        assert_eq!(Config::default().validate(), Ok(()));
+    }
+
+    #[test]
+    fn queue_must_hold_a_frame() {
+        let config = Config { max_queue_bytes: 1000, ..Default::default() };
+        assert!(config.validate().is_err());
+    }
+
+    #[test]
+    fn long_network_id_is_refused() {
+        let config = Config { network_id: "x".repeat(65), ..Default::default() };
+        assert!(config.validate().is_err());
+    }
+}

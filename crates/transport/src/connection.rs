@@ -1,0 +1,350 @@
+//! One connection's life: handshake, registration, the reader loop, the writer task, and the close.
+//!
+//! ```text
+//!   TCP connected ──► handshake (bounded by handshake_timeout)
+//!                        │ ok                       │ failed: goodbye with the reason, typed error
+//!                        ▼
+//!                   registry.admit ── rejected ──► goodbye(DuplicateConnection), close
+//!                        │ admitted (wait for a replaced connection's Disconnected)
+//!                        ▼
+//!        spawn writer ◄──┴──► emit Connected, then the reader loop:
+//!                              frames → Frame events (awaiting room: back-pressure)
+//!                              goodbye / EOF / idle / bad frame / local close → leave the loop
+//!                        ▼
+//!   close: stop or flush the writer (goodbye), unregister, emit Disconnected, mark done
+//! ```
+
+use std::io::{self, IoSlice};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::{Buf, Bytes};
+use dotray_codec::FrameCodec;
+use dotray_codec::proto::{Body, GoodbyeReason};
+use futures_util::StreamExt;
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpStream;
+use tokio::net::tcp::OwnedWriteHalf;
+use tokio::sync::{OwnedSemaphorePermit, mpsc, oneshot};
+use tokio::time::timeout;
+use tokio_util::codec::FramedRead;
+use tokio_util::sync::CancellationToken;
+use tracing::{Instrument, debug, field, info_span, warn};
+
+use crate::config::MAX_WRITE_SLICES;
+use crate::handshake::{self, PeerHello};
+use crate::peer_sender::{Closing, ConnShared};
+use crate::registry::{Admission, Entry};
+use crate::transport::Context;
+use crate::{
+    ConnectedPeer, DialError, Direction, DisconnectReason, HandshakeError, PeerSender, TransportEvent,
+};
+
+/// Longest wait for a goodbye to be written when a connection closes on a peer's fault.
+const GOODBYE_WRITE_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// Where a dial wants its outcome.
+pub(crate) type DialReply = oneshot::Sender<Result<ConnectedPeer, DialError>>;
+
+/// Runs a connection from TCP connect to close. `_permit` holds this connection's inbound or outbound
+/// slot until the function returns.
+pub(crate) async fn run(
+    ctx: Arc<Context>,
+    stream: TcpStream,
+    direction: Direction,
+    _permit: OwnedSemaphorePermit,
+    reply: Option<DialReply>,
+) {
+    let remote = stream.peer_addr().unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)));
+    let span = info_span!(parent: &ctx.span, "conn", %remote, outbound = direction.is_outbound(), peer = field::Empty);
+    run_inner(ctx, stream, direction, remote, reply).instrument(span).await
+}
+
+async fn run_inner(
+    ctx: Arc<Context>,
+    stream: TcpStream,
+    direction: Direction,
+    remote: SocketAddr,
+    reply: Option<DialReply>,
+) {
+    let config = &ctx.config;
+    // Small frames (pings, acks) must not wait for Nagle's algorithm; the writer batches instead.
+    let _ = stream.set_nodelay(true);
+    let local_addr = stream.local_addr().unwrap_or(remote);
+    let (read_half, mut write_half) = stream.into_split();
+    let mut reader = FramedRead::with_capacity(
+        read_half,
+        FrameCodec::with_max_frame_len(config.max_frame_len),
+        config.read_buffer_len,
+    );
+
+    // 1. Handshake, bounded in time as a whole (a peer dribbling bytes does not extend it).
+    let handshake = timeout(
+        config.handshake_timeout,
+        handshake::handshake(&mut reader, &mut write_half, &ctx.hello, remote),
+    );
+    let result = tokio::select! {
+        _ = ctx.root.cancelled() => return finish_failed_dial(reply, DialError::Shutdown),
+        r = handshake => r.unwrap_or(Err(HandshakeError::Timeout)),
+    };
+    let peer = match result {
+        Ok(peer) => peer,
+        Err(error) => return handshake_failed(&ctx, write_half, direction, remote, error, reply).await,
+    };
+    tracing::Span::current().record("peer", field::debug(peer.id));
+
+    // 2. Register, applying the one-connection-per-pair rule.
+    let (queue_tx, queue_rx) = mpsc::unbounded_channel();
+    let shared = Arc::new(ConnShared::new(
+        peer.id,
+        queue_tx,
+        config.max_queue_bytes,
+        config.max_frame_len,
+        ctx.root.child_token(),
+    ));
+    let conn_id = ctx.next_conn_id();
+    let done = CancellationToken::new();
+    let entry = Entry {
+        conn_id,
+        outbound: direction.is_outbound(),
+        nonce: peer.nonce,
+        dialed: match direction {
+            Direction::Outbound { dialed } => Some(dialed),
+            Direction::Inbound => None,
+        },
+        listen_addr: peer.listen_addr,
+        remote_addr: remote,
+        local_addr,
+        shared: shared.clone(),
+        done: done.clone(),
+    };
+    match ctx.registry.admit(peer.id, entry) {
+        Admission::Rejected => {
+            debug!("duplicate connection, keeping the other one");
+            write_goodbye(&mut write_half, GoodbyeReason::DuplicateConnection, "").await;
+            return finish_failed_dial(reply, DialError::AlreadyConnected(peer.id));
+        }
+        Admission::Admitted { wait_for: Some(old_done) } => {
+            // Let the replaced connection report its Disconnected first.
+            tokio::select! {
+                _ = old_done.cancelled() => {}
+                _ = shared.close.cancelled() => {}
+            }
+        }
+        Admission::Admitted { wait_for: None } => {}
+    }
+
+    // 3. Writer task, then announce the connection.
+    let writer = tokio::spawn(
+        write_loop(write_half, queue_rx, shared.clone(), config.write_timeout, config.write_batch_bytes)
+            .instrument(tracing::Span::current()),
+    );
+    let connected = ConnectedPeer {
+        id: peer.id,
+        listen_addr: peer.listen_addr,
+        remote_addr: remote,
+        local_addr,
+        direction,
+        sender: PeerSender { shared: shared.clone() },
+    };
+    debug!(listen = ?peer.listen_addr, "connected");
+    if !ctx.emit(TransportEvent::Connected(connected.clone()), &shared.close).await {
+        shared.begin_close(Closing {
+            goodbye: Some(GoodbyeReason::Shutdown),
+            flush: false,
+            reason: DisconnectReason::Shutdown,
+        });
+    }
+    if let Some(reply) = reply {
+        let _ = reply.send(Ok(connected));
+    }
+
+    // 4. Read until the connection ends, for whatever reason.
+    read_loop(&ctx, &mut reader, &shared, &peer).await;
+
+    // 5. Close: the writer flushes (graceful) or stops, says goodbye if we are the ones closing.
+    let closing = shared.closing();
+    shared.begin_close(closing.clone());
+    let _ = writer.await;
+    ctx.registry.remove(peer.id, conn_id);
+    debug!(reason = ?closing.reason, "disconnected");
+    // The upper layer must learn of every disconnect, even at shutdown, so this send is not cut short by
+    // cancellation; if the receiver is gone there is nobody to tell.
+    let _ = ctx.events.send(TransportEvent::Disconnected { peer: peer.id, reason: closing.reason }).await;
+    done.cancel();
+}
+
+/// Reads frames and forwards them until the connection ends. Records why in `shared`.
+async fn read_loop(
+    ctx: &Context,
+    reader: &mut FramedRead<tokio::net::tcp::OwnedReadHalf, FrameCodec>,
+    shared: &ConnShared,
+    peer: &PeerHello,
+) {
+    let idle = ctx.config.idle_timeout;
+    loop {
+        let next = tokio::select! {
+            biased;
+            _ = shared.close.cancelled() => return,
+            next = timeout(idle, reader.next()) => next,
+        };
+        let closing = match next {
+            Err(_) => peer_fault(GoodbyeReason::Timeout, DisconnectReason::IdleTimeout),
+            Ok(None) => Closing { goodbye: None, flush: false, reason: DisconnectReason::Closed },
+            Ok(Some(Err(dotray_codec::CodecError::Io(e)))) => {
+                Closing { goodbye: None, flush: false, reason: DisconnectReason::Io(e.kind()) }
+            }
+            Ok(Some(Err(e))) => {
+                warn!(error = %e, "peer sent an invalid frame");
+                violation(e.to_string())
+            }
+            Ok(Some(Ok(envelope))) => match envelope.body {
+                Some(Body::Goodbye(g)) => Closing {
+                    goodbye: None,
+                    flush: false,
+                    reason: DisconnectReason::Goodbye {
+                        reason: GoodbyeReason::try_from(g.reason).unwrap_or(GoodbyeReason::Unspecified),
+                        detail: g.detail,
+                    },
+                },
+                Some(Body::Hello(_)) => {
+                    warn!("peer sent a second hello");
+                    violation("hello after the handshake".to_owned())
+                }
+                _ => {
+                    let event = TransportEvent::Frame { peer: peer.id, envelope };
+                    if ctx.emit(event, &shared.close).await {
+                        continue;
+                    }
+                    return;
+                }
+            },
+        };
+        shared.begin_close(closing);
+        return;
+    }
+}
+
+fn peer_fault(goodbye: GoodbyeReason, reason: DisconnectReason) -> Closing {
+    Closing { goodbye: Some(goodbye), flush: false, reason }
+}
+
+fn violation(what: String) -> Closing {
+    peer_fault(GoodbyeReason::ProtocolViolation, DisconnectReason::ProtocolViolation(what))
+}
+
+/// Drains the outbound queue into vectored writes until the connection closes.
+async fn write_loop(
+    mut writer: OwnedWriteHalf,
+    mut queue: mpsc::UnboundedReceiver<Bytes>,
+    shared: Arc<ConnShared>,
+    write_timeout: Duration,
+    batch_bytes: usize,
+) {
+    let mut batch: Vec<Bytes> = Vec::with_capacity(MAX_WRITE_SLICES);
+    loop {
+        // Wait for a frame, or for the close. A graceful close still drains what is queued below.
+        let first = tokio::select! {
+            biased;
+            frame = queue.recv() => frame,
+            _ = shared.close.cancelled() => None,
+        };
+        let Some(first) = first else { break };
+        if shared.close.is_cancelled() && !shared.closing().flush {
+            break;
+        }
+        // Gather what else is already queued into one write.
+        let mut bytes = first.len();
+        batch.push(first);
+        while batch.len() < MAX_WRITE_SLICES && bytes < batch_bytes {
+            match queue.try_recv() {
+                Ok(frame) => {
+                    bytes += frame.len();
+                    batch.push(frame);
+                }
+                Err(_) => break,
+            }
+        }
+        let written = timeout(write_timeout, write_all_vectored(&mut writer, &mut batch)).await;
+        let failure = match written {
+            Ok(Ok(())) => None,
+            Ok(Err(e)) => Some(DisconnectReason::Io(e.kind())),
+            Err(_) => Some(DisconnectReason::WriteTimeout),
+        };
+        if let Some(reason) = failure {
+            debug!(?reason, "write failed");
+            shared.begin_close(Closing { goodbye: None, flush: false, reason });
+            return;
+        }
+        // `bytes` was acquired from the budget by the senders of these frames.
+        shared.budget.add_permits(bytes);
+        if shared.close.is_cancelled() && queue.is_empty() {
+            break;
+        }
+    }
+    let closing = shared.closing();
+    if let Some(reason) = closing.goodbye {
+        let frame = handshake::goodbye_frame(reason, "");
+        let _ = timeout(GOODBYE_WRITE_TIMEOUT.min(write_timeout), writer.write_all(&frame)).await;
+    }
+    let _ = timeout(GOODBYE_WRITE_TIMEOUT.min(write_timeout), writer.shutdown()).await;
+}
+
+/// Writes every frame of `batch` with as few syscalls as the socket allows, then clears it.
+async fn write_all_vectored(writer: &mut OwnedWriteHalf, batch: &mut Vec<Bytes>) -> io::Result<()> {
+    let mut first = 0;
+    while first < batch.len() {
+        let slices: Vec<IoSlice<'_>> = batch[first..].iter().map(|b| IoSlice::new(b)).collect();
+        let mut written = writer.write_vectored(&slices).await?;
+        if written == 0 {
+            return Err(io::ErrorKind::WriteZero.into());
+        }
+        // Advance past what was written: whole frames, then part of one.
+        while written > 0 {
+            let len = batch[first].len();
+            if written >= len {
+                written -= len;
+                first += 1;
+            } else {
+                batch[first].advance(written);
+                written = 0;
+            }
+        }
+    }
+    batch.clear();
+    Ok(())
+}
+
+/// Best-effort goodbye on a connection that is being abandoned.
+async fn write_goodbye(writer: &mut OwnedWriteHalf, reason: GoodbyeReason, detail: &str) {
+    let frame = handshake::goodbye_frame(reason, detail);
+    let _ = timeout(GOODBYE_WRITE_TIMEOUT, writer.write_all(&frame)).await;
+    let _ = timeout(GOODBYE_WRITE_TIMEOUT, writer.shutdown()).await;
+}
+
+async fn handshake_failed(
+    ctx: &Context,
+    mut writer: OwnedWriteHalf,
+    direction: Direction,
+    remote: SocketAddr,
+    error: HandshakeError,
+    reply: Option<DialReply>,
+) {
+    debug!(%error, "handshake failed");
+    if let Some(reason) = handshake::goodbye_for(&error) {
+        write_goodbye(&mut writer, reason, &error.to_string()).await;
+    }
+    match direction {
+        Direction::Outbound { .. } => finish_failed_dial(reply, DialError::Handshake(error)),
+        Direction::Inbound => {
+            ctx.emit(TransportEvent::HandshakeFailed { remote, error }, &ctx.root).await;
+        }
+    }
+}
+
+fn finish_failed_dial(reply: Option<DialReply>, error: DialError) {
+    if let Some(reply) = reply {
+        let _ = reply.send(Err(error));
+    }
+}

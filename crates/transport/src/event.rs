@@ -1,0 +1,85 @@
+//! [`TransportEvent`]: what the transport tells the layer above, in order.
+//!
+//! Ordering guarantee: for each peer, `Connected` and `Disconnected` strictly alternate, and every
+//! `Frame` from a peer arrives between its `Connected` and `Disconnected`. When a new connection to a
+//! node replaces an old one, the old one's `Disconnected` is emitted before the new one's `Connected`.
+
+use std::net::SocketAddr;
+
+use dotray_codec::NodeId;
+use dotray_codec::proto::Envelope;
+
+use crate::{DialError, DisconnectReason, HandshakeError, PeerSender};
+
+/// Which side opened a connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Direction {
+    /// The peer dialed us.
+    Inbound,
+    /// We dialed the peer at `dialed`.
+    Outbound {
+        /// The address we dialed (which may differ from the peer's advertised listen address).
+        dialed: SocketAddr,
+    },
+}
+
+impl Direction {
+    /// True for [`Direction::Outbound`].
+    pub fn is_outbound(&self) -> bool {
+        matches!(self, Self::Outbound { .. })
+    }
+}
+
+/// A connection that completed its handshake.
+#[derive(Debug, Clone)]
+pub struct ConnectedPeer {
+    /// The peer's node id.
+    pub id: NodeId,
+    /// The address the peer accepts connections on, from its `Hello` (an unspecified ip replaced by the
+    /// ip it connected from). `None` when the peer does not listen.
+    pub listen_addr: Option<SocketAddr>,
+    /// The socket's remote address.
+    pub remote_addr: SocketAddr,
+    /// The socket's local address.
+    pub local_addr: SocketAddr,
+    /// Who dialed.
+    pub direction: Direction,
+    /// Queue frames to the peer through this; cheap to clone, no locks.
+    pub sender: PeerSender,
+}
+
+/// An event from the transport to the layer above.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum TransportEvent {
+    /// A connection completed its handshake and is the one kept for this peer.
+    Connected(ConnectedPeer),
+    /// The connection to `peer` closed.
+    Disconnected {
+        /// The peer.
+        peer: NodeId,
+        /// Why.
+        reason: DisconnectReason,
+    },
+    /// A frame arrived from `peer`. Never a `Hello` or `Goodbye`: the transport handles those.
+    Frame {
+        /// The sender.
+        peer: NodeId,
+        /// The decoded frame.
+        envelope: Envelope,
+    },
+    /// A [`crate::Transport::dial`] failed.
+    DialFailed {
+        /// The address dialed.
+        addr: SocketAddr,
+        /// Why.
+        error: DialError,
+    },
+    /// A peer that dialed us failed the handshake (wrong network, version, garbage, silence, ...).
+    HandshakeFailed {
+        /// The remote socket address.
+        remote: SocketAddr,
+        /// Why.
+        error: HandshakeError,
+    },
+}

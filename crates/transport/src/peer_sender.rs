@@ -1,0 +1,159 @@
+//! [`PeerSender`]: the sending end of one connection's bounded outbound queue, and the state the
+//! connection's reader and writer tasks share.
+//!
+//! The queue is bounded in *bytes* ([`crate::Config::max_queue_bytes`]) by a semaphore: queuing a frame
+//! takes as many permits as it has bytes, and the writer gives them back once the frame is on the wire.
+//! So a peer that stops reading can hold at most that many bytes of this node's memory, and the sender
+//! always learns that the queue is full ([`SendError::QueueFull`]) instead of frames vanishing.
+
+use std::sync::{Arc, Mutex};
+
+use bytes::Bytes;
+use dotray_codec::proto::{Envelope, GoodbyeReason};
+use dotray_codec::{NodeId, encode_frame};
+use tokio::sync::{Semaphore, TryAcquireError, mpsc};
+use tokio_util::sync::CancellationToken;
+
+use crate::{DisconnectReason, SendError};
+
+/// How a connection is being closed: what to tell the peer, whether to flush the queue first, and what
+/// to report upward.
+#[derive(Debug, Clone)]
+pub(crate) struct Closing {
+    /// Goodbye to send before closing, if any.
+    pub(crate) goodbye: Option<GoodbyeReason>,
+    /// Write what is queued before the goodbye (a graceful, local close).
+    pub(crate) flush: bool,
+    /// What the `Disconnected` event says.
+    pub(crate) reason: DisconnectReason,
+}
+
+/// State shared by a connection's [`PeerSender`]s, its reader and its writer.
+#[derive(Debug)]
+pub(crate) struct ConnShared {
+    pub(crate) peer: NodeId,
+    queue: mpsc::UnboundedSender<Bytes>,
+    pub(crate) budget: Semaphore,
+    max_queue_bytes: usize,
+    max_frame_len: usize,
+    /// Cancelled when the connection starts closing, for any reason.
+    pub(crate) close: CancellationToken,
+    /// The first close request wins; later ones are ignored.
+    closing: Mutex<Option<Closing>>,
+}
+
+impl ConnShared {
+    pub(crate) fn new(
+        peer: NodeId,
+        queue: mpsc::UnboundedSender<Bytes>,
+        max_queue_bytes: usize,
+        max_frame_len: usize,
+        close: CancellationToken,
+    ) -> Self {
+        Self {
+            peer,
+            queue,
+            budget: Semaphore::new(max_queue_bytes),
+            max_queue_bytes,
+            max_frame_len,
+            close,
+            closing: Mutex::new(None),
+        }
+    }
+
+    /// Starts closing the connection, unless it is already closing.
+    pub(crate) fn begin_close(&self, closing: Closing) {
+        {
+            let mut slot = self.closing.lock().unwrap_or_else(|e| e.into_inner());
+            if slot.is_none() {
+                *slot = Some(closing);
+            }
+        }
+        self.budget.close();
+        self.close.cancel();
+    }
+
+    /// How the connection is closing. When the close token was cancelled from outside (the transport's
+    /// root token), it is a shutdown.
+    pub(crate) fn closing(&self) -> Closing {
+        let slot = self.closing.lock().unwrap_or_else(|e| e.into_inner());
+        slot.clone().unwrap_or(Closing {
+            goodbye: Some(GoodbyeReason::Shutdown),
+            flush: true,
+            reason: DisconnectReason::Shutdown,
+        })
+    }
+}
+
+/// Sends frames to one connected peer. Cheap to clone; needs no lock.
+///
+/// Frames are complete, encoded frames (length prefix included), as made by
+/// [`dotray_codec::encode_frame`]: encode a message once and queue the same `Bytes` to many peers.
+#[derive(Debug, Clone)]
+pub struct PeerSender {
+    pub(crate) shared: Arc<ConnShared>,
+}
+
+impl PeerSender {
+    /// The peer this sender reaches.
+    pub fn peer(&self) -> NodeId {
+        self.shared.peer
+    }
+
+    /// Queues `frame` if there is room now; never waits.
+    pub fn try_send(&self, frame: Bytes) -> Result<(), SendError> {
+        let permits = self.permits_for(&frame)?;
+        match self.shared.budget.try_acquire_many(permits) {
+            Ok(permit) => permit.forget(),
+            Err(TryAcquireError::NoPermits) => return Err(SendError::QueueFull),
+            Err(TryAcquireError::Closed) => return Err(SendError::Closed),
+        }
+        self.shared.queue.send(frame).map_err(|_| SendError::Closed)
+    }
+
+    /// Queues `frame`, waiting for room if the queue is full (back-pressure).
+    pub async fn send(&self, frame: Bytes) -> Result<(), SendError> {
+        let permits = self.permits_for(&frame)?;
+        match self.shared.budget.acquire_many(permits).await {
+            Ok(permit) => permit.forget(),
+            Err(_) => return Err(SendError::Closed),
+        }
+        self.shared.queue.send(frame).map_err(|_| SendError::Closed)
+    }
+
+    /// Encodes `envelope` and queues it if there is room now.
+    pub fn try_send_envelope(&self, envelope: &Envelope) -> Result<(), SendError> {
+        let frame = encode_frame(envelope, self.shared.max_frame_len).map_err(|_| SendError::Encode)?;
+        self.try_send(frame)
+    }
+
+    /// Closes the connection: what is queued is written, then a goodbye with `reason`.
+    pub fn close(&self, reason: GoodbyeReason) {
+        self.shared.begin_close(Closing {
+            goodbye: Some(reason),
+            flush: true,
+            reason: DisconnectReason::Local(reason),
+        });
+    }
+
+    /// True once the connection is closing or closed.
+    pub fn is_closed(&self) -> bool {
+        self.shared.close.is_cancelled()
+    }
+
+    /// Bytes queued and not yet written.
+    pub fn queued_bytes(&self) -> usize {
+        self.shared.max_queue_bytes.saturating_sub(self.shared.budget.available_permits())
+    }
+
+    fn permits_for(&self, frame: &Bytes) -> Result<u32, SendError> {
+        if self.shared.close.is_cancelled() {
+            return Err(SendError::Closed);
+        }
+        if frame.len() > self.shared.max_queue_bytes {
+            return Err(SendError::TooLarge);
+        }
+        // `max_queue_bytes <= u32::MAX` is checked by `Config::validate`.
+        u32::try_from(frame.len()).map_err(|_| SendError::TooLarge)
+    }
+}

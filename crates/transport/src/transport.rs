@@ -1,0 +1,283 @@
+//! [`Transport`]: the handle that starts the listener, dials, sends, disconnects and shuts down.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use bytes::Bytes;
+use dotray_codec::NodeId;
+use dotray_codec::proto::GoodbyeReason;
+use tokio::net::{TcpListener, TcpSocket, TcpStream};
+use tokio::sync::{Semaphore, mpsc, oneshot};
+use tokio::time::timeout;
+use tokio_util::sync::{CancellationToken, DropGuard};
+use tokio_util::task::TaskTracker;
+use tracing::{Instrument, Span, info_span};
+
+use crate::handshake::LocalHello;
+use crate::registry::Registry;
+use crate::{Config, ConnectedPeer, DialError, Direction, PeerSender, SendError, StartError, TransportEvent};
+
+/// The receiving end of the transport's events.
+pub type Events = mpsc::Receiver<TransportEvent>;
+
+/// State shared by the transport's handle and all its tasks.
+#[derive(Debug)]
+pub(crate) struct Context {
+    pub(crate) config: Config,
+    pub(crate) hello: LocalHello,
+    pub(crate) registry: Registry,
+    pub(crate) events: mpsc::Sender<TransportEvent>,
+    /// Cancelled at shutdown; every connection's close token is a child of it.
+    pub(crate) root: CancellationToken,
+    pub(crate) tracker: TaskTracker,
+    pub(crate) inbound: Arc<Semaphore>,
+    pub(crate) outbound: Arc<Semaphore>,
+    pub(crate) stats: Counters,
+    pub(crate) span: Span,
+    conn_ids: AtomicU64,
+}
+
+/// Monotonic counters, updated without locks.
+#[derive(Debug, Default)]
+pub(crate) struct Counters {
+    pub(crate) inbound_accepted: AtomicU64,
+    pub(crate) inbound_refused: AtomicU64,
+}
+
+impl Context {
+    pub(crate) fn next_conn_id(&self) -> u64 {
+        self.conn_ids.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// Sends an event upward, waiting for room; gives up when `cancel` fires or nobody listens.
+    pub(crate) async fn emit(&self, event: TransportEvent, cancel: &CancellationToken) -> bool {
+        tokio::select! {
+            biased;
+            sent = self.events.send(event) => sent.is_ok(),
+            _ = cancel.cancelled() => false,
+        }
+    }
+}
+
+/// A connection as listed by [`Transport::peers`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PeerSummary {
+    /// The peer's node id.
+    pub id: NodeId,
+    /// The peer's advertised listen address.
+    pub listen_addr: Option<SocketAddr>,
+    /// The socket's remote address.
+    pub remote_addr: SocketAddr,
+    /// The socket's local address.
+    pub local_addr: SocketAddr,
+    /// True when we dialed.
+    pub outbound: bool,
+}
+
+/// Figures about the transport, for tests, metrics and the node query.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TransportStats {
+    /// Connections that completed the handshake and are open now.
+    pub connections: usize,
+    /// Inbound sockets open now, handshakes in progress included.
+    pub inbound_open: usize,
+    /// Outbound sockets open now, dials in progress included.
+    pub outbound_open: usize,
+    /// Inbound sockets accepted since start.
+    pub inbound_accepted: u64,
+    /// Inbound sockets refused at the limit since start.
+    pub inbound_refused: u64,
+}
+
+/// A running transport: a listener, its connections, and the way to reach them.
+///
+/// Cheap to clone. Dropping the last clone shuts the transport down (without waiting); call
+/// [`Transport::shutdown`] to also say goodbye to every peer and wait for every task.
+///
+/// ```no_run
+/// # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+/// use dotray_transport::{Config, Transport, TransportEvent};
+/// use dotray_codec::{NodeId, proto};
+///
+/// let (transport, mut events) =
+///     Transport::bind("127.0.0.1:0".parse()?, NodeId::random(), Config::default()).await?;
+/// let peer = transport.connect("127.0.0.1:2000".parse()?).await?;
+/// peer.sender.try_send_envelope(&proto::Ping { nonce: 1, sent_at_micros: 0 }.into())?;
+/// while let Some(event) = events.recv().await {
+///     if let TransportEvent::Frame { peer, envelope } = event {
+///         println!("{peer:?} sent {:?}", envelope.kind());
+///     }
+/// }
+/// # Ok(()) }
+/// ```
+#[derive(Debug, Clone)]
+pub struct Transport {
+    inner: Arc<Handle>,
+}
+
+#[derive(Debug)]
+struct Handle {
+    ctx: Arc<Context>,
+    local_addr: SocketAddr,
+    _stop_on_drop: DropGuard,
+}
+
+impl Transport {
+    /// Binds `listen` (port 0 picks a free port) and starts accepting connections as node `id`.
+    pub async fn bind(listen: SocketAddr, id: NodeId, config: Config) -> Result<(Self, Events), StartError> {
+        config.validate()?;
+        let listener = listen_on(listen, config.listen_backlog)
+            .map_err(|source| StartError::Bind { addr: listen, source })?;
+        let local_addr = listener.local_addr().map_err(|source| StartError::Bind { addr: listen, source })?;
+        let advertised = config.advertise_addr.unwrap_or(local_addr);
+        let (events_tx, events_rx) = mpsc::channel(config.event_queue_len);
+        let root = CancellationToken::new();
+        let span = info_span!("transport", node = ?id, addr = %local_addr);
+        let ctx = Arc::new(Context {
+            hello: LocalHello::new(id, rand::random(), config.network_id.clone(), Some(advertised)),
+            registry: Registry::new(id),
+            events: events_tx,
+            root: root.clone(),
+            tracker: TaskTracker::new(),
+            inbound: Arc::new(Semaphore::new(config.max_inbound)),
+            outbound: Arc::new(Semaphore::new(config.max_outbound)),
+            stats: Counters::default(),
+            conn_ids: AtomicU64::new(1),
+            span: span.clone(),
+            config,
+        });
+        ctx.tracker.spawn(crate::listener::accept_loop(ctx.clone(), listener).instrument(span));
+        let inner = Handle { ctx, local_addr, _stop_on_drop: root.drop_guard() };
+        Ok((Self { inner: Arc::new(inner) }, events_rx))
+    }
+
+    fn ctx(&self) -> &Arc<Context> {
+        &self.inner.ctx
+    }
+
+    /// This node's id.
+    pub fn local_id(&self) -> NodeId {
+        self.ctx().hello.id
+    }
+
+    /// The address the listener is bound to (with the real port when bound to port 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.inner.local_addr
+    }
+
+    /// The network id from the config.
+    pub fn network_id(&self) -> &str {
+        &self.ctx().config.network_id
+    }
+
+    /// Dials `addr` in the background. The outcome arrives as [`TransportEvent::Connected`] or
+    /// [`TransportEvent::DialFailed`].
+    pub fn dial(&self, addr: SocketAddr) {
+        let ctx = self.ctx().clone();
+        let task = async move {
+            if let Err(error) = dial(ctx.clone(), addr).await {
+                let _ = ctx.emit(TransportEvent::DialFailed { addr, error }, &ctx.root).await;
+            }
+        };
+        self.ctx().tracker.spawn(task.instrument(self.ctx().span.clone()));
+    }
+
+    /// Dials `addr` and waits for the handshake. The connection is also announced as
+    /// [`TransportEvent::Connected`]; a failure is returned here only.
+    pub async fn connect(&self, addr: SocketAddr) -> Result<ConnectedPeer, DialError> {
+        dial(self.ctx().clone(), addr).await
+    }
+
+    /// The sender for the connection to `peer`, if connected.
+    pub fn sender(&self, peer: &NodeId) -> Option<PeerSender> {
+        self.ctx().registry.sender(peer)
+    }
+
+    /// Queues an encoded frame to `peer` if there is room now.
+    pub fn try_send(&self, peer: &NodeId, frame: Bytes) -> Result<(), SendError> {
+        self.sender(peer).ok_or(SendError::NotConnected)?.try_send(frame)
+    }
+
+    /// Closes the connection to `peer` after writing what is queued and a goodbye with `reason`.
+    /// Returns false when not connected.
+    pub fn disconnect(&self, peer: &NodeId, reason: GoodbyeReason) -> bool {
+        self.sender(peer).map(|s| s.close(reason)).is_some()
+    }
+
+    /// Every open connection.
+    pub fn peers(&self) -> Vec<PeerSummary> {
+        self.ctx()
+            .registry
+            .snapshot()
+            .into_iter()
+            .map(|(id, e)| PeerSummary {
+                id,
+                listen_addr: e.listen_addr,
+                remote_addr: e.remote_addr,
+                local_addr: e.local_addr,
+                outbound: e.outbound,
+            })
+            .collect()
+    }
+
+    /// Current figures.
+    pub fn stats(&self) -> TransportStats {
+        let ctx = self.ctx();
+        TransportStats {
+            connections: ctx.registry.snapshot().len(),
+            inbound_open: ctx.config.max_inbound - ctx.inbound.available_permits(),
+            outbound_open: ctx.config.max_outbound - ctx.outbound.available_permits(),
+            inbound_accepted: ctx.stats.inbound_accepted.load(Ordering::Relaxed),
+            inbound_refused: ctx.stats.inbound_refused.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Stops accepting, says goodbye (`Shutdown`) to every peer after flushing their queues, and waits
+    /// until every task has finished. Every connection still reports `Disconnected` while the event
+    /// receiver is alive.
+    pub async fn shutdown(&self) {
+        let ctx = self.ctx();
+        ctx.root.cancel();
+        ctx.tracker.close();
+        ctx.tracker.wait().await;
+    }
+}
+
+/// Binds a listening socket. `SO_REUSEADDR` lets a restarted node take its address back while
+/// connections of its previous run linger in TIME_WAIT (it does not allow two live listeners).
+fn listen_on(addr: SocketAddr, backlog: u32) -> std::io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() { TcpSocket::new_v4()? } else { TcpSocket::new_v6()? };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(backlog)
+}
+
+/// Connects to `addr` and runs the connection; resolves when its handshake is done.
+async fn dial(ctx: Arc<Context>, addr: SocketAddr) -> Result<ConnectedPeer, DialError> {
+    if ctx.root.is_cancelled() {
+        return Err(DialError::Shutdown);
+    }
+    if let Some(id) = ctx.registry.find_by_addr(addr) {
+        return Err(DialError::AlreadyConnected(id));
+    }
+    let permit = ctx.outbound.clone().try_acquire_owned().map_err(|_| DialError::TooManyOutbound)?;
+    let stream = tokio::select! {
+        _ = ctx.root.cancelled() => return Err(DialError::Shutdown),
+        connected = timeout(ctx.config.connect_timeout, TcpStream::connect(addr)) => match connected {
+            Ok(Ok(stream)) => stream,
+            Ok(Err(e)) => return Err(DialError::Connect(e)),
+            Err(_) => return Err(DialError::ConnectTimeout),
+        },
+    };
+    let (reply, outcome) = oneshot::channel();
+    let task = crate::connection::run(
+        ctx.clone(),
+        stream,
+        Direction::Outbound { dialed: addr },
+        permit,
+        Some(reply),
+    );
+    ctx.tracker.spawn(task);
+    outcome.await.unwrap_or(Err(DialError::Shutdown))
+}

@@ -1,0 +1,122 @@
+//! Normal operation: frames flow in order both ways, graceful shutdown says goodbye, dropping the handle
+//! stops the transport.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use dotray_codec::proto::{self, Body, GoodbyeReason};
+use dotray_transport::{DialError, DisconnectReason, TransportEvent};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn many_frames_arrive_in_order_both_ways() {
+    const FRAMES: u64 = 5_000;
+    let (a, mut a_events) = node(fast_config()).await;
+    let (b, mut b_events) = node(fast_config()).await;
+    let to_b = a.connect(b.local_addr()).await.unwrap();
+    let to_a = wait_connected(&mut b_events).await;
+    wait_connected(&mut a_events).await;
+
+    // Mixed sizes so that batching, vectored writes and partial writes all happen.
+    let send = |sender: dotray_transport::PeerSender| async move {
+        for seq in 1..=FRAMES {
+            let data =
+                proto::Data { stream_ref: 1, seq, hops: 0, payload: payload((seq as usize * 37) % 3000) };
+            let frame =
+                dotray_codec::encode_frame(&data.into(), dotray_codec::DEFAULT_MAX_FRAME_LEN).unwrap();
+            sender.send(frame).await.unwrap();
+        }
+    };
+    let recv = |mut events: dotray_transport::Events| async move {
+        let mut next = 1;
+        while next <= FRAMES {
+            match next_event(&mut events).await {
+                TransportEvent::Frame { envelope, .. } => match envelope.body {
+                    Some(Body::Data(d)) => {
+                        assert_eq!(d.seq, next, "frames in order");
+                        assert_eq!(d.payload.len(), (next as usize * 37) % 3000);
+                        next += 1;
+                    }
+                    other => panic!("unexpected {other:?}"),
+                },
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+        events
+    };
+    let (_, _, _, _) =
+        tokio::join!(send(to_b.sender.clone()), send(to_a.sender.clone()), recv(b_events), recv(a_events));
+    a.shutdown().await;
+    b.shutdown().await;
+}
+
+#[tokio::test]
+async fn graceful_shutdown_says_goodbye_and_stops_listening() {
+    let (a, mut a_events) = node(fast_config()).await;
+    let (b, mut b_events) = node(fast_config()).await;
+    let a_addr = a.local_addr();
+    a.connect(b.local_addr()).await.unwrap();
+    wait_connected(&mut b_events).await;
+    wait_connected(&mut a_events).await;
+
+    a.shutdown().await;
+    let reason = wait_for(&mut b_events, |e| match e {
+        TransportEvent::Disconnected { reason, .. } => Some(reason),
+        _ => None,
+    })
+    .await;
+    assert_eq!(reason, DisconnectReason::Goodbye { reason: GoodbyeReason::Shutdown, detail: String::new() });
+    assert!(reason.peer_left());
+    let local = wait_for(&mut a_events, |e| match e {
+        TransportEvent::Disconnected { reason, .. } => Some(reason),
+        _ => None,
+    })
+    .await;
+    assert_eq!(local, DisconnectReason::Shutdown);
+    assert!(tokio::net::TcpStream::connect(a_addr).await.is_err(), "listener closed");
+    assert!(matches!(a.connect(b.local_addr()).await, Err(DialError::Shutdown)));
+    b.shutdown().await;
+}
+
+#[tokio::test]
+async fn local_disconnect_flushes_then_says_goodbye() {
+    let (a, mut a_events) = node(fast_config()).await;
+    let mut raw = RawPeer::connect(a.local_addr()).await;
+    raw.handshake().await;
+    let peer = wait_connected(&mut a_events).await;
+    for nonce in 0..100 {
+        peer.sender.try_send_envelope(&proto::Ping { nonce, sent_at_micros: 0 }.into()).unwrap();
+    }
+    assert!(a.disconnect(&peer.id, GoodbyeReason::Replaced));
+    for nonce in 0..100 {
+        match raw.recv().await.map(|e| e.body) {
+            Some(Some(Body::Ping(p))) => assert_eq!(p.nonce, nonce),
+            other => panic!("expected ping {nonce}, got {other:?}"),
+        }
+    }
+    assert_eq!(raw.expect_goodbye().await, GoodbyeReason::Replaced);
+    let reason = wait_for(&mut a_events, |e| match e {
+        TransportEvent::Disconnected { reason, .. } => Some(reason),
+        _ => None,
+    })
+    .await;
+    assert_eq!(reason, DisconnectReason::Local(GoodbyeReason::Replaced));
+}
+
+#[tokio::test]
+async fn dropping_the_last_handle_stops_the_transport() {
+    let (a, _a_events) = node(fast_config()).await;
+    let (b, mut b_events) = node(fast_config()).await;
+    a.connect(b.local_addr()).await.unwrap();
+    wait_connected(&mut b_events).await;
+    drop(a);
+    let reason = wait_for(&mut b_events, |e| match e {
+        TransportEvent::Disconnected { reason, .. } => Some(reason),
+        _ => None,
+    })
+    .await;
+    assert!(reason.peer_left(), "{reason:?}");
+    tokio::time::sleep(Duration::from_millis(10)).await;
+    b.shutdown().await;
+}
