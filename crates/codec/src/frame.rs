@@ -143,6 +143,48 @@ pub fn encode_frame(envelope: &Envelope, max_frame_len: usize) -> Result<Bytes, 
     Ok(buf.freeze())
 }
 
+/// Encodes many frames with few allocations: frames are carved out of one large buffer.
+///
+/// [`encode_frame`] allocates once per frame. A sender that encodes a stream of frames (a relay, a
+/// benchmark) uses a `FrameEncoder` instead: each frame is written into a shared chunk and split off as
+/// its own `Bytes`, and a new chunk is allocated only when the current one is used up. A chunk is freed
+/// when the last frame cut from it is dropped.
+///
+/// ```
+/// use dotray_codec::{FrameEncoder, proto};
+/// let mut encoder = FrameEncoder::new(dotray_codec::DEFAULT_MAX_FRAME_LEN);
+/// let a = encoder.encode(&proto::Prune {}.into())?;
+/// let b = encoder.encode(&proto::Prune {}.into())?;
+/// assert_eq!(a, b);
+/// # Ok::<(), dotray_codec::CodecError>(())
+/// ```
+#[derive(Debug)]
+pub struct FrameEncoder {
+    codec: FrameCodec,
+    chunk: BytesMut,
+}
+
+/// Size of the chunks a [`FrameEncoder`] carves frames from.
+const ENCODER_CHUNK: usize = 64 * 1024;
+
+impl FrameEncoder {
+    /// An encoder that refuses envelopes longer than `max_frame_len` when encoded.
+    pub fn new(max_frame_len: usize) -> Self {
+        Self { codec: FrameCodec::with_max_frame_len(max_frame_len), chunk: BytesMut::new() }
+    }
+
+    /// Encodes one complete frame (prefix included).
+    pub fn encode(&mut self, envelope: &Envelope) -> Result<Bytes, CodecError> {
+        let needed = FRAME_HEADER_LEN + envelope.encoded_len();
+        if self.chunk.capacity() - self.chunk.len() < needed {
+            // Frames bigger than a chunk get a buffer of their own.
+            self.chunk = BytesMut::with_capacity(needed.max(ENCODER_CHUNK));
+        }
+        self.codec.encode(envelope, &mut self.chunk)?;
+        Ok(self.chunk.split().freeze())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -220,6 +262,26 @@ mod tests {
         assert_eq!(data.payload, payload);
         let at = data.payload.as_ptr() as usize;
         assert!(read_range.contains(&at), "payload must point into the read buffer, not a copy");
+    }
+
+    #[test]
+    fn frame_encoder_matches_encode_frame_and_shares_chunks() {
+        let mut encoder = FrameEncoder::new(DEFAULT_MAX_FRAME_LEN);
+        let envs: Vec<Envelope> = (0..100u64)
+            .map(|seq| Data { stream_ref: 1, seq, hops: 1, payload: Bytes::from(vec![7; 100]) }.into())
+            .collect();
+        let frames: Vec<Bytes> = envs.iter().map(|e| encoder.encode(e).unwrap()).collect();
+        for (env, frame) in envs.iter().zip(&frames) {
+            assert_eq!(frame, &encode_frame(env, DEFAULT_MAX_FRAME_LEN).unwrap());
+        }
+        // Consecutive small frames are adjacent in one chunk: one allocation served them.
+        let end_of_first = frames[0].as_ptr() as usize + frames[0].len();
+        assert_eq!(end_of_first, frames[1].as_ptr() as usize);
+        // A frame larger than a chunk still encodes.
+        let big: Envelope = Data { payload: Bytes::from(vec![1; 200_000]), ..Default::default() }.into();
+        assert_eq!(encoder.encode(&big).unwrap(), encode_frame(&big, DEFAULT_MAX_FRAME_LEN).unwrap());
+        let mut small = FrameEncoder::new(10);
+        assert!(matches!(small.encode(&big), Err(CodecError::FrameTooLarge { .. })));
     }
 
     #[test]

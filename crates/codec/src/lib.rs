@@ -13,6 +13,7 @@
 //! * [`FrameCodec`] — a [`tokio_util::codec`] `Decoder` and `Encoder`, so any `AsyncRead + AsyncWrite`
 //!   becomes a stream and sink of envelopes with [`tokio_util::codec::Framed`];
 //! * [`encode_frame`] — one envelope to one ready-to-write frame, to encode once and send to many peers;
+//! * [`FrameEncoder`] — the same for a stream of frames, carving them out of large shared chunks;
 //! * [`NodeId`] — the 16-byte random identity of a node;
 //! * [`CodecError`] — what can go wrong, typed.
 //!
@@ -71,7 +72,7 @@ pub mod proto {
 }
 
 pub use error::CodecError;
-pub use frame::{DEFAULT_MAX_FRAME_LEN, FRAME_HEADER_LEN, FrameCodec, encode_frame};
+pub use frame::{DEFAULT_MAX_FRAME_LEN, FRAME_HEADER_LEN, FrameCodec, FrameEncoder, encode_frame};
 pub use node_id::{NODE_ID_LEN, NodeId, ParseNodeIdError};
 
 /// The wire protocol version this crate speaks (`Hello.protocol_version`).

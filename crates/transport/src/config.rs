@@ -74,7 +74,7 @@ pub struct Config {
 pub const MAX_NETWORK_ID_LEN: usize = 64;
 
 /// Most frames gathered into one vectored write.
-pub const MAX_WRITE_SLICES: usize = 64;
+pub const MAX_WRITE_SLICES: usize = 256;
 
 impl Default for Config {
     fn default() -> Self {

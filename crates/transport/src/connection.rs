@@ -8,7 +8,7 @@
 //!                        │ admitted (wait for a replaced connection's Disconnected)
 //!                        ▼
 //!        spawn writer ◄──┴──► emit Connected, then the reader loop:
-//!                              frames → Frame events (awaiting room: back-pressure)
+//!                              frames → Frames events (awaiting room: back-pressure)
 //!                              goodbye / EOF / idle / bad frame / local close → leave the loop
 //!                        ▼
 //!   close: stop or flush the writer (goodbye), unregister, emit Disconnected, mark done
@@ -28,7 +28,7 @@ use tokio::net::TcpStream;
 use tokio::net::tcp::OwnedWriteHalf;
 use tokio::sync::{OwnedSemaphorePermit, mpsc, oneshot};
 use tokio::time::timeout;
-use tokio_util::codec::FramedRead;
+use tokio_util::codec::{Decoder, FramedRead};
 use tokio_util::sync::CancellationToken;
 use tracing::{Instrument, debug, field, info_span, warn};
 
@@ -176,6 +176,9 @@ async fn run_inner(
 }
 
 /// Reads frames and forwards them until the connection ends. Records why in `shared`.
+///
+/// Frames already decoded from one read go up together as one [`TransportEvent::Frames`], so the
+/// per-frame cost of the channel and of waking the layer above is shared by the whole batch.
 async fn read_loop(
     ctx: &Context,
     reader: &mut FramedRead<tokio::net::tcp::OwnedReadHalf, FrameCodec>,
@@ -183,46 +186,75 @@ async fn read_loop(
     peer: &PeerHello,
 ) {
     let idle = ctx.config.idle_timeout;
+    // `FrameCodec` holds only its limit, so a copy can decode from the reader's buffer directly.
+    let mut decoder = reader.decoder().clone();
     loop {
         let next = tokio::select! {
             biased;
             _ = shared.close.cancelled() => return,
             next = timeout(idle, reader.next()) => next,
         };
-        let closing = match next {
-            Err(_) => peer_fault(GoodbyeReason::Timeout, DisconnectReason::IdleTimeout),
-            Ok(None) => Closing { goodbye: None, flush: false, reason: DisconnectReason::Closed },
-            Ok(Some(Err(dotray_codec::CodecError::Io(e)))) => {
-                Closing { goodbye: None, flush: false, reason: DisconnectReason::Io(e.kind()) }
-            }
-            Ok(Some(Err(e))) => {
-                warn!(error = %e, "peer sent an invalid frame");
-                violation(e.to_string())
-            }
-            Ok(Some(Ok(envelope))) => match envelope.body {
-                Some(Body::Goodbye(g)) => Closing {
-                    goodbye: None,
-                    flush: false,
-                    reason: DisconnectReason::Goodbye {
-                        reason: GoodbyeReason::try_from(g.reason).unwrap_or(GoodbyeReason::Unspecified),
-                        detail: g.detail,
-                    },
-                },
-                Some(Body::Hello(_)) => {
-                    warn!("peer sent a second hello");
-                    violation("hello after the handshake".to_owned())
-                }
-                _ => {
-                    let event = TransportEvent::Frame { peer: peer.id, envelope };
-                    if ctx.emit(event, &shared.close).await {
-                        continue;
-                    }
-                    return;
-                }
-            },
+        let mut frames = Vec::new();
+        let mut end = match next {
+            Err(_) => Some(peer_fault(GoodbyeReason::Timeout, DisconnectReason::IdleTimeout)),
+            Ok(None) => Some(Closing { goodbye: None, flush: false, reason: DisconnectReason::Closed }),
+            Ok(Some(decoded)) => classify(decoded, &mut frames),
         };
-        shared.begin_close(closing);
-        return;
+        // Take every further frame that is already complete in the read buffer, without reading again.
+        while end.is_none() && frames.len() < MAX_FRAMES_PER_EVENT {
+            let decoded = match decoder.decode(reader.read_buffer_mut()) {
+                Ok(None) => break,
+                Ok(Some(envelope)) => Ok(envelope),
+                Err(e) => Err(e),
+            };
+            end = classify(decoded, &mut frames);
+        }
+        if !frames.is_empty()
+            && !ctx.emit(TransportEvent::Frames { peer: peer.id, frames }, &shared.close).await
+        {
+            return;
+        }
+        if let Some(closing) = end {
+            shared.begin_close(closing);
+            return;
+        }
+    }
+}
+
+/// Most frames handed up in one event.
+const MAX_FRAMES_PER_EVENT: usize = 256;
+
+/// Sorts one decoded frame: appended to `frames` for the layer above, or the reason the connection ends.
+fn classify(
+    decoded: Result<dotray_codec::proto::Envelope, dotray_codec::CodecError>,
+    frames: &mut Vec<dotray_codec::proto::Envelope>,
+) -> Option<Closing> {
+    match decoded {
+        Err(dotray_codec::CodecError::Io(e)) => {
+            Some(Closing { goodbye: None, flush: false, reason: DisconnectReason::Io(e.kind()) })
+        }
+        Err(e) => {
+            warn!(error = %e, "peer sent an invalid frame");
+            Some(violation(e.to_string()))
+        }
+        Ok(envelope) => match envelope.body {
+            Some(Body::Goodbye(g)) => Some(Closing {
+                goodbye: None,
+                flush: false,
+                reason: DisconnectReason::Goodbye {
+                    reason: GoodbyeReason::try_from(g.reason).unwrap_or(GoodbyeReason::Unspecified),
+                    detail: g.detail,
+                },
+            }),
+            Some(Body::Hello(_)) => {
+                warn!("peer sent a second hello");
+                Some(violation("hello after the handshake".to_owned()))
+            }
+            _ => {
+                frames.push(envelope);
+                None
+            }
+        },
     }
 }
 

@@ -1,7 +1,7 @@
 //! [`TransportEvent`]: what the transport tells the layer above, in order.
 //!
 //! Ordering guarantee: for each peer, `Connected` and `Disconnected` strictly alternate, and every
-//! `Frame` from a peer arrives between its `Connected` and `Disconnected`. When a new connection to a
+//! `Frames` event from a peer arrives between its `Connected` and `Disconnected`. When a new connection to a
 //! node replaces an old one, the old one's `Disconnected` is emitted before the new one's `Connected`.
 
 use std::net::SocketAddr;
@@ -61,12 +61,14 @@ pub enum TransportEvent {
         /// Why.
         reason: DisconnectReason,
     },
-    /// A frame arrived from `peer`. Never a `Hello` or `Goodbye`: the transport handles those.
-    Frame {
+    /// Frames arrived from `peer`, in the order it sent them: all that one socket read completed, so
+    /// the cost of an event is shared by a batch under load. Never empty; never a `Hello` or `Goodbye`:
+    /// the transport handles those.
+    Frames {
         /// The sender.
         peer: NodeId,
-        /// The decoded frame.
-        envelope: Envelope,
+        /// The decoded frames, oldest first.
+        frames: Vec<Envelope>,
     },
     /// A [`crate::Transport::dial`] failed.
     DialFailed {

@@ -15,7 +15,7 @@
 //! 2. **One connection per pair.** If two nodes dial each other at the same moment, both keep the same
 //!    connection, chosen from their ids alone (see the `registry` module); the other is closed with
 //!    `Goodbye(DuplicateConnection)`.
-//! 3. **Traffic.** A reader task decodes frames into [`TransportEvent::Frame`]s; a writer task drains a
+//! 3. **Traffic.** A reader task decodes frames into [`TransportEvent::Frames`] (all that one read completed); a writer task drains a
 //!    per-peer queue bounded in bytes ([`Config::max_queue_bytes`]), gathering queued frames into
 //!    vectored writes with `TCP_NODELAY` set. [`PeerSender::try_send`] says [`SendError::QueueFull`]
 //!    when a peer reads too slowly; [`PeerSender::send`] waits for room.
@@ -51,9 +51,9 @@
 //! loop {
 //!     match b_events.recv().await.expect("transport running") {
 //!         TransportEvent::Connected(peer) => assert_eq!(peer.id, a.local_id()),
-//!         TransportEvent::Frame { peer, envelope } => {
+//!         TransportEvent::Frames { peer, frames } => {
 //!             assert_eq!(peer, a.local_id());
-//!             assert_eq!(envelope, proto::Ping { nonce: 7, sent_at_micros: 0 }.into());
+//!             assert_eq!(frames, vec![proto::Ping { nonce: 7, sent_at_micros: 0 }.into()]);
 //!             break;
 //!         }
 //!         other => panic!("unexpected {other:?}"),

@@ -105,8 +105,8 @@ pub struct TransportStats {
 /// let peer = transport.connect("127.0.0.1:2000".parse()?).await?;
 /// peer.sender.try_send_envelope(&proto::Ping { nonce: 1, sent_at_micros: 0 }.into())?;
 /// while let Some(event) = events.recv().await {
-///     if let TransportEvent::Frame { peer, envelope } = event {
-///         println!("{peer:?} sent {:?}", envelope.kind());
+///     if let TransportEvent::Frames { peer, frames } = event {
+///         println!("{peer:?} sent {} frames", frames.len());
 ///     }
 /// }
 /// # Ok(()) }

@@ -161,7 +161,7 @@ async fn second_hello_and_frames_after_goodbye() {
     raw.send(&proto::Goodbye { reason: GoodbyeReason::Shutdown as i32, detail: String::new() }.into()).await;
     raw.send(&proto::Ping { nonce: 66, sent_at_micros: 0 }.into()).await;
     let reason = wait_for(&mut events, |e| match e {
-        TransportEvent::Frame { peer: p, .. } if p == peer => panic!("frame delivered after goodbye"),
+        TransportEvent::Frames { peer: p, .. } if p == peer => panic!("frame delivered after goodbye"),
         TransportEvent::Disconnected { peer: p, reason } if p == peer => Some(reason),
         _ => None,
     })

@@ -32,14 +32,19 @@ async fn many_frames_arrive_in_order_both_ways() {
         let mut next = 1;
         while next <= FRAMES {
             match next_event(&mut events).await {
-                TransportEvent::Frame { envelope, .. } => match envelope.body {
-                    Some(Body::Data(d)) => {
-                        assert_eq!(d.seq, next, "frames in order");
-                        assert_eq!(d.payload.len(), (next as usize * 37) % 3000);
-                        next += 1;
+                TransportEvent::Frames { frames, .. } => {
+                    assert!(!frames.is_empty(), "a batch is never empty");
+                    for envelope in frames {
+                        match envelope.body {
+                            Some(Body::Data(d)) => {
+                                assert_eq!(d.seq, next, "frames in order");
+                                assert_eq!(d.payload.len(), (next as usize * 37) % 3000);
+                                next += 1;
+                            }
+                            other => panic!("unexpected {other:?}"),
+                        }
                     }
-                    other => panic!("unexpected {other:?}"),
-                },
+                }
                 other => panic!("unexpected {other:?}"),
             }
         }

@@ -103,14 +103,14 @@ async fn round_trip(
     let ping = proto::Envelope::from(proto::Ping { nonce: 9, sent_at_micros: 0 });
     node_to_good.sender.try_send_envelope(&ping).unwrap();
     let got = wait_for(good_events, |e| match e {
-        TransportEvent::Frame { envelope, .. } => Some(envelope),
+        TransportEvent::Frames { mut frames, .. } => Some(frames.remove(0)),
         _ => None,
     })
     .await;
     assert_eq!(got, ping);
     good_to_node.sender.try_send_envelope(&ping).unwrap();
     wait_for(node_events, |e| match e {
-        TransportEvent::Frame { peer, .. } if peer == good_id => Some(()),
+        TransportEvent::Frames { peer, .. } if peer == good_id => Some(()),
         _ => None,
     })
     .await;

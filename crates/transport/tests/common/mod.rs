@@ -66,7 +66,7 @@ pub async fn assert_still_serves(node: &Transport, events: &mut Events) {
     let ping = Envelope::from(proto::Ping { nonce: 0xfeed, sent_at_micros: 1 });
     peer.sender.try_send_envelope(&ping).expect("queue has room");
     let got = wait_for(events, |e| match e {
-        TransportEvent::Frame { peer, envelope } if peer == good.local_id() => Some(envelope),
+        TransportEvent::Frames { peer, mut frames } if peer == good.local_id() => Some(frames.remove(0)),
         _ => None,
     })
     .await;

@@ -1,0 +1,140 @@
+//! One connection on loopback: dotray-transport against plain tokio TCP with a length prefix.
+//!
+//! Run with `cargo bench -p dotray-transport --bench throughput [-- SIZE...]`.
+//! For each payload size, one side sends as fast as back-pressure allows and the other receives every
+//! frame; the time runs from the first send to the last receive. dotray's side does everything a node
+//! does per frame: protobuf-encode a `Data` envelope, queue it, vectored writes, decode, and one event
+//! per frame to the layer above. The baseline does the least a length-prefixed TCP stream can: a
+//! buffered `write_u32` + `write_all` per frame, a buffered `read_u32` + `read_exact` into one reused
+//! buffer. Each figure is the median of `RUNS` runs; the table gives payload MB/s (10^6 B) and frames/s.
+
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use dotray_codec::{DEFAULT_MAX_FRAME_LEN, FrameEncoder, NodeId, proto};
+use dotray_transport::{Config, Transport, TransportEvent};
+use tokio::io::{AsyncReadExt, AsyncWriteExt, BufReader, BufWriter};
+use tokio::net::{TcpListener, TcpStream};
+
+const RUNS: usize = 5;
+/// Payload bytes moved per run and size (fewer frames for large payloads, same volume).
+const VOLUME: usize = 256 * 1024 * 1024;
+const MAX_FRAMES: usize = 1_000_000;
+
+fn frames_for(size: usize) -> usize {
+    (VOLUME / size).min(MAX_FRAMES)
+}
+
+async fn dotray_run(size: usize) -> Duration {
+    let frames = frames_for(size);
+    let local = "127.0.0.1:0".parse().expect("addr");
+    let (a, _a_events) = Transport::bind(local, NodeId::random(), Config::default()).await.expect("bind");
+    let (b, mut b_events) = Transport::bind(local, NodeId::random(), Config::default()).await.expect("bind");
+    let to_b = a.connect(b.local_addr()).await.expect("connect");
+    while !matches!(b_events.recv().await, Some(TransportEvent::Connected(_))) {}
+
+    let payload = Bytes::from(vec![0x5a; size]);
+    let started = Instant::now();
+    let sender = tokio::spawn(async move {
+        let mut encoder = FrameEncoder::new(DEFAULT_MAX_FRAME_LEN);
+        for seq in 0..frames as u64 {
+            let data = proto::Data { stream_ref: 1, seq, hops: 0, payload: payload.clone() };
+            let frame = encoder.encode(&data.into()).expect("encode");
+            to_b.sender.send(frame).await.expect("send");
+        }
+    });
+    // The receiving side runs as a task on the runtime's workers, as a node's upper layer does.
+    let receiver = tokio::spawn(async move {
+        let mut received = 0;
+        while received < frames {
+            match b_events.recv().await {
+                Some(TransportEvent::Frames { frames, .. }) => received += frames.len(),
+                Some(_) => {}
+                None => panic!("transport stopped"),
+            }
+        }
+        started.elapsed()
+    });
+    let elapsed = receiver.await.expect("receiver");
+    sender.await.expect("sender");
+    a.shutdown().await;
+    b.shutdown().await;
+    elapsed
+}
+
+async fn baseline_run(size: usize) -> Duration {
+    let frames = frames_for(size);
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let accept = tokio::spawn(async move { listener.accept().await.expect("accept").0 });
+    let out = TcpStream::connect(addr).await.expect("connect");
+    let inbound = accept.await.expect("accept task");
+    out.set_nodelay(true).expect("nodelay");
+
+    let payload = vec![0x5a; size];
+    let started = Instant::now();
+    let sender = tokio::spawn(async move {
+        let mut w = BufWriter::with_capacity(256 * 1024, out);
+        for _ in 0..frames {
+            w.write_u32(payload.len() as u32).await.expect("write");
+            w.write_all(&payload).await.expect("write");
+        }
+        w.flush().await.expect("flush");
+    });
+    let receiver = tokio::spawn(async move {
+        let mut r = BufReader::with_capacity(256 * 1024, inbound);
+        let mut buf = vec![0u8; size];
+        for _ in 0..frames {
+            let len = r.read_u32().await.expect("read") as usize;
+            r.read_exact(&mut buf[..len]).await.expect("read");
+        }
+        started.elapsed()
+    });
+    let elapsed = receiver.await.expect("receiver");
+    sender.await.expect("sender");
+    elapsed
+}
+
+fn median(mut runs: Vec<Duration>) -> Duration {
+    runs.sort();
+    runs[runs.len() / 2]
+}
+
+fn main() {
+    let runtime =
+        tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
+    println!("one connection on loopback, median of {RUNS} runs, {} MB per run", VOLUME / 1_000_000);
+    println!(
+        "| payload | dotray MB/s | dotray frames/s | baseline MB/s | baseline frames/s | dotray / baseline |"
+    );
+    println!("|---:|---:|---:|---:|---:|---:|");
+    // `cargo bench ... -- 1024` runs one size only (cargo itself passes `--bench`, ignored here).
+    let only: Vec<usize> = std::env::args().skip(1).filter_map(|a| a.parse().ok()).collect();
+    for size in [64usize, 1024, 64 * 1024] {
+        if !only.is_empty() && !only.contains(&size) {
+            continue;
+        }
+        let frames = frames_for(size) as f64;
+        let bytes = frames * size as f64;
+        let dotray = median((0..RUNS).map(|_| runtime.block_on(dotray_run(size))).collect());
+        // PROFILE=dotray skips the baseline, so a profiler sees dotray's side alone.
+        if std::env::var("PROFILE").is_ok_and(|p| p == "dotray") {
+            println!(
+                "| {size} B | {:.0} | {:.0} | - | - | - |",
+                bytes / dotray.as_secs_f64() / 1e6,
+                frames / dotray.as_secs_f64()
+            );
+            continue;
+        }
+        let baseline = median((0..RUNS).map(|_| runtime.block_on(baseline_run(size))).collect());
+        let (d, b) = (dotray.as_secs_f64(), baseline.as_secs_f64());
+        println!(
+            "| {size} B | {:.0} | {:.0} | {:.0} | {:.0} | {:.0}% |",
+            bytes / d / 1e6,
+            frames / d,
+            bytes / b / 1e6,
+            frames / b,
+            100.0 * b / d
+        );
+    }
+}
