@@ -3,6 +3,7 @@
 //! Each command lives in its own module. Run `cargo xtask help` for the list.
 
 mod codegen;
+mod sim;
 
 use anyhow::{Result, bail};
 
@@ -11,6 +12,8 @@ usage: cargo xtask <command> [options]
 
 commands:
   codegen [--check]   regenerate the protobuf code from proto/ (--check: fail if the committed code is stale)
+  sim membership [--nodes N] [--seed S]
+                      run the membership scenarios in the deterministic simulator (1,000 nodes by default)
   help                this text
 ";
 
@@ -20,6 +23,7 @@ fn main() -> Result<()> {
     let rest: Vec<String> = args.collect();
     match command.as_str() {
         "codegen" => codegen::run(&rest),
+        "sim" => sim::run(&rest),
         "help" | "-h" | "--help" => {
             print!("{USAGE}");
             Ok(())

@@ -66,7 +66,7 @@ pub mod generated;
 /// Start from [`proto::Envelope`]: every frame is one. Each body type converts into an envelope with
 /// `From`, for example `proto::Envelope::from(proto::Ping { .. })`.
 pub mod proto {
-    pub use crate::envelope::BodyKind;
+    pub use crate::envelope::{BodyKind, Layer};
     pub use crate::generated::envelope::Body;
     pub use crate::generated::*;
 }

@@ -1,0 +1,119 @@
+//! Peer exchange: HyParView's SHUFFLE (paper, section 4.4), which keeps passive views fresh and mixed.
+//!
+//! Every `shuffle_interval` (±25 %) a node builds a sample: itself, `shuffle_active_count` active peers
+//! and `shuffle_passive_count` passive ones. It sends the sample on a random walk of
+//! `shuffle_random_walk_length` hops through active links (`PeerExchangeRequest`). The node where the
+//! walk ends answers the origin directly with a sample of its own passive view of the same size
+//! (`PeerExchangeResponse`), dialing it if they are not connected; both merge what they received into
+//! their passive views, evicting first the entries they sent away.
+//!
+//! The healing timer uses the same messages with a TTL of zero over a connection it opened itself: a
+//! *direct* exchange with one chosen node.
+//!
+//! Every list from the wire is cut to `max_exchange_peers` before use, and merging never grows the
+//! passive view beyond its capacity.
+
+use std::time::Instant;
+
+use dotray_codec::NodeId;
+use rand::Rng;
+
+use super::{Awaiting, CloseReason, Fate, Membership, Message, PeerInfo, Purpose, Timer};
+
+impl<R: Rng> Membership<R> {
+    /// The shuffle timer: start a peer exchange through a random active peer.
+    pub(super) fn on_shuffle_timer(&mut self, now: Instant) {
+        let next = now + self.jittered(self.config.shuffle_interval);
+        self.set_timer(next, Timer::Shuffle);
+        let Some(first_hop) = self.active.random_except(&mut self.rng, &[]) else { return };
+        let (exchange_id, peers) = self.new_exchange(first_hop, now);
+        let ttl = self.config.shuffle_random_walk_length;
+        self.send(first_hop, Message::PeerExchangeRequest { origin: self.me, ttl, peers, exchange_id });
+    }
+
+    /// The heal step's direct exchange with `peer`, over a transient connection we opened.
+    pub(super) fn start_direct_exchange(&mut self, peer: NodeId, now: Instant) {
+        let (exchange_id, peers) = self.new_exchange(peer, now);
+        if let Some(t) = self.transient.get_mut(&peer) {
+            t.awaiting = Awaiting::ExchangeResponse(exchange_id);
+        }
+        self.send(peer, Message::PeerExchangeRequest { origin: self.me, ttl: 0, peers, exchange_id });
+    }
+
+    /// Builds our sample for a new exchange sent towards `towards`, and remembers which passive entries
+    /// it contained.
+    fn new_exchange(&mut self, towards: NodeId, now: Instant) -> (u64, Vec<PeerInfo>) {
+        let exchange_id = self.rng.random();
+        let mut peers = vec![self.me];
+        peers.extend(self.active.sample(&mut self.rng, self.config.shuffle_active_count, &towards));
+        let passive = self.passive.sample(&mut self.rng, self.config.shuffle_passive_count);
+        let sent = passive.iter().map(|p| p.id).collect();
+        peers.extend(passive);
+        // Bounded: exchanges expire with `transient_timeout`, and at most one starts per timer tick.
+        self.exchanges.insert(exchange_id, (sent, now + self.config.transient_timeout));
+        (exchange_id, peers)
+    }
+
+    /// A peer-exchange request: forward the walk, or end it here and answer the origin.
+    pub(super) fn on_exchange_request(
+        &mut self,
+        from: NodeId,
+        origin: PeerInfo,
+        ttl: u32,
+        mut peers: Vec<PeerInfo>,
+        exchange_id: u64,
+        now: Instant,
+    ) {
+        peers.truncate(self.config.max_exchange_peers);
+        if origin.id == self.me.id {
+            return; // The walk came back to its origin: nothing to learn.
+        }
+        let ttl = ttl.min(self.config.shuffle_random_walk_length);
+        if ttl > 0 && self.active.len() > 1 && self.active.contains(&from) {
+            if let Some(next) = self.active.random_except(&mut self.rng, &[from, origin.id]) {
+                let message = Message::PeerExchangeRequest { origin, ttl: ttl - 1, peers, exchange_id };
+                self.send(next, message);
+                return;
+            }
+        }
+        // The walk ends here: answer with as many of our passive peers as we received.
+        let reply = self.passive.sample(&mut self.rng, peers.len());
+        let reply_ids: Vec<NodeId> = reply.iter().map(|p| p.id).collect();
+        if self.is_connected(&origin.id) {
+            self.send(origin.id, Message::PeerExchangeResponse { peers: reply, exchange_id });
+        } else {
+            self.dial(origin.addr, Purpose::ExchangeReply { peers: reply, exchange_id }, now);
+        }
+        self.merge(&peers, &reply_ids);
+    }
+
+    /// The answer to an exchange we started.
+    pub(super) fn on_exchange_response(
+        &mut self,
+        from: NodeId,
+        mut peers: Vec<PeerInfo>,
+        exchange_id: u64,
+        now: Instant,
+    ) {
+        peers.truncate(self.config.max_exchange_peers);
+        // An unknown id is a late answer (we gave up on it): ignore it, it is not harmful.
+        let Some((sent, _)) = self.exchanges.remove(&exchange_id) else { return };
+        self.merge(&peers, &sent);
+        // The answer came over a transient connection (ours for a direct exchange, or the one the
+        // walk's last node opened to answer us): its job is done, so close it now rather than at the
+        // timeout. A connection that also waits for something else stays open.
+        let done = self.transient.get(&from).is_some_and(|t| {
+            matches!(t.awaiting, Awaiting::Nothing) || t.awaiting == Awaiting::ExchangeResponse(exchange_id)
+        });
+        if done {
+            self.close(from, CloseReason::Done, Fate::Keep, now);
+        }
+    }
+
+    /// Merges received records into the passive view, evicting first the entries in `sent`.
+    fn merge(&mut self, peers: &[PeerInfo], sent: &[NodeId]) {
+        for &peer in peers {
+            self.learn_preferring(peer, sent);
+        }
+    }
+}

@@ -1,0 +1,582 @@
+//! The sans-IO membership core: HyParView views, ping/pong liveness, peer exchange, partition healing
+//! and node query, as a state machine.
+//!
+//! [`Membership`] imports no runtime and reads no clock: the driver (tokio in production, the
+//! `dotray-sim` simulator in tests) pushes events in with the `handle_*` methods, passing the current
+//! time, and pulls the resulting [`Action`]s out with [`Membership::poll_action`] until it returns
+//! `None`. Randomness comes from the injected `R: rand::Rng`, so a seeded generator replays a run
+//! exactly.
+//!
+//! The work is split by protocol step, each file an `impl` block of [`Membership`]:
+//!
+//! * `join.rs` — joining through a seed, `ForwardJoin` random walks, `Neighbor` requests, refilling the
+//!   active view from the passive view, and the healing timer;
+//! * `exchange.rs` — peer exchange (HyParView's shuffle) and merging samples into the passive view;
+//! * `liveness.rs` — ping/pong, round-trip time, declaring peers down, and deadline sweeps;
+//! * `query.rs` — node queries, local and remote.
+//!
+//! ## Connections
+//!
+//! The transport keeps at most one connection per pair of nodes. The core sorts each open connection
+//! into one of two kinds: an *active* link (in the active view) or a *transient* connection,
+//! opened for one job (a join, a neighbour request, a peer-exchange reply, a query) and closed by the
+//! core when the job is done or after [`Config::transient_timeout`]. Dials are remembered as *intents*
+//! keyed by the dialed address, because the node id of the other side is only learned when the
+//! connection is up. At any time `active + transient + pending dials <= Config::max_connections()`.
+
+mod action;
+mod config;
+mod exchange;
+mod join;
+mod liveness;
+mod message;
+mod query;
+mod rtt;
+mod timer;
+mod view;
+
+#[cfg(test)]
+mod tests;
+
+use std::collections::{BTreeMap, VecDeque};
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use dotray_codec::NodeId;
+use rand::Rng;
+
+pub use action::{Action, CloseReason, Direction, DisconnectReason, Event};
+pub use config::{Config, InvalidConfig};
+pub use message::{LinkDirection, Message, NodeInfo, NodeState, PeerInfo};
+pub use query::QueryError;
+pub use rtt::RttEstimator;
+pub use timer::Timer;
+
+use view::{ActivePeer, ActiveView, PassiveEntry, PassiveView};
+
+/// The HyParView membership state machine of one node. See the [module docs](self).
+#[derive(Debug)]
+pub struct Membership<R: Rng> {
+    me: PeerInfo,
+    config: Config,
+    rng: R,
+    /// The addresses given at start. Never dropped: dialed to join and, periodically, to heal.
+    seeds: Vec<SocketAddr>,
+    /// Dial failures of seeds (seeds are known by address only).
+    seed_backoff: BTreeMap<SocketAddr, Backoff>,
+    active: ActiveView,
+    passive: PassiveView,
+    transient: BTreeMap<NodeId, Transient>,
+    dials: BTreeMap<SocketAddr, Intent>,
+    /// Peer exchanges we started and await an answer for: id -> (passive ids we sent, expiry).
+    exchanges: BTreeMap<u64, (Vec<NodeId>, Instant)>,
+    /// Node queries asked by the user and not answered yet.
+    queries: BTreeMap<u64, query::PendingQuery>,
+    actions: VecDeque<Action>,
+    /// Origin of the `sent_at_micros` clock in our pings.
+    origin: Instant,
+    /// The generation of the newest `Timer::Refill`, and when it fires.
+    refill_generation: u64,
+    refill_at: Option<Instant>,
+    /// No low-priority refill attempt before this (rate limit after refusals).
+    refill_not_before: Instant,
+    refill_refusals: u32,
+    /// Until then, accept every `Neighbor` request: they end the walks of the join we just sent.
+    accept_neighbors_until: Instant,
+    /// Heal timer rounds so far (every `heal_seed_every`-th goes to a seed).
+    heal_round: u32,
+    left: bool,
+}
+
+/// Dial failures of one address.
+#[derive(Debug, Clone, Copy, Default)]
+struct Backoff {
+    failures: u32,
+    retry_at: Option<Instant>,
+}
+
+/// An open connection outside the active view, and what we wait for on it.
+#[derive(Debug, Clone)]
+struct Transient {
+    info: PeerInfo,
+    direction: LinkDirection,
+    expires: Instant,
+    awaiting: Awaiting,
+}
+
+/// What a transient connection is waiting for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Awaiting {
+    /// Nothing from our side: the other node opened it and will speak, or we answered and it will close.
+    Nothing,
+    /// The answer to our `Neighbor` request.
+    NeighborReply,
+    /// The answer to a direct peer exchange (healing).
+    ExchangeResponse(u64),
+    /// The answer to a node query.
+    QueryResponse(u64),
+}
+
+/// Why we dialed an address; applied when the connection comes up.
+#[derive(Debug, Clone)]
+struct Intent {
+    purpose: Purpose,
+    expires: Instant,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Purpose {
+    /// Join the network through this contact (send `Join`).
+    Join,
+    /// Ask to become active neighbours (refill, or the end of a `ForwardJoin` walk).
+    Neighbor,
+    /// Healing: neighbour request if we have room or we had declared it down, else a direct exchange.
+    Heal,
+    /// Deliver a peer-exchange response to the origin of a walk.
+    ExchangeReply { peers: Vec<PeerInfo>, exchange_id: u64 },
+    /// Ask the node queries waiting for this node.
+    Query,
+}
+
+/// What happens to a peer's passive entry when its connection is forgotten.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Fate {
+    /// Alive: keep (or put) it in the passive view.
+    Keep,
+    /// Declared down: keep it, marked down, not redialed before a backoff.
+    Down,
+    /// Left the network or misbehaved: remove it from the passive view.
+    Forget,
+}
+
+impl<R: Rng> Membership<R> {
+    /// A new core for the node `me`. With `seeds`, it starts joining through one of them at once; with
+    /// none, it is the first node of a network and waits for others to join it.
+    ///
+    /// The first actions (a dial, the periodic timers) are ready for [`Membership::poll_action`].
+    pub fn new(
+        me: PeerInfo,
+        seeds: Vec<SocketAddr>,
+        config: Config,
+        rng: R,
+        now: Instant,
+    ) -> Result<Self, InvalidConfig> {
+        config.validate()?;
+        let mut seeds = seeds;
+        seeds.retain(|s| *s != me.addr);
+        seeds.dedup();
+        let mut this = Self {
+            me,
+            active: ActiveView::new(config.active_view_capacity),
+            passive: PassiveView::new(config.passive_view_capacity),
+            config,
+            rng,
+            seeds,
+            seed_backoff: BTreeMap::new(),
+            transient: BTreeMap::new(),
+            dials: BTreeMap::new(),
+            exchanges: BTreeMap::new(),
+            queries: BTreeMap::new(),
+            actions: VecDeque::new(),
+            origin: now,
+            refill_generation: 0,
+            refill_at: None,
+            refill_not_before: now,
+            refill_refusals: 0,
+            heal_round: 0,
+            accept_neighbors_until: now,
+            left: false,
+        };
+        let ping = now + this.config.ping_interval;
+        let shuffle = now + this.jittered(this.config.shuffle_interval);
+        let heal = now + this.jittered(this.config.heal_interval);
+        let sweep = now + this.config.sweep_interval;
+        this.set_timer(ping, Timer::Ping);
+        this.set_timer(shuffle, Timer::Shuffle);
+        this.set_timer(heal, Timer::Heal);
+        this.set_timer(sweep, Timer::Sweep);
+        this.refill(now);
+        Ok(this)
+    }
+
+    /// This node.
+    pub fn me(&self) -> PeerInfo {
+        self.me
+    }
+
+    /// The configuration in use.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// The peers of the active view, in id order.
+    pub fn active_peers(&self) -> impl Iterator<Item = PeerInfo> + '_ {
+        self.active.iter().map(|p| p.info)
+    }
+
+    /// Number of peers in the active view.
+    pub fn active_len(&self) -> usize {
+        self.active.len()
+    }
+
+    /// Number of addresses in the passive view.
+    pub fn passive_len(&self) -> usize {
+        self.passive.len()
+    }
+
+    /// Open connections the core knows of (active and transient).
+    pub fn connection_count(&self) -> usize {
+        self.active.len() + self.transient.len()
+    }
+
+    /// True after [`Membership::leave`].
+    pub fn has_left(&self) -> bool {
+        self.left
+    }
+
+    /// The next action for the driver, or `None` when there is nothing more to do for now.
+    pub fn poll_action(&mut self) -> Option<Action> {
+        self.actions.pop_front()
+    }
+
+    /// A connection to `peer` completed its handshake. `peer.addr` is its advertised listen address.
+    pub fn handle_connected(&mut self, peer: PeerInfo, direction: Direction, now: Instant) {
+        if self.left {
+            self.push(Action::Disconnect { peer: peer.id, reason: CloseReason::Shutdown });
+            return;
+        }
+        if peer.id == self.me.id {
+            self.push(Action::Disconnect { peer: peer.id, reason: CloseReason::Done });
+            return;
+        }
+        // The transport reports a disconnect before any new connection to the same node; if that
+        // ever fails to happen, forget the old state rather than keep two records.
+        if self.active.contains(&peer.id) || self.transient.contains_key(&peer.id) {
+            self.forget(peer.id, Fate::Keep, now);
+        }
+        // Which dial does this answer? For an inbound connection, a dial of ours to the same node may
+        // have lost a race against its dial to us: the one connection serves our intent too.
+        let intent = match direction {
+            Direction::Outbound { dialed } => self.dials.remove(&dialed),
+            Direction::Inbound => self.dials.remove(&peer.addr),
+        };
+        // A seed that failed to answer before and answers now: the network is probably coming back
+        // together after a long partition (or the seed restarted). Remembered before the success
+        // clears its failure count.
+        let seed_returned = match direction {
+            Direction::Outbound { dialed } => self.seed_backoff.get(&dialed).is_some_and(|b| b.failures > 0),
+            Direction::Inbound => false,
+        };
+        self.note_success(&peer, direction, now);
+        let link = match direction {
+            Direction::Inbound => LinkDirection::Inbound,
+            Direction::Outbound { .. } => LinkDirection::Outbound,
+        };
+        let Some(intent) = intent else {
+            if link == LinkDirection::Outbound {
+                // We gave up on this dial already (it outlived `transient_timeout`).
+                self.push(Action::Disconnect { peer: peer.id, reason: CloseReason::Done });
+                return;
+            }
+            if self.connections_and_dials() >= self.config.max_connections() {
+                self.push(Action::Disconnect { peer: peer.id, reason: CloseReason::TooManyConnections });
+                self.learn(peer);
+                return;
+            }
+            self.add_transient(peer, link, Awaiting::Nothing, now);
+            self.flush_queries(peer.id);
+            return;
+        };
+        self.add_transient(peer, link, Awaiting::Nothing, now);
+        let purpose = match intent.purpose {
+            Purpose::Heal if seed_returned && !self.active.contains(&peer.id) => Purpose::Join,
+            purpose => purpose,
+        };
+        self.apply_intent(peer, purpose, now);
+        self.flush_queries(peer.id);
+        self.refill(now);
+    }
+
+    /// The connection to `peer` closed, for `reason`. Reported for every connection that closes,
+    /// including those the core closed itself.
+    pub fn handle_disconnected(&mut self, peer: NodeId, reason: DisconnectReason, now: Instant) {
+        let fate = match reason {
+            DisconnectReason::Local | DisconnectReason::PeerReplaced | DisconnectReason::PeerClosed => {
+                Fate::Keep
+            }
+            DisconnectReason::PeerLeft => Fate::Forget,
+            DisconnectReason::Failed if self.active.contains(&peer) => Fate::Down,
+            DisconnectReason::Failed => Fate::Keep,
+        };
+        self.forget(peer, fate, now);
+        self.refill(now);
+    }
+
+    /// A dial of `addr` failed (refused, unreachable, timed out, or handshake failed).
+    pub fn handle_dial_failed(&mut self, addr: SocketAddr, now: Instant) {
+        self.dials.remove(&addr);
+        if self.connected_to_addr(&addr) {
+            // A race with the peer's own dial to us, which won: nothing failed.
+            return;
+        }
+        self.note_failure(addr, now);
+        self.fail_queries_to_addr(addr);
+        self.refill(now);
+    }
+
+    /// A membership message arrived from the connected peer `from`.
+    pub fn handle_message(&mut self, from: NodeId, message: Message, now: Instant) {
+        if self.left {
+            return;
+        }
+        if let Some(peer) = self.active.get_mut(&from) {
+            peer.last_seen = now;
+        } else if !self.transient.contains_key(&from) {
+            // A message racing a disconnect we already processed: nothing to answer.
+            return;
+        }
+        match message {
+            Message::Join => self.on_join(from, now),
+            Message::ForwardJoin { node, ttl } => self.on_forward_join(from, node, ttl, now),
+            Message::Neighbor { high_priority } => self.on_neighbor(from, high_priority, now),
+            Message::NeighborReply { accepted } => self.on_neighbor_reply(from, accepted, now),
+            Message::PeerExchangeRequest { origin, ttl, peers, exchange_id } => {
+                self.on_exchange_request(from, origin, ttl, peers, exchange_id, now)
+            }
+            Message::PeerExchangeResponse { peers, exchange_id } => {
+                self.on_exchange_response(from, peers, exchange_id, now)
+            }
+            Message::Ping { nonce, sent_at_micros } => {
+                self.send(from, Message::Pong { nonce, sent_at_micros });
+            }
+            Message::Pong { nonce, .. } => self.on_pong(from, nonce, now),
+            Message::NodeQueryRequest { request_id, max } => {
+                self.on_query_request(from, request_id, max, now)
+            }
+            Message::NodeQueryResponse { request_id, nodes } => {
+                self.on_query_response(from, request_id, nodes, now)
+            }
+        }
+        self.refill(now);
+    }
+
+    /// A frame from `from` could not be turned into a [`Message`] (see [`crate::wire::WireError`]), or
+    /// broke the protocol in another way the driver noticed. The peer is disconnected with
+    /// `ProtocolViolation` and forgotten.
+    pub fn handle_protocol_violation(&mut self, from: NodeId, now: Instant) {
+        self.violation(from, now);
+        self.refill(now);
+    }
+
+    /// A timer set with [`Action::SetTimer`] fired.
+    pub fn handle_timer(&mut self, timer: Timer, now: Instant) {
+        if self.left {
+            return;
+        }
+        match timer {
+            Timer::Ping => self.on_ping_timer(now),
+            Timer::Shuffle => self.on_shuffle_timer(now),
+            Timer::Heal => self.on_heal_timer(now),
+            Timer::Sweep => self.on_sweep_timer(now),
+            Timer::Refill { generation } => {
+                if generation != self.refill_generation {
+                    return; // A newer refill timer replaced this one.
+                }
+                self.refill_at = None;
+            }
+        }
+        self.refill(now);
+    }
+
+    /// Leaves the network gracefully: every connection is closed with a `Shutdown` goodbye, so peers
+    /// replace this node at once instead of waiting for missed pongs. The core ignores everything
+    /// afterwards.
+    pub fn leave(&mut self, _now: Instant) {
+        if self.left {
+            return;
+        }
+        self.left = true;
+        for id in self.active.ids() {
+            self.push(Action::Disconnect { peer: id, reason: CloseReason::Shutdown });
+            self.push(Action::Event(Event::NeighbourDown(id)));
+        }
+        let transient: Vec<NodeId> = self.transient.keys().copied().collect();
+        for id in transient {
+            self.push(Action::Disconnect { peer: id, reason: CloseReason::Shutdown });
+        }
+        for (request_id, query) in std::mem::take(&mut self.queries) {
+            self.push(Action::Event(Event::QueryFailed { request_id, peer: query.peer }));
+        }
+        self.active = ActiveView::new(self.config.active_view_capacity);
+        self.transient.clear();
+        self.dials.clear();
+        self.exchanges.clear();
+    }
+
+    // ----- bookkeeping shared by the protocol steps -----
+
+    fn push(&mut self, action: Action) {
+        self.actions.push_back(action);
+    }
+
+    fn send(&mut self, to: NodeId, message: Message) {
+        self.push(Action::Send { to, message });
+    }
+
+    fn set_timer(&mut self, at: Instant, timer: Timer) {
+        self.push(Action::SetTimer { at, timer });
+    }
+
+    /// `d` randomised by ±25 %, so that periodic work of many nodes does not synchronise.
+    fn jittered(&mut self, d: Duration) -> Duration {
+        d.mul_f64(self.rng.random_range(0.75..1.25))
+    }
+
+    /// Wait before the next dial of an address that failed `failures` times in a row: exponential,
+    /// capped, with "equal jitter" (half fixed, half random) so that many nodes do not retry together.
+    fn backoff(&mut self, failures: u32) -> Duration {
+        let exp = failures.saturating_sub(1).min(20);
+        let base = self.config.backoff_initial.saturating_mul(1 << exp).min(self.config.backoff_max);
+        base.mul_f64(self.rng.random_range(0.5..1.0))
+    }
+
+    fn connections_and_dials(&self) -> usize {
+        self.active.len() + self.transient.len() + self.dials.len()
+    }
+
+    /// May we open one more connection?
+    fn dial_budget(&self) -> bool {
+        self.connections_and_dials() < self.config.max_connections()
+    }
+
+    fn is_connected(&self, id: &NodeId) -> bool {
+        self.active.contains(id) || self.transient.contains_key(id)
+    }
+
+    fn connected_to_addr(&self, addr: &SocketAddr) -> bool {
+        self.active.iter().any(|p| p.info.addr == *addr)
+            || self.transient.values().any(|t| t.info.addr == *addr)
+    }
+
+    /// Dials `addr` for `purpose`, unless it is already being dialed or there is no room.
+    fn dial(&mut self, addr: SocketAddr, purpose: Purpose, now: Instant) -> bool {
+        if self.dials.contains_key(&addr) || !self.dial_budget() || addr == self.me.addr {
+            return false;
+        }
+        self.dials.insert(addr, Intent { purpose, expires: now + self.config.transient_timeout });
+        self.push(Action::Dial(addr));
+        true
+    }
+
+    fn add_transient(&mut self, info: PeerInfo, direction: LinkDirection, awaiting: Awaiting, now: Instant) {
+        let expires = now + self.config.transient_timeout;
+        self.transient.insert(info.id, Transient { info, direction, expires, awaiting });
+    }
+
+    /// Puts a node we heard of into the passive view, unless it is us, active, or has no usable address.
+    fn learn(&mut self, info: PeerInfo) {
+        self.learn_preferring(info, &[]);
+    }
+
+    fn learn_preferring(&mut self, info: PeerInfo, prefer_evict: &[NodeId]) {
+        if info.id == self.me.id || info.addr == self.me.addr || self.active.contains(&info.id) {
+            return;
+        }
+        if !usable(&info.addr) {
+            return;
+        }
+        self.passive.insert(PassiveEntry::new(info), &mut self.rng, prefer_evict);
+    }
+
+    /// A connection came up: the address works.
+    fn note_success(&mut self, peer: &PeerInfo, direction: Direction, now: Instant) {
+        if let Some(entry) = self.passive.get_mut(&peer.id) {
+            entry.failures = 0;
+            entry.retry_at = None;
+            entry.last_seen = Some(now);
+        }
+        self.seed_backoff.remove(&peer.addr);
+        if let Direction::Outbound { dialed } = direction {
+            self.seed_backoff.remove(&dialed);
+        }
+    }
+
+    /// A dial of `addr` failed: back off, and drop the address after too many failures (never a seed).
+    fn note_failure(&mut self, addr: SocketAddr, now: Instant) {
+        if self.seeds.contains(&addr) {
+            let failures = self.seed_backoff.get(&addr).map_or(0, |b| b.failures) + 1;
+            let retry_at = Some(now + self.backoff(failures));
+            self.seed_backoff.insert(addr, Backoff { failures, retry_at });
+        }
+        let Some(failures) = self.passive.by_addr_mut(&addr).map(|e| e.failures + 1) else { return };
+        let delay = self.backoff(failures);
+        let max = self.config.max_dial_failures;
+        if failures >= max && !self.seeds.contains(&addr) {
+            self.passive.remove_addr(&addr);
+        } else if let Some(entry) = self.passive.by_addr_mut(&addr) {
+            entry.failures = failures;
+            entry.retry_at = Some(now + delay);
+        }
+    }
+
+    /// Removes every record of the connection to `peer` (which is closed or being closed), emits
+    /// `NeighbourDown` if it was active, and updates its passive entry according to `fate`.
+    fn forget(&mut self, peer: NodeId, fate: Fate, now: Instant) {
+        let info = if let Some(active) = self.active.remove(&peer) {
+            self.push(Action::Event(Event::NeighbourDown(peer)));
+            Some(active.info)
+        } else if let Some(t) = self.transient.remove(&peer) {
+            if t.awaiting == Awaiting::NeighborReply {
+                self.note_refusal(peer, now);
+            }
+            Some(t.info)
+        } else {
+            None
+        };
+        self.fail_queries_to(peer);
+        match fate {
+            Fate::Forget => {
+                self.passive.remove(&peer);
+            }
+            Fate::Keep => {
+                if let Some(info) = info {
+                    self.learn(info);
+                    if let Some(e) = self.passive.get_mut(&peer) {
+                        e.last_seen = Some(now);
+                    }
+                }
+            }
+            Fate::Down => {
+                if let Some(info) = info {
+                    self.learn(info);
+                    let delay = self.backoff(1);
+                    if let Some(e) = self.passive.get_mut(&peer) {
+                        e.down = true;
+                        e.retry_at = Some(now + delay);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Closes the connection to `peer` with `reason` and forgets it.
+    fn close(&mut self, peer: NodeId, reason: CloseReason, fate: Fate, now: Instant) {
+        self.push(Action::Disconnect { peer, reason });
+        self.forget(peer, fate, now);
+    }
+
+    /// The peer broke the protocol: disconnect it and forget it.
+    fn violation(&mut self, peer: NodeId, now: Instant) {
+        if self.is_connected(&peer) {
+            self.close(peer, CloseReason::ProtocolViolation, Fate::Forget, now);
+        } else {
+            self.push(Action::Disconnect { peer, reason: CloseReason::ProtocolViolation });
+            self.passive.remove(&peer);
+        }
+    }
+}
+
+/// An address other nodes can dial: a specified ip and a non-zero port.
+fn usable(addr: &SocketAddr) -> bool {
+    !addr.ip().is_unspecified() && addr.port() != 0
+}

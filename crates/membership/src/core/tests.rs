@@ -1,0 +1,568 @@
+//! Unit tests of the core: for given events, the exact actions.
+
+use std::net::SocketAddr;
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use dotray_codec::NodeId;
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+
+use super::*;
+
+fn t0() -> Instant {
+    static T0: OnceLock<Instant> = OnceLock::new();
+    *T0.get_or_init(Instant::now)
+}
+
+fn at(ms: u64) -> Instant {
+    t0() + Duration::from_millis(ms)
+}
+
+fn peer(i: u8) -> PeerInfo {
+    PeerInfo::new(NodeId::from_bytes([i; 16]), SocketAddr::from(([10, 0, 0, i], 2000)))
+}
+
+fn node(me: u8, seeds: Vec<SocketAddr>) -> Membership<ChaCha8Rng> {
+    node_with(me, seeds, Config::default())
+}
+
+fn node_with(me: u8, seeds: Vec<SocketAddr>, config: Config) -> Membership<ChaCha8Rng> {
+    Membership::new(peer(me), seeds, config, ChaCha8Rng::seed_from_u64(u64::from(me)), t0()).unwrap()
+}
+
+/// A node whose active view holds a single peer, so that it is full (and does not refill) with one.
+fn tiny(me: u8) -> Membership<ChaCha8Rng> {
+    node_with(me, vec![], Config { active_view_capacity: 1, ..Config::default() })
+}
+
+fn drain(m: &mut Membership<ChaCha8Rng>) -> Vec<Action> {
+    std::iter::from_fn(|| m.poll_action()).collect()
+}
+
+/// The actions, without timers (most tests are not about them).
+fn drain_no_timers(m: &mut Membership<ChaCha8Rng>) -> Vec<Action> {
+    drain(m).into_iter().filter(|a| !matches!(a, Action::SetTimer { .. })).collect()
+}
+
+fn send(to: u8, message: Message) -> Action {
+    Action::Send { to: peer(to).id, message }
+}
+
+fn up(i: u8) -> Action {
+    Action::Event(Event::NeighbourUp(peer(i)))
+}
+
+fn down(i: u8) -> Action {
+    Action::Event(Event::NeighbourDown(peer(i).id))
+}
+
+/// Makes `p` an active peer of `m` through an inbound connection and a high-priority request.
+fn make_active(m: &mut Membership<ChaCha8Rng>, p: u8, now: Instant) {
+    m.handle_connected(peer(p), Direction::Inbound, now);
+    m.handle_message(peer(p).id, Message::Neighbor { high_priority: true }, now);
+    let actions = drain_no_timers(m);
+    assert!(actions.contains(&up(p)), "{actions:?}");
+}
+
+/// Puts `p` in `m`'s passive view through a peer-exchange response on a fresh shuffle.
+fn learn_passive(m: &mut Membership<ChaCha8Rng>, via: u8, p: u8, now: Instant) {
+    m.handle_timer(Timer::Shuffle, now);
+    let exchange_id = drain(m)
+        .into_iter()
+        .find_map(|a| match a {
+            Action::Send { message: Message::PeerExchangeRequest { exchange_id, .. }, .. } => {
+                Some(exchange_id)
+            }
+            _ => None,
+        })
+        .expect("a shuffle starts an exchange");
+    m.handle_message(peer(via).id, Message::PeerExchangeResponse { peers: vec![peer(p)], exchange_id }, now);
+    drain(m);
+}
+
+fn state_of(m: &Membership<ChaCha8Rng>, p: u8) -> Option<NodeState> {
+    m.nodes(at(0)).into_iter().find(|n| n.peer == peer(p)).map(|n| n.state)
+}
+
+#[test]
+fn first_node_only_arms_its_timers() {
+    let mut m = node(1, vec![]);
+    let timers: Vec<Timer> = drain(&mut m)
+        .into_iter()
+        .map(|a| match a {
+            Action::SetTimer { timer, .. } => timer,
+            other => panic!("unexpected {other:?}"),
+        })
+        .collect();
+    assert_eq!(timers, vec![Timer::Ping, Timer::Shuffle, Timer::Heal, Timer::Sweep]);
+}
+
+#[test]
+fn joining_node_dials_its_seed_and_sends_join() {
+    let mut m = node(1, vec![peer(2).addr]);
+    assert_eq!(drain_no_timers(&mut m), vec![Action::Dial(peer(2).addr)]);
+    m.handle_connected(peer(2), Direction::Outbound { dialed: peer(2).addr }, at(10));
+    assert_eq!(drain_no_timers(&mut m), vec![up(2), send(2, Message::Join)]);
+    assert_eq!(state_of(&m, 2), Some(NodeState::Active));
+}
+
+#[test]
+fn contact_admits_the_joiner_and_sends_forward_joins_to_its_other_peers() {
+    let mut m = node(1, vec![]);
+    for p in [2, 3, 4] {
+        make_active(&mut m, p, at(0));
+    }
+    m.handle_connected(peer(9), Direction::Inbound, at(5));
+    m.handle_message(peer(9).id, Message::Join, at(6));
+    let walk = |to| send(to, Message::ForwardJoin { node: peer(9), ttl: 6 });
+    assert_eq!(drain_no_timers(&mut m), vec![up(9), walk(2), walk(3), walk(4)]);
+}
+
+#[test]
+fn forward_join_continues_the_walk_and_keeps_the_joiner_as_passive_at_prwl() {
+    let mut m = node(1, vec![]);
+    for p in [2, 3, 4, 5, 6] {
+        make_active(&mut m, p, at(0));
+    }
+    m.handle_message(peer(2).id, Message::ForwardJoin { node: peer(9), ttl: 3 }, at(1));
+    let actions = drain_no_timers(&mut m);
+    assert_eq!(actions.len(), 1, "{actions:?}");
+    match &actions[0] {
+        Action::Send { to, message: Message::ForwardJoin { node, ttl: 2 } } => {
+            assert!(*to != peer(2).id && *to != peer(9).id, "never back to the sender or the joiner");
+            assert_eq!(*node, peer(9));
+        }
+        other => panic!("unexpected {other:?}"),
+    }
+    assert_eq!(state_of(&m, 9), Some(NodeState::Passive));
+}
+
+#[test]
+fn forward_join_ends_with_a_neighbor_request_to_the_joiner() {
+    let mut m = node(1, vec![]);
+    make_active(&mut m, 2, at(0));
+    make_active(&mut m, 3, at(0));
+    // A huge TTL from the wire is clamped; TTL 0 ends the walk here.
+    m.handle_message(peer(2).id, Message::ForwardJoin { node: peer(9), ttl: 0 }, at(1));
+    assert_eq!(drain_no_timers(&mut m), vec![Action::Dial(peer(9).addr)]);
+    m.handle_connected(peer(9), Direction::Outbound { dialed: peer(9).addr }, at(2));
+    assert_eq!(drain_no_timers(&mut m), vec![send(9, Message::Neighbor { high_priority: false })]);
+    m.handle_message(peer(9).id, Message::NeighborReply { accepted: true }, at(3));
+    assert_eq!(drain_no_timers(&mut m), vec![up(9)]);
+}
+
+#[test]
+fn a_full_node_refuses_a_low_priority_neighbor_and_accepts_a_high_priority_one() {
+    let mut m = node(1, vec![]);
+    for p in 2..=6 {
+        make_active(&mut m, p, at(0));
+    }
+    m.handle_connected(peer(8), Direction::Inbound, at(1));
+    m.handle_message(peer(8).id, Message::Neighbor { high_priority: false }, at(1));
+    assert_eq!(drain_no_timers(&mut m), vec![send(8, Message::NeighborReply { accepted: false })]);
+
+    m.handle_connected(peer(9), Direction::Inbound, at(2));
+    m.handle_message(peer(9).id, Message::Neighbor { high_priority: true }, at(2));
+    let actions = drain_no_timers(&mut m);
+    // A random active peer is replaced (HyParView DISCONNECT), then 9 is admitted.
+    let victim = match &actions[0] {
+        Action::Disconnect { peer, reason: CloseReason::Replaced } => *peer,
+        other => panic!("unexpected {other:?}"),
+    };
+    assert_eq!(
+        actions[1..],
+        [
+            Action::Event(Event::NeighbourDown(victim)),
+            up(9),
+            send(9, Message::NeighborReply { accepted: true })
+        ]
+    );
+    assert_eq!(m.active_len(), 5);
+    assert_eq!(
+        m.nodes(at(2)).iter().find(|n| n.peer.id == victim).map(|n| n.state),
+        Some(NodeState::Passive)
+    );
+}
+
+#[test]
+fn a_refused_neighbor_request_closes_the_connection() {
+    let mut m = node(1, vec![]);
+    make_active(&mut m, 2, at(0));
+    m.handle_message(peer(2).id, Message::ForwardJoin { node: peer(9), ttl: 0 }, at(1));
+    drain(&mut m);
+    m.handle_connected(peer(9), Direction::Outbound { dialed: peer(9).addr }, at(2));
+    drain(&mut m);
+    m.handle_message(peer(9).id, Message::NeighborReply { accepted: false }, at(3));
+    let actions = drain_no_timers(&mut m);
+    assert_eq!(actions[0], Action::Disconnect { peer: peer(9).id, reason: CloseReason::Done });
+    assert_eq!(state_of(&m, 9), Some(NodeState::Passive));
+}
+
+#[test]
+fn ping_is_answered_and_pong_measures_the_round_trip() {
+    let mut m = node(1, vec![]);
+    make_active(&mut m, 2, at(0));
+    m.handle_message(peer(2).id, Message::Ping { nonce: 7, sent_at_micros: 99 }, at(1));
+    assert_eq!(drain_no_timers(&mut m), vec![send(2, Message::Pong { nonce: 7, sent_at_micros: 99 })]);
+
+    m.handle_timer(Timer::Ping, at(2000));
+    let nonce = match drain_no_timers(&mut m).as_slice() {
+        [Action::Send { message: Message::Ping { nonce, sent_at_micros: 2_000_000 }, .. }] => *nonce,
+        other => panic!("unexpected {other:?}"),
+    };
+    // A pong with another nonce is ignored; the right one gives a 30 ms sample.
+    m.handle_message(peer(2).id, Message::Pong { nonce: nonce ^ 1, sent_at_micros: 0 }, at(2010));
+    assert_eq!(drain_no_timers(&mut m), vec![]);
+    m.handle_message(peer(2).id, Message::Pong { nonce, sent_at_micros: 0 }, at(2030));
+    let rtt = Duration::from_millis(30);
+    assert_eq!(drain_no_timers(&mut m), vec![Action::Event(Event::RttUpdated { peer: peer(2).id, rtt })]);
+    assert_eq!(m.nodes(at(2030))[0].rtt, Some(rtt));
+}
+
+#[test]
+fn missed_pongs_declare_the_peer_down_and_a_passive_peer_replaces_it() {
+    let mut m = tiny(1);
+    make_active(&mut m, 2, at(0));
+    learn_passive(&mut m, 2, 7, at(0));
+    for tick in 1..=3 {
+        m.handle_timer(Timer::Ping, at(2000 * tick));
+        let actions = drain_no_timers(&mut m);
+        assert!(
+            matches!(actions.as_slice(), [Action::Send { message: Message::Ping { .. }, .. }]),
+            "{actions:?}"
+        );
+    }
+    assert_eq!(state_of(&m, 2), Some(NodeState::Suspect));
+    m.handle_timer(Timer::Ping, at(8000));
+    assert_eq!(
+        drain_no_timers(&mut m),
+        vec![
+            Action::Disconnect { peer: peer(2).id, reason: CloseReason::Timeout },
+            down(2),
+            Action::Dial(peer(7).addr),
+        ]
+    );
+    assert_eq!(state_of(&m, 2), Some(NodeState::Down));
+    // The replacement has no neighbour left: its request is of high priority.
+    m.handle_connected(peer(7), Direction::Outbound { dialed: peer(7).addr }, at(8010));
+    assert_eq!(drain_no_timers(&mut m), vec![send(7, Message::Neighbor { high_priority: true })]);
+}
+
+#[test]
+fn a_goodbye_makes_the_node_replace_the_leaver_at_once_and_forget_it() {
+    let mut m = tiny(1);
+    make_active(&mut m, 2, at(0));
+    learn_passive(&mut m, 2, 7, at(0));
+    m.handle_disconnected(peer(2).id, DisconnectReason::PeerLeft, at(5));
+    assert_eq!(drain_no_timers(&mut m), vec![down(2), Action::Dial(peer(7).addr)]);
+    assert_eq!(state_of(&m, 2), None);
+}
+
+#[test]
+fn a_replaced_peer_is_kept_as_passive() {
+    let mut m = node(1, vec![]);
+    make_active(&mut m, 2, at(0));
+    make_active(&mut m, 3, at(0));
+    m.handle_disconnected(peer(2).id, DisconnectReason::PeerReplaced, at(5));
+    let actions = drain_no_timers(&mut m);
+    assert_eq!(actions[0], down(2));
+    assert_eq!(state_of(&m, 2), Some(NodeState::Passive));
+}
+
+#[test]
+fn the_end_of_a_peer_exchange_walk_answers_the_origin_and_merges_a_bounded_sample() {
+    let mut m = tiny(1);
+    make_active(&mut m, 2, at(0));
+    learn_passive(&mut m, 2, 7, at(0));
+    let origin = peer(50);
+    let peers: Vec<PeerInfo> = (100..140).map(peer).collect();
+    let request = Message::PeerExchangeRequest { origin, ttl: 5, peers, exchange_id: 77 };
+    m.handle_message(peer(2).id, request, at(1));
+    // Only one active peer (the sender): the walk ends here, the origin is dialed for the answer.
+    assert_eq!(drain_no_timers(&mut m), vec![Action::Dial(origin.addr)]);
+    // 40 records are cut to `max_exchange_peers` (16), merged next to the one entry we had.
+    assert_eq!(m.passive_len(), 1 + Config::default().max_exchange_peers);
+    m.handle_connected(origin, Direction::Outbound { dialed: origin.addr }, at(2));
+    // The answer is a sample of our passive view as it was before the merge.
+    let answer = Message::PeerExchangeResponse { peers: vec![peer(7)], exchange_id: 77 };
+    assert_eq!(drain_no_timers(&mut m), vec![send(50, answer)]);
+}
+
+#[test]
+fn shuffle_responses_never_grow_the_passive_view_beyond_its_capacity() {
+    let mut m = node(1, vec![]);
+    make_active(&mut m, 2, at(0));
+    for round in 0..10u8 {
+        m.handle_timer(Timer::Shuffle, at(1));
+        let exchange_id = drain(&mut m)
+            .into_iter()
+            .find_map(|a| match a {
+                Action::Send { message: Message::PeerExchangeRequest { exchange_id, peers, .. }, .. } => {
+                    assert_eq!(peers[0], peer(1), "the sample starts with the origin");
+                    Some(exchange_id)
+                }
+                _ => None,
+            })
+            .unwrap();
+        let peers = (0..200u8).map(|i| peer(i.wrapping_mul(7).wrapping_add(round))).collect();
+        m.handle_message(peer(2).id, Message::PeerExchangeResponse { peers, exchange_id }, at(2));
+        drain(&mut m);
+        assert!(m.passive_len() <= Config::default().passive_view_capacity);
+    }
+    assert_eq!(m.passive_len(), Config::default().passive_view_capacity);
+    assert!(m.nodes(at(3)).iter().all(|n| n.peer.id != peer(1).id), "never itself");
+}
+
+#[test]
+fn malformed_input_disconnects_the_peer_as_a_protocol_violation() {
+    let mut m = node(1, vec![]);
+    make_active(&mut m, 2, at(0));
+    m.handle_protocol_violation(peer(2).id, at(1));
+    assert_eq!(
+        drain_no_timers(&mut m),
+        vec![Action::Disconnect { peer: peer(2).id, reason: CloseReason::ProtocolViolation }, down(2)]
+    );
+    assert_eq!(state_of(&m, 2), None, "a violator is forgotten");
+}
+
+#[test]
+fn an_unasked_neighbor_reply_is_a_protocol_violation() {
+    let mut m = node(1, vec![]);
+    m.handle_connected(peer(3), Direction::Inbound, at(0));
+    m.handle_message(peer(3).id, Message::NeighborReply { accepted: true }, at(1));
+    assert_eq!(
+        drain_no_timers(&mut m),
+        vec![Action::Disconnect { peer: peer(3).id, reason: CloseReason::ProtocolViolation }]
+    );
+    assert_eq!(m.active_len(), 0);
+}
+
+#[test]
+fn inbound_connections_beyond_the_limit_are_refused() {
+    let mut m = node(1, vec![]);
+    let limit = Config::default().max_connections() as u8;
+    for p in 0..limit {
+        m.handle_connected(peer(10 + p), Direction::Inbound, at(0));
+    }
+    drain(&mut m);
+    m.handle_connected(peer(99), Direction::Inbound, at(0));
+    assert_eq!(
+        drain_no_timers(&mut m),
+        vec![Action::Disconnect { peer: peer(99).id, reason: CloseReason::TooManyConnections }]
+    );
+    assert_eq!(m.connection_count(), usize::from(limit));
+}
+
+#[test]
+fn transient_connections_are_closed_after_the_timeout() {
+    let mut m = tiny(1);
+    make_active(&mut m, 2, at(0));
+    m.handle_connected(peer(3), Direction::Inbound, at(0));
+    m.handle_timer(Timer::Sweep, at(9_000));
+    assert_eq!(drain_no_timers(&mut m), vec![]);
+    m.handle_timer(Timer::Sweep, at(10_000));
+    assert_eq!(
+        drain_no_timers(&mut m),
+        vec![Action::Disconnect { peer: peer(3).id, reason: CloseReason::Timeout }]
+    );
+    assert_eq!(m.connection_count(), 1);
+}
+
+#[test]
+fn node_queries_are_answered_bounded_and_asked_with_a_request_id() {
+    let mut m = tiny(1);
+    make_active(&mut m, 2, at(0));
+    learn_passive(&mut m, 2, 7, at(0));
+    // Remote: the answer is cut to what the asker wants.
+    m.handle_message(peer(2).id, Message::NodeQueryRequest { request_id: 5, max: 1 }, at(1));
+    match drain_no_timers(&mut m).as_slice() {
+        [Action::Send { message: Message::NodeQueryResponse { request_id: 5, nodes }, .. }] => {
+            assert_eq!(nodes.len(), 1);
+            assert_eq!(nodes[0].peer, peer(2), "active peers first");
+        }
+        other => panic!("unexpected {other:?}"),
+    }
+    // Local: ask a connected peer.
+    let id = m.query_node(peer(2).id, at(2)).unwrap();
+    let max = Config::default().max_query_nodes as u32;
+    assert_eq!(drain_no_timers(&mut m), vec![send(2, Message::NodeQueryRequest { request_id: id, max })]);
+    let nodes = vec![NodeInfo {
+        peer: peer(8),
+        state: NodeState::Active,
+        rtt: None,
+        last_seen_ago: None,
+        direction: None,
+    }];
+    m.handle_message(peer(2).id, Message::NodeQueryResponse { request_id: id, nodes: nodes.clone() }, at(3));
+    assert_eq!(
+        drain_no_timers(&mut m),
+        vec![Action::Event(Event::QueryResponse { request_id: id, peer: peer(2).id, nodes })]
+    );
+    // A passive peer is dialed; an unknown one is an error.
+    let id = m.query_node(peer(7).id, at(4)).unwrap();
+    assert_eq!(drain_no_timers(&mut m), vec![Action::Dial(peer(7).addr)]);
+    m.handle_dial_failed(peer(7).addr, at(5));
+    let actions = drain_no_timers(&mut m);
+    assert!(
+        actions.contains(&Action::Event(Event::QueryFailed { request_id: id, peer: peer(7).id })),
+        "{actions:?}"
+    );
+    assert_eq!(m.query_node(peer(42).id, at(6)), Err(QueryError::UnknownPeer));
+}
+
+#[test]
+fn a_failing_seed_is_retried_with_growing_backoff_and_never_dropped() {
+    let mut m = node(1, vec![peer(2).addr]);
+    drain(&mut m);
+    let mut now = at(0);
+    let mut waits = Vec::new();
+    for _ in 0..12 {
+        m.handle_dial_failed(peer(2).addr, now);
+        let (when, generation) = drain(&mut m)
+            .into_iter()
+            .find_map(|a| match a {
+                Action::SetTimer { at, timer: Timer::Refill { generation } } => Some((at, generation)),
+                Action::Dial(_) => panic!("no redial before the backoff"),
+                _ => None,
+            })
+            .expect("a refill timer");
+        waits.push(when - now);
+        now = when;
+        m.handle_timer(Timer::Refill { generation }, now);
+        assert!(drain_no_timers(&mut m).contains(&Action::Dial(peer(2).addr)));
+    }
+    assert!(waits[3] > waits[0], "backoff grows: {waits:?}");
+    assert!(waits.iter().all(|w| *w <= Config::default().backoff_max), "and is capped: {waits:?}");
+}
+
+#[test]
+fn a_stale_refill_timer_is_ignored() {
+    let mut m = node(1, vec![peer(2).addr]);
+    drain(&mut m);
+    m.handle_dial_failed(peer(2).addr, at(0));
+    drain(&mut m);
+    m.handle_timer(Timer::Refill { generation: 0 }, at(60_000));
+    assert_eq!(drain_no_timers(&mut m), vec![]);
+}
+
+#[test]
+fn leave_says_goodbye_to_everyone_and_ignores_what_follows() {
+    let mut m = node(1, vec![]);
+    make_active(&mut m, 2, at(0));
+    m.handle_connected(peer(3), Direction::Inbound, at(0));
+    drain(&mut m);
+    m.leave(at(1));
+    assert_eq!(
+        drain(&mut m),
+        vec![
+            Action::Disconnect { peer: peer(2).id, reason: CloseReason::Shutdown },
+            down(2),
+            Action::Disconnect { peer: peer(3).id, reason: CloseReason::Shutdown },
+        ]
+    );
+    m.handle_timer(Timer::Ping, at(2));
+    m.handle_connected(peer(4), Direction::Inbound, at(2));
+    assert_eq!(drain(&mut m), vec![Action::Disconnect { peer: peer(4).id, reason: CloseReason::Shutdown }]);
+}
+
+#[test]
+fn a_peer_declared_down_that_comes_back_is_relinked_even_into_a_full_view() {
+    // Partition healing: 9 was an active peer that we declared down; when it asks again with low
+    // priority, we accept although our view is full.
+    let mut m = node(1, vec![]);
+    make_active(&mut m, 9, at(0));
+    m.handle_disconnected(peer(9).id, DisconnectReason::Failed, at(1));
+    drain(&mut m);
+    for p in 2..=6 {
+        make_active(&mut m, p, at(2));
+    }
+    assert_eq!(state_of(&m, 9), Some(NodeState::Down));
+    m.handle_connected(peer(9), Direction::Inbound, at(3));
+    m.handle_message(peer(9).id, Message::Neighbor { high_priority: false }, at(3));
+    let actions = drain_no_timers(&mut m);
+    assert!(
+        actions.contains(&up(9)) && actions.contains(&send(9, Message::NeighborReply { accepted: true }))
+    );
+    assert_eq!(m.active_len(), 5);
+}
+
+#[test]
+fn a_passive_address_that_keeps_failing_is_dropped() {
+    let mut m = tiny(1);
+    make_active(&mut m, 2, at(0));
+    learn_passive(&mut m, 2, 7, at(0));
+    let max = Config::default().max_dial_failures;
+    for i in 1..max {
+        m.handle_dial_failed(peer(7).addr, at(u64::from(i)));
+        assert_eq!(state_of(&m, 7), Some(NodeState::Passive), "kept after {i} failures");
+    }
+    m.handle_dial_failed(peer(7).addr, at(100));
+    assert_eq!(state_of(&m, 7), None, "dropped after {max} failures");
+}
+
+#[test]
+fn a_seed_that_answers_again_after_failing_is_joined_anew() {
+    // Long partitions: a full node whose seed failed and now answers sends `Join` again, and accepts
+    // the neighbour requests that end the join's walks although its view is full.
+    let mut m_seeded =
+        node_with(1, vec![peer(9).addr], Config { active_view_capacity: 1, ..Config::default() });
+    drain(&mut m_seeded);
+    m_seeded.handle_dial_failed(peer(9).addr, at(0));
+    make_active(&mut m_seeded, 2, at(1));
+    drain(&mut m_seeded);
+    // Heal rounds until one goes to the seed.
+    let mut now = 0;
+    loop {
+        now += 15_000;
+        m_seeded.handle_timer(Timer::Heal, at(now));
+        if drain_no_timers(&mut m_seeded).contains(&Action::Dial(peer(9).addr)) {
+            break;
+        }
+        assert!(now < 15_000 * 10, "a heal round goes to the seed");
+    }
+    m_seeded.handle_connected(peer(9), Direction::Outbound { dialed: peer(9).addr }, at(now + 10));
+    let actions = drain_no_timers(&mut m_seeded);
+    assert_eq!(
+        actions,
+        vec![
+            Action::Disconnect { peer: peer(2).id, reason: CloseReason::Replaced },
+            down(2),
+            up(9),
+            send(9, Message::Join)
+        ]
+    );
+    // A walk's end asks us: accepted although the view is full.
+    m_seeded.handle_connected(peer(5), Direction::Inbound, at(now + 20));
+    m_seeded.handle_message(peer(5).id, Message::Neighbor { high_priority: false }, at(now + 20));
+    assert!(drain_no_timers(&mut m_seeded).contains(&send(5, Message::NeighborReply { accepted: true })));
+}
+
+#[test]
+fn a_heal_round_to_a_healthy_seed_with_a_full_view_is_a_direct_exchange() {
+    let mut m = node_with(1, vec![peer(9).addr], Config { active_view_capacity: 1, ..Config::default() });
+    drain(&mut m);
+    // The join succeeded earlier; later the seed was replaced by another neighbour.
+    m.handle_connected(peer(9), Direction::Outbound { dialed: peer(9).addr }, at(0));
+    m.handle_disconnected(peer(9).id, DisconnectReason::PeerReplaced, at(1));
+    make_active(&mut m, 2, at(2));
+    // The refill that followed dialed the seed again; that dial's report never comes, so it expires.
+    m.handle_timer(Timer::Sweep, at(11_000));
+    drain(&mut m);
+    let mut now = 11_000;
+    loop {
+        now += 15_000;
+        m.handle_timer(Timer::Heal, at(now));
+        if drain_no_timers(&mut m).contains(&Action::Dial(peer(9).addr)) {
+            break;
+        }
+        assert!(now < 15_000 * 10, "a heal round goes to the seed");
+    }
+    m.handle_connected(peer(9), Direction::Outbound { dialed: peer(9).addr }, at(now + 10));
+    match drain_no_timers(&mut m).as_slice() {
+        [Action::Send { to, message: Message::PeerExchangeRequest { ttl: 0, origin, .. } }] => {
+            assert_eq!((*to, *origin), (peer(9).id, peer(1)));
+        }
+        other => panic!("unexpected {other:?}"),
+    }
+}

@@ -1,0 +1,196 @@
+//! Membership over real loopback sockets: five nodes started as in the seed's demo (each seeded by the
+//! previous one) discover each other; killing the middle node leaves the rest connected; restarting it
+//! at the same address makes it rejoin.
+//!
+//! Each node runs on its own tokio runtime, so that "kill" can drop the runtime: every task vanishes
+//! and the sockets close without a goodbye, as when a process is killed.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use dotray_codec::NodeId;
+use dotray_membership::core::Config;
+use dotray_membership::driver::{self, MembershipHandle, Upward};
+use dotray_transport::Transport;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+/// Timers scaled down so that failure detection and healing take a fraction of a second.
+fn fast_membership() -> Config {
+    Config {
+        ping_interval: Duration::from_millis(200),
+        shuffle_interval: Duration::from_millis(700),
+        heal_interval: Duration::from_millis(700),
+        transient_timeout: Duration::from_secs(2),
+        backoff_initial: Duration::from_millis(100),
+        backoff_max: Duration::from_secs(1),
+        neighbor_refusal_backoff: Duration::from_millis(300),
+        sweep_interval: Duration::from_millis(100),
+        ..Config::default()
+    }
+}
+
+fn fast_transport() -> dotray_transport::Config {
+    dotray_transport::Config {
+        handshake_timeout: Duration::from_secs(1),
+        connect_timeout: Duration::from_secs(1),
+        idle_timeout: Duration::from_secs(5),
+        ..Default::default()
+    }
+}
+
+struct TestNode {
+    id: NodeId,
+    addr: SocketAddr,
+    handle: MembershipHandle,
+    /// Active neighbours as announced upward (NeighbourUp / NeighbourDown).
+    neighbours: Arc<Mutex<HashSet<NodeId>>>,
+    runtime: Option<tokio::runtime::Runtime>,
+}
+
+impl TestNode {
+    fn start(listen: SocketAddr, seeds: Vec<SocketAddr>) -> Self {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .expect("runtime");
+        let neighbours = Arc::new(Mutex::new(HashSet::new()));
+        let seen = neighbours.clone();
+        let (handle, id, addr) = runtime.block_on(async move {
+            let (transport, events) =
+                Transport::bind(listen, NodeId::random(), fast_transport()).await.expect("bind");
+            let (id, addr) = (transport.local_id(), transport.local_addr());
+            let (up_tx, mut up_rx) = mpsc::channel(1024);
+            let (handle, _task) =
+                driver::spawn(transport, events, seeds, fast_membership(), up_tx, CancellationToken::new())
+                    .expect("valid config");
+            tokio::spawn(async move {
+                while let Some(up) = up_rx.recv().await {
+                    let mut set = seen.lock().unwrap();
+                    match up {
+                        Upward::NeighbourUp { peer, .. } => {
+                            set.insert(peer.id);
+                        }
+                        Upward::NeighbourDown { peer } => {
+                            set.remove(&peer);
+                        }
+                        _ => {}
+                    }
+                }
+            });
+            (handle, id, addr)
+        });
+        Self { id, addr, handle, neighbours, runtime: Some(runtime) }
+    }
+
+    /// Ends the node abruptly: no goodbye, sockets simply close.
+    fn kill(&mut self) {
+        if let Some(runtime) = self.runtime.take() {
+            runtime.shutdown_background();
+        }
+    }
+
+    fn neighbours(&self) -> HashSet<NodeId> {
+        self.neighbours.lock().unwrap().clone()
+    }
+}
+
+impl Drop for TestNode {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// True when the neighbour relation among `live` nodes connects all of them, no live node lists a dead
+/// one, and nobody exceeds the active view capacity.
+fn connected(nodes: &[&TestNode]) -> bool {
+    let live: HashSet<NodeId> = nodes.iter().map(|n| n.id).collect();
+    let mut graph: HashMap<NodeId, HashSet<NodeId>> = HashMap::new();
+    for node in nodes {
+        let neighbours = node.neighbours();
+        if neighbours.len() > Config::default().active_view_capacity || !neighbours.is_subset(&live) {
+            return false;
+        }
+        for peer in neighbours {
+            graph.entry(node.id).or_default().insert(peer);
+            graph.entry(peer).or_default().insert(node.id);
+        }
+    }
+    let start = nodes[0].id;
+    let mut seen = HashSet::from([start]);
+    let mut queue = VecDeque::from([start]);
+    while let Some(at) = queue.pop_front() {
+        for next in graph.get(&at).into_iter().flatten() {
+            if seen.insert(*next) {
+                queue.push_back(*next);
+            }
+        }
+    }
+    seen == live
+}
+
+/// True when `node`'s node query lists every other node of `nodes`.
+fn knows_all(rt: &tokio::runtime::Runtime, node: &TestNode, nodes: &[&TestNode]) -> bool {
+    let known: HashSet<NodeId> =
+        rt.block_on(node.handle.nodes()).unwrap_or_default().into_iter().map(|info| info.peer.id).collect();
+    nodes.iter().filter(|other| other.id != node.id).all(|other| known.contains(&other.id))
+}
+
+fn wait_until(what: &str, limit: Duration, nodes: &[&TestNode], mut check: impl FnMut() -> bool) -> Duration {
+    let started = Instant::now();
+    while !check() {
+        if started.elapsed() >= limit {
+            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+            for node in nodes {
+                let known = rt.block_on(node.handle.nodes()).unwrap_or_default();
+                eprintln!("node {:?} at {}: neighbours {:?}", node.id, node.addr, node.neighbours());
+                for info in known {
+                    eprintln!("    knows {:?} {} {:?}", info.peer.id, info.peer.addr, info.state);
+                }
+            }
+            panic!("{what}: not within {limit:?}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    started.elapsed()
+}
+
+#[test]
+fn five_nodes_discover_survive_a_kill_and_rejoin() {
+    let any: SocketAddr = "127.0.0.1:0".parse().unwrap();
+    // Started as in the demo: node i is seeded by node i-1.
+    let mut nodes: Vec<TestNode> = Vec::new();
+    for i in 0..5 {
+        let seeds = if i == 0 { vec![] } else { vec![nodes[i - 1].addr] };
+        nodes.push(TestNode::start(any, seeds));
+    }
+    // Discovery: one overlay, and every node knows every other one (join walks and peer exchange carry
+    // addresses beyond the seed), as the node query shows.
+    let all: Vec<&TestNode> = nodes.iter().collect();
+    let query_rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let took = wait_until("5 nodes discover each other", Duration::from_secs(15), &all, || {
+        connected(&all) && all.iter().all(|node| knows_all(&query_rt, node, &all))
+    });
+    eprintln!("discovered in {took:?}");
+
+    // Kill the middle node: the other four stay (or become again) one overlay without it.
+    let middle_addr = nodes[2].addr;
+    nodes[2].kill();
+    let survivors: Vec<&TestNode> = [0, 1, 3, 4].iter().map(|&i| &nodes[i]).collect();
+    let took = wait_until(
+        "survivors reconnect without the killed node",
+        Duration::from_secs(15),
+        &survivors,
+        || connected(&survivors),
+    );
+    eprintln!("healed in {took:?}");
+
+    // Restart it at the same address, seeded as before: it rejoins.
+    nodes[2] = TestNode::start(middle_addr, vec![nodes[1].addr]);
+    let all: Vec<&TestNode> = nodes.iter().collect();
+    let took = wait_until("the restarted node rejoins", Duration::from_secs(15), &all, || connected(&all));
+    eprintln!("rejoined in {took:?}");
+}

@@ -1,0 +1,595 @@
+//! [`Sim`]: many membership cores over one simulated network, driven by one event queue. The rules
+//! the simulated network follows are documented on [`Sim`] itself.
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use dotray_codec::NodeId;
+use dotray_membership::core::{
+    Action, CloseReason, Config, Direction, DisconnectReason, Event, Membership, Message, PeerInfo, Timer,
+};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+use crate::network::NetworkConfig;
+use crate::queue::EventQueue;
+
+/// Index of a node in the simulation (in order of creation; never reused).
+pub type NodeIdx = usize;
+
+/// What travels over a simulated connection. One variant per layer.
+#[derive(Debug, Clone)]
+pub enum SimMessage {
+    /// A membership message.
+    Membership(Message),
+}
+
+/// Called for every membership [`Event`] a node emits: (node, simulated time since start, event).
+pub type EventHook = Box<dyn FnMut(NodeIdx, Duration, &Event)>;
+
+/// One simulated node.
+#[derive(Debug)]
+pub struct SimNode {
+    /// Its id and listen address.
+    pub info: PeerInfo,
+    /// Its membership core.
+    pub membership: Membership<ChaCha8Rng>,
+    /// False once crashed or left.
+    pub alive: bool,
+    /// Crashed silently: dials to it time out instead of being refused.
+    pub silent: bool,
+    /// When it started.
+    pub started_at: Duration,
+    /// Peers it has an open connection side with, and the connection.
+    conns: BTreeMap<NodeIdx, ConnId>,
+    /// Most connections it ever had open at once.
+    pub max_connections: usize,
+}
+
+type ConnId = u64;
+
+/// One connection between two nodes: `ends[0]` dialed `ends[1]`.
+#[derive(Debug)]
+struct Conn {
+    ends: [NodeIdx; 2],
+    /// Whether each end considers the connection open.
+    open: [bool; 2],
+    /// Per direction (0: ends[0] to ends[1]), the latest scheduled arrival, to keep arrivals in order.
+    pipe: [Duration; 2],
+}
+
+impl Conn {
+    fn side(&self, node: NodeIdx) -> usize {
+        usize::from(self.ends[1] == node)
+    }
+}
+
+/// Something that happens at a simulated instant.
+#[derive(Debug)]
+enum SimEvent {
+    Timer {
+        node: NodeIdx,
+        timer: Timer,
+    },
+    /// A dial's handshake reaches the node it is for.
+    DialArrives {
+        from: NodeIdx,
+        to: NodeIdx,
+        dialed: SocketAddr,
+    },
+    DialFailed {
+        node: NodeIdx,
+        addr: SocketAddr,
+    },
+    /// The dialer learns that its connection is up.
+    Connected {
+        conn: ConnId,
+        node: NodeIdx,
+        dialed: SocketAddr,
+    },
+    Deliver {
+        conn: ConnId,
+        to: NodeIdx,
+        message: SimMessage,
+    },
+    /// A goodbye or reset reaches `node` (Local: the node closed it itself).
+    Closed {
+        conn: ConnId,
+        node: NodeIdx,
+        peer: NodeIdx,
+        reason: DisconnectReason,
+    },
+}
+
+/// Counters over a whole run.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Stats {
+    /// Events processed.
+    pub events: u64,
+    /// Messages sent, by kind.
+    pub messages: BTreeMap<&'static str, u64>,
+    /// Dials started.
+    pub dials: u64,
+    /// Dials that failed.
+    pub dial_failures: u64,
+    /// Connections established.
+    pub connections: u64,
+    /// Connections refused by a node at its connection limit (`TooManyConnections`).
+    pub refused: u64,
+}
+
+/// The simulator: many membership cores over one simulated network, driven by one event queue.
+///
+/// The simulator plays the transport's part for every node and keeps its promises:
+///
+/// * at most one connection per pair of nodes: a dial that finds the pair connected fails (the
+///   transport's duplicate-connection refusal); a half-open leftover (one side closed it, the other never
+///   heard) is reset first, as a real TCP stack would on the new handshake;
+/// * both sides learn of a connection (`handle_connected`) and of its end (`handle_disconnected`,
+///   also for the side that closed it), and per connection and direction everything arrives in order:
+///   the connected notification first, then messages, then the goodbye;
+/// * a dial to a live node succeeds after a round trip, to a crashed process is refused after a round
+///   trip, and to an unreachable address (partition, silently dead host) fails after the connect
+///   timeout.
+///
+/// Crashes come in two kinds: a *reset* (the process died, its host answers: peers see the connection
+/// break) and a *silent* one (the host vanished or hangs: peers notice only through missed pongs).
+/// Partitions assign nodes to groups; messages, goodbyes and dials between groups are dropped.
+///
+/// ## Plugging in another layer
+///
+/// What travels on a simulated connection is a [`SimMessage`]; membership is its only variant so far.
+/// A router core would add a variant (`SimMessage::Router(router::Message)`), a field in [`SimNode`]
+/// for its state, a match arm in `Sim::deliver`, and a loop like `Sim::drain` for its actions; it would
+/// be fed the membership events (`NeighbourUp`/`NeighbourDown`) that `Sim::drain` now hands to the hook
+/// of [`Sim::set_event_hook`] — the same events its tokio driver gets. [`Sim::check_consistency`]
+/// verifies after the fact that each core's view of its connections matches the simulated transport.
+pub struct Sim {
+    base: Instant,
+    now: Duration,
+    queue: EventQueue<SimEvent>,
+    rng: ChaCha8Rng,
+    seed: u64,
+    network: NetworkConfig,
+    membership: Config,
+    /// All nodes ever created, by index.
+    pub nodes: Vec<SimNode>,
+    by_addr: HashMap<SocketAddr, NodeIdx>,
+    by_id: HashMap<NodeId, NodeIdx>,
+    conns: HashMap<ConnId, Conn>,
+    next_conn: ConnId,
+    /// Partition group of each node; nodes in different groups cannot reach each other.
+    group: Vec<u32>,
+    hook: Option<EventHook>,
+    /// Counters.
+    pub stats: Stats,
+}
+
+impl std::fmt::Debug for Sim {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Sim")
+            .field("seed", &self.seed)
+            .field("now", &self.now)
+            .field("nodes", &self.nodes.len())
+            .finish()
+    }
+}
+
+impl Sim {
+    /// A simulation with no nodes yet. Everything random derives from `seed`.
+    pub fn new(seed: u64, network: NetworkConfig, membership: Config) -> Self {
+        Self {
+            base: Instant::now(),
+            now: Duration::ZERO,
+            queue: EventQueue::new(),
+            rng: ChaCha8Rng::seed_from_u64(seed),
+            seed,
+            network,
+            membership,
+            nodes: Vec::new(),
+            by_addr: HashMap::new(),
+            by_id: HashMap::new(),
+            conns: HashMap::new(),
+            next_conn: 0,
+            group: Vec::new(),
+            hook: None,
+            stats: Stats::default(),
+        }
+    }
+
+    /// The seed of this run.
+    pub fn seed(&self) -> u64 {
+        self.seed
+    }
+
+    /// Simulated time since the start.
+    pub fn now(&self) -> Duration {
+        self.now
+    }
+
+    /// The membership configuration every node uses.
+    pub fn membership_config(&self) -> &Config {
+        &self.membership
+    }
+
+    /// Sets the function called with every membership event (the seam where a router plugs in).
+    pub fn set_event_hook(&mut self, hook: EventHook) {
+        self.hook = Some(hook);
+    }
+
+    /// The simulation's random generator, for scenarios (node choice, partition sides).
+    pub fn rng(&mut self) -> &mut ChaCha8Rng {
+        &mut self.rng
+    }
+
+    /// The listen address of node `i`: `10.a.b.c:2000`.
+    pub fn addr_of(i: NodeIdx) -> SocketAddr {
+        let i = u32::try_from(i).expect("fewer than 2^24 nodes");
+        let [_, a, b, c] = i.to_be_bytes();
+        SocketAddr::from(([10, a, b, c], 2000))
+    }
+
+    /// Starts a new node now, joining through `seeds` (none: the first node of a network).
+    pub fn add_node(&mut self, seeds: Vec<SocketAddr>) -> NodeIdx {
+        let idx = self.nodes.len();
+        let info = PeerInfo::new(NodeId::random_from(&mut self.rng), Self::addr_of(idx));
+        let rng = ChaCha8Rng::seed_from_u64(self.rng.random());
+        let now = self.instant();
+        let membership =
+            Membership::new(info, seeds, self.membership.clone(), rng, now).expect("valid membership config");
+        self.nodes.push(SimNode {
+            info,
+            membership,
+            alive: true,
+            silent: false,
+            started_at: self.now,
+            conns: BTreeMap::new(),
+            max_connections: 0,
+        });
+        self.by_addr.insert(info.addr, idx);
+        self.by_id.insert(info.id, idx);
+        self.group.push(0);
+        self.drain(idx);
+        idx
+    }
+
+    /// Crashes a node. `silent`: its peers are told nothing (only missed pongs reveal it), and dials to
+    /// it time out; otherwise its connections are reset and dials to it refused.
+    pub fn crash(&mut self, node: NodeIdx, silent: bool) {
+        if !self.nodes[node].alive {
+            return;
+        }
+        self.nodes[node].alive = false;
+        self.nodes[node].silent = silent;
+        let conns: Vec<(NodeIdx, ConnId)> = self.nodes[node].conns.iter().map(|(p, c)| (*p, *c)).collect();
+        self.nodes[node].conns.clear();
+        for (peer, conn) in conns {
+            let Some(c) = self.conns.get_mut(&conn) else { continue };
+            let side = c.side(node);
+            c.open[side] = false;
+            if !silent {
+                self.schedule_close(conn, node, peer, DisconnectReason::Failed);
+            }
+            self.gc(conn);
+        }
+    }
+
+    /// Makes node `node` leave gracefully (goodbyes to all its peers), then stops it.
+    pub fn leave(&mut self, node: NodeIdx) {
+        let now = self.instant();
+        self.nodes[node].membership.leave(now);
+        self.drain(node);
+        self.nodes[node].alive = false;
+    }
+
+    /// Puts each node in partition group `group_of(node)`; nodes in different groups cannot reach
+    /// each other until [`Sim::heal_partition`].
+    pub fn partition(&mut self, group_of: impl Fn(NodeIdx) -> u32) {
+        for (i, g) in self.group.iter_mut().enumerate() {
+            *g = group_of(i);
+        }
+    }
+
+    /// Ends every partition.
+    pub fn heal_partition(&mut self) {
+        self.group.iter_mut().for_each(|g| *g = 0);
+    }
+
+    /// Whether `a` and `b` each consider a connection between them open: `(a's side, b's side)`.
+    pub fn link_state(&self, a: NodeIdx, b: NodeIdx) -> (bool, bool) {
+        (self.nodes[a].conns.contains_key(&b), self.nodes[b].conns.contains_key(&a))
+    }
+
+    /// Open connections of a node, at the transport level.
+    pub fn open_connections(&self, node: NodeIdx) -> usize {
+        self.nodes[node].conns.len()
+    }
+
+    /// Checks that every live core agrees with the simulated transport: its active peers are exactly
+    /// among its open connections, and it counts as many connections as the transport holds for it.
+    /// Returns the first disagreement found.
+    pub fn check_consistency(&self) -> Result<(), String> {
+        for (i, node) in self.nodes.iter().enumerate().filter(|(_, n)| n.alive) {
+            for peer in node.membership.active_peers() {
+                let open = self.by_id.get(&peer.id).is_some_and(|j| node.conns.contains_key(j));
+                if !open {
+                    return Err(format!("node {i} lists {:?} as active without an open connection", peer.id));
+                }
+            }
+            let (core, transport) = (node.membership.connection_count(), node.conns.len());
+            if core != transport {
+                return Err(format!("node {i} counts {core} connections, the transport holds {transport}"));
+            }
+        }
+        Ok(())
+    }
+
+    /// Partition group of a node.
+    pub fn group_of(&self, node: NodeIdx) -> u32 {
+        self.group[node]
+    }
+
+    fn reachable(&self, a: NodeIdx, b: NodeIdx) -> bool {
+        self.group[a] == self.group[b]
+    }
+
+    /// The simulated clock as an `Instant` (what the cores see).
+    pub fn instant_now(&self) -> Instant {
+        self.instant()
+    }
+
+    fn instant(&self) -> Instant {
+        self.base + self.now
+    }
+
+    /// Runs every event due up to `until` (simulated time since start), then sets the clock to it.
+    pub fn run_until(&mut self, until: Duration) {
+        while self.queue.peek_time().is_some_and(|at| at <= until) {
+            let (at, event) = self.queue.pop().expect("peeked");
+            self.now = at;
+            self.stats.events += 1;
+            self.process(event);
+        }
+        self.now = until;
+    }
+
+    /// Runs for `d` more simulated time.
+    pub fn run_for(&mut self, d: Duration) {
+        self.run_until(self.now + d);
+    }
+
+    fn process(&mut self, event: SimEvent) {
+        match event {
+            SimEvent::Timer { node, timer } => {
+                if self.nodes[node].alive {
+                    let now = self.instant();
+                    self.nodes[node].membership.handle_timer(timer, now);
+                    self.drain(node);
+                }
+            }
+            SimEvent::DialArrives { from, to, dialed } => self.dial_arrives(from, to, dialed),
+            SimEvent::DialFailed { node, addr } => {
+                if self.nodes[node].alive {
+                    self.stats.dial_failures += 1;
+                    let now = self.instant();
+                    self.nodes[node].membership.handle_dial_failed(addr, now);
+                    self.drain(node);
+                }
+            }
+            SimEvent::Connected { conn, node, dialed } => self.connected(conn, node, dialed),
+            SimEvent::Deliver { conn, to, message } => self.deliver(conn, to, message),
+            SimEvent::Closed { conn, node, peer, reason } => self.closed(conn, node, peer, reason),
+        }
+    }
+
+    /// Carries out the actions a node's core produced.
+    fn drain(&mut self, node: NodeIdx) {
+        while let Some(action) = self.nodes[node].membership.poll_action() {
+            match action {
+                Action::Dial(addr) => self.dial(node, addr),
+                Action::Send { to, message } => self.send(node, to, SimMessage::Membership(message)),
+                Action::Disconnect { peer, reason } => self.disconnect(node, peer, reason),
+                Action::SetTimer { at, timer } => {
+                    let at = at.saturating_duration_since(self.base).max(self.now);
+                    self.queue.push(at, SimEvent::Timer { node, timer });
+                }
+                Action::Event(event) => {
+                    if let Some(hook) = self.hook.as_mut() {
+                        hook(node, self.now, &event);
+                    }
+                }
+            }
+        }
+        let open = self.nodes[node].conns.len();
+        let n = &mut self.nodes[node];
+        n.max_connections = n.max_connections.max(open);
+    }
+
+    fn dial(&mut self, from: NodeIdx, addr: SocketAddr) {
+        self.stats.dials += 1;
+        let Some(&to) = self.by_addr.get(&addr) else {
+            // Nobody listens there: refused after a round trip.
+            let rtt = self.network.latency(&mut self.rng) * 2;
+            self.queue.push(self.now + rtt, SimEvent::DialFailed { node: from, addr });
+            return;
+        };
+        if !self.reachable(from, to) || (!self.nodes[to].alive && self.nodes[to].silent) {
+            let at = self.now + self.network.connect_timeout;
+            self.queue.push(at, SimEvent::DialFailed { node: from, addr });
+            return;
+        }
+        let latency = self.network.latency(&mut self.rng);
+        self.queue.push(self.now + latency, SimEvent::DialArrives { from, to, dialed: addr });
+    }
+
+    fn dial_arrives(&mut self, from: NodeIdx, to: NodeIdx, dialed: SocketAddr) {
+        if !self.nodes[from].alive {
+            return;
+        }
+        let back = self.network.latency(&mut self.rng);
+        let refuse = !self.nodes[to].alive || !self.reachable(from, to);
+        if refuse {
+            let at = if self.nodes[to].alive || self.nodes[to].silent {
+                self.now + self.network.connect_timeout
+            } else {
+                self.now + back
+            };
+            self.queue.push(at, SimEvent::DialFailed { node: from, addr: dialed });
+            return;
+        }
+        // One connection per pair. A leftover half of an old connection at the target is reset (the
+        // dialer closed its side long ago); a live one makes this dial fail as a duplicate.
+        if let Some(&old) = self.nodes[to].conns.get(&from) {
+            let dialer_side_open = self.nodes[from].conns.contains_key(&to);
+            if dialer_side_open {
+                self.queue.push(self.now + back, SimEvent::DialFailed { node: from, addr: dialed });
+                return;
+            }
+            self.nodes[to].conns.remove(&from);
+            if let Some(c) = self.conns.get_mut(&old) {
+                let side = c.side(to);
+                c.open[side] = false;
+            }
+            self.gc(old);
+            let now = self.instant();
+            let from_id = self.nodes[from].info.id;
+            self.nodes[to].membership.handle_disconnected(from_id, DisconnectReason::Failed, now);
+            self.drain(to);
+        }
+        if self.nodes[from].conns.contains_key(&to) {
+            self.queue.push(self.now + back, SimEvent::DialFailed { node: from, addr: dialed });
+            return;
+        }
+        let conn = self.next_conn;
+        self.next_conn += 1;
+        self.stats.connections += 1;
+        let arrival = self.now + back;
+        self.conns.insert(conn, Conn { ends: [from, to], open: [false, true], pipe: [self.now, arrival] });
+        self.nodes[to].conns.insert(from, conn);
+        // The target's transport has the connection now; the dialer learns of it one latency later,
+        // through the same ordered pipe as the target's first messages.
+        self.queue.push(arrival, SimEvent::Connected { conn, node: from, dialed });
+        let now = self.instant();
+        let from_info = self.nodes[from].info;
+        self.nodes[to].membership.handle_connected(from_info, Direction::Inbound, now);
+        self.drain(to);
+    }
+
+    fn connected(&mut self, conn: ConnId, node: NodeIdx, dialed: SocketAddr) {
+        let Some(peer) = self.conns.get(&conn).map(|c| c.ends[1]) else {
+            // The target closed it before we heard of it: to us, the dial failed.
+            if self.nodes[node].alive {
+                self.queue.push(self.now, SimEvent::DialFailed { node, addr: dialed });
+            }
+            return;
+        };
+        if !self.nodes[node].alive {
+            return;
+        }
+        let reachable = self.reachable(node, peer);
+        let c = self.conns.get_mut(&conn).expect("checked");
+        if !c.open[1] || !reachable {
+            // Closed (or cut off) at the other end while the handshake was in flight.
+            c.open[0] = false;
+            self.gc(conn);
+            self.queue.push(self.now, SimEvent::DialFailed { node, addr: dialed });
+            return;
+        }
+        c.open[0] = true;
+        self.nodes[node].conns.insert(peer, conn);
+        let now = self.instant();
+        let peer_info = self.nodes[peer].info;
+        self.nodes[node].membership.handle_connected(peer_info, Direction::Outbound { dialed }, now);
+        self.drain(node);
+    }
+
+    /// Schedules an arrival at the end of `from`'s pipe towards the other end, keeping order.
+    fn schedule_in_pipe(&mut self, conn: ConnId, from: NodeIdx, event: impl FnOnce(NodeIdx) -> SimEvent) {
+        let latency = self.network.latency(&mut self.rng);
+        let Some(c) = self.conns.get_mut(&conn) else { return };
+        let side = c.side(from);
+        let to = c.ends[1 - side];
+        let at = (self.now + latency).max(c.pipe[side]);
+        c.pipe[side] = at;
+        self.queue.push(at, event(to));
+    }
+
+    fn send(&mut self, from: NodeIdx, to_id: NodeId, message: SimMessage) {
+        let SimMessage::Membership(m) = &message;
+        *self.stats.messages.entry(m.name()).or_default() += 1;
+        let Some(&to) = self.by_id.get(&to_id) else { return };
+        let Some(&conn) = self.nodes[from].conns.get(&to) else { return };
+        if self.network.lost(&mut self.rng) {
+            return;
+        }
+        self.schedule_in_pipe(conn, from, |to| SimEvent::Deliver { conn, to, message });
+    }
+
+    fn deliver(&mut self, conn: ConnId, to: NodeIdx, message: SimMessage) {
+        let Some(c) = self.conns.get(&conn) else { return };
+        let from = c.ends[1 - c.side(to)];
+        if !self.nodes[to].alive || !c.open[c.side(to)] || !self.reachable(from, to) {
+            return;
+        }
+        let now = self.instant();
+        let from_id = self.nodes[from].info.id;
+        match message {
+            SimMessage::Membership(m) => self.nodes[to].membership.handle_message(from_id, m, now),
+        }
+        self.drain(to);
+    }
+
+    fn disconnect(&mut self, node: NodeIdx, peer_id: NodeId, reason: CloseReason) {
+        let Some(&peer) = self.by_id.get(&peer_id) else { return };
+        let Some(conn) = self.nodes[node].conns.remove(&peer) else { return };
+        if reason == CloseReason::TooManyConnections {
+            self.stats.refused += 1;
+        }
+        if let Some(c) = self.conns.get_mut(&conn) {
+            let side = c.side(node);
+            c.open[side] = false;
+        }
+        // The peer learns after the messages already on their way; our side is told at once (before
+        // anything else can happen between the two nodes: the transport's events strictly alternate).
+        self.schedule_close(conn, node, peer, DisconnectReason::from_goodbye(reason.goodbye()));
+        self.gc(conn);
+        let now = self.instant();
+        self.nodes[node].membership.handle_disconnected(peer_id, DisconnectReason::Local, now);
+    }
+
+    fn schedule_close(&mut self, conn: ConnId, from: NodeIdx, _to: NodeIdx, reason: DisconnectReason) {
+        self.schedule_in_pipe(conn, from, |to| SimEvent::Closed { conn, node: to, peer: from, reason });
+    }
+
+    fn closed(&mut self, conn: ConnId, node: NodeIdx, peer: NodeIdx, reason: DisconnectReason) {
+        if !self.nodes[node].alive {
+            return;
+        }
+        let now = self.instant();
+        let peer_id = self.nodes[peer].info.id;
+        if reason != DisconnectReason::Local {
+            // A goodbye or reset from the peer.
+            let Some(c) = self.conns.get_mut(&conn) else { return };
+            let side = c.side(node);
+            if !c.open[side] {
+                return; // We closed our side first; our own notification covers it.
+            }
+            if self.group[peer] != self.group[node] {
+                return; // Lost in the cut: the node will notice through missed pongs.
+            }
+            c.open[side] = false;
+            self.nodes[node].conns.remove(&peer);
+            self.gc(conn);
+        }
+        self.nodes[node].membership.handle_disconnected(peer_id, reason, now);
+        self.drain(node);
+    }
+
+    /// Drops a connection once both sides closed it.
+    fn gc(&mut self, conn: ConnId) {
+        if self.conns.get(&conn).is_some_and(|c| !c.open[0] && !c.open[1]) {
+            self.conns.remove(&conn);
+        }
+    }
+}

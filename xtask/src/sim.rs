@@ -1,0 +1,30 @@
+//! `cargo xtask sim membership [--nodes N] [--seed S] [--only NAME]`: runs the deterministic
+//! simulator's membership scenarios (1,000 nodes by default) and prints one table row per scenario.
+//!
+//! The simulation is CPU-bound, and xtask itself is built without optimisation, so this command only
+//! forwards its arguments to `cargo run --release -p dotray-sim --bin sim`, which is. The exit status
+//! is the simulator's: non-zero when a scenario fails, with the seed that replays it (`SEED=` or
+//! `--seed`).
+
+use anyhow::{Context, Result, bail};
+use std::process::Command;
+
+const USAGE: &str = "usage: cargo xtask sim membership [--nodes N] [--seed S] [--only join|crash-half|partition|churn|partition-long]";
+
+/// Entry point of the command.
+pub(crate) fn run(args: &[String]) -> Result<()> {
+    match args.first().map(String::as_str) {
+        Some("membership") => {}
+        _ => bail!("{USAGE}"),
+    }
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
+    let status = Command::new(cargo)
+        .args(["run", "--quiet", "--release", "--package", "dotray-sim", "--bin", "sim", "--"])
+        .args(args)
+        .status()
+        .context("running the simulator")?;
+    if !status.success() {
+        bail!("the simulation failed ({status}); see the seed above to replay it");
+    }
+    Ok(())
+}
