@@ -1,0 +1,105 @@
+//! What the core asks its driver to do ([`Action`]), what it hands the application ([`Delivery`],
+//! [`Event`]), and its timers as data ([`Timer`]).
+//!
+//! Timers never need cancelling: the periodic ones ([`Timer::Flush`], [`Timer::Ack`],
+//! [`Timer::Sweep`]) are scheduled at most once at a time, and the per-stream ones carry a generation
+//! number, so a timer that fires after its stream moved on (or was evicted) is recognised and ignored.
+
+use std::time::Instant;
+
+use bytes::Bytes;
+use dotray_codec::NodeId;
+
+use super::ids::{MessageId, StreamId};
+use super::message::Message;
+
+/// One effect for the driver, pulled with [`crate::core::Router::poll_action`].
+///
+/// Encoding once per hop: when a payload goes to several eager peers, the core emits one
+/// `Send { message: Message::Data { .. } }` per peer, *consecutively*, with identical `stream`, `seq`,
+/// `hops` and payload. A driver that remembers the last encoded `Data` frame (compare those fields)
+/// reuses it; with node-global stream references (see [`crate::wire::Outbound`]) the frame bytes are the
+/// same for every peer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    /// Send `message` to the neighbour `to`. Dropped by the driver if the connection is gone.
+    Send {
+        /// The neighbour.
+        to: NodeId,
+        /// The message.
+        message: Message,
+    },
+    /// Call [`crate::core::Router::handle_timer`] with `timer` at `at` (or as soon as possible after).
+    SetTimer {
+        /// When.
+        at: Instant,
+        /// What to hand back.
+        timer: Timer,
+    },
+    /// Hand a payload to the application: exactly once per message, in per-stream order.
+    Deliver(Delivery),
+    /// Tell the application something (a gap).
+    Event(Event),
+    /// `peer` broke the protocol (a forged or impossible message). The driver logs it and closes the
+    /// connection; the core has already ignored the message.
+    Violation {
+        /// The offending neighbour.
+        peer: NodeId,
+        /// What it did.
+        reason: &'static str,
+    },
+}
+
+/// A payload delivered to the application.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Delivery {
+    /// Which message.
+    pub id: MessageId,
+    /// Hops the copy that arrived first travelled (1 for a direct neighbour of the origin).
+    pub hops: u32,
+    /// The application bytes.
+    pub payload: Bytes,
+}
+
+/// Something the application should know that is not a payload.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Event {
+    /// Messages `first..=last` of `stream` could not be obtained within `Config::gap_timeout` (they
+    /// left every reachable retention cache) and will never be delivered; delivery continues after them.
+    Gap {
+        /// The stream.
+        stream: StreamId,
+        /// First missing sequence number.
+        first: u64,
+        /// Last missing sequence number.
+        last: u64,
+    },
+}
+
+/// A timer of the router core.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Timer {
+    /// Send the batched `IHave` digests to lazy peers. Scheduled when the first digest entry of a batch
+    /// is queued, `Config::ihave_interval` later.
+    Flush,
+    /// Send batched cumulative `Ack`s. Scheduled when the first unacked change is recorded.
+    Ack,
+    /// Periodic housekeeping: expire retention, evict idle streams. Every `Config::sweep_interval`.
+    Sweep,
+    /// A stream is missing messages that a neighbour announced: ask for them (Plumtree's GRAFT timer,
+    /// one per stream, not one per message).
+    Graft {
+        /// The stream.
+        stream: StreamId,
+        /// Only the timer matching the stream's current generation acts.
+        generation: u64,
+    },
+    /// A stream's head gap has waited `Config::gap_timeout`: report it and move on.
+    Gap {
+        /// The stream.
+        stream: StreamId,
+        /// Only the timer matching the stream's current generation acts.
+        generation: u64,
+    },
+}

@@ -1,0 +1,181 @@
+//! Tuning of the router core: every timeout and size bound is a named, documented field, each default
+//! justified. [`Config::validate`] rejects combinations that cannot work.
+
+use std::time::Duration;
+
+/// Router configuration. Start from [`Config::default`] and change what you need.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    /// How long digests (`IHave`) are collected before they are sent to lazy peers, as one batch of
+    /// ranges per peer. Default 20 ms: long enough that a burst of messages becomes a handful of ranges
+    /// (the wire cost of lazy links stays far below the payload cost), short enough that it adds little
+    /// to repair latency. iroh-gossip uses 5 ms for its per-message digests; we batch ranges, so a
+    /// longer interval costs nothing in size.
+    pub ihave_interval: Duration,
+    /// How long a node waits, after hearing of a message it lacks, for the tree to deliver it before it
+    /// asks (`Graft`). Default 80 ms, iroh-gossip's `graft_timeout_1`: a little more than one LAN/region
+    /// hop plus `ihave_interval`, so a payload already on its way along the tree is not requested twice.
+    pub graft_timeout: Duration,
+    /// Upper bound of the adaptive graft timeout: the core waits twice the measured lag between a
+    /// digest and the tree's copy, clamped to `graft_timeout..=max_graft_timeout`. Default 500 ms.
+    pub max_graft_timeout: Duration,
+    /// How long to wait for a `Graft` to be answered before asking the next announcer. Default 40 ms,
+    /// iroh-gossip's `graft_timeout_2`.
+    pub graft_retry_timeout: Duration,
+    /// How long acknowledgements are batched. Default 50 ms: acks only matter when a link breaks
+    /// (to know what to re-offer), so they can be lazy; one ack frame per link per 50 ms is negligible.
+    pub ack_interval: Duration,
+    /// Send the batched acks early once this many new messages were received since the last ack, so a
+    /// burst does not leave a large unacknowledged window. Default 256.
+    pub ack_every: u32,
+    /// Housekeeping period: expire retention, evict idle streams. Default 1 s.
+    pub sweep_interval: Duration,
+    /// How long a payload stays in the retention cache to serve grafts and sync after an outage.
+    /// Default 30 s (iroh-gossip's `message_cache_retention`): covers a neighbour failure, its detection
+    /// and the repair, and a short network outage.
+    pub retention_time: Duration,
+    /// Maximum number of payloads in the retention cache (all streams). Default 32,768.
+    pub retention_max_messages: usize,
+    /// Maximum payload bytes in the retention cache (all streams). Default 64 MiB: 30 s of a 2 MiB/s
+    /// broadcast rate.
+    pub retention_max_bytes: usize,
+    /// How far ahead of the next expected sequence number a payload may be and still be held for
+    /// in-order delivery (the per-stream reorder window). Payloads further ahead are dropped (and asked
+    /// for again later), so a forged far-future sequence number creates no state. Default 4,096.
+    pub reorder_window: u64,
+    /// Maximum payloads held for reordering across all streams. Default 65,536.
+    pub reorder_max_total: usize,
+    /// How long a hole at the head of a stream may wait for repair before it is reported as
+    /// [`crate::core::Event::Gap`] and delivery continues. Default 10 s: several graft rounds through
+    /// every announcer; after that the message has almost certainly left the retention caches.
+    pub gap_timeout: Duration,
+    /// Maximum number of streams tracked at once. Default 4,096. When full, a stream idle for longer
+    /// than `retention_time` is evicted to make room; if none is, the new stream is refused (counted),
+    /// so a hostile peer cannot flush the state of live streams.
+    pub max_streams: usize,
+    /// A stream with no activity for this long is forgotten. Default 10 min. Safe because no honest
+    /// node retains its payloads longer than `retention_time`, so none of them can come back.
+    pub stream_idle_timeout: Duration,
+    /// A node that first hears of a stream at a sequence number `<= backfill_new_stream` delivers it
+    /// from 1 (the stream is young: this node was very likely there when it started and only saw its
+    /// first messages out of order). Above it, the node starts at the first message it sees and does
+    /// not wait for history. Default 1,024.
+    pub backfill_new_stream: u64,
+    /// Maximum payloads sent in answer to one `Graft`, and per stream in answer to one `Sync`. Default
+    /// 1,024: a hostile request for a huge range costs at most this many sends.
+    pub max_serve_per_request: u64,
+    /// Maximum ranges or watermarks the core puts in one message it sends (longer lists are split).
+    /// Must not exceed the wire layer's `MAX_LIST_LEN`. Default 1,024.
+    pub max_list_len: usize,
+    /// Plumtree's tree optimisation threshold: when a digest arrives over a link whose hop count is
+    /// smaller than the current tree path by at least this much, that link replaces the tree link.
+    /// Default 7, iroh-gossip's `optimization_threshold` (the paper's value is a tuning choice).
+    pub optimization_threshold: u32,
+    /// Maximum announcers remembered per stream for grafting. Default 8.
+    pub max_announcers: usize,
+    /// Only duplicates of a sample of messages prune links, about one message per this interval
+    /// network-wide (see `Router::may_prune_on` for why). Default 200 ms: about the time a message
+    /// takes to cross a large WAN-latency network, so that pruning messages are rarely in flight
+    /// together; the tree still forms within a few such intervals.
+    pub prune_sample_interval: Duration,
+    /// How many payloads of one stream in a row must arrive only as answers to our grafts (none along
+    /// the tree, not even late) before grafts for that stream also make their link eager. Default 1:
+    /// the first repair may be a slow tree path (a late tree copy resets the count); when the next
+    /// message of the same origin again needs a graft, the tree is broken between it and us.
+    pub repairs_before_graft_eager: u32,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            ihave_interval: Duration::from_millis(20),
+            graft_timeout: Duration::from_millis(80),
+            max_graft_timeout: Duration::from_millis(500),
+            graft_retry_timeout: Duration::from_millis(40),
+            ack_interval: Duration::from_millis(50),
+            ack_every: 256,
+            sweep_interval: Duration::from_secs(1),
+            retention_time: Duration::from_secs(30),
+            retention_max_messages: 32_768,
+            retention_max_bytes: 64 << 20,
+            reorder_window: 4_096,
+            reorder_max_total: 65_536,
+            gap_timeout: Duration::from_secs(10),
+            max_streams: 4_096,
+            stream_idle_timeout: Duration::from_secs(600),
+            backfill_new_stream: 1_024,
+            max_serve_per_request: 1_024,
+            max_list_len: 1_024,
+            optimization_threshold: 7,
+            max_announcers: 8,
+            prune_sample_interval: Duration::from_millis(200),
+            repairs_before_graft_eager: 1,
+        }
+    }
+}
+
+/// Why a [`Config`] was rejected.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// A duration that must be positive is zero.
+    #[error("{0} must be greater than zero")]
+    ZeroDuration(&'static str),
+    /// A size that must be positive is zero.
+    #[error("{0} must be greater than zero")]
+    ZeroSize(&'static str),
+    /// Two settings contradict each other.
+    #[error("inconsistent config: {0}")]
+    Inconsistent(&'static str),
+}
+
+impl Config {
+    /// Checks that the configuration can work.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        for (name, d) in [
+            ("ihave_interval", self.ihave_interval),
+            ("graft_timeout", self.graft_timeout),
+            ("graft_retry_timeout", self.graft_retry_timeout),
+            ("ack_interval", self.ack_interval),
+            ("sweep_interval", self.sweep_interval),
+            ("retention_time", self.retention_time),
+            ("gap_timeout", self.gap_timeout),
+            ("stream_idle_timeout", self.stream_idle_timeout),
+            ("prune_sample_interval", self.prune_sample_interval),
+        ] {
+            if d.is_zero() {
+                return Err(ConfigError::ZeroDuration(name));
+            }
+        }
+        for (name, n) in [
+            ("ack_every", self.ack_every as u64),
+            ("retention_max_messages", self.retention_max_messages as u64),
+            ("retention_max_bytes", self.retention_max_bytes as u64),
+            ("reorder_window", self.reorder_window),
+            ("reorder_max_total", self.reorder_max_total as u64),
+            ("max_streams", self.max_streams as u64),
+            ("max_serve_per_request", self.max_serve_per_request),
+            ("max_list_len", self.max_list_len as u64),
+            ("max_announcers", self.max_announcers as u64),
+        ] {
+            if n == 0 {
+                return Err(ConfigError::ZeroSize(name));
+            }
+        }
+        if self.max_list_len > crate::wire::MAX_LIST_LEN {
+            return Err(ConfigError::Inconsistent("max_list_len exceeds wire::MAX_LIST_LEN"));
+        }
+        if self.stream_idle_timeout < self.retention_time {
+            return Err(ConfigError::Inconsistent(
+                "stream_idle_timeout must be at least retention_time (or old payloads could be re-delivered)",
+            ));
+        }
+        if self.max_graft_timeout < self.graft_timeout {
+            return Err(ConfigError::Inconsistent("max_graft_timeout must be at least graft_timeout"));
+        }
+        if self.gap_timeout <= self.max_graft_timeout {
+            return Err(ConfigError::Inconsistent("gap_timeout must exceed max_graft_timeout"));
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,61 @@
+//! Counters the application can read ([`Counters`]) and a snapshot of the broadcast tree
+//! ([`Topology`]).
+
+use dotray_codec::NodeId;
+
+/// Monotonic counters of one router core. Cheap to copy.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Counters {
+    /// Messages this node originated with `broadcast`.
+    pub broadcasts: u64,
+    /// `Data` messages sent (every copy to every peer, eager pushes and repairs).
+    pub payloads_sent: u64,
+    /// Payload bytes sent (sum of payload lengths of `payloads_sent`).
+    pub payload_bytes_sent: u64,
+    /// `Data` messages received.
+    pub payloads_received: u64,
+    /// Payload bytes received.
+    pub payload_bytes_received: u64,
+    /// Payloads handed to the application.
+    pub delivered: u64,
+    /// `Data` received for a message already held (or already delivered).
+    pub duplicates: u64,
+    /// `Data` dropped because it was beyond the reorder window, or the reorder buffer was full.
+    pub dropped_ahead: u64,
+    /// `IHave` messages sent.
+    pub ihaves_sent: u64,
+    /// `Graft` messages sent.
+    pub grafts_sent: u64,
+    /// `Graft` messages received.
+    pub grafts_received: u64,
+    /// `Prune` messages sent.
+    pub prunes_sent: u64,
+    /// `Prune` messages received.
+    pub prunes_received: u64,
+    /// Payloads sent in answer to a `Graft` or `Sync` (repairs).
+    pub resends: u64,
+    /// Ranges re-offered by digest after a neighbour went down or a send was dropped by congestion.
+    pub reoffers: u64,
+    /// Tree optimisations (a shorter lazy path replaced a tree link).
+    pub optimisations: u64,
+    /// `Gap` events emitted.
+    pub gaps: u64,
+    /// Messages covered by those gaps.
+    pub gap_messages: u64,
+    /// New streams refused because `max_streams` was reached with no stream old enough to evict.
+    pub streams_refused: u64,
+    /// Streams forgotten for idleness or to make room.
+    pub streams_evicted: u64,
+    /// Protocol violations reported.
+    pub violations: u64,
+}
+
+/// The node's current view of the broadcast tree: which neighbours it pushes payloads to.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Topology {
+    /// Neighbours receiving payloads eagerly (tree links), sorted.
+    pub eager: Vec<NodeId>,
+    /// Neighbours receiving only digests, sorted.
+    pub lazy: Vec<NodeId>,
+}

@@ -1,0 +1,275 @@
+//! The payload path: eager push along tree links and digests on lazy links ([`Router::forward`]),
+//! receiving a payload (dedup, prune on duplicates, reorder, in-order delivery), and arming the
+//! per-stream repair timers when a hole appears.
+
+use std::time::Instant;
+
+use bytes::Bytes;
+use dotray_codec::NodeId;
+
+use super::action::{Action, Delivery, Timer};
+use super::ids::{MessageId, StreamId};
+use super::message::Message;
+use super::router::Router;
+use super::stream::{Arrival, Held};
+
+impl<R: rand::Rng> Router<R> {
+    /// Plumtree's dissemination step for a payload this node just obtained: push it to every eager
+    /// neighbour except the one it came from, and queue a digest entry for every lazy one.
+    ///
+    /// Eager sends are emitted consecutively with an identical `Data`, so the driver encodes the frame
+    /// once per hop and reuses it for every eager peer.
+    pub(crate) fn forward(
+        &mut self,
+        stream: StreamId,
+        seq: u64,
+        wire_hops: u32,
+        payload: &Bytes,
+        except: Option<NodeId>,
+        now: Instant,
+    ) {
+        let mut any_lazy = false;
+        for (id, peer) in self.peers.iter_mut() {
+            if Some(*id) == except {
+                continue;
+            }
+            if peer.eager {
+                peer.note_sent(stream, seq);
+                self.counters.payloads_sent += 1;
+                self.counters.payload_bytes_sent += payload.len() as u64;
+                let message = Message::Data { stream, seq, hops: wire_hops, payload: payload.clone() };
+                self.actions.push_back(Action::Send { to: *id, message });
+            } else {
+                peer.push_ihave(stream, seq, wire_hops);
+                any_lazy = true;
+            }
+        }
+        if any_lazy {
+            self.arm_flush(now);
+        }
+    }
+
+    /// A `Data` from `from`.
+    pub(crate) fn on_data(
+        &mut self,
+        from: NodeId,
+        stream: StreamId,
+        seq: u64,
+        hops: u32,
+        payload: Bytes,
+        now: Instant,
+    ) {
+        self.counters.payloads_received += 1;
+        self.counters.payload_bytes_received += payload.len() as u64;
+        if seq == 0 {
+            return self.violation(from, "data with sequence number 0");
+        }
+        if stream == self.own {
+            // Our own messages come back as duplicates; one we never sent is forged.
+            if seq >= self.next_seq {
+                return self.violation(from, "data of our own stream that we never sent");
+            }
+            return self.on_duplicate(from, stream, seq);
+        }
+        let start = self.adoption_start(seq);
+        let window = self.config.reorder_window;
+        if !self.ensure_stream(stream, start, now) {
+            return;
+        }
+        let Some(state) = self.streams.get_mut(&stream) else { return };
+        match state.classify(seq, window) {
+            Arrival::Old | Arrival::Buffered => return self.on_duplicate(from, stream, seq),
+            Arrival::TooFar => {
+                // Not held (a forged far-future number must not create state), but remember that
+                // the sender is ahead: ask it for the window after our watermark.
+                self.counters.dropped_ahead += 1;
+                state.known_hi = state.delivered + window;
+                state.add_announcer(from, self.config.max_announcers);
+                return self.arm_graft(stream, now);
+            }
+            Arrival::New => {}
+        }
+        state.last_active = now;
+        state.parent = Some((from, hops));
+        if self.peers.get(&from).is_some_and(|p| p.was_asked(stream, seq)) {
+            state.repairs_in_a_row = state.repairs_in_a_row.saturating_add(1);
+            state.repaired = Some((seq, from));
+        } else {
+            state.repairs_in_a_row = 0;
+        }
+        self.note_rate(now);
+        let wire_hops = hops.saturating_add(1);
+
+        // The paper also makes the sender of a new payload an eager peer. We do not: with many
+        // concurrent origins, payloads still in flight on a just-pruned link revive it and the cycles
+        // never go away. Links become eager only at start and through grafts.
+        //
+        // Relay first, so a hole here never delays the rest of the tree.
+        self.forward(stream, seq, wire_hops, &payload, Some(from), now);
+
+        let Some(state) = self.streams.get_mut(&stream) else { return };
+        let held = Held { payload, wire_hops };
+        if seq == state.delivered + 1 {
+            self.deliver(stream, seq, held, now);
+            self.drain(stream, now);
+        } else if self.buffered_total < self.config.reorder_max_total {
+            state.buffer.insert(seq, held);
+            state.known_hi = state.known_hi.max(seq);
+            state.add_announcer(from, self.config.max_announcers);
+            self.buffered_total += 1;
+            self.arm_graft(stream, now);
+            self.arm_gap(stream, now);
+        } else {
+            // Every reorder buffer together is full: drop it; it was forwarded, and a graft will fetch
+            // it again once the hole before it fills.
+            self.counters.dropped_ahead += 1;
+            state.known_hi = state.known_hi.max(seq);
+            state.add_announcer(from, self.config.max_announcers);
+            self.arm_graft(stream, now);
+        }
+    }
+
+    /// A payload we already hold arrived from `from`.
+    ///
+    /// Plumtree prunes the link a duplicate came over. Three refinements keep the tree from falling
+    /// apart under many concurrent origins:
+    /// * a duplicate we asked `from` for (an answer to our graft that the tree overtook) is not a sign
+    ///   of a redundant link: no prune;
+    /// * a duplicate from someone we did not ask shows the tree does reach us (late): grafts stay pure
+    ///   repairs (see `StreamState::repairs_in_a_row`);
+    /// * only duplicates of sampled messages prune (see `Router::may_prune_on`). The prune is sent even
+    ///   if `from` is already lazy in our view, since only a prune makes *it* stop pushing.
+    fn on_duplicate(&mut self, from: NodeId, stream: StreamId, seq: u64) {
+        self.counters.duplicates += 1;
+        let Some(peer) = self.peers.get(&from) else { return };
+        if peer.was_asked(stream, seq) {
+            return;
+        }
+        if let Some(state) = self.streams.get_mut(&stream) {
+            state.repairs_in_a_row = 0;
+        }
+        // The tree copy of a message we had to graft, arriving after the graft answer: the announcer
+        // is on a much faster path (at least `graft_timeout` faster). Plumtree's optimisation: make
+        // that link the tree link and prune this slow one. The tree stays connected: the announcer
+        // had the message before us, so its path does not use the link we prune.
+        let repaired_by = self.streams.get(&stream).and_then(|s| s.repaired);
+        if let Some((rseq, by)) = repaired_by {
+            if rseq == seq && by != from && self.peers.contains_key(&by) {
+                if let Some(state) = self.streams.get_mut(&stream) {
+                    state.repaired = None;
+                }
+                self.counters.optimisations += 1;
+                if let Some(p) = self.peers.get_mut(&by) {
+                    if !p.eager {
+                        p.eager = true;
+                        self.counters.grafts_sent += 1;
+                        self.send(by, Message::Graft { want: Vec::new(), eager: true });
+                    }
+                }
+                if let Some(p) = self.peers.get_mut(&from) {
+                    p.eager = false;
+                }
+                self.counters.prunes_sent += 1;
+                self.send(from, Message::Prune);
+                return;
+            }
+        }
+        if !self.may_prune_on(stream, seq) {
+            return;
+        }
+        if let Some(peer) = self.peers.get_mut(&from) {
+            peer.eager = false;
+        }
+        self.counters.prunes_sent += 1;
+        self.send(from, Message::Prune);
+        self.ensure_attached();
+    }
+
+    /// Delivers `seq` (which must be `delivered + 1`), retains it and advances the watermark.
+    fn deliver(&mut self, stream: StreamId, seq: u64, held: Held, now: Instant) {
+        let len = held.payload.len();
+        let delivery = Delivery {
+            id: MessageId { stream, seq },
+            hops: held.wire_hops.saturating_sub(1),
+            payload: held.payload.clone(),
+        };
+        let Some(state) = self.streams.get_mut(&stream) else { return };
+        state.delivered = seq;
+        state.known_hi = state.known_hi.max(seq);
+        state.retain(seq, held);
+        if !state.ack_dirty {
+            state.ack_dirty = true;
+            self.ack_dirty.push(stream);
+        }
+        self.counters.delivered += 1;
+        self.actions.push_back(Action::Deliver(delivery));
+        self.log_retained(stream, seq, len, now);
+        self.ack_pending += 1;
+        if self.ack_pending >= self.config.ack_every {
+            self.flush_acks();
+        } else {
+            self.arm_ack(now);
+        }
+    }
+
+    /// Delivers every buffered payload that is now contiguous with the watermark, then re-evaluates
+    /// the repair timers of the stream.
+    pub(crate) fn drain(&mut self, stream: StreamId, now: Instant) {
+        loop {
+            let Some(state) = self.streams.get_mut(&stream) else { return };
+            let next = state.delivered + 1;
+            let Some(held) = state.buffer.remove(&next) else { break };
+            self.buffered_total -= 1;
+            self.deliver(stream, next, held, now);
+        }
+        let Some(state) = self.streams.get_mut(&stream) else { return };
+        let mut lag = None;
+        if !state.has_missing() {
+            // Nothing missing: any armed graft timer is now stale. If the tree filled the hole on
+            // its own (no graft sent), that is one sample of how far the tree lags the digests.
+            if let Some(since) = state.graft_since {
+                if state.graft_tries == 0 {
+                    lag = Some(now.saturating_duration_since(since));
+                }
+            }
+            state.graft_since = None;
+            state.graft_gen += 1;
+            state.graft_tries = 0;
+        }
+        state.gap_armed = false;
+        if state.buffer.is_empty() {
+            state.gap_gen += 1;
+        } else {
+            // A new hole in front of buffered payloads: restart the gap clock for it.
+            self.arm_gap(stream, now);
+        }
+        if let Some(sample) = lag {
+            self.note_tree_lag(sample);
+        }
+    }
+
+    /// Arms the stream's graft timer if it is not armed (one timer per stream, not per message).
+    pub(crate) fn arm_graft(&mut self, stream: StreamId, now: Instant) {
+        let at = now + self.graft_delay();
+        let Some(state) = self.streams.get_mut(&stream) else { return };
+        if state.graft_since.is_none() && state.has_missing() {
+            state.graft_since = Some(now);
+            state.graft_tries = 0;
+            state.graft_gen += 1;
+            let generation = state.graft_gen;
+            self.actions.push_back(Action::SetTimer { at, timer: Timer::Graft { stream, generation } });
+        }
+    }
+
+    /// Arms the stream's gap timer if payloads wait behind a hole and it is not armed.
+    pub(crate) fn arm_gap(&mut self, stream: StreamId, now: Instant) {
+        let at = now + self.config.gap_timeout;
+        let Some(state) = self.streams.get_mut(&stream) else { return };
+        if !state.gap_armed && !state.buffer.is_empty() {
+            state.gap_armed = true;
+            state.gap_gen += 1;
+            let generation = state.gap_gen;
+            self.actions.push_back(Action::SetTimer { at, timer: Timer::Gap { stream, generation } });
+        }
+    }
+}

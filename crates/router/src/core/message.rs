@@ -1,0 +1,63 @@
+//! The router's typed protocol messages. They mirror `proto/dotray/v1/broadcast.proto`, except that
+//! streams are named by their full [`StreamId`] instead of per-connection stream references: the wire
+//! layer (`crate::wire`) translates between the two, so the core never sees references or addresses.
+
+use bytes::Bytes;
+
+use super::ids::{SeqRange, StreamId, Watermark};
+
+/// One router message between two neighbours.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Message {
+    /// A payload (Plumtree eager push, or a repair answering a `Graft`/`Sync`).
+    Data {
+        /// The payload's stream.
+        stream: StreamId,
+        /// Its sequence number, from 1.
+        seq: u64,
+        /// Hops travelled so far: 0 when sent by the origin.
+        hops: u32,
+        /// Application bytes; cloning is a reference-count bump.
+        payload: Bytes,
+    },
+    /// Lazy push: "I have these messages" (Plumtree IHAVE), batched as ranges.
+    IHave {
+        /// What the sender holds and can send on request.
+        ranges: Vec<SeqRange>,
+        /// The smallest hop count of the sender's copies in this batch.
+        hops: u32,
+    },
+    /// "Send me these" and, when `eager`, "make this link a tree link" (Plumtree GRAFT).
+    Graft {
+        /// Messages wanted; may be empty (then only the link changes).
+        want: Vec<SeqRange>,
+        /// Whether the link should become eager.
+        eager: bool,
+    },
+    /// "Stop pushing payloads to me; send digests" (Plumtree PRUNE).
+    Prune,
+    /// Cumulative acknowledgement of what the sender holds, for streams that changed.
+    Ack {
+        /// One watermark per changed stream.
+        marks: Vec<Watermark>,
+    },
+    /// Sent when two nodes become neighbours: the sender's position in every stream it knows.
+    Sync {
+        /// One watermark per known stream.
+        marks: Vec<Watermark>,
+    },
+}
+
+impl Message {
+    /// A short name for logs and counters.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Data { .. } => "data",
+            Self::IHave { .. } => "ihave",
+            Self::Graft { .. } => "graft",
+            Self::Prune => "prune",
+            Self::Ack { .. } => "ack",
+            Self::Sync { .. } => "sync",
+        }
+    }
+}

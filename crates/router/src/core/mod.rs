@@ -1,0 +1,32 @@
+//! The sans-IO router core: Plumtree broadcast plus reliable, ordered, exactly-once delivery.
+//!
+//! No tokio, no clock, no OS randomness: events go in through `handle_*` (with `now`), effects come out
+//! of [`Router::poll_action`] as [`Action`]s. See the [crate docs](crate) for the protocol in prose.
+//!
+//! Files: `router.rs` (state and API), `data.rs` (payload path), `repair.rs` (digests, grafts,
+//! prunes, acks, sync, neighbour changes, gaps), `stream.rs` (per-stream watermark, reorder buffer,
+//! retention), `peer.rs` (per-link state), `retention.rs` (global retention order), `ids.rs`,
+//! `message.rs`, `action.rs`, `config.rs`, `counters.rs`, `map.rs`.
+
+mod action;
+mod config;
+mod counters;
+mod data;
+mod ids;
+mod map;
+mod message;
+mod peer;
+mod repair;
+mod retention;
+mod router;
+mod stream;
+
+#[cfg(test)]
+mod tests;
+
+pub use action::{Action, Delivery, Event, Timer};
+pub use config::{Config, ConfigError};
+pub use counters::{Counters, Topology};
+pub use ids::{MessageId, SeqRange, StreamId, Watermark};
+pub use message::Message;
+pub use router::Router;

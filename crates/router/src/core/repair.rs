@@ -1,0 +1,423 @@
+//! Everything that keeps the tree whole and the streams complete when payloads do not simply arrive:
+//! digests (`IHave`) and the graft timer, serving `Graft`s from retention, `Prune`, tree optimisation,
+//! cumulative `Ack`s, `Sync` between new neighbours, neighbour loss, congestion, and gap reporting.
+
+use std::time::Instant;
+
+use dotray_codec::NodeId;
+
+use super::action::{Action, Event, Timer};
+use super::ids::{SeqRange, StreamId, Watermark};
+use super::message::Message;
+use super::peer::Peer;
+use super::router::Router;
+
+impl<R: rand::Rng> Router<R> {
+    /// `peer` became a neighbour (membership's `NeighbourUp`). Plumtree makes the link eager; we also
+    /// send it our position in every stream (`Sync`) so it can push what we lack, and it ours.
+    pub fn handle_neighbour_up(&mut self, peer: NodeId, _now: Instant) {
+        if peer == self.me {
+            return;
+        }
+        let sent = self.new_sent_map();
+        self.peers.entry(peer).or_insert_with(|| Peer::new(sent)).eager = true;
+        let own = self.own;
+        let mut marks: Vec<Watermark> = self
+            .streams
+            .iter()
+            .filter(|(id, s)| **id == own || s.delivered > 0)
+            .map(|(id, s)| Watermark { stream: *id, seq: s.delivered })
+            .collect();
+        marks.sort_unstable_by_key(|m| m.stream);
+        if marks.is_empty() {
+            self.send(peer, Message::Sync { marks });
+            return;
+        }
+        for chunk in marks.chunks(self.config.max_list_len) {
+            self.send(peer, Message::Sync { marks: chunk.to_vec() });
+        }
+    }
+
+    /// `peer` is no longer a neighbour. Payloads pushed to it that it had not acknowledged may not have
+    /// reached its subtree: re-offer them by digest on every remaining link, so whoever lacks them
+    /// grafts them from us.
+    pub fn handle_neighbour_down(&mut self, peer: NodeId, now: Instant) {
+        let Some(gone) = self.peers.remove(&peer) else { return };
+        let mut reoffer: Vec<SeqRange> = Vec::new();
+        for (stream, mark) in &gone.sent {
+            if mark.sent_hi > mark.acked {
+                if let Some(range) = self.retained_part(*stream, mark.acked + 1, mark.sent_hi) {
+                    reoffer.push(range);
+                }
+            }
+        }
+        if reoffer.is_empty() || self.peers.is_empty() {
+            return;
+        }
+        reoffer.sort_unstable_by_key(|r| (r.stream, r.first));
+        self.counters.reoffers += reoffer.len() as u64;
+        for p in self.peers.values_mut() {
+            for range in &reoffer {
+                p.push_ihave_range(*range, 0);
+            }
+        }
+        self.arm_flush(now);
+    }
+
+    /// The driver dropped a send to `peer` because its queue was full. Demote it to a lazy link (it
+    /// gets digests, which are tiny, instead of payloads) and re-offer everything it has not
+    /// acknowledged, so it pulls what it missed at its own pace.
+    pub fn handle_congested(&mut self, peer: NodeId, now: Instant) {
+        let Some(p) = self.peers.get(&peer) else { return };
+        let pending: Vec<(StreamId, u64, u64)> = p
+            .sent
+            .iter()
+            .filter(|(_, m)| m.sent_hi > m.acked)
+            .map(|(s, m)| (*s, m.acked + 1, m.sent_hi))
+            .collect();
+        let ranges: Vec<SeqRange> = pending
+            .into_iter()
+            .filter_map(|(stream, first, last)| self.retained_part(stream, first, last))
+            .collect();
+        let Some(p) = self.peers.get_mut(&peer) else { return };
+        p.eager = false;
+        self.counters.reoffers += ranges.len() as u64;
+        for range in ranges {
+            p.push_ihave_range(range, 0);
+        }
+        self.arm_flush(now);
+    }
+
+    /// The part of `first..=last` of `stream` that we still retain, as one range.
+    fn retained_part(&self, stream: StreamId, first: u64, last: u64) -> Option<SeqRange> {
+        let (lo, hi) = self.streams.get(&stream)?.retained_span()?;
+        let (first, last) = (first.max(lo), last.min(hi));
+        (first <= last).then_some(SeqRange { stream, first, last })
+    }
+
+    /// Sends every pending digest batch (`Timer::Flush`), split into lists of `max_list_len`.
+    pub(crate) fn flush_ihaves(&mut self) {
+        let max = self.config.max_list_len;
+        let mut out = Vec::new();
+        for (id, peer) in self.peers.iter_mut() {
+            if peer.ihave.is_empty() {
+                continue;
+            }
+            let hops = std::mem::replace(&mut peer.ihave_hops, u32::MAX);
+            let ranges = std::mem::take(&mut peer.ihave);
+            if ranges.len() <= max {
+                out.push((*id, Message::IHave { ranges, hops }));
+            } else {
+                for chunk in ranges.chunks(max) {
+                    out.push((*id, Message::IHave { ranges: chunk.to_vec(), hops }));
+                }
+            }
+        }
+        self.counters.ihaves_sent += out.len() as u64;
+        for (to, message) in out {
+            self.send(to, message);
+        }
+    }
+
+    /// Sends the batched cumulative acks to every neighbour (`Timer::Ack` or `Config::ack_every`).
+    pub(crate) fn flush_acks(&mut self) {
+        self.ack_pending = 0;
+        if self.ack_dirty.is_empty() {
+            return;
+        }
+        let dirty = std::mem::take(&mut self.ack_dirty);
+        let mut marks = Vec::with_capacity(dirty.len());
+        for stream in dirty {
+            if let Some(state) = self.streams.get_mut(&stream) {
+                state.ack_dirty = false;
+                marks.push(Watermark { stream, seq: state.delivered });
+            }
+        }
+        if marks.is_empty() {
+            return;
+        }
+        let peers: Vec<NodeId> = self.peers.keys().copied().collect();
+        for chunk in marks.chunks(self.config.max_list_len) {
+            for to in &peers {
+                self.send(*to, Message::Ack { marks: chunk.to_vec() });
+            }
+        }
+    }
+
+    /// Notes that `from` holds `first..=last` of `stream` (digest, ack or out-of-window payload): if we
+    /// lack some of it, remember `from` as a source and arm the graft timer. Creates the stream if new
+    /// (`adopt`), starting from the first announced message.
+    fn note_announced(&mut self, from: NodeId, range: SeqRange, adopt: bool, now: Instant) {
+        let stream = range.stream;
+        if stream.origin == self.me && stream.epoch == self.own.epoch {
+            return;
+        }
+        let window = self.config.reorder_window;
+        let max_announcers = self.config.max_announcers;
+        let start = self.adoption_start(range.first);
+        if adopt && !self.ensure_stream(stream, start, now) {
+            return;
+        }
+        let Some(state) = self.streams.get_mut(&stream) else { return };
+        if range.last <= state.delivered || range.first > state.delivered + window {
+            return;
+        }
+        let hi = range.last.min(state.delivered + window);
+        if hi > state.known_hi {
+            state.known_hi = hi;
+        }
+        if state.has_missing() {
+            state.add_announcer(from, max_announcers);
+            state.last_active = now;
+            self.arm_graft(stream, now);
+        }
+    }
+
+    /// An `IHave` digest from `from`.
+    pub(crate) fn on_ihave(&mut self, from: NodeId, ranges: &[SeqRange], hops: u32, now: Instant) {
+        if ranges.len() > self.config.max_list_len.max(crate::wire::MAX_LIST_LEN) {
+            return self.violation(from, "ihave with too many ranges");
+        }
+        for range in ranges {
+            if !range.is_valid() {
+                return self.violation(from, "ihave with an invalid range");
+            }
+            self.note_announced(from, *range, true, now);
+            self.maybe_optimise(from, range, hops);
+        }
+    }
+
+    /// Plumtree's tree optimisation: a digest for messages we already have, over a path at least
+    /// `optimization_threshold` hops shorter than the one they came by, makes that link the tree link
+    /// (graft it without asking for messages) and prunes the long one.
+    fn maybe_optimise(&mut self, from: NodeId, range: &SeqRange, hops: u32) {
+        let Some(state) = self.streams.get_mut(&range.stream) else { return };
+        if range.last > state.delivered {
+            return;
+        }
+        let Some((parent, parent_hops)) = state.parent else { return };
+        if parent == from || parent_hops < hops.saturating_add(self.config.optimization_threshold) {
+            return;
+        }
+        state.parent = Some((from, hops));
+        let parent_is_eager = self.peers.get(&parent).is_some_and(|p| p.eager);
+        let Some(link) = self.peers.get_mut(&from) else { return };
+        link.eager = true;
+        self.counters.optimisations += 1;
+        self.counters.grafts_sent += 1;
+        self.send(from, Message::Graft { want: Vec::new(), eager: true });
+        if parent_is_eager {
+            if let Some(p) = self.peers.get_mut(&parent) {
+                p.eager = false;
+            }
+            self.counters.prunes_sent += 1;
+            self.send(parent, Message::Prune);
+        }
+    }
+
+    /// The graft timer of `stream` fired: if messages are still missing, ask an announcer for them
+    /// (the fastest by RTT first, then the others in turn) and make that link a tree link.
+    pub(crate) fn on_graft_timer(&mut self, stream: StreamId, generation: u64, now: Instant) {
+        let gap_timeout = self.config.gap_timeout;
+        let max_list = self.config.max_list_len;
+        let Some(state) = self.streams.get_mut(&stream) else { return };
+        let Some(since) = state.graft_since else { return };
+        if state.graft_gen != generation {
+            return;
+        }
+        if !state.has_missing() || now.saturating_duration_since(since) >= gap_timeout {
+            // Filled, or nobody could serve it for a whole gap timeout: stop asking. A real loss
+            // becomes a `Gap` through the gap timer (if later payloads are held); an unfounded claim
+            // (a forged digest) is forgotten.
+            state.graft_since = None;
+            if state.buffer.is_empty() {
+                state.known_hi = state.delivered;
+            } else if let Some((&last, _)) = state.buffer.iter().next_back() {
+                state.known_hi = last;
+            }
+            return;
+        }
+        let want = state.missing_ranges(stream, max_list);
+        let tries = state.graft_tries;
+        let eager = tries > 0 || state.repairs_in_a_row >= self.config.repairs_before_graft_eager;
+        state.graft_tries += 1;
+        // Candidates: announcers that are still neighbours; if none, any neighbour.
+        let mut candidates: Vec<NodeId> =
+            state.announcers.iter().copied().filter(|p| self.peers.contains_key(p)).collect();
+        if candidates.is_empty() {
+            candidates = self.peers.keys().copied().collect();
+        }
+        let at = now + self.config.graft_retry_timeout;
+        self.actions.push_back(Action::SetTimer { at, timer: Timer::Graft { stream, generation } });
+        if candidates.is_empty() {
+            return;
+        }
+        // Fastest first (unknown RTT counts as slow), then rotate through the rest.
+        candidates.sort_by_key(|p| self.peers.get(p).and_then(|x| x.rtt).unwrap_or(std::time::Duration::MAX));
+        let to = if tries == 0 { candidates[0] } else { candidates[self.random_index(candidates.len())] };
+        if let Some(p) = self.peers.get_mut(&to) {
+            p.eager |= eager;
+            p.asked.clone_from(&want);
+        }
+        self.counters.grafts_sent += 1;
+        self.send(to, Message::Graft { want, eager });
+    }
+
+    /// A `Graft` from `from`: make the link eager if asked, and send what it wants from retention
+    /// (and the reorder buffer), at most `max_serve_per_request` payloads whatever the ranges say.
+    pub(crate) fn on_graft(&mut self, from: NodeId, want: &[SeqRange], eager: bool) {
+        self.counters.grafts_received += 1;
+        if want.len() > crate::wire::MAX_LIST_LEN {
+            return self.violation(from, "graft with too many ranges");
+        }
+        if want.iter().any(|r| !r.is_valid()) {
+            return self.violation(from, "graft with an invalid range");
+        }
+        if !self.peers.contains_key(&from) {
+            return;
+        }
+        if eager {
+            if let Some(p) = self.peers.get_mut(&from) {
+                p.eager = true;
+            }
+        }
+        let mut budget = self.config.max_serve_per_request;
+        for range in want {
+            if budget == 0 {
+                break;
+            }
+            budget = self.serve(from, range.stream, range.first, range.last, budget);
+        }
+    }
+
+    /// Sends `first..=last` of `stream` to `to` from what we hold, spending at most `budget` sends.
+    /// Only sequence numbers inside the retained span or the buffer are visited, so a huge range costs
+    /// nothing extra. Returns the budget left.
+    fn serve(&mut self, to: NodeId, stream: StreamId, first: u64, last: u64, mut budget: u64) -> u64 {
+        let Some(state) = self.streams.get(&stream) else { return budget };
+        let mut batch = Vec::new();
+        if let Some((lo, hi)) = state.retained_span() {
+            let (a, b) = (first.max(lo), last.min(hi));
+            let mut seq = a;
+            while seq <= b && budget > 0 {
+                if let Some(held) = state.get(seq) {
+                    batch.push((seq, held.wire_hops, held.payload.clone()));
+                }
+                budget -= 1;
+                seq += 1;
+            }
+        }
+        for (&seq, held) in state.buffer.range(first..=last) {
+            if budget == 0 {
+                break;
+            }
+            batch.push((seq, held.wire_hops, held.payload.clone()));
+            budget -= 1;
+        }
+        for (seq, hops, payload) in batch {
+            self.counters.resends += 1;
+            self.counters.payloads_sent += 1;
+            self.counters.payload_bytes_sent += payload.len() as u64;
+            if let Some(p) = self.peers.get_mut(&to) {
+                p.note_sent(stream, seq);
+            }
+            self.send(to, Message::Data { stream, seq, hops, payload });
+        }
+        budget
+    }
+
+    /// A `Prune` from `from`: stop pushing payloads to it; it gets digests.
+    pub(crate) fn on_prune(&mut self, from: NodeId) {
+        self.counters.prunes_received += 1;
+        if let Some(p) = self.peers.get_mut(&from) {
+            p.eager = false;
+        }
+        self.ensure_attached();
+    }
+
+    /// An `Ack` from `from`: record its watermarks (what need not be re-offered if the link breaks),
+    /// and treat a watermark ahead of ours as an announcement of what we lack.
+    pub(crate) fn on_ack(&mut self, from: NodeId, marks: &[Watermark], now: Instant) {
+        if marks.len() > crate::wire::MAX_LIST_LEN {
+            return self.violation(from, "ack with too many marks");
+        }
+        if let Some(peer) = self.peers.get_mut(&from) {
+            for mark in marks {
+                if let Some(sent) = peer.sent.get_mut(&mark.stream) {
+                    sent.acked = sent.acked.max(mark.seq);
+                }
+            }
+        }
+        for mark in marks {
+            if mark.seq > 0 {
+                let range = SeqRange { stream: mark.stream, first: 1, last: mark.seq };
+                self.note_announced(from, range, false, now);
+            }
+        }
+    }
+
+    /// A `Sync` from a new neighbour: push it, from retention, what it lacks of every stream we know;
+    /// adopt its position for streams we have never heard of (so we do not wait for older history).
+    pub(crate) fn on_sync(&mut self, from: NodeId, marks: &[Watermark], now: Instant) {
+        if marks.len() > crate::wire::MAX_LIST_LEN {
+            return self.violation(from, "sync with too many marks");
+        }
+        if !self.peers.contains_key(&from) {
+            return;
+        }
+        let per_stream = self.config.max_serve_per_request;
+        for mark in marks {
+            if let Some(peer) = self.peers.get_mut(&from) {
+                let sent = peer.sent.get_mut(&mark.stream);
+                if let Some(sent) = sent {
+                    sent.acked = sent.acked.max(mark.seq);
+                }
+            }
+            match self.streams.get(&mark.stream) {
+                Some(state) => {
+                    let ours = state.delivered;
+                    if ours > mark.seq {
+                        self.serve(from, mark.stream, mark.seq + 1, ours, per_stream);
+                    } else if mark.seq > ours {
+                        let range = SeqRange { stream: mark.stream, first: ours + 1, last: mark.seq };
+                        self.note_announced(from, range, false, now);
+                    }
+                }
+                None if mark.stream != self.own && mark.seq > 0 => {
+                    // Never heard of it. A young stream (within `backfill_new_stream`) is taken from
+                    // the start: its first messages may simply still be on their way to us. An older
+                    // one is joined at the peer's position: no history, no waiting for it.
+                    let young = mark.seq <= self.config.backfill_new_stream;
+                    let start = if young { 0 } else { mark.seq };
+                    if self.ensure_stream(mark.stream, start, now) && young {
+                        let range = SeqRange { stream: mark.stream, first: 1, last: mark.seq };
+                        self.note_announced(from, range, false, now);
+                    }
+                }
+                None => {}
+            }
+        }
+    }
+
+    /// The gap timer of `stream` fired: the hole in front of the buffered payloads could not be filled
+    /// in `gap_timeout`. Report it as a `Gap` and deliver what follows.
+    pub(crate) fn on_gap_timer(&mut self, stream: StreamId, generation: u64, now: Instant) {
+        let Some(state) = self.streams.get_mut(&stream) else { return };
+        if !state.gap_armed || state.gap_gen != generation {
+            return;
+        }
+        state.gap_armed = false;
+        let Some((&first_held, _)) = state.buffer.iter().next() else { return };
+        let first = state.delivered + 1;
+        let last = first_held - 1;
+        state.delivered = last;
+        if !state.ack_dirty {
+            state.ack_dirty = true;
+            self.ack_dirty.push(stream);
+        }
+        self.counters.gaps += 1;
+        self.counters.gap_messages += last - first + 1;
+        self.actions.push_back(Action::Event(Event::Gap { stream, first, last }));
+        self.drain(stream, now);
+    }
+}

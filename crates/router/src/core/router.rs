@@ -1,0 +1,411 @@
+//! The [`Router`] state machine: its fields, its public API, and the small helpers every handler uses
+//! (queueing actions, arming timers, finding or creating a stream). The protocol steps themselves live
+//! in `data.rs` (payloads: forward, dedup, deliver) and `repair.rs` (digests, grafts, prunes, acks, sync,
+//! neighbour changes).
+
+use std::collections::{BTreeMap, VecDeque};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use dotray_codec::NodeId;
+use rand::Rng;
+
+use super::action::{Action, Timer};
+use super::config::{Config, ConfigError};
+use super::counters::{Counters, Topology};
+use super::ids::{MessageId, StreamId};
+use super::map::{KeyedMap, KeyedState};
+use super::message::Message;
+use super::peer::{Peer, SentMark};
+use super::retention::{LogEntry, RetentionLog};
+use super::stream::{Held, StreamState};
+
+/// How often the message-rate estimate behind `prune_modulus` is refreshed.
+const RATE_WINDOW: Duration = Duration::from_millis(250);
+
+/// A fixed mix of a message id, the same on every node (SplitMix64 finaliser).
+pub(crate) fn mix(stream: StreamId, seq: u64) -> u64 {
+    let b = stream.origin.as_bytes();
+    let origin = u64::from_le_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]]);
+    let mut z = origin ^ stream.epoch.rotate_left(17) ^ seq.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+/// The sans-IO Plumtree router of one node. See the [module docs](crate::core) for the protocol.
+#[derive(Debug)]
+pub struct Router<R> {
+    pub(crate) me: NodeId,
+    pub(crate) own: StreamId,
+    pub(crate) next_seq: u64,
+    pub(crate) config: Config,
+    pub(crate) rng: R,
+    pub(crate) hasher: KeyedState,
+    /// Neighbours, ordered so that iteration (and thus the action order) is deterministic.
+    pub(crate) peers: BTreeMap<NodeId, Peer>,
+    /// Every tracked stream, including our own.
+    pub(crate) streams: KeyedMap<StreamId, StreamState>,
+    pub(crate) retention: RetentionLog,
+    /// Payloads in all reorder buffers.
+    pub(crate) buffered_total: usize,
+    pub(crate) actions: VecDeque<Action>,
+    pub(crate) counters: Counters,
+    pub(crate) flush_armed: bool,
+    pub(crate) ack_armed: bool,
+    /// Streams whose watermark moved since the last ack flush.
+    pub(crate) ack_dirty: Vec<StreamId>,
+    /// New payloads received since the last ack flush.
+    pub(crate) ack_pending: u32,
+    /// Start of the current rate-measurement window, and new payloads seen in it.
+    pub(crate) rate_window: (Instant, u64),
+    /// Only duplicates of messages whose id hashes to 0 modulo this prune (see `may_prune_on`). A power
+    /// of two; 1 (every message) until the first rate estimate.
+    pub(crate) prune_modulus: u64,
+    /// Smoothed time from "a neighbour announced a message we lack" to "the tree delivered it" (when
+    /// no graft was needed). The graft timer waits twice this, within
+    /// `graft_timeout..=max_graft_timeout`, so a tree that is merely slower than the lazy links (long
+    /// paths, slow hops) is not grafted around on every message.
+    pub(crate) tree_lag: Duration,
+}
+
+impl<R: Rng> Router<R> {
+    /// A router for node `me`, whose own stream is `(me, epoch)`. Pick `epoch` at random per start of
+    /// the node. Panics if `config` is invalid; use [`Router::try_new`] to get the error instead.
+    pub fn new(me: NodeId, epoch: u64, config: Config, rng: R, now: Instant) -> Self {
+        match Self::try_new(me, epoch, config, rng, now) {
+            Ok(router) => router,
+            Err(err) => panic!("invalid router config: {err}"),
+        }
+    }
+
+    /// Like [`Router::new`], returning the validation error of an invalid `config`.
+    pub fn try_new(
+        me: NodeId,
+        epoch: u64,
+        config: Config,
+        mut rng: R,
+        now: Instant,
+    ) -> Result<Self, ConfigError> {
+        config.validate()?;
+        let hasher = KeyedState(rng.random());
+        let own = StreamId { origin: me, epoch };
+        let mut streams = KeyedMap::with_hasher(hasher);
+        streams.insert(own, StreamState::new(0, now));
+        let mut router = Self {
+            me,
+            own,
+            next_seq: 1,
+            config,
+            rng,
+            hasher,
+            peers: BTreeMap::new(),
+            streams,
+            retention: RetentionLog::default(),
+            buffered_total: 0,
+            actions: VecDeque::new(),
+            counters: Counters::default(),
+            flush_armed: false,
+            ack_armed: false,
+            ack_dirty: Vec::new(),
+            ack_pending: 0,
+            rate_window: (now, 0),
+            prune_modulus: 1,
+            tree_lag: Duration::ZERO,
+        };
+        let at = now + router.config.sweep_interval;
+        router.actions.push_back(Action::SetTimer { at, timer: Timer::Sweep });
+        Ok(router)
+    }
+
+    /// This node's id.
+    pub fn node_id(&self) -> NodeId {
+        self.me
+    }
+
+    /// This node's own stream.
+    pub fn own_stream(&self) -> StreamId {
+        self.own
+    }
+
+    /// The configuration in use.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// Broadcasts `payload` to every node. Returns its id. The origin does not deliver its own messages
+    /// to itself.
+    pub fn broadcast(&mut self, payload: Bytes, now: Instant) -> MessageId {
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        self.counters.broadcasts += 1;
+        let own = self.own;
+        let held = Held { payload: payload.clone(), wire_hops: 0 };
+        if let Some(state) = self.streams.get_mut(&own) {
+            state.delivered = seq;
+            state.known_hi = seq;
+            state.last_active = now;
+            state.retain(seq, held);
+        }
+        self.log_retained(own, seq, payload.len(), now);
+        self.note_rate(now);
+        self.forward(own, seq, 0, &payload, None, now);
+        MessageId { stream: own, seq }
+    }
+
+    /// Hands in one message received from neighbour `from` (already converted by [`crate::wire`]).
+    pub fn handle_message(&mut self, from: NodeId, message: Message, now: Instant) {
+        match message {
+            Message::Data { stream, seq, hops, payload } => {
+                self.on_data(from, stream, seq, hops, payload, now)
+            }
+            Message::IHave { ranges, hops } => self.on_ihave(from, &ranges, hops, now),
+            Message::Graft { want, eager } => self.on_graft(from, &want, eager),
+            Message::Prune => self.on_prune(from),
+            Message::Ack { marks } => self.on_ack(from, &marks, now),
+            Message::Sync { marks } => self.on_sync(from, &marks, now),
+        }
+    }
+
+    /// A new round-trip time estimate for `peer` (from membership). Used to prefer fast links when
+    /// choosing whom to graft from.
+    pub fn handle_rtt(&mut self, peer: NodeId, rtt: Duration) {
+        if let Some(p) = self.peers.get_mut(&peer) {
+            p.rtt = Some(rtt);
+        }
+    }
+
+    /// A timer set with [`Action::SetTimer`] fired.
+    pub fn handle_timer(&mut self, timer: Timer, now: Instant) {
+        match timer {
+            Timer::Flush => {
+                self.flush_armed = false;
+                self.flush_ihaves();
+            }
+            Timer::Ack => {
+                self.ack_armed = false;
+                self.flush_acks();
+            }
+            Timer::Sweep => {
+                self.sweep(now);
+                let at = now + self.config.sweep_interval;
+                self.actions.push_back(Action::SetTimer { at, timer: Timer::Sweep });
+            }
+            Timer::Graft { stream, generation } => self.on_graft_timer(stream, generation, now),
+            Timer::Gap { stream, generation } => self.on_gap_timer(stream, generation, now),
+        }
+    }
+
+    /// The next action for the driver, if any. Call until `None` after every `handle_*`/`broadcast`.
+    pub fn poll_action(&mut self) -> Option<Action> {
+        self.actions.pop_front()
+    }
+
+    /// The counters so far.
+    pub fn counters(&self) -> &Counters {
+        &self.counters
+    }
+
+    /// Current eager (tree) and lazy neighbours.
+    pub fn topology(&self) -> Topology {
+        let mut topology = Topology::default();
+        for (id, peer) in &self.peers {
+            if peer.eager {
+                topology.eager.push(*id);
+            } else {
+                topology.lazy.push(*id);
+            }
+        }
+        topology
+    }
+
+    /// The delivery watermark of `stream` (every message `<=` it was delivered or reported as a gap),
+    /// or `None` if the stream is not tracked.
+    pub fn watermark(&self, stream: &StreamId) -> Option<u64> {
+        self.streams.get(stream).map(|s| s.delivered)
+    }
+
+    /// Number of streams tracked (including our own).
+    pub fn stream_count(&self) -> usize {
+        self.streams.len()
+    }
+
+    // ----- helpers shared by the handlers -----
+
+    pub(crate) fn send(&mut self, to: NodeId, message: Message) {
+        self.actions.push_back(Action::Send { to, message });
+    }
+
+    pub(crate) fn violation(&mut self, peer: NodeId, reason: &'static str) {
+        self.counters.violations += 1;
+        tracing::debug!(%peer, reason, "router protocol violation");
+        self.actions.push_back(Action::Violation { peer, reason });
+    }
+
+    pub(crate) fn arm_flush(&mut self, now: Instant) {
+        if !self.flush_armed {
+            self.flush_armed = true;
+            let at = now + self.config.ihave_interval;
+            self.actions.push_back(Action::SetTimer { at, timer: Timer::Flush });
+        }
+    }
+
+    pub(crate) fn arm_ack(&mut self, now: Instant) {
+        if !self.ack_armed {
+            self.ack_armed = true;
+            let at = now + self.config.ack_interval;
+            self.actions.push_back(Action::SetTimer { at, timer: Timer::Ack });
+        }
+    }
+
+    /// Records a retained payload in the global log and enforces the count and byte bounds.
+    pub(crate) fn log_retained(&mut self, stream: StreamId, seq: u64, len: usize, now: Instant) {
+        self.retention.push(LogEntry { stream, seq, at: now, len });
+        self.expire_retention(None);
+    }
+
+    /// Drops retained payloads older than `cutoff` or beyond the size bounds.
+    pub(crate) fn expire_retention(&mut self, cutoff: Option<Instant>) {
+        let (max_messages, max_bytes) = (self.config.retention_max_messages, self.config.retention_max_bytes);
+        while let Some(entry) = self.retention.pop_expired(cutoff, max_messages, max_bytes) {
+            if let Some(state) = self.streams.get_mut(&entry.stream) {
+                state.expire_through(entry.seq);
+            }
+        }
+    }
+
+    /// Finds the state of `stream`, creating it (with watermark `start`) if it is new and there is room.
+    /// Returns false when the stream is new and refused (`max_streams` reached with nothing evictable).
+    pub(crate) fn ensure_stream(&mut self, stream: StreamId, start: u64, now: Instant) -> bool {
+        if !self.streams.contains_key(&stream) {
+            if self.streams.len() >= self.config.max_streams && !self.evict_one(now) {
+                self.counters.streams_refused += 1;
+                return false;
+            }
+            self.streams.insert(stream, StreamState::new(start, now));
+        }
+        true
+    }
+
+    /// The watermark a stream first heard of at `seq` starts from (see `Config::backfill_new_stream`).
+    pub(crate) fn adoption_start(&self, seq: u64) -> u64 {
+        if seq <= self.config.backfill_new_stream { 0 } else { seq - 1 }
+    }
+
+    /// Evicts the stream idle the longest, if it has been idle longer than `retention_time` (so none of
+    /// its payloads can come back). O(streams), only when the table is full.
+    fn evict_one(&mut self, now: Instant) -> bool {
+        let own = self.own;
+        let victim = self
+            .streams
+            .iter()
+            .filter(|(id, s)| **id != own && s.buffer.is_empty())
+            .min_by_key(|(_, s)| s.last_active)
+            .filter(|(_, s)| now.saturating_duration_since(s.last_active) > self.config.retention_time)
+            .map(|(id, _)| *id);
+        match victim {
+            Some(id) => {
+                self.forget_stream(id);
+                true
+            }
+            None => false,
+        }
+    }
+
+    pub(crate) fn forget_stream(&mut self, id: StreamId) {
+        if let Some(state) = self.streams.remove(&id) {
+            self.buffered_total -= state.buffer.len();
+            self.counters.streams_evicted += 1;
+            for peer in self.peers.values_mut() {
+                peer.sent.remove(&id);
+            }
+        }
+    }
+
+    /// Whether a duplicate of message `(stream, seq)` may prune the link it came over.
+    ///
+    /// Plumtree prunes on every duplicate. With many origins sending at once, the duplicates of
+    /// different messages meet at different links of the same cycle, and pruning on all of them cuts
+    /// the cycle in several places: the tree falls apart, grafts put links back, which makes new
+    /// cycles, and the redundancy never settles. One message meets itself at one link per cycle, so
+    /// pruning on messages that are rarely in flight together turns the eager graph into a spanning
+    /// tree. Every node must agree on which messages those are: a message may prune if a fixed hash of
+    /// its id is 0 modulo `prune_modulus`, which each node sets from the message rate it sees so that
+    /// about one message per `Config::prune_sample_interval` qualifies. Rates are about the same
+    /// everywhere and the modulus is a power of two, so the nodes' sets of pruning messages nest.
+    pub(crate) fn may_prune_on(&self, stream: StreamId, seq: u64) -> bool {
+        mix(stream, seq) & (self.prune_modulus - 1) == 0
+    }
+
+    /// The current graft timeout (see `tree_lag`).
+    pub(crate) fn graft_delay(&self) -> Duration {
+        (self.tree_lag * 2).clamp(self.config.graft_timeout, self.config.max_graft_timeout)
+    }
+
+    /// Feeds one sample of announce-to-tree-delivery lag: rises fast, decays slowly.
+    pub(crate) fn note_tree_lag(&mut self, sample: Duration) {
+        self.tree_lag = if sample > self.tree_lag {
+            (self.tree_lag + sample) / 2
+        } else {
+            (self.tree_lag * 7 + sample) / 8
+        };
+    }
+
+    /// Counts a new payload for the message-rate estimate behind `prune_modulus`.
+    pub(crate) fn note_rate(&mut self, now: Instant) {
+        self.rate_window.1 += 1;
+        let elapsed = now.saturating_duration_since(self.rate_window.0);
+        if elapsed >= RATE_WINDOW {
+            let spacing = self.config.prune_sample_interval.as_secs_f64();
+            let per_spacing = self.rate_window.1 as f64 * spacing / elapsed.as_secs_f64();
+            self.prune_modulus = (per_spacing.ceil().max(1.0) as u64).next_power_of_two();
+            self.rate_window = (now, 0);
+        }
+    }
+
+    /// Housekeeping: age out retention, forget idle streams.
+    fn sweep(&mut self, now: Instant) {
+        let cutoff = now.checked_sub(self.config.retention_time);
+        self.expire_retention(cutoff);
+        let idle = self.config.stream_idle_timeout;
+        let own = self.own;
+        let stale: Vec<StreamId> = self
+            .streams
+            .iter()
+            .filter(|(id, s)| {
+                **id != own && s.buffer.is_empty() && now.saturating_duration_since(s.last_active) > idle
+            })
+            .map(|(id, _)| *id)
+            .collect();
+        for id in stale {
+            self.forget_stream(id);
+        }
+    }
+
+    pub(crate) fn new_sent_map(&self) -> KeyedMap<StreamId, SentMark> {
+        KeyedMap::with_hasher(self.hasher)
+    }
+
+    /// Keeps this node attached to the tree: if no neighbour is eager any more (every link was pruned,
+    /// from either side), graft the lowest-RTT lazy one without asking for messages. Without this a
+    /// node whose last tree link was pruned by concurrent duplicates would send its own broadcasts only
+    /// as digests, and every neighbour would graft them at once (a burst of duplicates and prunes).
+    pub(crate) fn ensure_attached(&mut self) {
+        if self.peers.is_empty() || self.peers.values().any(|p| p.eager) {
+            return;
+        }
+        let best = self.peers.iter().min_by_key(|(_, p)| p.rtt.unwrap_or(Duration::MAX)).map(|(id, _)| *id);
+        if let Some(id) = best {
+            if let Some(p) = self.peers.get_mut(&id) {
+                p.eager = true;
+            }
+            self.counters.grafts_sent += 1;
+            self.send(id, Message::Graft { want: Vec::new(), eager: true });
+        }
+    }
+
+    /// A random index below `n` (n > 0), for tie-breaking.
+    pub(crate) fn random_index(&mut self, n: usize) -> usize {
+        self.rng.random_range(0..n)
+    }
+}

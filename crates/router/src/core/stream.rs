@@ -1,0 +1,185 @@
+//! Receive-side state of one stream: the delivery watermark (which is also the dedup window), the
+//! bounded reorder buffer, the retention cache of delivered payloads, and what repair is under way.
+//!
+//! Dedup is O(1) for the common case: a message is *held* when `seq <= delivered` (one comparison) or
+//! when it sits in the small reorder buffer. No per-message id set is kept.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::time::Instant;
+
+use bytes::Bytes;
+use dotray_codec::NodeId;
+
+use super::ids::{SeqRange, StreamId};
+
+/// A payload held by a stream, with the hop count to put on the wire when sending it on.
+#[derive(Debug, Clone)]
+pub(crate) struct Held {
+    pub(crate) payload: Bytes,
+    /// Hops for an outgoing `Data`: 0 for our own messages, received hops + 1 otherwise.
+    pub(crate) wire_hops: u32,
+}
+
+/// What a received sequence number means for a stream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Arrival {
+    /// Already delivered (or reported lost): a duplicate.
+    Old,
+    /// Already in the reorder buffer: a duplicate.
+    Buffered,
+    /// Further ahead than the reorder window: not held.
+    TooFar,
+    /// New and within the window.
+    New,
+}
+
+/// One stream's state.
+#[derive(Debug)]
+pub(crate) struct StreamState {
+    /// Every message `<= delivered` was delivered or reported as a gap.
+    pub(crate) delivered: u64,
+    /// Highest sequence number a neighbour claims exists (capped to the reorder window).
+    pub(crate) known_hi: u64,
+    /// Out-of-order payloads waiting for the hole before them.
+    pub(crate) buffer: BTreeMap<u64, Held>,
+    /// Retained delivered payloads: `retained[i]` is sequence number `retained_base + i`.
+    retained: VecDeque<Option<Held>>,
+    retained_base: u64,
+    /// Neighbours that announced messages we lack, most recent last.
+    pub(crate) announcers: Vec<NodeId>,
+    /// Generation of the graft timer; a fired timer with another value is stale.
+    pub(crate) graft_gen: u64,
+    /// Since when the current graft round has been running (`None`: no graft timer armed).
+    pub(crate) graft_since: Option<Instant>,
+    /// Grafts sent in the current round (rotates through the announcers).
+    pub(crate) graft_tries: usize,
+    /// Generation of the gap timer.
+    pub(crate) gap_gen: u64,
+    /// Whether a gap timer is armed.
+    pub(crate) gap_armed: bool,
+    /// The neighbour the latest new payload came from, and with how many hops (tree optimisation).
+    pub(crate) parent: Option<(NodeId, u32)>,
+    /// Last time anything happened on this stream (idle eviction).
+    pub(crate) last_active: Instant,
+    /// Whether `delivered` moved since the last ack flush.
+    pub(crate) ack_dirty: bool,
+    /// The latest message of this stream we obtained by grafting, and from whom.
+    pub(crate) repaired: Option<(u64, NodeId)>,
+    /// Payloads of this stream obtained in a row as answers to our own grafts, with no copy coming
+    /// along the tree (not even late). Below `Config::repairs_before_graft_eager`, a graft is a pure
+    /// repair (`eager: false`): the tree reaches us from this origin and is only slow, and making the
+    /// link eager would close a cycle. At or above it, the tree is broken between this origin and us
+    /// (the eager graph can be split while other origins still reach us), and grafts rebuild it.
+    pub(crate) repairs_in_a_row: u32,
+}
+
+impl StreamState {
+    /// A stream whose messages up to `delivered` are considered held.
+    pub(crate) fn new(delivered: u64, now: Instant) -> Self {
+        Self {
+            delivered,
+            known_hi: delivered,
+            buffer: BTreeMap::new(),
+            retained: VecDeque::new(),
+            retained_base: delivered + 1,
+            announcers: Vec::new(),
+            graft_gen: 0,
+            graft_since: None,
+            graft_tries: 0,
+            gap_gen: 0,
+            gap_armed: false,
+            parent: None,
+            last_active: now,
+            ack_dirty: false,
+            repaired: None,
+            repairs_in_a_row: 0,
+        }
+    }
+
+    /// Classifies an arriving sequence number against the watermark, the buffer and the window.
+    pub(crate) fn classify(&self, seq: u64, window: u64) -> Arrival {
+        if seq <= self.delivered {
+            Arrival::Old
+        } else if seq - self.delivered > window {
+            Arrival::TooFar
+        } else if self.buffer.contains_key(&seq) {
+            Arrival::Buffered
+        } else {
+            Arrival::New
+        }
+    }
+
+    /// Whether the stream holds `seq` (delivered and retained, or buffered).
+    pub(crate) fn get(&self, seq: u64) -> Option<&Held> {
+        if let Some(held) = self.buffer.get(&seq) {
+            return Some(held);
+        }
+        let index = seq.checked_sub(self.retained_base)?;
+        self.retained.get(usize::try_from(index).ok()?)?.as_ref()
+    }
+
+    /// Appends a just-delivered payload to the retention cache. Returns false (and retains nothing) if
+    /// it does not follow the retained run (after a gap or an adoption jump the run restarts).
+    pub(crate) fn retain(&mut self, seq: u64, held: Held) {
+        let next = self.retained_base + self.retained.len() as u64;
+        if seq != next {
+            // A jump (gap or adoption): start a new run; the old one is rarely useful and is dropped.
+            self.retained.clear();
+            self.retained_base = seq;
+        }
+        self.retained.push_back(Some(held));
+    }
+
+    /// Drops retained payloads up to and including `seq` (they aged out of the global log).
+    pub(crate) fn expire_through(&mut self, seq: u64) {
+        while self.retained_base <= seq && !self.retained.is_empty() {
+            self.retained.pop_front();
+            self.retained_base += 1;
+        }
+    }
+
+    /// The inclusive sequence-number span of the retention cache, if any.
+    pub(crate) fn retained_span(&self) -> Option<(u64, u64)> {
+        if self.retained.is_empty() {
+            None
+        } else {
+            Some((self.retained_base, self.retained_base + self.retained.len() as u64 - 1))
+        }
+    }
+
+    /// Whether messages between the watermark and `known_hi` are missing.
+    pub(crate) fn has_missing(&self) -> bool {
+        let span = self.known_hi.saturating_sub(self.delivered);
+        span > self.buffer.len() as u64
+    }
+
+    /// The missing ranges between the watermark and `known_hi`, at most `max` of them. Iterates the
+    /// buffer (bounded), never the sequence numbers themselves.
+    pub(crate) fn missing_ranges(&self, stream: StreamId, max: usize) -> Vec<SeqRange> {
+        let mut out = Vec::new();
+        let mut next = self.delivered + 1;
+        for &seq in self.buffer.keys() {
+            if seq > self.known_hi || out.len() >= max {
+                break;
+            }
+            if seq > next {
+                out.push(SeqRange { stream, first: next, last: seq - 1 });
+            }
+            next = seq + 1;
+        }
+        if next <= self.known_hi && out.len() < max {
+            out.push(SeqRange { stream, first: next, last: self.known_hi });
+        }
+        out
+    }
+
+    /// Remembers `peer` as having announced missing messages (bounded, most recent last).
+    pub(crate) fn add_announcer(&mut self, peer: NodeId, max: usize) {
+        if let Some(pos) = self.announcers.iter().position(|p| *p == peer) {
+            self.announcers.remove(pos);
+        } else if self.announcers.len() >= max {
+            self.announcers.remove(0);
+        }
+        self.announcers.push(peer);
+    }
+}

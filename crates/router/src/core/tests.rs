@@ -1,0 +1,523 @@
+//! Unit tests of the router core: the exact actions produced for given events.
+
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use dotray_codec::NodeId;
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+
+use super::*;
+
+fn id(n: u8) -> NodeId {
+    NodeId::from_bytes([n; 16])
+}
+
+fn stream(n: u8) -> StreamId {
+    StreamId { origin: id(n), epoch: 7 }
+}
+
+fn config() -> Config {
+    Config::default()
+}
+
+fn router(me: u8, now: Instant) -> Router<ChaCha8Rng> {
+    Router::new(id(me), 7, config(), ChaCha8Rng::seed_from_u64(u64::from(me)), now)
+}
+
+fn drain(r: &mut Router<ChaCha8Rng>) -> Vec<Action> {
+    std::iter::from_fn(|| r.poll_action()).collect()
+}
+
+fn sends(actions: &[Action]) -> Vec<(NodeId, Message)> {
+    actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::Send { to, message } => Some((*to, message.clone())),
+            _ => None,
+        })
+        .collect()
+}
+
+fn deliveries(actions: &[Action]) -> Vec<u64> {
+    actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::Deliver(d) => Some(d.id.seq),
+            _ => None,
+        })
+        .collect()
+}
+
+fn timers(actions: &[Action]) -> Vec<(Instant, Timer)> {
+    actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::SetTimer { at, timer } => Some((*at, *timer)),
+            _ => None,
+        })
+        .collect()
+}
+
+fn data(s: StreamId, seq: u64) -> Message {
+    Message::Data { stream: s, seq, hops: 0, payload: Bytes::from(vec![seq as u8; 4]) }
+}
+
+/// A router `1` with neighbours 2 (eager) and 3 (made lazy by its prune), actions drained.
+fn with_eager_and_lazy(now: Instant) -> Router<ChaCha8Rng> {
+    let mut r = router(1, now);
+    r.handle_neighbour_up(id(2), now);
+    r.handle_neighbour_up(id(3), now);
+    r.handle_message(id(3), Message::Prune, now);
+    drain(&mut r);
+    r
+}
+
+#[test]
+fn broadcast_pushes_to_eager_peers_and_batches_digests_for_lazy_ones() {
+    let now = Instant::now();
+    let mut r = with_eager_and_lazy(now);
+    r.broadcast(Bytes::from_static(b"a"), now);
+    r.broadcast(Bytes::from_static(b"b"), now);
+    let actions = drain(&mut r);
+    let own = r.own_stream();
+    // Payloads only to the eager peer, with hop count 0 (sent by the origin).
+    assert_eq!(
+        sends(&actions),
+        vec![
+            (id(2), Message::Data { stream: own, seq: 1, hops: 0, payload: Bytes::from_static(b"a") }),
+            (id(2), Message::Data { stream: own, seq: 2, hops: 0, payload: Bytes::from_static(b"b") }),
+        ]
+    );
+    // One flush timer for the whole batch, not one per message.
+    assert_eq!(timers(&actions), vec![(now + r.config().ihave_interval, Timer::Flush)]);
+    r.handle_timer(Timer::Flush, now + r.config().ihave_interval);
+    let actions = drain(&mut r);
+    // The lazy peer gets one digest with one range covering both messages.
+    assert_eq!(
+        sends(&actions),
+        vec![(id(3), Message::IHave { ranges: vec![SeqRange { stream: own, first: 1, last: 2 }], hops: 0 })]
+    );
+    assert_eq!(r.counters().payloads_sent, 2);
+    assert_eq!(r.counters().ihaves_sent, 1);
+}
+
+#[test]
+fn relays_a_new_payload_to_other_eager_peers_with_one_more_hop() {
+    let now = Instant::now();
+    let mut r = router(1, now);
+    r.handle_neighbour_up(id(2), now);
+    r.handle_neighbour_up(id(3), now);
+    drain(&mut r);
+    r.handle_message(id(2), data(stream(9), 1), now);
+    let actions = drain(&mut r);
+    assert_eq!(
+        sends(&actions),
+        vec![(
+            id(3),
+            Message::Data { stream: stream(9), seq: 1, hops: 1, payload: Bytes::from(vec![1u8; 4]) }
+        )]
+    );
+    assert_eq!(deliveries(&actions), vec![1]);
+    match actions.iter().find(|a| matches!(a, Action::Deliver(_))) {
+        Some(Action::Deliver(d)) => assert_eq!(d.hops, 0),
+        _ => unreachable!(),
+    }
+}
+
+#[test]
+fn duplicate_payload_prunes_its_link() {
+    let now = Instant::now();
+    let mut r = router(1, now);
+    r.handle_neighbour_up(id(2), now);
+    r.handle_neighbour_up(id(3), now);
+    drain(&mut r);
+    r.handle_message(id(2), data(stream(9), 1), now);
+    drain(&mut r);
+    r.handle_message(id(3), data(stream(9), 1), now);
+    let actions = drain(&mut r);
+    assert_eq!(sends(&actions), vec![(id(3), Message::Prune)]);
+    assert!(deliveries(&actions).is_empty(), "a duplicate is never delivered");
+    assert_eq!(r.counters().duplicates, 1);
+    assert_eq!(r.counters().prunes_sent, 1);
+    assert_eq!(r.topology(), Topology { eager: vec![id(2)], lazy: vec![id(3)] });
+}
+
+#[test]
+fn once_the_rate_is_known_only_sampled_messages_prune() {
+    let now = Instant::now();
+    let cfg = Config { prune_sample_interval: Duration::from_secs(1), ..config() };
+    let mut r = Router::new(id(1), 7, cfg, ChaCha8Rng::seed_from_u64(1), now);
+    r.handle_neighbour_up(id(2), now);
+    r.handle_neighbour_up(id(3), now);
+    drain(&mut r);
+    // 100 messages in 250 ms: 400 per second, so ~400 per sample interval: 1 in 512 may prune.
+    let mut t = now;
+    for seq in 1..=100 {
+        t += Duration::from_micros(2_500);
+        r.handle_message(id(2), data(stream(9), seq), t);
+    }
+    drain(&mut r);
+    assert_eq!(r.prune_modulus, 512);
+    let sampled = |seq: &u64| super::router::mix(stream(9), *seq) % 512 == 0;
+    let plain = (1..=100).find(|s| !sampled(s)).expect("most messages are not sampled");
+    r.handle_message(id(3), data(stream(9), plain), t);
+    assert!(sends(&drain(&mut r)).is_empty(), "a duplicate of an unsampled message does not prune");
+    assert_eq!(r.counters().duplicates, 1);
+    let pick = (101..4_000).find(sampled).expect("about 1 in 512 is sampled");
+    r.handle_message(id(2), data(stream(9), pick), t);
+    drain(&mut r);
+    r.handle_message(id(3), data(stream(9), pick), t);
+    assert_eq!(sends(&drain(&mut r)), vec![(id(3), Message::Prune)]);
+}
+
+#[test]
+fn digest_of_a_missing_message_leads_to_a_graft_after_the_timeout() {
+    let now = Instant::now();
+    let mut r = router(1, now);
+    r.handle_neighbour_up(id(2), now);
+    r.handle_neighbour_up(id(3), now);
+    r.handle_message(id(2), Message::Prune, now);
+    drain(&mut r);
+    let range = SeqRange { stream: stream(9), first: 1, last: 3 };
+    r.handle_message(id(2), Message::IHave { ranges: vec![range], hops: 2 }, now);
+    let actions = drain(&mut r);
+    assert!(sends(&actions).is_empty(), "no graft before the timeout");
+    let [(at, timer)] = timers(&actions)[..] else { panic!("one graft timer: {actions:?}") };
+    assert_eq!(at, now + r.config().graft_timeout);
+    r.handle_timer(timer, at);
+    let actions = drain(&mut r);
+    // First attempt: a pure repair (the tree may only be slow here).
+    assert_eq!(sends(&actions), vec![(id(2), Message::Graft { want: vec![range], eager: false })]);
+    let [(retry_at, retry)] = timers(&actions)[..] else { panic!("a retry timer") };
+    assert_eq!(retry_at, at + r.config().graft_retry_timeout);
+    // Not answered: the retry also makes the link a tree link.
+    r.handle_timer(retry, retry_at);
+    let actions = drain(&mut r);
+    assert_eq!(sends(&actions), vec![(id(2), Message::Graft { want: vec![range], eager: true })]);
+    assert_eq!(r.topology().eager, vec![id(2), id(3)]);
+    assert_eq!(r.counters().grafts_sent, 2);
+    // Answered: the payloads are delivered in order and the timer goes stale.
+    for seq in 1..=3 {
+        r.handle_message(id(2), data(stream(9), seq), retry_at);
+    }
+    assert_eq!(deliveries(&drain(&mut r)), vec![1, 2, 3]);
+    r.handle_timer(retry, retry_at + Duration::from_millis(40));
+    assert!(sends(&drain(&mut r)).is_empty(), "a stale graft timer does nothing");
+}
+
+#[test]
+fn a_payload_arriving_before_the_graft_timeout_cancels_the_graft() {
+    let now = Instant::now();
+    let mut r = router(1, now);
+    r.handle_neighbour_up(id(2), now);
+    r.handle_neighbour_up(id(3), now);
+    drain(&mut r);
+    let range = SeqRange::single(stream(9), 1);
+    r.handle_message(id(3), Message::IHave { ranges: vec![range], hops: 0 }, now);
+    let [(at, timer)] = timers(&drain(&mut r))[..] else { panic!("one graft timer") };
+    r.handle_message(id(2), data(stream(9), 1), now + Duration::from_millis(10));
+    drain(&mut r);
+    r.handle_timer(timer, at);
+    assert!(sends(&drain(&mut r)).is_empty());
+    assert_eq!(r.counters().grafts_sent, 0);
+}
+
+#[test]
+fn the_graft_timeout_adapts_to_a_tree_that_is_slower_than_the_digests() {
+    let now = Instant::now();
+    let mut r = router(1, now);
+    r.handle_neighbour_up(id(2), now);
+    r.handle_neighbour_up(id(3), now);
+    drain(&mut r);
+    // A digest, then the tree's copy 300 ms later (the graft timer's first firing is ignored here:
+    // we deliver before handling it).
+    let ihave = |seq| Message::IHave { ranges: vec![SeqRange::single(stream(9), seq)], hops: 0 };
+    r.handle_message(id(3), ihave(1), now);
+    let t = now + Duration::from_millis(300);
+    r.handle_message(id(2), data(stream(9), 1), t);
+    drain(&mut r);
+    // Smoothed lag 150 ms: the next graft waits twice that instead of 80 ms.
+    r.handle_message(id(3), ihave(2), t);
+    let graft_at: Vec<Instant> = timers(&drain(&mut r))
+        .into_iter()
+        .filter(|(_, timer)| matches!(timer, Timer::Graft { .. }))
+        .map(|(at, _)| at)
+        .collect();
+    assert_eq!(graft_at, vec![t + Duration::from_millis(300)]);
+}
+
+#[test]
+fn graft_is_answered_from_retention_and_makes_the_link_eager() {
+    let now = Instant::now();
+    let mut r = with_eager_and_lazy(now);
+    for b in [b"a", b"b", b"c"] {
+        r.broadcast(Bytes::from_static(b), now);
+    }
+    drain(&mut r);
+    let own = r.own_stream();
+    let want = vec![SeqRange { stream: own, first: 2, last: u64::MAX }];
+    r.handle_message(id(3), Message::Graft { want, eager: true }, now);
+    let actions = drain(&mut r);
+    // Only what is held is sent, however large the range.
+    assert_eq!(
+        sends(&actions),
+        vec![
+            (id(3), Message::Data { stream: own, seq: 2, hops: 0, payload: Bytes::from_static(b"b") }),
+            (id(3), Message::Data { stream: own, seq: 3, hops: 0, payload: Bytes::from_static(b"c") }),
+        ]
+    );
+    assert_eq!(r.counters().resends, 2);
+    assert_eq!(r.topology().eager, vec![id(2), id(3)]);
+}
+
+#[test]
+fn graft_answers_are_capped_per_request() {
+    let now = Instant::now();
+    let cfg = Config { max_serve_per_request: 2, ..config() };
+    let mut r = Router::new(id(1), 7, cfg, ChaCha8Rng::seed_from_u64(1), now);
+    r.handle_neighbour_up(id(2), now);
+    for _ in 0..5 {
+        r.broadcast(Bytes::from_static(b"x"), now);
+    }
+    drain(&mut r);
+    let want = vec![SeqRange { stream: r.own_stream(), first: 1, last: 5 }];
+    r.handle_message(id(2), Message::Graft { want, eager: false }, now);
+    assert_eq!(sends(&drain(&mut r)).len(), 2);
+}
+
+#[test]
+fn neighbour_down_reoffers_unacknowledged_payloads_on_the_remaining_links() {
+    let now = Instant::now();
+    let mut r = router(1, now);
+    r.handle_neighbour_up(id(2), now);
+    r.handle_neighbour_up(id(3), now);
+    r.broadcast(Bytes::from_static(b"a"), now);
+    r.broadcast(Bytes::from_static(b"b"), now);
+    drain(&mut r);
+    let own = r.own_stream();
+    // Node 3 acknowledged both, node 2 only the first; then node 2 fails.
+    r.handle_message(id(3), Message::Ack { marks: vec![Watermark { stream: own, seq: 2 }] }, now);
+    r.handle_message(id(2), Message::Ack { marks: vec![Watermark { stream: own, seq: 1 }] }, now);
+    drain(&mut r);
+    r.handle_neighbour_down(id(2), now);
+    r.handle_timer(Timer::Flush, now);
+    let actions = drain(&mut r);
+    assert_eq!(
+        sends(&actions),
+        vec![(id(3), Message::IHave { ranges: vec![SeqRange::single(own, 2)], hops: 0 })]
+    );
+    assert_eq!(r.counters().reoffers, 1);
+}
+
+#[test]
+fn sync_on_neighbour_up_fills_the_other_sides_gap_from_retention() {
+    let now = Instant::now();
+    let mut a = router(1, now);
+    for _ in 0..3 {
+        a.broadcast(Bytes::from_static(b"x"), now);
+    }
+    drain(&mut a);
+    let own = a.own_stream();
+    a.handle_neighbour_up(id(2), now);
+    // On connect, each side tells the other where it is in every stream.
+    assert_eq!(
+        sends(&drain(&mut a)),
+        vec![(id(2), Message::Sync { marks: vec![Watermark { stream: own, seq: 3 }] })]
+    );
+    // The peer has the first message only: it gets the other two.
+    a.handle_message(id(2), Message::Sync { marks: vec![Watermark { stream: own, seq: 1 }] }, now);
+    let got: Vec<u64> = sends(&drain(&mut a))
+        .into_iter()
+        .map(|(_, m)| match m {
+            Message::Data { seq, .. } => seq,
+            other => panic!("unexpected {other:?}"),
+        })
+        .collect();
+    assert_eq!(got, vec![2, 3]);
+}
+
+#[test]
+fn sync_of_an_unknown_young_stream_fetches_it_from_the_start() {
+    let now = Instant::now();
+    let mut b = router(2, now);
+    b.handle_neighbour_up(id(1), now);
+    drain(&mut b);
+    b.handle_message(id(1), Message::Sync { marks: vec![Watermark { stream: stream(1), seq: 3 }] }, now);
+    let [(at, timer)] = timers(&drain(&mut b))[..] else { panic!("a graft timer") };
+    b.handle_timer(timer, at);
+    let want = vec![SeqRange { stream: stream(1), first: 1, last: 3 }];
+    assert_eq!(sends(&drain(&mut b)), vec![(id(1), Message::Graft { want, eager: false })]);
+}
+
+#[test]
+fn sync_of_an_unknown_old_stream_is_joined_at_the_peers_position() {
+    let now = Instant::now();
+    let mut b = router(2, now);
+    b.handle_neighbour_up(id(1), now);
+    drain(&mut b);
+    let mark = Watermark { stream: stream(1), seq: 1_000_000 };
+    b.handle_message(id(1), Message::Sync { marks: vec![mark] }, now);
+    assert!(timers(&drain(&mut b)).is_empty(), "no history is fetched");
+    b.handle_message(id(1), data(stream(1), 1_000_001), now);
+    assert_eq!(deliveries(&drain(&mut b)), vec![1_000_001]);
+}
+
+#[test]
+fn out_of_order_payloads_wait_for_the_hole_and_are_delivered_in_order() {
+    let now = Instant::now();
+    let mut r = router(1, now);
+    r.handle_neighbour_up(id(2), now);
+    drain(&mut r);
+    r.handle_message(id(2), data(stream(9), 3), now);
+    r.handle_message(id(2), data(stream(9), 2), now);
+    assert!(deliveries(&drain(&mut r)).is_empty());
+    r.handle_message(id(2), data(stream(9), 1), now);
+    assert_eq!(deliveries(&drain(&mut r)), vec![1, 2, 3]);
+    assert_eq!(r.watermark(&stream(9)), Some(3));
+}
+
+#[test]
+fn a_hole_that_cannot_be_filled_becomes_a_gap_event_then_delivery_continues() {
+    let now = Instant::now();
+    let mut r = router(1, now);
+    r.handle_neighbour_up(id(2), now);
+    drain(&mut r);
+    r.handle_message(id(2), data(stream(9), 1), now);
+    r.handle_message(id(2), data(stream(9), 4), now);
+    let actions = drain(&mut r);
+    assert_eq!(deliveries(&actions), vec![1]);
+    let gap = timers(&actions).into_iter().find(|(_, t)| matches!(t, Timer::Gap { .. }));
+    let (at, timer) = gap.expect("a gap timer");
+    assert_eq!(at, now + r.config().gap_timeout);
+    r.handle_timer(timer, at);
+    let actions = drain(&mut r);
+    let gap_then_delivery: Vec<String> = actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::Event(Event::Gap { first, last, .. }) => Some(format!("gap {first}..={last}")),
+            Action::Deliver(d) => Some(format!("deliver {}", d.id.seq)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(gap_then_delivery, vec!["gap 2..=3", "deliver 4"]);
+    assert_eq!(r.counters().gaps, 1);
+    assert_eq!(r.counters().gap_messages, 2);
+    // A late copy of a message reported lost is not delivered.
+    r.handle_message(id(2), data(stream(9), 2), at);
+    assert!(deliveries(&drain(&mut r)).is_empty());
+}
+
+#[test]
+fn congestion_demotes_the_peer_and_reoffers_what_it_may_have_missed() {
+    let now = Instant::now();
+    let mut r = router(1, now);
+    r.handle_neighbour_up(id(2), now);
+    r.broadcast(Bytes::from_static(b"a"), now);
+    r.broadcast(Bytes::from_static(b"b"), now);
+    drain(&mut r);
+    r.handle_congested(id(2), now);
+    assert_eq!(r.topology(), Topology { eager: vec![], lazy: vec![id(2)] });
+    r.handle_timer(Timer::Flush, now);
+    let own = r.own_stream();
+    assert_eq!(
+        sends(&drain(&mut r)),
+        vec![(id(2), Message::IHave { ranges: vec![SeqRange { stream: own, first: 1, last: 2 }], hops: 0 })]
+    );
+    // Further broadcasts go to it as digests only.
+    r.broadcast(Bytes::from_static(b"c"), now);
+    assert!(sends(&drain(&mut r)).is_empty());
+}
+
+#[test]
+fn a_forged_far_future_sequence_number_creates_no_state_and_blocks_nothing() {
+    let now = Instant::now();
+    let mut r = router(1, now);
+    r.handle_neighbour_up(id(2), now);
+    r.handle_neighbour_up(id(3), now);
+    drain(&mut r);
+    r.handle_message(id(2), data(stream(9), 1), now);
+    drain(&mut r);
+    r.handle_message(id(3), data(stream(9), 1 << 60), now);
+    let actions = drain(&mut r);
+    assert_eq!(r.counters().dropped_ahead, 1);
+    assert!(sends(&actions).iter().all(|(_, m)| !matches!(m, Message::Data { .. })), "not relayed");
+    // Real messages keep flowing.
+    r.handle_message(id(2), data(stream(9), 2), now);
+    assert_eq!(deliveries(&drain(&mut r)), vec![2]);
+    // The forged claim is dropped after one gap timeout of unanswered grafts, with no gap event.
+    let mut t = now;
+    for _ in 0..400 {
+        t += r.config().graft_retry_timeout;
+        let pending: Vec<Timer> = timers(&drain(&mut r)).into_iter().map(|(_, t)| t).collect();
+        for timer in pending {
+            r.handle_timer(timer, t);
+        }
+    }
+    assert_eq!(r.counters().gaps, 0);
+    let still_grafting = timers(&drain(&mut r)).iter().any(|(_, t)| matches!(t, Timer::Graft { .. }));
+    assert!(!still_grafting, "an unfounded claim is given up after gap_timeout");
+    assert!(r.counters().grafts_sent <= 1 + r.config().gap_timeout.as_millis() as u64 / 40);
+}
+
+#[test]
+fn data_of_our_own_stream_that_we_never_sent_is_a_violation() {
+    let now = Instant::now();
+    let mut r = router(1, now);
+    r.handle_neighbour_up(id(2), now);
+    drain(&mut r);
+    r.handle_message(id(2), data(r.own_stream(), 5), now);
+    let actions = drain(&mut r);
+    assert!(actions.iter().any(|a| matches!(a, Action::Violation { peer, .. } if *peer == id(2))));
+    assert!(deliveries(&actions).is_empty());
+}
+
+#[test]
+fn acks_are_batched_on_a_timer_and_carry_watermarks() {
+    let now = Instant::now();
+    let mut r = router(1, now);
+    r.handle_neighbour_up(id(2), now);
+    drain(&mut r);
+    for seq in 1..=3 {
+        r.handle_message(id(2), data(stream(9), seq), now);
+    }
+    let actions = drain(&mut r);
+    let ack_timers: Vec<_> = timers(&actions).into_iter().filter(|(_, t)| *t == Timer::Ack).collect();
+    assert_eq!(ack_timers.len(), 1, "one ack timer for the batch");
+    assert!(sends(&actions).iter().all(|(_, m)| !matches!(m, Message::Ack { .. })));
+    r.handle_timer(Timer::Ack, ack_timers[0].0);
+    assert_eq!(
+        sends(&drain(&mut r)),
+        vec![(id(2), Message::Ack { marks: vec![Watermark { stream: stream(9), seq: 3 }] })]
+    );
+}
+
+#[test]
+fn tracked_streams_are_bounded() {
+    let now = Instant::now();
+    let cfg = Config { max_streams: 3, ..config() };
+    let mut r = Router::new(id(1), 7, cfg, ChaCha8Rng::seed_from_u64(1), now);
+    r.handle_neighbour_up(id(2), now);
+    for n in 10..20 {
+        r.handle_message(id(2), data(stream(n), 1), now);
+    }
+    drain(&mut r);
+    assert_eq!(r.stream_count(), 3);
+    assert_eq!(r.counters().streams_refused, 8);
+    // Once the old streams have been idle past retention, new ones evict them.
+    let later = now + r.config().retention_time + Duration::from_secs(1);
+    r.handle_message(id(2), data(stream(30), 1), later);
+    assert_eq!(r.counters().streams_evicted, 1);
+    assert_eq!(r.watermark(&stream(30)), Some(1));
+}
+
+#[test]
+fn config_validation_rejects_impossible_settings() {
+    assert_eq!(Config::default().validate(), Ok(()));
+    let zero = Config { graft_timeout: Duration::ZERO, ..Config::default() };
+    assert_eq!(zero.validate(), Err(ConfigError::ZeroDuration("graft_timeout")));
+    let tiny = Config { max_streams: 0, ..Config::default() };
+    assert_eq!(tiny.validate(), Err(ConfigError::ZeroSize("max_streams")));
+    let short = Config { stream_idle_timeout: Duration::from_secs(1), ..Config::default() };
+    assert!(matches!(short.validate(), Err(ConfigError::Inconsistent(_))));
+}

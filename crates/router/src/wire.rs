@@ -1,0 +1,292 @@
+//! The router's wire layer (pure, no tokio): per-connection stream-reference tables and the
+//! conversion between the core's typed [`Message`]s and `proto` bodies, with validation.
+//!
+//! # Stream references
+//!
+//! On the wire a stream is named by a small `stream_ref`, bound to the full `(origin, epoch)` by a
+//! `StreamDecl` sent once per connection and direction before first use.
+//!
+//! * [`Outbound`] (one per node) assigns **node-global** references: a stream has the same reference on
+//!   every connection, so a `Data` frame is encoded once per hop and the same bytes go to every eager
+//!   peer. Per peer it remembers which references were already declared; [`Outbound::encode`] returns
+//!   the `StreamDecl`s the driver must send first (usually none).
+//! * [`Inbound`] (one per connection) maps the peer's references back to streams and origin
+//!   addresses. It is bounded ([`MAX_REFS_PER_CONNECTION`]); an undeclared, rebound or excess
+//!   reference is a [`WireError`]: a protocol violation, after which the driver closes the connection.
+//!
+//! # Validation
+//!
+//! [`Inbound::decode`] checks what the core relies on: node ids of 16 bytes, ranges with
+//! `1 <= first <= last`, sequence numbers from 1, and list lengths of at most [`MAX_LIST_LEN`].
+
+use std::collections::HashMap;
+
+use dotray_codec::NodeId;
+use dotray_codec::proto::{self, Body};
+
+use crate::core::{Message, SeqRange, StreamId, Watermark};
+
+/// Maximum entries in a list field (IHave ranges, Graft wants, Ack/Sync marks) accepted or produced.
+pub const MAX_LIST_LEN: usize = 4_096;
+
+/// Maximum stream references one peer may declare on one connection. The core tracks at most
+/// `Config::max_streams` streams (default 4,096) at a time; over a long-lived connection streams come
+/// and go, so the table allows 16 times that. A sender that reaches the limit reconnects (a new
+/// connection starts with empty tables).
+pub const MAX_REFS_PER_CONNECTION: usize = 65_536;
+
+/// Maximum length of an origin address in a `StreamDecl` (`[ipv6%scope]:port` fits easily).
+pub const MAX_ADDR_LEN: usize = 128;
+
+/// What is wrong with a received broadcast frame, or why a frame cannot be encoded for a peer.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum WireError {
+    /// A frame used a stream reference the peer never declared.
+    #[error("undeclared stream reference {0}")]
+    UndeclaredRef(u32),
+    /// A `StreamDecl` rebound a reference to another stream.
+    #[error("stream reference {0} rebound")]
+    Rebound(u32),
+    /// The peer declared more references than allowed on one connection (or, outbound, we would).
+    #[error("too many stream references on this connection")]
+    TooManyRefs,
+    /// A node id that is not 16 bytes.
+    #[error("node id must be 16 bytes, got {0}")]
+    BadNodeId(usize),
+    /// An origin address that is too long.
+    #[error("origin address too long ({0} bytes)")]
+    AddrTooLong(usize),
+    /// A range with `first > last` or `first == 0`.
+    #[error("invalid range {first}..={last}")]
+    BadRange {
+        /// First sequence number.
+        first: u64,
+        /// Last sequence number.
+        last: u64,
+    },
+    /// A `Data` with sequence number 0.
+    #[error("sequence number 0")]
+    ZeroSeq,
+    /// A list longer than [`MAX_LIST_LEN`].
+    #[error("list of {0} entries exceeds the limit")]
+    ListTooLong(usize),
+    /// Not a broadcast-layer body.
+    #[error("not a broadcast body")]
+    NotBroadcast,
+}
+
+/// The sending side: node-global stream references and, per peer, which are declared.
+#[derive(Debug, Default)]
+pub struct Outbound {
+    refs: HashMap<StreamId, u32>,
+    next_ref: u32,
+    declared: HashMap<NodeId, std::collections::HashSet<u32>>,
+}
+
+impl Outbound {
+    /// An empty table.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The node-global reference of `stream`, assigned on first use (never reused).
+    pub fn stream_ref(&mut self, stream: StreamId) -> u32 {
+        if let Some(r) = self.refs.get(&stream) {
+            return *r;
+        }
+        let r = self.next_ref;
+        self.next_ref = self.next_ref.wrapping_add(1);
+        self.refs.insert(stream, r);
+        r
+    }
+
+    /// Forgets the connection to `peer` (closed): a new connection starts undeclared.
+    pub fn peer_down(&mut self, peer: &NodeId) {
+        self.declared.remove(peer);
+    }
+
+    /// Forgets a stream the core no longer tracks. Its reference is not reused.
+    pub fn forget_stream(&mut self, stream: &StreamId) {
+        self.refs.remove(stream);
+    }
+
+    /// Makes sure `stream` is declared to `peer`: returns its reference, and pushes a `StreamDecl` onto
+    /// `decls` if this is its first use on that connection. `addr_of` gives the origin's address.
+    pub fn declare(
+        &mut self,
+        peer: NodeId,
+        stream: StreamId,
+        addr_of: &mut impl FnMut(&StreamId) -> String,
+        decls: &mut Vec<proto::StreamDecl>,
+    ) -> Result<u32, WireError> {
+        let r = self.stream_ref(stream);
+        let set = self.declared.entry(peer).or_default();
+        if !set.contains(&r) {
+            if set.len() >= MAX_REFS_PER_CONNECTION {
+                return Err(WireError::TooManyRefs);
+            }
+            set.insert(r);
+            decls.push(proto::StreamDecl {
+                stream_ref: r,
+                origin: stream.origin.to_bytes(),
+                epoch: stream.epoch,
+                origin_addr: addr_of(&stream),
+            });
+        }
+        Ok(r)
+    }
+
+    /// Converts `message` for `peer` into a `proto` body, pushing onto `decls` the `StreamDecl`s that
+    /// must be sent before it. For `Data` the body is identical for every peer (node-global refs):
+    /// encode it once and send the frame to all, after each peer's declarations.
+    pub fn encode(
+        &mut self,
+        peer: NodeId,
+        message: &Message,
+        addr_of: &mut impl FnMut(&StreamId) -> String,
+        decls: &mut Vec<proto::StreamDecl>,
+    ) -> Result<Body, WireError> {
+        let mut range = |this: &mut Self, r: &SeqRange, decls: &mut Vec<proto::StreamDecl>| {
+            Ok::<_, WireError>(proto::SeqRange {
+                stream_ref: this.declare(peer, r.stream, addr_of, decls)?,
+                first: r.first,
+                last: r.last,
+            })
+        };
+        Ok(match message {
+            Message::Data { stream, seq, hops, payload } => Body::Data(proto::Data {
+                stream_ref: self.declare(peer, *stream, addr_of, decls)?,
+                seq: *seq,
+                hops: *hops,
+                payload: payload.clone(),
+            }),
+            Message::IHave { ranges, hops } => Body::Ihave(proto::IHave {
+                ranges: ranges.iter().map(|r| range(self, r, decls)).collect::<Result<_, _>>()?,
+                hops: *hops,
+            }),
+            Message::Graft { want, eager } => Body::Graft(proto::Graft {
+                want: want.iter().map(|r| range(self, r, decls)).collect::<Result<_, _>>()?,
+                eager: *eager,
+            }),
+            Message::Prune => Body::Prune(proto::Prune {}),
+            Message::Ack { marks } => {
+                Body::Ack(proto::Ack { marks: self.marks(peer, marks, addr_of, decls)? })
+            }
+            Message::Sync { marks } => {
+                Body::Sync(proto::Sync { marks: self.marks(peer, marks, addr_of, decls)? })
+            }
+        })
+    }
+
+    fn marks(
+        &mut self,
+        peer: NodeId,
+        marks: &[Watermark],
+        addr_of: &mut impl FnMut(&StreamId) -> String,
+        decls: &mut Vec<proto::StreamDecl>,
+    ) -> Result<Vec<proto::Watermark>, WireError> {
+        marks
+            .iter()
+            .map(|m| {
+                Ok(proto::Watermark { stream_ref: self.declare(peer, m.stream, addr_of, decls)?, seq: m.seq })
+            })
+            .collect()
+    }
+}
+
+/// The receiving side of one connection: the peer's references, bounded.
+#[derive(Debug, Default)]
+pub struct Inbound {
+    refs: HashMap<u32, (StreamId, String)>,
+}
+
+impl Inbound {
+    /// An empty table for a new connection.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Number of references declared so far.
+    pub fn len(&self) -> usize {
+        self.refs.len()
+    }
+
+    /// Whether nothing was declared yet.
+    pub fn is_empty(&self) -> bool {
+        self.refs.is_empty()
+    }
+
+    /// The stream and origin address bound to `stream_ref`.
+    pub fn lookup(&self, stream_ref: u32) -> Result<(StreamId, &str), WireError> {
+        self.refs.get(&stream_ref).map(|(s, a)| (*s, a.as_str())).ok_or(WireError::UndeclaredRef(stream_ref))
+    }
+
+    /// Records a `StreamDecl`. Re-declaring the same binding is tolerated; a different one is not.
+    pub fn declare(&mut self, decl: &proto::StreamDecl) -> Result<(), WireError> {
+        let origin = NodeId::from_slice(&decl.origin).ok_or(WireError::BadNodeId(decl.origin.len()))?;
+        if decl.origin_addr.len() > MAX_ADDR_LEN {
+            return Err(WireError::AddrTooLong(decl.origin_addr.len()));
+        }
+        let stream = StreamId { origin, epoch: decl.epoch };
+        match self.refs.get(&decl.stream_ref) {
+            Some((bound, _)) if *bound == stream => Ok(()),
+            Some(_) => Err(WireError::Rebound(decl.stream_ref)),
+            None if self.refs.len() >= MAX_REFS_PER_CONNECTION => Err(WireError::TooManyRefs),
+            None => {
+                self.refs.insert(decl.stream_ref, (stream, decl.origin_addr.clone()));
+                Ok(())
+            }
+        }
+    }
+
+    /// Converts a broadcast body into a core [`Message`]. A `StreamDecl` is recorded and gives
+    /// `Ok(None)`. Any other body is [`WireError::NotBroadcast`].
+    pub fn decode(&mut self, body: &Body) -> Result<Option<Message>, WireError> {
+        Ok(Some(match body {
+            Body::StreamDecl(decl) => {
+                self.declare(decl)?;
+                return Ok(None);
+            }
+            Body::Data(d) => {
+                if d.seq == 0 {
+                    return Err(WireError::ZeroSeq);
+                }
+                Message::Data {
+                    stream: self.lookup(d.stream_ref)?.0,
+                    seq: d.seq,
+                    hops: d.hops,
+                    payload: d.payload.clone(),
+                }
+            }
+            Body::Ihave(i) => Message::IHave { ranges: self.ranges(&i.ranges)?, hops: i.hops },
+            Body::Graft(g) => Message::Graft { want: self.ranges(&g.want)?, eager: g.eager },
+            Body::Prune(_) => Message::Prune,
+            Body::Ack(a) => Message::Ack { marks: self.marks(&a.marks)? },
+            Body::Sync(s) => Message::Sync { marks: self.marks(&s.marks)? },
+            _ => return Err(WireError::NotBroadcast),
+        }))
+    }
+
+    fn ranges(&self, ranges: &[proto::SeqRange]) -> Result<Vec<SeqRange>, WireError> {
+        if ranges.len() > MAX_LIST_LEN {
+            return Err(WireError::ListTooLong(ranges.len()));
+        }
+        ranges
+            .iter()
+            .map(|r| {
+                if r.first == 0 || r.first > r.last {
+                    return Err(WireError::BadRange { first: r.first, last: r.last });
+                }
+                Ok(SeqRange { stream: self.lookup(r.stream_ref)?.0, first: r.first, last: r.last })
+            })
+            .collect()
+    }
+
+    fn marks(&self, marks: &[proto::Watermark]) -> Result<Vec<Watermark>, WireError> {
+        if marks.len() > MAX_LIST_LEN {
+            return Err(WireError::ListTooLong(marks.len()));
+        }
+        marks.iter().map(|m| Ok(Watermark { stream: self.lookup(m.stream_ref)?.0, seq: m.seq })).collect()
+    }
+}

@@ -1,0 +1,65 @@
+//! A rough speed check of the core's payload path (not part of the default suite): one router relays
+//! 200,000 payloads of one stream from one neighbour to two eager and three lazy neighbours.
+//! `cargo test --release -p dotray-router --test throughput -- --ignored --nocapture`.
+
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use dotray_codec::NodeId;
+use dotray_router::core::{Action, Config, Message, Router, StreamId, Timer};
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+
+#[test]
+#[ignore = "a measurement, run in release"]
+fn relay_path_cost_per_message() {
+    let start = Instant::now();
+    let id = |n: u8| NodeId::from_bytes([n; 16]);
+    let mut r = Router::new(id(1), 1, Config::default(), ChaCha8Rng::seed_from_u64(1), start);
+    for n in 2..=7 {
+        r.handle_neighbour_up(id(n), start);
+    }
+    for n in 5..=7 {
+        r.handle_message(id(n), Message::Prune, start);
+    }
+    let stream = StreamId { origin: id(9), epoch: 3 };
+    let payload = Bytes::from(vec![0u8; 1024]);
+    let n = 200_000u64;
+    let (mut sends, mut delivered) = (0u64, 0u64);
+    let mut kinds = std::collections::BTreeMap::new();
+    let mut pending: Vec<(Instant, Timer)> = Vec::new();
+    let wall = Instant::now();
+    for seq in 1..=n {
+        // Simulated time: 10 µs per message, so timers fire along the way.
+        let now = start + Duration::from_micros(10 * seq);
+        r.handle_message(id(2), Message::Data { stream, seq, hops: 1, payload: payload.clone() }, now);
+        while let Some(action) = r.poll_action() {
+            match action {
+                Action::Send { message, .. } => {
+                    sends += 1;
+                    *kinds.entry(message.kind()).or_insert(0u64) += 1;
+                }
+                Action::Deliver(_) => delivered += 1,
+                Action::SetTimer { at, timer } => pending.push((at, timer)),
+                _ => {}
+            }
+        }
+        // Fire the batching timers that are due (the graft/gap/sweep ones are not needed here).
+        let (due, later): (Vec<_>, Vec<_>) = pending.drain(..).partition(|(at, _)| *at <= now);
+        pending = later;
+        for (_, timer) in due.into_iter().filter(|(_, t)| matches!(t, Timer::Flush | Timer::Ack)) {
+            r.handle_timer(timer, now);
+        }
+    }
+    let elapsed = wall.elapsed();
+    eprintln!(
+        "{n} payloads in {elapsed:?}: {:.0} ns/payload, {sends} sends, {delivered} delivered",
+        elapsed.as_nanos() as f64 / n as f64
+    );
+    eprintln!("sends by kind: {kinds:?}");
+    assert_eq!(delivered, n);
+    // Two eager pushes per payload; digests and acks are batched, not per message.
+    assert_eq!(kinds.get("data"), Some(&(2 * n)));
+    assert!(kinds.get("ihave").copied().unwrap_or(0) < n / 50, "digests are batched");
+    assert!(kinds.get("ack").copied().unwrap_or(0) < n / 20, "acks are batched");
+}
