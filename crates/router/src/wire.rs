@@ -11,8 +11,14 @@
 //!   peer. Per peer it remembers which references were already declared; [`Outbound::encode`] returns
 //!   the `StreamDecl`s the driver must send first (usually none).
 //! * [`Inbound`] (one per connection) maps the peer's references back to streams and origin
-//!   addresses. It is bounded ([`MAX_REFS_PER_CONNECTION`]); an undeclared, rebound or excess
-//!   reference is a [`WireError`]: a protocol violation, after which the driver closes the connection.
+//!   addresses. It is bounded ([`MAX_REFS_PER_CONNECTION`]); an undeclared or excess reference is a
+//!   [`WireError`]: a protocol violation, after which the driver closes the connection.
+//!
+//! References are recycled. When the core stops tracking a stream, [`Outbound::forget_stream`] frees
+//! its reference and marks it undeclared on every connection; a later stream that gets the same number
+//! is declared again before its first use, and the receiver rebinds it. TCP keeps frames in order, so
+//! every frame sent before the new `StreamDecl` is still read with the old binding. So the tables on
+//! both sides hold at most the streams alive at once, however long a connection lives.
 //!
 //! # Validation
 //!
@@ -29,11 +35,10 @@ use crate::core::{Message, SeqRange, StreamId, Watermark};
 /// Maximum entries in a list field (IHave ranges, Graft wants, Ack/Sync marks) accepted or produced.
 pub const MAX_LIST_LEN: usize = 4_096;
 
-/// Maximum stream references one peer may declare on one connection. The core tracks at most
-/// `Config::max_streams` streams (default 4,096) at a time; over a long-lived connection streams come
-/// and go, so the table allows 16 times that. A sender that reaches the limit reconnects (a new
-/// connection starts with empty tables).
-pub const MAX_REFS_PER_CONNECTION: usize = 65_536;
+/// Maximum stream references bound at once on one connection. The core tracks at most
+/// `Config::max_streams` streams (default 4,096) at a time and references are recycled, so a
+/// well-behaved peer stays far below; twice that leaves room for a peer with a larger `max_streams`.
+pub const MAX_REFS_PER_CONNECTION: usize = 8_192;
 
 /// Maximum length of an origin address in a `StreamDecl` (`[ipv6%scope]:port` fits easily).
 pub const MAX_ADDR_LEN: usize = 128;
@@ -45,9 +50,6 @@ pub enum WireError {
     /// A frame used a stream reference the peer never declared.
     #[error("undeclared stream reference {0}")]
     UndeclaredRef(u32),
-    /// A `StreamDecl` rebound a reference to another stream.
-    #[error("stream reference {0} rebound")]
-    Rebound(u32),
     /// The peer declared more references than allowed on one connection (or, outbound, we would).
     #[error("too many stream references on this connection")]
     TooManyRefs,
@@ -80,6 +82,8 @@ pub enum WireError {
 #[derive(Debug, Default)]
 pub struct Outbound {
     refs: HashMap<StreamId, u32>,
+    /// References freed by `forget_stream`, handed out again before new numbers.
+    free: Vec<u32>,
     next_ref: u32,
     declared: HashMap<NodeId, std::collections::HashSet<u32>>,
 }
@@ -90,13 +94,17 @@ impl Outbound {
         Self::default()
     }
 
-    /// The node-global reference of `stream`, assigned on first use (never reused).
+    /// The node-global reference of `stream`, assigned on first use (a freed one if any: small
+    /// numbers encode shorter, and the tables stay as small as the set of live streams).
     pub fn stream_ref(&mut self, stream: StreamId) -> u32 {
         if let Some(r) = self.refs.get(&stream) {
             return *r;
         }
-        let r = self.next_ref;
-        self.next_ref = self.next_ref.wrapping_add(1);
+        let r = self.free.pop().unwrap_or_else(|| {
+            let r = self.next_ref;
+            self.next_ref = self.next_ref.wrapping_add(1);
+            r
+        });
         self.refs.insert(stream, r);
         r
     }
@@ -106,9 +114,20 @@ impl Outbound {
         self.declared.remove(peer);
     }
 
-    /// Forgets a stream the core no longer tracks. Its reference is not reused.
+    /// Forgets a stream the core no longer tracks. Its reference is freed and becomes undeclared on
+    /// every connection, so whichever stream gets it next is declared again before use.
     pub fn forget_stream(&mut self, stream: &StreamId) {
-        self.refs.remove(stream);
+        if let Some(r) = self.refs.remove(stream) {
+            for declared in self.declared.values_mut() {
+                declared.remove(&r);
+            }
+            self.free.push(r);
+        }
+    }
+
+    /// The streams that currently hold a reference.
+    pub fn streams(&self) -> impl Iterator<Item = &StreamId> + '_ {
+        self.refs.keys()
     }
 
     /// Makes sure `stream` is declared to `peer`: returns its reference, and pushes a `StreamDecl` onto
@@ -222,22 +241,18 @@ impl Inbound {
         self.refs.get(&stream_ref).map(|(s, a)| (*s, a.as_str())).ok_or(WireError::UndeclaredRef(stream_ref))
     }
 
-    /// Records a `StreamDecl`. Re-declaring the same binding is tolerated; a different one is not.
+    /// Records a `StreamDecl`. Declaring a bound reference again rebinds it (the sender recycled it).
     pub fn declare(&mut self, decl: &proto::StreamDecl) -> Result<(), WireError> {
         let origin = NodeId::from_slice(&decl.origin).ok_or(WireError::BadNodeId(decl.origin.len()))?;
         if decl.origin_addr.len() > MAX_ADDR_LEN {
             return Err(WireError::AddrTooLong(decl.origin_addr.len()));
         }
         let stream = StreamId { origin, epoch: decl.epoch };
-        match self.refs.get(&decl.stream_ref) {
-            Some((bound, _)) if *bound == stream => Ok(()),
-            Some(_) => Err(WireError::Rebound(decl.stream_ref)),
-            None if self.refs.len() >= MAX_REFS_PER_CONNECTION => Err(WireError::TooManyRefs),
-            None => {
-                self.refs.insert(decl.stream_ref, (stream, decl.origin_addr.clone()));
-                Ok(())
-            }
+        if !self.refs.contains_key(&decl.stream_ref) && self.refs.len() >= MAX_REFS_PER_CONNECTION {
+            return Err(WireError::TooManyRefs);
         }
+        self.refs.insert(decl.stream_ref, (stream, decl.origin_addr.clone()));
+        Ok(())
     }
 
     /// Converts a broadcast body into a core [`Message`]. A `StreamDecl` is recorded and gives

@@ -75,7 +75,7 @@ fn every_message_kind_round_trips() {
 }
 
 #[test]
-fn undeclared_and_rebound_references_are_violations() {
+fn undeclared_references_are_violations_and_redeclared_ones_rebind() {
     let mut inbound = Inbound::new();
     let data = Body::Data(proto::Data { stream_ref: 4, seq: 1, hops: 0, payload: Bytes::new() });
     assert_eq!(inbound.decode(&data), Err(WireError::UndeclaredRef(4)));
@@ -87,7 +87,40 @@ fn undeclared_and_rebound_references_are_violations() {
     };
     assert_eq!(inbound.declare(&decl(1)), Ok(()));
     assert_eq!(inbound.declare(&decl(1)), Ok(()), "repeating the same binding is harmless");
-    assert_eq!(inbound.declare(&decl(2)), Err(WireError::Rebound(4)));
+    // A recycled reference: the sender declares it again for another stream, and later frames use it.
+    assert_eq!(inbound.declare(&decl(2)), Ok(()));
+    let Ok(Some(dotray_router::core::Message::Data { stream, .. })) = inbound.decode(&data) else {
+        panic!("data after the rebinding decodes");
+    };
+    assert_eq!(stream.origin, dotray_codec::NodeId::from_bytes([2; 16]));
+    assert_eq!(inbound.len(), 1, "a rebinding replaces, it does not add");
+}
+
+#[test]
+fn outbound_recycles_references_of_forgotten_streams_and_declares_them_again() {
+    use dotray_codec::NodeId;
+    use dotray_router::core::{Message, StreamId};
+    use dotray_router::wire::Outbound;
+    let peer = NodeId::from_bytes([9; 16]);
+    let (a, b) = (
+        StreamId { origin: NodeId::from_bytes([1; 16]), epoch: 1 },
+        StreamId { origin: NodeId::from_bytes([2; 16]), epoch: 1 },
+    );
+    let data = |stream| Message::Data { stream, seq: 1, hops: 0, payload: Bytes::new() };
+    let mut out = Outbound::new();
+    let mut addr = |_: &StreamId| "127.0.0.1:1".to_owned();
+    let mut decls = Vec::new();
+    out.encode(peer, &data(a), &mut addr, &mut decls).unwrap();
+    assert_eq!(decls.len(), 1, "first use declares");
+    decls.clear();
+    out.encode(peer, &data(a), &mut addr, &mut decls).unwrap();
+    assert!(decls.is_empty(), "declared once per connection");
+    let ref_a = out.stream_ref(a);
+    out.forget_stream(&a);
+    out.encode(peer, &data(b), &mut addr, &mut decls).unwrap();
+    assert_eq!(decls.len(), 1, "the recycled reference is declared again, for the new stream");
+    assert_eq!(decls[0].stream_ref, ref_a, "the freed number is reused");
+    assert_eq!(decls[0].origin, b.origin.to_bytes());
 }
 
 #[test]

@@ -312,8 +312,10 @@ impl Direction {
         }
     }
 }
-/// Binds a stream reference to a stream for the rest of this connection, in the sender-to-receiver
-/// direction. Must come before any frame that uses the reference. Rebinding a reference is not allowed.
+/// Binds a stream reference to a stream on this connection, in the sender-to-receiver direction. Must
+/// come before any frame that uses the reference. Declaring a bound reference again rebinds it: a sender
+/// recycles the references of streams it no longer tracks, and frames sent before the new declaration
+/// are read with the old binding (the connection keeps frames in order).
 #[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
 pub struct StreamDecl {
     /// The reference later frames use. Small numbers encode in one or two bytes.
