@@ -3,18 +3,36 @@
 //! Join a TCP network with a listen address and one seed address; broadcast bytes to every node;
 //! receive, exactly once and in per-origin order, what every other node broadcasts.
 //!
+//! ```no_run
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! let node = dotray::Node::builder()
+//!     .listen("127.0.0.1:2001".parse()?)
+//!     .seed("127.0.0.1:2000".parse()?)
+//!     .start()
+//!     .await?;
+//! node.broadcast("hello".into()).await?;
+//! while let Some(message) = node.recv().await {
+//!     println!("{:?} from {:?}", message.payload, message.origin_addr);
+//! }
+//! # Ok(()) }
+//! ```
+//!
 //! This facade re-exports each layer as a module, so depending on `dotray` alone gives you all of them:
 //!
 //! * [`codec`] — the wire protocol and its tokio-util codec;
 //! * [`transport`] — TCP connections with a checked handshake and hard limits;
 //! * [`membership`] — HyParView discovery, ping/pong liveness, failure replacement, node query;
 //! * [`router`] — Plumtree spanning-tree broadcast with acks, catch-up and ordered delivery.
-//!
-//! The node type most users want (a builder, a handle to broadcast and receive) arrives with the
-//! facade issue.
 #![forbid(unsafe_code)]
 
+mod error;
+mod node;
+
 pub use dotray_codec as codec;
+pub use dotray_codec::NodeId;
 pub use dotray_membership as membership;
 pub use dotray_router as router;
 pub use dotray_transport as transport;
+
+pub use error::{NodeError, StartError};
+pub use node::{Event, Message, Node, NodeBuilder};

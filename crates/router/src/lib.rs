@@ -77,4 +77,5 @@
 #![forbid(unsafe_code)]
 
 pub mod core;
+pub mod driver;
 pub mod wire;

@@ -1,0 +1,49 @@
+//! Typed errors of the facade.
+
+/// Starting a node failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StartError {
+    /// The transport could not start (bad config, or the listen address is taken).
+    #[error(transparent)]
+    Transport(#[from] dotray_transport::StartError),
+    /// The membership config is invalid.
+    #[error("invalid membership config: {0}")]
+    Membership(#[from] dotray_membership::core::InvalidConfig),
+    /// The router config is invalid.
+    #[error("invalid router config: {0}")]
+    Router(#[from] dotray_router::core::ConfigError),
+}
+
+/// An operation on a running node failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum NodeError {
+    /// The node has shut down.
+    #[error("the node has shut down")]
+    Stopped,
+    /// `send_to`: the node is not connected and its address is unknown.
+    #[error("unknown node")]
+    UnknownNode,
+    /// `send_to`: dialing the node failed.
+    #[error("cannot reach the node: {0}")]
+    Dial(#[from] dotray_transport::DialError),
+    /// `send_to`: the message could not be queued.
+    #[error("cannot send: {0}")]
+    Send(#[from] dotray_transport::SendError),
+    /// A remote node query failed.
+    #[error(transparent)]
+    Query(#[from] dotray_membership::driver::RemoteQueryError),
+}
+
+impl From<dotray_membership::driver::Stopped> for NodeError {
+    fn from(_: dotray_membership::driver::Stopped) -> Self {
+        Self::Stopped
+    }
+}
+
+impl From<dotray_router::driver::Stopped> for NodeError {
+    fn from(_: dotray_router::driver::Stopped) -> Self {
+        Self::Stopped
+    }
+}

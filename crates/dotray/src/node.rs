@@ -1,0 +1,294 @@
+//! [`Node`] and [`NodeBuilder`]: one running dotray node — transport, membership and router wired
+//! together — behind one handle.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use dotray_codec::NodeId;
+use dotray_codec::proto::{Direct, Envelope};
+use dotray_membership::core::NodeInfo;
+use dotray_membership::driver::MembershipHandle;
+use dotray_router::core::{Counters, MessageId, Topology};
+use dotray_router::driver::{DriverCounters, Received, RouterEvent, RouterHandle};
+use dotray_transport::Transport;
+use tokio::sync::{Mutex, mpsc};
+use tokio::task::JoinHandle;
+use tokio_util::sync::{CancellationToken, DropGuard};
+
+use crate::{NodeError, StartError};
+
+/// Capacity of the channel from membership to the router, in items (frame batches and events).
+/// Default 1,024 batches: with up to 256 frames each, plenty to keep the router busy; when full, the
+/// transport's readers wait (TCP back-pressure).
+const UPWARD_QUEUE: usize = 1_024;
+
+/// A broadcast message, as delivered to the application.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Message {
+    /// The application bytes.
+    pub payload: Bytes,
+    /// The node that broadcast it.
+    pub origin: NodeId,
+    /// That node's listen address, as it declared it.
+    pub origin_addr: Option<SocketAddr>,
+    /// The origin's run (random per start of the origin), so a restarted node's messages are distinct.
+    pub epoch: u64,
+    /// Position in the origin's stream, from 1. Messages of one origin arrive in this order.
+    pub seq: u64,
+    /// Hops travelled (1: straight from the origin).
+    pub hops: u32,
+}
+
+impl From<Received> for Message {
+    fn from(r: Received) -> Self {
+        Self {
+            payload: r.payload,
+            origin: r.id.stream.origin,
+            origin_addr: r.origin_addr,
+            epoch: r.id.stream.epoch,
+            seq: r.id.seq,
+            hops: r.hops,
+        }
+    }
+}
+
+/// Events besides deliveries: neighbours up/down, gaps, lag, direct messages.
+pub type Event = RouterEvent;
+
+/// Builds and starts a [`Node`]. Every setting has a documented default.
+///
+/// ```no_run
+/// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+/// let node = dotray::Node::builder()
+///     .listen("127.0.0.1:2001".parse()?)
+///     .seed("127.0.0.1:2000".parse()?)
+///     .start()
+///     .await?;
+/// node.broadcast("hello".into()).await?;
+/// # Ok(()) }
+/// ```
+#[derive(Debug, Clone)]
+pub struct NodeBuilder {
+    listen: SocketAddr,
+    seeds: Vec<SocketAddr>,
+    node_id: Option<NodeId>,
+    transport: dotray_transport::Config,
+    membership: dotray_membership::core::Config,
+    router: dotray_router::core::Config,
+    driver: dotray_router::driver::DriverConfig,
+}
+
+impl Default for NodeBuilder {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            seeds: Vec::new(),
+            node_id: None,
+            transport: Default::default(),
+            membership: Default::default(),
+            router: Default::default(),
+            driver: Default::default(),
+        }
+    }
+}
+
+impl NodeBuilder {
+    /// Address to listen on. Default `127.0.0.1:0` (loopback, a free port; read it back with
+    /// [`Node::local_addr`]). Use `0.0.0.0:PORT` to accept connections from other hosts.
+    pub fn listen(mut self, addr: SocketAddr) -> Self {
+        self.listen = addr;
+        self
+    }
+
+    /// Adds a seed: an address of any node already in the network. Default none: this node starts a
+    /// new network and waits for others to join it.
+    pub fn seed(mut self, addr: SocketAddr) -> Self {
+        self.seeds.push(addr);
+        self
+    }
+
+    /// Adds several seeds.
+    pub fn seeds(mut self, addrs: impl IntoIterator<Item = SocketAddr>) -> Self {
+        self.seeds.extend(addrs);
+        self
+    }
+
+    /// Name of the network; nodes of other networks are refused. Default `"dotray"`.
+    pub fn network_id(mut self, id: impl Into<String>) -> Self {
+        self.transport.network_id = id.into();
+        self
+    }
+
+    /// This node's id. Default: 16 random bytes.
+    pub fn node_id(mut self, id: NodeId) -> Self {
+        self.node_id = Some(id);
+        self
+    }
+
+    /// Transport limits and timeouts (see [`dotray_transport::Config`]).
+    pub fn transport_config(mut self, config: dotray_transport::Config) -> Self {
+        let network_id = std::mem::take(&mut self.transport.network_id);
+        self.transport = dotray_transport::Config { network_id, ..config };
+        self
+    }
+
+    /// Membership settings (see [`dotray_membership::core::Config`]).
+    pub fn membership_config(mut self, config: dotray_membership::core::Config) -> Self {
+        self.membership = config;
+        self
+    }
+
+    /// Broadcast protocol settings (see [`dotray_router::core::Config`]).
+    pub fn router_config(mut self, config: dotray_router::core::Config) -> Self {
+        self.router = config;
+        self
+    }
+
+    /// Router driver settings: delivery queue, publisher back-pressure (see
+    /// [`dotray_router::driver::DriverConfig`]).
+    pub fn driver_config(mut self, config: dotray_router::driver::DriverConfig) -> Self {
+        self.driver = config;
+        self
+    }
+
+    /// Binds the listen address and starts the node. Returns once the listener is bound; joining the
+    /// network through the seeds continues in the background.
+    pub async fn start(self) -> Result<Node, StartError> {
+        let id = self.node_id.unwrap_or_else(NodeId::random);
+        let (transport, transport_events) = Transport::bind(self.listen, id, self.transport).await?;
+        let cancel = CancellationToken::new();
+        let (upward_tx, upward_rx) = mpsc::channel(UPWARD_QUEUE);
+        let (membership, membership_task) = dotray_membership::driver::spawn(
+            transport.clone(),
+            transport_events,
+            self.seeds,
+            self.membership,
+            upward_tx,
+            cancel.child_token(),
+        )?;
+        let advertised = transport.local_addr();
+        let (router, output, router_task) = dotray_router::driver::spawn(
+            id,
+            advertised,
+            upward_rx,
+            self.router,
+            self.driver,
+            cancel.child_token(),
+        )?;
+        let inner = Inner {
+            transport,
+            membership,
+            router,
+            deliveries: Mutex::new(output.deliveries),
+            events: Mutex::new(output.events),
+            cancel: cancel.clone(),
+            tasks: std::sync::Mutex::new(vec![membership_task, router_task]),
+            _stop_on_drop: cancel.drop_guard(),
+        };
+        Ok(Node { inner: Arc::new(inner) })
+    }
+}
+
+/// A running dotray node. Cheap to clone; dropping the last clone stops the node.
+#[derive(Debug, Clone)]
+pub struct Node {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    transport: Transport,
+    membership: MembershipHandle,
+    router: RouterHandle,
+    deliveries: Mutex<mpsc::Receiver<Received>>,
+    events: Mutex<mpsc::Receiver<RouterEvent>>,
+    cancel: CancellationToken,
+    tasks: std::sync::Mutex<Vec<JoinHandle<()>>>,
+    _stop_on_drop: DropGuard,
+}
+
+impl Node {
+    /// A builder with every default.
+    pub fn builder() -> NodeBuilder {
+        NodeBuilder::default()
+    }
+
+    /// This node's id.
+    pub fn id(&self) -> NodeId {
+        self.inner.transport.local_id()
+    }
+
+    /// The address the node listens on (with the real port when started on port 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.inner.transport.local_addr()
+    }
+
+    /// Broadcasts `payload` to every node of the network. Waits while the network is saturated
+    /// (back-pressure). Every node that stays connected receives it exactly once; messages from one
+    /// node arrive everywhere in the order they were broadcast.
+    pub async fn broadcast(&self, payload: Bytes) -> Result<MessageId, NodeError> {
+        Ok(self.inner.router.broadcast(payload).await?)
+    }
+
+    /// The next message broadcast by another node; `None` once the node has stopped.
+    pub async fn recv(&self) -> Option<Message> {
+        self.inner.deliveries.lock().await.recv().await.map(Message::from)
+    }
+
+    /// The next event (neighbour up/down, gap, lag, direct message); `None` once the node has stopped.
+    pub async fn next_event(&self) -> Option<Event> {
+        self.inner.events.lock().await.recv().await
+    }
+
+    /// What this node knows about the network: active neighbours first, then backup addresses, with
+    /// state, round-trip time and last contact.
+    pub async fn nodes(&self) -> Result<Vec<NodeInfo>, NodeError> {
+        Ok(self.inner.membership.nodes().await?)
+    }
+
+    /// Asks another node over the wire what it knows.
+    pub async fn query_nodes(&self, peer: NodeId) -> Result<Vec<NodeInfo>, NodeError> {
+        Ok(self.inner.membership.query(peer).await?)
+    }
+
+    /// Sends `payload` to one node only (not broadcast), over the existing connection or by dialing its
+    /// known address. It arrives there as [`RouterEvent::Direct`].
+    pub async fn send_to(&self, peer: NodeId, payload: Bytes) -> Result<(), NodeError> {
+        let envelope = Envelope::from(Direct { payload });
+        let sender = match self.inner.transport.sender(&peer) {
+            Some(sender) => sender,
+            None => {
+                let known = self.nodes().await?;
+                let addr = known.iter().find(|n| n.peer.id == peer).ok_or(NodeError::UnknownNode)?.peer.addr;
+                self.inner.transport.connect(addr).await?.sender
+            }
+        };
+        let frame = dotray_codec::encode_frame(&envelope, dotray_codec::DEFAULT_MAX_FRAME_LEN)
+            .map_err(|_| NodeError::Send(dotray_transport::SendError::TooLarge))?;
+        Ok(sender.send(frame).await?)
+    }
+
+    /// Counters of the broadcast layer: payloads sent, received, delivered, duplicates, grafts,
+    /// prunes, resends, gaps; and what the driver dropped.
+    pub async fn counters(&self) -> Result<(Counters, DriverCounters), NodeError> {
+        Ok(self.inner.router.counters().await?)
+    }
+
+    /// This node's links in the broadcast tree (eager) and its lazy links.
+    pub async fn topology(&self) -> Result<Topology, NodeError> {
+        Ok(self.inner.router.topology().await?)
+    }
+
+    /// Leaves the network gracefully: neighbours are told goodbye and replace this node at once, queued
+    /// frames are flushed, every task is stopped and joined.
+    pub async fn shutdown(&self) {
+        self.inner.membership.leave().await;
+        self.inner.cancel.cancel();
+        self.inner.transport.shutdown().await;
+        let tasks = std::mem::take(&mut *self.inner.tasks.lock().unwrap_or_else(|e| e.into_inner()));
+        for task in tasks {
+            let _ = task.await;
+        }
+    }
+}

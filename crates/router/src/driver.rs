@@ -1,0 +1,543 @@
+//! The tokio driver: a thin loop that runs the sans-IO [`Router`] core over the membership layer.
+//!
+//! Inputs: membership's [`Upward`] stream (neighbours up and down, round-trip times, broadcast and
+//! application frames), commands from [`RouterHandle`] (broadcast, counters, topology), and the core's
+//! timers. Outputs: frames queued on the neighbours' connections, deliveries and events for the
+//! application.
+//!
+//! What it adds to the core, and nothing else:
+//!
+//! * **Wire encoding.** One [`Outbound`] table for the node and one [`Inbound`] per connection turn
+//!   the core's messages into frames and back; a `Data` frame is encoded once per hop and the same bytes
+//!   are queued for every eager neighbour (the core emits those sends back to back).
+//! * **Congestion.** A send refused with `QueueFull` is reported to the core (`handle_congested`), which
+//!   demotes that neighbour to lazy: it pulls what it misses, and nobody waits for it. A neighbour whose
+//!   queue stays above [`DriverConfig::publish_high_water`] for [`DriverConfig::congestion_grace`] is
+//!   treated the same way.
+//! * **Publisher back-pressure.** While some neighbour that is not known to be slow has more than
+//!   `publish_high_water` bytes queued, new broadcasts wait: a publisher cannot outrun the network, and
+//!   memory stays bounded.
+//! * **A bounded delivery queue.** An application that does not read loses deliveries beyond
+//!   [`DriverConfig::delivery_queue_len`] and is told how many with [`RouterEvent::Lagged`]; forwarding
+//!   for others goes on.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use dotray_codec::proto::{Body, Envelope, GoodbyeReason, Layer};
+use dotray_codec::{FrameEncoder, NodeId};
+use dotray_membership::driver::Upward;
+use dotray_membership::timers::TimerQueue;
+use dotray_transport::{PeerSender, SendError};
+use rand::SeedableRng;
+use rand::rngs::StdRng;
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use tracing::{Instrument, debug, info_span, warn};
+
+use crate::core::{
+    Action, Config, ConfigError, Counters, Event, Message, MessageId, Router, StreamId, Timer, Topology,
+};
+use crate::wire::{Inbound, Outbound};
+
+/// Settings of the driver (the protocol's are in [`Config`]).
+#[derive(Debug, Clone)]
+pub struct DriverConfig {
+    /// Deliveries waiting for the application. Beyond it, deliveries are dropped and counted, and the
+    /// application gets [`RouterEvent::Lagged`]. Default 8,192: at 1 KiB per message, 8 MiB, a few
+    /// seconds of a busy stream for an application that pauses.
+    pub delivery_queue_len: usize,
+    /// Events waiting for the application (neighbours, gaps, direct messages). Default 1,024.
+    pub event_queue_len: usize,
+    /// Broadcast commands waiting for the driver. Default 64: the publisher awaits beyond it.
+    pub command_queue_len: usize,
+    /// A neighbour with more bytes than this queued holds new broadcasts back, until it drains or is
+    /// found slow. Default 1 MiB: on loopback or a LAN, about a millisecond of data — enough to keep a
+    /// connection busy, small next to the transport's 8 MiB queue limit.
+    pub publish_high_water: usize,
+    /// How long a neighbour may stay above `publish_high_water` before it is demoted to lazy and
+    /// stops holding the publisher back. Default 200 ms.
+    pub congestion_grace: Duration,
+    /// How often stream bookkeeping (origin addresses, wire references of streams the core no longer
+    /// tracks) is cleaned. Default 10 s.
+    pub cleanup_interval: Duration,
+}
+
+impl Default for DriverConfig {
+    fn default() -> Self {
+        Self {
+            delivery_queue_len: 8_192,
+            event_queue_len: 1_024,
+            command_queue_len: 64,
+            publish_high_water: 1024 * 1024,
+            congestion_grace: Duration::from_millis(200),
+            cleanup_interval: Duration::from_secs(10),
+        }
+    }
+}
+
+/// A broadcast message delivered to this node's application.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Received {
+    /// Which message: origin node, its epoch, and the sequence number in that origin's stream.
+    pub id: MessageId,
+    /// The origin's listen address, as it declared it.
+    pub origin_addr: Option<SocketAddr>,
+    /// Hops the delivered copy travelled (1 when it came straight from the origin).
+    pub hops: u32,
+    /// The application bytes.
+    pub payload: Bytes,
+}
+
+/// Something the application may want to know besides deliveries.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum RouterEvent {
+    /// A new neighbour (an active link of the overlay).
+    NeighbourUp {
+        /// Its node id.
+        peer: NodeId,
+        /// Its listen address.
+        addr: SocketAddr,
+    },
+    /// A neighbour is gone.
+    NeighbourDown {
+        /// Its node id.
+        peer: NodeId,
+    },
+    /// Messages `first..=last` of `stream` can no longer be obtained and will never be delivered.
+    Gap {
+        /// The stream.
+        stream: StreamId,
+        /// First missing sequence number.
+        first: u64,
+        /// Last missing sequence number.
+        last: u64,
+    },
+    /// The application did not read deliveries fast enough: `missed` deliveries were dropped.
+    Lagged {
+        /// Deliveries dropped since the last `Lagged` event.
+        missed: u64,
+    },
+    /// A direct (non-broadcast) message from a connected node.
+    Direct {
+        /// The sender.
+        from: NodeId,
+        /// The application bytes.
+        payload: Bytes,
+    },
+}
+
+/// The router driver stopped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("the router has stopped")]
+pub struct Stopped;
+
+/// What the driver's own bookkeeping counted, next to the core's [`Counters`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct DriverCounters {
+    /// Deliveries dropped because the application did not read.
+    pub deliveries_dropped: u64,
+    /// Events dropped because the application did not read them.
+    pub events_dropped: u64,
+    /// Sends refused by a full connection queue.
+    pub sends_refused: u64,
+    /// Connections closed for protocol violations.
+    pub violations: u64,
+}
+
+enum Command {
+    Broadcast(Bytes, oneshot::Sender<MessageId>),
+    Counters(oneshot::Sender<(Counters, DriverCounters)>),
+    Topology(oneshot::Sender<Topology>),
+}
+
+/// Talks to a running router driver. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct RouterHandle {
+    commands: mpsc::Sender<Command>,
+}
+
+impl std::fmt::Debug for Command {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Command::Broadcast(..) => "Broadcast",
+            Command::Counters(_) => "Counters",
+            Command::Topology(_) => "Topology",
+        })
+    }
+}
+
+impl RouterHandle {
+    /// Broadcasts `payload` to every node. Waits while the network is saturated (back-pressure);
+    /// returns the message's id once the router has taken it.
+    pub async fn broadcast(&self, payload: Bytes) -> Result<MessageId, Stopped> {
+        let (tx, rx) = oneshot::channel();
+        self.commands.send(Command::Broadcast(payload, tx)).await.map_err(|_| Stopped)?;
+        rx.await.map_err(|_| Stopped)
+    }
+
+    /// The core's counters and the driver's.
+    pub async fn counters(&self) -> Result<(Counters, DriverCounters), Stopped> {
+        let (tx, rx) = oneshot::channel();
+        self.commands.send(Command::Counters(tx)).await.map_err(|_| Stopped)?;
+        rx.await.map_err(|_| Stopped)
+    }
+
+    /// This node's tree (eager) and lazy links.
+    pub async fn topology(&self) -> Result<Topology, Stopped> {
+        let (tx, rx) = oneshot::channel();
+        self.commands.send(Command::Topology(tx)).await.map_err(|_| Stopped)?;
+        rx.await.map_err(|_| Stopped)
+    }
+}
+
+/// What the application reads: deliveries and events.
+#[derive(Debug)]
+pub struct RouterOutput {
+    /// Broadcast messages, exactly once each, in per-origin order.
+    pub deliveries: mpsc::Receiver<Received>,
+    /// Neighbour changes, gaps, lag, direct messages.
+    pub events: mpsc::Receiver<RouterEvent>,
+}
+
+/// Starts the router for node `me` (listening on `my_addr`) on membership's `upward` stream.
+pub fn spawn(
+    me: NodeId,
+    my_addr: SocketAddr,
+    upward: mpsc::Receiver<Upward>,
+    config: Config,
+    driver: DriverConfig,
+    cancel: CancellationToken,
+) -> Result<(RouterHandle, RouterOutput, JoinHandle<()>), ConfigError> {
+    let epoch = rand::random();
+    let core = Router::try_new(me, epoch, config, StdRng::from_os_rng(), Instant::now())?;
+    let (commands_tx, commands) = mpsc::channel(driver.command_queue_len);
+    let (deliveries_tx, deliveries) = mpsc::channel(driver.delivery_queue_len);
+    let (events_tx, events) = mpsc::channel(driver.event_queue_len);
+    let mut stream_addrs = HashMap::new();
+    stream_addrs.insert(core.own_stream(), my_addr);
+    let span = info_span!("router", node = ?me, epoch);
+    let next_cleanup = Instant::now() + driver.cleanup_interval;
+    let state = Driver {
+        core,
+        upward,
+        commands,
+        deliveries: deliveries_tx,
+        events: events_tx,
+        cancel,
+        timers: TimerQueue::new(),
+        peers: HashMap::new(),
+        outbound: Outbound::new(),
+        encoder: FrameEncoder::new(dotray_codec::DEFAULT_MAX_FRAME_LEN),
+        last_data: None,
+        stream_addrs,
+        lagged: 0,
+        counters: DriverCounters::default(),
+        next_cleanup,
+        config: driver,
+    };
+    let task = tokio::spawn(state.run().instrument(span));
+    Ok((RouterHandle { commands: commands_tx }, RouterOutput { deliveries, events }, task))
+}
+
+/// A neighbour's connection and what the driver tracks about it.
+struct PeerLink {
+    sender: PeerSender,
+    inbound: Inbound,
+    /// Since when its queue has been above the publish high-water mark.
+    full_since: Option<Instant>,
+    /// Demoted for congestion: it no longer holds the publisher back until its queue drains.
+    slow: bool,
+}
+
+struct Driver {
+    core: Router<StdRng>,
+    upward: mpsc::Receiver<Upward>,
+    commands: mpsc::Receiver<Command>,
+    deliveries: mpsc::Sender<Received>,
+    events: mpsc::Sender<RouterEvent>,
+    cancel: CancellationToken,
+    timers: TimerQueue<Timer>,
+    peers: HashMap<NodeId, PeerLink>,
+    outbound: Outbound,
+    encoder: FrameEncoder,
+    /// The last `Data` frame encoded, to reuse for the next eager neighbour: ((stream, seq, hops), frame).
+    last_data: Option<((StreamId, u64, u32), Bytes)>,
+    /// Origin listen address of each stream, from `StreamDecl`s (and our own).
+    stream_addrs: HashMap<StreamId, SocketAddr>,
+    /// Deliveries dropped since the last `Lagged` event.
+    lagged: u64,
+    counters: DriverCounters,
+    next_cleanup: Instant,
+    config: DriverConfig,
+}
+
+/// How often a held-back publisher re-checks the neighbours' queues.
+const BACKPRESSURE_POLL: Duration = Duration::from_millis(1);
+
+impl Driver {
+    async fn run(mut self) {
+        self.apply_actions();
+        loop {
+            let held_back = self.publisher_held_back();
+            let deadline =
+                self.timers.next_deadline().map_or(self.next_cleanup, |t| t.min(self.next_cleanup));
+            tokio::select! {
+                _ = self.cancel.cancelled() => return,
+                up = self.upward.recv() => match up {
+                    Some(up) => self.on_upward(up),
+                    None => return,
+                },
+                command = self.commands.recv(), if !held_back => match command {
+                    Some(command) => self.on_command(command),
+                    None => return,
+                },
+                _ = tokio::time::sleep(BACKPRESSURE_POLL), if held_back => {}
+                _ = tokio::time::sleep_until(deadline.into()) => self.on_deadline(),
+            }
+            self.apply_actions();
+        }
+    }
+
+    fn on_deadline(&mut self) {
+        let now = Instant::now();
+        while let Some(timer) = self.timers.pop_due(now) {
+            self.core.handle_timer(timer, now);
+        }
+        if now >= self.next_cleanup {
+            self.cleanup();
+            self.next_cleanup = now + self.config.cleanup_interval;
+        }
+    }
+
+    fn on_upward(&mut self, up: Upward) {
+        let now = Instant::now();
+        match up {
+            Upward::NeighbourUp { peer, sender } => {
+                self.outbound.peer_down(&peer.id);
+                self.peers.insert(
+                    peer.id,
+                    PeerLink { sender, inbound: Inbound::new(), full_since: None, slow: false },
+                );
+                self.core.handle_neighbour_up(peer.id, now);
+                self.emit(RouterEvent::NeighbourUp { peer: peer.id, addr: peer.addr });
+            }
+            Upward::NeighbourDown { peer } => {
+                self.peers.remove(&peer);
+                self.outbound.peer_down(&peer);
+                self.core.handle_neighbour_down(peer, now);
+                self.emit(RouterEvent::NeighbourDown { peer });
+            }
+            Upward::Rtt { peer, rtt } => self.core.handle_rtt(peer, rtt),
+            Upward::Frames { peer, frames } => {
+                for envelope in frames {
+                    self.on_frame(peer, envelope, now);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn on_frame(&mut self, peer: NodeId, envelope: Envelope, now: Instant) {
+        let Some(body) = envelope.body else { return };
+        let layer = dotray_codec::proto::BodyKind::of(&body).layer();
+        if let Body::Direct(direct) = body {
+            self.emit(RouterEvent::Direct { from: peer, payload: direct.payload });
+            return;
+        }
+        if layer != Layer::Broadcast {
+            return;
+        }
+        // Frames from a node that is not (or no longer) a neighbour carry no tree state: ignore them.
+        let Some(link) = self.peers.get_mut(&peer) else { return };
+        match link.inbound.decode(&body) {
+            Ok(Some(message)) => self.core.handle_message(peer, message, now),
+            Ok(None) => {
+                if let Body::StreamDecl(decl) = &body
+                    && let Ok((stream, addr)) = link.inbound.lookup(decl.stream_ref)
+                    && let Ok(addr) = addr.parse()
+                {
+                    self.stream_addrs.insert(stream, addr);
+                }
+            }
+            Err(error) => self.violation(peer, &error.to_string()),
+        }
+    }
+
+    fn on_command(&mut self, command: Command) {
+        let now = Instant::now();
+        match command {
+            Command::Broadcast(payload, reply) => {
+                let id = self.core.broadcast(payload, now);
+                let _ = reply.send(id);
+            }
+            Command::Counters(reply) => {
+                let _ = reply.send((*self.core.counters(), self.counters));
+            }
+            Command::Topology(reply) => {
+                let _ = reply.send(self.core.topology());
+            }
+        }
+    }
+
+    /// True while a neighbour that is not known to be slow has more than the high-water mark queued.
+    /// Marks neighbours that stay above it for the grace period as congested.
+    fn publisher_held_back(&mut self) -> bool {
+        let now = Instant::now();
+        let (high, grace) = (self.config.publish_high_water, self.config.congestion_grace);
+        let mut held_back = false;
+        let mut newly_slow = Vec::new();
+        for (id, link) in &mut self.peers {
+            let queued = link.sender.queued_bytes();
+            if queued <= high / 4 {
+                link.full_since = None;
+                link.slow = false;
+                continue;
+            }
+            if link.slow || queued <= high {
+                continue;
+            }
+            let since = *link.full_since.get_or_insert(now);
+            if now.duration_since(since) >= grace {
+                link.slow = true;
+                newly_slow.push(*id);
+            } else {
+                held_back = true;
+            }
+        }
+        for peer in newly_slow {
+            debug!(?peer, "neighbour stayed congested; demoting it");
+            self.core.handle_congested(peer, now);
+        }
+        held_back
+    }
+
+    /// Carries out everything the core asked for.
+    fn apply_actions(&mut self) {
+        while let Some(action) = self.core.poll_action() {
+            match action {
+                Action::Send { to, message } => self.send(to, &message),
+                Action::SetTimer { at, timer } => self.timers.push(at, timer),
+                Action::Deliver(delivery) => {
+                    let received = Received {
+                        origin_addr: self.stream_addrs.get(&delivery.id.stream).copied(),
+                        id: delivery.id,
+                        hops: delivery.hops,
+                        payload: delivery.payload,
+                    };
+                    self.deliver(received);
+                }
+                Action::Event(Event::Gap { stream, first, last }) => {
+                    self.emit(RouterEvent::Gap { stream, first, last });
+                }
+                Action::Violation { peer, reason } => self.violation(peer, reason),
+            }
+        }
+    }
+
+    /// Encodes `message` for `to` (declarations first) and queues it; a full queue is congestion.
+    fn send(&mut self, to: NodeId, message: &Message) {
+        let Some(link) = self.peers.get(&to) else { return };
+        let sender = link.sender.clone();
+        let mut decls = Vec::new();
+        let addrs = &self.stream_addrs;
+        let mut addr_of = |stream: &StreamId| addrs.get(stream).map(|a| a.to_string()).unwrap_or_default();
+        let body = match self.outbound.encode(to, message, &mut addr_of, &mut decls) {
+            Ok(body) => body,
+            Err(error) => {
+                warn!(peer = ?to, %error, "cannot encode for this connection; reconnecting it");
+                sender.close(GoodbyeReason::Unspecified);
+                return;
+            }
+        };
+        for decl in decls {
+            self.queue(&sender, Envelope::from(decl), to);
+        }
+        let frame = match (message, &self.last_data) {
+            (Message::Data { stream, seq, hops, .. }, Some((key, frame)))
+                if *key == (*stream, *seq, *hops) =>
+            {
+                frame.clone()
+            }
+            _ => match self.encoder.encode(&Envelope::from(body)) {
+                Ok(frame) => {
+                    if let Message::Data { stream, seq, hops, .. } = message {
+                        self.last_data = Some(((*stream, *seq, *hops), frame.clone()));
+                    }
+                    frame
+                }
+                Err(error) => {
+                    warn!(%error, "message too large to encode; dropped");
+                    return;
+                }
+            },
+        };
+        self.queue_frame(&sender, frame, to);
+    }
+
+    fn queue(&mut self, sender: &PeerSender, envelope: Envelope, to: NodeId) {
+        if let Ok(frame) = self.encoder.encode(&envelope) {
+            self.queue_frame(sender, frame, to);
+        }
+    }
+
+    fn queue_frame(&mut self, sender: &PeerSender, frame: Bytes, to: NodeId) {
+        match sender.try_send(frame) {
+            Ok(()) => {}
+            Err(SendError::QueueFull) => {
+                self.counters.sends_refused += 1;
+                if let Some(link) = self.peers.get_mut(&to) {
+                    link.slow = true;
+                }
+                self.core.handle_congested(to, Instant::now());
+            }
+            Err(_) => {} // closing: membership reports NeighbourDown shortly
+        }
+    }
+
+    fn deliver(&mut self, received: Received) {
+        if self.lagged > 0 && self.deliveries.capacity() > 0 {
+            let missed = std::mem::take(&mut self.lagged);
+            self.emit(RouterEvent::Lagged { missed });
+        }
+        if self.deliveries.try_send(received).is_err() {
+            self.lagged += 1;
+            self.counters.deliveries_dropped += 1;
+        }
+    }
+
+    fn emit(&mut self, event: RouterEvent) {
+        if self.events.try_send(event).is_err() {
+            self.counters.events_dropped += 1;
+        }
+    }
+
+    fn violation(&mut self, peer: NodeId, reason: &str) {
+        warn!(?peer, reason, "protocol violation; closing the connection");
+        self.counters.violations += 1;
+        if let Some(link) = self.peers.get(&peer) {
+            link.sender.close(GoodbyeReason::ProtocolViolation);
+        }
+    }
+
+    /// Forgets origin addresses and wire references of streams that neither the core nor any
+    /// connection's table still knows.
+    fn cleanup(&mut self) {
+        let own = self.core.own_stream();
+        let stale: Vec<StreamId> = self
+            .outbound
+            .streams()
+            .filter(|s| **s != own && self.core.watermark(s).is_none())
+            .copied()
+            .collect();
+        for stream in &stale {
+            self.outbound.forget_stream(stream);
+        }
+        let core = &self.core;
+        self.stream_addrs.retain(|stream, _| *stream == own || core.watermark(stream).is_some());
+    }
+}
