@@ -80,7 +80,7 @@ fn ensure_file_contents(path: &Path, contents: &str, check: bool) -> Result<()> 
 /// Read at run time (cargo sets `CARGO_MANIFEST_DIR` for `cargo run` and `cargo test`), falling back to
 /// the compile-time value: a binary built for one checkout and reused from a shared target directory
 /// must still act on the checkout it is run in.
-fn workspace_root() -> PathBuf {
+pub(crate) fn workspace_root() -> PathBuf {
     let manifest_dir = std::env::var_os("CARGO_MANIFEST_DIR")
         .map_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")), PathBuf::from);
     manifest_dir.parent().expect("xtask is inside the workspace").to_path_buf()

@@ -25,6 +25,7 @@
 //! * [`router`] — Plumtree spanning-tree broadcast with acks, catch-up and ordered delivery.
 #![forbid(unsafe_code)]
 
+mod channels;
 mod error;
 mod node;
 
@@ -34,5 +35,6 @@ pub use dotray_membership as membership;
 pub use dotray_router as router;
 pub use dotray_transport as transport;
 
+pub use channels::{CHANNEL_CAPACITY, start_node};
 pub use error::{NodeError, StartError};
 pub use node::{Event, Message, Node, NodeBuilder};

@@ -116,3 +116,24 @@ async fn send_to_reaches_one_node_and_query_works_remotely() {
         node.shutdown().await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn channel_style_start_node_broadcasts_and_receives() {
+    let (send_a, mut recv_a, a) = dotray::start_node("127.0.0.1:0".parse().unwrap(), None).await.unwrap();
+    let (send_b, mut recv_b, b) =
+        dotray::start_node("127.0.0.1:0".parse().unwrap(), Some(a.local_addr())).await.unwrap();
+    // Wait for the link, then talk both ways through the channels.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while a.nodes().await.unwrap().is_empty() || b.nodes().await.unwrap().is_empty() {
+        assert!(Instant::now() < deadline, "the two nodes did not connect");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    send_a.send(Bytes::from_static(b"from a")).await.unwrap();
+    send_b.send(Bytes::from_static(b"from b")).await.unwrap();
+    let at_b = tokio::time::timeout(Duration::from_secs(10), recv_b.recv()).await.unwrap().unwrap();
+    let at_a = tokio::time::timeout(Duration::from_secs(10), recv_a.recv()).await.unwrap().unwrap();
+    assert_eq!((at_b.payload, at_b.origin), (Bytes::from_static(b"from a"), a.id()));
+    assert_eq!((at_a.payload, at_a.origin), (Bytes::from_static(b"from b"), b.id()));
+    a.shutdown().await;
+    b.shutdown().await;
+}

@@ -17,12 +17,20 @@ use dotray_transport::Transport;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-/// Timers scaled down so that failure detection and healing take a fraction of a second.
+/// Timers scaled down so that failure detection, peer exchange and healing take a fraction of a second.
 fn fast_membership() -> Config {
     Config {
-        ping_interval: Duration::from_millis(200),
         shuffle_interval: Duration::from_millis(700),
         heal_interval: Duration::from_millis(700),
+        ..fast_failure_detection()
+    }
+}
+
+/// Fast failure detection only: shuffles and healing at their (slow) defaults, to show what joining
+/// alone spreads.
+fn fast_failure_detection() -> Config {
+    Config {
+        ping_interval: Duration::from_millis(200),
         transient_timeout: Duration::from_secs(2),
         backoff_initial: Duration::from_millis(100),
         backoff_max: Duration::from_secs(1),
@@ -52,6 +60,10 @@ struct TestNode {
 
 impl TestNode {
     fn start(listen: SocketAddr, seeds: Vec<SocketAddr>) -> Self {
+        Self::start_with(listen, seeds, fast_membership())
+    }
+
+    fn start_with(listen: SocketAddr, seeds: Vec<SocketAddr>, config: Config) -> Self {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
             .enable_all()
@@ -65,7 +77,7 @@ impl TestNode {
             let (id, addr) = (transport.local_id(), transport.local_addr());
             let (up_tx, mut up_rx) = mpsc::channel(1024);
             let (handle, _task) =
-                driver::spawn(transport, events, seeds, fast_membership(), up_tx, CancellationToken::new())
+                driver::spawn(transport, events, seeds, config, up_tx, CancellationToken::new())
                     .expect("valid config");
             tokio::spawn(async move {
                 while let Some(up) = up_rx.recv().await {
@@ -193,4 +205,27 @@ fn five_nodes_discover_survive_a_kill_and_rejoin() {
     let all: Vec<&TestNode> = nodes.iter().collect();
     let took = wait_until("the restarted node rejoins", Duration::from_secs(15), &all, || connected(&all));
     eprintln!("rejoined in {took:?}");
+}
+
+/// The demo's scenario that once split the network: the middle node of a chain dies soon after the
+/// others joined. Join walks and the exchange each node makes on joining must have spread enough
+/// addresses for the survivors to find each other, without waiting for the periodic shuffle.
+#[test]
+fn killing_the_middle_soon_after_joining_does_not_split_the_network() {
+    let any: SocketAddr = "127.0.0.1:0".parse().unwrap();
+    let mut nodes: Vec<TestNode> = Vec::new();
+    for i in 0..5 {
+        let seeds = if i == 0 { vec![] } else { vec![nodes[i - 1].addr] };
+        nodes.push(TestNode::start_with(any, seeds, fast_failure_detection()));
+    }
+    let all: Vec<&TestNode> = nodes.iter().collect();
+    wait_until("5 nodes form one overlay", Duration::from_secs(15), &all, || connected(&all));
+    std::thread::sleep(Duration::from_secs(1));
+    nodes[2].kill();
+    let survivors: Vec<&TestNode> = [0, 1, 3, 4].iter().map(|&i| &nodes[i]).collect();
+    // Well below the 20 s shuffle interval of the default config: only join-time knowledge counts.
+    let took = wait_until("survivors stay one overlay", Duration::from_secs(5), &survivors, || {
+        connected(&survivors)
+    });
+    eprintln!("survivors connected {took:?} after the kill");
 }

@@ -25,6 +25,11 @@ impl<R: Rng> Membership<R> {
     pub(super) fn on_shuffle_timer(&mut self, now: Instant) {
         let next = now + self.jittered(self.config.shuffle_interval);
         self.set_timer(next, Timer::Shuffle);
+        self.start_exchange(now);
+    }
+
+    /// Starts a peer exchange: a random walk through a random active peer (none: nothing to do).
+    pub(super) fn start_exchange(&mut self, now: Instant) {
         let Some(first_hop) = self.active.random_except(&mut self.rng, &[]) else { return };
         let (exchange_id, peers) = self.new_exchange(first_hop, now);
         let ttl = self.config.shuffle_random_walk_length;

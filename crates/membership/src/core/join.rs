@@ -113,21 +113,29 @@ impl<R: Rng> Membership<R> {
         if !self.active.contains(&from) {
             return;
         }
-        if node.id == self.me.id || self.active.contains(&node.id) || !usable(&node.addr) {
+        if node.id == self.me.id || !usable(&node.addr) {
             return;
         }
         // Never trust a TTL from the wire: a huge one would make the walk circulate for long.
         let ttl = ttl.min(self.config.active_random_walk_length);
-        if ttl == 0 || self.active.len() <= 1 {
+        // A walk that comes back to a node already linked to the joiner (common in small networks)
+        // walks on, as in the paper: dropping it here would end most walks before the hop that records
+        // the joiner in a passive view, and the network would know too little to heal a later split.
+        let linked = self.active.contains(&node.id);
+        if !linked && (ttl == 0 || self.active.len() <= 1) {
             self.connect_to_joiner(node, now);
             return;
         }
-        if ttl == self.config.passive_random_walk_length {
+        if ttl == 0 {
+            return;
+        }
+        if ttl == self.config.passive_random_walk_length && !linked {
             self.learn(node);
         }
         match self.active.random_except(&mut self.rng, &[from, node.id]) {
             Some(next) => self.send(next, Message::ForwardJoin { node, ttl: ttl - 1 }),
-            None => self.connect_to_joiner(node, now),
+            None if !linked => self.connect_to_joiner(node, now),
+            None => {}
         }
     }
 
@@ -205,7 +213,15 @@ impl<R: Rng> Membership<R> {
             pings: Default::default(),
         });
         self.refill_refusals = 0;
+        let first = self.active.len() == 1;
         self.push(Action::Event(Event::NeighbourUp(info)));
+        if first {
+            // Just joined (or rejoined): exchange views at once rather than at the next shuffle tick,
+            // so a new node learns backup addresses beyond its seed within a round trip or two. Through
+            // a timer due now, so that the exchange follows whatever this handler still sends (the
+            // `Join` that must come first on a seed connection).
+            self.set_timer(now, Timer::JoinExchange);
+        }
     }
 
     /// A neighbour request to `peer` was refused (or its connection closed before an answer).

@@ -376,6 +376,7 @@ impl<R: Rng> Membership<R> {
         match timer {
             Timer::Ping => self.on_ping_timer(now),
             Timer::Shuffle => self.on_shuffle_timer(now),
+            Timer::JoinExchange => self.start_exchange(now),
             Timer::Heal => self.on_heal_timer(now),
             Timer::Sweep => self.on_sweep_timer(now),
             Timer::Refill { generation } => {

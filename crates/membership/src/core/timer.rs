@@ -15,6 +15,9 @@ pub enum Timer {
     Heal,
     /// Expire transient connections, dial intents, exchanges and queries. Every `sweep_interval`.
     Sweep,
+    /// One peer exchange right after the active view gained its first peer (a join or rejoin).
+    /// One-shot; a late one only causes one extra exchange.
+    JoinExchange,
     /// Try again to fill the active view once a backoff has passed.
     Refill {
         /// Only the most recently scheduled refill timer is acted on.

@@ -1,0 +1,255 @@
+//! The seed's demo: start as many nodes as you like, kill any node as you like.
+//!
+//! ```text
+//! cargo run --example demo -- -l 127.0.0.1:2000                      # the first node
+//! cargo run --example demo -- -l 127.0.0.1:2001 -s 127.0.0.1:2000    # joins through the first
+//! cargo run --example demo -- -l 127.0.0.1:2002 -s 127.0.0.1:2001 -m -i 3   # says hello-3 every 5 s
+//! ```
+//!
+//! Flags (those of the original Go demo, plus a few):
+//!
+//! * `-l ADDR` — listen address (default `127.0.0.1:2000`);
+//! * `-s ADDR` — seed: any node already in the network (repeatable; none starts a new network);
+//! * `-m` — send a message every 5 seconds; `--every SECONDS` changes the period (fractions allowed);
+//! * `-i ID` — vary the message: `hello-<ID>`;
+//! * `--json` — one JSON object per line instead of the human output (see below);
+//! * `--count N` — stop sending after N messages (default: no limit).
+//!
+//! Human output: `send message: hello-3` on each send and
+//! `receive message: hello-3 from other node: "127.0.0.1:2002"` on each delivery (the origin's
+//! address, not the previous hop's). With `--json`:
+//!
+//! ```text
+//! {"event":"listening","addr":"127.0.0.1:2002","id":"<hex>"}
+//! {"event":"send","data":"hello-3","origin_id":"<hex>","seq":1}
+//! {"event":"receive","data":"hello-3","origin":"127.0.0.1:2002","origin_id":"<hex>","seq":1,"hops":2}
+//! {"event":"up","peer":"127.0.0.1:2001"}
+//! {"event":"down","peer":"127.0.0.1:2001"}
+//! {"event":"gap","origin_id":"<hex>","first":5,"last":7}
+//! {"event":"lagged","missed":12}
+//! {"event":"nodes","known":[{"addr":"127.0.0.1:2001","state":"Active"}]}       (at exit)
+//! {"event":"topology","eager":["127.0.0.1:2001"],"lazy":["127.0.0.1:2003"]}   (at exit)
+//! ```
+//!
+//! `origin_id` + `seq` identify a message. The node stops cleanly on SIGINT (Ctrl-C) or SIGTERM: it
+//! prints its final topology, tells its neighbours goodbye and exits. Logs (`RUST_LOG=debug`) go to
+//! stderr, so stdout carries only the lines above.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use bytes::Bytes;
+use dotray::{Event, Node, NodeId};
+use tokio::signal::unix::{SignalKind, signal};
+
+/// Command-line options.
+struct Options {
+    listen: SocketAddr,
+    seeds: Vec<SocketAddr>,
+    send: bool,
+    every: Duration,
+    id: String,
+    json: bool,
+    count: Option<u64>,
+}
+
+fn parse_args() -> Result<Options> {
+    let mut options = Options {
+        listen: "127.0.0.1:2000".parse()?,
+        seeds: Vec::new(),
+        send: false,
+        every: Duration::from_secs(5),
+        id: "0".to_owned(),
+        json: false,
+        count: None,
+    };
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
+        let mut value = |name: &str| args.next().with_context(|| format!("{name} needs a value"));
+        match arg.as_str() {
+            "-l" => options.listen = value("-l")?.parse().context("-l takes ip:port")?,
+            "-s" => options.seeds.push(value("-s")?.parse().context("-s takes ip:port")?),
+            "-m" => options.send = true,
+            "-i" => options.id = value("-i")?,
+            "--every" => {
+                let seconds: f64 = value("--every")?.parse().context("--every takes seconds")?;
+                options.every = Duration::try_from_secs_f64(seconds).context("--every takes seconds")?;
+                options.send = true;
+            }
+            "--count" => options.count = Some(value("--count")?.parse().context("--count takes a number")?),
+            "--json" => options.json = true,
+            "-h" | "--help" => {
+                println!(
+                    "usage: demo [-l ADDR] [-s ADDR]... [-m] [--every SECONDS] [-i ID] [--count N] [--json]"
+                );
+                std::process::exit(0);
+            }
+            other => bail!("unknown argument {other:?} (try --help)"),
+        }
+    }
+    if options.every.is_zero() {
+        bail!("--every must be more than zero");
+    }
+    Ok(options)
+}
+
+/// A JSON string literal (the demo's values are short ASCII, but escape properly anyway).
+fn json_str(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+/// Prints one output line and flushes, so that a process reading our stdout sees it at once.
+fn emit(line: String) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "{line}");
+    let _ = out.flush();
+}
+
+#[tokio::main]
+async fn main() -> Result<()> {
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
+        )
+        .init();
+    let options = parse_args()?;
+    let node = Node::builder().listen(options.listen).seeds(options.seeds.clone()).start().await?;
+    let me = node.id();
+    if options.json {
+        emit(format!(
+            r#"{{"event":"listening","addr":{},"id":{}}}"#,
+            json_str(&node.local_addr().to_string()),
+            json_str(&me.to_string())
+        ));
+    } else {
+        println!("listening on {} as node {me}", node.local_addr());
+    }
+
+    let mut interrupt = signal(SignalKind::interrupt())?;
+    let mut terminate = signal(SignalKind::terminate())?;
+    let mut ticker = tokio::time::interval(options.every);
+    ticker.tick().await; // the first tick is immediate; the first message goes out one period in
+    let message = format!("hello-{}", options.id);
+    let mut sent = 0u64;
+    let mut neighbours: HashMap<NodeId, SocketAddr> = HashMap::new();
+
+    loop {
+        let sending = options.send && options.count.is_none_or(|n| sent < n);
+        tokio::select! {
+            _ = interrupt.recv() => break,
+            _ = terminate.recv() => break,
+            _ = ticker.tick(), if sending => {
+                let id = node.broadcast(Bytes::from(message.clone())).await?;
+                sent += 1;
+                if options.json {
+                    emit(format!(
+                        r#"{{"event":"send","data":{},"origin_id":{},"seq":{}}}"#,
+                        json_str(&message), json_str(&me.to_string()), id.seq
+                    ));
+                } else {
+                    emit(format!("send message: {message}"));
+                }
+            }
+            received = node.recv() => {
+                let Some(m) = received else { break };
+                let data = String::from_utf8_lossy(&m.payload);
+                let origin = m.origin_addr.map(|a| a.to_string()).unwrap_or_default();
+                if options.json {
+                    emit(format!(
+                        r#"{{"event":"receive","data":{},"origin":{},"origin_id":{},"seq":{},"hops":{}}}"#,
+                        json_str(&data), json_str(&origin), json_str(&m.origin.to_string()), m.seq, m.hops
+                    ));
+                } else {
+                    emit(format!("receive message: {data} from other node: \"{origin}\""));
+                }
+            }
+            event = node.next_event() => {
+                let Some(event) = event else { break };
+                if let Some(line) = describe(&event, &mut neighbours, options.json) {
+                    emit(line);
+                }
+            }
+        }
+    }
+
+    // Leaving: who this node knows, the final topology (for `cargo xtask demo`'s picture), goodbyes.
+    if let Ok(known) = node.nodes().await {
+        let list: Vec<String> = known
+            .iter()
+            .map(|info| {
+                format!(r#"{{"addr":{},"state":"{:?}"}}"#, json_str(&info.peer.addr.to_string()), info.state)
+            })
+            .collect();
+        if options.json {
+            emit(format!(r#"{{"event":"nodes","known":[{}]}}"#, list.join(",")));
+        } else {
+            emit(format!("known nodes: {}", list.join(", ")));
+        }
+    }
+    if let Ok(topology) = node.topology().await {
+        let addrs = |ids: &[NodeId]| -> String {
+            let list: Vec<String> =
+                ids.iter().filter_map(|id| neighbours.get(id)).map(|a| json_str(&a.to_string())).collect();
+            format!("[{}]", list.join(","))
+        };
+        let (eager, lazy) = (addrs(&topology.eager), addrs(&topology.lazy));
+        if options.json {
+            emit(format!(r#"{{"event":"topology","eager":{eager},"lazy":{lazy}}}"#));
+        } else {
+            emit(format!("tree links: {eager}  lazy links: {lazy}"));
+        }
+    }
+    node.shutdown().await;
+    Ok(())
+}
+
+/// The output line for an event, if it has one.
+fn describe(event: &Event, neighbours: &mut HashMap<NodeId, SocketAddr>, json: bool) -> Option<String> {
+    match event {
+        Event::NeighbourUp { peer, addr } => {
+            neighbours.insert(*peer, *addr);
+            Some(if json {
+                format!(r#"{{"event":"up","peer":{}}}"#, json_str(&addr.to_string()))
+            } else {
+                format!("neighbour up: {addr}")
+            })
+        }
+        Event::NeighbourDown { peer } => {
+            let addr = neighbours.get(peer).map(|a| a.to_string()).unwrap_or_else(|| peer.to_string());
+            Some(if json {
+                format!(r#"{{"event":"down","peer":{}}}"#, json_str(&addr))
+            } else {
+                format!("neighbour down: {addr}")
+            })
+        }
+        Event::Gap { stream, first, last } => Some(if json {
+            format!(
+                r#"{{"event":"gap","origin_id":{},"first":{first},"last":{last}}}"#,
+                json_str(&stream.origin.to_string())
+            )
+        } else {
+            format!("gap: messages {first}..={last} of {} are lost", stream.origin)
+        }),
+        Event::Lagged { missed } => Some(if json {
+            format!(r#"{{"event":"lagged","missed":{missed}}}"#)
+        } else {
+            format!("lagged: {missed} messages dropped (reading too slowly)")
+        }),
+        _ => None,
+    }
+}

@@ -1,0 +1,232 @@
+//! Reading the demo's `--json` output and judging delivery: exactly once, in per-origin order, to every
+//! node that was up when a message was sent.
+//!
+//! Shared by `cargo xtask demo` and by the `dotray` crate's multi-process test (which includes this
+//! file by path), so both judge a run the same way. A *run* is one process's lifetime: a restarted node
+//! is a new run with a new node id. Lines are timestamped by the reader as they arrive.
+#![allow(dead_code, unreachable_pub)]
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::time::{Duration, Instant};
+
+/// One process's output.
+#[derive(Debug, Clone)]
+pub struct Run {
+    /// The node's label (for example its port).
+    pub node: String,
+    /// Node id from the `listening` line.
+    pub id: String,
+    /// When the process started (the reader's clock).
+    pub started: Instant,
+    /// When it ended, if it did.
+    pub ended: Option<Instant>,
+    /// Every JSON line with the time it was read.
+    pub lines: Vec<(Instant, serde_json::Value)>,
+}
+
+impl Run {
+    /// A run that has just started.
+    pub fn new(node: String, started: Instant) -> Self {
+        Self { node, id: String::new(), started, ended: None, lines: Vec::new() }
+    }
+
+    /// Records one line of output; lines that are not JSON are ignored.
+    pub fn record(&mut self, at: Instant, line: &str) {
+        let Ok(value) = serde_json::from_str::<serde_json::Value>(line) else { return };
+        if value["event"] == "listening" {
+            self.id = value["id"].as_str().unwrap_or_default().to_owned();
+        }
+        self.lines.push((at, value));
+    }
+
+    fn events<'a>(&'a self, kind: &'a str) -> impl Iterator<Item = &'a (Instant, serde_json::Value)> + 'a {
+        self.lines.iter().filter(move |(_, v)| v["event"] == kind)
+    }
+}
+
+/// A message, by origin id and sequence number.
+pub type MessageKey = (String, u64);
+
+/// Per-node figures of the verdict.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct NodeFigures {
+    /// Messages this node broadcast (all its runs).
+    pub sent: u64,
+    /// Deliveries (all runs).
+    pub received: u64,
+    /// Deliveries of a message the same run had already delivered.
+    pub duplicates: u64,
+    /// Messages this node should have delivered and did not.
+    pub missed: u64,
+    /// Deliveries out of per-origin order.
+    pub out_of_order: u64,
+    /// Gap events reported.
+    pub gaps: u64,
+}
+
+/// The verdict over all runs.
+#[derive(Debug, Clone, Default)]
+pub struct Verdict {
+    /// Figures per node label, in label order.
+    pub nodes: BTreeMap<String, NodeFigures>,
+    /// Messages sent in all.
+    pub sent: u64,
+    /// The longest time from a send to its delivery, over the deliveries a node was required to make
+    /// (catch-up deliveries to a node that started after the send are not counted).
+    pub worst_delay: Duration,
+    /// Up to 20 examples of what went wrong, for the report.
+    pub problems: Vec<String>,
+}
+
+impl Verdict {
+    /// True when nothing was lost, duplicated or reordered.
+    pub fn clean(&self) -> bool {
+        self.nodes.values().all(|n| n.duplicates == 0 && n.missed == 0 && n.out_of_order == 0)
+    }
+
+    /// Totals over all nodes.
+    pub fn totals(&self) -> NodeFigures {
+        let mut t = NodeFigures::default();
+        for n in self.nodes.values() {
+            t.sent += n.sent;
+            t.received += n.received;
+            t.duplicates += n.duplicates;
+            t.missed += n.missed;
+            t.out_of_order += n.out_of_order;
+            t.gaps += n.gaps;
+        }
+        t
+    }
+
+    /// A markdown table, one row per node and a total.
+    pub fn table(&self) -> String {
+        let mut out = String::from(
+            "| node | sent | received | duplicates | missed | out of order | gaps |\n|---|---:|---:|---:|---:|---:|---:|\n",
+        );
+        let row = |name: &str, n: &NodeFigures| {
+            format!(
+                "| {name} | {} | {} | {} | {} | {} | {} |\n",
+                n.sent, n.received, n.duplicates, n.missed, n.out_of_order, n.gaps
+            )
+        };
+        for (name, n) in &self.nodes {
+            out.push_str(&row(name, n));
+        }
+        out.push_str(&row("all", &self.totals()));
+        out
+    }
+}
+
+/// Judges the runs. A run must deliver a message when it was up `settle` before the send and stayed
+/// up `grace` after it, and the message's origin run also stayed up `grace` after sending it (a node
+/// killed right after a send may take the message with it).
+pub fn judge(runs: &[Run], settle: Duration, grace: Duration) -> Verdict {
+    let mut verdict = Verdict::default();
+    // Every message: when it was sent and by which run.
+    let mut sent: HashMap<MessageKey, (Instant, usize)> = HashMap::new();
+    for (i, run) in runs.iter().enumerate() {
+        let figures = verdict.nodes.entry(run.node.clone()).or_default();
+        for (at, v) in run.events("send") {
+            let key =
+                (v["origin_id"].as_str().unwrap_or_default().to_owned(), v["seq"].as_u64().unwrap_or(0));
+            sent.insert(key, (*at, i));
+            figures.sent += 1;
+        }
+    }
+    verdict.sent = sent.len() as u64;
+    for run in runs {
+        let mut seen: HashSet<MessageKey> = HashSet::new();
+        let mut delivered_at: HashMap<MessageKey, Instant> = HashMap::new();
+        let mut last_seq: HashMap<String, u64> = HashMap::new();
+        let mut figures = NodeFigures::default();
+        for (at, v) in run.events("receive") {
+            let key =
+                (v["origin_id"].as_str().unwrap_or_default().to_owned(), v["seq"].as_u64().unwrap_or(0));
+            figures.received += 1;
+            if !seen.insert(key.clone()) {
+                figures.duplicates += 1;
+                verdict.problem(format!("{} ({}) delivered {:?} twice", run.node, short(&run.id), key));
+                continue;
+            }
+            let last = last_seq.entry(key.0.clone()).or_insert(0);
+            if key.1 < *last {
+                figures.out_of_order += 1;
+                verdict.problem(format!("{} delivered {:?} after seq {}", run.node, key, last));
+            } else {
+                *last = key.1;
+            }
+            delivered_at.insert(key, *at);
+        }
+        figures.gaps = run.events("gap").count() as u64;
+        // What this run had to deliver.
+        for (key, (sent_at, origin_run)) in &sent {
+            if key.0 == run.id {
+                continue; // a node does not deliver its own messages
+            }
+            let was_up = run.started + settle <= *sent_at;
+            let stayed_up = run.ended.is_none_or(|end| end >= *sent_at + grace);
+            let origin_stayed = runs[*origin_run].ended.is_none_or(|end| end >= *sent_at + grace);
+            if !(was_up && stayed_up && origin_stayed) {
+                continue; // not required of this run (it may still deliver it, from catch-up)
+            }
+            match delivered_at.get(key) {
+                Some(at) => {
+                    verdict.worst_delay = verdict.worst_delay.max(at.saturating_duration_since(*sent_at))
+                }
+                None => {
+                    figures.missed += 1;
+                    verdict.problem(format!("{} ({}) missed {:?}", run.node, short(&run.id), key));
+                }
+            }
+        }
+        let total = verdict.nodes.entry(run.node.clone()).or_default();
+        total.received += figures.received;
+        total.duplicates += figures.duplicates;
+        total.missed += figures.missed;
+        total.out_of_order += figures.out_of_order;
+        total.gaps += figures.gaps;
+    }
+    verdict
+}
+
+impl Verdict {
+    fn problem(&mut self, what: String) {
+        if self.problems.len() < 20 {
+            self.problems.push(what);
+        }
+    }
+}
+
+fn short(id: &str) -> &str {
+    id.get(..8).unwrap_or(id)
+}
+
+/// The final overlay as a Graphviz DOT graph: tree (eager) links solid, lazy links dashed, from each
+/// run's closing `topology` line.
+pub fn overlay_dot(runs: &[Run]) -> String {
+    let mut out = String::from("graph overlay {\n  node [shape=box, fontname=monospace];\n");
+    let mut edges: BTreeMap<(String, String), bool> = BTreeMap::new();
+    for run in runs.iter().filter(|r| r.ended.is_some()) {
+        let Some((_, me)) = run.events("listening").next() else { continue };
+        let me = me["addr"].as_str().unwrap_or_default().to_owned();
+        let Some((_, topology)) = run.events("topology").last() else { continue };
+        for (kind, eager) in [("eager", true), ("lazy", false)] {
+            for peer in topology[kind].as_array().into_iter().flatten().filter_map(|p| p.as_str()) {
+                let key = if me.as_str() < peer {
+                    (me.clone(), peer.to_owned())
+                } else {
+                    (peer.to_owned(), me.clone())
+                };
+                let entry = edges.entry(key).or_insert(eager);
+                *entry |= eager;
+            }
+        }
+        out.push_str(&format!("  \"{me}\";\n"));
+    }
+    for ((a, b), eager) in edges {
+        let style = if eager { "solid, penwidth=2" } else { "dashed, color=gray" };
+        out.push_str(&format!("  \"{a}\" -- \"{b}\" [style=\"{style}\"];\n"));
+    }
+    out.push_str("}\n");
+    out
+}

@@ -1,0 +1,148 @@
+//! A local network of demo processes: start, kill (SIGKILL), restart and stop (SIGTERM) nodes, and
+//! collect each process's `--json` lines with the time they were read.
+//!
+//! Shared by `cargo xtask demo` and the `dotray` crate's multi-process test (included by path).
+#![allow(dead_code, unreachable_pub)]
+
+use std::io::{BufRead, BufReader};
+use std::net::{SocketAddr, TcpListener};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use crate::demo_log::Run;
+
+/// Nodes of a local demo network, by index.
+pub struct Cluster {
+    bin: PathBuf,
+    children: Vec<Option<Child>>,
+    /// Index into `runs` of each node's current run.
+    current: Vec<Option<usize>>,
+    /// Each node's label.
+    labels: Vec<String>,
+    runs: Arc<Mutex<Vec<Run>>>,
+}
+
+impl Cluster {
+    /// A network of up to `nodes` nodes, each run as `bin`.
+    pub fn new(bin: PathBuf, nodes: usize) -> Self {
+        Self {
+            bin,
+            children: (0..nodes).map(|_| None).collect(),
+            current: vec![None; nodes],
+            labels: vec![String::new(); nodes],
+            runs: Arc::new(Mutex::new(Vec::new())),
+        }
+    }
+
+    /// Starts node `index` with `args` (plus `--json`), labelled `label`.
+    pub fn start(&mut self, index: usize, label: &str, args: &[String]) -> std::io::Result<()> {
+        let mut child = Command::new(&self.bin)
+            .args(args)
+            .arg("--json")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()?;
+        let stdout = child.stdout.take().expect("piped");
+        let run_index = {
+            let mut runs = self.runs.lock().expect("lock");
+            runs.push(Run::new(label.to_owned(), Instant::now()));
+            runs.len() - 1
+        };
+        let runs = self.runs.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                let now = Instant::now();
+                runs.lock().expect("lock")[run_index].record(now, &line);
+            }
+            let mut runs = runs.lock().expect("lock");
+            let run = &mut runs[run_index];
+            run.ended.get_or_insert_with(Instant::now);
+        });
+        self.children[index] = Some(child);
+        self.current[index] = Some(run_index);
+        self.labels[index] = label.to_owned();
+        Ok(())
+    }
+
+    /// Kills node `index` at once (SIGKILL): no goodbye, like a crash.
+    pub fn kill(&mut self, index: usize) {
+        if let Some(mut child) = self.children[index].take() {
+            self.mark_ended(index);
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Stops every node with SIGTERM (a graceful leave) and waits for them, SIGKILL after `patience`.
+    pub fn stop_all(&mut self, patience: Duration) {
+        for child in self.children.iter().flatten() {
+            let _ = Command::new("kill").arg("-TERM").arg(child.id().to_string()).status();
+        }
+        let deadline = Instant::now() + patience;
+        for index in 0..self.children.len() {
+            let Some(mut child) = self.children[index].take() else { continue };
+            loop {
+                if matches!(child.try_wait(), Ok(Some(_))) || Instant::now() > deadline {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+        // Give the reader threads a moment to read the last lines.
+        std::thread::sleep(Duration::from_millis(200));
+        for index in 0..self.current.len() {
+            self.mark_ended(index);
+        }
+    }
+
+    fn mark_ended(&mut self, index: usize) {
+        if let Some(run) = self.current[index] {
+            self.runs.lock().expect("lock")[run].ended.get_or_insert_with(Instant::now);
+        }
+    }
+
+    /// A copy of every run so far.
+    pub fn runs(&self) -> Vec<Run> {
+        self.runs.lock().expect("lock").clone()
+    }
+
+    /// Deliveries so far per node index (all runs of that node).
+    pub fn received(&self) -> Vec<usize> {
+        let runs = self.runs.lock().expect("lock");
+        let count = |label: &String| -> usize {
+            runs.iter()
+                .filter(|r| &r.node == label)
+                .map(|r| r.lines.iter().filter(|(_, v)| v["event"] == "receive").count())
+                .sum()
+        };
+        self.labels.iter().map(count).collect()
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        for child in self.children.iter_mut().flatten() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// `count` loopback addresses with consecutive ports from `base` if all are free, else (or with
+/// `base` 0) free ports chosen by the operating system.
+pub fn local_addrs(base: u16, count: usize) -> Vec<SocketAddr> {
+    let wanted: Vec<SocketAddr> =
+        (0..count).map(|i| SocketAddr::from(([127, 0, 0, 1], base.saturating_add(i as u16)))).collect();
+    if base != 0 && wanted.iter().all(|a| TcpListener::bind(a).is_ok()) {
+        return wanted;
+    }
+    let listeners: Vec<TcpListener> =
+        (0..count).filter_map(|_| TcpListener::bind("127.0.0.1:0").ok()).collect();
+    listeners.iter().filter_map(|l| l.local_addr().ok()).collect()
+}
