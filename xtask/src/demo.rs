@@ -104,7 +104,7 @@ pub(crate) fn run(args: &[String]) -> Result<()> {
 }
 
 /// Builds the demo example and returns the binary's path.
-fn build_demo() -> Result<PathBuf> {
+pub(crate) fn build_demo() -> Result<PathBuf> {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
     println!("== building the demo (cargo build --example demo)");
     let status = Command::new(cargo)

@@ -21,6 +21,8 @@ pub struct Cluster {
     current: Vec<Option<usize>>,
     /// Each node's label.
     labels: Vec<String>,
+    /// Where each run's output is also written, one file per run, if set.
+    log_dir: Option<PathBuf>,
     runs: Arc<Mutex<Vec<Run>>>,
 }
 
@@ -32,8 +34,16 @@ impl Cluster {
             children: (0..nodes).map(|_| None).collect(),
             current: vec![None; nodes],
             labels: vec![String::new(); nodes],
+            log_dir: None,
             runs: Arc::new(Mutex::new(Vec::new())),
         }
+    }
+
+    /// Also writes every run's output to `dir/<label>-<run>.jsonl`.
+    pub fn log_to(mut self, dir: PathBuf) -> std::io::Result<Self> {
+        std::fs::create_dir_all(&dir)?;
+        self.log_dir = Some(dir);
+        Ok(self)
     }
 
     /// Starts node `index` with `args` (plus `--json`), labelled `label`.
@@ -52,10 +62,18 @@ impl Cluster {
             runs.len() - 1
         };
         let runs = self.runs.clone();
+        let mut log = match &self.log_dir {
+            Some(dir) => Some(std::fs::File::create(dir.join(format!("{label}-{run_index:04}.jsonl")))?),
+            None => None,
+        };
         std::thread::spawn(move || {
             for line in BufReader::new(stdout).lines() {
                 let Ok(line) = line else { break };
                 let now = Instant::now();
+                if let Some(log) = log.as_mut() {
+                    use std::io::Write;
+                    let _ = writeln!(log, "{line}");
+                }
                 runs.lock().expect("lock")[run_index].record(now, &line);
             }
             let mut runs = runs.lock().expect("lock");
@@ -75,6 +93,24 @@ impl Cluster {
             let _ = child.kill();
             let _ = child.wait();
         }
+    }
+
+    /// Stops node `index` gracefully (SIGTERM: goodbyes, then exit), SIGKILL after `patience`.
+    pub fn stop(&mut self, index: usize, patience: Duration) {
+        let Some(mut child) = self.children[index].take() else { return };
+        self.mark_ended(index);
+        let _ = Command::new("kill").arg("-TERM").arg(child.id().to_string()).status();
+        let deadline = Instant::now() + patience;
+        while !matches!(child.try_wait(), Ok(Some(_))) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+
+    /// True while node `index` has a running process.
+    pub fn is_running(&self, index: usize) -> bool {
+        self.children[index].is_some()
     }
 
     /// Stops every node with SIGTERM (a graceful leave) and waits for them, SIGKILL after `patience`.

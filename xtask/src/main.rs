@@ -2,6 +2,7 @@
 //!
 //! Each command lives in its own module. Run `cargo xtask help` for the list.
 
+mod chaos;
 mod codegen;
 mod demo;
 mod demo_log;
@@ -20,6 +21,9 @@ commands:
   demo [--nodes N] [--every SECONDS] [--base-port PORT]
                       the seed's demo as real processes: join, broadcast, kill and restart the middle
                       node, then a per-node summary and a picture of the overlay (about 30 s)
+  chaos [--nodes N] [--secs S] [--seed SEED] [--senders K] [--every SECONDS]
+                      demo processes under SIGKILL/SIGTERM/restart for a bounded time, then a
+                      delivery verdict (exit non-zero on any loss or duplicate)
   help                this text
 ";
 
@@ -29,6 +33,7 @@ fn main() -> Result<()> {
     let rest: Vec<String> = args.collect();
     match command.as_str() {
         "codegen" => codegen::run(&rest),
+        "chaos" => chaos::run(&rest),
         "demo" => demo::run(&rest),
         "sim" => sim::run(&rest),
         "help" | "-h" | "--help" => {
