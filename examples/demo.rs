@@ -27,6 +27,7 @@
 //! {"event":"down","peer":"127.0.0.1:2001"}
 //! {"event":"gap","origin_id":"<hex>","first":5,"last":7}
 //! {"event":"lagged","missed":12}
+//! {"event":"counters","router":"Counters { .. }","driver":"DriverCounters { .. }"} (at exit)
 //! {"event":"nodes","known":[{"addr":"127.0.0.1:2001","state":"Active"}]}       (at exit)
 //! {"event":"topology","eager":["127.0.0.1:2001"],"lazy":["127.0.0.1:2003"]}   (at exit)
 //! ```
@@ -187,7 +188,19 @@ async fn main() -> Result<()> {
         }
     }
 
-    // Leaving: who this node knows, the final topology (for `cargo xtask demo`'s picture), goodbyes.
+    // Leaving: the broadcast counters and who this node knows (for diagnosing a run from its log), the
+    // final topology (for `cargo xtask demo`'s picture), then goodbyes.
+    if let Ok((router, driver)) = node.counters().await {
+        if options.json {
+            emit(format!(
+                r#"{{"event":"counters","router":{},"driver":{}}}"#,
+                json_str(&format!("{router:?}")),
+                json_str(&format!("{driver:?}"))
+            ));
+        } else {
+            emit(format!("counters: {router:?} {driver:?}"));
+        }
+    }
     if let Ok(known) = node.nodes().await {
         let list: Vec<String> = known
             .iter()
