@@ -137,3 +137,36 @@ async fn channel_style_start_node_broadcasts_and_receives() {
     a.shutdown().await;
     b.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_shutdown_calls_fail_with_a_typed_error_and_dropping_the_last_handle_stops_a_node() {
+    let nodes = start_chain(3).await;
+    // Graceful shutdown: the other nodes see it leave at once (a goodbye, not a timeout).
+    nodes[2].shutdown().await;
+    assert!(matches!(nodes[2].broadcast(Bytes::from_static(b"late")).await, Err(dotray::NodeError::Stopped)));
+    assert!(nodes[2].recv().await.is_none(), "no more messages after shutdown");
+    assert!(matches!(nodes[2].nodes().await, Err(dotray::NodeError::Stopped)));
+
+    // Dropping every handle of node 1 stops it: node 0 loses it as a neighbour.
+    let (id1, addr1) = (nodes[1].id(), nodes[1].local_addr());
+    let mut nodes = nodes;
+    drop(nodes.remove(1));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let known = nodes[0].nodes().await.unwrap();
+        let active =
+            known.iter().any(|n| n.peer.id == id1 && n.state == dotray::membership::core::NodeState::Active);
+        if !active {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the dropped node still looks active");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // Its port is free again: the listener is closed.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while tokio::net::TcpStream::connect(addr1).await.is_ok() {
+        assert!(Instant::now() < deadline, "the dropped node still accepts connections");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    nodes[0].shutdown().await;
+}
