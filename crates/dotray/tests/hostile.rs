@@ -1,0 +1,183 @@
+//! Hostile peers speaking the real codec: after a valid handshake and a `Join` (so that the node takes
+//! them as neighbours and hands their frames to membership and the router), they send what a broken or
+//! malicious node would. The node must stay bounded and keep serving its good peers.
+
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use dotray::Node;
+use dotray::codec::proto::{self, Body, Envelope};
+use dotray::codec::{FrameCodec, NodeId, PROTOCOL_VERSION};
+use futures_util::{SinkExt, StreamExt};
+use tokio::net::TcpStream;
+use tokio_util::codec::Framed;
+
+/// A peer that joined `node` through a real handshake and `Join`, and now sends whatever it likes.
+struct Hostile {
+    framed: Framed<TcpStream, FrameCodec>,
+}
+
+impl Hostile {
+    async fn join(node: &Node) -> Self {
+        let stream = TcpStream::connect(node.local_addr()).await.expect("connect");
+        let mut framed = Framed::new(stream, FrameCodec::new());
+        let hello = proto::Hello {
+            network_id: "dotray".into(),
+            protocol_version: PROTOCOL_VERSION,
+            node_id: NodeId::random().to_bytes(),
+            listen_addr: "127.0.0.1:9".into(),
+            nonce: rand::random(),
+        };
+        framed.send(&Envelope::from(hello)).await.unwrap();
+        framed.send(&Envelope::from(proto::Join {})).await.unwrap();
+        Self { framed }
+    }
+
+    async fn send(&mut self, body: impl Into<Envelope>) -> bool {
+        self.framed.send(&body.into()).await.is_ok()
+    }
+
+    /// Reads (and answers pings) without blocking long, so the node never sees a stalled reader.
+    async fn drain(&mut self) {
+        while let Ok(Some(Ok(env))) = tokio::time::timeout(Duration::from_millis(1), self.framed.next()).await
+        {
+            if let Some(Body::Ping(p)) = env.body {
+                let _ = self.send(proto::Pong { nonce: p.nonce, sent_at_micros: p.sent_at_micros }).await;
+            }
+        }
+    }
+}
+
+fn fast() -> dotray::membership::core::Config {
+    dotray::membership::core::Config { ping_interval: Duration::from_millis(200), ..Default::default() }
+}
+
+/// A victim node and a good node joined to it; returns once they are neighbours.
+async fn victim_and_good_peer() -> (Node, Node) {
+    let victim = Node::builder().membership_config(fast()).start().await.unwrap();
+    let good = Node::builder().membership_config(fast()).seed(victim.local_addr()).start().await.unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while victim.nodes().await.unwrap().iter().all(|n| n.peer.id != good.id()) {
+        assert!(Instant::now() < deadline, "good peer did not join");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    (victim, good)
+}
+
+/// The good node's broadcast still reaches the victim, promptly.
+async fn assert_good_broadcast_arrives(victim: &Node, good: &Node, tag: &str) {
+    let payload = Bytes::from(format!("still-serving-{tag}"));
+    good.broadcast(payload.clone()).await.unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let m = tokio::time::timeout_at(deadline.into(), victim.recv())
+            .await
+            .expect("good message in time")
+            .unwrap();
+        if m.payload == payload {
+            assert_eq!(m.origin, good.id());
+            return;
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn thousands_of_fake_addresses_in_peer_exchange_keep_the_views_bounded() {
+    let (victim, good) = victim_and_good_peer().await;
+    let mut hostile = Hostile::join(&victim).await;
+    for round in 0..40u32 {
+        let peers: Vec<proto::PeerRecord> = (0..200u32)
+            .map(|i| proto::PeerRecord {
+                node_id: NodeId::random().to_bytes(),
+                addr: format!("127.0.{}.{}:{}", round % 250 + 1, i % 250 + 1, 10_000 + i),
+            })
+            .collect();
+        let origin = proto::PeerRecord { node_id: NodeId::random().to_bytes(), addr: "127.0.0.1:9".into() };
+        hostile
+            .send(proto::PeerExchangeRequest { origin: Some(origin), ttl: 0, peers, exchange_id: 1 })
+            .await;
+        hostile.drain().await;
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let known = victim.nodes().await.unwrap();
+    let config = fast();
+    assert!(
+        known.len()
+            <= config.active_view_capacity + config.passive_view_capacity + config.max_transient_connections,
+        "8,000 fake addresses left {} known nodes",
+        known.len()
+    );
+    assert_good_broadcast_arrives(&victim, &good, "after-exchange-flood").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forged_far_future_data_and_endless_digests_do_not_stall_delivery() {
+    let (victim, good) = victim_and_good_peer().await;
+    // The good node's stream, as the victim knows it.
+    let first = good.broadcast(Bytes::from_static(b"good-1")).await.unwrap();
+    let m = tokio::time::timeout(Duration::from_secs(10), victim.recv()).await.unwrap().unwrap();
+    assert_eq!((m.seq, m.origin), (1, good.id()));
+
+    let mut hostile = Hostile::join(&victim).await;
+    hostile.drain().await;
+    // Forge a payload a billion messages ahead on the good node's real stream, and digests and grafts
+    // for ranges of billions of messages that do not exist.
+    let forged_ref = 1;
+    hostile
+        .send(proto::StreamDecl {
+            stream_ref: forged_ref,
+            origin: good.id().to_bytes(),
+            epoch: first.stream.epoch,
+            origin_addr: good.local_addr().to_string(),
+        })
+        .await;
+    hostile
+        .send(proto::Data {
+            stream_ref: forged_ref,
+            seq: 1_000_000_000,
+            hops: 0,
+            payload: Bytes::from_static(b"forged"),
+        })
+        .await;
+    for stream_ref in 2..=200u32 {
+        hostile
+            .send(proto::StreamDecl {
+                stream_ref,
+                origin: NodeId::random().to_bytes(),
+                epoch: 7,
+                origin_addr: "127.0.0.1:9".into(),
+            })
+            .await;
+        hostile
+            .send(proto::IHave {
+                ranges: vec![proto::SeqRange { stream_ref, first: 1, last: u64::MAX / 2 }],
+                hops: 0,
+            })
+            .await;
+        hostile
+            .send(proto::Graft {
+                want: vec![proto::SeqRange { stream_ref, first: 1, last: u64::MAX }],
+                eager: true,
+            })
+            .await;
+        hostile.drain().await;
+    }
+    // A node query flood.
+    for request_id in 0..2_000u64 {
+        hostile.send(proto::NodeQueryRequest { request_id, max: u32::MAX }).await;
+    }
+    hostile.drain().await;
+
+    // The good stream goes on: messages 2 and 3 arrive next, in order; the forgery never does.
+    for seq in 2..=3u64 {
+        good.broadcast(Bytes::from(format!("good-{seq}"))).await.unwrap();
+    }
+    for seq in 2..=3u64 {
+        let m = tokio::time::timeout(Duration::from_secs(10), victim.recv()).await.expect("in time").unwrap();
+        assert_eq!((m.origin, m.seq), (good.id(), seq), "the good stream is neither blocked nor skipped");
+        assert_eq!(m.payload, Bytes::from(format!("good-{seq}")));
+    }
+    let (counters, _) = victim.counters().await.unwrap();
+    assert_eq!(counters.delivered, 3, "digests and grafts for nothing deliver nothing: {counters:?}");
+    assert_good_broadcast_arrives(&victim, &good, "after-forgeries").await;
+}
