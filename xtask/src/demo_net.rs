@@ -23,6 +23,8 @@ pub struct Cluster {
     labels: Vec<String>,
     /// Where each run's output is also written, one file per run, if set.
     log_dir: Option<PathBuf>,
+    /// Time zero of the log files' timestamps.
+    epoch: Instant,
     runs: Arc<Mutex<Vec<Run>>>,
 }
 
@@ -35,11 +37,13 @@ impl Cluster {
             current: vec![None; nodes],
             labels: vec![String::new(); nodes],
             log_dir: None,
+            epoch: Instant::now(),
             runs: Arc::new(Mutex::new(Vec::new())),
         }
     }
 
-    /// Also writes every run's output to `dir/<label>-<run>.jsonl`.
+    /// Also writes every run's output to `dir/<label>-<run>.jsonl`, each line prefixed with the seconds
+    /// since the cluster was created and a tab, so that logs of different nodes can be lined up.
     pub fn log_to(mut self, dir: PathBuf) -> std::io::Result<Self> {
         std::fs::create_dir_all(&dir)?;
         self.log_dir = Some(dir);
@@ -62,6 +66,7 @@ impl Cluster {
             runs.len() - 1
         };
         let runs = self.runs.clone();
+        let epoch = self.epoch;
         let mut log = match &self.log_dir {
             Some(dir) => Some(std::fs::File::create(dir.join(format!("{label}-{run_index:04}.jsonl")))?),
             None => None,
@@ -72,7 +77,7 @@ impl Cluster {
                 let now = Instant::now();
                 if let Some(log) = log.as_mut() {
                     use std::io::Write;
-                    let _ = writeln!(log, "{line}");
+                    let _ = writeln!(log, "{:.3}\t{line}", now.duration_since(epoch).as_secs_f64());
                 }
                 runs.lock().expect("lock")[run_index].record(now, &line);
             }

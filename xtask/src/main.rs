@@ -18,6 +18,8 @@ commands:
   codegen [--check]   regenerate the protobuf code from proto/ (--check: fail if the committed code is stale)
   sim membership [--nodes N] [--seed S]
                       run the membership scenarios in the deterministic simulator (1,000 nodes by default)
+  sim broadcast [--nodes N] [--msgs M] [--seed S]
+                      run the broadcast scenarios (membership + router; 1,000 nodes, 10,000 messages)
   demo [--nodes N] [--every SECONDS] [--base-port PORT]
                       the seed's demo as real processes: join, broadcast, kill and restart the middle
                       node, then a per-node summary and a picture of the overlay (about 30 s)

@@ -1,5 +1,7 @@
-//! `cargo xtask sim membership [--nodes N] [--seed S] [--only NAME]`: runs the deterministic
-//! simulator's membership scenarios (1,000 nodes by default) and prints one table row per scenario.
+//! `cargo xtask sim membership [--nodes N] [--seed S] [--only NAME]` and
+//! `cargo xtask sim broadcast [--nodes N] [--msgs M] [--seed S] [--only NAME]`: run the deterministic
+//! simulator's membership or broadcast scenarios (1,000 nodes and 10,000 messages by default) and
+//! print one markdown table row per scenario.
 //!
 //! The simulation is CPU-bound, and xtask itself is built without optimisation, so this command only
 //! forwards its arguments to `cargo run --release -p dotray-sim --bin sim`, which is. The exit status
@@ -9,12 +11,13 @@
 use anyhow::{Context, Result, bail};
 use std::process::Command;
 
-const USAGE: &str = "usage: cargo xtask sim membership [--nodes N] [--seed S] [--only join|crash-half|partition|churn|partition-long]";
+const USAGE: &str = "usage: cargo xtask sim membership [--nodes N] [--seed S] [--only join|crash-half|partition|churn|partition-long]
+       cargo xtask sim broadcast [--nodes N] [--msgs M] [--seed S] [--only steady|crash-20|crash-50|loss-1|partition-30s]";
 
 /// Entry point of the command.
 pub(crate) fn run(args: &[String]) -> Result<()> {
     match args.first().map(String::as_str) {
-        Some("membership") => {}
+        Some("membership" | "broadcast") => {}
         _ => bail!("{USAGE}"),
     }
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());

@@ -1,17 +1,24 @@
 //! # dotray-sim — a deterministic simulator of many dotray cores
 //!
-//! `dotray-sim` runs hundreds to thousands of sans-IO membership cores ([`dotray_membership::core`])
-//! in one process, over a simulated network with latency, optional loss, crashes and partitions. There
-//! are no sockets, no threads and no clock: a binary heap of events ordered by (simulated time,
-//! sequence number) drives everything, and every random choice — ids, latencies, which nodes crash, and
-//! each core's own generator — derives from one seed through `ChaCha8Rng`. The same seed replays the
-//! same run, event for event.
+//! `dotray-sim` runs hundreds to thousands of sans-IO membership cores ([`dotray_membership::core`]),
+//! and optionally a router core ([`dotray_router::core`]) on each node, in one process, over a
+//! simulated network with latency, optional loss, crashes and partitions. There are no sockets, no
+//! threads and no clock: a binary heap of events ordered by (simulated time, sequence number) drives
+//! everything, and every random choice — ids, latencies, which nodes crash, and each core's own
+//! generator — derives from one seed through `ChaCha8Rng`. The same seed replays the same run, event
+//! for event.
 //!
-//! * [`Sim`] — the network and the nodes; add nodes, crash them, partition, run for a while.
+//! * [`Sim`] — the network and the nodes; add nodes, crash them, partition, run for a while;
+//!   [`Sim::enable_router`] puts a router on every node, wired to membership as the tokio drivers
+//!   wire them, and [`Sim::broadcast`] sends from one.
 //! * [`metrics`] — connectivity of the overlay and view sizes at an instant.
+//! * [`record`] — what each node's router delivered, checked for exactly-once, in-order delivery.
 //! * [`scenarios`] — the membership scenarios (join, crash half, partition, churn), each returning a
 //!   [`scenarios::Report`]. `cargo xtask sim membership` runs them at 1,000 nodes; the tests of this
 //!   crate at 60.
+//! * [`broadcast`] — the broadcast scenarios (steady stream, crashes, loss, partition) with the
+//!   papers' metrics (reliability, RMR, LDH). `cargo xtask sim broadcast` runs them at 1,000 nodes and
+//!   10,000 messages; the tests of this crate at 60 nodes.
 //!
 //! ```
 //! use dotray_sim::{Sim, NetworkConfig, metrics};
@@ -28,9 +35,11 @@
 //! ```
 #![forbid(unsafe_code)]
 
+pub mod broadcast;
 pub mod metrics;
 mod network;
 mod queue;
+pub mod record;
 pub mod scenarios;
 mod sim;
 

@@ -1,5 +1,8 @@
-//! [`Sim`]: many membership cores over one simulated network, driven by one event queue. The rules
-//! the simulated network follows are documented on [`Sim`] itself.
+//! [`Sim`]: many membership cores (and, optionally, a router core on each node) over one simulated
+//! network, driven by one event queue. The rules the simulated network follows are documented on
+//! [`Sim`] itself; the router plumbing lives in the child module `router`.
+
+mod router;
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
@@ -14,6 +17,7 @@ use rand_chacha::ChaCha8Rng;
 
 use crate::network::NetworkConfig;
 use crate::queue::EventQueue;
+use crate::record::Deliveries;
 
 /// Index of a node in the simulation (in order of creation; never reused).
 pub type NodeIdx = usize;
@@ -23,6 +27,18 @@ pub type NodeIdx = usize;
 pub enum SimMessage {
     /// A membership message.
     Membership(Message),
+    /// A router message (typed, with full stream ids: the sim needs no wire encoding).
+    Router(dotray_router::core::Message),
+}
+
+impl SimMessage {
+    /// A short name for the per-kind message counters (router kinds are prefixed `router.`).
+    fn name(&self) -> &'static str {
+        match self {
+            Self::Membership(m) => m.name(),
+            Self::Router(m) => router::kind_name(m),
+        }
+    }
 }
 
 /// Called for every membership [`Event`] a node emits: (node, simulated time since start, event).
@@ -35,6 +51,8 @@ pub struct SimNode {
     pub info: PeerInfo,
     /// Its membership core.
     pub membership: Membership<ChaCha8Rng>,
+    /// Its router core, when the simulation runs routers ([`Sim::enable_router`]).
+    pub router: Option<dotray_router::core::Router<ChaCha8Rng>>,
     /// False once crashed or left.
     pub alive: bool,
     /// Crashed silently: dials to it time out instead of being refused.
@@ -71,6 +89,11 @@ enum SimEvent {
     Timer {
         node: NodeIdx,
         timer: Timer,
+    },
+    /// A router timer of `node` fires.
+    RouterTimer {
+        node: NodeIdx,
+        timer: dotray_router::core::Timer,
     },
     /// A dial's handshake reaches the node it is for.
     DialArrives {
@@ -117,6 +140,8 @@ pub struct Stats {
     pub connections: u64,
     /// Connections refused by a node at its connection limit (`TooManyConnections`).
     pub refused: u64,
+    /// `NeighbourUp` and `NeighbourDown` events handed to routers.
+    pub neighbour_changes: u64,
 }
 
 /// The simulator: many membership cores over one simulated network, driven by one event queue.
@@ -139,12 +164,12 @@ pub struct Stats {
 ///
 /// ## Plugging in another layer
 ///
-/// What travels on a simulated connection is a [`SimMessage`]; membership is its only variant so far.
-/// A router core would add a variant (`SimMessage::Router(router::Message)`), a field in [`SimNode`]
-/// for its state, a match arm in `Sim::deliver`, and a loop like `Sim::drain` for its actions; it would
-/// be fed the membership events (`NeighbourUp`/`NeighbourDown`) that `Sim::drain` now hands to the hook
-/// of [`Sim::set_event_hook`] — the same events its tokio driver gets. [`Sim::check_consistency`]
-/// verifies after the fact that each core's view of its connections matches the simulated transport.
+/// What travels on a simulated connection is a [`SimMessage`]: membership or router messages, over the
+/// same connections and in the same per-direction order. With [`Sim::enable_router`], every node also
+/// runs a router core, fed the membership events (`NeighbourUp`/`NeighbourDown`/`RttUpdated`) exactly
+/// as its tokio driver is; its timers go through the same event queue, and its deliveries are recorded
+/// in [`Sim::deliveries`]. [`Sim::check_consistency`] verifies after the fact that each core's view of
+/// its connections matches the simulated transport.
 pub struct Sim {
     base: Instant,
     now: Duration,
@@ -162,6 +187,10 @@ pub struct Sim {
     /// Partition group of each node; nodes in different groups cannot reach each other.
     group: Vec<u32>,
     hook: Option<EventHook>,
+    /// The router configuration of every node; `None`: membership only.
+    router: Option<dotray_router::core::Config>,
+    /// What each node's router delivered (empty without routers).
+    pub deliveries: Deliveries,
     /// Counters.
     pub stats: Stats,
 }
@@ -194,6 +223,8 @@ impl Sim {
             next_conn: 0,
             group: Vec::new(),
             hook: None,
+            router: None,
+            deliveries: Deliveries::default(),
             stats: Stats::default(),
         }
     }
@@ -238,9 +269,11 @@ impl Sim {
         let now = self.instant();
         let membership =
             Membership::new(info, seeds, self.membership.clone(), rng, now).expect("valid membership config");
+        let router = self.new_router(info.id, now);
         self.nodes.push(SimNode {
             info,
             membership,
+            router,
             alive: true,
             silent: false,
             started_at: self.now,
@@ -250,7 +283,9 @@ impl Sim {
         self.by_addr.insert(info.addr, idx);
         self.by_id.insert(info.id, idx);
         self.group.push(0);
+        self.deliveries.add_node();
         self.drain(idx);
+        self.drain_router(idx);
         idx
     }
 
@@ -289,6 +324,11 @@ impl Sim {
         for (i, g) in self.group.iter_mut().enumerate() {
             *g = group_of(i);
         }
+    }
+
+    /// Sets the probability that any one message is lost on a link, from now on.
+    pub fn set_loss(&mut self, loss: f64) {
+        self.network.loss = loss;
     }
 
     /// Ends every partition.
@@ -368,6 +408,7 @@ impl Sim {
                     self.drain(node);
                 }
             }
+            SimEvent::RouterTimer { node, timer } => self.router_timer(node, timer),
             SimEvent::DialArrives { from, to, dialed } => self.dial_arrives(from, to, dialed),
             SimEvent::DialFailed { node, addr } => {
                 if self.nodes[node].alive {
@@ -395,6 +436,7 @@ impl Sim {
                     self.queue.push(at, SimEvent::Timer { node, timer });
                 }
                 Action::Event(event) => {
+                    self.feed_router(node, &event);
                     if let Some(hook) = self.hook.as_mut() {
                         hook(node, self.now, &event);
                     }
@@ -516,8 +558,7 @@ impl Sim {
     }
 
     fn send(&mut self, from: NodeIdx, to_id: NodeId, message: SimMessage) {
-        let SimMessage::Membership(m) = &message;
-        *self.stats.messages.entry(m.name()).or_default() += 1;
+        *self.stats.messages.entry(message.name()).or_default() += 1;
         let Some(&to) = self.by_id.get(&to_id) else { return };
         let Some(&conn) = self.nodes[from].conns.get(&to) else { return };
         if self.network.lost(&mut self.rng) {
@@ -535,9 +576,17 @@ impl Sim {
         let now = self.instant();
         let from_id = self.nodes[from].info.id;
         match message {
-            SimMessage::Membership(m) => self.nodes[to].membership.handle_message(from_id, m, now),
+            SimMessage::Membership(m) => {
+                self.nodes[to].membership.handle_message(from_id, m, now);
+                self.drain(to);
+            }
+            SimMessage::Router(m) => {
+                if let Some(router) = self.nodes[to].router.as_mut() {
+                    router.handle_message(from_id, m, now);
+                    self.drain_router(to);
+                }
+            }
         }
-        self.drain(to);
     }
 
     fn disconnect(&mut self, node: NodeIdx, peer_id: NodeId, reason: CloseReason) {

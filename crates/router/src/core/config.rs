@@ -13,11 +13,19 @@ pub struct Config {
     /// longer interval costs nothing in size.
     pub ihave_interval: Duration,
     /// How long a node waits, after hearing of a message it lacks, for the tree to deliver it before it
-    /// asks (`Graft`). Default 80 ms, iroh-gossip's `graft_timeout_1`: a little more than one LAN/region
-    /// hop plus `ihave_interval`, so a payload already on its way along the tree is not requested twice.
+    /// asks (`Graft`). Default 400 ms. A graft fired while the tree copy is merely slow (premature)
+    /// makes a cycle of eager links, which costs redundancy until the pruning origin's next message
+    /// cuts it; so the timeout must exceed the spread between tree latency and digest latency, which
+    /// grows with tree depth. Measured in `dotray-sim` (1–20 ms links, a message every 5 ms from random
+    /// origins): with iroh-gossip's 80 ms most grafts were premature and the eager graph never
+    /// settled (steady RMR 0.6 at 100 nodes); 250 ms left some (0.03–0.2); 400 ms leaves almost none.
+    /// The paper, too, uses a timeout well above the link latency. Loss repair waits this long.
     pub graft_timeout: Duration,
     /// Upper bound of the adaptive graft timeout: the core waits twice the measured lag between a
-    /// digest and the tree's copy, clamped to `graft_timeout..=max_graft_timeout`. Default 500 ms.
+    /// digest and the tree's copy, clamped to `graft_timeout..=max_graft_timeout`. Default 1 s: deep
+    /// trees (a last delivery hop of 20 and more at 1,000 nodes) lag the digests by several hundred
+    /// milliseconds; measured slightly better than 500 ms at 1,000 nodes (steady RMR 0.030 vs 0.038, in
+    /// an earlier variant of the core that still let every origin trigger optimisation swaps).
     pub max_graft_timeout: Duration,
     /// How long to wait for a `Graft` to be answered before asking the next announcer. Default 40 ms,
     /// iroh-gossip's `graft_timeout_2`.
@@ -73,24 +81,21 @@ pub struct Config {
     pub optimization_threshold: u32,
     /// Maximum announcers remembered per stream for grafting. Default 8.
     pub max_announcers: usize,
-    /// Only duplicates of a sample of messages prune links, about one message per this interval
-    /// network-wide (see `Router::may_prune_on` for why). Default 200 ms: about the time a message
-    /// takes to cross a large WAN-latency network, so that pruning messages are rarely in flight
-    /// together; the tree still forms within a few such intervals.
-    pub prune_sample_interval: Duration,
-    /// How many payloads of one stream in a row must arrive only as answers to our grafts (none along
-    /// the tree, not even late) before grafts for that stream also make their link eager. Default 1:
-    /// the first repair may be a slow tree path (a late tree copy resets the count); when the next
-    /// message of the same origin again needs a graft, the tree is broken between it and us.
-    pub repairs_before_graft_eager: u32,
+    /// Only duplicates of messages from one origin, the *pruning origin*, prune links (see
+    /// `Router::may_prune_on` for why): the smallest origin id heard from within this timeout. Default
+    /// 20 s: longer than the usual gap between two messages of one origin, so that the nodes do not
+    /// flip between origins while it keeps sending (each flip lets two origins prune at once for a
+    /// while); short enough that a crashed or silent pruning origin is replaced before long (meanwhile
+    /// nothing prunes: no message is lost, only redundancy may grow).
+    pub prune_origin_timeout: Duration,
 }
 
 impl Default for Config {
     fn default() -> Self {
         Self {
             ihave_interval: Duration::from_millis(20),
-            graft_timeout: Duration::from_millis(80),
-            max_graft_timeout: Duration::from_millis(500),
+            graft_timeout: Duration::from_millis(400),
+            max_graft_timeout: Duration::from_secs(1),
             graft_retry_timeout: Duration::from_millis(40),
             ack_interval: Duration::from_millis(50),
             ack_every: 256,
@@ -108,8 +113,7 @@ impl Default for Config {
             max_list_len: 1_024,
             optimization_threshold: 7,
             max_announcers: 8,
-            prune_sample_interval: Duration::from_millis(200),
-            repairs_before_graft_eager: 1,
+            prune_origin_timeout: Duration::from_secs(20),
         }
     }
 }
@@ -141,7 +145,7 @@ impl Config {
             ("retention_time", self.retention_time),
             ("gap_timeout", self.gap_timeout),
             ("stream_idle_timeout", self.stream_idle_timeout),
-            ("prune_sample_interval", self.prune_sample_interval),
+            ("prune_origin_timeout", self.prune_origin_timeout),
         ] {
             if d.is_zero() {
                 return Err(ConfigError::ZeroDuration(name));

@@ -21,6 +21,16 @@ pub struct Counters {
     pub delivered: u64,
     /// `Data` received for a message already held (or already delivered).
     pub duplicates: u64,
+    /// Of `duplicates`: answers to our own `Graft` that the tree copy beat (a premature graft).
+    pub duplicates_graft_answer: u64,
+    /// Of `duplicates`: the tree copy of a message we had already obtained by grafting (a premature
+    /// graft: the tree was slower than the graft timeout).
+    pub duplicates_after_graft: u64,
+    /// Of `duplicates`: pushed over a link that is eager in our view (a cycle in the eager graph).
+    pub duplicates_eager: u64,
+    /// Of `duplicates`: pushed over a link that is lazy in our view (in flight when we pruned it, a
+    /// link the sender still thinks eager, or a resend answering `Sync`).
+    pub duplicates_lazy: u64,
     /// `Data` dropped because it was beyond the reorder window, or the reorder buffer was full.
     pub dropped_ahead: u64,
     /// `IHave` messages sent.
@@ -35,6 +45,8 @@ pub struct Counters {
     pub prunes_received: u64,
     /// Payloads sent in answer to a `Graft` or `Sync` (repairs).
     pub resends: u64,
+    /// Of `resends`: those answering a `Sync`.
+    pub sync_resends: u64,
     /// Ranges re-offered by digest after a neighbour went down or a send was dropped by congestion.
     pub reoffers: u64,
     /// Tree optimisations (a shorter lazy path replaced a tree link).

@@ -92,12 +92,9 @@ impl<R: rand::Rng> Router<R> {
         state.last_active = now;
         state.parent = Some((from, hops));
         if self.peers.get(&from).is_some_and(|p| p.was_asked(stream, seq)) {
-            state.repairs_in_a_row = state.repairs_in_a_row.saturating_add(1);
             state.repaired = Some((seq, from));
-        } else {
-            state.repairs_in_a_row = 0;
         }
-        self.note_rate(now);
+        self.note_origin(stream.origin, now);
         let wire_hops = hops.saturating_add(1);
 
         // The paper also makes the sender of a new payload an eager peer. We do not: with many
@@ -131,22 +128,20 @@ impl<R: rand::Rng> Router<R> {
 
     /// A payload we already hold arrived from `from`.
     ///
-    /// Plumtree prunes the link a duplicate came over. Three refinements keep the tree from falling
-    /// apart under many concurrent origins:
+    /// Plumtree prunes the link a duplicate came over (lazy here, and a `Prune` so that the other side
+    /// makes it lazy too). Two refinements:
     /// * a duplicate we asked `from` for (an answer to our graft that the tree overtook) is not a sign
     ///   of a redundant link: no prune;
-    /// * a duplicate from someone we did not ask shows the tree does reach us (late): grafts stay pure
-    ///   repairs (see `StreamState::repairs_in_a_row`);
-    /// * only duplicates of sampled messages prune (see `Router::may_prune_on`). The prune is sent even
-    ///   if `from` is already lazy in our view, since only a prune makes *it* stop pushing.
+    /// * only duplicates of the pruning origin's messages prune (see `Router::may_prune_on`): with
+    ///   many origins at once, pruning on every duplicate cuts cycles in several places and the tree
+    ///   never settles. The prune is sent even if `from` is already lazy in our view, since only a
+    ///   prune makes *it* stop pushing.
     fn on_duplicate(&mut self, from: NodeId, stream: StreamId, seq: u64) {
         self.counters.duplicates += 1;
+        self.classify_duplicate(from, stream, seq);
         let Some(peer) = self.peers.get(&from) else { return };
         if peer.was_asked(stream, seq) {
             return;
-        }
-        if let Some(state) = self.streams.get_mut(&stream) {
-            state.repairs_in_a_row = 0;
         }
         // The tree copy of a message we had to graft, arriving after the graft answer: the announcer
         // is on a much faster path (at least `graft_timeout` faster). Plumtree's optimisation: make
@@ -154,7 +149,7 @@ impl<R: rand::Rng> Router<R> {
         // had the message before us, so its path does not use the link we prune.
         let repaired_by = self.streams.get(&stream).and_then(|s| s.repaired);
         if let Some((rseq, by)) = repaired_by {
-            if rseq == seq && by != from && self.peers.contains_key(&by) {
+            if rseq == seq && by != from && self.peers.contains_key(&by) && self.may_prune_on(stream) {
                 if let Some(state) = self.streams.get_mut(&stream) {
                     state.repaired = None;
                 }
@@ -174,7 +169,7 @@ impl<R: rand::Rng> Router<R> {
                 return;
             }
         }
-        if !self.may_prune_on(stream, seq) {
+        if !self.may_prune_on(stream) {
             return;
         }
         if let Some(peer) = self.peers.get_mut(&from) {
@@ -183,6 +178,24 @@ impl<R: rand::Rng> Router<R> {
         self.counters.prunes_sent += 1;
         self.send(from, Message::Prune);
         self.ensure_attached();
+    }
+
+    /// Counts a duplicate reception by cause (see the `duplicates_*` counters): an answer to our own
+    /// graft, the tree copy of a message we grafted, a push over a link eager in our view (a cycle),
+    /// or over one lazy in our view.
+    fn classify_duplicate(&mut self, from: NodeId, stream: StreamId, seq: u64) {
+        let Some(peer) = self.peers.get(&from) else { return };
+        let repaired = self.streams.get(&stream).and_then(|s| s.repaired);
+        let c = &mut self.counters;
+        if peer.was_asked(stream, seq) {
+            c.duplicates_graft_answer += 1;
+        } else if repaired.is_some_and(|(rseq, by)| rseq == seq && by != from) {
+            c.duplicates_after_graft += 1;
+        } else if peer.eager {
+            c.duplicates_eager += 1;
+        } else {
+            c.duplicates_lazy += 1;
+        }
     }
 
     /// Delivers `seq` (which must be `delivered + 1`), retains it and advances the watermark.
@@ -255,6 +268,7 @@ impl<R: rand::Rng> Router<R> {
         if state.graft_since.is_none() && state.has_missing() {
             state.graft_since = Some(now);
             state.graft_tries = 0;
+            state.grafted_to = None;
             state.graft_gen += 1;
             let generation = state.graft_gen;
             self.actions.push_back(Action::SetTimer { at, timer: Timer::Graft { stream, generation } });

@@ -178,12 +178,19 @@ impl<R: rand::Rng> Router<R> {
         if ranges.len() > self.config.max_list_len.max(crate::wire::MAX_LIST_LEN) {
             return self.violation(from, "ihave with too many ranges");
         }
+        if ranges.iter().any(|r| !r.is_valid()) {
+            return self.violation(from, "ihave with an invalid range");
+        }
+        // `hops` is the smallest hop count of the whole batch. Only when the batch is about a single
+        // stream is it that stream's hop count; a batch mixing streams says nothing about the path of
+        // any one of them (a near origin's message would make every far one look short), so the tree
+        // optimisation only looks at single-stream digests.
+        let single_stream = ranges.windows(2).all(|w| w[0].stream == w[1].stream);
         for range in ranges {
-            if !range.is_valid() {
-                return self.violation(from, "ihave with an invalid range");
-            }
             self.note_announced(from, *range, true, now);
-            self.maybe_optimise(from, range, hops);
+            if single_stream {
+                self.maybe_optimise(from, range, hops);
+            }
         }
     }
 
@@ -197,6 +204,9 @@ impl<R: rand::Rng> Router<R> {
         }
         let Some((parent, parent_hops)) = state.parent else { return };
         if parent == from || parent_hops < hops.saturating_add(self.config.optimization_threshold) {
+            return;
+        }
+        if self.prune_origin.is_none_or(|(origin, _)| origin != range.stream.origin) {
             return;
         }
         state.parent = Some((from, hops));
@@ -239,7 +249,6 @@ impl<R: rand::Rng> Router<R> {
         }
         let want = state.missing_ranges(stream, max_list);
         let tries = state.graft_tries;
-        let eager = tries > 0 || state.repairs_in_a_row >= self.config.repairs_before_graft_eager;
         state.graft_tries += 1;
         // Candidates: announcers that are still neighbours; if none, any neighbour.
         let mut candidates: Vec<NodeId> =
@@ -255,6 +264,16 @@ impl<R: rand::Rng> Router<R> {
         // Fastest first (unknown RTT counts as slow), then rotate through the rest.
         candidates.sort_by_key(|p| self.peers.get(p).and_then(|x| x.rtt).unwrap_or(std::time::Duration::MAX));
         let to = if tries == 0 { candidates[0] } else { candidates[self.random_index(candidates.len())] };
+        // Plumtree: a graft makes the link a tree link on both sides (the tree was broken or slow
+        // between the origin and us; this link is known to reach it). One per round: see
+        // `StreamState::grafted_to`.
+        let eager = match self.streams.get_mut(&stream) {
+            Some(state) if !state.grafted_to.is_some_and(|p| self.peers.contains_key(&p)) => {
+                state.grafted_to = Some(to);
+                true
+            }
+            _ => false,
+        };
         if let Some(p) = self.peers.get_mut(&to) {
             p.eager |= eager;
             p.asked.clone_from(&want);
@@ -377,7 +396,9 @@ impl<R: rand::Rng> Router<R> {
                 Some(state) => {
                     let ours = state.delivered;
                     if ours > mark.seq {
+                        let before = self.counters.resends;
                         self.serve(from, mark.stream, mark.seq + 1, ours, per_stream);
+                        self.counters.sync_resends += self.counters.resends - before;
                     } else if mark.seq > ours {
                         let range = SeqRange { stream: mark.stream, first: ours + 1, last: mark.seq };
                         self.note_announced(from, range, false, now);

@@ -20,19 +20,6 @@ use super::peer::{Peer, SentMark};
 use super::retention::{LogEntry, RetentionLog};
 use super::stream::{Held, StreamState};
 
-/// How often the message-rate estimate behind `prune_modulus` is refreshed.
-const RATE_WINDOW: Duration = Duration::from_millis(250);
-
-/// A fixed mix of a message id, the same on every node (SplitMix64 finaliser).
-pub(crate) fn mix(stream: StreamId, seq: u64) -> u64 {
-    let b = stream.origin.as_bytes();
-    let origin = u64::from_le_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]]);
-    let mut z = origin ^ stream.epoch.rotate_left(17) ^ seq.wrapping_mul(0x9E37_79B9_7F4A_7C15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
-}
-
 /// The sans-IO Plumtree router of one node. See the [module docs](crate::core) for the protocol.
 #[derive(Debug)]
 pub struct Router<R> {
@@ -57,11 +44,8 @@ pub struct Router<R> {
     pub(crate) ack_dirty: Vec<StreamId>,
     /// New payloads received since the last ack flush.
     pub(crate) ack_pending: u32,
-    /// Start of the current rate-measurement window, and new payloads seen in it.
-    pub(crate) rate_window: (Instant, u64),
-    /// Only duplicates of messages whose id hashes to 0 modulo this prune (see `may_prune_on`). A power
-    /// of two; 1 (every message) until the first rate estimate.
-    pub(crate) prune_modulus: u64,
+    /// The pruning origin (see `may_prune_on`) and when we last saw one of its messages.
+    pub(crate) prune_origin: Option<(NodeId, Instant)>,
     /// Smoothed time from "a neighbour announced a message we lack" to "the tree delivered it" (when
     /// no graft was needed). The graft timer waits twice this, within
     /// `graft_timeout..=max_graft_timeout`, so a tree that is merely slower than the lazy links (long
@@ -109,8 +93,7 @@ impl<R: Rng> Router<R> {
             ack_armed: false,
             ack_dirty: Vec::new(),
             ack_pending: 0,
-            rate_window: (now, 0),
-            prune_modulus: 1,
+            prune_origin: None,
             tree_lag: Duration::ZERO,
         };
         let at = now + router.config.sweep_interval;
@@ -148,7 +131,7 @@ impl<R: Rng> Router<R> {
             state.retain(seq, held);
         }
         self.log_retained(own, seq, payload.len(), now);
-        self.note_rate(now);
+        self.note_origin(own.origin, now);
         self.forward(own, seq, 0, &payload, None, now);
         MessageId { stream: own, seq }
     }
@@ -322,19 +305,33 @@ impl<R: Rng> Router<R> {
         }
     }
 
-    /// Whether a duplicate of message `(stream, seq)` may prune the link it came over.
+    /// Whether a duplicate of a message of `stream` may prune the link it came over.
     ///
-    /// Plumtree prunes on every duplicate. With many origins sending at once, the duplicates of
-    /// different messages meet at different links of the same cycle, and pruning on all of them cuts
-    /// the cycle in several places: the tree falls apart, grafts put links back, which makes new
-    /// cycles, and the redundancy never settles. One message meets itself at one link per cycle, so
-    /// pruning on messages that are rarely in flight together turns the eager graph into a spanning
-    /// tree. Every node must agree on which messages those are: a message may prune if a fixed hash of
-    /// its id is 0 modulo `prune_modulus`, which each node sets from the message rate it sees so that
-    /// about one message per `Config::prune_sample_interval` qualifies. Rates are about the same
-    /// everywhere and the modulus is a power of two, so the nodes' sets of pruning messages nest.
-    pub(crate) fn may_prune_on(&self, stream: StreamId, seq: u64) -> bool {
-        mix(stream, seq) & (self.prune_modulus - 1) == 0
+    /// Plumtree prunes on every duplicate. With many origins sending at once, that never settles
+    /// (measured, see the crate docs): the duplicates of messages from different origins meet at
+    /// different links of the same cycle, so the cycle is cut in several places at once, the tree
+    /// falls apart into pieces, every node at the edge of a piece grafts, which makes new cycles, and
+    /// so on. One message meets itself at exactly one link per cycle; so do the messages of one
+    /// origin, which follow the same paths one after the other. So only the duplicates of one origin
+    /// prune, the same on every node: the *pruning origin*, the smallest origin id heard from within
+    /// `Config::prune_origin_timeout` (see `note_origin`). A single publisher is its own pruning origin:
+    /// that is textbook Plumtree.
+    pub(crate) fn may_prune_on(&self, stream: StreamId) -> bool {
+        self.prune_origin.is_some_and(|(origin, _)| origin == stream.origin)
+    }
+
+    /// Notes a new message from `origin`: it becomes the pruning origin if its id is smaller than the
+    /// current one's, or if the current one has not been heard from for `prune_origin_timeout` (it
+    /// stopped sending or crashed). Every node hears every origin, so all converge on the same one.
+    pub(crate) fn note_origin(&mut self, origin: NodeId, now: Instant) {
+        let timeout = self.config.prune_origin_timeout;
+        let replace = match self.prune_origin {
+            None => true,
+            Some((current, seen)) => origin <= current || now.saturating_duration_since(seen) > timeout,
+        };
+        if replace {
+            self.prune_origin = Some((origin, now));
+        }
     }
 
     /// The current graft timeout (see `tree_lag`).
@@ -349,18 +346,6 @@ impl<R: Rng> Router<R> {
         } else {
             (self.tree_lag * 7 + sample) / 8
         };
-    }
-
-    /// Counts a new payload for the message-rate estimate behind `prune_modulus`.
-    pub(crate) fn note_rate(&mut self, now: Instant) {
-        self.rate_window.1 += 1;
-        let elapsed = now.saturating_duration_since(self.rate_window.0);
-        if elapsed >= RATE_WINDOW {
-            let spacing = self.config.prune_sample_interval.as_secs_f64();
-            let per_spacing = self.rate_window.1 as f64 * spacing / elapsed.as_secs_f64();
-            self.prune_modulus = (per_spacing.ceil().max(1.0) as u64).next_power_of_two();
-            self.rate_window = (now, 0);
-        }
     }
 
     /// Housekeeping: age out retention, forget idle streams.

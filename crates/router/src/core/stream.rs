@@ -65,12 +65,10 @@ pub(crate) struct StreamState {
     pub(crate) ack_dirty: bool,
     /// The latest message of this stream we obtained by grafting, and from whom.
     pub(crate) repaired: Option<(u64, NodeId)>,
-    /// Payloads of this stream obtained in a row as answers to our own grafts, with no copy coming
-    /// along the tree (not even late). Below `Config::repairs_before_graft_eager`, a graft is a pure
-    /// repair (`eager: false`): the tree reaches us from this origin and is only slow, and making the
-    /// link eager would close a cycle. At or above it, the tree is broken between this origin and us
-    /// (the eager graph can be split while other origins still reach us), and grafts rebuild it.
-    pub(crate) repairs_in_a_row: u32,
+    /// The neighbour the current graft round made a tree link, if any. A round makes at most one
+    /// link eager: retries (the first announcer did not answer) only repair while that neighbour is
+    /// still there, so a message nobody can serve does not turn every link eager one retry at a time.
+    pub(crate) grafted_to: Option<NodeId>,
 }
 
 impl StreamState {
@@ -92,7 +90,7 @@ impl StreamState {
             last_active: now,
             ack_dirty: false,
             repaired: None,
-            repairs_in_a_row: 0,
+            grafted_to: None,
         }
     }
 

@@ -144,31 +144,38 @@ fn duplicate_payload_prunes_its_link() {
 }
 
 #[test]
-fn once_the_rate_is_known_only_sampled_messages_prune() {
+fn only_duplicates_of_the_pruning_origin_prune() {
     let now = Instant::now();
-    let cfg = Config { prune_sample_interval: Duration::from_secs(1), ..config() };
-    let mut r = Router::new(id(1), 7, cfg, ChaCha8Rng::seed_from_u64(1), now);
-    r.handle_neighbour_up(id(2), now);
-    r.handle_neighbour_up(id(3), now);
-    drain(&mut r);
-    // 100 messages in 250 ms: 400 per second, so ~400 per sample interval: 1 in 512 may prune.
-    let mut t = now;
-    for seq in 1..=100 {
-        t += Duration::from_micros(2_500);
-        r.handle_message(id(2), data(stream(9), seq), t);
+    let mut r = router(1, now);
+    for p in [2, 3, 4] {
+        r.handle_neighbour_up(id(p), now);
     }
     drain(&mut r);
-    assert_eq!(r.prune_modulus, 512);
-    let sampled = |seq: &u64| super::router::mix(stream(9), *seq) % 512 == 0;
-    let plain = (1..=100).find(|s| !sampled(s)).expect("most messages are not sampled");
-    r.handle_message(id(3), data(stream(9), plain), t);
-    assert!(sends(&drain(&mut r)).is_empty(), "a duplicate of an unsampled message does not prune");
-    assert_eq!(r.counters().duplicates, 1);
-    let pick = (101..4_000).find(sampled).expect("about 1 in 512 is sampled");
-    r.handle_message(id(2), data(stream(9), pick), t);
+    // Origin 9 is heard first: the pruning origin. Origin 5 (a smaller id) then takes over.
+    r.handle_message(id(2), data(stream(9), 1), now);
     drain(&mut r);
-    r.handle_message(id(3), data(stream(9), pick), t);
+    assert_eq!(r.prune_origin, Some((id(9), now)));
+    let t = now + Duration::from_millis(10);
+    r.handle_message(id(2), data(stream(5), 1), t);
+    drain(&mut r);
+    assert_eq!(r.prune_origin, Some((id(5), t)));
+    // A duplicate from another origin changes nothing: the link stays eager, no prune is sent.
+    r.handle_message(id(3), data(stream(9), 1), t);
+    assert!(sends(&drain(&mut r)).is_empty(), "a duplicate of another origin does not prune");
+    assert_eq!(r.counters().duplicates, 1);
+    assert_eq!(r.counters().duplicates_eager, 1);
+    // A duplicate of the pruning origin prunes its link, on both sides.
+    r.handle_message(id(3), data(stream(5), 1), t);
     assert_eq!(sends(&drain(&mut r)), vec![(id(3), Message::Prune)]);
+    assert_eq!(r.topology(), Topology { eager: vec![id(2), id(4)], lazy: vec![id(3)] });
+    // Once origin 5 has been silent for `prune_origin_timeout`, the next origin heard takes over,
+    // even with a larger id.
+    let later = t + config().prune_origin_timeout + Duration::from_millis(1);
+    r.handle_message(id(2), data(stream(9), 2), later);
+    drain(&mut r);
+    assert_eq!(r.prune_origin, Some((id(9), later)));
+    r.handle_message(id(4), data(stream(9), 2), later);
+    assert_eq!(sends(&drain(&mut r)), vec![(id(4), Message::Prune)]);
 }
 
 #[test]
@@ -187,14 +194,15 @@ fn digest_of_a_missing_message_leads_to_a_graft_after_the_timeout() {
     assert_eq!(at, now + r.config().graft_timeout);
     r.handle_timer(timer, at);
     let actions = drain(&mut r);
-    // First attempt: a pure repair (the tree may only be slow here).
-    assert_eq!(sends(&actions), vec![(id(2), Message::Graft { want: vec![range], eager: false })]);
+    // Plumtree: the graft asks for the messages and makes the link a tree link, on both sides.
+    assert_eq!(sends(&actions), vec![(id(2), Message::Graft { want: vec![range], eager: true })]);
+    assert_eq!(r.topology().eager, vec![id(2), id(3)]);
     let [(retry_at, retry)] = timers(&actions)[..] else { panic!("a retry timer") };
     assert_eq!(retry_at, at + r.config().graft_retry_timeout);
-    // Not answered: the retry also makes the link a tree link.
+    // Not answered: ask again. The round already made a link eager, so the retry only repairs.
     r.handle_timer(retry, retry_at);
     let actions = drain(&mut r);
-    assert_eq!(sends(&actions), vec![(id(2), Message::Graft { want: vec![range], eager: true })]);
+    assert_eq!(sends(&actions), vec![(id(2), Message::Graft { want: vec![range], eager: false })]);
     assert_eq!(r.topology().eager, vec![id(2), id(3)]);
     assert_eq!(r.counters().grafts_sent, 2);
     // Answered: the payloads are delivered in order and the timer goes stale.
@@ -230,21 +238,21 @@ fn the_graft_timeout_adapts_to_a_tree_that_is_slower_than_the_digests() {
     r.handle_neighbour_up(id(2), now);
     r.handle_neighbour_up(id(3), now);
     drain(&mut r);
-    // A digest, then the tree's copy 300 ms later (the graft timer's first firing is ignored here:
+    // A digest, then the tree's copy 800 ms later (the graft timer's first firing is ignored here:
     // we deliver before handling it).
     let ihave = |seq| Message::IHave { ranges: vec![SeqRange::single(stream(9), seq)], hops: 0 };
     r.handle_message(id(3), ihave(1), now);
-    let t = now + Duration::from_millis(300);
+    let t = now + Duration::from_millis(800);
     r.handle_message(id(2), data(stream(9), 1), t);
     drain(&mut r);
-    // Smoothed lag 150 ms: the next graft waits twice that instead of 80 ms.
+    // Smoothed lag 400 ms: the next graft waits twice that instead of `graft_timeout` (400 ms).
     r.handle_message(id(3), ihave(2), t);
     let graft_at: Vec<Instant> = timers(&drain(&mut r))
         .into_iter()
         .filter(|(_, timer)| matches!(timer, Timer::Graft { .. }))
         .map(|(at, _)| at)
         .collect();
-    assert_eq!(graft_at, vec![t + Duration::from_millis(300)]);
+    assert_eq!(graft_at, vec![t + Duration::from_millis(800)]);
 }
 
 #[test]
@@ -347,7 +355,7 @@ fn sync_of_an_unknown_young_stream_fetches_it_from_the_start() {
     let [(at, timer)] = timers(&drain(&mut b))[..] else { panic!("a graft timer") };
     b.handle_timer(timer, at);
     let want = vec![SeqRange { stream: stream(1), first: 1, last: 3 }];
-    assert_eq!(sends(&drain(&mut b)), vec![(id(1), Message::Graft { want, eager: false })]);
+    assert_eq!(sends(&drain(&mut b)), vec![(id(1), Message::Graft { want, eager: true })]);
 }
 
 #[test]
@@ -520,4 +528,68 @@ fn config_validation_rejects_impossible_settings() {
     assert_eq!(tiny.validate(), Err(ConfigError::ZeroSize("max_streams")));
     let short = Config { stream_idle_timeout: Duration::from_secs(1), ..Config::default() };
     assert!(matches!(short.validate(), Err(ConfigError::Inconsistent(_))));
+}
+
+#[test]
+fn a_much_shorter_path_in_a_single_stream_digest_replaces_the_tree_link() {
+    let now = Instant::now();
+    let mut r = router(1, now);
+    for p in [2, 3] {
+        r.handle_neighbour_up(id(p), now);
+    }
+    r.handle_message(id(3), Message::Prune, now);
+    drain(&mut r);
+    // The tree brings message 1 of origin 9 over 10 hops through neighbour 2.
+    let far = Message::Data { stream: stream(9), seq: 1, hops: 10, payload: Bytes::from_static(b"x") };
+    r.handle_message(id(2), far, now);
+    drain(&mut r);
+    // A digest mixing streams carries only the smallest hop count of the batch: it says nothing
+    // about origin 9's path, so nothing changes.
+    let mixed = vec![SeqRange::single(stream(9), 1), SeqRange::single(stream(8), 1)];
+    r.handle_message(id(3), Message::IHave { ranges: mixed, hops: 1 }, now);
+    assert!(sends(&drain(&mut r)).is_empty());
+    assert_eq!(r.counters().optimisations, 0);
+    // A digest of origin 9 alone, 9 hops shorter (threshold 7): neighbour 3 becomes the tree link.
+    let single = vec![SeqRange::single(stream(9), 1)];
+    r.handle_message(id(3), Message::IHave { ranges: single, hops: 1 }, now);
+    assert_eq!(
+        sends(&drain(&mut r)),
+        vec![(id(3), Message::Graft { want: Vec::new(), eager: true }), (id(2), Message::Prune)]
+    );
+    assert_eq!(r.topology(), Topology { eager: vec![id(3)], lazy: vec![id(2)] });
+    assert_eq!(r.counters().optimisations, 1);
+}
+
+#[test]
+fn the_tree_copy_of_a_grafted_message_swaps_links_only_for_the_pruning_origin() {
+    let now = Instant::now();
+    let mut r = router(1, now);
+    for p in [2, 3] {
+        r.handle_neighbour_up(id(p), now);
+    }
+    r.handle_message(id(3), Message::Prune, now);
+    // Origin 5 is the pruning origin (heard first, smallest id); origin 9 is not.
+    r.handle_message(id(2), data(stream(5), 1), now);
+    drain(&mut r);
+    // Graft message 1 of `origin` from neighbour 3 (announced, timer fired, answered), then let the
+    // tree copy arrive late from neighbour 2.
+    let graft_then_tree_copy = |r: &mut Router<ChaCha8Rng>, origin: u8, seq: u64| {
+        let range = SeqRange::single(stream(origin), seq);
+        r.handle_message(id(3), Message::IHave { ranges: vec![range], hops: 0 }, now);
+        let [(at, timer)] = timers(&drain(r))[..] else { panic!("a graft timer") };
+        r.handle_timer(timer, at);
+        assert_eq!(sends(&drain(r)), vec![(id(3), Message::Graft { want: vec![range], eager: true })]);
+        r.handle_message(id(3), data(stream(origin), seq), at);
+        drain(r);
+        r.handle_message(id(2), data(stream(origin), seq), at);
+        sends(&drain(r))
+    };
+    // Origin 9: the late tree copy is only counted; both links stay eager.
+    assert!(graft_then_tree_copy(&mut r, 9, 1).is_empty());
+    assert_eq!(r.counters().duplicates_after_graft, 1);
+    assert_eq!(r.topology().eager, vec![id(2), id(3)]);
+    // The pruning origin: the slow tree link is pruned (the grafted link is already eager).
+    assert_eq!(graft_then_tree_copy(&mut r, 5, 2), vec![(id(2), Message::Prune)]);
+    assert_eq!(r.topology(), Topology { eager: vec![id(3)], lazy: vec![id(2)] });
+    assert_eq!(r.counters().optimisations, 1);
 }

@@ -101,6 +101,11 @@ pub struct Report {
     pub hops_mean: f64,
     /// Duplicates, grafts, prunes, resends, over all nodes.
     pub duplicates: u64,
+    /// Duplicate receptions by cause: (graft answer beaten by the tree, tree copy after a graft,
+    /// pushed on an eager link, pushed on a lazy link), over the second half of the run.
+    pub duplicate_causes: [u64; 4],
+    /// Resends answering `Sync`.
+    pub sync_resends: u64,
     /// Grafts sent.
     pub grafts: u64,
     /// Prunes sent.
@@ -112,6 +117,11 @@ pub struct Report {
     /// Eager (tree) links at the end, counted once per direction, over live nodes. A spanning tree
     /// of `n` nodes has `2 (n - 1)`.
     pub eager_links: usize,
+    /// Eager links at the end, as undirected edges: (eager on both sides, eager on one side only).
+    pub eager_edges: (usize, usize),
+    /// Connected components of the graph of symmetric eager edges over live nodes (1: a connected
+    /// tree or more; a spanning tree has `live_nodes - 1` edges and 1 component).
+    pub eager_components: usize,
 }
 
 enum Ev {
@@ -151,6 +161,8 @@ pub struct Sim {
     sent: Vec<(usize, StreamId, u64)>,
     /// Snapshot of (payloads received, deliveries) at the half-way broadcast.
     half: Option<(u64, u64)>,
+    /// Snapshot of the duplicate causes at the half-way broadcast.
+    half_causes: [u64; 4],
     report: Report,
     hops_sum: u64,
     remaining_broadcasts: usize,
@@ -188,6 +200,7 @@ impl Sim {
             fifo: HashMap::new(),
             sent: Vec::new(),
             half: None,
+            half_causes: [0; 4],
             report: Report::default(),
             hops_sum: 0,
             remaining_broadcasts: cfg.messages,
@@ -293,6 +306,7 @@ impl Sim {
                 let origin = live[self.rng.random_range(0..pool)];
                 if self.sent.len() == self.cfg.messages / 2 {
                     self.half = Some(self.totals());
+                    self.half_causes = self.causes();
                 }
                 let payload = Bytes::from(vec![self.sent.len() as u8; self.cfg.payload_len]);
                 let id = self.nodes[origin].router.broadcast(payload, now);
@@ -414,6 +428,55 @@ impl Sim {
         (received, delivered)
     }
 
+    /// (symmetric eager edges, one-sided eager edges) and the components of the symmetric ones.
+    fn eager_graph(&self) -> ((usize, usize), usize) {
+        let n = self.nodes.len();
+        let eager: Vec<BTreeSet<usize>> = (0..n)
+            .map(|i| {
+                let topo = self.nodes[i].router.topology();
+                topo.eager.iter().map(|id| self.index[id]).filter(|&j| self.nodes[j].alive).collect()
+            })
+            .collect();
+        let (mut both, mut one) = (0, 0);
+        let mut parent: Vec<usize> = (0..n).collect();
+        fn find(p: &mut [usize], mut x: usize) -> usize {
+            while p[x] != x {
+                p[x] = p[p[x]];
+                x = p[x];
+            }
+            x
+        }
+        for i in (0..n).filter(|&i| self.nodes[i].alive) {
+            for &j in &eager[i] {
+                if eager[j].contains(&i) {
+                    if i < j {
+                        both += 1;
+                        let (a, b) = (find(&mut parent, i), find(&mut parent, j));
+                        parent[a] = b;
+                    }
+                } else {
+                    one += 1;
+                }
+            }
+        }
+        let components =
+            (0..n).filter(|&i| self.nodes[i].alive).filter(|&i| find(&mut parent, i) == i).count();
+        ((both, one), components)
+    }
+
+    fn causes(&self) -> [u64; 4] {
+        let mut out = [0; 4];
+        for n in &self.nodes {
+            let c = n.router.counters();
+            let each =
+                [c.duplicates_graft_answer, c.duplicates_after_graft, c.duplicates_eager, c.duplicates_lazy];
+            for (o, v) in out.iter_mut().zip(each) {
+                *o += v;
+            }
+        }
+        out
+    }
+
     fn finish(mut self) -> Report {
         let mut r = std::mem::take(&mut self.report);
         r.broadcasts = self.sent.len();
@@ -448,8 +511,16 @@ impl Sim {
         for n in self.nodes.iter().filter(|n| n.alive) {
             r.eager_links += n.router.topology().eager.len();
         }
+        let (edges, components) = self.eager_graph();
+        r.eager_edges = edges;
+        r.eager_components = components;
+        let causes = self.causes();
+        for (i, v) in causes.iter().enumerate() {
+            r.duplicate_causes[i] = v - self.half_causes[i];
+        }
         for n in &self.nodes {
             let c = n.router.counters();
+            r.sync_resends += c.sync_resends;
             r.duplicates += c.duplicates;
             r.grafts += c.grafts_sent;
             r.prunes += c.prunes_sent;

