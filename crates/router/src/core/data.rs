@@ -203,7 +203,8 @@ impl<R: rand::Rng> Router<R> {
         let len = held.payload.len();
         let delivery = Delivery {
             id: MessageId { stream, seq },
-            hops: held.wire_hops.saturating_sub(1),
+            // Links travelled: the received hop count plus the link it arrived on (1 from the origin).
+            hops: held.wire_hops,
             payload: held.payload.clone(),
         };
         let Some(state) = self.streams.get_mut(&stream) else { return };
