@@ -86,11 +86,16 @@ pub(crate) fn run(args: &[String]) -> Result<()> {
     let bin = crate::demo::build_demo()?;
     let addrs = demo_net::local_addrs(0, options.nodes);
     let labels: Vec<String> = (0..options.nodes).map(|i| format!("n{i:02}")).collect();
-    // Each node is seeded by up to two earlier nodes (backup seeds), node 0 by none.
+    // Every node has two seeds among the others, node 0 included: a restarted node must be able to find
+    // its way back in. (With none, a restarted node 0 broadcast into the void until another node's heal
+    // timer found it, seconds later: its first messages then reached nodes that had left meanwhile too
+    // late. Seeds that are down are retried with backoff.)
+    let n = options.nodes;
     let args_for = |i: usize| -> Vec<String> {
         let mut args = vec!["-l".to_owned(), addrs[i].to_string()];
-        for seed in [i.wrapping_sub(1), i / 2] {
-            if seed < i {
+        let second = if i >= 2 { i / 2 } else { n / 2 };
+        for seed in [(i + n - 1) % n, second] {
+            if seed != i {
                 args.extend(["-s".to_owned(), addrs[seed].to_string()]);
             }
         }
