@@ -6,7 +6,8 @@
 //! does per frame: protobuf-encode a `Data` envelope, queue it, vectored writes, decode, and one event
 //! per frame to the layer above. The baseline does the least a length-prefixed TCP stream can: a
 //! buffered `write_u32` + `write_all` per frame, a buffered `read_u32` + `read_exact` into one reused
-//! buffer. Each figure is the median of `RUNS` runs; the table gives payload MB/s (10^6 B) and frames/s.
+//! buffer. The two run alternately `RUNS` times; the table gives medians of payload MB/s (10^6 B) and
+//! frames/s, and the median of the paired ratios.
 
 use std::time::{Duration, Instant};
 
@@ -16,7 +17,7 @@ use dotray_transport::{Config, Transport, TransportEvent};
 use tokio::io::{AsyncReadExt, AsyncWriteExt, BufReader, BufWriter};
 use tokio::net::{TcpListener, TcpStream};
 
-const RUNS: usize = 5;
+const RUNS: usize = 9;
 /// Payload bytes moved per run and size (fewer frames for large payloads, same volume).
 const VOLUME: usize = 256 * 1024 * 1024;
 const MAX_FRAMES: usize = 1_000_000;
@@ -103,7 +104,10 @@ fn median(mut runs: Vec<Duration>) -> Duration {
 fn main() {
     let runtime =
         tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
-    println!("one connection on loopback, median of {RUNS} runs, {} MB per run", VOLUME / 1_000_000);
+    println!(
+        "one connection on loopback, {RUNS} alternating runs per system, {} MB per run; medians, and the median of the paired ratios",
+        VOLUME / 1_000_000
+    );
     println!(
         "| payload | dotray MB/s | dotray frames/s | baseline MB/s | baseline frames/s | dotray / baseline |"
     );
@@ -116,17 +120,23 @@ fn main() {
         }
         let frames = frames_for(size) as f64;
         let bytes = frames * size as f64;
-        let dotray = median((0..RUNS).map(|_| runtime.block_on(dotray_run(size))).collect());
-        // PROFILE=dotray skips the baseline, so a profiler sees dotray's side alone.
-        if std::env::var("PROFILE").is_ok_and(|p| p == "dotray") {
-            println!(
-                "| {size} B | {:.0} | {:.0} | - | - | - |",
-                bytes / dotray.as_secs_f64() / 1e6,
-                frames / dotray.as_secs_f64()
-            );
-            continue;
+        // dotray and the baseline run alternately, and the ratio is the median of the pairs' ratios:
+        // this machine's speed drifts between runs (seen: the baseline alone varying 2x), and pairing
+        // keeps that drift out of the comparison.
+        let mut pairs = Vec::new();
+        for _ in 0..RUNS {
+            let d = runtime.block_on(dotray_run(size));
+            if std::env::var("PROFILE").is_ok_and(|p| p == "dotray") {
+                pairs.push((d, d));
+                continue;
+            }
+            let b = runtime.block_on(baseline_run(size));
+            pairs.push((d, b));
         }
-        let baseline = median((0..RUNS).map(|_| runtime.block_on(baseline_run(size))).collect());
+        let dotray = median(pairs.iter().map(|p| p.0).collect());
+        let baseline = median(pairs.iter().map(|p| p.1).collect());
+        let mut ratios: Vec<f64> = pairs.iter().map(|(d, b)| b.as_secs_f64() / d.as_secs_f64()).collect();
+        ratios.sort_by(f64::total_cmp);
         let (d, b) = (dotray.as_secs_f64(), baseline.as_secs_f64());
         println!(
             "| {size} B | {:.0} | {:.0} | {:.0} | {:.0} | {:.0}% |",
@@ -134,7 +144,7 @@ fn main() {
             frames / d,
             bytes / b / 1e6,
             frames / b,
-            100.0 * b / d
+            100.0 * ratios[ratios.len() / 2]
         );
     }
 }

@@ -188,7 +188,14 @@ async fn read_loop(
     let idle = ctx.config.idle_timeout;
     // `FrameCodec` holds only its limit, so a copy can decode from the reader's buffer directly.
     let mut decoder = reader.decoder().clone();
+    let read_room = ctx.config.read_buffer_len;
     loop {
+        // Keep room for one large read. (FramedRead alone tops the buffer up with `reserve(1)`, which
+        // on a buffer whose frames were split off allocates at most 64 KiB: more, smaller reads.)
+        let buffer = reader.read_buffer_mut();
+        if buffer.capacity() - buffer.len() < read_room / 4 {
+            buffer.reserve(read_room);
+        }
         let next = tokio::select! {
             biased;
             _ = shared.close.cancelled() => return,
