@@ -168,15 +168,14 @@ impl Report {
 
 impl std::fmt::Display for Report {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        writeln!(f, "{}", self.row())?;
-        for failure in &self.failures {
-            writeln!(f, "  failed: {failure}")?;
-        }
-        if !self.passed {
-            writeln!(f, "  {}", self.details)?;
-            writeln!(f, "  SEED={} to replay", self.seed)?;
-        }
-        Ok(())
+        crate::scenarios::write_report(
+            f,
+            &self.row(),
+            &self.failures,
+            self.passed,
+            self.seed,
+            Some(&self.details),
+        )
     }
 }
 

@@ -102,15 +102,31 @@ impl Report {
 
 impl std::fmt::Display for Report {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        writeln!(f, "{}", self.row())?;
-        for failure in &self.failures {
-            writeln!(f, "  failed: {failure}")?;
-        }
-        if !self.passed {
-            writeln!(f, "  SEED={} to replay", self.seed)?;
-        }
-        Ok(())
+        write_report(f, &self.row(), &self.failures, self.passed, self.seed, None)
     }
+}
+
+/// How every scenario report prints: its table row; when it failed, why, extra `details`, and the seed
+/// that replays it.
+pub(crate) fn write_report(
+    f: &mut std::fmt::Formatter<'_>,
+    row: &str,
+    failures: &[String],
+    passed: bool,
+    seed: u64,
+    details: Option<&str>,
+) -> std::fmt::Result {
+    writeln!(f, "{row}")?;
+    for failure in failures {
+        writeln!(f, "  failed: {failure}")?;
+    }
+    if !passed {
+        if let Some(details) = details {
+            writeln!(f, "  {details}")?;
+        }
+        writeln!(f, "  SEED={seed} to replay")?;
+    }
+    Ok(())
 }
 
 /// A scenario: parameters in, report out.

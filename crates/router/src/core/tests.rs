@@ -25,6 +25,16 @@ fn router(me: u8, now: Instant) -> Router<ChaCha8Rng> {
     Router::new(id(me), 7, config(), ChaCha8Rng::seed_from_u64(u64::from(me)), now)
 }
 
+/// Node 1's router with `peers` as neighbours, the actions of their arrival already drained.
+fn router_with_neighbours(now: Instant, peers: &[u8]) -> Router<ChaCha8Rng> {
+    let mut r = router(1, now);
+    for &peer in peers {
+        r.handle_neighbour_up(id(peer), now);
+    }
+    drain(&mut r);
+    r
+}
+
 fn drain(r: &mut Router<ChaCha8Rng>) -> Vec<Action> {
     std::iter::from_fn(|| r.poll_action()).collect()
 }
@@ -105,10 +115,7 @@ fn broadcast_pushes_to_eager_peers_and_batches_digests_for_lazy_ones() {
 #[test]
 fn relays_a_new_payload_to_other_eager_peers_with_one_more_hop() {
     let now = Instant::now();
-    let mut r = router(1, now);
-    r.handle_neighbour_up(id(2), now);
-    r.handle_neighbour_up(id(3), now);
-    drain(&mut r);
+    let mut r = router_with_neighbours(now, &[2, 3]);
     r.handle_message(id(2), data(stream(9), 1), now);
     let actions = drain(&mut r);
     assert_eq!(
@@ -129,10 +136,7 @@ fn relays_a_new_payload_to_other_eager_peers_with_one_more_hop() {
 #[test]
 fn duplicate_payload_prunes_its_link() {
     let now = Instant::now();
-    let mut r = router(1, now);
-    r.handle_neighbour_up(id(2), now);
-    r.handle_neighbour_up(id(3), now);
-    drain(&mut r);
+    let mut r = router_with_neighbours(now, &[2, 3]);
     r.handle_message(id(2), data(stream(9), 1), now);
     drain(&mut r);
     r.handle_message(id(3), data(stream(9), 1), now);
@@ -218,10 +222,7 @@ fn digest_of_a_missing_message_leads_to_a_graft_after_the_timeout() {
 #[test]
 fn a_payload_arriving_before_the_graft_timeout_cancels_the_graft() {
     let now = Instant::now();
-    let mut r = router(1, now);
-    r.handle_neighbour_up(id(2), now);
-    r.handle_neighbour_up(id(3), now);
-    drain(&mut r);
+    let mut r = router_with_neighbours(now, &[2, 3]);
     let range = SeqRange::single(stream(9), 1);
     r.handle_message(id(3), Message::IHave { ranges: vec![range], hops: 0 }, now);
     let [(at, timer)] = timers(&drain(&mut r))[..] else { panic!("one graft timer") };
@@ -235,10 +236,7 @@ fn a_payload_arriving_before_the_graft_timeout_cancels_the_graft() {
 #[test]
 fn the_graft_timeout_adapts_to_a_tree_that_is_slower_than_the_digests() {
     let now = Instant::now();
-    let mut r = router(1, now);
-    r.handle_neighbour_up(id(2), now);
-    r.handle_neighbour_up(id(3), now);
-    drain(&mut r);
+    let mut r = router_with_neighbours(now, &[2, 3]);
     // A digest, then the tree's copy 800 ms later (the graft timer's first firing is ignored here:
     // we deliver before handling it).
     let ihave = |seq| Message::IHave { ranges: vec![SeqRange::single(stream(9), seq)], hops: 0 };
@@ -375,9 +373,7 @@ fn sync_of_an_unknown_old_stream_is_joined_at_the_peers_position() {
 #[test]
 fn out_of_order_payloads_wait_for_the_hole_and_are_delivered_in_order() {
     let now = Instant::now();
-    let mut r = router(1, now);
-    r.handle_neighbour_up(id(2), now);
-    drain(&mut r);
+    let mut r = router_with_neighbours(now, &[2]);
     r.handle_message(id(2), data(stream(9), 3), now);
     r.handle_message(id(2), data(stream(9), 2), now);
     assert!(deliveries(&drain(&mut r)).is_empty());
@@ -389,9 +385,7 @@ fn out_of_order_payloads_wait_for_the_hole_and_are_delivered_in_order() {
 #[test]
 fn a_hole_that_cannot_be_filled_becomes_a_gap_event_then_delivery_continues() {
     let now = Instant::now();
-    let mut r = router(1, now);
-    r.handle_neighbour_up(id(2), now);
-    drain(&mut r);
+    let mut r = router_with_neighbours(now, &[2]);
     r.handle_message(id(2), data(stream(9), 1), now);
     r.handle_message(id(2), data(stream(9), 4), now);
     let actions = drain(&mut r);
@@ -441,10 +435,7 @@ fn congestion_demotes_the_peer_and_reoffers_what_it_may_have_missed() {
 #[test]
 fn a_forged_far_future_sequence_number_creates_no_state_and_blocks_nothing() {
     let now = Instant::now();
-    let mut r = router(1, now);
-    r.handle_neighbour_up(id(2), now);
-    r.handle_neighbour_up(id(3), now);
-    drain(&mut r);
+    let mut r = router_with_neighbours(now, &[2, 3]);
     r.handle_message(id(2), data(stream(9), 1), now);
     drain(&mut r);
     r.handle_message(id(3), data(stream(9), 1 << 60), now);
@@ -472,9 +463,7 @@ fn a_forged_far_future_sequence_number_creates_no_state_and_blocks_nothing() {
 #[test]
 fn data_of_our_own_stream_that_we_never_sent_is_a_violation() {
     let now = Instant::now();
-    let mut r = router(1, now);
-    r.handle_neighbour_up(id(2), now);
-    drain(&mut r);
+    let mut r = router_with_neighbours(now, &[2]);
     r.handle_message(id(2), data(r.own_stream(), 5), now);
     let actions = drain(&mut r);
     assert!(actions.iter().any(|a| matches!(a, Action::Violation { peer, .. } if *peer == id(2))));
@@ -484,9 +473,7 @@ fn data_of_our_own_stream_that_we_never_sent_is_a_violation() {
 #[test]
 fn acks_are_batched_on_a_timer_and_carry_watermarks() {
     let now = Instant::now();
-    let mut r = router(1, now);
-    r.handle_neighbour_up(id(2), now);
-    drain(&mut r);
+    let mut r = router_with_neighbours(now, &[2]);
     for seq in 1..=3 {
         r.handle_message(id(2), data(stream(9), seq), now);
     }
