@@ -238,20 +238,33 @@ pub fn crash_half(params: &Params) -> Report {
     for (k, &node) in order[..params.nodes / 2].iter().enumerate() {
         sim.crash(node, k % 2 == 0);
     }
-    let limit = Duration::from_secs(120);
-    let healed = time_until(&mut sim, limit, |s| s.connected() && s.isolated == 0);
     let ping = sim.membership_config().ping_interval;
-    report.figure("reconnected after", secs(healed));
+    let healed = await_one_overlay(&mut report, &mut sim, "reconnected after", "survivors not one overlay");
     if let Some(d) = healed {
         report.figure("in ping periods", format!("{:.1}", d.as_secs_f64() / ping.as_secs_f64()));
     }
-    report.check(healed.is_some(), || format!("survivors not one overlay within {}s", limit.as_secs()));
-    sim.run_for(Duration::from_secs(10));
-    let snap = metrics::snapshot(&sim);
-    report.check(snap.connected(), || format!("{} components 10 s later", snap.components));
-    view_figures(&mut report, &snap);
-    check_bounds(&mut report, &sim, &snap);
     report
+}
+
+/// Waits (up to 120 s) for the live nodes to form one overlay, records how long it took as `figure`
+/// (or fails with `failure`), checks that it still holds 10 s later, and adds the view figures and the
+/// bounds checks. Returns the time it took.
+fn await_one_overlay(
+    report: &mut Report,
+    sim: &mut Sim,
+    figure: &'static str,
+    failure: &'static str,
+) -> Option<Duration> {
+    let limit = Duration::from_secs(120);
+    let healed = time_until(sim, limit, |s| s.connected() && s.isolated == 0);
+    report.figure(figure, secs(healed));
+    report.check(healed.is_some(), || format!("{failure} within {}s", limit.as_secs()));
+    sim.run_for(Duration::from_secs(10));
+    let snap = metrics::snapshot(sim);
+    report.check(snap.connected(), || format!("{} components 10 s later", snap.components));
+    view_figures(report, &snap);
+    check_bounds(report, sim, &snap);
+    healed
 }
 
 /// Active links between the two sides of a partition (0 once each side declared the other down).
@@ -299,15 +312,7 @@ pub fn partition_for(params: &Params, cut: Duration) -> Report {
     report.figure("cross links at heal", cross);
     report.check(cross == 0, || format!("{cross} active links still cross the cut after {}s", cut.as_secs()));
     sim.heal_partition();
-    let limit = Duration::from_secs(120);
-    let healed = time_until(&mut sim, limit, |s| s.connected() && s.isolated == 0);
-    report.figure("merged after", secs(healed));
-    report.check(healed.is_some(), || format!("the halves did not merge within {}s", limit.as_secs()));
-    sim.run_for(Duration::from_secs(10));
-    let snap = metrics::snapshot(&sim);
-    report.check(snap.connected(), || format!("{} components 10 s later", snap.components));
-    view_figures(&mut report, &snap);
-    check_bounds(&mut report, &sim, &snap);
+    await_one_overlay(&mut report, &mut sim, "merged after", "the halves did not merge");
     report
 }
 
