@@ -19,8 +19,9 @@ use tokio_util::sync::{CancellationToken, DropGuard};
 use crate::{NodeError, StartError};
 
 /// Capacity of the channel from membership to the router, in items (frame batches and events).
-/// Default 1,024 batches: with up to 256 frames each, plenty to keep the router busy; when full, the
-/// transport's readers wait (TCP back-pressure).
+/// 64 batches (each the frames of one socket read): enough to keep the router busy; when full, the
+/// transport's readers wait and TCP back-pressure reaches the senders. Larger only buffers more
+/// when the router is the bottleneck (see the transport's `event_queue_len`).
 const UPWARD_QUEUE: usize = 1_024;
 
 /// A broadcast message, as delivered to the application.
@@ -273,6 +274,11 @@ impl Node {
     /// prunes, resends, gaps; and what the driver dropped.
     pub async fn counters(&self) -> Result<(Counters, DriverCounters), NodeError> {
         Ok(self.inner.router.counters().await?)
+    }
+
+    /// Figures of this node's transport: connections, and bytes and frames written to sockets.
+    pub fn transport_stats(&self) -> dotray_transport::TransportStats {
+        self.inner.transport.stats()
     }
 
     /// This node's links in the broadcast tree (eager) and its lazy links.

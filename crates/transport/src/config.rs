@@ -56,7 +56,11 @@ pub struct Config {
     /// syscall each, small enough not to delay the first frame.
     pub write_batch_bytes: usize,
     /// Capacity of the event channel to the layer above, in events. When it is full, readers wait
-    /// (TCP back-pressure reaches the senders) instead of buffering without bound. Default 4096.
+    /// (TCP back-pressure reaches the senders) instead of buffering without bound. An event carries
+    /// the frames of one read (up to `read_buffer_len` bytes), so this bounds the bytes waiting here
+    /// too. Default 64: enough to keep the layer above busy while every connection reads; more only
+    /// adds latency and memory when that layer is the bottleneck (measured with `cargo xtask bench`:
+    /// at 4,096, a CPU-bound node buffered hundreds of MB before back-pressure reached the publisher).
     pub event_queue_len: usize,
     /// Room kept in each connection's read buffer for the next read. Default 256 KiB: one read syscall
     /// takes in hundreds of small frames or several large ones (measured: fewer, larger reads are what

@@ -17,6 +17,7 @@
 use std::io::{self, IoSlice};
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use bytes::{Buf, Bytes};
@@ -137,8 +138,7 @@ async fn run_inner(
 
     // 3. Writer task, then announce the connection.
     let writer = tokio::spawn(
-        write_loop(write_half, queue_rx, shared.clone(), config.write_timeout, config.write_batch_bytes)
-            .instrument(tracing::Span::current()),
+        write_loop(ctx.clone(), write_half, queue_rx, shared.clone()).instrument(tracing::Span::current()),
     );
     let connected = ConnectedPeer {
         id: peer.id,
@@ -275,12 +275,12 @@ fn violation(what: String) -> Closing {
 
 /// Drains the outbound queue into vectored writes until the connection closes.
 async fn write_loop(
+    ctx: Arc<Context>,
     mut writer: OwnedWriteHalf,
     mut queue: mpsc::UnboundedReceiver<Bytes>,
     shared: Arc<ConnShared>,
-    write_timeout: Duration,
-    batch_bytes: usize,
 ) {
+    let (write_timeout, batch_bytes) = (ctx.config.write_timeout, ctx.config.write_batch_bytes);
     let mut batch: Vec<Bytes> = Vec::with_capacity(MAX_WRITE_SLICES);
     loop {
         // Wait for a frame, or for the close. A graceful close still drains what is queued below.
@@ -305,6 +305,7 @@ async fn write_loop(
                 Err(_) => break,
             }
         }
+        let frames = batch.len() as u64;
         let written = timeout(write_timeout, write_all_vectored(&mut writer, &mut batch)).await;
         let failure = match written {
             Ok(Ok(())) => None,
@@ -318,6 +319,8 @@ async fn write_loop(
         }
         // `bytes` was acquired from the budget by the senders of these frames.
         shared.budget.add_permits(bytes);
+        ctx.stats.bytes_written.fetch_add(bytes as u64, Ordering::Relaxed);
+        ctx.stats.frames_written.fetch_add(frames, Ordering::Relaxed);
         if shared.close.is_cancelled() && queue.is_empty() {
             break;
         }

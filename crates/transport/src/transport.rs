@@ -43,6 +43,8 @@ pub(crate) struct Context {
 pub(crate) struct Counters {
     pub(crate) inbound_accepted: AtomicU64,
     pub(crate) inbound_refused: AtomicU64,
+    pub(crate) bytes_written: AtomicU64,
+    pub(crate) frames_written: AtomicU64,
 }
 
 impl Context {
@@ -88,6 +90,11 @@ pub struct TransportStats {
     pub inbound_accepted: u64,
     /// Inbound sockets refused at the limit since start.
     pub inbound_refused: u64,
+    /// Bytes written to peers' sockets since start (frames after the handshake; the handshake and
+    /// goodbyes are not counted).
+    pub bytes_written: u64,
+    /// Frames written to peers' sockets since start (same scope as `bytes_written`).
+    pub frames_written: u64,
 }
 
 /// A running transport: a listener, its connections, and the way to reach them.
@@ -230,6 +237,8 @@ impl Transport {
             outbound_open: ctx.config.max_outbound - ctx.outbound.available_permits(),
             inbound_accepted: ctx.stats.inbound_accepted.load(Ordering::Relaxed),
             inbound_refused: ctx.stats.inbound_refused.load(Ordering::Relaxed),
+            bytes_written: ctx.stats.bytes_written.load(Ordering::Relaxed),
+            frames_written: ctx.stats.frames_written.load(Ordering::Relaxed),
         }
     }
 
