@@ -21,7 +21,7 @@
 //!   [`DriverConfig::delivery_queue_len`] and is told how many with [`RouterEvent::Lagged`]; forwarding
 //!   for others goes on.
 
-use std::collections::HashMap;
+use foldhash::{HashMap, HashMapExt};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
@@ -59,7 +59,9 @@ pub struct DriverConfig {
     /// connection busy, small next to the transport's 8 MiB queue limit.
     pub publish_high_water: usize,
     /// How long a neighbour may stay above `publish_high_water` before it is demoted to lazy and
-    /// stops holding the publisher back. Default 200 ms.
+    /// stops holding the publisher back. Default 1 s: a node starved of CPU for a moment is not a slow
+    /// node (at 200 ms, `cargo xtask bench` on a busy 2-core machine saw several demotions per run,
+    /// each costing its subtree a graft delay of latency and the tree some churn).
     pub congestion_grace: Duration,
     /// How often stream bookkeeping (origin addresses, wire references of streams the core no longer
     /// tracks) is cleaned. Default 10 s.
@@ -73,7 +75,7 @@ impl Default for DriverConfig {
             event_queue_len: 1_024,
             command_queue_len: 64,
             publish_high_water: 1024 * 1024,
-            congestion_grace: Duration::from_millis(200),
+            congestion_grace: Duration::from_millis(1000),
             cleanup_interval: Duration::from_secs(10),
         }
     }

@@ -25,7 +25,7 @@
 //! [`Inbound::decode`] checks what the core relies on: node ids of 16 bytes, ranges with
 //! `1 <= first <= last`, sequence numbers from 1, and list lengths of at most [`MAX_LIST_LEN`].
 
-use std::collections::HashMap;
+use foldhash::HashMap;
 
 use dotray_codec::NodeId;
 use dotray_codec::proto::{self, Body};
@@ -85,7 +85,7 @@ pub struct Outbound {
     /// References freed by `forget_stream`, handed out again before new numbers.
     free: Vec<u32>,
     next_ref: u32,
-    declared: HashMap<NodeId, std::collections::HashSet<u32>>,
+    declared: HashMap<NodeId, foldhash::HashSet<u32>>,
 }
 
 impl Outbound {

@@ -28,7 +28,8 @@ pub struct Config {
     /// an earlier variant of the core that still let every origin trigger optimisation swaps).
     pub max_graft_timeout: Duration,
     /// How long to wait for a `Graft` to be answered before asking the next announcer. Default 40 ms,
-    /// iroh-gossip's `graft_timeout_2`.
+    /// iroh-gossip's `graft_timeout_2`. Doubles with each further retry of a round, up to the graft
+    /// delay.
     pub graft_retry_timeout: Duration,
     /// How long acknowledgements are batched. Default 50 ms: acks only matter when a link breaks
     /// (to know what to re-offer), so they can be lazy; one ack frame per link per 50 ms is negligible.
@@ -47,6 +48,14 @@ pub struct Config {
     /// Maximum payload bytes in the retention cache (all streams). Default 64 MiB: 30 s of a 2 MiB/s
     /// broadcast rate.
     pub retention_max_bytes: usize,
+    /// Of the retention cache, the payload bytes kept once **every neighbour has acknowledged them**
+    /// (*settled* payloads). Repair never needs a settled payload from us — no neighbour will graft
+    /// it, none is left to re-offer it to — so beyond this budget the oldest settled payloads go first;
+    /// what remains serves newcomers and healed partitions (`Sync`). Unsettled payloads are only bounded
+    /// by the limits above. Default 1 MiB: at the demo's rate, hours of history; at a 1 KiB × 10,000/s
+    /// stream, the last 0.1 s — size it to the traffic a partition must be able to catch up. Without
+    /// it a busy node holds `retention_time` of the whole network's traffic (30 s × the broadcast rate).
+    pub retention_settled_max_bytes: usize,
     /// How far ahead of the next expected sequence number a payload may be and still be held for
     /// in-order delivery (the per-stream reorder window). Payloads further ahead are dropped (and asked
     /// for again later), so a forged far-future sequence number creates no state. Default 4,096.
@@ -103,6 +112,7 @@ impl Default for Config {
             retention_time: Duration::from_secs(30),
             retention_max_messages: 32_768,
             retention_max_bytes: 64 << 20,
+            retention_settled_max_bytes: 1 << 20,
             reorder_window: 4_096,
             reorder_max_total: 65_536,
             gap_timeout: Duration::from_secs(10),

@@ -37,6 +37,9 @@ pub struct Counters {
     pub ihaves_sent: u64,
     /// `Graft` messages sent.
     pub grafts_sent: u64,
+    /// Graft timers that found the stream's watermark moving (the tree delivering, late) and waited
+    /// another graft delay instead of grafting.
+    pub grafts_deferred: u64,
     /// `Graft` messages received.
     pub grafts_received: u64,
     /// `Prune` messages sent.

@@ -69,7 +69,7 @@ impl<R: rand::Rng> Router<R> {
             if seq >= self.next_seq {
                 return self.violation(from, "data of our own stream that we never sent");
             }
-            return self.on_duplicate(from, stream, seq);
+            return self.on_duplicate(from, stream, seq, now);
         }
         let start = self.adoption_start(seq);
         let window = self.config.reorder_window;
@@ -78,7 +78,7 @@ impl<R: rand::Rng> Router<R> {
         }
         let Some(state) = self.streams.get_mut(&stream) else { return };
         match state.classify(seq, window) {
-            Arrival::Old | Arrival::Buffered => return self.on_duplicate(from, stream, seq),
+            Arrival::Old | Arrival::Buffered => return self.on_duplicate(from, stream, seq, now),
             Arrival::TooFar => {
                 // Not held (a forged far-future number must not create state), but remember that
                 // the sender is ahead: ask it for the window after our watermark.
@@ -135,8 +135,9 @@ impl<R: rand::Rng> Router<R> {
     /// * only duplicates of the pruning origin's messages prune (see `Router::may_prune_on`): with
     ///   many origins at once, pruning on every duplicate cuts cycles in several places and the tree
     ///   never settles. The prune is sent even if `from` is already lazy in our view, since only a
-    ///   prune makes *it* stop pushing.
-    fn on_duplicate(&mut self, from: NodeId, stream: StreamId, seq: u64) {
+    ///   prune makes *it* stop pushing — but not again and again while an earlier one is on its way
+    ///   (see [`Router::prune`]).
+    fn on_duplicate(&mut self, from: NodeId, stream: StreamId, seq: u64, now: Instant) {
         self.counters.duplicates += 1;
         self.classify_duplicate(from, stream, seq);
         let Some(peer) = self.peers.get(&from) else { return };
@@ -161,23 +162,45 @@ impl<R: rand::Rng> Router<R> {
                         self.send(by, Message::Graft { want: Vec::new(), eager: true });
                     }
                 }
-                if let Some(p) = self.peers.get_mut(&from) {
-                    p.eager = false;
-                }
-                self.counters.prunes_sent += 1;
-                self.send(from, Message::Prune);
+                self.prune(from, now);
                 return;
             }
         }
         if !self.may_prune_on(stream) {
             return;
         }
-        if let Some(peer) = self.peers.get_mut(&from) {
-            peer.eager = false;
+        // The copy we took first came over a link that is lazy in our view: a push still in flight
+        // when we pruned that link (or a resend). Then this duplicate is the tree's own copy, late
+        // behind it, and pruning its link would cut the tree where it works. Under load, queues make
+        // this common (measured: the tree churned with thousands of prunes and grafts per run).
+        let first_from = self.streams.get(&stream).and_then(|s| s.parent).map(|(peer, _)| peer);
+        if let Some(first) = first_from
+            && first != from
+            && self.peers.get(&first).is_some_and(|p| !p.eager)
+            && self.peers.get(&from).is_some_and(|p| p.eager)
+        {
+            return;
         }
-        self.counters.prunes_sent += 1;
-        self.send(from, Message::Prune);
+        self.prune(from, now);
         self.ensure_attached();
+    }
+
+    /// Makes the link to `to` lazy and tells it to stop pushing (`Prune`). When the link was already
+    /// lazy and a prune went out less than `graft_timeout` ago, that prune is still on its way (the
+    /// peer keeps pushing until it reads it): no further one. Under load every payload in flight
+    /// behind the first prune arrives as a duplicate, and a prune for each of them was measured at
+    /// thousands per run.
+    pub(crate) fn prune(&mut self, to: NodeId, now: Instant) {
+        let repeat_after = self.config.graft_timeout;
+        let Some(peer) = self.peers.get_mut(&to) else { return };
+        let was_eager = std::mem::replace(&mut peer.eager, false);
+        let recent = peer.last_prune.is_some_and(|at| now.saturating_duration_since(at) < repeat_after);
+        if !was_eager && recent {
+            return;
+        }
+        peer.last_prune = Some(now);
+        self.counters.prunes_sent += 1;
+        self.send(to, Message::Prune);
     }
 
     /// Counts a duplicate reception by cause (see the `duplicates_*` counters): an answer to our own
@@ -269,6 +292,7 @@ impl<R: rand::Rng> Router<R> {
         if state.graft_since.is_none() && state.has_missing() {
             state.graft_since = Some(now);
             state.graft_tries = 0;
+            state.graft_mark = state.delivered;
             state.grafted_to = None;
             state.graft_gen += 1;
             let generation = state.graft_gen;

@@ -1,23 +1,25 @@
 //! Hash maps with a hasher keyed from the injected rng: deterministic under a seeded rng (so seeded
 //! simulations replay exactly, which `std`'s per-process random keys would break) and still keyed, so
-//! a hostile peer cannot pick stream ids that collide.
+//! a hostile peer who cannot see our hashes cannot pick stream ids that collide.
+//!
+//! The hash is foldhash (the one hashbrown uses by default), seeded with the key: the router looks up
+//! stream and node ids several times per message, and SipHash was the largest single cost in the
+//! end-to-end benchmark's profile.
 
 use std::collections::HashMap;
-use std::collections::hash_map::DefaultHasher;
-use std::hash::{BuildHasher, Hasher};
+use std::hash::BuildHasher;
 
-/// A `BuildHasher` that prefixes every hash with a secret key (SipHash over `key || value`).
+use foldhash::fast::{FixedState, FoldHasher};
+
+/// A `BuildHasher` keyed with a secret seed.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct KeyedState(pub(crate) u64);
 
 impl BuildHasher for KeyedState {
-    type Hasher = DefaultHasher;
+    type Hasher = FoldHasher;
 
-    fn build_hasher(&self) -> DefaultHasher {
-        // `DefaultHasher::new()` is specified to be identical for every instance; the key makes it ours.
-        let mut hasher = DefaultHasher::new();
-        hasher.write_u64(self.0);
-        hasher
+    fn build_hasher(&self) -> FoldHasher {
+        FixedState::with_seed(self.0).build_hasher()
     }
 }
 

@@ -2,7 +2,7 @@
 //! waiting for the next flush, and per stream what was pushed to it and what it acknowledged (to
 //! re-offer unacknowledged payloads when the link fails or a send is dropped).
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use super::ids::{SeqRange, StreamId};
 use super::map::KeyedMap;
@@ -32,12 +32,22 @@ pub(crate) struct Peer {
     /// What we last asked this peer for (our latest `Graft`'s ranges). Its answers may arrive after the
     /// tree already delivered the same payloads: such duplicates are not a sign of a redundant link.
     pub(crate) asked: Vec<SeqRange>,
+    /// When we last sent it a `Prune`.
+    pub(crate) last_prune: Option<Instant>,
 }
 
 impl Peer {
     /// A new neighbour. Plumtree starts every link eager; duplicates prune the tree into shape.
     pub(crate) fn new(sent: KeyedMap<StreamId, SentMark>) -> Self {
-        Self { eager: true, rtt: None, ihave: Vec::new(), ihave_hops: u32::MAX, sent, asked: Vec::new() }
+        Self {
+            eager: true,
+            rtt: None,
+            ihave: Vec::new(),
+            ihave_hops: u32::MAX,
+            sent,
+            asked: Vec::new(),
+            last_prune: None,
+        }
     }
 
     /// Adds one message to the digest batch, extending a range of the same stream when it is the next

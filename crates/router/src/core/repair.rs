@@ -227,9 +227,17 @@ impl<R: rand::Rng> Router<R> {
 
     /// The graft timer of `stream` fired: if messages are still missing, ask an announcer for them
     /// (the fastest by RTT first, then the others in turn) and make that link a tree link.
+    ///
+    /// Before the first graft of a round, a stream whose watermark moved since the timer was armed is
+    /// given another graft delay instead: the tree is delivering it, only late (a queue on the way,
+    /// a busy relay). Under load digests outrun payloads, and grafting then would add a second path
+    /// to a working tree — a cycle, duplicates and prunes (measured with `cargo xtask bench`: thousands
+    /// of premature grafts per 10,000 messages). A stalled tree (a dead relay, a hole) moves no
+    /// watermark, so it is grafted around one delay later, as before.
     pub(crate) fn on_graft_timer(&mut self, stream: StreamId, generation: u64, now: Instant) {
         let gap_timeout = self.config.gap_timeout;
         let max_list = self.config.max_list_len;
+        let delay = self.graft_delay();
         let Some(state) = self.streams.get_mut(&stream) else { return };
         let Some(since) = state.graft_since else { return };
         if state.graft_gen != generation {
@@ -247,6 +255,14 @@ impl<R: rand::Rng> Router<R> {
             }
             return;
         }
+        if state.graft_tries == 0 && state.delivered > state.graft_mark {
+            state.graft_mark = state.delivered;
+            state.graft_since = Some(now);
+            self.counters.grafts_deferred += 1;
+            let at = now + delay;
+            self.actions.push_back(Action::SetTimer { at, timer: Timer::Graft { stream, generation } });
+            return;
+        }
         let want = state.missing_ranges(stream, max_list);
         let tries = state.graft_tries;
         state.graft_tries += 1;
@@ -256,7 +272,10 @@ impl<R: rand::Rng> Router<R> {
         if candidates.is_empty() {
             candidates = self.peers.keys().copied().collect();
         }
-        let at = now + self.config.graft_retry_timeout;
+        // Retries back off (doubling, at most the graft delay): an answer that is merely late — queued
+        // behind a busy link's backlog — is not multiplied by a retry every few milliseconds.
+        let backoff = self.config.graft_retry_timeout.saturating_mul(1 << tries.min(16)).min(delay);
+        let at = now + backoff;
         self.actions.push_back(Action::SetTimer { at, timer: Timer::Graft { stream, generation } });
         if candidates.is_empty() {
             return;
@@ -362,11 +381,15 @@ impl<R: rand::Rng> Router<R> {
         }
         if let Some(peer) = self.peers.get_mut(&from) {
             for mark in marks {
-                if let Some(sent) = peer.sent.get_mut(&mark.stream) {
+                // Only streams we track: a peer cannot grow this map with made-up streams.
+                if self.streams.contains_key(&mark.stream) {
+                    let sent = peer.sent.entry(mark.stream).or_default();
                     sent.acked = sent.acked.max(mark.seq);
                 }
             }
         }
+        // What every neighbour now holds need not be retained beyond the settled budget.
+        self.expire_retention(None);
         for mark in marks {
             if mark.seq > 0 {
                 let range = SeqRange { stream: mark.stream, first: 1, last: mark.seq };

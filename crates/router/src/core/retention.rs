@@ -51,4 +51,22 @@ impl RetentionLog {
             None
         }
     }
+
+    /// Removes and returns the oldest entry if the cache holds more than `budget` bytes and that entry
+    /// is `settled` (every neighbour holds it). Stops at the first unsettled entry: the log is in
+    /// arrival order, so what follows it is almost always unsettled too.
+    pub(crate) fn pop_settled(
+        &mut self,
+        budget: usize,
+        settled: impl Fn(&LogEntry) -> bool,
+    ) -> Option<LogEntry> {
+        let front = self.entries.front()?;
+        if self.bytes > budget && settled(front) {
+            let entry = self.entries.pop_front()?;
+            self.bytes -= entry.len;
+            Some(entry)
+        } else {
+            None
+        }
+    }
 }

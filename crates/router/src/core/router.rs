@@ -247,10 +247,21 @@ impl<R: Rng> Router<R> {
         self.expire_retention(None);
     }
 
-    /// Drops retained payloads older than `cutoff` or beyond the size bounds.
+    /// Drops retained payloads older than `cutoff` or beyond the size bounds, then settled ones beyond
+    /// `retention_settled_max_bytes`.
     pub(crate) fn expire_retention(&mut self, cutoff: Option<Instant>) {
         let (max_messages, max_bytes) = (self.config.retention_max_messages, self.config.retention_max_bytes);
         while let Some(entry) = self.retention.pop_expired(cutoff, max_messages, max_bytes) {
+            if let Some(state) = self.streams.get_mut(&entry.stream) {
+                state.expire_through(entry.seq);
+            }
+        }
+        let budget = self.config.retention_settled_max_bytes;
+        let peers = &self.peers;
+        let settled = |entry: &LogEntry| {
+            peers.values().all(|p| p.sent.get(&entry.stream).is_some_and(|m| m.acked >= entry.seq))
+        };
+        while let Some(entry) = self.retention.pop_settled(budget, settled) {
             if let Some(state) = self.streams.get_mut(&entry.stream) {
                 state.expire_through(entry.seq);
             }

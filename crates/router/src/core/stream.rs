@@ -53,6 +53,9 @@ pub(crate) struct StreamState {
     pub(crate) graft_since: Option<Instant>,
     /// Grafts sent in the current round (rotates through the announcers).
     pub(crate) graft_tries: usize,
+    /// The watermark when the graft timer was (re)armed: if it moved by the time the timer fires, the
+    /// tree is delivering this stream, only late.
+    pub(crate) graft_mark: u64,
     /// Generation of the gap timer.
     pub(crate) gap_gen: u64,
     /// Whether a gap timer is armed.
@@ -84,6 +87,7 @@ impl StreamState {
             graft_gen: 0,
             graft_since: None,
             graft_tries: 0,
+            graft_mark: 0,
             gap_gen: 0,
             gap_armed: false,
             parent: None,

@@ -1,0 +1,613 @@
+//! The body of the `router_handler` fuzz target (`fuzz/fuzz_targets/router_handler.rs`), shared with
+//! the regression test `tests/fuzz_regressions.rs`, which replays the saved inputs through it.
+//!
+//! The input is a script for one [`Router`] core (node 0) driven the way the tokio driver drives it,
+//! with injected time and a seeded rng: neighbours come and go, time passes, timers the core set fire
+//! (or stale ones), the node broadcasts, a neighbour is congested or gets a new RTT, and neighbours send
+//! messages. Messages reach the core only through [`dotray_router::wire`], as in the driver, with one
+//! [`Inbound`] table per connection: well-formed core messages encoded by the neighbour's own
+//! [`Outbound`] (stream declarations included), adversarial protobuf bodies (undeclared or rebound
+//! references, bad node ids, zero and huge sequence numbers, inverted ranges, overlong lists), raw frame
+//! bytes through [`FrameCodec`], or answers to the core's last `Graft`. A wire error or an
+//! `Action::Violation` closes the connection: the neighbour goes down, as in the driver.
+//!
+//! Every payload in the script is the "true" payload of its message id ([`payload`]), so what the core
+//! hands out can be checked. After every step all actions are drained and checked:
+//!
+//! * no panic;
+//! * exactly once, in order: per stream, each `Deliver` is the watermark plus one and each `Gap` starts
+//!   there (a stream the core forgot may start again: documented); the core's watermark ends where the
+//!   deliveries and gaps say; its own stream is never delivered; payloads are the true ones;
+//! * bounded: at most `max_streams` streams tracked; a `Graft` is answered with at most
+//!   `max_serve_per_request` payloads (a `Sync` with at most that many per mark); and a payload served
+//!   from retention is one that a replica of the retention log (count, bytes and, at each sweep, age)
+//!   still holds, or one received and not yet delivered (the reorder buffer): nothing outlives the
+//!   retention bounds;
+//! * payloads are only sent where they belong: the forwarded message of a `Data` step or a broadcast
+//!   (never back to its sender), or repairs in a `Graft`/`Sync` step;
+//! * every message the core sends survives the wire layer (encode, declare, validate, decode) unchanged.
+#![allow(dead_code, unreachable_pub)]
+
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::time::{Duration, Instant};
+
+use bytes::{BufMut, Bytes, BytesMut};
+use dotray_codec::proto::{self, Body, BodyKind, Layer};
+use dotray_codec::{FrameCodec, NodeId};
+use dotray_router::core::{Action, Config, Event, Message, Router, SeqRange, StreamId, Timer, Watermark};
+use dotray_router::wire::{Inbound, Outbound};
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use tokio_util::codec::Decoder;
+
+/// Most steps run for one input.
+const MAX_STEPS: usize = 2_000;
+/// Most timers remembered for firing later.
+const MAX_TIMERS: usize = 256;
+/// The epoch of node 0's own stream.
+const OWN_EPOCH: u64 = 7;
+
+/// Reads the script; every read past the end gives zeros.
+struct Input<'a>(&'a [u8]);
+
+impl Input<'_> {
+    fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    fn u8(&mut self) -> u8 {
+        let Some((&b, rest)) = self.0.split_first() else { return 0 };
+        self.0 = rest;
+        b
+    }
+
+    fn bool(&mut self) -> bool {
+        self.u8() & 1 == 1
+    }
+
+    fn u16(&mut self) -> u16 {
+        u16::from_le_bytes([self.u8(), self.u8()])
+    }
+
+    fn u64(&mut self) -> u64 {
+        u64::from_le_bytes(std::array::from_fn(|_| self.u8()))
+    }
+
+    /// A sequence number: mostly small, sometimes 0, near `u64::MAX`, or any.
+    fn seq(&mut self) -> u64 {
+        match self.u8() {
+            b @ 0..=199 => u64::from(b % 24),
+            b @ 200..=249 => u64::MAX - u64::from(b % 4),
+            _ => self.u64(),
+        }
+    }
+
+    fn hops(&mut self) -> u32 {
+        match self.u8() {
+            255 => u32::MAX,
+            b => u32::from(b % 16),
+        }
+    }
+
+    fn bytes(&mut self, n: usize) -> &[u8] {
+        let (head, rest) = self.0.split_at(n.min(self.0.len()));
+        self.0 = rest;
+        head
+    }
+}
+
+fn id(i: u8) -> NodeId {
+    NodeId::from_bytes([i; 16])
+}
+
+/// Stream `i` of the pool: 8 origins (0 is this node) times two epochs (`OWN_EPOCH` and 1).
+fn stream(i: u8) -> StreamId {
+    StreamId { origin: id(i & 7), epoch: if i & 8 == 0 { OWN_EPOCH } else { 1 } }
+}
+
+/// The true payload of a message: its id in a few bytes, of a length that varies with `seq`.
+pub fn payload(stream: StreamId, seq: u64) -> Bytes {
+    let mut b = BytesMut::new();
+    b.put_slice(&stream.origin.as_bytes()[..1]);
+    b.put_u64(stream.epoch);
+    b.put_u64(seq);
+    b.put_bytes(0xab, (seq % 5) as usize * 16);
+    b.freeze()
+}
+
+fn ranges(input: &mut Input<'_>) -> Vec<SeqRange> {
+    let n = usize::from(input.u8() % 6);
+    (0..n).map(|_| SeqRange { stream: stream(input.u8()), first: input.seq(), last: input.seq() }).collect()
+}
+
+fn marks(input: &mut Input<'_>) -> Vec<Watermark> {
+    let n = usize::from(input.u8() % 6);
+    (0..n).map(|_| Watermark { stream: stream(input.u8()), seq: input.seq() }).collect()
+}
+
+/// A core message with arbitrary (not necessarily valid) values.
+fn message(input: &mut Input<'_>) -> Message {
+    match input.u8() % 6 {
+        0 => {
+            let stream = stream(input.u8());
+            let seq = input.seq();
+            Message::Data { stream, seq, hops: input.hops(), payload: payload(stream, seq) }
+        }
+        1 => Message::IHave { ranges: ranges(input), hops: input.hops() },
+        2 => Message::Graft { want: ranges(input), eager: input.bool() },
+        3 => Message::Prune,
+        4 => Message::Ack { marks: marks(input) },
+        _ => Message::Sync { marks: marks(input) },
+    }
+}
+
+fn wire_range(input: &mut Input<'_>) -> proto::SeqRange {
+    proto::SeqRange { stream_ref: u32::from(input.u8() % 10), first: input.seq(), last: input.seq() }
+}
+
+fn wire_list_len(input: &mut Input<'_>) -> usize {
+    match input.u8() {
+        255 => dotray_router::wire::MAX_LIST_LEN + 1,
+        b => usize::from(b % 6),
+    }
+}
+
+/// A broadcast-layer protobuf body with adversarial fields.
+fn body(input: &mut Input<'_>) -> Body {
+    match input.u8() % 7 {
+        0 => {
+            let b = input.u8();
+            let origin =
+                if b & 0x80 == 0 { id(b & 7).to_bytes() } else { vec![b; usize::from(b % 20)].into() };
+            let epoch = match input.u8() % 3 {
+                0 => OWN_EPOCH,
+                1 => 1,
+                _ => input.u64(),
+            };
+            let origin_addr = if input.u8() == 255 { "x".repeat(200) } else { "10.0.0.1:2000".to_owned() };
+            Body::StreamDecl(proto::StreamDecl { stream_ref: u32::from(b % 10), origin, epoch, origin_addr })
+        }
+        1 => Body::Data(proto::Data {
+            stream_ref: u32::from(input.u8() % 10),
+            seq: input.seq(),
+            hops: input.hops(),
+            payload: Bytes::new(), // replaced by the true payload once the stream is known
+        }),
+        2 => {
+            let n = wire_list_len(input);
+            Body::Ihave(proto::IHave {
+                ranges: (0..n).map(|_| wire_range(input)).collect(),
+                hops: input.hops(),
+            })
+        }
+        3 => {
+            let n = wire_list_len(input);
+            Body::Graft(proto::Graft {
+                want: (0..n).map(|_| wire_range(input)).collect(),
+                eager: input.bool(),
+            })
+        }
+        4 => Body::Prune(proto::Prune {}),
+        5 => {
+            let n = wire_list_len(input);
+            let marks = (0..n)
+                .map(|_| proto::Watermark { stream_ref: u32::from(input.u8() % 10), seq: input.seq() })
+                .collect();
+            Body::Ack(proto::Ack { marks })
+        }
+        _ => {
+            let n = wire_list_len(input);
+            let marks = (0..n)
+                .map(|_| proto::Watermark { stream_ref: u32::from(input.u8() % 10), seq: input.seq() })
+                .collect();
+            Body::Sync(proto::Sync { marks })
+        }
+    }
+}
+
+fn config(b: u8) -> Config {
+    match b % 2 {
+        0 => Config::default(),
+        // Small bounds and short times: every limit is reached within a short script.
+        _ => Config {
+            retention_time: Duration::from_secs(2),
+            stream_idle_timeout: Duration::from_secs(4),
+            retention_max_messages: 8,
+            retention_max_bytes: 200,
+            reorder_window: 16,
+            reorder_max_total: 6,
+            max_streams: 4,
+            max_serve_per_request: 4,
+            max_list_len: 3,
+            ack_every: 3,
+            backfill_new_stream: 4,
+            max_announcers: 2,
+            ..Config::default()
+        },
+    }
+}
+
+fn addr_of(stream: &StreamId) -> String {
+    format!("10.0.0.{}:2000", stream.origin.as_bytes()[0])
+}
+
+/// What kind of step ran, for the checks on the `Data` it caused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Cause {
+    /// A new payload from `from` (or from this node: `None`) may be forwarded.
+    Forward { from: Option<NodeId>, stream: StreamId, seq: u64 },
+    /// Repairs: at most `budget` payloads from retention or the reorder buffer.
+    Serve { budget: u64 },
+    /// Nothing may send a payload.
+    Other,
+    /// The step drained the actions it caused itself.
+    Drained,
+}
+
+/// One neighbour link: the neighbour's own sending table and the core's receiving table.
+struct Link {
+    theirs: Outbound,
+    ours: Inbound,
+}
+
+struct Harness {
+    core: Router<ChaCha8Rng>,
+    config: Config,
+    now: Instant,
+    links: BTreeMap<NodeId, Link>,
+    /// The core's sending side, to check what it sends survives the wire (one receiving table per peer).
+    outbound: Outbound,
+    receivers: HashMap<NodeId, Inbound>,
+    timers: VecDeque<(Instant, Timer)>,
+    /// The latest `Graft` the core sent each peer.
+    grafts: HashMap<NodeId, Vec<SeqRange>>,
+    /// Replica of the core's retention log: (stream, seq, bytes, when), oldest first.
+    retention: VecDeque<(StreamId, u64, usize, Instant)>,
+    retention_bytes: usize,
+    retained: HashMap<(StreamId, u64), usize>,
+    /// Payloads handed to the core (they may sit in its reorder buffer until delivered).
+    received: HashSet<(StreamId, u64)>,
+    /// Peers that broke the protocol, to close after the current drain.
+    violators: Vec<NodeId>,
+}
+
+impl Harness {
+    fn pick<T: Copy>(items: impl IntoIterator<Item = T>, b: u8) -> Option<T> {
+        let items: Vec<T> = items.into_iter().collect();
+        (!items.is_empty()).then(|| items[usize::from(b) % items.len()])
+    }
+
+    fn neighbour_up(&mut self, peer: NodeId) {
+        if peer == id(0) {
+            return; // the transport never connects a node to itself
+        }
+        if self.links.contains_key(&peer) {
+            self.neighbour_down(peer);
+        }
+        self.links.insert(peer, Link { theirs: Outbound::new(), ours: Inbound::new() });
+        self.receivers.insert(peer, Inbound::new());
+        self.outbound.peer_down(&peer);
+        self.core.handle_neighbour_up(peer, self.now);
+    }
+
+    fn neighbour_down(&mut self, peer: NodeId) {
+        if self.links.remove(&peer).is_some() {
+            self.receivers.remove(&peer);
+            self.grafts.remove(&peer);
+            self.core.handle_neighbour_down(peer, self.now);
+        }
+    }
+
+    /// A message to the core from `from`, through its connection's receiving table.
+    fn deliver_body(&mut self, from: NodeId, body: &Body) -> Cause {
+        let Some(link) = self.links.get_mut(&from) else { return Cause::Other };
+        match link.ours.decode(body) {
+            Ok(Some(message)) => self.handle(from, message),
+            Ok(None) => Cause::Other,
+            Err(_) => {
+                self.violators.push(from);
+                Cause::Other
+            }
+        }
+    }
+
+    /// Hands a decoded message to the core (with its true payload) and says what it may cause.
+    fn handle(&mut self, from: NodeId, mut message: Message) -> Cause {
+        let cause = match &mut message {
+            Message::Data { stream, seq, payload: p, .. } => {
+                *p = payload(*stream, *seq);
+                self.received.insert((*stream, *seq));
+                Cause::Forward { from: Some(from), stream: *stream, seq: *seq }
+            }
+            Message::Graft { .. } => Cause::Serve { budget: self.config.max_serve_per_request },
+            Message::Sync { marks } => {
+                Cause::Serve { budget: self.config.max_serve_per_request * marks.len() as u64 }
+            }
+            _ => Cause::Other,
+        };
+        self.core.handle_message(from, message, self.now);
+        cause
+    }
+
+    /// A core message from `from`, encoded by its own table and decoded by ours, as on a real link.
+    fn send_from(&mut self, from: NodeId, message: &Message) -> Cause {
+        let Some(link) = self.links.get_mut(&from) else { return Cause::Other };
+        let mut decls = Vec::new();
+        let body = match link.theirs.encode(id(0), message, &mut addr_of, &mut decls) {
+            Ok(body) => body,
+            Err(_) => return Cause::Other,
+        };
+        for decl in decls {
+            assert_eq!(link.ours.decode(&Body::StreamDecl(decl)), Ok(None), "a declaration is refused");
+        }
+        self.deliver_body(from, &body)
+    }
+
+    fn retain(&mut self, stream: StreamId, seq: u64, len: usize) {
+        self.retention.push_back((stream, seq, len, self.now));
+        self.retention_bytes += len;
+        *self.retained.entry((stream, seq)).or_default() += 1;
+        self.expire(None);
+    }
+
+    /// The same expiry as the core's retention log.
+    fn expire(&mut self, cutoff: Option<Instant>) {
+        let (max_messages, max_bytes) = (self.config.retention_max_messages, self.config.retention_max_bytes);
+        while let Some(&(stream, seq, len, at)) = self.retention.front() {
+            let too_old = cutoff.is_some_and(|c| at < c);
+            if !(too_old || self.retention.len() > max_messages || self.retention_bytes > max_bytes) {
+                break;
+            }
+            self.retention.pop_front();
+            self.retention_bytes -= len;
+            if let Some(n) = self.retained.get_mut(&(stream, seq)) {
+                *n -= 1;
+                if *n == 0 {
+                    self.retained.remove(&(stream, seq));
+                }
+            }
+        }
+    }
+
+    /// Pulls every action, checks it (see the module docs), and closes the connections of violators.
+    fn drain(&mut self, cause: Cause, before: &HashMap<StreamId, u64>) {
+        let evicted_before = self.core.counters().streams_evicted;
+        let mut marks: HashMap<StreamId, u64> = before.clone();
+        let mut served = 0u64;
+        while let Some(action) = self.core.poll_action() {
+            match action {
+                Action::Send { to, message } => {
+                    self.check_sent(to, &message);
+                    if let Message::Data { stream, seq, payload: p, .. } = &message {
+                        assert_eq!(p, &payload(*stream, *seq), "wrong payload sent for {stream:?}/{seq}");
+                        match cause {
+                            Cause::Forward { from, stream: s, seq: q } => {
+                                assert_eq!((*stream, *seq), (s, q), "only the new payload is forwarded");
+                                assert_ne!(Some(to), from, "a payload went back to its sender");
+                            }
+                            Cause::Serve { budget } => {
+                                served += 1;
+                                assert!(served <= budget, "more than {budget} payloads for one request");
+                                let undelivered = before.get(stream).is_none_or(|w| *seq > *w);
+                                assert!(
+                                    self.retained.contains_key(&(*stream, *seq))
+                                        || (undelivered && self.received.contains(&(*stream, *seq))),
+                                    "served {stream:?}/{seq}, which the retention bounds have expired"
+                                );
+                            }
+                            Cause::Other | Cause::Drained => {
+                                panic!("a payload sent outside forwarding and repair: {message:?}")
+                            }
+                        }
+                    }
+                    if let Message::Graft { want, .. } = message {
+                        self.grafts.insert(to, want);
+                    }
+                }
+                Action::SetTimer { at, timer } => {
+                    assert!(at >= self.now, "timer {timer:?} set in the past");
+                    if self.timers.len() >= MAX_TIMERS {
+                        self.timers.pop_front();
+                    }
+                    self.timers.push_back((at, timer));
+                }
+                Action::Deliver(d) => {
+                    let (stream, seq) = (d.id.stream, d.id.seq);
+                    assert_ne!(stream, self.core.own_stream(), "own message delivered to itself");
+                    assert_eq!(d.payload, payload(stream, seq), "wrong payload delivered");
+                    if let Some(mark) = marks.get(&stream) {
+                        assert_eq!(seq, mark + 1, "{stream:?}: delivered {seq} after {mark}");
+                    }
+                    marks.insert(stream, seq);
+                    self.retain(stream, seq, d.payload.len());
+                }
+                Action::Event(Event::Gap { stream, first, last }) => {
+                    assert!(first <= last, "empty gap");
+                    if let Some(mark) = marks.get(&stream) {
+                        assert_eq!(first, mark + 1, "{stream:?}: gap from {first} after {mark}");
+                    }
+                    marks.insert(stream, last);
+                }
+                Action::Event(_) => {}
+                Action::Violation { peer, .. } => self.violators.push(peer),
+            }
+        }
+        assert!(self.core.stream_count() <= self.config.max_streams, "too many streams tracked");
+        let evicted = self.core.counters().streams_evicted != evicted_before;
+        let own = self.core.own_stream();
+        for (stream, mark) in marks.into_iter().filter(|(s, _)| *s != own) {
+            match self.core.watermark(&stream) {
+                Some(w) if !evicted => assert_eq!(w, mark, "{stream:?}: watermark disagrees with deliveries"),
+                _ => {}
+            }
+        }
+        for peer in std::mem::take(&mut self.violators) {
+            let before = self.watermarks();
+            self.neighbour_down(peer);
+            self.drain(Cause::Other, &before);
+        }
+    }
+
+    /// What the core sends must pass the receiving side's validation unchanged.
+    fn check_sent(&mut self, to: NodeId, message: &Message) {
+        let Some(receiver) = self.receivers.get_mut(&to) else { return };
+        let mut decls = Vec::new();
+        let body = self.outbound.encode(to, message, &mut addr_of, &mut decls).expect("encodable");
+        for decl in decls {
+            assert_eq!(receiver.decode(&Body::StreamDecl(decl)), Ok(None));
+        }
+        let decoded = receiver.decode(&body).expect("what the core sends validates").expect("a message");
+        assert_eq!(&decoded, message, "changed by the wire");
+    }
+
+    /// The watermark of every stream of the pool the core tracks.
+    fn watermarks(&self) -> HashMap<StreamId, u64> {
+        (0..16).map(stream).filter_map(|s| self.core.watermark(&s).map(|w| (s, w))).collect()
+    }
+
+    fn step(&mut self, input: &mut Input<'_>) -> Cause {
+        match input.u8() % 13 {
+            0 => self.now += Duration::from_millis(u64::from(input.u16()) * 4),
+            1 => self.neighbour_up(id(input.u8() & 7)),
+            2 => {
+                let b = input.u8();
+                if let Some(peer) = Self::pick(self.links.keys().copied(), b) {
+                    self.neighbour_down(peer);
+                }
+            }
+            3 | 4 => {
+                let b = input.u8();
+                let message = message(input);
+                if let Some(from) = Self::pick(self.links.keys().copied(), b) {
+                    return self.send_from(from, &message);
+                }
+            }
+            5 => {
+                let b = input.u8();
+                let body = body(input);
+                if let Some(from) = Self::pick(self.links.keys().copied(), b) {
+                    return self.deliver_body(from, &body);
+                }
+            }
+            6 => {
+                let b = input.u8();
+                let len = usize::from(input.u8());
+                let mut frame = BytesMut::with_capacity(len + 4);
+                frame.put_u32(len as u32);
+                frame.extend_from_slice(input.bytes(len));
+                let Some(from) = Self::pick(self.links.keys().copied(), b) else { return Cause::Other };
+                match FrameCodec::new().decode(&mut frame) {
+                    Ok(Some(proto::Envelope { body: Some(body) })) => {
+                        if BodyKind::of(&body).layer() == Layer::Broadcast {
+                            return self.deliver_body(from, &body);
+                        }
+                    }
+                    _ => self.violators.push(from),
+                }
+            }
+            7 => {
+                let own = self.core.own_stream();
+                let seq = self.core.watermark(&own).unwrap_or(0) + 1;
+                let expected = payload(own, seq);
+                let id = self.core.broadcast(expected.clone(), self.now);
+                assert_eq!((id.stream, id.seq), (own, seq), "broadcast ids are consecutive from 1");
+                self.retain(own, seq, expected.len());
+                return Cause::Forward { from: None, stream: own, seq };
+            }
+            8 => {
+                let b = input.u8();
+                if b == 255 {
+                    // A stale or forged per-stream timer.
+                    let (stream, generation) = (stream(input.u8()), u64::from(input.u8() % 4));
+                    let timer = if input.bool() {
+                        Timer::Graft { stream, generation }
+                    } else {
+                        Timer::Gap { stream, generation }
+                    };
+                    self.core.handle_timer(timer, self.now);
+                } else if !self.timers.is_empty() {
+                    let (at, timer) =
+                        self.timers.remove(usize::from(b) % self.timers.len()).expect("in range");
+                    self.now = self.now.max(at);
+                    if timer == Timer::Sweep {
+                        let cutoff = self.now.checked_sub(self.config.retention_time);
+                        self.expire(cutoff);
+                    }
+                    self.core.handle_timer(timer, self.now);
+                }
+            }
+            9 => {
+                // A neighbour answers the core's latest graft with (some of) what it asked for.
+                let b = input.u8();
+                let Some(from) = Self::pick(self.grafts.keys().copied(), b) else { return Cause::Other };
+                let want = self.grafts.remove(&from).unwrap_or_default();
+                let hops = input.hops();
+                for range in want.iter().take(2) {
+                    for seq in range.first..=range.last.min(range.first.saturating_add(3)) {
+                        let message =
+                            Message::Data { stream: range.stream, seq, hops, payload: Bytes::new() };
+                        let before = self.watermarks();
+                        let cause = self.send_from(from, &message);
+                        self.drain(cause, &before);
+                    }
+                }
+                return Cause::Drained;
+            }
+            10 => {
+                let b = input.u8();
+                if let Some(peer) = Self::pick(self.links.keys().copied(), b) {
+                    self.core.handle_congested(peer, self.now);
+                }
+            }
+            11 => {
+                let b = input.u8();
+                let rtt = Duration::from_micros(u64::from(input.u16()));
+                if let Some(peer) = Self::pick(self.links.keys().copied(), b) {
+                    self.core.handle_rtt(peer, rtt);
+                }
+            }
+            _ => {
+                // Told of the loss of a neighbour it never had (or of itself): nothing to do.
+                let peer = id(input.u8() & 7);
+                if !self.links.contains_key(&peer) {
+                    self.core.handle_neighbour_down(peer, self.now);
+                }
+            }
+        }
+        Cause::Other
+    }
+}
+
+/// Runs one input (see the module docs).
+pub fn router_handler(data: &[u8]) {
+    let mut input = Input(data);
+    let config = config(input.u8());
+    let now = Instant::now();
+    let rng = ChaCha8Rng::seed_from_u64(u64::from(input.u8()));
+    let core = Router::try_new(id(0), OWN_EPOCH, config.clone(), rng, now).expect("valid config");
+    let mut harness = Harness {
+        core,
+        config,
+        now,
+        links: BTreeMap::new(),
+        outbound: Outbound::new(),
+        receivers: HashMap::new(),
+        timers: VecDeque::new(),
+        grafts: HashMap::new(),
+        retention: VecDeque::new(),
+        retention_bytes: 0,
+        retained: HashMap::new(),
+        received: HashSet::new(),
+        violators: Vec::new(),
+    };
+    harness.drain(Cause::Other, &HashMap::new());
+    for _ in 0..MAX_STEPS {
+        if input.is_empty() {
+            break;
+        }
+        let before = harness.watermarks();
+        let cause = harness.step(&mut input);
+        let before = if cause == Cause::Drained { harness.watermarks() } else { before };
+        harness.drain(cause, &before);
+    }
+}
