@@ -1,5 +1,6 @@
 //! Reading the demo's `--json` output and judging delivery: exactly once, in per-origin order, to every
-//! node that was up when a message was sent.
+//! node that was up when a message was sent. Also the overlay as the logs tell it, while the nodes run
+//! ([`Overlay`]) and at the end ([`overlay_dot`]).
 //!
 //! Shared by `cargo xtask demo` and by the `dotray` crate's multi-process test (which includes this
 //! file by path), so both judge a run the same way. A *run* is one process's lifetime: a restarted node
@@ -229,4 +230,103 @@ pub fn overlay_dot(runs: &[Run]) -> String {
     }
     out.push_str("}\n");
     out
+}
+
+/// The overlay as the logs of the running nodes tell it: each node's `up`/`down` lines give its active
+/// neighbours; a link counts when both of its ends report it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Overlay {
+    /// Running nodes.
+    pub nodes: usize,
+    /// Running nodes that printed their `listening` line.
+    pub listening: usize,
+    /// Connected components of the running nodes over links that both ends report up.
+    pub components: usize,
+}
+
+impl Overlay {
+    /// Reads the overlay from the `listening`, `up` and `down` lines of the runs that have not ended.
+    pub fn read(runs: &[Run]) -> Overlay {
+        let live: Vec<&Run> = runs.iter().filter(|r| r.ended.is_none()).collect();
+        let mut addrs: Vec<Option<String>> = Vec::with_capacity(live.len());
+        let mut neighbours: Vec<HashSet<String>> = Vec::with_capacity(live.len());
+        for run in &live {
+            let mut addr = None;
+            let mut up = HashSet::new();
+            for (_, v) in &run.lines {
+                let peer = || v["peer"].as_str().unwrap_or_default().to_owned();
+                match v["event"].as_str() {
+                    Some("listening") => addr = v["addr"].as_str().map(str::to_owned),
+                    Some("up") => {
+                        up.insert(peer());
+                    }
+                    Some("down") => {
+                        up.remove(&peer());
+                    }
+                    _ => {}
+                }
+            }
+            addrs.push(addr);
+            neighbours.push(up);
+        }
+        let index: HashMap<&str, usize> =
+            addrs.iter().enumerate().filter_map(|(i, a)| a.as_deref().map(|a| (a, i))).collect();
+        let mut parent: Vec<usize> = (0..live.len()).collect();
+        for (i, up) in neighbours.iter().enumerate() {
+            let Some(me) = addrs[i].as_deref() else { continue };
+            for &j in up.iter().filter_map(|peer| index.get(peer.as_str())) {
+                if neighbours[j].contains(me) {
+                    let (a, b) = (root(&mut parent, i), root(&mut parent, j));
+                    parent[a] = b;
+                }
+            }
+        }
+        let components = (0..live.len()).filter(|&i| root(&mut parent, i) == i).count();
+        Overlay { nodes: live.len(), listening: index.len(), components }
+    }
+
+    /// True when `expected` nodes run, all listening, in one component.
+    pub fn is_one(&self, expected: usize) -> bool {
+        self.nodes == expected && self.listening == expected && self.components == 1
+    }
+}
+
+/// The representative of `i`'s component in a union-find forest (halving the path on the way).
+fn root(parent: &mut [usize], mut i: usize) -> usize {
+    while parent[i] != i {
+        parent[i] = parent[parent[i]];
+        i = parent[i];
+    }
+    i
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run_with(node: &str, lines: &[&str]) -> Run {
+        let mut run = Run::new(node.to_owned(), Instant::now());
+        for line in lines {
+            run.record(Instant::now(), line);
+        }
+        run
+    }
+
+    #[test]
+    fn the_overlay_counts_links_that_both_ends_report() {
+        let a = run_with(
+            "a0",
+            &[
+                r#"{"event":"listening","addr":"10.0.0.1:1","id":"a"}"#,
+                r#"{"event":"up","peer":"10.0.0.2:1"}"#,
+            ],
+        );
+        let mut b = run_with("b0", &[r#"{"event":"listening","addr":"10.0.0.2:1","id":"b"}"#]);
+        assert_eq!(Overlay::read(&[a.clone(), b.clone()]).components, 2, "one end only");
+        b.record(Instant::now(), r#"{"event":"up","peer":"10.0.0.1:1"}"#);
+        let overlay = Overlay::read(&[a.clone(), b.clone()]);
+        assert!(overlay.is_one(2), "{overlay:?}");
+        b.record(Instant::now(), r#"{"event":"down","peer":"10.0.0.1:1"}"#);
+        assert_eq!(Overlay::read(&[a, b]).components, 2, "down again");
+    }
 }

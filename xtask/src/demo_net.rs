@@ -1,7 +1,9 @@
-//! A local network of demo processes: start, kill (SIGKILL), restart and stop (SIGTERM) nodes, and
-//! collect each process's `--json` lines with the time they were read.
+//! A local network of demo processes: start (on this host or inside a Linux network namespace), kill
+//! (SIGKILL), restart and stop (SIGTERM) nodes, and collect each process's `--json` lines with the time
+//! they were read.
 //!
-//! Shared by `cargo xtask demo` and the `dotray` crate's multi-process test (included by path).
+//! Shared by `cargo xtask demo`, `chaos` and `partition` and the `dotray` crate's multi-process tests
+//! (included by path).
 #![allow(dead_code, unreachable_pub)]
 
 use std::io::{BufRead, BufReader};
@@ -52,8 +54,29 @@ impl Cluster {
 
     /// Starts node `index` with `args` (plus `--json`), labelled `label`.
     pub fn start(&mut self, index: usize, label: &str, args: &[String]) -> std::io::Result<()> {
-        let mut child = Command::new(&self.bin)
-            .args(args)
+        let mut command = Command::new(&self.bin);
+        command.args(args);
+        self.spawn(index, label, command)
+    }
+
+    /// Starts node `index` like [`Cluster::start`], but inside the Linux network namespace `netns`
+    /// (`ip netns exec <netns> <binary> <args> --json`; needs root). `ip` execs the binary, so the
+    /// process is the node itself: [`Cluster::stop`] and [`Cluster::kill`] signal it directly.
+    pub fn start_in_netns(
+        &mut self,
+        index: usize,
+        label: &str,
+        netns: &str,
+        args: &[String],
+    ) -> std::io::Result<()> {
+        let mut command = Command::new("ip");
+        command.args(["netns", "exec", netns]).arg(&self.bin).args(args);
+        self.spawn(index, label, command)
+    }
+
+    /// Spawns `command` (plus `--json`) as node `index` and reads its output on a thread.
+    fn spawn(&mut self, index: usize, label: &str, mut command: Command) -> std::io::Result<()> {
+        let mut child = command
             .arg("--json")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -151,6 +174,12 @@ impl Cluster {
     /// A copy of every run so far.
     pub fn runs(&self) -> Vec<Run> {
         self.runs.lock().expect("lock").clone()
+    }
+
+    /// Calls `f` with every run so far, without copying them (the readers wait meanwhile, so keep `f`
+    /// short). For polling the logs while the nodes run.
+    pub fn with_runs<T>(&self, f: impl FnOnce(&[Run]) -> T) -> T {
+        f(&self.runs.lock().expect("lock"))
     }
 
     /// Deliveries so far per node index (all runs of that node).

@@ -1,0 +1,307 @@
+//! The system under test: `nodes` real [`dotray::Node`]s in this process, used exactly as an
+//! application uses them (`broadcast`, `recv`).
+//!
+//! Setup: node 0 starts first; node `i` is seeded with node 0 and node `i-1`. The network counts as
+//! settled when every node has active neighbours and the overlay is connected, and then warm-up rounds
+//! (a few small broadcasts from the publishers) have let the broadcast tree prune itself: the setup
+//! ends after [`CLEAN_ROUNDS`] warm-up rounds in a row without a single duplicate payload. Only then
+//! does the measured phase start, with counters snapshotted before and after it.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use dotray::membership::core::NodeState;
+use dotray::{Node, NodeId};
+use tokio::sync::mpsc;
+use tokio::task::JoinSet;
+
+use crate::payload::{self, Header, Phase};
+use crate::tally::{NodeLog, Tally, merge};
+use crate::{BenchError, End, Report, Spec, usage, watch};
+
+/// Longest wait for the overlay to form.
+pub const OVERLAY_DEADLINE: Duration = Duration::from_secs(60);
+/// Warm-up messages per round (spread over the publishers).
+pub const WARMUP_MSGS: usize = 32;
+/// Bytes per warm-up message.
+pub const WARMUP_SIZE: usize = 64;
+/// Consecutive duplicate-free warm-up rounds that make the tree settled.
+pub const CLEAN_ROUNDS: usize = 2;
+/// Most warm-up rounds before measuring anyway.
+pub const MAX_WARMUP_ROUNDS: usize = 40;
+/// Longest a warm-up round may take.
+const WARMUP_ROUND_LIMIT: Duration = Duration::from_secs(30);
+/// How often the overlay is polled while forming.
+const OVERLAY_POLL: Duration = Duration::from_millis(50);
+
+/// Runs dotray once.
+pub async fn run(spec: &Spec) -> Result<Report, BenchError> {
+    let tally = Arc::new(Tally::new());
+    let nodes = start_nodes(spec.nodes).await?;
+
+    let mut receivers = JoinSet::new();
+    let (log_tx, mut log_rx) = mpsc::unbounded_channel();
+    for node in &nodes {
+        let receiver = Receiver { log: NodeLog::new(spec.msgs), logs: log_tx.clone() };
+        receivers.spawn(receiver.run(node.clone(), tally.clone()));
+    }
+    await_overlay(&nodes).await?;
+    warm_up(&nodes, spec, &tally).await?;
+    let setup_ms = tally.clock.elapsed().as_secs_f64() * 1e3;
+
+    // Measure.
+    let before_counts = snapshot(&nodes).await?;
+    let before = usage::now();
+    let start_ns = tally.now_ns();
+    let mut publishers = JoinSet::new();
+    for (publisher, node) in nodes.iter().enumerate().take(spec.publishers) {
+        let (node, tally, spec) = (node.clone(), tally.clone(), spec.clone());
+        publishers.spawn(async move {
+            for index in (publisher..spec.msgs).step_by(spec.publishers) {
+                let header =
+                    Header { phase: Phase::Measured, index: index as u32, sent_at_ns: tally.now_ns() };
+                if node.broadcast(payload::make(spec.size, header)).await.is_err() {
+                    return;
+                }
+            }
+        });
+    }
+    let end = watch::until_complete(&tally.delivered, spec.expected()).await;
+    let after = usage::now();
+    let after_counts = snapshot(&nodes).await?;
+    let last_ns = tally.last_delivery_ns.load(Ordering::Relaxed);
+    if debug() {
+        let (a, b) = (after_counts, before_counts);
+        eprintln!(
+            "measured: grafts {} prunes {} reoffers {} refused sends {} duplicates {} \
+             (eager {} lazy {} graft {}) optimisations {} deferred {}",
+            a.grafts - b.grafts,
+            a.prunes - b.prunes,
+            a.reoffers - b.reoffers,
+            a.refused - b.refused,
+            a.duplicates - b.duplicates,
+            a.dup_eager - b.dup_eager,
+            a.dup_lazy - b.dup_lazy,
+            a.dup_graft - b.dup_graft,
+            a.optimisations - b.optimisations,
+            a.deferred - b.deferred,
+        );
+    }
+
+    publishers.shutdown().await;
+    receivers.shutdown().await;
+    drop(log_tx);
+    let mut logs = Vec::new();
+    while let Some(log) = log_rx.recv().await {
+        logs.push(log);
+    }
+    let merged = merge(logs);
+    Ok(Report {
+        spec: spec.clone(),
+        end,
+        setup_ms,
+        deliver_ms: last_ns.saturating_sub(start_ns) as f64 / 1e6,
+        delivered: merged.distinct,
+        duplicates_delivered_to_app: merged.duplicates,
+        wire_bytes: after_counts.wire_bytes - before_counts.wire_bytes,
+        payload_msgs_received: after_counts.payloads_received - before_counts.payloads_received,
+        cpu_s: after.cpu_s - before.cpu_s,
+        peak_rss_mb: after.peak_rss_mb,
+        lat_p50_ms: merged.p50_ms,
+        lat_p99_ms: merged.p99_ms,
+    })
+}
+
+/// Whether `DOTRAY_BENCH_DEBUG` asks for progress details on stderr (overlay, warm-up rounds, the
+/// measured phase's repair counters).
+fn debug() -> bool {
+    std::env::var_os("DOTRAY_BENCH_DEBUG").is_some()
+}
+
+/// Starts node 0, then every other node seeded with node 0 and its predecessor.
+async fn start_nodes(count: usize) -> Result<Vec<Node>, BenchError> {
+    let listen = "127.0.0.1:0".parse().expect("a valid address");
+    let mut nodes: Vec<Node> = Vec::with_capacity(count);
+    for i in 0..count {
+        let mut builder = Node::builder().listen(listen).network_id("dotray-bench");
+        if i > 0 {
+            builder = builder.seed(nodes[0].local_addr());
+        }
+        if i > 1 {
+            builder = builder.seed(nodes[i - 1].local_addr());
+        }
+        nodes.push(builder.start().await?);
+    }
+    Ok(nodes)
+}
+
+/// Waits until every node has an active neighbour and the active links connect all nodes. (HyParView
+/// does not top up a node's active view on its own: a late joiner may keep one or two links until
+/// others join through it or a link fails, so "every node has k links" is not a settling condition.)
+async fn await_overlay(nodes: &[Node]) -> Result<(), BenchError> {
+    let wanted = 1;
+    let deadline = Instant::now() + OVERLAY_DEADLINE;
+    loop {
+        let mut links: HashMap<NodeId, Vec<NodeId>> = HashMap::new();
+        let mut enough = true;
+        for node in nodes {
+            let active: Vec<NodeId> = node
+                .nodes()
+                .await?
+                .into_iter()
+                .filter(|n| n.state == NodeState::Active)
+                .map(|n| n.peer.id)
+                .collect();
+            enough &= active.len() >= wanted;
+            links.insert(node.id(), active);
+        }
+        if enough && connected(&links, nodes.len()) {
+            return Ok(());
+        }
+        if debug() {
+            let mut counts: Vec<usize> = links.values().map(Vec::len).collect();
+            counts.sort_unstable();
+            eprintln!("overlay: active counts {counts:?}, connected {}", connected(&links, nodes.len()));
+        }
+        if Instant::now() >= deadline {
+            return Err(BenchError::Unsettled(format!("overlay not connected after {OVERLAY_DEADLINE:?}")));
+        }
+        tokio::time::sleep(OVERLAY_POLL).await;
+    }
+}
+
+/// True when the links (taken as undirected) reach all `count` nodes from any one of them.
+fn connected(links: &HashMap<NodeId, Vec<NodeId>>, count: usize) -> bool {
+    let mut undirected: HashMap<NodeId, HashSet<NodeId>> = HashMap::new();
+    for (a, peers) in links {
+        for b in peers {
+            undirected.entry(*a).or_default().insert(*b);
+            undirected.entry(*b).or_default().insert(*a);
+        }
+    }
+    let Some(start) = links.keys().next() else { return false };
+    let mut seen = HashSet::from([*start]);
+    let mut queue = VecDeque::from([*start]);
+    while let Some(a) = queue.pop_front() {
+        for b in undirected.get(&a).into_iter().flatten() {
+            if seen.insert(*b) {
+                queue.push_back(*b);
+            }
+        }
+    }
+    seen.len() == count && links.len() == count
+}
+
+/// Broadcasts warm-up rounds from the publishers until [`CLEAN_ROUNDS`] rounds in a row carried no
+/// duplicate payload (or [`MAX_WARMUP_ROUNDS`] have passed).
+async fn warm_up(nodes: &[Node], spec: &Spec, tally: &Tally) -> Result<(), BenchError> {
+    let per_round = WARMUP_MSGS.max(spec.publishers);
+    let mut clean = 0;
+    for round in 0..MAX_WARMUP_ROUNDS {
+        let before = snapshot(nodes).await?;
+        let target = tally.warmup_delivered.load(Ordering::Relaxed) + (per_round * (nodes.len() - 1)) as u64;
+        for index in 0..per_round {
+            let header = Header { phase: Phase::Warmup, index: index as u32, sent_at_ns: tally.now_ns() };
+            nodes[spec.publisher_of(index)].broadcast(payload::make(WARMUP_SIZE, header)).await?;
+        }
+        let end = watch::until(&tally.warmup_delivered, target, WARMUP_ROUND_LIMIT, WARMUP_ROUND_LIMIT).await;
+        if end != End::Completed {
+            return Err(BenchError::Unsettled(format!("warm-up round {round} ended {}", end.name())));
+        }
+        // Let late duplicates of this round arrive before judging it.
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        let after = snapshot(nodes).await?;
+        let duplicates = after.duplicates - before.duplicates;
+        clean = if duplicates == 0 { clean + 1 } else { 0 };
+        if clean >= CLEAN_ROUNDS {
+            eprintln!("dotray: tree settled after {} warm-up rounds", round + 1);
+            return Ok(());
+        }
+        if debug() {
+            eprintln!("dotray: warm-up round {round}: {duplicates} duplicate payloads");
+        }
+    }
+    eprintln!("dotray: tree not settled after {MAX_WARMUP_ROUNDS} warm-up rounds; measuring anyway");
+    Ok(())
+}
+
+/// Sums of every node's counters at one moment.
+#[derive(Debug, Clone, Copy, Default)]
+struct Snapshot {
+    wire_bytes: u64,
+    payloads_received: u64,
+    duplicates: u64,
+    grafts: u64,
+    prunes: u64,
+    reoffers: u64,
+    refused: u64,
+    optimisations: u64,
+    deferred: u64,
+    dup_eager: u64,
+    dup_lazy: u64,
+    dup_graft: u64,
+}
+
+async fn snapshot(nodes: &[Node]) -> Result<Snapshot, BenchError> {
+    let mut sum = Snapshot::default();
+    for node in nodes {
+        let (counters, driver) = node.counters().await?;
+        sum.payloads_received += counters.payloads_received;
+        sum.duplicates += counters.duplicates;
+        sum.grafts += counters.grafts_sent;
+        sum.prunes += counters.prunes_sent;
+        sum.reoffers += counters.reoffers;
+        sum.refused += driver.sends_refused;
+        sum.optimisations += counters.optimisations;
+        sum.deferred += counters.grafts_deferred;
+        sum.dup_eager += counters.duplicates_eager;
+        sum.dup_lazy += counters.duplicates_lazy;
+        sum.dup_graft += counters.duplicates_graft_answer + counters.duplicates_after_graft;
+        sum.wire_bytes += node.transport_stats().bytes_written;
+    }
+    Ok(sum)
+}
+
+/// One node's application: receives and records every delivery.
+struct Receiver {
+    log: NodeLog,
+    /// Where the log goes when the task ends or is aborted (see `Drop`).
+    logs: mpsc::UnboundedSender<NodeLog>,
+}
+
+impl Drop for Receiver {
+    fn drop(&mut self) {
+        let log = std::mem::replace(&mut self.log, NodeLog::new(0));
+        let _ = self.logs.send(log);
+    }
+}
+
+impl Receiver {
+    async fn run(mut self, node: Node, tally: Arc<Tally>) {
+        while let Some(message) = node.recv().await {
+            if let Some(header) = payload::read(&message.payload) {
+                self.log.record(header, tally.now_ns(), &tally);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn connectivity_sees_a_split() {
+        let ids: Vec<NodeId> = (0..4).map(|_| NodeId::random()).collect();
+        let mut links = HashMap::new();
+        links.insert(ids[0], vec![ids[1]]);
+        links.insert(ids[1], vec![]);
+        links.insert(ids[2], vec![ids[3]]);
+        links.insert(ids[3], vec![]);
+        assert!(!connected(&links, 4));
+        links.insert(ids[1], vec![ids[2]]);
+        assert!(connected(&links, 4));
+    }
+}

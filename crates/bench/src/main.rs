@@ -1,0 +1,31 @@
+//! `dotray-bench`: runs one benchmark run and prints its JSON line. Normally started by
+//! `cargo xtask bench`, once per (system, run), so each run's CPU time and peak RSS are its own.
+//!
+//! ```text
+//! dotray-bench --system dotray|ideal-tree [--nodes N] [--msgs M] [--size S] [--publishers P]
+//! ```
+
+use anyhow::{Context, Result, bail};
+use dotray_bench::{Spec, System};
+
+fn main() -> Result<()> {
+    let mut spec = Spec { system: System::Dotray, nodes: 32, msgs: 10_000, size: 1024, publishers: 1 };
+    let mut args = std::env::args().skip(1);
+    while let Some(flag) = args.next() {
+        let mut value = || args.next().with_context(|| format!("{flag} needs a value"));
+        match flag.as_str() {
+            "--system" => {
+                let name = value()?;
+                spec.system = System::parse(&name).with_context(|| format!("unknown system {name}"))?;
+            }
+            "--nodes" => spec.nodes = value()?.parse()?,
+            "--msgs" => spec.msgs = value()?.parse()?,
+            "--size" => spec.size = value()?.parse()?,
+            "--publishers" => spec.publishers = value()?.parse()?,
+            other => bail!("unknown flag {other}"),
+        }
+    }
+    let report = dotray_bench::run(&spec)?;
+    println!("{}", report.to_json());
+    Ok(())
+}
