@@ -22,7 +22,7 @@ use crate::{NodeError, StartError};
 /// 64 batches (each the frames of one socket read): enough to keep the router busy; when full, the
 /// transport's readers wait and TCP back-pressure reaches the senders. Larger only buffers more
 /// when the router is the bottleneck (see the transport's `event_queue_len`).
-const UPWARD_QUEUE: usize = 1_024;
+const UPWARD_QUEUE: usize = 64;
 
 /// A broadcast message, as delivered to the application.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -276,9 +276,14 @@ impl Node {
         Ok(self.inner.router.counters().await?)
     }
 
-    /// Figures of this node's transport: connections, and bytes and frames written to sockets.
+    /// Figures of this node's transport: connections, bytes and frames written to sockets, and bans.
     pub fn transport_stats(&self) -> dotray_transport::TransportStats {
         self.inner.transport.stats()
+    }
+
+    /// Nodes refused for now because they broke the protocol (see `dotray_transport::Config::ban_duration`).
+    pub fn bans(&self) -> Vec<dotray_transport::Ban> {
+        self.inner.transport.bans()
     }
 
     /// This node's links in the broadcast tree (eager) and its lazy links.

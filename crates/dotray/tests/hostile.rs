@@ -19,12 +19,16 @@ struct Hostile {
 
 impl Hostile {
     async fn join(node: &Node) -> Self {
+        Self::join_as(node, NodeId::random()).await
+    }
+
+    async fn join_as(node: &Node, id: NodeId) -> Self {
         let stream = TcpStream::connect(node.local_addr()).await.expect("connect");
         let mut framed = Framed::new(stream, FrameCodec::new());
         let hello = proto::Hello {
             network_id: "dotray".into(),
             protocol_version: PROTOCOL_VERSION,
-            node_id: NodeId::random().to_bytes(),
+            node_id: id.to_bytes(),
             listen_addr: "127.0.0.1:9".into(),
             nonce: rand::random(),
         };
@@ -35,6 +39,20 @@ impl Hostile {
 
     async fn send(&mut self, body: impl Into<Envelope>) -> bool {
         self.framed.send(&body.into()).await.is_ok()
+    }
+
+    /// Reads (answering pings) until the node's goodbye; `None` if the connection ends without one.
+    async fn goodbye(&mut self) -> Option<proto::Goodbye> {
+        loop {
+            let next = tokio::time::timeout(Duration::from_secs(10), self.framed.next()).await;
+            match next.ok()??.ok()?.body {
+                Some(Body::Goodbye(goodbye)) => return Some(goodbye),
+                Some(Body::Ping(p)) => {
+                    let _ = self.send(proto::Pong { nonce: p.nonce, sent_at_micros: p.sent_at_micros }).await;
+                }
+                _ => {}
+            }
+        }
     }
 
     /// Reads (and answers pings) without blocking long, so the node never sees a stalled reader.
@@ -180,4 +198,47 @@ async fn forged_far_future_data_and_endless_digests_do_not_stall_delivery() {
     let (counters, _) = victim.counters().await.unwrap();
     assert_eq!(counters.delivered, 3, "digests and grafts for nothing deliver nothing: {counters:?}");
     assert_good_broadcast_arrives(&victim, &good, "after-forgeries").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_router_level_violation_bans_the_peer_and_its_reconnect_is_refused() {
+    let (victim, good) = victim_and_good_peer().await;
+    let id = NodeId::random();
+    let mut hostile = Hostile::join_as(&victim, id).await;
+    // Data with sequence number 0 on a declared stream: the router layer finds the violation.
+    let origin = NodeId::random().to_bytes();
+    hostile
+        .send(proto::StreamDecl { stream_ref: 1, origin, epoch: 1, origin_addr: "127.0.0.1:9".into() })
+        .await;
+    hostile.send(proto::Data { stream_ref: 1, seq: 0, hops: 0, payload: Bytes::from_static(b"bad") }).await;
+    let goodbye = hostile.goodbye().await.expect("a goodbye");
+    assert_eq!(goodbye.reason, proto::GoodbyeReason::ProtocolViolation as i32);
+    assert!(goodbye.detail.contains("sequence number 0"), "the detail says why: {:?}", goodbye.detail);
+    let bans = victim.bans();
+    assert_eq!((bans.len(), bans[0].peer, bans[0].offences), (1, id, 1), "{bans:?}");
+
+    // Back at once with the same node id: refused after its hello.
+    let mut again = Hostile::join_as(&victim, id).await;
+    let goodbye = again.goodbye().await.expect("a goodbye");
+    assert_eq!(goodbye.reason, proto::GoodbyeReason::Banned as i32);
+    assert_eq!(victim.transport_stats().ban_refusals, 1);
+    assert_good_broadcast_arrives(&victim, &good, "after-ban").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_membership_level_violation_bans_the_peer_too() {
+    let (victim, good) = victim_and_good_peer().await;
+    let id = NodeId::random();
+    let mut hostile = Hostile::join_as(&victim, id).await;
+    // A forward-join naming a 15-byte node id: membership's wire check finds the violation.
+    let bad = proto::PeerRecord { node_id: vec![1u8; 15].into(), addr: "127.0.0.1:1".into() };
+    hostile.send(proto::ForwardJoin { node: Some(bad), ttl: 1 }).await;
+    let goodbye = hostile.goodbye().await.expect("a goodbye");
+    assert_eq!(goodbye.reason, proto::GoodbyeReason::ProtocolViolation as i32);
+    assert!(goodbye.detail.starts_with("invalid membership message"), "{:?}", goodbye.detail);
+    let bans = victim.bans();
+    assert_eq!((bans.len(), bans[0].peer, bans[0].offences), (1, id, 1), "one offence: {bans:?}");
+    let goodbye = Hostile::join_as(&victim, id).await.goodbye().await.expect("a goodbye");
+    assert_eq!(goodbye.reason, proto::GoodbyeReason::Banned as i32);
+    assert_good_broadcast_arrives(&victim, &good, "after-membership-ban").await;
 }

@@ -277,6 +277,11 @@ impl Driver {
                 Ok(message) => self.core.handle_message(peer, message, now),
                 Err(error) => {
                     warn!(?peer, %error, "invalid membership message");
+                    // Closed and banned with the precise reason; the core's own disconnect below
+                    // then counts as the same offence.
+                    if let Some(sender) = self.senders.get(&peer) {
+                        sender.close_for_violation(&format!("invalid membership message: {error}"));
+                    }
                     self.core.handle_protocol_violation(peer, now);
                 }
             }
@@ -325,6 +330,12 @@ impl Driver {
                         // Membership messages are small and rare: a full queue means the peer is far
                         // behind, and the missed pongs that follow let the core replace it.
                         debug!(peer = ?to, message = name, %error, "not queued");
+                    }
+                }
+                // A peer that broke the protocol is also banned by the transport for a while.
+                Action::Disconnect { peer, reason: CloseReason::ProtocolViolation } => {
+                    if let Some(sender) = self.senders.get(&peer) {
+                        sender.close_for_violation("membership message out of protocol order");
                     }
                 }
                 Action::Disconnect { peer, reason } => {

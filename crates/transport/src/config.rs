@@ -73,6 +73,25 @@ pub struct Config {
     /// Pause after a failed `accept` (for example when the process is out of file descriptors), so the
     /// accept loop does not spin. Default 100 ms.
     pub accept_error_backoff: Duration,
+    /// Most node ids remembered by the ban list (bans in force, and past offenders remembered so that
+    /// a repeat offence is banned longer). A new offender at the limit evicts the entry that expires
+    /// first. `0` turns banning off: a peer that breaks the protocol is only disconnected. Default
+    /// 1,024: an honest network has a handful of broken nodes at most (this node talks to about 5
+    /// active and 30 backup peers), and each entry is a few hundred bytes, so the list stays under
+    /// half a MiB even when flooded with fresh ids, each of which costs the sender a full handshake.
+    pub max_bans: usize,
+    /// How long a node that broke the protocol is refused after its first offence; each further
+    /// offence doubles it, up to [`Config::max_ban_duration`]. Default 60 s: the membership layer
+    /// redials a failed peer after 1 s, doubling to 60 s (its `backoff_initial` and `backoff_max`),
+    /// so a minute outlasts its fastest reconnect loop, and a node banned for a one-off fault (a bug
+    /// fixed by a restart, a rare race) is back within a minute.
+    pub ban_duration: Duration,
+    /// Longest ban, reached after repeated offences (60 s doubled six times is past it). Also how
+    /// long a node must stay clean after a ban ends before its offences are forgotten. Default 1 h: a
+    /// persistently broken node then costs a handshake an hour, and a node with a configured id that
+    /// was fixed waits an hour at worst (a node with a random id, the default, is a new id after a
+    /// restart and is not banned at all).
+    pub max_ban_duration: Duration,
 }
 
 /// Longest accepted [`Config::network_id`], in bytes.
@@ -95,10 +114,13 @@ impl Default for Config {
             max_frame_len: dotray_codec::DEFAULT_MAX_FRAME_LEN,
             max_queue_bytes: 8 * 1024 * 1024,
             write_batch_bytes: 256 * 1024,
-            event_queue_len: 4096,
+            event_queue_len: 64,
             read_buffer_len: 256 * 1024,
             listen_backlog: 1024,
             accept_error_backoff: Duration::from_millis(100),
+            max_bans: 1024,
+            ban_duration: Duration::from_secs(60),
+            max_ban_duration: Duration::from_secs(60 * 60),
         }
     }
 }
@@ -130,6 +152,8 @@ impl Config {
         check(self.event_queue_len > 0, "event_queue_len must be positive")?;
         check(self.read_buffer_len > 0, "read_buffer_len must be positive")?;
         check(self.listen_backlog > 0, "listen_backlog must be positive")?;
+        check(!self.ban_duration.is_zero(), "ban_duration must be positive (max_bans = 0 turns bans off)")?;
+        check(self.max_ban_duration >= self.ban_duration, "max_ban_duration must be at least ban_duration")?;
         Ok(())
     }
 }
@@ -147,6 +171,16 @@ mod tests {
     fn queue_must_hold_a_frame() {
         let config = Config { max_queue_bytes: 1000, ..Default::default() };
         assert!(config.validate().is_err());
+    }
+
+    #[test]
+    fn ban_periods_must_be_consistent() {
+        let zero = Config { ban_duration: Duration::ZERO, ..Default::default() };
+        assert!(zero.validate().is_err());
+        let shorter_max = Config { max_ban_duration: Duration::from_secs(1), ..Default::default() };
+        assert!(shorter_max.validate().is_err());
+        let off = Config { max_bans: 0, ..Default::default() };
+        assert_eq!(off.validate(), Ok(()));
     }
 
     #[test]

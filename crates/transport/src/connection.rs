@@ -2,7 +2,8 @@
 //!
 //! ```text
 //!   TCP connected ──► handshake (bounded by handshake_timeout)
-//!                        │ ok                       │ failed: goodbye with the reason, typed error
+//!                        │ ok                       │ failed or banned: goodbye with the reason,
+//!                        │                          │ typed error
 //!                        ▼
 //!                   registry.admit ── rejected ──► goodbye(DuplicateConnection), close
 //!                        │ admitted (wait for a replaced connection's Disconnected)
@@ -10,6 +11,7 @@
 //!        spawn writer ◄──┴──► emit Connected, then the reader loop:
 //!                              frames → Frames events (awaiting room: back-pressure)
 //!                              goodbye / EOF / idle / bad frame / local close → leave the loop
+//!                              (a bad frame or a reported violation also bans the peer's node id)
 //!                        ▼
 //!   close: stop or flush the writer (goodbye), unregister, emit Disconnected, mark done
 //! ```
@@ -31,7 +33,7 @@ use tokio::sync::{OwnedSemaphorePermit, mpsc, oneshot};
 use tokio::time::timeout;
 use tokio_util::codec::{Decoder, FramedRead};
 use tokio_util::sync::CancellationToken;
-use tracing::{Instrument, debug, field, info_span, warn};
+use tracing::{Instrument, debug, field, info_span};
 
 use crate::config::MAX_WRITE_SLICES;
 use crate::handshake::{self, PeerHello};
@@ -80,10 +82,19 @@ async fn run_inner(
         config.read_buffer_len,
     );
 
-    // 1. Handshake, bounded in time as a whole (a peer dribbling bytes does not extend it).
+    // 1. Handshake, bounded in time as a whole (a peer dribbling bytes does not extend it). A banned
+    //    node id is refused once its hello is known.
+    let refuse = |peer: &PeerHello| refuse_banned(&ctx, peer, remote);
     let handshake = timeout(
         config.handshake_timeout,
-        handshake::handshake(&mut reader, &mut write_half, &ctx.hello, remote),
+        handshake::handshake(
+            &mut reader,
+            &mut write_half,
+            &ctx.hello,
+            remote,
+            !direction.is_outbound(),
+            refuse,
+        ),
     );
     let result = tokio::select! {
         _ = ctx.root.cancelled() => return finish_failed_dial(reply, DialError::Shutdown),
@@ -99,6 +110,8 @@ async fn run_inner(
     let (queue_tx, queue_rx) = mpsc::unbounded_channel();
     let shared = Arc::new(ConnShared::new(
         peer.id,
+        remote,
+        ctx.bans.clone(),
         queue_tx,
         config.max_queue_bytes,
         config.max_frame_len,
@@ -216,6 +229,10 @@ async fn read_loop(
             };
             end = classify(decoded, &mut frames);
         }
+        // Ban before anything can wait, so that the peer's next connection finds the ban in place.
+        if let Some(Closing { reason: DisconnectReason::ProtocolViolation(what), .. }) = &end {
+            shared.report_violation(what);
+        }
         if !frames.is_empty()
             && !ctx.emit(TransportEvent::Frames { peer: peer.id, frames }, &shared.close).await
         {
@@ -240,9 +257,10 @@ fn classify(
         Err(dotray_codec::CodecError::Io(e)) => {
             Some(Closing { goodbye: None, flush: false, reason: DisconnectReason::Io(e.kind()) })
         }
+        // Violations are reported as a warning with the ban (`ban` module).
         Err(e) => {
-            warn!(error = %e, "peer sent an invalid frame");
-            Some(violation(e.to_string()))
+            debug!(error = %e, "peer sent an invalid frame");
+            Some(violation(format!("invalid frame: {e}")))
         }
         Ok(envelope) => match envelope.body {
             Some(Body::Goodbye(g)) => Some(Closing {
@@ -254,7 +272,7 @@ fn classify(
                 },
             }),
             Some(Body::Hello(_)) => {
-                warn!("peer sent a second hello");
+                debug!("peer sent a second hello");
                 Some(violation("hello after the handshake".to_owned()))
             }
             _ => {
@@ -327,7 +345,12 @@ async fn write_loop(
     }
     let closing = shared.closing();
     if let Some(reason) = closing.goodbye {
-        let frame = handshake::goodbye_frame(reason, "");
+        // A violating peer learns what it did wrong.
+        let detail = match &closing.reason {
+            DisconnectReason::ProtocolViolation(what) => what.as_str(),
+            _ => "",
+        };
+        let frame = handshake::goodbye_frame(reason, detail);
         let _ = timeout(GOODBYE_WRITE_TIMEOUT.min(write_timeout), writer.write_all(&frame)).await;
     }
     let _ = timeout(GOODBYE_WRITE_TIMEOUT.min(write_timeout), writer.shutdown()).await;
@@ -363,6 +386,25 @@ async fn write_goodbye(writer: &mut OwnedWriteHalf, reason: GoodbyeReason, detai
     let frame = handshake::goodbye_frame(reason, detail);
     let _ = timeout(GOODBYE_WRITE_TIMEOUT, writer.write_all(&frame)).await;
     let _ = timeout(GOODBYE_WRITE_TIMEOUT, writer.shutdown()).await;
+}
+
+/// The error that refuses `peer` if its node id is banned; logs the refusal.
+fn refuse_banned(ctx: &Context, peer: &PeerHello, remote: SocketAddr) -> Option<HandshakeError> {
+    let ban = ctx.bans.refusal(peer.id, tokio::time::Instant::now())?;
+    debug!(
+        peer = ?peer.id,
+        %remote,
+        remaining = ?ban.remaining,
+        offences = ban.offences,
+        reason = %ban.reason,
+        "refused a banned peer"
+    );
+    Some(HandshakeError::Banned {
+        peer: peer.id,
+        remaining: ban.remaining,
+        offences: ban.offences,
+        reason: ban.reason,
+    })
 }
 
 async fn handshake_failed(

@@ -2,6 +2,7 @@
 
 use std::io;
 use std::net::SocketAddr;
+use std::time::Duration;
 
 use dotray_codec::proto::GoodbyeReason;
 use dotray_codec::{CodecError, NodeId};
@@ -63,6 +64,20 @@ pub enum HandshakeError {
         reason: GoodbyeReason,
         /// The peer's detail text.
         detail: String,
+    },
+    /// The peer's node id is banned here for an earlier protocol violation (see
+    /// [`crate::Transport::bans`]); it was refused with `Goodbye(Banned)`. The banned side sees
+    /// [`HandshakeError::Refused`] with [`GoodbyeReason::Banned`].
+    #[error("peer {peer:?} is banned for another {remaining:?} (offence {offences}: {reason})")]
+    Banned {
+        /// The banned node.
+        peer: NodeId,
+        /// Time left until it is admitted again.
+        remaining: Duration,
+        /// Its offences so far.
+        offences: u32,
+        /// How it broke the protocol, the last time.
+        reason: String,
     },
     /// The peer closed the connection during the handshake.
     #[error("connection closed during the handshake")]
@@ -137,7 +152,8 @@ pub enum DisconnectReason {
     IdleTimeout,
     /// A write made no progress within [`crate::Config::write_timeout`].
     WriteTimeout,
-    /// The peer broke the protocol; the text says how (also logged).
+    /// The peer broke the protocol; the text says how (also logged). Detected by the transport or
+    /// reported by a layer above ([`crate::PeerSender::close_for_violation`]); the peer is banned.
     ProtocolViolation(String),
     /// A socket error.
     Io(io::ErrorKind),

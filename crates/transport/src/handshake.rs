@@ -1,9 +1,16 @@
-//! The connection handshake: both sides send `Hello` at once, then each checks the other's.
+//! The connection handshake: each side sends `Hello`, then checks the other's.
+//!
+//! The dialer sends its `Hello` at once. The acceptor reads the dialer's `Hello` first and answers with
+//! its own, except to a banned node id: that one gets only `Goodbye(Banned)`, so a banned dialer sees
+//! a refused handshake (a typed error, and a failed dial to back off from) rather than a connection
+//! that closes at once. Waiting costs the acceptor nothing: the dialer's `Hello` leaves as its TCP
+//! connect completes, about when the acceptor's `accept` returns.
 //!
 //! Checks, in order: the first frame is a `Hello` (a `Goodbye` instead means we were refused); same
 //! network id; a protocol version we speak; a 16-byte node id; a nonce that is not ours (else we dialed
-//! ourselves); a parseable listen address. A failed check is answered with a goodbye that names the
-//! reason, so the other side gets a typed error too, and the connection is closed.
+//! ourselves); a parseable listen address; a node id that is not banned. A failed check is answered with
+//! a goodbye that names the reason, so the other side gets a typed error too, and the connection is
+//! closed.
 
 use std::net::SocketAddr;
 
@@ -51,15 +58,39 @@ pub(crate) struct PeerHello {
 }
 
 /// Runs the handshake on a fresh connection. The caller bounds it with the handshake timeout.
+///
+/// `refuse` is asked about a peer whose `Hello` passed every other check; it returns the error that
+/// refuses it (a ban), if any.
 pub(crate) async fn handshake(
     reader: &mut FramedRead<OwnedReadHalf, FrameCodec>,
     writer: &mut OwnedWriteHalf,
     local: &LocalHello,
     remote: SocketAddr,
+    inbound: bool,
+    refuse: impl FnOnce(&PeerHello) -> Option<HandshakeError>,
 ) -> Result<PeerHello, HandshakeError> {
-    // Send ours first: both sides do, so neither waits for the other. A write error means the peer is
-    // gone; reading will tell us how.
-    let _ = writer.write_all(&local.frame).await;
+    // A dialer sends its hello at once. A write error means the peer is gone; reading will tell us how.
+    if !inbound {
+        let _ = writer.write_all(&local.frame).await;
+    }
+    let result = read_hello(reader, local, remote).await.and_then(|peer| match refuse(&peer) {
+        Some(error) => Err(error),
+        None => Ok(peer),
+    });
+    // An acceptor answers every dialer with its hello (so a dialer on another network or version
+    // learns why from it), except a banned one.
+    if inbound && !matches!(result, Err(HandshakeError::Banned { .. })) {
+        let _ = writer.write_all(&local.frame).await;
+    }
+    result
+}
+
+/// Reads the peer's first frame and checks that it is an acceptable `Hello`.
+async fn read_hello(
+    reader: &mut FramedRead<OwnedReadHalf, FrameCodec>,
+    local: &LocalHello,
+    remote: SocketAddr,
+) -> Result<PeerHello, HandshakeError> {
     let envelope = match reader.next().await {
         None => return Err(HandshakeError::Closed),
         Some(Err(e)) => return Err(HandshakeError::Codec(e)),
@@ -120,6 +151,7 @@ pub(crate) fn goodbye_for(error: &HandshakeError) -> Option<GoodbyeReason> {
         HandshakeError::NetworkMismatch { .. } => Some(GoodbyeReason::NetworkMismatch),
         HandshakeError::VersionUnsupported { .. } => Some(GoodbyeReason::VersionUnsupported),
         HandshakeError::SelfConnection => Some(GoodbyeReason::SelfConnection),
+        HandshakeError::Banned { .. } => Some(GoodbyeReason::Banned),
         HandshakeError::InvalidHello(_) | HandshakeError::UnexpectedFrame(_) | HandshakeError::Codec(_) => {
             Some(GoodbyeReason::ProtocolViolation)
         }

@@ -7,11 +7,13 @@
 //!
 //! ## A connection's life
 //!
-//! 1. **Handshake.** Both sides send `Hello` at once: network id, protocol version, node id, advertised
-//!    listen address, and a random per-process nonce. A different network id or an unsupported version
-//!    is refused with a `Goodbye` naming the reason, and both sides get a typed error
-//!    ([`HandshakeError`]). A node that reaches itself (same nonce) drops the connection. The whole
-//!    handshake must finish within [`Config::handshake_timeout`].
+//! 1. **Handshake.** Both sides send `Hello` (the dialer at once, the acceptor in answer): network id,
+//!    protocol version, node id, advertised listen address, and a random per-process nonce. A different
+//!    network id or an unsupported version is refused with a `Goodbye` naming the reason, and both
+//!    sides get a typed error ([`HandshakeError`]). A node that reaches itself (same nonce) drops the
+//!    connection. A banned node id (see 4.) is refused with `Goodbye(Banned)`: the refusing side reports
+//!    [`HandshakeError::Banned`], the banned side [`HandshakeError::Refused`]. The whole handshake must
+//!    finish within [`Config::handshake_timeout`].
 //! 2. **One connection per pair.** If two nodes dial each other at the same moment, both keep the same
 //!    connection, chosen from their ids alone (see the `registry` module); the other is closed with
 //!    `Goodbye(DuplicateConnection)`.
@@ -19,17 +21,23 @@
 //!    per-peer queue bounded in bytes ([`Config::max_queue_bytes`]), gathering queued frames into
 //!    vectored writes with `TCP_NODELAY` set. [`PeerSender::try_send`] says [`SendError::QueueFull`]
 //!    when a peer reads too slowly; [`PeerSender::send`] waits for room.
-//! 4. **Close.** A goodbye, EOF, an invalid frame (the peer gets `Goodbye(ProtocolViolation)`), no
-//!    frame within [`Config::idle_timeout`], a stalled write ([`Config::write_timeout`]), a local
-//!    [`Transport::disconnect`] or [`Transport::shutdown`] ends it with one
-//!    [`TransportEvent::Disconnected`] carrying the [`DisconnectReason`].
+//! 4. **Close.** A goodbye, EOF, a protocol violation, no frame within [`Config::idle_timeout`], a
+//!    stalled write ([`Config::write_timeout`]), a local [`Transport::disconnect`] or
+//!    [`Transport::shutdown`] ends it with one [`TransportEvent::Disconnected`] carrying the
+//!    [`DisconnectReason`]. A violation is an invalid frame or a second `Hello` (found here), or
+//!    anything the layers above report with [`PeerSender::close_for_violation`]: the peer gets
+//!    `Goodbye(ProtocolViolation)` saying what, a `warn` event says it too, and its node id is banned
+//!    for [`Config::ban_duration`], doubled for each repeat offence up to [`Config::max_ban_duration`]
+//!    ([`Transport::bans`] lists them). Garbage before the handshake names no node id: it only closes
+//!    the connection. Nothing is ever banned by IP address, which many honest nodes may share.
 //!
 //! ## Limits
 //!
 //! Every resource a remote peer can make this node spend is capped by a [`Config`] field: inbound and
 //! outbound connections (excess sockets are closed at once), frame length (checked from the length
 //! prefix before allocating), queued bytes per peer, time to handshake, idle time, write stall time,
-//! and events waiting for the layer above (readers wait: TCP back-pressure).
+//! events waiting for the layer above (readers wait: TCP back-pressure), and node ids remembered by
+//! the ban list ([`Config::max_bans`]).
 //!
 //! ## Example
 //!
@@ -65,6 +73,7 @@
 //! ```
 #![forbid(unsafe_code)]
 
+mod ban;
 mod config;
 mod connection;
 mod error;
@@ -75,6 +84,7 @@ mod peer_sender;
 mod registry;
 mod transport;
 
+pub use ban::Ban;
 pub use config::{Config, InvalidConfig, MAX_NETWORK_ID_LEN, MAX_WRITE_SLICES};
 pub use error::{DialError, DisconnectReason, HandshakeError, SendError, StartError};
 pub use event::{ConnectedPeer, Direction, TransportEvent};

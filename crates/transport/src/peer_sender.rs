@@ -6,6 +6,8 @@
 //! So a peer that stops reading can hold at most that many bytes of this node's memory, and the sender
 //! always learns that the queue is full ([`SendError::QueueFull`]) instead of frames vanishing.
 
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
@@ -14,6 +16,7 @@ use dotray_codec::{NodeId, encode_frame};
 use tokio::sync::{Semaphore, TryAcquireError, mpsc};
 use tokio_util::sync::CancellationToken;
 
+use crate::ban::BanList;
 use crate::{DisconnectReason, SendError};
 
 /// How a connection is being closed: what to tell the peer, whether to flush the queue first, and what
@@ -32,6 +35,12 @@ pub(crate) struct Closing {
 #[derive(Debug)]
 pub(crate) struct ConnShared {
     pub(crate) peer: NodeId,
+    /// The socket's remote address, for the ban's log line.
+    remote: SocketAddr,
+    /// The transport's ban list.
+    bans: Arc<BanList>,
+    /// Set by the first violation reported on this connection: one connection, one offence.
+    violated: AtomicBool,
     queue: mpsc::UnboundedSender<Bytes>,
     pub(crate) budget: Semaphore,
     max_queue_bytes: usize,
@@ -45,6 +54,8 @@ pub(crate) struct ConnShared {
 impl ConnShared {
     pub(crate) fn new(
         peer: NodeId,
+        remote: SocketAddr,
+        bans: Arc<BanList>,
         queue: mpsc::UnboundedSender<Bytes>,
         max_queue_bytes: usize,
         max_frame_len: usize,
@@ -52,6 +63,9 @@ impl ConnShared {
     ) -> Self {
         Self {
             peer,
+            remote,
+            bans,
+            violated: AtomicBool::new(false),
             queue,
             budget: Semaphore::new(max_queue_bytes),
             max_queue_bytes,
@@ -71,6 +85,14 @@ impl ConnShared {
         }
         self.budget.close();
         self.close.cancel();
+    }
+
+    /// The peer broke the protocol on this connection: bans its node id (logged as a warning), unless
+    /// a violation was already reported on this connection. Does not close the connection.
+    pub(crate) fn report_violation(&self, what: &str) {
+        if !self.violated.swap(true, Ordering::AcqRel) {
+            self.bans.record_violation(self.peer, self.remote, what, tokio::time::Instant::now());
+        }
     }
 
     /// How the connection is closing. When the close token was cancelled from outside (the transport's
@@ -127,12 +149,30 @@ impl PeerSender {
         self.try_send(frame)
     }
 
-    /// Closes the connection: what is queued is written, then a goodbye with `reason`.
+    /// Closes the connection: what is queued is written, then a goodbye with `reason`. For a peer that
+    /// broke the protocol, use [`PeerSender::close_for_violation`], which also bans it.
     pub fn close(&self, reason: GoodbyeReason) {
         self.shared.begin_close(Closing {
             goodbye: Some(reason),
             flush: true,
             reason: DisconnectReason::Local(reason),
+        });
+    }
+
+    /// Closes the connection because the peer broke the protocol, as a layer above found (an invalid
+    /// message, a message out of order): the peer gets `Goodbye(ProtocolViolation)` with `reason` as
+    /// its detail, what is queued for it is dropped, and its node id is banned for a while
+    /// ([`crate::Config::ban_duration`], longer for repeat offences), which a `warn` event reports.
+    /// Until the ban ends, its connections are refused. The connection reports
+    /// [`DisconnectReason::ProtocolViolation`].
+    ///
+    /// Several reports on one connection count as one offence.
+    pub fn close_for_violation(&self, reason: &str) {
+        self.shared.report_violation(reason);
+        self.shared.begin_close(Closing {
+            goodbye: Some(GoodbyeReason::ProtocolViolation),
+            flush: false,
+            reason: DisconnectReason::ProtocolViolation(reason.to_owned()),
         });
     }
 

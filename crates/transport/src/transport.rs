@@ -14,6 +14,7 @@ use tokio_util::sync::{CancellationToken, DropGuard};
 use tokio_util::task::TaskTracker;
 use tracing::{Instrument, Span, info_span};
 
+use crate::ban::{Ban, BanList};
 use crate::handshake::LocalHello;
 use crate::registry::Registry;
 use crate::{Config, ConnectedPeer, DialError, Direction, PeerSender, SendError, StartError, TransportEvent};
@@ -27,6 +28,7 @@ pub(crate) struct Context {
     pub(crate) config: Config,
     pub(crate) hello: LocalHello,
     pub(crate) registry: Registry,
+    pub(crate) bans: Arc<BanList>,
     pub(crate) events: mpsc::Sender<TransportEvent>,
     /// Cancelled at shutdown; every connection's close token is a child of it.
     pub(crate) root: CancellationToken,
@@ -95,6 +97,12 @@ pub struct TransportStats {
     pub bytes_written: u64,
     /// Frames written to peers' sockets since start (same scope as `bytes_written`).
     pub frames_written: u64,
+    /// Node ids banned now for breaking the protocol (see [`Transport::bans`]).
+    pub bans: usize,
+    /// Bans issued since start, repeat offences included.
+    pub bans_issued: u64,
+    /// Connections refused since start because the peer's node id was banned, in both directions.
+    pub ban_refusals: u64,
 }
 
 /// A running transport: a listener, its connections, and the way to reach them.
@@ -144,6 +152,7 @@ impl Transport {
         let ctx = Arc::new(Context {
             hello: LocalHello::new(id, rand::random(), config.network_id.clone(), Some(advertised)),
             registry: Registry::new(id),
+            bans: Arc::new(BanList::new(&config)),
             events: events_tx,
             root: root.clone(),
             tracker: TaskTracker::new(),
@@ -239,7 +248,16 @@ impl Transport {
             inbound_refused: ctx.stats.inbound_refused.load(Ordering::Relaxed),
             bytes_written: ctx.stats.bytes_written.load(Ordering::Relaxed),
             frames_written: ctx.stats.frames_written.load(Ordering::Relaxed),
+            bans: ctx.bans.count_in_force(tokio::time::Instant::now()),
+            bans_issued: ctx.bans.issued(),
+            ban_refusals: ctx.bans.refusals(),
         }
+    }
+
+    /// Node ids banned now for breaking the protocol, the ban ending first first. Their connections
+    /// are refused with `Goodbye(Banned)` until then (see [`Config::ban_duration`]).
+    pub fn bans(&self) -> Vec<Ban> {
+        self.ctx().bans.in_force(tokio::time::Instant::now())
     }
 
     /// Stops accepting, says goodbye (`Shutdown`) to every peer after flushing their queues, and waits
