@@ -21,8 +21,14 @@ use crate::payload::{self, Header, Phase};
 use crate::tally::{NodeLog, Tally, merge};
 use crate::{BenchError, End, Report, Spec, usage, watch};
 
+/// Longest wait for one node to join before the next one starts anyway.
+pub const JOIN_WAIT: Duration = Duration::from_secs(2);
 /// Longest wait for the overlay to form.
 pub const OVERLAY_DEADLINE: Duration = Duration::from_secs(60);
+/// Setup waits for this long without a neighbour change before warming up.
+pub const QUIET_FOR: Duration = Duration::from_secs(2);
+/// Longest wait for the overlay to become quiet (then the run goes on anyway).
+pub const QUIET_DEADLINE: Duration = Duration::from_secs(30);
 /// Warm-up messages per round (spread over the publishers).
 pub const WARMUP_MSGS: usize = 32;
 /// Bytes per warm-up message.
@@ -47,12 +53,27 @@ pub async fn run(spec: &Spec) -> Result<Report, BenchError> {
         let receiver = Receiver { log: NodeLog::new(spec.msgs), logs: log_tx.clone() };
         receivers.spawn(receiver.run(node.clone(), tally.clone()));
     }
+    let link_changes = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    for node in &nodes {
+        let (node, changes) = (node.clone(), link_changes.clone());
+        receivers.spawn(async move {
+            while let Some(event) = node.next_event().await {
+                match event {
+                    dotray::Event::NeighbourUp { .. } => changes.fetch_add(1, Ordering::Relaxed),
+                    dotray::Event::NeighbourDown { .. } => changes.fetch_add(1 << 32, Ordering::Relaxed),
+                    _ => 0,
+                };
+            }
+        });
+    }
     await_overlay(&nodes).await?;
+    await_quiet(&link_changes).await;
     warm_up(&nodes, spec, &tally).await?;
     let setup_ms = tally.clock.elapsed().as_secs_f64() * 1e3;
 
     // Measure.
     let before_counts = snapshot(&nodes).await?;
+    let changes_before = link_changes.load(Ordering::Relaxed);
     let before = usage::now();
     let start_ns = tally.now_ns();
     let mut publishers = JoinSet::new();
@@ -76,7 +97,7 @@ pub async fn run(spec: &Spec) -> Result<Report, BenchError> {
         let (a, b) = (after_counts, before_counts);
         eprintln!(
             "measured: grafts {} prunes {} reoffers {} refused sends {} duplicates {} \
-             (eager {} lazy {} graft {}) optimisations {} deferred {}",
+             (eager {} lazy {} graft {}) optimisations {} deferred {} link ups/downs {}",
             a.grafts - b.grafts,
             a.prunes - b.prunes,
             a.reoffers - b.reoffers,
@@ -87,6 +108,10 @@ pub async fn run(spec: &Spec) -> Result<Report, BenchError> {
             a.dup_graft - b.dup_graft,
             a.optimisations - b.optimisations,
             a.deferred - b.deferred,
+            {
+                let d = link_changes.load(Ordering::Relaxed) - changes_before;
+                format!("{}/{}", d & 0xffff_ffff, d >> 32)
+            },
         );
     }
 
@@ -120,7 +145,12 @@ fn debug() -> bool {
     std::env::var_os("DOTRAY_BENCH_DEBUG").is_some()
 }
 
-/// Starts node 0, then every other node seeded with node 0 and its predecessor.
+/// Starts node 0, then every other node seeded with node 0 and its predecessor — a rolling start:
+/// each node once the previous one has joined (has an active neighbour), or after [`JOIN_WAIT`].
+///
+/// Starting all nodes in the same instant is a join storm: at 128 nodes it left the overlay in two
+/// dozen small components that took over a minute to merge (HyParView only lets a node with no
+/// neighbour at all force its way into a full view; see the issue notes).
 async fn start_nodes(count: usize) -> Result<Vec<Node>, BenchError> {
     let listen = "127.0.0.1:0".parse().expect("a valid address");
     let mut nodes: Vec<Node> = Vec::with_capacity(count);
@@ -132,7 +162,16 @@ async fn start_nodes(count: usize) -> Result<Vec<Node>, BenchError> {
         if i > 1 {
             builder = builder.seed(nodes[i - 1].local_addr());
         }
-        nodes.push(builder.start().await?);
+        let node = builder.start().await?;
+        if i > 0 {
+            let deadline = Instant::now() + JOIN_WAIT;
+            while Instant::now() < deadline
+                && !node.nodes().await?.iter().any(|n| n.state == NodeState::Active)
+            {
+                tokio::time::sleep(Duration::from_millis(2)).await;
+            }
+        }
+        nodes.push(node);
     }
     Ok(nodes)
 }
@@ -163,7 +202,7 @@ async fn await_overlay(nodes: &[Node]) -> Result<(), BenchError> {
         if debug() {
             let mut counts: Vec<usize> = links.values().map(Vec::len).collect();
             counts.sort_unstable();
-            eprintln!("overlay: active counts {counts:?}, connected {}", connected(&links, nodes.len()));
+            eprintln!("overlay: active counts {counts:?}, components {:?}", components(&links));
         }
         if Instant::now() >= deadline {
             return Err(BenchError::Unsettled(format!("overlay not connected after {OVERLAY_DEADLINE:?}")));
@@ -172,26 +211,63 @@ async fn await_overlay(nodes: &[Node]) -> Result<(), BenchError> {
     }
 }
 
+/// Waits until no node reported a neighbour up or down for [`QUIET_FOR`] (at most [`QUIET_DEADLINE`]).
+///
+/// A freshly joined node accepts every neighbour request for a while (membership's
+/// `transient_timeout`), evicting a peer when its view is full, so the views keep changing for some
+/// seconds after the last join; measuring meanwhile measures that churn (every new link starts eager).
+async fn await_quiet(link_changes: &std::sync::atomic::AtomicU64) {
+    let deadline = Instant::now() + QUIET_DEADLINE;
+    let mut last = link_changes.load(Ordering::Relaxed);
+    let mut since = Instant::now();
+    while Instant::now() < deadline && since.elapsed() < QUIET_FOR {
+        tokio::time::sleep(OVERLAY_POLL).await;
+        let now = link_changes.load(Ordering::Relaxed);
+        if now != last {
+            last = now;
+            since = Instant::now();
+        }
+    }
+    if debug() {
+        eprintln!("overlay: quiet for {:?} after {:?} of waiting", since.elapsed(), QUIET_DEADLINE);
+    }
+}
+
 /// True when the links (taken as undirected) reach all `count` nodes from any one of them.
 fn connected(links: &HashMap<NodeId, Vec<NodeId>>, count: usize) -> bool {
+    links.len() == count && components(links) == [count]
+}
+
+/// Sizes of the connected components of the links (taken as undirected), largest first.
+fn components(links: &HashMap<NodeId, Vec<NodeId>>) -> Vec<usize> {
     let mut undirected: HashMap<NodeId, HashSet<NodeId>> = HashMap::new();
     for (a, peers) in links {
+        undirected.entry(*a).or_default();
         for b in peers {
             undirected.entry(*a).or_default().insert(*b);
             undirected.entry(*b).or_default().insert(*a);
         }
     }
-    let Some(start) = links.keys().next() else { return false };
-    let mut seen = HashSet::from([*start]);
-    let mut queue = VecDeque::from([*start]);
-    while let Some(a) = queue.pop_front() {
-        for b in undirected.get(&a).into_iter().flatten() {
-            if seen.insert(*b) {
-                queue.push_back(*b);
+    let mut seen = HashSet::new();
+    let mut sizes = Vec::new();
+    for start in undirected.keys() {
+        if !seen.insert(*start) {
+            continue;
+        }
+        let mut size = 1;
+        let mut queue = VecDeque::from([*start]);
+        while let Some(a) = queue.pop_front() {
+            for b in undirected.get(&a).into_iter().flatten() {
+                if seen.insert(*b) {
+                    size += 1;
+                    queue.push_back(*b);
+                }
             }
         }
+        sizes.push(size);
     }
-    seen.len() == count && links.len() == count
+    sizes.sort_unstable_by(|a, b| b.cmp(a));
+    sizes
 }
 
 /// Broadcasts warm-up rounds from the publishers until [`CLEAN_ROUNDS`] rounds in a row carried no

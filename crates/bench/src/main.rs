@@ -9,6 +9,13 @@ use anyhow::{Context, Result, bail};
 use dotray_bench::{Spec, System};
 
 fn main() -> Result<()> {
+    // Logs only when asked (RUST_LOG=...), on stderr: the JSON line is the only stdout.
+    if std::env::var_os("RUST_LOG").is_some() {
+        tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+            .with_writer(std::io::stderr)
+            .init();
+    }
     let mut spec = Spec { system: System::Dotray, nodes: 32, msgs: 10_000, size: 1024, publishers: 1 };
     let mut args = std::env::args().skip(1);
     while let Some(flag) = args.next() {

@@ -254,6 +254,8 @@ struct PeerLink {
     full_since: Option<Instant>,
     /// Demoted for congestion: it no longer holds the publisher back until its queue drains.
     slow: bool,
+    /// When a payload (`Data`) was last queued for it.
+    last_payload: Option<Instant>,
 }
 
 struct Driver {
@@ -323,7 +325,13 @@ impl Driver {
                 self.outbound.peer_down(&peer.id);
                 self.peers.insert(
                     peer.id,
-                    PeerLink { sender, inbound: Inbound::new(), full_since: None, slow: false },
+                    PeerLink {
+                        sender,
+                        inbound: Inbound::new(),
+                        full_since: None,
+                        slow: false,
+                        last_payload: None,
+                    },
                 );
                 self.core.handle_neighbour_up(peer.id, now);
                 self.emit(RouterEvent::NeighbourUp { peer: peer.id, addr: peer.addr });
@@ -387,12 +395,23 @@ impl Driver {
     }
 
     /// True while a neighbour that is not known to be slow has more than the high-water mark queued.
-    /// Marks neighbours that stay above it for the grace period as congested.
+    /// Marks neighbours that stay above it for the grace period as congested — but only while another
+    /// neighbour's queue is drained: a neighbour is slow when it lags behind the others. When every
+    /// queue is full, the network as a whole is at capacity (on a loaded machine, every node is
+    /// short of CPU alike) and demoting would only churn the tree (measured with `cargo xtask bench`:
+    /// each demotion cost its subtree a graft delay and thousands of repair duplicates).
     fn publisher_held_back(&mut self) -> bool {
         let now = Instant::now();
         let (high, grace) = (self.config.publish_high_water, self.config.congestion_grace);
         let mut held_back = false;
         let mut newly_slow = Vec::new();
+        // Only neighbours we pushed payloads to lately compare: a lazy link's queue (digests only) is
+        // always drained.
+        let someone_drained = self.peers.values().any(|link| {
+            !link.slow
+                && link.last_payload.is_some_and(|at| now.duration_since(at) < grace)
+                && link.sender.queued_bytes() <= high / 4
+        });
         for (id, link) in &mut self.peers {
             let queued = link.sender.queued_bytes();
             if queued <= high / 4 {
@@ -404,7 +423,7 @@ impl Driver {
                 continue;
             }
             let since = *link.full_since.get_or_insert(now);
-            if now.duration_since(since) >= grace {
+            if now.duration_since(since) >= grace && someone_drained {
                 link.slow = true;
                 newly_slow.push(*id);
             } else {
@@ -478,6 +497,11 @@ impl Driver {
                 }
             },
         };
+        if matches!(message, Message::Data { .. })
+            && let Some(link) = self.peers.get_mut(&to)
+        {
+            link.last_payload = Some(Instant::now());
+        }
         self.queue_frame(&sender, frame, to);
     }
 
@@ -522,7 +546,7 @@ impl Driver {
         warn!(?peer, reason, "protocol violation; closing the connection");
         self.counters.violations += 1;
         if let Some(link) = self.peers.get(&peer) {
-            link.sender.close(GoodbyeReason::ProtocolViolation);
+            link.sender.close_for_violation(reason); // Goodbye(ProtocolViolation), and a ban.
         }
     }
 
