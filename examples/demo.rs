@@ -26,7 +26,6 @@
 //! {"event":"up","peer":"127.0.0.1:2001"}
 //! {"event":"down","peer":"127.0.0.1:2001"}
 //! {"event":"gap","origin_id":"<hex>","first":5,"last":7}
-//! {"event":"lagged","missed":12}
 //! {"event":"counters","router":"Counters { .. }","driver":"DriverCounters { .. }"} (at exit)
 //! {"event":"nodes","known":[{"addr":"127.0.0.1:2001","state":"Active"}]}       (at exit)
 //! {"event":"topology","eager":["127.0.0.1:2001"],"lazy":["127.0.0.1:2003"]}   (at exit)
@@ -257,11 +256,6 @@ fn describe(event: &Event, neighbours: &mut HashMap<NodeId, SocketAddr>, json: b
             )
         } else {
             format!("gap: messages {first}..={last} of {} are lost", stream.origin)
-        }),
-        Event::Lagged { missed } => Some(if json {
-            format!(r#"{{"event":"lagged","missed":{missed}}}"#)
-        } else {
-            format!("lagged: {missed} messages dropped (reading too slowly)")
         }),
         _ => None,
     }

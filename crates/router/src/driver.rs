@@ -17,11 +17,17 @@
 //! * **Publisher back-pressure.** While some neighbour that is not known to be slow has more than
 //!   `publish_high_water` bytes queued, new broadcasts wait: a publisher cannot outrun the network, and
 //!   memory stays bounded.
-//! * **A bounded delivery queue.** An application that does not read loses deliveries beyond
-//!   [`DriverConfig::delivery_queue_len`] and is told how many with [`RouterEvent::Lagged`]; forwarding
-//!   for others goes on.
+//! * **Application back-pressure.** Deliveries wait in a queue of
+//!   [`DriverConfig::delivery_queue_len`]; when the application falls that far behind, the driver
+//!   stops taking frames from the network until it catches up: nothing is dropped. The back-pressure
+//!   reaches the neighbours through TCP, and a neighbour whose queue to this node stays full while its
+//!   others drain demotes it (see *Congestion*): a slow application slows its own node, which then
+//!   pulls what it misses at its own pace, not the network. (An earlier version dropped deliveries
+//!   beyond the queue and said so; under load, `cargo xtask bench` showed that turning into lost
+//!   messages at CPU-starved nodes.)
 
 use foldhash::{HashMap, HashMapExt};
+use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
@@ -46,9 +52,9 @@ use crate::wire::{Inbound, Outbound};
 /// Settings of the driver (the protocol's are in [`Config`]).
 #[derive(Debug, Clone)]
 pub struct DriverConfig {
-    /// Deliveries waiting for the application. Beyond it, deliveries are dropped and counted, and the
-    /// application gets [`RouterEvent::Lagged`]. Default 8,192: at 1 KiB per message, 8 MiB, a few
-    /// seconds of a busy stream for an application that pauses.
+    /// Deliveries waiting for the application. When it is full the node stops taking frames from the
+    /// network until the application reads (back-pressure; nothing is dropped). Default 8,192: at
+    /// 1 KiB per message, 8 MiB, enough for an application that pauses briefly not to slow its node.
     pub delivery_queue_len: usize,
     /// Events waiting for the application (neighbours, gaps, direct messages). Default 1,024.
     pub event_queue_len: usize,
@@ -119,11 +125,6 @@ pub enum RouterEvent {
         /// Last missing sequence number.
         last: u64,
     },
-    /// The application did not read deliveries fast enough: `missed` deliveries were dropped.
-    Lagged {
-        /// Deliveries dropped since the last `Lagged` event.
-        missed: u64,
-    },
     /// A direct (non-broadcast) message from a connected node.
     Direct {
         /// The sender.
@@ -141,7 +142,7 @@ pub struct Stopped;
 /// What the driver's own bookkeeping counted, next to the core's [`Counters`].
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct DriverCounters {
-    /// Deliveries dropped because the application did not read.
+    /// Deliveries dropped because the application had closed its receiver.
     pub deliveries_dropped: u64,
     /// Events dropped because the application did not read them.
     pub events_dropped: u64,
@@ -237,10 +238,11 @@ pub fn spawn(
         encoder: FrameEncoder::new(dotray_codec::DEFAULT_MAX_FRAME_LEN),
         last_data: None,
         stream_addrs,
-        lagged: 0,
+        pending: VecDeque::new(),
         counters: DriverCounters::default(),
         next_cleanup,
         config: driver,
+        now: Instant::now(),
     };
     let task = tokio::spawn(state.run().instrument(span));
     Ok((RouterHandle { commands: commands_tx }, RouterOutput { deliveries, events }, task))
@@ -273,11 +275,22 @@ struct Driver {
     last_data: Option<((StreamId, u64, u32), Bytes)>,
     /// Origin listen address of each stream, from `StreamDecl`s (and our own).
     stream_addrs: HashMap<StreamId, SocketAddr>,
-    /// Deliveries dropped since the last `Lagged` event.
-    lagged: u64,
+    /// Deliveries that found the application's queue full, oldest first. While any wait here, no
+    /// frames are taken from the network.
+    pending: VecDeque<Received>,
     counters: DriverCounters,
     next_cleanup: Instant,
     config: DriverConfig,
+    /// The time, read once per turn of the loop (a clock read per queued payload showed in profiles).
+    now: Instant,
+}
+
+/// Waits for room in the application's queue. (An owned permit: a borrowed one would keep the queue
+/// borrowed through every branch of the driver's `select!`; the clone is made only when polled.)
+async fn reserve(
+    deliveries: &mpsc::Sender<Received>,
+) -> Result<mpsc::OwnedPermit<Received>, mpsc::error::SendError<()>> {
+    deliveries.clone().reserve_owned().await
 }
 
 /// How often a held-back publisher re-checks the neighbours' queues.
@@ -288,11 +301,12 @@ impl Driver {
         self.apply_actions();
         loop {
             let held_back = self.publisher_held_back();
+            let app_behind = !self.pending.is_empty();
             let deadline =
                 self.timers.next_deadline().map_or(self.next_cleanup, |t| t.min(self.next_cleanup));
             tokio::select! {
                 _ = self.cancel.cancelled() => return,
-                up = self.upward.recv() => match up {
+                up = self.upward.recv(), if !app_behind => match up {
                     Some(up) => self.on_upward(up),
                     None => return,
                 },
@@ -301,8 +315,21 @@ impl Driver {
                     None => return,
                 },
                 _ = tokio::time::sleep(BACKPRESSURE_POLL), if held_back => {}
+                permit = reserve(&self.deliveries), if app_behind => match permit {
+                    Ok(permit) => {
+                        if let Some(received) = self.pending.pop_front() {
+                            permit.send(received);
+                        }
+                        self.flush_pending();
+                    }
+                    Err(_) => {
+                        self.counters.deliveries_dropped += self.pending.len() as u64;
+                        self.pending.clear();
+                    }
+                },
                 _ = tokio::time::sleep_until(deadline.into()) => self.on_deadline(),
             }
+            self.now = Instant::now();
             self.apply_actions();
         }
     }
@@ -500,7 +527,7 @@ impl Driver {
         if matches!(message, Message::Data { .. })
             && let Some(link) = self.peers.get_mut(&to)
         {
-            link.last_payload = Some(Instant::now());
+            link.last_payload = Some(self.now);
         }
         self.queue_frame(&sender, frame, to);
     }
@@ -526,13 +553,28 @@ impl Driver {
     }
 
     fn deliver(&mut self, received: Received) {
-        if self.lagged > 0 && self.deliveries.capacity() > 0 {
-            let missed = std::mem::take(&mut self.lagged);
-            self.emit(RouterEvent::Lagged { missed });
+        if !self.pending.is_empty() {
+            self.pending.push_back(received);
+            return;
         }
-        if self.deliveries.try_send(received).is_err() {
-            self.lagged += 1;
-            self.counters.deliveries_dropped += 1;
+        match self.deliveries.try_send(received) {
+            Ok(()) => {}
+            Err(mpsc::error::TrySendError::Full(received)) => self.pending.push_back(received),
+            Err(mpsc::error::TrySendError::Closed(_)) => self.counters.deliveries_dropped += 1,
+        }
+    }
+
+    /// Moves waiting deliveries into the application's queue while it has room.
+    fn flush_pending(&mut self) {
+        while let Some(received) = self.pending.pop_front() {
+            if let Err(error) = self.deliveries.try_send(received) {
+                if let mpsc::error::TrySendError::Full(received) = error {
+                    self.pending.push_front(received);
+                } else {
+                    self.counters.deliveries_dropped += 1;
+                }
+                return;
+            }
         }
     }
 

@@ -202,6 +202,14 @@ async fn read_loop(
     // `FrameCodec` holds only its limit, so a copy can decode from the reader's buffer directly.
     let mut decoder = reader.decoder().clone();
     let read_room = ctx.config.read_buffer_len;
+    // One close future and one idle timer for the whole loop, not one per read: creating them costs a
+    // lock (the token's) and a timer-wheel insert and removal (the timer's), and reads are frequent.
+    // The idle timer is lazy: reads only note the time; when it fires early, it is pushed back.
+    let closed = shared.close.cancelled();
+    tokio::pin!(closed);
+    let idle_timer = tokio::time::sleep(idle);
+    tokio::pin!(idle_timer);
+    let mut last_read = tokio::time::Instant::now();
     loop {
         // Keep room for one large read. (FramedRead alone tops the buffer up with `reserve(1)`, which
         // on a buffer whose frames were split off allocates at most 64 KiB: more, smaller reads.)
@@ -211,14 +219,24 @@ async fn read_loop(
         }
         let next = tokio::select! {
             biased;
-            _ = shared.close.cancelled() => return,
-            next = timeout(idle, reader.next()) => next,
+            _ = &mut closed => return,
+            next = reader.next() => Some(next),
+            _ = &mut idle_timer => None,
         };
         let mut frames = Vec::new();
         let mut end = match next {
-            Err(_) => Some(peer_fault(GoodbyeReason::Timeout, DisconnectReason::IdleTimeout)),
-            Ok(None) => Some(Closing { goodbye: None, flush: false, reason: DisconnectReason::Closed }),
-            Ok(Some(decoded)) => classify(decoded, &mut frames),
+            None if last_read.elapsed() >= idle => {
+                Some(peer_fault(GoodbyeReason::Timeout, DisconnectReason::IdleTimeout))
+            }
+            None => {
+                idle_timer.as_mut().reset(last_read + idle);
+                continue;
+            }
+            Some(None) => Some(Closing { goodbye: None, flush: false, reason: DisconnectReason::Closed }),
+            Some(Some(decoded)) => {
+                last_read = tokio::time::Instant::now();
+                classify(decoded, &mut frames)
+            }
         };
         // Take every further frame that is already complete in the read buffer, without reading again.
         while end.is_none() && frames.len() < MAX_FRAMES_PER_EVENT {
@@ -300,15 +318,18 @@ async fn write_loop(
 ) {
     let (write_timeout, batch_bytes) = (ctx.config.write_timeout, ctx.config.write_batch_bytes);
     let mut batch: Vec<Bytes> = Vec::with_capacity(MAX_WRITE_SLICES);
+    // One close future for the loop (see `read_loop`).
+    let closed = shared.close.cancelled();
+    tokio::pin!(closed);
     loop {
         // Wait for a frame, or for the close. A graceful close still drains what is queued below.
         let first = tokio::select! {
             biased;
             frame = queue.recv() => frame,
-            _ = shared.close.cancelled() => None,
+            _ = &mut closed => None,
         };
         let Some(first) = first else { break };
-        if shared.close.is_cancelled() && !shared.closing().flush {
+        if shared.is_closing() && !shared.closing().flush {
             break;
         }
         // Gather what else is already queued into one write.
@@ -339,7 +360,7 @@ async fn write_loop(
         shared.budget.add_permits(bytes);
         ctx.stats.bytes_written.fetch_add(bytes as u64, Ordering::Relaxed);
         ctx.stats.frames_written.fetch_add(frames, Ordering::Relaxed);
-        if shared.close.is_cancelled() && queue.is_empty() {
+        if shared.is_closing() && queue.is_empty() {
             break;
         }
     }

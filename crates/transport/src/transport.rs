@@ -56,6 +56,12 @@ impl Context {
 
     /// Sends an event upward, waiting for room; gives up when `cancel` fires or nobody listens.
     pub(crate) async fn emit(&self, event: TransportEvent, cancel: &CancellationToken) -> bool {
+        // The common case, room in the channel, without building the select's futures.
+        let event = match self.events.try_send(event) {
+            Ok(()) => return true,
+            Err(mpsc::error::TrySendError::Closed(_)) => return false,
+            Err(mpsc::error::TrySendError::Full(event)) => event,
+        };
         tokio::select! {
             biased;
             sent = self.events.send(event) => sent.is_ok(),
