@@ -25,6 +25,8 @@ use crate::{BenchError, End, Report, Spec, usage, watch};
 pub const JOIN_WAIT: Duration = Duration::from_secs(2);
 /// Longest wait for the overlay to form.
 pub const OVERLAY_DEADLINE: Duration = Duration::from_secs(60);
+/// Most messages an application task takes per wake-up (`Node::recv_many`).
+const RECV_BATCH: usize = 256;
 /// Setup waits for this long without a neighbour change before warming up.
 pub const QUIET_FOR: Duration = Duration::from_secs(2);
 /// Longest wait for the overlay to become quiet (then the run goes on anyway).
@@ -356,9 +358,13 @@ impl Drop for Receiver {
 
 impl Receiver {
     async fn run(mut self, node: Node, tally: Arc<Tally>) {
-        while let Some(message) = node.recv().await {
-            if let Some(header) = payload::read(&message.payload) {
-                self.log.record(header, tally.now_ns(), &tally);
+        let mut batch = Vec::new();
+        while node.recv_many(&mut batch, RECV_BATCH).await > 0 {
+            let now = tally.now_ns();
+            for message in batch.drain(..) {
+                if let Some(header) = payload::read(&message.payload) {
+                    self.log.record(header, now, &tally);
+                }
             }
         }
     }

@@ -54,7 +54,7 @@ impl From<Received> for Message {
     }
 }
 
-/// Events besides deliveries: neighbours up/down, gaps, lag, direct messages.
+/// Events besides deliveries: neighbours up/down, gaps, direct messages.
 pub type Event = RouterEvent;
 
 /// Builds and starts a [`Node`]. Every setting has a documented default.
@@ -237,7 +237,29 @@ impl Node {
         self.inner.deliveries.lock().await.recv().await.map(Message::from)
     }
 
-    /// The next event (neighbour up/down, gap, lag, direct message); `None` once the node has stopped.
+    /// Waits for the next broadcast messages and appends up to `limit` of them to `out` (all that are
+    /// waiting, without waiting for more); returns how many, 0 once the node has stopped. For
+    /// applications that read at high rates: one wake-up and one lock for a whole batch instead of
+    /// one per message.
+    ///
+    /// ```no_run
+    /// # async fn demo(node: dotray::Node) {
+    /// let mut batch = Vec::new();
+    /// while node.recv_many(&mut batch, 256).await > 0 {
+    ///     for message in batch.drain(..) {
+    ///         println!("{} bytes from {}", message.payload.len(), message.origin);
+    ///     }
+    /// }
+    /// # }
+    /// ```
+    pub async fn recv_many(&self, out: &mut Vec<Message>, limit: usize) -> usize {
+        let mut received = Vec::with_capacity(limit.min(1024));
+        let n = self.inner.deliveries.lock().await.recv_many(&mut received, limit).await;
+        out.extend(received.into_iter().map(Message::from));
+        n
+    }
+
+    /// The next event (neighbour up/down, gap, direct message); `None` once the node has stopped.
     pub async fn next_event(&self) -> Option<Event> {
         self.inner.events.lock().await.recv().await
     }
