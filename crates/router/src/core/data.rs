@@ -8,7 +8,7 @@ use bytes::Bytes;
 use dotray_codec::NodeId;
 
 use super::action::{Action, Delivery, Timer};
-use super::ids::{MessageId, StreamId};
+use super::ids::{MAX_SEQ, MessageId, StreamId};
 use super::message::Message;
 use super::router::Router;
 use super::stream::{Arrival, Held};
@@ -63,6 +63,9 @@ impl<R: rand::Rng> Router<R> {
         self.counters.payload_bytes_received += payload.len() as u64;
         if seq == 0 {
             return self.violation(from, "data with sequence number 0");
+        }
+        if seq > MAX_SEQ {
+            return self.violation(from, "data with a sequence number beyond MAX_SEQ");
         }
         if stream == self.own {
             // Our own messages come back as duplicates; one we never sent is forged.
@@ -169,14 +172,21 @@ impl<R: rand::Rng> Router<R> {
         if !self.may_prune_on(stream) {
             return;
         }
-        // The copy we took first came over a link that is lazy in our view: a push still in flight
-        // when we pruned that link (or a resend). Then this duplicate is the tree's own copy, late
-        // behind it, and pruning its link would cut the tree where it works. Under load, queues make
-        // this common (measured: the tree churned with thousands of prunes and grafts per run).
+        // The copy we took first came over a link we pruned moments ago: a push that was still in
+        // flight when we pruned it. Then this duplicate is the tree's own copy, late behind it, and
+        // pruning its link would cut the tree where it works. Under load, queues make this common
+        // (measured: the tree churned with thousands of prunes and grafts per run). Only a recent
+        // prune counts: a copy that came first over an older lazy link (a graft answer, a resend)
+        // says nothing about in-flight pushes, and there the duplicate does reveal a cycle to cut
+        // (without this limit, `cargo xtask sim broadcast` kept 1.6x the redundancy while repairing).
         let first_from = self.streams.get(&stream).and_then(|s| s.parent).map(|(peer, _)| peer);
+        let in_flight_window = self.config.max_graft_timeout;
         if let Some(first) = first_from
             && first != from
-            && self.peers.get(&first).is_some_and(|p| !p.eager)
+            && self.peers.get(&first).is_some_and(|p| {
+                !p.eager
+                    && p.last_prune.is_some_and(|at| now.saturating_duration_since(at) < in_flight_window)
+            })
             && self.peers.get(&from).is_some_and(|p| p.eager)
         {
             return;

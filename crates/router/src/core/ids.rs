@@ -22,6 +22,13 @@ pub struct MessageId {
     pub seq: u64,
 }
 
+/// The largest sequence number that can exist: `i64::MAX`. No origin broadcasts 2^63 messages, so a
+/// larger one in a `Data`, `Ack` or `Sync` is forged and a protocol violation, and a digest reaching
+/// past it is cut there (a `Graft` is only ever answered with what is held). This keeps every
+/// watermark at most `MAX_SEQ`, so watermark arithmetic (the next sequence number, the watermark plus
+/// the reorder window) cannot overflow whatever a peer sends.
+pub const MAX_SEQ: u64 = i64::MAX as u64;
+
 /// An inclusive range `first..=last` of sequence numbers of one stream. Always `1 <= first <= last`
 /// (the wire layer and the core reject anything else).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

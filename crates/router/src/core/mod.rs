@@ -27,6 +27,6 @@ mod tests;
 pub use action::{Action, Delivery, Event, Timer};
 pub use config::{Config, ConfigError};
 pub use counters::{Counters, Topology};
-pub use ids::{MessageId, SeqRange, StreamId, Watermark};
+pub use ids::{MAX_SEQ, MessageId, SeqRange, StreamId, Watermark};
 pub use message::Message;
 pub use router::Router;

@@ -7,7 +7,7 @@ use std::time::Instant;
 use dotray_codec::NodeId;
 
 use super::action::{Action, Event, Timer};
-use super::ids::{SeqRange, StreamId, Watermark};
+use super::ids::{MAX_SEQ, SeqRange, StreamId, Watermark};
 use super::message::Message;
 use super::peer::Peer;
 use super::router::Router;
@@ -150,6 +150,11 @@ impl<R: rand::Rng> Router<R> {
     fn note_announced(&mut self, from: NodeId, range: SeqRange, adopt: bool, now: Instant) {
         let stream = range.stream;
         if stream.origin == self.me && stream.epoch == self.own.epoch {
+            return;
+        }
+        // Nothing exists beyond `MAX_SEQ`: cut the range there (and keep watermarks below it).
+        let range = SeqRange { last: range.last.min(MAX_SEQ), ..range };
+        if range.first > range.last {
             return;
         }
         let window = self.config.reorder_window;
@@ -379,6 +384,9 @@ impl<R: rand::Rng> Router<R> {
         if marks.len() > crate::wire::MAX_LIST_LEN {
             return self.violation(from, "ack with too many marks");
         }
+        if marks.iter().any(|m| m.seq > MAX_SEQ) {
+            return self.violation(from, "ack with a sequence number beyond MAX_SEQ");
+        }
         if let Some(peer) = self.peers.get_mut(&from) {
             for mark in marks {
                 // Only streams we track: a peer cannot grow this map with made-up streams.
@@ -389,7 +397,7 @@ impl<R: rand::Rng> Router<R> {
             }
         }
         // What every neighbour now holds need not be retained beyond the settled budget.
-        self.expire_retention(None);
+        self.release_settled();
         for mark in marks {
             if mark.seq > 0 {
                 let range = SeqRange { stream: mark.stream, first: 1, last: mark.seq };
@@ -403,6 +411,9 @@ impl<R: rand::Rng> Router<R> {
     pub(crate) fn on_sync(&mut self, from: NodeId, marks: &[Watermark], now: Instant) {
         if marks.len() > crate::wire::MAX_LIST_LEN {
             return self.violation(from, "sync with too many marks");
+        }
+        if marks.iter().any(|m| m.seq > MAX_SEQ) {
+            return self.violation(from, "sync with a sequence number beyond MAX_SEQ");
         }
         if !self.peers.contains_key(&from) {
             return;

@@ -470,6 +470,41 @@ fn data_of_our_own_stream_that_we_never_sent_is_a_violation() {
     assert!(deliveries(&actions).is_empty());
 }
 
+/// Found by the `router_handler` fuzz target: `Data` with sequence number `u64::MAX` on a new stream
+/// was adopted and delivered, and the next watermark (`u64::MAX + 1`) overflowed.
+#[test]
+fn sequence_numbers_beyond_max_seq_are_violations_and_digests_are_cut_there() {
+    let now = Instant::now();
+    let violation = |actions: &[Action]| actions.iter().any(|a| matches!(a, Action::Violation { .. }));
+    let mut r = router_with_neighbours(now, &[2]);
+    for message in [
+        data(stream(9), u64::MAX),
+        data(stream(9), MAX_SEQ + 1),
+        Message::Ack { marks: vec![Watermark { stream: stream(9), seq: u64::MAX }] },
+        Message::Sync { marks: vec![Watermark { stream: stream(9), seq: MAX_SEQ + 1 }] },
+    ] {
+        r.handle_message(id(2), message.clone(), now);
+        let actions = drain(&mut r);
+        assert!(violation(&actions), "{message:?} is forged");
+        assert!(deliveries(&actions).is_empty());
+        assert_eq!(r.watermark(&stream(9)), None, "{message:?} creates no stream");
+    }
+    // The largest possible message is taken, and the stream ends there without overflowing.
+    r.handle_message(id(2), data(stream(9), MAX_SEQ), now);
+    assert_eq!(deliveries(&drain(&mut r)), vec![MAX_SEQ]);
+    r.handle_message(id(2), data(stream(9), MAX_SEQ), now);
+    drain(&mut r);
+    // A digest reaching past `MAX_SEQ` is cut; one entirely beyond it is ignored.
+    let ihave =
+        |first, last| Message::IHave { ranges: vec![SeqRange { stream: stream(8), first, last }], hops: 0 };
+    r.handle_message(id(2), ihave(MAX_SEQ + 1, u64::MAX), now);
+    assert!(!violation(&drain(&mut r)));
+    assert_eq!(r.watermark(&stream(8)), None);
+    r.handle_message(id(2), ihave(MAX_SEQ, u64::MAX), now);
+    assert!(!violation(&drain(&mut r)));
+    assert_eq!(r.watermark(&stream(8)), Some(MAX_SEQ - 1), "adopted just before the announced message");
+}
+
 #[test]
 fn acks_are_batched_on_a_timer_and_carry_watermarks() {
     let now = Instant::now();

@@ -244,6 +244,14 @@ enum Cause {
     Drained,
 }
 
+/// The core's state before a step, to check the step's deliveries against.
+struct Snapshot {
+    /// Watermark of every stream of the pool it tracks.
+    marks: HashMap<StreamId, u64>,
+    /// Streams it had forgotten so far: when this moves, a stream may restart from another watermark.
+    evicted: u64,
+}
+
 /// One neighbour link: the neighbour's own sending table and the core's receiving table.
 struct Link {
     theirs: Outbound,
@@ -370,8 +378,8 @@ impl Harness {
     }
 
     /// Pulls every action, checks it (see the module docs), and closes the connections of violators.
-    fn drain(&mut self, cause: Cause, before: &HashMap<StreamId, u64>) {
-        let evicted_before = self.core.counters().streams_evicted;
+    fn drain(&mut self, cause: Cause, before: &Snapshot) {
+        let Snapshot { marks: before, evicted: evicted_before } = before;
         let mut marks: HashMap<StreamId, u64> = before.clone();
         let mut served = 0u64;
         while let Some(action) = self.core.poll_action() {
@@ -433,7 +441,7 @@ impl Harness {
             }
         }
         assert!(self.core.stream_count() <= self.config.max_streams, "too many streams tracked");
-        let evicted = self.core.counters().streams_evicted != evicted_before;
+        let evicted = self.core.counters().streams_evicted != *evicted_before;
         let own = self.core.own_stream();
         for (stream, mark) in marks.into_iter().filter(|(s, _)| *s != own) {
             match self.core.watermark(&stream) {
@@ -442,7 +450,7 @@ impl Harness {
             }
         }
         for peer in std::mem::take(&mut self.violators) {
-            let before = self.watermarks();
+            let before = self.snapshot();
             self.neighbour_down(peer);
             self.drain(Cause::Other, &before);
         }
@@ -460,9 +468,12 @@ impl Harness {
         assert_eq!(&decoded, message, "changed by the wire");
     }
 
-    /// The watermark of every stream of the pool the core tracks.
-    fn watermarks(&self) -> HashMap<StreamId, u64> {
-        (0..16).map(stream).filter_map(|s| self.core.watermark(&s).map(|w| (s, w))).collect()
+    /// The watermark of every stream of the pool the core tracks, before a step.
+    fn snapshot(&self) -> Snapshot {
+        Snapshot {
+            marks: (0..16).map(stream).filter_map(|s| self.core.watermark(&s).map(|w| (s, w))).collect(),
+            evicted: self.core.counters().streams_evicted,
+        }
     }
 
     fn step(&mut self, input: &mut Input<'_>) -> Cause {
@@ -546,7 +557,7 @@ impl Harness {
                     for seq in range.first..=range.last.min(range.first.saturating_add(3)) {
                         let message =
                             Message::Data { stream: range.stream, seq, hops, payload: Bytes::new() };
-                        let before = self.watermarks();
+                        let before = self.snapshot();
                         let cause = self.send_from(from, &message);
                         self.drain(cause, &before);
                     }
@@ -600,14 +611,15 @@ pub fn router_handler(data: &[u8]) {
         received: HashSet::new(),
         violators: Vec::new(),
     };
-    harness.drain(Cause::Other, &HashMap::new());
+    let before = harness.snapshot();
+    harness.drain(Cause::Other, &before);
     for _ in 0..MAX_STEPS {
         if input.is_empty() {
             break;
         }
-        let before = harness.watermarks();
+        let before = harness.snapshot();
         let cause = harness.step(&mut input);
-        let before = if cause == Cause::Drained { harness.watermarks() } else { before };
+        let before = if cause == Cause::Drained { harness.snapshot() } else { before };
         harness.drain(cause, &before);
     }
 }
