@@ -73,14 +73,14 @@ pub struct Config {
     /// A stream with no activity for this long is forgotten. Default 10 min. Safe because no honest
     /// node retains its payloads longer than `retention_time`, so none of them can come back.
     pub stream_idle_timeout: Duration,
-    /// A node that first hears of a stream at a sequence number `<= backfill_new_stream` delivers it
-    /// from 1 (the stream is young: this node was very likely there when it started and only saw its
-    /// first messages out of order). Above it, the node starts at the first message it sees and does
-    /// not wait for history. Default 64: out-of-order arrival at a stream's start spans a few
-    /// messages, and 64 messages of even a slow stream (one every 0.25 s, as in `cargo xtask chaos`)
-    /// are still in the neighbours' retention. At 1,024, a node joining a 150-message stream older
-    /// than `retention_time` waited a whole `gap_timeout` for history nobody held, delivering none of
-    /// that stream meanwhile (a chaos run flagged a node that died 6 s after joining without it).
+    /// A node that first hears of a stream at sequence number `s` delivers it from
+    /// `s - backfill_new_stream` (from 1 while `s <= backfill_new_stream`): the messages sent while it
+    /// was joining, or that overtook each other at the stream's start, which its neighbours still
+    /// retain — and nothing older, so it never waits for history nobody holds. Default 64: at the
+    /// chaos runs' 4 messages per second per stream, 16 s of joining. (At 1,024 counted from 1, a node
+    /// joining a 150-message stream older than `retention_time` waited a whole `gap_timeout` for
+    /// messages nobody held; starting at the first message seen instead, a node that took 4 s to
+    /// join lost the messages sent meanwhile. `cargo xtask chaos` flagged both.)
     pub backfill_new_stream: u64,
     /// Maximum payloads sent in answer to one `Graft`, and per stream in answer to one `Sync`. Default
     /// 1,024: a hostile request for a huge range costs at most this many sends.

@@ -439,13 +439,11 @@ impl<R: rand::Rng> Router<R> {
                     }
                 }
                 None if mark.stream != self.own && mark.seq > 0 => {
-                    // Never heard of it. A young stream (within `backfill_new_stream`) is taken from
-                    // the start: its first messages may simply still be on their way to us. An older
-                    // one is joined at the peer's position: no history, no waiting for it.
-                    let young = mark.seq <= self.config.backfill_new_stream;
-                    let start = if young { 0 } else { mark.seq };
-                    if self.ensure_stream(mark.stream, start, now) && young {
-                        let range = SeqRange { stream: mark.stream, first: 1, last: mark.seq };
+                    // Never heard of it: take the last `backfill_new_stream` messages the peer has
+                    // (all of a young stream), sent while we were joining, and nothing older.
+                    let start = mark.seq.saturating_sub(self.config.backfill_new_stream);
+                    if self.ensure_stream(mark.stream, start, now) && start < mark.seq {
+                        let range = SeqRange { stream: mark.stream, first: start + 1, last: mark.seq };
                         self.note_announced(from, range, false, now);
                     }
                 }

@@ -289,7 +289,7 @@ impl<R: Rng> Router<R> {
 
     /// The watermark a stream first heard of at `seq` starts from (see `Config::backfill_new_stream`).
     pub(crate) fn adoption_start(&self, seq: u64) -> u64 {
-        if seq <= self.config.backfill_new_stream { 0 } else { seq - 1 }
+        seq.saturating_sub(1).saturating_sub(self.config.backfill_new_stream)
     }
 
     /// Evicts the stream idle the longest, if it has been idle longer than `retention_time` (so none of

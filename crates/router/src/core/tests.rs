@@ -358,16 +358,25 @@ fn sync_of_an_unknown_young_stream_fetches_it_from_the_start() {
 }
 
 #[test]
-fn sync_of_an_unknown_old_stream_is_joined_at_the_peers_position() {
+fn sync_of_an_unknown_old_stream_fetches_only_the_recent_backfill() {
     let now = Instant::now();
     let mut b = router(2, now);
+    let backfill = b.config().backfill_new_stream;
     b.handle_neighbour_up(id(1), now);
     drain(&mut b);
     let mark = Watermark { stream: stream(1), seq: 1_000_000 };
     b.handle_message(id(1), Message::Sync { marks: vec![mark] }, now);
-    assert!(timers(&drain(&mut b)).is_empty(), "no history is fetched");
-    b.handle_message(id(1), data(stream(1), 1_000_001), now);
-    assert_eq!(deliveries(&drain(&mut b)), vec![1_000_001]);
+    let [(at, timer)] = timers(&drain(&mut b))[..] else { panic!("a graft timer") };
+    b.handle_timer(timer, at);
+    // Only the last `backfill` messages (sent while we joined), never the stream's whole history.
+    let want = vec![SeqRange { stream: stream(1), first: 1_000_000 - backfill + 1, last: 1_000_000 }];
+    assert_eq!(sends(&drain(&mut b)), vec![(id(1), Message::Graft { want, eager: true })]);
+    for seq in 1_000_000 - backfill + 1..=1_000_001 {
+        b.handle_message(id(1), data(stream(1), seq), now);
+    }
+    let delivered = deliveries(&drain(&mut b));
+    assert_eq!(delivered.first(), Some(&(1_000_000 - backfill + 1)));
+    assert_eq!(delivered.last(), Some(&1_000_001));
 }
 
 #[test]
@@ -489,9 +498,16 @@ fn sequence_numbers_beyond_max_seq_are_violations_and_digests_are_cut_there() {
         assert!(deliveries(&actions).is_empty());
         assert_eq!(r.watermark(&stream(9)), None, "{message:?} creates no stream");
     }
-    // The largest possible message is taken, and the stream ends there without overflowing.
+    // The largest possible message is taken (with the backfill before it), and the stream ends there
+    // without overflowing.
+    let backfill = r.config().backfill_new_stream;
     r.handle_message(id(2), data(stream(9), MAX_SEQ), now);
-    assert_eq!(deliveries(&drain(&mut r)), vec![MAX_SEQ]);
+    assert!(!violation(&drain(&mut r)));
+    for seq in MAX_SEQ - backfill..MAX_SEQ {
+        r.handle_message(id(2), data(stream(9), seq), now);
+    }
+    assert_eq!(deliveries(&drain(&mut r)).last(), Some(&MAX_SEQ));
+    assert_eq!(r.watermark(&stream(9)), Some(MAX_SEQ));
     r.handle_message(id(2), data(stream(9), MAX_SEQ), now);
     drain(&mut r);
     // A digest reaching past `MAX_SEQ` is cut; one entirely beyond it is ignored.
@@ -502,7 +518,11 @@ fn sequence_numbers_beyond_max_seq_are_violations_and_digests_are_cut_there() {
     assert_eq!(r.watermark(&stream(8)), None);
     r.handle_message(id(2), ihave(MAX_SEQ, u64::MAX), now);
     assert!(!violation(&drain(&mut r)));
-    assert_eq!(r.watermark(&stream(8)), Some(MAX_SEQ - 1), "adopted just before the announced message");
+    assert_eq!(
+        r.watermark(&stream(8)),
+        Some(MAX_SEQ - 1 - backfill),
+        "adopted `backfill` messages before the announced one"
+    );
 }
 
 #[test]
