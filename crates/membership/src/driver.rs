@@ -192,6 +192,9 @@ impl Driver {
         if !self.apply_actions().await {
             return;
         }
+        // One cancellation future for the whole loop: building one per turn takes the token's lock.
+        let cancelled = self.cancel.clone().cancelled_owned();
+        tokio::pin!(cancelled);
         loop {
             let deadline = self.timers.next_deadline();
             let sleep = async {
@@ -201,7 +204,7 @@ impl Driver {
                 }
             };
             tokio::select! {
-                _ = self.cancel.cancelled() => return,
+                _ = &mut cancelled => return,
                 event = self.events.recv() => match event {
                     Some(event) => self.on_transport_event(event).await,
                     None => return,

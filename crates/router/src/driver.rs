@@ -302,19 +302,28 @@ async fn reserve(
     deliveries.clone().reserve_owned().await
 }
 
+/// Queues `frame`; true when the queue was full (congestion). A closing connection is not congestion:
+/// membership reports `NeighbourDown` shortly.
+fn queue_frame(sender: &PeerSender, frame: Bytes) -> bool {
+    matches!(sender.try_send(frame), Err(SendError::QueueFull))
+}
+
 /// How often a held-back publisher re-checks the neighbours' queues.
 const BACKPRESSURE_POLL: Duration = Duration::from_millis(1);
 
 impl Driver {
     async fn run(mut self) {
         self.apply_actions();
+        // One cancellation future for the whole loop: building one per turn takes the token's lock.
+        let cancelled = self.cancel.clone().cancelled_owned();
+        tokio::pin!(cancelled);
         loop {
             let held_back = self.publisher_held_back();
             let app_behind = !self.pending.is_empty();
             let deadline =
                 self.timers.next_deadline().map_or(self.next_cleanup, |t| t.min(self.next_cleanup));
             tokio::select! {
-                _ = self.cancel.cancelled() => return,
+                _ = &mut cancelled => return,
                 up = self.upward.recv(), if !app_behind && !held_back => match up {
                     Some(up) => self.on_upward(up),
                     None => return,
@@ -506,32 +515,36 @@ impl Driver {
 
     /// Encodes `message` for `to` (declarations first) and queues it; a full queue is congestion.
     fn send(&mut self, to: NodeId, message: &Message) {
-        let Some(link) = self.peers.get(&to) else { return };
-        let sender = link.sender.clone();
+        // Field by field, so the neighbour's sender is borrowed rather than cloned per message.
+        let Self { peers, outbound, stream_addrs, encoder, last_data, now, .. } = self;
+        let Some(link) = peers.get_mut(&to) else { return };
         let mut decls = Vec::new();
-        let addrs = &self.stream_addrs;
-        let mut addr_of = |stream: &StreamId| addrs.get(stream).map(|a| a.to_string()).unwrap_or_default();
-        let body = match self.outbound.encode(to, message, &mut addr_of, &mut decls) {
+        let mut addr_of =
+            |stream: &StreamId| stream_addrs.get(stream).map(|a| a.to_string()).unwrap_or_default();
+        let body = match outbound.encode(to, message, &mut addr_of, &mut decls) {
             Ok(body) => body,
             Err(error) => {
                 warn!(peer = ?to, %error, "cannot encode for this connection; reconnecting it");
-                sender.close(GoodbyeReason::Unspecified);
+                link.sender.close(GoodbyeReason::Unspecified);
                 return;
             }
         };
+        let mut refused = false;
         for decl in decls {
-            self.queue(&sender, Envelope::from(decl), to);
+            if let Ok(frame) = encoder.encode(&Envelope::from(decl)) {
+                refused |= queue_frame(&link.sender, frame);
+            }
         }
-        let frame = match (message, &self.last_data) {
+        let frame = match (message, &*last_data) {
             (Message::Data { stream, seq, hops, .. }, Some((key, frame)))
                 if *key == (*stream, *seq, *hops) =>
             {
                 frame.clone()
             }
-            _ => match self.encoder.encode(&Envelope::from(body)) {
+            _ => match encoder.encode(&Envelope::from(body)) {
                 Ok(frame) => {
                     if let Message::Data { stream, seq, hops, .. } = message {
-                        self.last_data = Some(((*stream, *seq, *hops), frame.clone()));
+                        *last_data = Some(((*stream, *seq, *hops), frame.clone()));
                     }
                     frame
                 }
@@ -541,31 +554,14 @@ impl Driver {
                 }
             },
         };
-        if matches!(message, Message::Data { .. })
-            && let Some(link) = self.peers.get_mut(&to)
-        {
-            link.last_payload = Some(self.now);
+        if matches!(message, Message::Data { .. }) {
+            link.last_payload = Some(*now);
         }
-        self.queue_frame(&sender, frame, to);
-    }
-
-    fn queue(&mut self, sender: &PeerSender, envelope: Envelope, to: NodeId) {
-        if let Ok(frame) = self.encoder.encode(&envelope) {
-            self.queue_frame(sender, frame, to);
-        }
-    }
-
-    fn queue_frame(&mut self, sender: &PeerSender, frame: Bytes, to: NodeId) {
-        match sender.try_send(frame) {
-            Ok(()) => {}
-            Err(SendError::QueueFull) => {
-                self.counters.sends_refused += 1;
-                if let Some(link) = self.peers.get_mut(&to) {
-                    link.slow = true;
-                }
-                self.core.handle_congested(to, Instant::now());
-            }
-            Err(_) => {} // closing: membership reports NeighbourDown shortly
+        refused |= queue_frame(&link.sender, frame);
+        if refused {
+            link.slow = true;
+            self.counters.sends_refused += 1;
+            self.core.handle_congested(to, Instant::now());
         }
     }
 
