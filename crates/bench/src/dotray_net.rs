@@ -18,7 +18,7 @@ use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 
 use crate::payload::{self, Header, Phase};
-use crate::tally::{NodeLog, Tally, merge};
+use crate::tally::{HandedLog, Tally, merge};
 use crate::{BenchError, End, Report, Spec, usage, watch};
 
 /// Longest wait for one node to join before the next one starts anyway.
@@ -52,7 +52,7 @@ pub async fn run(spec: &Spec) -> Result<Report, BenchError> {
     let mut receivers = JoinSet::new();
     let (log_tx, mut log_rx) = mpsc::unbounded_channel();
     for node in &nodes {
-        let receiver = Receiver { log: NodeLog::new(spec.msgs), logs: log_tx.clone() };
+        let receiver = Receiver { log: HandedLog::new(spec.msgs, log_tx.clone()) };
         receivers.spawn(receiver.run(node.clone(), tally.clone()));
     }
     let link_changes = Arc::new(std::sync::atomic::AtomicU64::new(0));
@@ -344,16 +344,7 @@ async fn snapshot(nodes: &[Node]) -> Result<Snapshot, BenchError> {
 
 /// One node's application: receives and records every delivery.
 struct Receiver {
-    log: NodeLog,
-    /// Where the log goes when the task ends or is aborted (see `Drop`).
-    logs: mpsc::UnboundedSender<NodeLog>,
-}
-
-impl Drop for Receiver {
-    fn drop(&mut self) {
-        let log = std::mem::replace(&mut self.log, NodeLog::new(0));
-        let _ = self.logs.send(log);
-    }
+    log: HandedLog,
 }
 
 impl Receiver {
@@ -363,7 +354,7 @@ impl Receiver {
             let now = tally.now_ns();
             for message in batch.drain(..) {
                 if let Some(header) = payload::read(&message.payload) {
-                    self.log.record(header, now, &tally);
+                    self.log.log.record(header, now, &tally);
                 }
             }
         }

@@ -21,7 +21,7 @@ use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 
 use crate::payload::{self, Header, Phase};
-use crate::tally::{NodeLog, Tally, merge};
+use crate::tally::{HandedLog, NodeLog, Tally, merge};
 use crate::{BenchError, Report, Spec, usage, watch};
 
 /// Bytes a link's queue may hold (in whole frames, at least [`MIN_LINK_QUEUE_FRAMES`]).
@@ -61,8 +61,7 @@ pub async fn run(spec: &Spec) -> Result<Report, BenchError> {
                 others,
                 tally: tally.clone(),
                 received: received.clone(),
-                log: NodeLog::new(spec.msgs),
-                logs: log_tx.clone(),
+                log: HandedLog::new(spec.msgs, log_tx.clone()),
             };
             tasks.spawn(reader.run(read));
         }
@@ -182,16 +181,7 @@ struct Reader {
     others: Vec<mpsc::Sender<Bytes>>,
     tally: Arc<Tally>,
     received: Arc<AtomicU64>,
-    log: NodeLog,
-    /// Where the log goes when the task ends (also when it is aborted: see `Drop`).
-    logs: mpsc::UnboundedSender<NodeLog>,
-}
-
-impl Drop for Reader {
-    fn drop(&mut self) {
-        let log = std::mem::replace(&mut self.log, NodeLog::new(0));
-        let _ = self.logs.send(log);
-    }
+    log: HandedLog,
 }
 
 impl Reader {
@@ -201,7 +191,7 @@ impl Reader {
             while let Some(frame) = next_frame(&mut buf) {
                 self.received.fetch_add(1, Ordering::Relaxed);
                 if let Some(header) = payload::read(&frame[PREFIX..]) {
-                    self.log.record(header, self.tally.now_ns(), &self.tally);
+                    self.log.log.record(header, self.tally.now_ns(), &self.tally);
                 }
                 for other in &self.others {
                     if other.send(frame.clone()).await.is_err() {

@@ -88,6 +88,29 @@ impl NodeLog {
     }
 }
 
+/// A [`NodeLog`] that hands itself to a collector when dropped: when its task ends, and also when the
+/// task is aborted at the end of a run (a stalled run's tasks never end by themselves).
+#[derive(Debug)]
+pub struct HandedLog {
+    /// The log being written.
+    pub log: NodeLog,
+    sink: tokio::sync::mpsc::UnboundedSender<NodeLog>,
+}
+
+impl HandedLog {
+    /// A log for `msgs` messages that goes to `sink` when dropped.
+    pub fn new(msgs: usize, sink: tokio::sync::mpsc::UnboundedSender<NodeLog>) -> Self {
+        Self { log: NodeLog::new(msgs), sink }
+    }
+}
+
+impl Drop for HandedLog {
+    fn drop(&mut self) {
+        let log = std::mem::replace(&mut self.log, NodeLog::new(0));
+        let _ = self.sink.send(log);
+    }
+}
+
 /// The merged record of all nodes.
 #[derive(Debug, Default)]
 pub struct Merged {

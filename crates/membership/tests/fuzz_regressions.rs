@@ -3,25 +3,12 @@
 //! own checks (`tests/fuzz_driver`), so a fixed bug stays fixed without running the fuzzer.
 
 mod fuzz_driver;
-
-use std::path::PathBuf;
-
-/// The saved inputs of one fuzz target, sorted by name.
-fn inputs(target: &str) -> Vec<(PathBuf, Vec<u8>)> {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../fuzz/regressions").join(target);
-    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
-        .unwrap_or_else(|e| panic!("reading {}: {e}", dir.display()))
-        .map(|entry| entry.expect("directory entry").path())
-        .filter(|path| path.is_file())
-        .collect();
-    files.sort();
-    files.into_iter().map(|path| (path.clone(), std::fs::read(&path).expect("readable input"))).collect()
-}
+#[path = "../../../fuzz/regressions.rs"]
+mod regressions;
 
 #[test]
 fn membership_handler_regressions() {
-    let inputs = inputs("membership_handler");
-    assert!(!inputs.is_empty(), "no saved inputs");
+    let inputs = regressions::inputs("membership_handler");
     for (path, data) in inputs {
         eprintln!("replaying {}", path.display());
         fuzz_driver::membership_handler(&data);
