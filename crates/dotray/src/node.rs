@@ -146,7 +146,7 @@ impl NodeBuilder {
         self
     }
 
-    /// Router driver settings: delivery queue, publisher back-pressure (see
+    /// Router driver settings: delivery queue, hop-by-hop back-pressure (see
     /// [`dotray_router::driver::DriverConfig`]).
     pub fn driver_config(mut self, config: dotray_router::driver::DriverConfig) -> Self {
         self.driver = config;

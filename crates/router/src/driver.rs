@@ -66,8 +66,8 @@ pub struct DriverConfig {
     pub event_queue_len: usize,
     /// Broadcast commands waiting for the driver. Default 64: the publisher awaits beyond it.
     pub command_queue_len: usize,
-    /// A neighbour with more bytes than this queued holds new broadcasts back, until it drains or is
-    /// found slow. Default 1 MiB: on loopback or a LAN, about a millisecond of data — enough to keep a
+    /// A neighbour with more bytes than this queued holds this node back — no new broadcasts and no
+    /// frames taken from the network (hop-by-hop back-pressure) — until it drains or is found slow. Default 1 MiB: on loopback or a LAN, about a millisecond of data — enough to keep a
     /// connection busy, small next to the transport's 8 MiB queue limit.
     pub publish_high_water: usize,
     /// How long a neighbour may stay above `publish_high_water` before it is demoted to lazy and
@@ -308,7 +308,7 @@ fn queue_frame(sender: &PeerSender, frame: Bytes) -> bool {
     matches!(sender.try_send(frame), Err(SendError::QueueFull))
 }
 
-/// How often a held-back publisher re-checks the neighbours' queues.
+/// How often a held-back driver re-checks the neighbours' queues.
 const BACKPRESSURE_POLL: Duration = Duration::from_millis(1);
 
 impl Driver {
@@ -318,7 +318,7 @@ impl Driver {
         let cancelled = self.cancel.clone().cancelled_owned();
         tokio::pin!(cancelled);
         loop {
-            let held_back = self.publisher_held_back();
+            let held_back = self.hold_back();
             let app_behind = !self.pending.is_empty();
             let deadline =
                 self.timers.next_deadline().map_or(self.next_cleanup, |t| t.min(self.next_cleanup));
@@ -439,13 +439,13 @@ impl Driver {
         }
     }
 
-    /// True while a neighbour that is not known to be slow has more than the high-water mark queued.
-    /// Marks neighbours that stay above it for the grace period as congested — but only while another
+    /// True while a neighbour that is not known to be slow has more than the high-water mark queued:
+    /// the driver then takes neither broadcasts nor frames (see the module doc). Marks neighbours that stay above it for the grace period as congested — but only while another
     /// neighbour's queue is drained: a neighbour is slow when it lags behind the others. When every
     /// queue is full, the network as a whole is at capacity (on a loaded machine, every node is
     /// short of CPU alike) and demoting would only churn the tree (measured with `cargo xtask bench`:
     /// each demotion cost its subtree a graft delay and thousands of repair duplicates).
-    fn publisher_held_back(&mut self) -> bool {
+    fn hold_back(&mut self) -> bool {
         let now = Instant::now();
         let (high, grace) = (self.config.publish_high_water, self.config.congestion_grace);
         let mut held_back = false;
