@@ -10,6 +10,7 @@ use tokio_util::codec::{Decoder, Encoder};
 
 use crate::CodecError;
 use crate::generated::Envelope;
+use crate::recycle::BufferRecycler;
 
 /// Size of the length prefix in bytes.
 pub const FRAME_HEADER_LEN: usize = 4;
@@ -147,8 +148,9 @@ pub fn encode_frame(envelope: &Envelope, max_frame_len: usize) -> Result<Bytes, 
 ///
 /// [`encode_frame`] allocates once per frame. A sender that encodes a stream of frames (a relay, a
 /// benchmark) uses a `FrameEncoder` instead: each frame is written into a shared chunk and split off as
-/// its own `Bytes`, and a new chunk is allocated only when the current one is used up. A chunk is freed
-/// when the last frame cut from it is dropped.
+/// its own `Bytes`. When the current chunk is used up, the encoder takes an earlier chunk whose frames
+/// have all been dropped (a [`BufferRecycler`]) and allocates only if every one is still in use: a
+/// steady stream of frames keeps reusing the same warm memory.
 ///
 /// ```
 /// use dotray_codec::{FrameEncoder, proto};
@@ -162,23 +164,43 @@ pub fn encode_frame(envelope: &Envelope, max_frame_len: usize) -> Result<Bytes, 
 pub struct FrameEncoder {
     codec: FrameCodec,
     chunk: BytesMut,
+    /// Used-up chunks, reused once every frame cut from them is dropped.
+    recycler: BufferRecycler,
 }
 
 /// Size of the chunks a [`FrameEncoder`] carves frames from.
 const ENCODER_CHUNK: usize = 64 * 1024;
+/// Used-up chunks a [`FrameEncoder`] keeps for reuse.
+const ENCODER_RETIRED_CHUNKS: usize = 8;
+/// Largest chunk kept for reuse (a frame above this size is allocated on its own every time).
+const ENCODER_MAX_RECYCLED: usize = 256 * 1024;
 
 impl FrameEncoder {
     /// An encoder that refuses envelopes longer than `max_frame_len` when encoded.
     pub fn new(max_frame_len: usize) -> Self {
-        Self { codec: FrameCodec::with_max_frame_len(max_frame_len), chunk: BytesMut::new() }
+        Self {
+            codec: FrameCodec::with_max_frame_len(max_frame_len),
+            chunk: BytesMut::new(),
+            recycler: BufferRecycler::new(ENCODER_RETIRED_CHUNKS, ENCODER_MAX_RECYCLED),
+        }
     }
 
     /// Encodes one complete frame (prefix included).
     pub fn encode(&mut self, envelope: &Envelope) -> Result<Bytes, CodecError> {
-        let needed = FRAME_HEADER_LEN + envelope.encoded_len();
+        let len = envelope.encoded_len();
+        if len > self.codec.max_frame_len {
+            return Err(CodecError::FrameTooLarge { len, max: self.codec.max_frame_len });
+        }
+        let needed = FRAME_HEADER_LEN + len;
         if self.chunk.capacity() - self.chunk.len() < needed {
-            // Frames bigger than a chunk get a buffer of their own.
-            self.chunk = BytesMut::with_capacity(needed.max(ENCODER_CHUNK));
+            // A retired chunk whose frames are all gone, or a new one; frames bigger than a chunk get a
+            // buffer of their own.
+            let fresh = match self.recycler.take(needed) {
+                Some(reused) => reused,
+                None => BytesMut::with_capacity(needed.max(ENCODER_CHUNK)),
+            };
+            let used_up = std::mem::replace(&mut self.chunk, fresh);
+            self.recycler.retire(used_up);
         }
         self.codec.encode(envelope, &mut self.chunk)?;
         Ok(self.chunk.split().freeze())
@@ -282,6 +304,35 @@ mod tests {
         assert_eq!(encoder.encode(&big).unwrap(), encode_frame(&big, DEFAULT_MAX_FRAME_LEN).unwrap());
         let mut small = FrameEncoder::new(10);
         assert!(matches!(small.encode(&big), Err(CodecError::FrameTooLarge { .. })));
+    }
+
+    #[test]
+    fn frame_encoder_never_reuses_a_chunk_a_frame_still_holds() {
+        // Frames of different contents; every 7th is kept, the rest dropped at once, over many chunks:
+        // the encoder reuses chunks whose frames are all gone, and a kept frame must never change.
+        let mut encoder = FrameEncoder::new(DEFAULT_MAX_FRAME_LEN);
+        let env = |i: u64| -> Envelope {
+            Data {
+                stream_ref: 1,
+                seq: i,
+                hops: 1,
+                payload: Bytes::from(vec![i as u8; 700 + (i % 5) as usize * 300]),
+            }
+            .into()
+        };
+        let mut kept = Vec::new();
+        for i in 0..5_000u64 {
+            let frame = encoder.encode(&env(i)).unwrap();
+            if i % 7 == 0 {
+                kept.push((i, frame));
+            }
+            if i % 1_000 == 999 {
+                kept.retain(|(i, _)| i % 2 == 0); // let some chunks go entirely free later
+            }
+        }
+        for (i, frame) in &kept {
+            assert_eq!(frame, &encode_frame(&env(*i), DEFAULT_MAX_FRAME_LEN).unwrap(), "frame {i} intact");
+        }
     }
 
     #[test]
