@@ -125,8 +125,15 @@ fn main() {
         // keeps that drift out of the comparison.
         let mut pairs = Vec::new();
         for _ in 0..RUNS {
+            // `PROFILE=dotray` or `PROFILE=baseline` runs one system only (for `perf record`).
+            let profile = std::env::var("PROFILE").unwrap_or_default();
+            if profile == "baseline" {
+                let b = runtime.block_on(baseline_run(size));
+                pairs.push((b, b));
+                continue;
+            }
             let d = runtime.block_on(dotray_run(size));
-            if std::env::var("PROFILE").is_ok_and(|p| p == "dotray") {
+            if profile == "dotray" {
                 pairs.push((d, d));
                 continue;
             }
