@@ -171,7 +171,7 @@ pub struct FrameEncoder {
 /// Size of the chunks a [`FrameEncoder`] carves frames from.
 const ENCODER_CHUNK: usize = 64 * 1024;
 /// Used-up chunks a [`FrameEncoder`] keeps for reuse.
-const ENCODER_RETIRED_CHUNKS: usize = 8;
+const ENCODER_RETIRED_CHUNKS: usize = 2;
 /// Largest chunk kept for reuse (a frame above this size is allocated on its own every time).
 const ENCODER_MAX_RECYCLED: usize = 256 * 1024;
 
@@ -183,6 +183,11 @@ impl FrameEncoder {
             chunk: BytesMut::new(),
             recycler: BufferRecycler::new(ENCODER_RETIRED_CHUNKS, ENCODER_MAX_RECYCLED),
         }
+    }
+
+    /// The longest envelope this encoder accepts, in bytes.
+    pub fn max_frame_len(&self) -> usize {
+        self.codec.max_frame_len
     }
 
     /// Encodes one complete frame (prefix included).

@@ -14,6 +14,7 @@
 //!   becomes a stream and sink of envelopes with [`tokio_util::codec::Framed`];
 //! * [`encode_frame`] — one envelope to one ready-to-write frame, to encode once and send to many peers;
 //! * [`FrameEncoder`] — the same for a stream of frames, carving them out of large shared chunks;
+//! * [`SplitFrame`] — a `Data` frame whose large payload is shared, not copied ([`FrameEncoder::encode_data`]);
 //! * [`BufferRecycler`] — reuses such chunks (and read buffers) once every frame cut from them is gone;
 //! * [`NodeId`] — the 16-byte random identity of a node;
 //! * [`CodecError`] — what can go wrong, typed.
@@ -60,6 +61,7 @@ mod error;
 mod frame;
 mod node_id;
 mod recycle;
+mod split_frame;
 
 pub mod generated;
 
@@ -77,6 +79,7 @@ pub use error::CodecError;
 pub use frame::{DEFAULT_MAX_FRAME_LEN, FRAME_HEADER_LEN, FrameCodec, FrameEncoder, encode_frame};
 pub use node_id::{NODE_ID_LEN, NodeId, ParseNodeIdError};
 pub use recycle::BufferRecycler;
+pub use split_frame::{SPLIT_PAYLOAD_MIN, SplitFrame};
 
 /// The wire protocol version this crate speaks (`Hello.protocol_version`).
 pub const PROTOCOL_VERSION: u32 = 1;

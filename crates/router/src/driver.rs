@@ -39,7 +39,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use dotray_codec::proto::{Body, Envelope, GoodbyeReason, Layer};
-use dotray_codec::{FrameEncoder, NodeId};
+use dotray_codec::{CodecError, FrameEncoder, NodeId, SplitFrame};
 use dotray_membership::driver::Upward;
 use dotray_membership::timers::TimerQueue;
 use dotray_transport::{PeerSender, SendError};
@@ -279,7 +279,7 @@ struct Driver {
     outbound: Outbound,
     encoder: FrameEncoder,
     /// The last `Data` frame encoded, to reuse for the next eager neighbour: ((stream, seq, hops), frame).
-    last_data: Option<((StreamId, u64, u32), Bytes)>,
+    last_data: Option<((StreamId, u64, u32), SplitFrame)>,
     /// Origin listen address of each stream, from `StreamDecl`s (and our own).
     stream_addrs: HashMap<StreamId, SocketAddr>,
     /// Deliveries that found the application's queue full, oldest first. While any wait here, no
@@ -304,8 +304,17 @@ async fn reserve(
 
 /// Queues `frame`; true when the queue was full (congestion). A closing connection is not congestion:
 /// membership reports `NeighbourDown` shortly.
-fn queue_frame(sender: &PeerSender, frame: Bytes) -> bool {
+fn queue_frame(sender: &PeerSender, frame: impl Into<SplitFrame>) -> bool {
     matches!(sender.try_send(frame), Err(SendError::QueueFull))
+}
+
+/// Encodes one body; a `Data` body with a large payload shares the payload instead of copying it
+/// (see [`SplitFrame`]).
+fn encode_body(encoder: &mut FrameEncoder, body: Body) -> Result<SplitFrame, CodecError> {
+    match body {
+        Body::Data(data) => encoder.encode_data(&data),
+        other => encoder.encode(&Envelope::from(other)).map(SplitFrame::from),
+    }
 }
 
 /// How often a held-back driver re-checks the neighbours' queues.
@@ -541,7 +550,7 @@ impl Driver {
             {
                 frame.clone()
             }
-            _ => match encoder.encode(&Envelope::from(body)) {
+            _ => match encode_body(encoder, body) {
                 Ok(frame) => {
                     if let Message::Data { stream, seq, hops, .. } = message {
                         *last_data = Some(((*stream, *seq, *hops), frame.clone()));

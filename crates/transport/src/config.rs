@@ -52,7 +52,7 @@ pub struct Config {
     /// data; two maximum-size frames.
     pub max_queue_bytes: usize,
     /// The writer gathers queued frames into one vectored write of at most this many bytes (and at most
-    /// [`MAX_WRITE_SLICES`] frames). Default 256 KiB: large enough that small frames cost a fraction of a
+    /// [`MAX_WRITE_SLICES`] slices: one per frame, two per split frame). Default 256 KiB: large enough that small frames cost a fraction of a
     /// syscall each, small enough not to delay the first frame.
     pub write_batch_bytes: usize,
     /// Capacity of the event channel to the layer above, in events. When it is full, readers wait
@@ -99,7 +99,7 @@ pub struct Config {
 /// Longest accepted [`Config::network_id`], in bytes.
 pub const MAX_NETWORK_ID_LEN: usize = 64;
 
-/// Most frames gathered into one vectored write.
+/// Most slices gathered into one vectored write (a frame is one slice, a split frame two).
 pub const MAX_WRITE_SLICES: usize = 256;
 
 impl Default for Config {

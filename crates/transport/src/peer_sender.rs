@@ -10,9 +10,8 @@ use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
-use bytes::Bytes;
 use dotray_codec::proto::{Envelope, GoodbyeReason};
-use dotray_codec::{NodeId, encode_frame};
+use dotray_codec::{NodeId, SplitFrame, encode_frame};
 use tokio::sync::{Semaphore, TryAcquireError, mpsc};
 use tokio_util::sync::CancellationToken;
 
@@ -41,7 +40,7 @@ pub(crate) struct ConnShared {
     bans: Arc<BanList>,
     /// Set by the first violation reported on this connection: one connection, one offence.
     violated: AtomicBool,
-    queue: mpsc::UnboundedSender<Bytes>,
+    queue: mpsc::UnboundedSender<SplitFrame>,
     pub(crate) budget: Semaphore,
     max_queue_bytes: usize,
     max_frame_len: usize,
@@ -59,7 +58,7 @@ impl ConnShared {
         peer: NodeId,
         remote: SocketAddr,
         bans: Arc<BanList>,
-        queue: mpsc::UnboundedSender<Bytes>,
+        queue: mpsc::UnboundedSender<SplitFrame>,
         max_queue_bytes: usize,
         max_frame_len: usize,
         close: CancellationToken,
@@ -121,7 +120,9 @@ impl ConnShared {
 /// Sends frames to one connected peer. Cheap to clone; needs no lock.
 ///
 /// Frames are complete, encoded frames (length prefix included), as made by
-/// [`dotray_codec::encode_frame`]: encode a message once and queue the same `Bytes` to many peers.
+/// [`dotray_codec::encode_frame`]: encode a message once and queue the same `Bytes` to many peers. A
+/// [`SplitFrame`] (from [`dotray_codec::FrameEncoder::encode_data`]) is written as its two parts back
+/// to back, in one vectored write: its payload goes to the socket without being copied.
 #[derive(Debug, Clone)]
 pub struct PeerSender {
     pub(crate) shared: Arc<ConnShared>,
@@ -134,7 +135,8 @@ impl PeerSender {
     }
 
     /// Queues `frame` if there is room now; never waits.
-    pub fn try_send(&self, frame: Bytes) -> Result<(), SendError> {
+    pub fn try_send(&self, frame: impl Into<SplitFrame>) -> Result<(), SendError> {
+        let frame = frame.into();
         let permits = self.permits_for(&frame)?;
         match self.shared.budget.try_acquire_many(permits) {
             Ok(permit) => permit.forget(),
@@ -145,7 +147,8 @@ impl PeerSender {
     }
 
     /// Queues `frame`, waiting for room if the queue is full (back-pressure).
-    pub async fn send(&self, frame: Bytes) -> Result<(), SendError> {
+    pub async fn send(&self, frame: impl Into<SplitFrame>) -> Result<(), SendError> {
+        let frame = frame.into();
         let permits = self.permits_for(&frame)?;
         match self.shared.budget.acquire_many(permits).await {
             Ok(permit) => permit.forget(),
@@ -197,7 +200,7 @@ impl PeerSender {
         self.shared.max_queue_bytes.saturating_sub(self.shared.budget.available_permits())
     }
 
-    fn permits_for(&self, frame: &Bytes) -> Result<u32, SendError> {
+    fn permits_for(&self, frame: &SplitFrame) -> Result<u32, SendError> {
         if self.shared.is_closing() {
             return Err(SendError::Closed);
         }

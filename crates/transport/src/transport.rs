@@ -4,9 +4,8 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use bytes::Bytes;
-use dotray_codec::NodeId;
 use dotray_codec::proto::GoodbyeReason;
+use dotray_codec::{NodeId, SplitFrame};
 use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio::sync::{Semaphore, mpsc, oneshot};
 use tokio::time::timeout;
@@ -217,7 +216,7 @@ impl Transport {
     }
 
     /// Queues an encoded frame to `peer` if there is room now.
-    pub fn try_send(&self, peer: &NodeId, frame: Bytes) -> Result<(), SendError> {
+    pub fn try_send(&self, peer: &NodeId, frame: impl Into<SplitFrame>) -> Result<(), SendError> {
         self.sender(peer).ok_or(SendError::NotConnected)?.try_send(frame)
     }
 
