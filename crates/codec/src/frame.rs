@@ -207,7 +207,9 @@ impl FrameEncoder {
             let used_up = std::mem::replace(&mut self.chunk, fresh);
             self.recycler.retire(used_up);
         }
-        self.codec.encode(envelope, &mut self.chunk)?;
+        // Length checked above: the codec's `encode` would compute it a second time.
+        self.chunk.put_u32(len as u32);
+        envelope.encode_raw(&mut self.chunk);
         Ok(self.chunk.split().freeze())
     }
 }

@@ -36,9 +36,9 @@ pub const SPLIT_PAYLOAD_MIN: usize = 4 * 1024;
 /// use dotray_codec::{DEFAULT_MAX_FRAME_LEN, FrameEncoder, encode_frame, proto};
 ///
 /// let data = proto::Data { stream_ref: 1, seq: 7, hops: 2, payload: Bytes::from(vec![9; 10_000]) };
-/// let frame = FrameEncoder::new(DEFAULT_MAX_FRAME_LEN).encode_data(&data)?;
+/// let contiguous = encode_frame(&data.clone().into(), DEFAULT_MAX_FRAME_LEN)?;
+/// let frame = FrameEncoder::new(DEFAULT_MAX_FRAME_LEN).encode_data(data)?;
 /// assert!(frame.head().len() < 32, "the payload is not copied");
-/// let contiguous = encode_frame(&data.into(), DEFAULT_MAX_FRAME_LEN)?;
 /// assert_eq!([frame.head().as_ref(), frame.payload().as_ref()].concat(), contiguous.as_ref());
 /// # Ok::<(), dotray_codec::CodecError>(())
 /// ```
@@ -85,9 +85,9 @@ impl From<Bytes> for SplitFrame {
 impl FrameEncoder {
     /// Encodes a `Data` envelope; a payload of at least [`SPLIT_PAYLOAD_MIN`] bytes is not copied but
     /// shared by the returned frame's second part.
-    pub fn encode_data(&mut self, data: &Data) -> Result<SplitFrame, CodecError> {
+    pub fn encode_data(&mut self, data: Data) -> Result<SplitFrame, CodecError> {
         if data.payload.len() < SPLIT_PAYLOAD_MIN {
-            return self.encode(&Envelope::from(data.clone())).map(SplitFrame::from);
+            return self.encode(&Envelope::from(data)).map(SplitFrame::from);
         }
         let inner_len = data.encoded_len();
         let len = key_len(ENVELOPE_DATA_FIELD) + encoded_len_varint(inner_len as u64) + inner_len;
@@ -96,17 +96,18 @@ impl FrameEncoder {
             return Err(CodecError::FrameTooLarge { len, max });
         }
         // The fields before the payload: `Data` without its payload encodes exactly those.
-        let fields = Data { payload: Bytes::new(), ..data.clone() };
-        let head_len = len - data.payload.len();
+        let mut fields = data;
+        let payload = std::mem::take(&mut fields.payload);
+        let head_len = len - payload.len();
         let mut head = BytesMut::with_capacity(FRAME_HEADER_LEN + head_len);
         head.put_u32(len as u32);
         encode_key(ENVELOPE_DATA_FIELD, WireType::LengthDelimited, &mut head);
         encode_varint(inner_len as u64, &mut head);
         fields.encode_raw(&mut head);
         encode_key(DATA_PAYLOAD_FIELD, WireType::LengthDelimited, &mut head);
-        encode_varint(data.payload.len() as u64, &mut head);
+        encode_varint(payload.len() as u64, &mut head);
         debug_assert_eq!(head.len(), FRAME_HEADER_LEN + head_len);
-        Ok(SplitFrame { head: head.freeze(), payload: data.payload.clone() })
+        Ok(SplitFrame { head: head.freeze(), payload })
     }
 }
 
@@ -130,7 +131,7 @@ mod tests {
             len in 0usize..40_000,
         ) {
             let data = Data { stream_ref, seq, hops, payload: Bytes::from(vec![0xa5; len]) };
-            let frame = FrameEncoder::new(DEFAULT_MAX_FRAME_LEN).encode_data(&data).unwrap();
+            let frame = FrameEncoder::new(DEFAULT_MAX_FRAME_LEN).encode_data(data.clone()).unwrap();
             let contiguous = encode_frame(&data.clone().into(), DEFAULT_MAX_FRAME_LEN).unwrap();
             prop_assert_eq!(joined(&frame), contiguous.to_vec());
             prop_assert_eq!(frame.payload().is_empty(), len < SPLIT_PAYLOAD_MIN);
@@ -143,7 +144,7 @@ mod tests {
     fn large_payloads_are_shared_not_copied() {
         let payload = Bytes::from(vec![1; 64 * 1024]);
         let data = Data { stream_ref: 3, seq: 1, hops: 0, payload: payload.clone() };
-        let frame = FrameEncoder::new(DEFAULT_MAX_FRAME_LEN).encode_data(&data).unwrap();
+        let frame = FrameEncoder::new(DEFAULT_MAX_FRAME_LEN).encode_data(data.clone()).unwrap();
         assert_eq!(frame.payload().as_ptr(), payload.as_ptr());
         assert_eq!(frame.len(), encode_frame(&data.into(), DEFAULT_MAX_FRAME_LEN).unwrap().len());
     }
@@ -152,7 +153,7 @@ mod tests {
     fn too_large_is_refused() {
         let data = Data { payload: Bytes::from(vec![1; 10_000]), ..Default::default() };
         assert!(matches!(
-            FrameEncoder::new(5_000).encode_data(&data),
+            FrameEncoder::new(5_000).encode_data(data),
             Err(CodecError::FrameTooLarge { max: 5_000, .. })
         ));
     }

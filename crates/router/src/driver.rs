@@ -312,7 +312,7 @@ fn queue_frame(sender: &PeerSender, frame: impl Into<SplitFrame>) -> bool {
 /// (see [`SplitFrame`]).
 fn encode_body(encoder: &mut FrameEncoder, body: Body) -> Result<SplitFrame, CodecError> {
     match body {
-        Body::Data(data) => encoder.encode_data(&data),
+        Body::Data(data) => encoder.encode_data(data),
         other => encoder.encode(&Envelope::from(other)).map(SplitFrame::from),
     }
 }
