@@ -267,7 +267,7 @@ async fn read_loop(
 /// Read buffers whose frames may still be in use upstream, kept per connection for reuse; each is at
 /// most twice `read_buffer_len`, and they are freed at the next idle-timer check (at most
 /// `idle_timeout` later). More would find a free one more often on a busy connection (the transport
-/// benchmark at 64 KiB frames: 8 cut page faults fourfold and gained 25–50% throughput), but they are
+/// benchmark at 64 KiB frames: 8 cut page faults fourfold and gained 20–55% throughput), but they are
 /// memory every connection that carried a burst keeps: with 4 here (and 8 in the frame encoder), 128 nodes in one process (`cargo xtask
 /// bench`) went over their 256 MiB budget. A pool shared by the transport, bounded in bytes, would
 /// serve both; see the issue notes.
