@@ -62,12 +62,18 @@ pub struct Config {
     /// adds latency and memory when that layer is the bottleneck (measured with `cargo xtask bench`:
     /// at 4,096, a CPU-bound node buffered hundreds of MB before back-pressure reached the publisher).
     pub event_queue_len: usize,
-    /// Room kept in each connection's read buffer for the next read. Default 64 KiB: one read syscall
-    /// takes in dozens of small frames or one 64 KiB frame; the buffer grows up to one maximum frame
-    /// when a larger frame arrives. Every connection's buffer is filled in turn, so this is resident
-    /// memory per connection: at 256 KiB, 128 nodes in one process (`cargo xtask bench`, 5 links
-    /// each) held ~40 MB more than at 64 KiB, for 64 KiB frames ~1.4x faster reads.
+    /// Room kept in each connection's read buffer for the next read, while the peer sends little.
+    /// Default 64 KiB: one read syscall takes in dozens of small frames or one 64 KiB frame; the buffer
+    /// grows up to one maximum frame when a larger frame arrives. Every connection's buffer is filled in
+    /// turn, so this is resident memory per connection: at 256 KiB for every connection, 128 nodes in
+    /// one process (`cargo xtask bench`, 5 links each) held ~40 MB more than at 64 KiB.
     pub read_buffer_len: usize,
+    /// Largest room a connection's reads grow to while the peer keeps more queued than one read takes
+    /// (each read that fills its room doubles it; a read of less than an eighth halves it, down to
+    /// `read_buffer_len`). Default 256 KiB: on one loopback connection of 1 KiB frames, reads of 256 KiB
+    /// instead of 64 KiB made a third of the read syscalls and wake-ups. Only connections that carry a
+    /// burst grow, and only while it lasts.
+    pub max_read_buffer_len: usize,
     /// Length of the kernel's queue of connections waiting to be accepted (the `listen` backlog). A burst
     /// of connection attempts beyond it is dropped by the kernel before this node sees it. Default 1024
     /// (Linux caps it at `net.core.somaxconn`).
@@ -118,6 +124,7 @@ impl Default for Config {
             write_batch_bytes: 256 * 1024,
             event_queue_len: 64,
             read_buffer_len: 64 * 1024,
+            max_read_buffer_len: 256 * 1024,
             listen_backlog: 1024,
             accept_error_backoff: Duration::from_millis(100),
             max_bans: 1024,
@@ -153,6 +160,10 @@ impl Config {
         check(self.write_batch_bytes > 0, "write_batch_bytes must be positive")?;
         check(self.event_queue_len > 0, "event_queue_len must be positive")?;
         check(self.read_buffer_len > 0, "read_buffer_len must be positive")?;
+        check(
+            self.max_read_buffer_len >= self.read_buffer_len,
+            "max_read_buffer_len must be at least read_buffer_len",
+        )?;
         check(self.listen_backlog > 0, "listen_backlog must be positive")?;
         check(!self.ban_duration.is_zero(), "ban_duration must be positive (max_bans = 0 turns bans off)")?;
         check(self.max_ban_duration >= self.ban_duration, "max_ban_duration must be at least ban_duration")?;

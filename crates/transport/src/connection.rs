@@ -22,22 +22,22 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use bytes::{Buf, Bytes, BytesMut};
-use dotray_codec::proto::{Body, GoodbyeReason};
-use dotray_codec::{BufferRecycler, FrameCodec, SplitFrame};
-use futures_util::StreamExt;
+use bytes::{Buf, Bytes};
+use dotray_codec::proto::GoodbyeReason;
+use dotray_codec::{FrameCodec, SplitFrame};
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 use tokio::net::tcp::OwnedWriteHalf;
 use tokio::sync::{OwnedSemaphorePermit, mpsc, oneshot};
 use tokio::time::timeout;
-use tokio_util::codec::{Decoder, FramedRead};
+use tokio_util::codec::FramedRead;
 use tokio_util::sync::CancellationToken;
 use tracing::{Instrument, debug, field, info_span};
 
 use crate::config::MAX_WRITE_SLICES;
 use crate::handshake::{self, PeerHello};
 use crate::peer_sender::{Closing, ConnShared};
+use crate::reader;
 use crate::registry::{Admission, Entry};
 use crate::transport::Context;
 use crate::{
@@ -174,7 +174,8 @@ async fn run_inner(
     }
 
     // 4. Read until the connection ends, for whatever reason.
-    read_loop(&ctx, &mut reader, &shared, &peer).await;
+    let parts = reader.into_parts();
+    reader::read_loop(&ctx, parts.io, parts.read_buf, parts.codec, &shared, &peer).await;
 
     // 5. Close: the writer flushes (graceful) or stops, says goodbye if we are the ones closing.
     let closing = shared.closing();
@@ -186,154 +187,6 @@ async fn run_inner(
     // cancellation; if the receiver is gone there is nobody to tell.
     let _ = ctx.events.send(TransportEvent::Disconnected { peer: peer.id, reason: closing.reason }).await;
     done.cancel();
-}
-
-/// Reads frames and forwards them until the connection ends. Records why in `shared`.
-///
-/// Frames already decoded from one read go up together as one [`TransportEvent::Frames`], so the
-/// per-frame cost of the channel and of waking the layer above is shared by the whole batch.
-async fn read_loop(
-    ctx: &Context,
-    reader: &mut FramedRead<tokio::net::tcp::OwnedReadHalf, FrameCodec>,
-    shared: &ConnShared,
-    peer: &PeerHello,
-) {
-    let idle = ctx.config.idle_timeout;
-    // `FrameCodec` holds only its limit, so a copy can decode from the reader's buffer directly.
-    let mut decoder = reader.decoder().clone();
-    let read_room = ctx.config.read_buffer_len;
-    // One close future and one idle timer for the whole loop, not one per read: creating them costs a
-    // lock (the token's) and a timer-wheel insert and removal (the timer's), and reads are frequent.
-    // The idle timer is lazy: reads only note the time; when it fires early, it is pushed back.
-    let closed = shared.close.cancelled();
-    tokio::pin!(closed);
-    let idle_timer = tokio::time::sleep(idle);
-    tokio::pin!(idle_timer);
-    let mut last_read = tokio::time::Instant::now();
-    let mut recycler = BufferRecycler::new(RETIRED_READ_BUFFERS, 2 * read_room);
-    loop {
-        // Keep room for one large read. (FramedRead alone tops the buffer up with `reserve(1)`, which
-        // on a buffer whose frames were split off allocates at most 64 KiB: more, smaller reads.)
-        make_read_room(reader.read_buffer_mut(), read_room, &mut recycler);
-        let next = tokio::select! {
-            biased;
-            _ = &mut closed => return,
-            next = reader.next() => Some(next),
-            _ = &mut idle_timer => None,
-        };
-        let mut frames = Vec::new();
-        let mut end = match next {
-            None if last_read.elapsed() >= idle => {
-                Some(peer_fault(GoodbyeReason::Timeout, DisconnectReason::IdleTimeout))
-            }
-            None => {
-                idle_timer.as_mut().reset(last_read + idle);
-                // The timer fires about once per idle period: a connection whose burst is over
-                // gives its spare read buffers back then.
-                recycler.clear();
-                continue;
-            }
-            Some(None) => Some(Closing { goodbye: None, flush: false, reason: DisconnectReason::Closed }),
-            Some(Some(decoded)) => {
-                last_read = tokio::time::Instant::now();
-                classify(decoded, &mut frames)
-            }
-        };
-        // Take every further frame that is already complete in the read buffer, without reading again.
-        while end.is_none() && frames.len() < MAX_FRAMES_PER_EVENT {
-            let decoded = match decoder.decode(reader.read_buffer_mut()) {
-                Ok(None) => break,
-                Ok(Some(envelope)) => Ok(envelope),
-                Err(e) => Err(e),
-            };
-            end = classify(decoded, &mut frames);
-        }
-        // Ban before anything can wait, so that the peer's next connection finds the ban in place.
-        if let Some(Closing { reason: DisconnectReason::ProtocolViolation(what), .. }) = &end {
-            shared.report_violation(what);
-        }
-        if !frames.is_empty()
-            && !ctx.emit(TransportEvent::Frames { peer: peer.id, frames }, &shared.close).await
-        {
-            return;
-        }
-        if let Some(closing) = end {
-            shared.begin_close(closing);
-            return;
-        }
-    }
-}
-
-/// Read buffers whose frames may still be in use upstream, kept per connection for reuse; each is at
-/// most twice `read_buffer_len`, and they are freed at the next idle-timer check (at most
-/// `idle_timeout` later). More would find a free one more often on a busy connection (the transport
-/// benchmark at 64 KiB frames: 8 cut page faults fourfold and gained 20–55% throughput), but they are
-/// memory every connection that carried a burst keeps: with 4 here (and 8 in the frame encoder), 128 nodes in one process (`cargo xtask
-/// bench`) went over their 256 MiB budget. A pool shared by the transport, bounded in bytes, would
-/// serve both; see the issue notes.
-const RETIRED_READ_BUFFERS: usize = 2;
-
-/// Makes room for one large read in `buffer`, which frames already handed up may still share.
-///
-/// When every frame cut from the buffer is gone, its memory is reused in place. Otherwise the unread
-/// tail (part of a frame) moves to a retired buffer that is free again, or to a new one, and the old
-/// buffer is retired: a busy connection cycles through the same few warm buffers instead of allocating
-/// (and page-faulting) a new one per read, which `BytesMut::reserve` alone would do.
-fn make_read_room(buffer: &mut BytesMut, read_room: usize, recycler: &mut BufferRecycler) {
-    if buffer.capacity() - buffer.len() >= read_room / 4 || buffer.try_reclaim(read_room) {
-        return;
-    }
-    let tail = buffer.split();
-    let needed = tail.len() + read_room;
-    let mut fresh = recycler.take(needed).unwrap_or_else(|| BytesMut::with_capacity(needed));
-    fresh.extend_from_slice(&tail);
-    recycler.retire(std::mem::replace(buffer, fresh));
-}
-
-/// Most frames handed up in one event.
-const MAX_FRAMES_PER_EVENT: usize = 256;
-
-/// Sorts one decoded frame: appended to `frames` for the layer above, or the reason the connection ends.
-fn classify(
-    decoded: Result<dotray_codec::proto::Envelope, dotray_codec::CodecError>,
-    frames: &mut Vec<dotray_codec::proto::Envelope>,
-) -> Option<Closing> {
-    match decoded {
-        Err(dotray_codec::CodecError::Io(e)) => {
-            Some(Closing { goodbye: None, flush: false, reason: DisconnectReason::Io(e.kind()) })
-        }
-        // Violations are reported as a warning with the ban (`ban` module).
-        Err(e) => {
-            debug!(error = %e, "peer sent an invalid frame");
-            Some(violation(format!("invalid frame: {e}")))
-        }
-        Ok(envelope) => match envelope.body {
-            Some(Body::Goodbye(g)) => Some(Closing {
-                goodbye: None,
-                flush: false,
-                reason: DisconnectReason::Goodbye {
-                    reason: GoodbyeReason::try_from(g.reason).unwrap_or(GoodbyeReason::Unspecified),
-                    detail: g.detail,
-                },
-            }),
-            Some(Body::Hello(_)) => {
-                debug!("peer sent a second hello");
-                Some(violation("hello after the handshake".to_owned()))
-            }
-            _ => {
-                frames.push(envelope);
-                None
-            }
-        },
-    }
-}
-
-fn peer_fault(goodbye: GoodbyeReason, reason: DisconnectReason) -> Closing {
-    Closing { goodbye: Some(goodbye), flush: false, reason }
-}
-
-fn violation(what: String) -> Closing {
-    peer_fault(GoodbyeReason::ProtocolViolation, DisconnectReason::ProtocolViolation(what))
 }
 
 /// Drains the outbound queue into vectored writes until the connection closes.
@@ -489,46 +342,5 @@ async fn handshake_failed(
 fn finish_failed_dial(reply: Option<DialReply>, error: DialError) {
     if let Some(reply) = reply {
         let _ = reply.send(Err(error));
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn read_room_keeps_the_partial_frame_and_reuses_buffers_whose_frames_are_gone() {
-        let room = 1_000;
-        let mut recycler = BufferRecycler::new(RETIRED_READ_BUFFERS, 2 * room);
-        let mut buffer = BytesMut::with_capacity(2 * room);
-        let first_base = buffer.as_ptr() as usize;
-        buffer.extend_from_slice(&[1; 1_980]);
-        // 1,960 bytes of frames went up; 20 bytes of the next frame remain, with little room after them.
-        let frames = buffer.split_to(1_960).freeze();
-        make_read_room(&mut buffer, room, &mut recycler);
-        assert_eq!(&buffer[..], &[1; 20], "the partial frame moved along");
-        assert!(buffer.capacity() - buffer.len() >= room);
-        assert_eq!(recycler.len(), 1, "the old buffer waits for its frames");
-
-        // Its frames are gone: the next time room runs out while frames are still up, the old memory
-        // comes back instead of a new allocation.
-        drop(frames);
-        let fill = buffer.capacity() - buffer.len() - 10;
-        buffer.extend_from_slice(&vec![2; fill]);
-        let held = buffer.split_to(buffer.len() - 5).freeze();
-        make_read_room(&mut buffer, room, &mut recycler);
-        assert_eq!(buffer.as_ptr() as usize, first_base, "the first buffer, reused from its start");
-        assert_eq!(&buffer[..], &[2; 5]);
-        assert_eq!(held.len(), 20 + fill - 5, "frames still up are untouched");
-
-        // When nothing upstream holds the buffer, room is made in place.
-        drop(held);
-        let before = buffer.as_ptr() as usize;
-        buffer.extend_from_slice(&vec![3; buffer.capacity() - buffer.len()]);
-        let _consumed = buffer.split_to(buffer.len() - 1);
-        drop(_consumed);
-        make_read_room(&mut buffer, room, &mut recycler);
-        assert_eq!(buffer.as_ptr() as usize, before, "reclaimed in place");
-        assert_eq!(&buffer[..], &[3]);
     }
 }

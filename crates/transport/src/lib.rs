@@ -81,6 +81,7 @@ mod event;
 mod handshake;
 mod listener;
 mod peer_sender;
+mod reader;
 mod registry;
 mod transport;
 

@@ -1,0 +1,294 @@
+//! The read half of a connection after its handshake: socket reads into one buffer, frames decoded from
+//! it and handed up in batches, and the reasons a connection ends on the read side.
+//!
+//! ```text
+//!   socket ──read (room sized by ReadRoom)──► buffer ──decode──► up to 256 frames ──► Frames event
+//!               ▲                                                                       (awaits room:
+//!               └── make_read_room: reuse the buffer in place, or a retired one          back-pressure)
+//! ```
+//!
+//! Frames are slices of the read buffer (no copy), so a buffer stays in use until the layer above drops
+//! every frame cut from it; [`make_read_room`] and a [`BufferRecycler`] keep a busy connection cycling
+//! through a few warm buffers instead of allocating a new one per read. [`ReadRoom`] sizes each read:
+//! small while the peer sends little, larger while the kernel keeps more queued than one read takes.
+
+use bytes::BytesMut;
+use dotray_codec::proto::{Body, Envelope, GoodbyeReason};
+use dotray_codec::{BufferRecycler, CodecError, FrameCodec};
+use tokio::io::AsyncReadExt;
+use tokio::net::tcp::OwnedReadHalf;
+use tokio_util::codec::Decoder;
+use tracing::debug;
+
+use crate::handshake::PeerHello;
+use crate::peer_sender::{Closing, ConnShared};
+use crate::transport::Context;
+use crate::{DisconnectReason, TransportEvent};
+
+/// Most frames handed up in one event.
+const MAX_FRAMES_PER_EVENT: usize = 256;
+
+/// Read buffers whose frames may still be in use upstream, kept per connection for reuse; each is at
+/// most twice the largest read room, and they are freed when the connection goes quiet (at the next
+/// idle-timer check, at most `idle_timeout` later). More would find a free one more often on a busy
+/// connection (the transport benchmark at 64 KiB frames: 8 cut page faults fourfold and gained 20–55%
+/// throughput), but they are memory every connection that carried a burst keeps: with 4 here (and 8 in
+/// the frame encoder), 128 nodes in one process (`cargo xtask bench`) went over their 256 MiB budget.
+const RETIRED_READ_BUFFERS: usize = 2;
+
+/// How many bytes the next read offers the kernel: between `Config::read_buffer_len` and
+/// `Config::max_read_buffer_len`.
+///
+/// A read that fills all the room it was offered means the kernel had more queued: the room doubles,
+/// so a fast stream costs fewer syscalls (and fewer wake-ups and events above) per byte. A read that
+/// uses less than an eighth of the room means the stream has slowed down: the room halves. Most
+/// connections (pings, digests, a trickle of messages) stay at the small size; only the ones that carry
+/// a burst grow, and only while it lasts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct ReadRoom {
+    current: usize,
+    min: usize,
+    max: usize,
+}
+
+impl ReadRoom {
+    /// Starts at `min` bytes, grows up to `max` (at least `min`).
+    pub(crate) fn new(min: usize, max: usize) -> Self {
+        Self { current: min, min, max: max.max(min) }
+    }
+
+    /// Room to keep for the next read.
+    pub(crate) fn current(&self) -> usize {
+        self.current
+    }
+
+    /// The largest room this connection can ask for.
+    pub(crate) fn max(&self) -> usize {
+        self.max
+    }
+
+    /// Adapts to a read that returned `read` bytes out of the `offered` bytes of room it had.
+    pub(crate) fn after_read(&mut self, read: usize, offered: usize) {
+        if read >= offered && offered >= self.current / 2 {
+            self.current = (self.current * 2).min(self.max);
+        } else if read < self.current / 8 {
+            self.current = (self.current / 2).max(self.min);
+        }
+    }
+}
+
+/// Reads frames and forwards them until the connection ends. Records why in `shared`.
+///
+/// Frames already decoded from one read go up together as one [`TransportEvent::Frames`], so the
+/// per-frame cost of the channel and of waking the layer above is shared by the whole batch. `buffer`
+/// holds whatever the handshake read past the peer's hello.
+pub(crate) async fn read_loop(
+    ctx: &Context,
+    mut socket: OwnedReadHalf,
+    mut buffer: BytesMut,
+    mut decoder: FrameCodec,
+    shared: &ConnShared,
+    peer: &PeerHello,
+) {
+    let idle = ctx.config.idle_timeout;
+    let mut room = ReadRoom::new(ctx.config.read_buffer_len, ctx.config.max_read_buffer_len);
+    // One close future and one idle timer for the whole loop, not one per read: creating them costs a
+    // lock (the token's) and a timer-wheel insert and removal (the timer's), and reads are frequent.
+    // The idle timer is lazy: reads only note the time; when it fires early, it is pushed back.
+    let closed = shared.close.cancelled();
+    tokio::pin!(closed);
+    let idle_timer = tokio::time::sleep(idle);
+    tokio::pin!(idle_timer);
+    let mut last_read = tokio::time::Instant::now();
+    let mut recycler = BufferRecycler::new(RETIRED_READ_BUFFERS, 2 * room.max());
+    // The handshake may have read frames past the hello: hand them up before reading again.
+    let mut end = decode_and_emit(ctx, &mut decoder, &mut buffer, shared, peer).await;
+    while end.is_none() {
+        make_read_room(&mut buffer, room.current(), &mut recycler);
+        let offered = buffer.capacity() - buffer.len();
+        let read = tokio::select! {
+            biased;
+            _ = &mut closed => return,
+            read = socket.read_buf(&mut buffer) => Some(read),
+            _ = &mut idle_timer => None,
+        };
+        end = match read {
+            None if last_read.elapsed() >= idle => {
+                Some(peer_fault(GoodbyeReason::Timeout, DisconnectReason::IdleTimeout))
+            }
+            None => {
+                idle_timer.as_mut().reset(last_read + idle);
+                // The timer fires about once per idle period: a connection whose burst is over
+                // gives its spare read buffers back then.
+                recycler.clear();
+                continue;
+            }
+            Some(Err(e)) => {
+                Some(Closing { goodbye: None, flush: false, reason: DisconnectReason::Io(e.kind()) })
+            }
+            // The peer closed its side. A partial frame left in the buffer is lost with the connection.
+            Some(Ok(0)) => Some(Closing { goodbye: None, flush: false, reason: DisconnectReason::Closed }),
+            Some(Ok(read)) => {
+                last_read = tokio::time::Instant::now();
+                room.after_read(read, offered);
+                decode_and_emit(ctx, &mut decoder, &mut buffer, shared, peer).await
+            }
+        };
+    }
+    if let Some(closing) = end {
+        shared.begin_close(closing);
+    }
+}
+
+/// Decodes every complete frame in `buffer` and hands them up, at most [`MAX_FRAMES_PER_EVENT`] per
+/// event. Returns why the connection ends, if a frame ends it or the layer above is gone.
+async fn decode_and_emit(
+    ctx: &Context,
+    decoder: &mut FrameCodec,
+    buffer: &mut BytesMut,
+    shared: &ConnShared,
+    peer: &PeerHello,
+) -> Option<Closing> {
+    loop {
+        let mut frames = Vec::new();
+        let mut end = None;
+        while end.is_none() && frames.len() < MAX_FRAMES_PER_EVENT {
+            let Some(decoded) = decoder.decode(buffer).transpose() else { break };
+            end = classify(decoded, &mut frames);
+        }
+        // Ban before anything can wait, so that the peer's next connection finds the ban in place.
+        if let Some(Closing { reason: DisconnectReason::ProtocolViolation(what), .. }) = &end {
+            shared.report_violation(what);
+        }
+        let full = frames.len() == MAX_FRAMES_PER_EVENT;
+        if !frames.is_empty()
+            && !ctx.emit(TransportEvent::Frames { peer: peer.id, frames }, &shared.close).await
+        {
+            // Closed locally, or the transport is shutting down: the close is already recorded.
+            return Some(shared.closing());
+        }
+        if end.is_some() || !full {
+            return end;
+        }
+    }
+}
+
+/// Makes room for one read of `read_room` bytes in `buffer`, which frames already handed up may still
+/// share.
+///
+/// When every frame cut from the buffer is gone, its memory is reused in place. Otherwise the unread
+/// tail (part of a frame) moves to a retired buffer that is free again, or to a new one, and the old
+/// buffer is retired: a busy connection cycles through the same few warm buffers instead of allocating
+/// (and page-faulting) a new one per read, which `BytesMut::reserve` alone would do.
+fn make_read_room(buffer: &mut BytesMut, read_room: usize, recycler: &mut BufferRecycler) {
+    if buffer.capacity() - buffer.len() >= read_room / 4 || buffer.try_reclaim(read_room) {
+        return;
+    }
+    let tail = buffer.split();
+    let needed = tail.len() + read_room;
+    let mut fresh = recycler.take(needed).unwrap_or_else(|| BytesMut::with_capacity(needed));
+    fresh.extend_from_slice(&tail);
+    recycler.retire(std::mem::replace(buffer, fresh));
+}
+
+/// Sorts one decoded frame: appended to `frames` for the layer above, or the reason the connection ends.
+fn classify(decoded: Result<Envelope, CodecError>, frames: &mut Vec<Envelope>) -> Option<Closing> {
+    match decoded {
+        Err(CodecError::Io(e)) => {
+            Some(Closing { goodbye: None, flush: false, reason: DisconnectReason::Io(e.kind()) })
+        }
+        // Violations are reported as a warning with the ban (`ban` module).
+        Err(e) => {
+            debug!(error = %e, "peer sent an invalid frame");
+            Some(violation(format!("invalid frame: {e}")))
+        }
+        Ok(envelope) => match envelope.body {
+            Some(Body::Goodbye(g)) => Some(Closing {
+                goodbye: None,
+                flush: false,
+                reason: DisconnectReason::Goodbye {
+                    reason: GoodbyeReason::try_from(g.reason).unwrap_or(GoodbyeReason::Unspecified),
+                    detail: g.detail,
+                },
+            }),
+            Some(Body::Hello(_)) => {
+                debug!("peer sent a second hello");
+                Some(violation("hello after the handshake".to_owned()))
+            }
+            _ => {
+                frames.push(envelope);
+                None
+            }
+        },
+    }
+}
+
+fn peer_fault(goodbye: GoodbyeReason, reason: DisconnectReason) -> Closing {
+    Closing { goodbye: Some(goodbye), flush: false, reason }
+}
+
+fn violation(what: String) -> Closing {
+    peer_fault(GoodbyeReason::ProtocolViolation, DisconnectReason::ProtocolViolation(what))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn read_room_grows_while_reads_fill_it_and_shrinks_when_they_do_not() {
+        let mut room = ReadRoom::new(64, 256);
+        room.after_read(64, 64);
+        assert_eq!(room.current(), 128, "a full read doubles the room");
+        room.after_read(128, 128);
+        room.after_read(256, 256);
+        assert_eq!(room.current(), 256, "never above the maximum");
+        room.after_read(100, 256);
+        assert_eq!(room.current(), 256, "a read of more than an eighth keeps it");
+        room.after_read(20, 256);
+        assert_eq!(room.current(), 128, "a small read halves it");
+        room.after_read(1, 128);
+        room.after_read(1, 64);
+        assert_eq!(room.current(), 64, "never below the minimum");
+        // A read that filled a nearly full buffer's last few bytes says nothing about the stream.
+        room.after_read(10, 10);
+        assert_eq!(room.current(), 64);
+        assert_eq!(ReadRoom::new(64, 16).max(), 64, "the maximum is at least the minimum");
+    }
+
+    #[test]
+    fn read_room_keeps_the_partial_frame_and_reuses_buffers_whose_frames_are_gone() {
+        let room = 1_000;
+        let mut recycler = BufferRecycler::new(RETIRED_READ_BUFFERS, 2 * room);
+        let mut buffer = BytesMut::with_capacity(2 * room);
+        let first_base = buffer.as_ptr() as usize;
+        buffer.extend_from_slice(&[1; 1_980]);
+        // 1,960 bytes of frames went up; 20 bytes of the next frame remain, with little room after them.
+        let frames = buffer.split_to(1_960).freeze();
+        make_read_room(&mut buffer, room, &mut recycler);
+        assert_eq!(&buffer[..], &[1; 20], "the partial frame moved along");
+        assert!(buffer.capacity() - buffer.len() >= room);
+        assert_eq!(recycler.len(), 1, "the old buffer waits for its frames");
+
+        // Its frames are gone: the next time room runs out while frames are still up, the old memory
+        // comes back instead of a new allocation.
+        drop(frames);
+        let fill = buffer.capacity() - buffer.len() - 10;
+        buffer.extend_from_slice(&vec![2; fill]);
+        let held = buffer.split_to(buffer.len() - 5).freeze();
+        make_read_room(&mut buffer, room, &mut recycler);
+        assert_eq!(buffer.as_ptr() as usize, first_base, "the first buffer, reused from its start");
+        assert_eq!(&buffer[..], &[2; 5]);
+        assert_eq!(held.len(), 20 + fill - 5, "frames still up are untouched");
+
+        // When nothing upstream holds the buffer, room is made in place.
+        drop(held);
+        let before = buffer.as_ptr() as usize;
+        buffer.extend_from_slice(&vec![3; buffer.capacity() - buffer.len()]);
+        let _consumed = buffer.split_to(buffer.len() - 1);
+        drop(_consumed);
+        make_read_room(&mut buffer, room, &mut recycler);
+        assert_eq!(buffer.as_ptr() as usize, before, "reclaimed in place");
+        assert_eq!(&buffer[..], &[3]);
+    }
+}
