@@ -259,13 +259,22 @@ impl<R: Rng> Router<R> {
         }
     }
 
-    /// Drops the oldest settled payloads (every neighbour acknowledged them) beyond
+    /// Drops the oldest settled payloads (every neighbour holds them) beyond
     /// `retention_settled_max_bytes`. Run when acks arrive and at every sweep.
+    ///
+    /// A neighbour holds a payload when it acknowledged it, or when it is the payload's origin: a node
+    /// never acks its own stream (it receives nothing of it), and needs nothing of it either. Without
+    /// that exception no message whose origin is a neighbour ever settled, and since the retention log
+    /// is released oldest first, one such message held back every later one for `retention_time`:
+    /// with 32 publishers (`cargo xtask bench`), every node kept every payload of the run, and the read
+    /// buffers they are slices of.
     pub(crate) fn release_settled(&mut self) {
         let budget = self.config.retention_settled_max_bytes;
         let peers = &self.peers;
         let settled = |entry: &LogEntry| {
-            peers.values().all(|p| p.sent.get(&entry.stream).is_some_and(|m| m.acked >= entry.seq))
+            peers.iter().all(|(id, p)| {
+                *id == entry.stream.origin || p.sent.get(&entry.stream).is_some_and(|m| m.acked >= entry.seq)
+            })
         };
         while let Some(entry) = self.retention.pop_settled(budget, settled) {
             if let Some(state) = self.streams.get_mut(&entry.stream) {

@@ -544,6 +544,42 @@ fn acks_are_batched_on_a_timer_and_carry_watermarks() {
 }
 
 #[test]
+fn payloads_of_a_neighbours_own_stream_settle_without_its_ack() {
+    // Node 1 relays stream(2), whose origin is neighbour 2, to neighbour 3. Node 2 never acks its own
+    // stream; once 3 acks, the payloads are held by every neighbour and go beyond the settled budget.
+    let now = Instant::now();
+    let mut r = Router::new(
+        id(1),
+        7,
+        Config { retention_settled_max_bytes: 4, ..config() },
+        ChaCha8Rng::seed_from_u64(1),
+        now,
+    );
+    r.handle_neighbour_up(id(2), now);
+    r.handle_neighbour_up(id(3), now);
+    for seq in 1..=3 {
+        r.handle_message(id(2), data(stream(2), seq), now);
+    }
+    drain(&mut r);
+    let want = vec![SeqRange { stream: stream(2), first: 1, last: 3 }];
+    let answered = |r: &mut Router<ChaCha8Rng>| {
+        r.handle_message(id(3), Message::Graft { want: want.clone(), eager: true }, now);
+        sends(&drain(r))
+            .into_iter()
+            .filter_map(|(to, m)| match m {
+                Message::Data { seq, .. } if to == id(3) => Some(seq),
+                _ => None,
+            })
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(answered(&mut r), vec![1, 2, 3], "nothing is settled before 3 acks");
+    r.handle_message(id(3), Message::Ack { marks: vec![Watermark { stream: stream(2), seq: 3 }] }, now);
+    drain(&mut r);
+    // 12 bytes retained, 4 allowed once settled: the two oldest go.
+    assert_eq!(answered(&mut r), vec![3]);
+}
+
+#[test]
 fn tracked_streams_are_bounded() {
     let now = Instant::now();
     let cfg = Config { max_streams: 3, ..config() };
