@@ -71,19 +71,48 @@ impl Decoder for FrameCodec {
     type Error = CodecError;
 
     fn decode(&mut self, src: &mut BytesMut) -> Result<Option<Envelope>, CodecError> {
+        let decoded = self.decode_available(src)?;
+        if decoded.is_none() {
+            // Reserve room for the rest of a partial frame in one go (at most the limit: the prefix was
+            // checked), so that `FramedRead` does not grow the buffer read by read.
+            if let Some(total) = Self::next_frame_len(src) {
+                src.reserve(total - src.len());
+            }
+        }
+        Ok(decoded)
+    }
+}
+
+impl FrameCodec {
+    /// Decodes the frame at the start of `src` if it is complete, like [`Decoder::decode`], but never
+    /// reserves room for a partial one: for readers that size their buffers themselves
+    /// (`dotray-transport` reuses its read buffers, and uses [`FrameCodec::next_frame_len`] to make room).
+    ///
+    /// ```
+    /// use bytes::BytesMut;
+    /// use dotray_codec::{FrameCodec, proto};
+    ///
+    /// let mut codec = FrameCodec::new();
+    /// let frame = dotray_codec::encode_frame(&proto::Prune {}.into(), 1024)?;
+    /// let mut buf = BytesMut::from(&frame[..frame.len() - 1]);
+    /// assert!(codec.decode_available(&mut buf)?.is_none());
+    /// assert_eq!(FrameCodec::next_frame_len(&buf), Some(frame.len()));
+    /// buf.extend_from_slice(&frame[frame.len() - 1..]);
+    /// assert!(codec.decode_available(&mut buf)?.is_some());
+    /// # Ok::<(), dotray_codec::CodecError>(())
+    /// ```
+    pub fn decode_available(&mut self, src: &mut BytesMut) -> Result<Option<Envelope>, CodecError> {
         // Step 1: the prefix. Until 4 bytes are here there is nothing to decide.
-        let Some(header) = src.get(..FRAME_HEADER_LEN) else {
+        let Some(total) = Self::next_frame_len(src) else {
             return Ok(None);
         };
-        let len = u32::from_be_bytes([header[0], header[1], header[2], header[3]]) as usize;
-        // Step 2: refuse an oversize frame from its prefix alone, before reserving anything.
+        // Step 2: refuse an oversize frame from its prefix alone, before anything waits for it.
+        let len = total - FRAME_HEADER_LEN;
         if len > self.max_frame_len {
             return Err(CodecError::FrameTooLarge { len, max: self.max_frame_len });
         }
-        // Step 3: wait for the whole frame, reserving room for it (at most the limit) in one go.
-        let total = FRAME_HEADER_LEN + len;
+        // Step 3: wait for the whole frame.
         if src.len() < total {
-            src.reserve(total - src.len());
             return Ok(None);
         }
         // Step 4: split the frame off the buffer without copying, and parse it. `bytes` fields of the
@@ -91,6 +120,14 @@ impl Decoder for FrameCodec {
         src.advance(FRAME_HEADER_LEN);
         let frame = src.split_to(len).freeze();
         decode_envelope(frame).map(Some)
+    }
+
+    /// Length of the frame at the start of `src`, prefix included, once its 4-byte prefix is there
+    /// (the rest may still be missing); `None` before that. Not checked against the limit.
+    pub fn next_frame_len(src: &[u8]) -> Option<usize> {
+        let header = src.get(..FRAME_HEADER_LEN)?;
+        let len = u32::from_be_bytes([header[0], header[1], header[2], header[3]]) as usize;
+        Some(FRAME_HEADER_LEN + len)
     }
 }
 

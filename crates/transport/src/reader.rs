@@ -17,7 +17,6 @@ use dotray_codec::proto::{Body, Envelope, GoodbyeReason};
 use dotray_codec::{BufferRecycler, CodecError, FrameCodec};
 use tokio::io::AsyncReadExt;
 use tokio::net::tcp::OwnedReadHalf;
-use tokio_util::codec::Decoder;
 use tracing::debug;
 
 use crate::handshake::PeerHello;
@@ -104,7 +103,8 @@ pub(crate) async fn read_loop(
     // The handshake may have read frames past the hello: hand them up before reading again.
     let mut end = decode_and_emit(ctx, &mut decoder, &mut buffer, shared, peer).await;
     while end.is_none() {
-        make_read_room(&mut buffer, room.current(), &mut recycler);
+        let frame_rest = FrameCodec::next_frame_len(&buffer).map_or(0, |total| total - buffer.len());
+        make_read_room(&mut buffer, room.current(), frame_rest, &mut recycler);
         let offered = buffer.capacity() - buffer.len();
         let read = tokio::select! {
             biased;
@@ -153,7 +153,7 @@ async fn decode_and_emit(
         let mut frames = Vec::new();
         let mut end = None;
         while end.is_none() && frames.len() < MAX_FRAMES_PER_EVENT {
-            let Some(decoded) = decoder.decode(buffer).transpose() else { break };
+            let Some(decoded) = decoder.decode_available(buffer).transpose() else { break };
             end = classify(decoded, &mut frames);
         }
         // Ban before anything can wait, so that the peer's next connection finds the ban in place.
@@ -173,19 +173,23 @@ async fn decode_and_emit(
     }
 }
 
-/// Makes room for one read of `read_room` bytes in `buffer`, which frames already handed up may still
-/// share.
+/// Makes room in `buffer` for one read of `read_room` bytes and at least the `frame_rest` bytes still
+/// missing of a partial frame at its end. Frames already handed up may still share the buffer.
 ///
 /// When every frame cut from the buffer is gone, its memory is reused in place. Otherwise the unread
 /// tail (part of a frame) moves to a retired buffer that is free again, or to a new one, and the old
 /// buffer is retired: a busy connection cycles through the same few warm buffers instead of allocating
-/// (and page-faulting) a new one per read, which `BytesMut::reserve` alone would do.
-fn make_read_room(buffer: &mut BytesMut, read_room: usize, recycler: &mut BufferRecycler) {
-    if buffer.capacity() - buffer.len() >= read_room / 4 || buffer.try_reclaim(read_room) {
+/// (and page-faulting) a new one per read, which `BytesMut::reserve` alone would do. (The codec's
+/// `Decoder::decode` reserves the rest of a partial frame that way; the read loop uses
+/// `decode_available`, which does not, so that every buffer goes through here.)
+fn make_read_room(buffer: &mut BytesMut, read_room: usize, frame_rest: usize, recycler: &mut BufferRecycler) {
+    let free = buffer.capacity() - buffer.len();
+    let wanted = read_room.max(frame_rest);
+    if free >= (read_room / 4).max(frame_rest) || buffer.try_reclaim(wanted) {
         return;
     }
     let tail = buffer.split();
-    let needed = tail.len() + read_room;
+    let needed = tail.len() + wanted;
     let mut fresh = recycler.take(needed).unwrap_or_else(|| BytesMut::with_capacity(needed));
     fresh.extend_from_slice(&tail);
     recycler.retire(std::mem::replace(buffer, fresh));
@@ -265,7 +269,7 @@ mod tests {
         buffer.extend_from_slice(&[1; 1_980]);
         // 1,960 bytes of frames went up; 20 bytes of the next frame remain, with little room after them.
         let frames = buffer.split_to(1_960).freeze();
-        make_read_room(&mut buffer, room, &mut recycler);
+        make_read_room(&mut buffer, room, 0, &mut recycler);
         assert_eq!(&buffer[..], &[1; 20], "the partial frame moved along");
         assert!(buffer.capacity() - buffer.len() >= room);
         assert_eq!(recycler.len(), 1, "the old buffer waits for its frames");
@@ -276,10 +280,18 @@ mod tests {
         let fill = buffer.capacity() - buffer.len() - 10;
         buffer.extend_from_slice(&vec![2; fill]);
         let held = buffer.split_to(buffer.len() - 5).freeze();
-        make_read_room(&mut buffer, room, &mut recycler);
+        make_read_room(&mut buffer, room, 0, &mut recycler);
         assert_eq!(buffer.as_ptr() as usize, first_base, "the first buffer, reused from its start");
         assert_eq!(&buffer[..], &[2; 5]);
         assert_eq!(held.len(), 20 + fill - 5, "frames still up are untouched");
+
+        // The rest of a large partial frame gets room for all of it, beyond the read room.
+        let mut big = BytesMut::with_capacity(room);
+        big.extend_from_slice(&[4; 100]);
+        let _held = big.split_to(90).freeze();
+        make_read_room(&mut big, room, 5 * room, &mut recycler);
+        assert!(big.capacity() - big.len() >= 5 * room, "room for the whole frame");
+        assert_eq!(&big[..], &[4; 10]);
 
         // When nothing upstream holds the buffer, room is made in place.
         drop(held);
@@ -287,7 +299,7 @@ mod tests {
         buffer.extend_from_slice(&vec![3; buffer.capacity() - buffer.len()]);
         let _consumed = buffer.split_to(buffer.len() - 1);
         drop(_consumed);
-        make_read_room(&mut buffer, room, &mut recycler);
+        make_read_room(&mut buffer, room, 0, &mut recycler);
         assert_eq!(buffer.as_ptr() as usize, before, "reclaimed in place");
         assert_eq!(&buffer[..], &[3]);
     }
