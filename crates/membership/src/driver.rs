@@ -263,10 +263,15 @@ impl Driver {
     /// to the events the membership frames cause (a `NeighborReply` before a `Data` means the router
     /// learns of the neighbour first).
     async fn on_frames(&mut self, peer: NodeId, frames: Vec<Envelope>, now: Instant) {
+        let is_membership = |e: &Envelope| e.kind().map(|k| k.layer()) == Some(Layer::Membership);
+        // The common case under load, a batch of data frames only: up as it came, without re-collecting.
+        if !frames.iter().any(is_membership) {
+            let _ = self.upward.send(Upward::Frames { peer, frames }).await;
+            return;
+        }
         let mut others = Vec::new();
         for envelope in frames {
-            let layer = envelope.kind().map(|k| k.layer());
-            if layer != Some(Layer::Membership) {
+            if !is_membership(&envelope) {
                 others.push(envelope);
                 continue;
             }
