@@ -71,8 +71,9 @@ pub struct Config {
     /// Largest room a connection's reads grow to while the peer keeps more queued than one read takes
     /// (each read that fills its room doubles it; a read of less than an eighth halves it, down to
     /// `read_buffer_len`). Default 256 KiB: on one loopback connection of 1 KiB frames (the transport
-    /// benchmark), 37% fewer read syscalls than reads of 64 KiB, and 7–10% less CPU. Only connections
-    /// that carry a burst grow, and only while it lasts; at or below `read_buffer_len`, reads never grow.
+    /// benchmark), 37% fewer read syscalls than reads of 64 KiB, and 5–13% less CPU (2 paired runs).
+    /// Only connections that carry a burst grow, and only while it lasts; at or below
+    /// `read_buffer_len`, reads never grow.
     pub max_read_buffer_len: usize,
     /// Length of the kernel's queue of connections waiting to be accepted (the `listen` backlog). A burst
     /// of connection attempts beyond it is dropped by the kernel before this node sees it. Default 1024
