@@ -8,7 +8,7 @@
 //!                   registry.admit ── rejected ──► goodbye(DuplicateConnection), close
 //!                        │ admitted (wait for a replaced connection's Disconnected)
 //!                        ▼
-//!        spawn writer ◄──┴──► emit Connected, then the reader loop:
+//!        spawn writer ◄──┴──► emit Connected, then the read loop (`reader` module):
 //!                              frames → Frames events (awaiting room: back-pressure)
 //!                              goodbye / EOF / idle / bad frame / local close → leave the loop
 //!                              (a bad frame or a reported violation also bans the peer's node id)
