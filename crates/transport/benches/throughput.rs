@@ -1,10 +1,12 @@
 //! One connection on loopback: dotray-transport against plain tokio TCP with a length prefix.
 //!
-//! Run with `cargo bench -p dotray-transport --bench throughput [-- SIZE...]`.
+//! Run with `cargo bench -p dotray-transport --bench throughput [-- SIZE...]` (`VERBOSE=1` prints every
+//! run's pair).
 //! For each payload size, one side sends as fast as back-pressure allows and the other receives every
 //! frame; the time runs from the first send to the last receive. dotray's side does everything a node
-//! does per frame: protobuf-encode a `Data` envelope, queue it, vectored writes, decode, and one event
-//! per frame to the layer above. The baseline does the least a length-prefixed TCP stream can: a
+//! does per frame: protobuf-encode a `Data` envelope the way the router does (`encode_data`: a payload
+//! of 4 KiB or more is shared, not copied), queue it, vectored writes, decode, and one event per frame
+//! to the layer above. The baseline does the least a length-prefixed TCP stream can: a
 //! buffered `write_u32` + `write_all` per frame, a buffered `read_u32` + `read_exact` into one reused
 //! buffer. The two run alternately `RUNS` times; the table gives medians of payload MB/s (10^6 B) and
 //! frames/s, and the median of the paired ratios.
@@ -40,7 +42,8 @@ async fn dotray_run(size: usize) -> Duration {
         let mut encoder = FrameEncoder::new(DEFAULT_MAX_FRAME_LEN);
         for seq in 0..frames as u64 {
             let data = proto::Data { stream_ref: 1, seq, hops: 0, payload: payload.clone() };
-            let frame = encoder.encode(&data.into()).expect("encode");
+            // As the router encodes a `Data`: a large payload is shared, not copied (`SplitFrame`).
+            let frame = encoder.encode_data(data).expect("encode");
             to_b.sender.send(frame).await.expect("send");
         }
     });
@@ -124,6 +127,9 @@ fn main() {
         // this machine's speed drifts between runs (seen: the baseline alone varying 2x), and pairing
         // keeps that drift out of the comparison.
         let mut pairs = Vec::new();
+        // `VERBOSE=1` prints every pair (the baseline alone is bimodal on this machine at 1 KiB:
+        // about 1.9 or 3.7 GB/s, whether its two tasks happen to run in parallel or not).
+        let verbose = std::env::var_os("VERBOSE").is_some();
         for _ in 0..RUNS {
             // `PROFILE=dotray` or `PROFILE=baseline` runs one system only (for `perf record`).
             let profile = std::env::var("PROFILE").unwrap_or_default();
@@ -139,6 +145,10 @@ fn main() {
             }
             let b = runtime.block_on(baseline_run(size));
             pairs.push((d, b));
+            if verbose {
+                let mb_s = |t: Duration| bytes / t.as_secs_f64() / 1e6;
+                eprintln!("{size} B run: dotray {:.0} MB/s, baseline {:.0} MB/s", mb_s(d), mb_s(b));
+            }
         }
         let dotray = median(pairs.iter().map(|p| p.0).collect());
         let baseline = median(pairs.iter().map(|p| p.1).collect());
