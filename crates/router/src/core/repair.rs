@@ -10,7 +10,7 @@ use super::action::{Action, Event, Timer};
 use super::ids::{MAX_SEQ, SeqRange, StreamId, Watermark};
 use super::message::Message;
 use super::peer::Peer;
-use super::router::Router;
+use super::router::{Router, settled_mark};
 
 impl<R: rand::Rng> Router<R> {
     /// `peer` became a neighbour (membership's `NeighbourUp`). Plumtree makes the link eager; we also
@@ -21,6 +21,8 @@ impl<R: rand::Rng> Router<R> {
         }
         let sent = self.new_sent_map();
         self.peers.entry(peer).or_insert_with(|| Peer::new(sent)).eager = true;
+        // It holds nothing yet.
+        self.refresh_all_settled();
         let own = self.own;
         let mut marks: Vec<Watermark> = self
             .streams
@@ -43,6 +45,8 @@ impl<R: rand::Rng> Router<R> {
     /// grafts them from us.
     pub fn handle_neighbour_down(&mut self, peer: NodeId, now: Instant) {
         let Some(gone) = self.peers.remove(&peer) else { return };
+        // What only `gone` lacked is now held by every neighbour.
+        self.refresh_all_settled();
         let mut reoffer: Vec<SeqRange> = Vec::new();
         for (stream, mark) in &gone.sent {
             if mark.sent_hi > mark.acked {
@@ -387,13 +391,16 @@ impl<R: rand::Rng> Router<R> {
         if marks.iter().any(|m| m.seq > MAX_SEQ) {
             return self.violation(from, "ack with a sequence number beyond MAX_SEQ");
         }
-        if let Some(peer) = self.peers.get_mut(&from) {
-            for mark in marks {
-                // Only streams we track: a peer cannot grow this map with made-up streams.
-                if self.streams.contains_key(&mark.stream) {
-                    let sent = peer.sent.entry(mark.stream).or_default();
-                    sent.acked = sent.acked.max(mark.seq);
-                }
+        for mark in marks {
+            // Only streams we track: a peer cannot grow this map with made-up streams.
+            let Some(state) = self.streams.get_mut(&mark.stream) else { continue };
+            let Some(peer) = self.peers.get_mut(&from) else { break };
+            let sent = peer.sent.entry(mark.stream).or_default();
+            let before = sent.acked;
+            sent.acked = before.max(mark.seq);
+            // The smallest acknowledgement can only move if it was this one.
+            if sent.acked > before && before <= state.settled && from != mark.stream.origin {
+                state.settled = settled_mark(&self.peers, &mark.stream);
             }
         }
         // What every neighbour now holds need not be retained beyond the settled budget.
@@ -420,11 +427,11 @@ impl<R: rand::Rng> Router<R> {
         }
         let per_stream = self.config.max_serve_per_request;
         for mark in marks {
-            if let Some(peer) = self.peers.get_mut(&from) {
-                let sent = peer.sent.get_mut(&mark.stream);
-                if let Some(sent) = sent {
-                    sent.acked = sent.acked.max(mark.seq);
-                }
+            if let Some(sent) = self.peers.get_mut(&from).and_then(|p| p.sent.get_mut(&mark.stream))
+                && mark.seq > sent.acked
+            {
+                sent.acked = mark.seq;
+                self.refresh_settled(&mark.stream);
             }
             match self.streams.get(&mark.stream) {
                 Some(state) => {

@@ -52,21 +52,16 @@ impl RetentionLog {
         }
     }
 
-    /// Removes and returns the oldest entry if the cache holds more than `budget` bytes and that entry
-    /// is `settled` (every neighbour holds it). Stops at the first unsettled entry: the log is in
-    /// arrival order, so what follows it is almost always unsettled too.
-    pub(crate) fn pop_settled(
-        &mut self,
-        budget: usize,
-        settled: impl Fn(&LogEntry) -> bool,
-    ) -> Option<LogEntry> {
-        let front = self.entries.front()?;
-        if self.bytes > budget && settled(front) {
-            let entry = self.entries.pop_front()?;
-            self.bytes -= entry.len;
-            Some(entry)
-        } else {
-            None
-        }
+    /// The oldest entry, if the cache holds more than `budget` bytes. (Whether it may go is the
+    /// caller's to decide: it is released with [`RetentionLog::pop_oldest`] if it is settled.)
+    pub(crate) fn oldest_beyond(&self, budget: usize) -> Option<&LogEntry> {
+        if self.bytes > budget { self.entries.front() } else { None }
+    }
+
+    /// Removes the oldest entry.
+    pub(crate) fn pop_oldest(&mut self) -> Option<LogEntry> {
+        let entry = self.entries.pop_front()?;
+        self.bytes -= entry.len;
+        Some(entry)
     }
 }

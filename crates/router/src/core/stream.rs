@@ -72,6 +72,11 @@ pub(crate) struct StreamState {
     /// link eager: retries (the first announcer did not answer) only repair while that neighbour is
     /// still there, so a message nobody can serve does not turn every link eager one retry at a time.
     pub(crate) grafted_to: Option<NodeId>,
+    /// Every neighbour holds this stream's messages up to here: the smallest acknowledgement among
+    /// the neighbours other than the stream's origin (`u64::MAX` without such neighbours). Kept up to
+    /// date by `Router::refresh_settled` whenever an acknowledgement or the neighbour set changes, so
+    /// that releasing settled payloads costs one lookup per payload rather than one per neighbour.
+    pub(crate) settled: u64,
 }
 
 impl StreamState {
@@ -94,6 +99,7 @@ impl StreamState {
             last_active: now,
             ack_dirty: false,
             repaired: None,
+            settled: 0,
             grafted_to: None,
         }
     }

@@ -672,3 +672,71 @@ fn the_tree_copy_of_a_grafted_message_swaps_links_only_for_the_pruning_origin() 
     assert_eq!(r.topology(), Topology { eager: vec![id(3)], lazy: vec![id(2)] });
     assert_eq!(r.counters().optimisations, 1);
 }
+
+#[test]
+fn settled_marks_follow_acks_syncs_and_neighbour_changes() {
+    // Random neighbour churn, payloads, acks and syncs; after every step each stream's cached
+    // `settled` equals the smallest acknowledgement among the neighbours other than its origin.
+    use rand::Rng;
+    let now = Instant::now();
+    let mut r = router(1, now);
+    let mut rng = ChaCha8Rng::seed_from_u64(99);
+    let origins = [2u8, 3, 10, 11];
+    let mut next_seq = [1u64; 4];
+    for step in 0..2_000 {
+        let peer = id(rng.random_range(2..6));
+        match rng.random_range(0..10) {
+            0 => r.handle_neighbour_up(peer, now),
+            1 => r.handle_neighbour_down(peer, now),
+            2..=4 => {
+                let k = rng.random_range(0..origins.len());
+                r.handle_message(peer, data(stream(origins[k]), next_seq[k]), now);
+                next_seq[k] += 1;
+            }
+            5..=8 => {
+                let marks = (0..rng.random_range(1..4))
+                    .map(|_| {
+                        let k = rng.random_range(0..origins.len());
+                        Watermark { stream: stream(origins[k]), seq: rng.random_range(0..next_seq[k]) }
+                    })
+                    .collect();
+                r.handle_message(peer, Message::Ack { marks }, now);
+            }
+            _ => {
+                let k = rng.random_range(0..origins.len());
+                let mark = Watermark { stream: stream(origins[k]), seq: rng.random_range(0..next_seq[k]) };
+                r.handle_message(peer, Message::Sync { marks: vec![mark] }, now);
+            }
+        }
+        drain(&mut r);
+        for (s, state) in &r.streams {
+            assert_eq!(state.settled, router::settled_mark(&r.peers, s), "stream {s:?} after step {step}");
+        }
+    }
+}
+
+#[test]
+fn a_neighbour_that_leaves_no_longer_holds_back_retention() {
+    // Neighbour 3 acks stream(9), neighbour 4 never does: nothing settles. Once 4 is gone, everything
+    // 3 acked is held by every neighbour and goes beyond the settled budget.
+    let now = Instant::now();
+    let cfg = Config { retention_settled_max_bytes: 4, ..config() };
+    let mut r = Router::new(id(1), 7, cfg, ChaCha8Rng::seed_from_u64(1), now);
+    for peer in [2, 3, 4] {
+        r.handle_neighbour_up(id(peer), now);
+    }
+    for seq in 1..=3 {
+        r.handle_message(id(2), data(stream(9), seq), now);
+    }
+    let ack = Message::Ack { marks: vec![Watermark { stream: stream(9), seq: 3 }] };
+    r.handle_message(id(2), ack.clone(), now);
+    r.handle_message(id(3), ack.clone(), now);
+    drain(&mut r);
+    let span = |r: &Router<ChaCha8Rng>| r.streams[&stream(9)].retained_span();
+    assert_eq!(span(&r), Some((1, 3)), "4 has not acknowledged anything");
+    r.handle_neighbour_down(id(4), now);
+    r.handle_message(id(3), ack, now);
+    drain(&mut r);
+    // 12 bytes retained, 4 allowed once settled: the two oldest go.
+    assert_eq!(span(&r), Some((3, 3)));
+}
