@@ -317,6 +317,12 @@ fn encode_body(encoder: &mut FrameEncoder, body: Body) -> Result<SplitFrame, Cod
     }
 }
 
+/// A message ready for one neighbour: a frame already encoded for another, or a body to encode.
+enum Encoded {
+    Frame(SplitFrame),
+    Body(Body),
+}
+
 /// How often a held-back driver re-checks the neighbours' queues.
 const BACKPRESSURE_POLL: Duration = Duration::from_millis(1);
 
@@ -530,8 +536,19 @@ impl Driver {
         let mut decls = Vec::new();
         let mut addr_of =
             |stream: &StreamId| stream_addrs.get(stream).map(|a| a.to_string()).unwrap_or_default();
-        let body = match outbound.encode(to, message, &mut addr_of, &mut decls) {
-            Ok(body) => body,
+        // The `Data` just encoded for another eager peer is sent as it is: only the declaration is
+        // per peer (no body is built, no payload reference taken and dropped).
+        let encoded = match (message, &*last_data) {
+            (Message::Data { stream, seq, hops, .. }, Some((key, frame)))
+                if *key == (*stream, *seq, *hops) =>
+            {
+                let frame = frame.clone();
+                outbound.declare(to, *stream, &mut addr_of, &mut decls).map(|_| Encoded::Frame(frame))
+            }
+            _ => outbound.encode(to, message, &mut addr_of, &mut decls).map(Encoded::Body),
+        };
+        let encoded = match encoded {
+            Ok(encoded) => encoded,
             Err(error) => {
                 warn!(peer = ?to, %error, "cannot encode for this connection; reconnecting it");
                 link.sender.close(GoodbyeReason::Unspecified);
@@ -544,13 +561,9 @@ impl Driver {
                 refused |= queue_frame(&link.sender, frame);
             }
         }
-        let frame = match (message, &*last_data) {
-            (Message::Data { stream, seq, hops, .. }, Some((key, frame)))
-                if *key == (*stream, *seq, *hops) =>
-            {
-                frame.clone()
-            }
-            _ => match encode_body(encoder, body) {
+        let frame = match encoded {
+            Encoded::Frame(frame) => frame,
+            Encoded::Body(body) => match encode_body(encoder, body) {
                 Ok(frame) => {
                     if let Message::Data { stream, seq, hops, .. } = message {
                         *last_data = Some(((*stream, *seq, *hops), frame.clone()));
