@@ -9,7 +9,8 @@ use prost::Message;
 use tokio_util::codec::{Decoder, Encoder};
 
 use crate::CodecError;
-use crate::generated::Envelope;
+use crate::data_frame::{ParsedData, parse_data};
+use crate::generated::{Data, Envelope};
 use crate::recycle::BufferRecycler;
 
 /// Size of the length prefix in bytes.
@@ -122,6 +123,86 @@ impl FrameCodec {
         decode_envelope(frame).map(Some)
     }
 
+    /// Decodes every complete frame at the start of `src`, at most `max` of them, appending them to
+    /// `out` in order; returns how many it appended. Never reserves room for a partial frame (see
+    /// [`FrameCodec::decode_available`]).
+    ///
+    /// Same frames and same errors as calling [`FrameCodec::decode_available`] until it returns `None`,
+    /// but cheaper for a reader that receives many frames per read: the complete frames are split off
+    /// `src` together, as one `Bytes`, and every frame is parsed in place from it. Each frame's
+    /// `bytes` fields still share the read buffer (no copy), but the frames themselves are never
+    /// split off one by one: splitting costs an atomic reference-count update on the buffer's shared
+    /// header, and dropping the split frame another, which the thread that drops the payloads later
+    /// (the layer above, on the other core) also updates. On one loopback connection of 1 KiB frames
+    /// (the transport's throughput bench), those two updates per frame were 7% of all CPU.
+    ///
+    /// On an error, the frames before the bad one are in `out` and the error is returned; the stream
+    /// cannot be trusted after it (close the connection). An oversize length prefix is refused before
+    /// anything waits for, or reserves room for, its frame.
+    ///
+    /// ```
+    /// use bytes::BytesMut;
+    /// use dotray_codec::{FrameCodec, encode_frame, proto};
+    ///
+    /// let mut wire = BytesMut::new();
+    /// for nonce in 0..3 {
+    ///     wire.extend_from_slice(&encode_frame(&proto::Ping { nonce, sent_at_micros: 0 }.into(), 1024)?);
+    /// }
+    /// wire.truncate(wire.len() - 1); // the third frame is not complete yet
+    /// let mut frames = Vec::new();
+    /// assert_eq!(FrameCodec::new().decode_many(&mut wire, 10, &mut frames)?, 2);
+    /// assert_eq!(frames.len(), 2);
+    /// assert_eq!(Some(wire.len()), FrameCodec::next_frame_len(&wire).map(|n| n - 1));
+    /// # Ok::<(), dotray_codec::CodecError>(())
+    /// ```
+    pub fn decode_many(
+        &mut self,
+        src: &mut BytesMut,
+        max: usize,
+        out: &mut Vec<Envelope>,
+    ) -> Result<usize, CodecError> {
+        // Step 1: find the complete frames by their prefixes alone, checking each against the limit.
+        let (mut end, mut count, mut refused) = (0, 0, None);
+        while count < max {
+            let Some(total) = Self::next_frame_len(&src[end..]) else { break };
+            let len = total - FRAME_HEADER_LEN;
+            if len > self.max_frame_len {
+                refused = Some(CodecError::FrameTooLarge { len, max: self.max_frame_len });
+                break;
+            }
+            if src.len() - end < total {
+                break;
+            }
+            end += total;
+            count += 1;
+        }
+        // Step 2: split them off together and parse each in place. `Take` over `&mut Bytes` hands
+        // prost slices of `chunk` for `bytes` fields, and leaves `chunk` at the next frame.
+        if count > 0 {
+            let mut chunk = src.split_to(end).freeze();
+            out.reserve(count);
+            for _ in 0..count {
+                let len = chunk.get_u32() as usize;
+                // Most frames are `Data`: read in place when in canonical shape, else by prost.
+                if let Some(ParsedData { stream_ref, seq, hops, payload }) = parse_data(&chunk[..len]) {
+                    let payload = chunk.slice(payload);
+                    chunk.advance(len);
+                    out.push(Data { stream_ref, seq, hops, payload }.into());
+                    continue;
+                }
+                let envelope = Envelope::decode((&mut chunk).take(len))?;
+                if envelope.body.is_none() {
+                    return Err(CodecError::MissingBody);
+                }
+                out.push(envelope);
+            }
+        }
+        match refused {
+            Some(error) => Err(error),
+            None => Ok(count),
+        }
+    }
+
     /// Length of the frame at the start of `src`, prefix included, once its 4-byte prefix is there
     /// (the rest may still be missing); `None` before that. Not checked against the limit.
     pub fn next_frame_len(src: &[u8]) -> Option<usize> {
@@ -133,6 +214,9 @@ impl FrameCodec {
 
 /// Parses one frame body (without its prefix) and checks that it carries a body.
 fn decode_envelope(frame: Bytes) -> Result<Envelope, CodecError> {
+    if let Some(ParsedData { stream_ref, seq, hops, payload }) = parse_data(&frame) {
+        return Ok(Data { stream_ref, seq, hops, payload: frame.slice(payload) }.into());
+    }
     let envelope = Envelope::decode(frame)?;
     if envelope.body.is_none() {
         return Err(CodecError::MissingBody);
@@ -233,7 +317,15 @@ impl FrameEncoder {
         if len > self.codec.max_frame_len {
             return Err(CodecError::FrameTooLarge { len, max: self.codec.max_frame_len });
         }
-        let needed = FRAME_HEADER_LEN + len;
+        let chunk = self.room_for(FRAME_HEADER_LEN + len);
+        // Length checked above: the codec's `encode` would compute it a second time.
+        chunk.put_u32(len as u32);
+        envelope.encode_raw(chunk);
+        Ok(chunk.split().freeze())
+    }
+
+    /// The current chunk, with room for a frame of `needed` bytes (prefix included) at its end.
+    pub(crate) fn room_for(&mut self, needed: usize) -> &mut BytesMut {
         if self.chunk.capacity() - self.chunk.len() < needed {
             // A retired chunk whose frames are all gone, or a new one; frames bigger than a chunk get a
             // buffer of their own.
@@ -244,10 +336,7 @@ impl FrameEncoder {
             let used_up = std::mem::replace(&mut self.chunk, fresh);
             self.recycler.retire(used_up);
         }
-        // Length checked above: the codec's `encode` would compute it a second time.
-        self.chunk.put_u32(len as u32);
-        envelope.encode_raw(&mut self.chunk);
-        Ok(self.chunk.split().freeze())
+        &mut self.chunk
     }
 }
 

@@ -56,6 +56,7 @@
 //! `LengthDelimitedCodec::new()`, so non-Rust peers can speak it with any length-prefix framer.
 #![forbid(unsafe_code)]
 
+mod data_frame;
 mod envelope;
 mod error;
 mod frame;

@@ -12,16 +12,10 @@
 //! count) is cheaper than copying the payload is expensive. [`FrameEncoder::encode_data`] chooses.
 
 use bytes::{BufMut, Bytes, BytesMut};
-use prost::Message;
-use prost::encoding::{WireType, encode_key, encode_varint, encoded_len_varint, key_len};
 
-use crate::generated::{Data, Envelope};
+use crate::data_frame::{data_lens, put_data_head};
+use crate::generated::Data;
 use crate::{CodecError, FRAME_HEADER_LEN, FrameEncoder};
-
-/// Field number of `Envelope.data` (see `proto/dotray/v1/envelope.proto`).
-const ENVELOPE_DATA_FIELD: u32 = 31;
-/// Field number of `Data.payload`, the last field of `Data` (see `proto/dotray/v1/broadcast.proto`).
-const DATA_PAYLOAD_FIELD: u32 = 4;
 
 /// Payloads at least this long are sent as a [`SplitFrame`] by [`FrameEncoder::encode_data`]; shorter
 /// ones are copied into one contiguous frame. 4 KiB: a copy of that size costs about what a second
@@ -84,29 +78,27 @@ impl From<Bytes> for SplitFrame {
 
 impl FrameEncoder {
     /// Encodes a `Data` envelope; a payload of at least [`SPLIT_PAYLOAD_MIN`] bytes is not copied but
-    /// shared by the returned frame's second part.
+    /// shared by the returned frame's second part. Byte for byte what [`FrameEncoder::encode`] writes
+    /// for the same envelope, without prost's generic path (see the `data_frame` module).
     pub fn encode_data(&mut self, data: Data) -> Result<SplitFrame, CodecError> {
-        if data.payload.len() < SPLIT_PAYLOAD_MIN {
-            return self.encode(&Envelope::from(data)).map(SplitFrame::from);
-        }
-        let inner_len = data.encoded_len();
-        let len = key_len(ENVELOPE_DATA_FIELD) + encoded_len_varint(inner_len as u64) + inner_len;
-        let max = self.max_frame_len();
-        if len > max {
-            return Err(CodecError::FrameTooLarge { len, max });
-        }
-        // The fields before the payload: `Data` without its payload encodes exactly those.
         let mut fields = data;
         let payload = std::mem::take(&mut fields.payload);
-        let head_len = len - payload.len();
-        let mut head = BytesMut::with_capacity(FRAME_HEADER_LEN + head_len);
-        head.put_u32(len as u32);
-        encode_key(ENVELOPE_DATA_FIELD, WireType::LengthDelimited, &mut head);
-        encode_varint(inner_len as u64, &mut head);
-        fields.encode_raw(&mut head);
-        encode_key(DATA_PAYLOAD_FIELD, WireType::LengthDelimited, &mut head);
-        encode_varint(payload.len() as u64, &mut head);
-        debug_assert_eq!(head.len(), FRAME_HEADER_LEN + head_len);
+        let lens = data_lens(&fields, payload.len());
+        let max = self.max_frame_len();
+        if lens.0 > max {
+            return Err(CodecError::FrameTooLarge { len: lens.0, max });
+        }
+        if payload.len() < SPLIT_PAYLOAD_MIN {
+            let chunk = self.room_for(FRAME_HEADER_LEN + lens.0);
+            put_data_head(chunk, lens, &fields, payload.len());
+            chunk.put_slice(&payload);
+            return Ok(SplitFrame::from(chunk.split().freeze()));
+        }
+        // The head only: the payload goes out from where it is.
+        let head_len = FRAME_HEADER_LEN + lens.0 - payload.len();
+        let mut head = BytesMut::with_capacity(head_len);
+        put_data_head(&mut head, lens, &fields, payload.len());
+        debug_assert_eq!(head.len(), head_len);
         Ok(SplitFrame { head: head.freeze(), payload })
     }
 }
@@ -114,6 +106,7 @@ impl FrameEncoder {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::generated::Envelope;
     use crate::{DEFAULT_MAX_FRAME_LEN, FrameCodec, encode_frame};
     use proptest::prelude::*;
     use tokio_util::codec::Decoder;

@@ -84,3 +84,69 @@ fn truncated_frame_waits_for_more_without_error() {
     let mut buf = BytesMut::from(&[0, 0, 0, 10, 1, 2][..]);
     assert!(matches!(FrameCodec::new().decode(&mut buf), Ok(None)));
 }
+
+/// What a decoder made of a byte stream fed in pieces: the envelopes, then the first error (its
+/// `Debug` text), if any.
+type Outcome = (Vec<dotray_codec::proto::Envelope>, Option<String>);
+
+/// `wire` fed in `chunk`-byte reads, decoded one frame at a time with `decode_available`.
+fn one_by_one(wire: &[u8], chunk: usize, max_len: usize) -> Outcome {
+    let mut codec = FrameCodec::with_max_frame_len(max_len);
+    let (mut buf, mut out) = (BytesMut::new(), Vec::new());
+    for piece in wire.chunks(chunk.max(1)) {
+        buf.extend_from_slice(piece);
+        loop {
+            match codec.decode_available(&mut buf) {
+                Ok(Some(env)) => out.push(env),
+                Ok(None) => break,
+                Err(e) => return (out, Some(format!("{e:?}"))),
+            }
+        }
+    }
+    (out, None)
+}
+
+/// The same stream decoded with `decode_many`, at most `per_call` frames a call.
+fn many_at_once(wire: &[u8], chunk: usize, max_len: usize, per_call: usize) -> Outcome {
+    let mut codec = FrameCodec::with_max_frame_len(max_len);
+    let (mut buf, mut out) = (BytesMut::new(), Vec::new());
+    for piece in wire.chunks(chunk.max(1)) {
+        buf.extend_from_slice(piece);
+        loop {
+            let before = out.len();
+            match codec.decode_many(&mut buf, per_call, &mut out) {
+                Ok(0) => break,
+                Ok(n) => assert_eq!(out.len(), before + n, "the count is what was appended"),
+                Err(e) => return (out, Some(format!("{e:?}"))),
+            }
+        }
+    }
+    (out, None)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(512))]
+
+    /// The batch decoder is the frame-by-frame decoder, only cheaper: same envelopes, same first
+    /// error, however the stream is cut and whatever the batch size — on valid streams and on streams
+    /// with corrupted bytes (which may land in a length prefix, making it oversize or short).
+    #[test]
+    fn decode_many_decodes_exactly_what_decode_available_does(
+        envs in proptest::collection::vec(strategies::envelope(), 1..8),
+        flips in proptest::collection::vec((any::<usize>(), any::<u8>()), 0..3),
+        chunk in 1usize..700,
+        per_call in 1usize..5,
+        max_len in prop_oneof![Just(dotray_codec::DEFAULT_MAX_FRAME_LEN), 40usize..400],
+    ) {
+        let mut wire = BytesMut::new();
+        for env in &envs {
+            tokio_util::codec::Encoder::encode(&mut FrameCodec::new(), env, &mut wire).expect("encodable");
+        }
+        for (at, x) in flips {
+            let i = at % wire.len();
+            wire[i] ^= x;
+        }
+        let expected = one_by_one(&wire, chunk, max_len);
+        prop_assert_eq!(many_at_once(&wire, chunk, max_len, per_call), expected);
+    }
+}

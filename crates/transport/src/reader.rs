@@ -159,11 +159,8 @@ async fn decode_and_emit(
 ) -> Option<Closing> {
     loop {
         let mut frames = Vec::with_capacity(*batch_len);
-        let mut end = None;
-        while end.is_none() && frames.len() < MAX_FRAMES_PER_EVENT {
-            let Some(decoded) = decoder.decode_available(buffer).transpose() else { break };
-            end = classify(decoded, &mut frames);
-        }
+        let decoded = decoder.decode_many(buffer, MAX_FRAMES_PER_EVENT, &mut frames);
+        let end = classify(decoded, &mut frames);
         // Ban before anything can wait, so that the peer's next connection finds the ban in place.
         if let Some(Closing { reason: DisconnectReason::ProtocolViolation(what), .. }) = &end {
             shared.report_violation(what);
@@ -206,18 +203,14 @@ fn make_read_room(buffer: &mut BytesMut, read_room: usize, frame_rest: usize, re
     recycler.retire(std::mem::replace(buffer, fresh));
 }
 
-/// Sorts one decoded frame: appended to `frames` for the layer above, or the reason the connection ends.
-fn classify(decoded: Result<Envelope, CodecError>, frames: &mut Vec<Envelope>) -> Option<Closing> {
-    match decoded {
-        Err(CodecError::Io(e)) => {
-            Some(Closing { goodbye: None, flush: false, reason: DisconnectReason::Io(e.kind()) })
-        }
-        // Violations are reported as a warning with the ban (`ban` module).
-        Err(e) => {
-            debug!(error = %e, "peer sent an invalid frame");
-            Some(violation(format!("invalid frame: {e}")))
-        }
-        Ok(envelope) => match envelope.body {
+/// Sorts what one `decode_many` call gave: the frames for the layer above stay in `frames`, and the
+/// reason the connection ends comes back — a decode error, or a goodbye or a second hello among the
+/// frames (which, and every frame after it, leave `frames`).
+fn classify(decoded: Result<usize, CodecError>, frames: &mut Vec<Envelope>) -> Option<Closing> {
+    let ending =
+        frames.iter().position(|envelope| matches!(envelope.body, Some(Body::Goodbye(_) | Body::Hello(_))));
+    if let Some(at) = ending {
+        return match frames.drain(at..).next().and_then(|envelope| envelope.body) {
             Some(Body::Goodbye(g)) => Some(Closing {
                 goodbye: None,
                 flush: false,
@@ -226,15 +219,22 @@ fn classify(decoded: Result<Envelope, CodecError>, frames: &mut Vec<Envelope>) -
                     detail: g.detail,
                 },
             }),
-            Some(Body::Hello(_)) => {
+            _ => {
                 debug!("peer sent a second hello");
                 Some(violation("hello after the handshake".to_owned()))
             }
-            _ => {
-                frames.push(envelope);
-                None
-            }
-        },
+        };
+    }
+    match decoded {
+        Ok(_) => None,
+        Err(CodecError::Io(e)) => {
+            Some(Closing { goodbye: None, flush: false, reason: DisconnectReason::Io(e.kind()) })
+        }
+        // Violations are reported as a warning with the ban (`ban` module).
+        Err(e) => {
+            debug!(error = %e, "peer sent an invalid frame");
+            Some(violation(format!("invalid frame: {e}")))
+        }
     }
 }
 
