@@ -96,6 +96,46 @@ async fn every_node_delivers_every_message_once_in_order() {
     }
 }
 
+/// `broadcast` numbers a message as it queues it, without asking the router: callers racing on one
+/// node must still get distinct ids, and each id must be the one the network delivers that payload
+/// under (the queue order is the sending order).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_broadcasts_on_one_node_get_the_ids_they_are_delivered_under() {
+    const TASKS: usize = 4;
+    const PER_TASK: usize = 100;
+    let nodes = start_chain(2).await;
+    let mut sends = Vec::new();
+    for task in 0..TASKS {
+        let node = nodes[0].clone();
+        sends.push(tokio::spawn(async move {
+            let mut ids = Vec::new();
+            for i in 0..PER_TASK {
+                let payload = Bytes::from(format!("{task}-{i}"));
+                ids.push((node.broadcast(payload.clone()).await.expect("broadcast").seq, payload));
+            }
+            ids
+        }));
+    }
+    let mut told: HashMap<u64, Bytes> = HashMap::new();
+    for send in sends {
+        for (seq, payload) in send.await.unwrap() {
+            assert!(told.insert(seq, payload).is_none(), "seq {seq} given twice");
+        }
+    }
+    let total = (TASKS * PER_TASK) as u64;
+    assert_eq!(told.keys().max(), Some(&total), "ids 1..={total}, none skipped");
+    for _ in 0..total {
+        let message = tokio::time::timeout(Duration::from_secs(20), nodes[1].recv())
+            .await
+            .expect("delivered")
+            .expect("running");
+        assert_eq!(Some(&message.payload), told.get(&message.seq), "delivered under the id it was given");
+    }
+    for node in &nodes {
+        node.shutdown().await;
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn send_to_reaches_one_node_and_query_works_remotely() {
     let nodes = start_chain(3).await;

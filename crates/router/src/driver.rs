@@ -35,6 +35,7 @@
 use foldhash::{HashMap, HashMapExt};
 use std::collections::VecDeque;
 use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -64,7 +65,12 @@ pub struct DriverConfig {
     pub delivery_queue_len: usize,
     /// Events waiting for the application (neighbours, gaps, direct messages). Default 1,024.
     pub event_queue_len: usize,
-    /// Broadcast commands waiting for the driver. Default 64: the publisher awaits beyond it.
+    /// Broadcasts (and other commands) waiting for the driver; a publisher awaits beyond it.
+    /// Default 2: a publisher never waits for a round trip to the driver (the next broadcast is
+    /// queued while the driver sends the previous one), and little waits in front of the driver.
+    /// Measured with `cargo xtask bench`, 32 nodes all publishing 256 B (4 alternating runs each):
+    /// with 2, median goodput 247 MB/s, p99 latency 130 ms, peak RSS 106 MB; with 4, 242 MB/s,
+    /// 223 ms, 123 MB — what waits in this queue only adds latency once the tree is saturated.
     pub command_queue_len: usize,
     /// A neighbour with more bytes than this queued holds this node back — no new broadcasts and no
     /// frames taken from the network (hop-by-hop back-pressure) — until it drains or is found slow. Default 1 MiB: on loopback or a LAN, about a millisecond of data — enough to keep a
@@ -85,7 +91,7 @@ impl Default for DriverConfig {
         Self {
             delivery_queue_len: 8_192,
             event_queue_len: 1_024,
-            command_queue_len: 64,
+            command_queue_len: 2,
             publish_high_water: 1024 * 1024,
             congestion_grace: Duration::from_millis(1000),
             cleanup_interval: Duration::from_secs(10),
@@ -159,7 +165,8 @@ pub struct DriverCounters {
 }
 
 enum Command {
-    Broadcast(Bytes, oneshot::Sender<MessageId>),
+    /// A payload to broadcast, with the sequence number the handle gave it (see `RouterHandle`).
+    Broadcast(Bytes, u64),
     Counters(oneshot::Sender<(Counters, DriverCounters)>),
     Topology(oneshot::Sender<Topology>),
 }
@@ -168,6 +175,9 @@ enum Command {
 #[derive(Debug, Clone)]
 pub struct RouterHandle {
     commands: mpsc::Sender<Command>,
+    /// This node's stream, and the sequence number of its next broadcast (see `broadcast`).
+    own: StreamId,
+    next_seq: Arc<Mutex<u64>>,
 }
 
 impl std::fmt::Debug for Command {
@@ -182,11 +192,22 @@ impl std::fmt::Debug for Command {
 
 impl RouterHandle {
     /// Broadcasts `payload` to every node. Waits while the network is saturated (back-pressure);
-    /// returns the message's id once the router has taken it.
+    /// returns the message's id once the message is queued for the router, which sends queued
+    /// broadcasts in order (a message queued when the node stops is not sent).
+    ///
+    /// The id is known without asking the router: messages are numbered in the order they enter its
+    /// queue, so the handle numbers them as it queues them (under a lock, so that concurrent callers
+    /// get the numbers in queue order). A publisher thus keeps up to
+    /// [`DriverConfig::command_queue_len`] broadcasts in flight instead of one: waiting for the router
+    /// to hand back each id made every broadcast a round trip between the two tasks (with 32
+    /// publishers in `cargo xtask bench`, that round trip, not CPU, set each publisher's rate).
     pub async fn broadcast(&self, payload: Bytes) -> Result<MessageId, Stopped> {
-        let (tx, rx) = oneshot::channel();
-        self.commands.send(Command::Broadcast(payload, tx)).await.map_err(|_| Stopped)?;
-        rx.await.map_err(|_| Stopped)
+        let slot = self.commands.reserve().await.map_err(|_| Stopped)?;
+        let mut next_seq = self.next_seq.lock().unwrap_or_else(|e| e.into_inner());
+        let seq = *next_seq;
+        *next_seq += 1;
+        slot.send(Command::Broadcast(payload, seq));
+        Ok(MessageId { stream: self.own, seq })
     }
 
     /// The core's counters and the driver's.
@@ -251,8 +272,13 @@ pub fn spawn(
         now: Instant::now(),
         held_since: None,
     };
+    let handle = RouterHandle {
+        commands: commands_tx,
+        own: state.core.own_stream(),
+        next_seq: Arc::new(Mutex::new(state.core.next_seq())),
+    };
     let task = tokio::spawn(state.run().instrument(span));
-    Ok((RouterHandle { commands: commands_tx }, RouterOutput { deliveries, events }, task))
+    Ok((handle, RouterOutput { deliveries, events }, task))
 }
 
 /// A neighbour's connection and what the driver tracks about it.
@@ -344,7 +370,15 @@ impl Driver {
                     None => return,
                 },
                 command = self.commands.recv(), if !held_back => match command {
-                    Some(command) => self.on_command(command),
+                    Some(command) => {
+                        self.on_command(command);
+                        // The rest of what is queued, in the same turn (at most a queue's worth):
+                        // a publisher keeps several broadcasts queued.
+                        for _ in 1..self.config.command_queue_len {
+                            let Ok(command) = self.commands.try_recv() else { break };
+                            self.on_command(command);
+                        }
+                    }
                     None => return,
                 },
                 _ = tokio::time::sleep(BACKPRESSURE_POLL), if held_back => {}
@@ -441,9 +475,9 @@ impl Driver {
     fn on_command(&mut self, command: Command) {
         let now = Instant::now();
         match command {
-            Command::Broadcast(payload, reply) => {
+            Command::Broadcast(payload, seq) => {
                 let id = self.core.broadcast(payload, now);
-                let _ = reply.send(id);
+                debug_assert_eq!(id.seq, seq, "the handle numbers broadcasts as the core does");
             }
             Command::Counters(reply) => {
                 let _ = reply.send((*self.core.counters(), self.counters));

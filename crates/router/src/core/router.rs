@@ -114,6 +114,11 @@ impl<R: Rng> Router<R> {
         self.own
     }
 
+    /// The sequence number the next [`Router::broadcast`] gives its message.
+    pub fn next_seq(&self) -> u64 {
+        self.next_seq
+    }
+
     /// The configuration in use.
     pub fn config(&self) -> &Config {
         &self.config
