@@ -249,6 +249,7 @@ async fn write_loop(
         }
         // `bytes` was acquired from the budget by the senders of these frames.
         shared.budget.add_permits(bytes);
+        shared.wrote();
         ctx.stats.bytes_written.fetch_add(bytes as u64, Ordering::Relaxed);
         ctx.stats.frames_written.fetch_add(frames, Ordering::Relaxed);
         if shared.is_closing() && queue.is_empty() {

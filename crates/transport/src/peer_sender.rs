@@ -7,12 +7,12 @@
 //! always learns that the queue is full ([`SendError::QueueFull`]) instead of frames vanishing.
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use dotray_codec::proto::{Envelope, GoodbyeReason};
 use dotray_codec::{NodeId, SplitFrame, encode_frame};
-use tokio::sync::{Semaphore, TryAcquireError, mpsc};
+use tokio::sync::{Notify, Semaphore, TryAcquireError, mpsc};
 use tokio_util::sync::CancellationToken;
 
 use crate::ban::BanList;
@@ -42,6 +42,12 @@ pub(crate) struct ConnShared {
     violated: AtomicBool,
     queue: mpsc::UnboundedSender<SplitFrame>,
     pub(crate) budget: Semaphore,
+    /// Woken by the writer once a write brings the queue down to `drain_target`, and when the
+    /// connection closes: what [`PeerSender::queue_drained`] waits on.
+    pub(crate) drained: Notify,
+    /// One more than the largest queue length a [`PeerSender::queue_drained`] waits for; 0 when
+    /// none waits. Lets the writer wake a waiter only when it may go on, not after every write.
+    drain_target: AtomicUsize,
     max_queue_bytes: usize,
     max_frame_len: usize,
     /// Cancelled when the connection starts closing, for any reason.
@@ -70,6 +76,8 @@ impl ConnShared {
             violated: AtomicBool::new(false),
             queue,
             budget: Semaphore::new(max_queue_bytes),
+            drained: Notify::new(),
+            drain_target: AtomicUsize::new(0),
             max_queue_bytes,
             max_frame_len,
             close,
@@ -79,6 +87,21 @@ impl ConnShared {
     }
 
     /// Starts closing the connection, unless it is already closing.
+    /// Called by the writer after it gave back the permits of a write: wakes the waiters of
+    /// [`PeerSender::queue_drained`] if the queue is now short enough for them.
+    pub(crate) fn wrote(&self) {
+        let target = self.drain_target.load(Ordering::SeqCst);
+        if target != 0 && self.queued_bytes() < target {
+            self.drain_target.store(0, Ordering::SeqCst);
+            self.drained.notify_waiters();
+        }
+    }
+
+    /// Bytes queued and not yet written.
+    pub(crate) fn queued_bytes(&self) -> usize {
+        self.max_queue_bytes.saturating_sub(self.budget.available_permits())
+    }
+
     pub(crate) fn begin_close(&self, closing: Closing) {
         {
             let mut slot = self.closing.lock().unwrap_or_else(|e| e.into_inner());
@@ -89,6 +112,7 @@ impl ConnShared {
         self.closed.store(true, Ordering::Release);
         self.budget.close();
         self.close.cancel();
+        self.drained.notify_waiters();
     }
 
     /// The peer broke the protocol on this connection: bans its node id (logged as a warning), unless
@@ -197,7 +221,38 @@ impl PeerSender {
 
     /// Bytes queued and not yet written.
     pub fn queued_bytes(&self) -> usize {
-        self.shared.max_queue_bytes.saturating_sub(self.shared.budget.available_permits())
+        self.shared.queued_bytes()
+    }
+
+    /// Resolves once at most `bytes` are queued (see [`PeerSender::queued_bytes`]), or once the
+    /// connection is closing. Owns what it needs, so it can be held across other calls.
+    ///
+    /// This is how a sender that stops at a high-water mark learns, without polling, that it may go
+    /// on: the writer wakes it as soon as a write brings the queue down.
+    ///
+    /// ```no_run
+    /// # async fn demo(sender: dotray_transport::PeerSender) {
+    /// const HIGH_WATER: usize = 64 * 1024;
+    /// if sender.queued_bytes() > HIGH_WATER {
+    ///     sender.queue_drained(HIGH_WATER).await;
+    /// }
+    /// # }
+    /// ```
+    pub fn queue_drained(&self, bytes: usize) -> impl Future<Output = ()> + Send + 'static {
+        let shared = self.shared.clone();
+        async move {
+            loop {
+                // Registered before the check, so a write between the two still wakes it.
+                let notified = shared.drained.notified();
+                let mut notified = std::pin::pin!(notified);
+                notified.as_mut().enable();
+                shared.drain_target.fetch_max(bytes.saturating_add(1), Ordering::SeqCst);
+                if shared.queued_bytes() <= bytes || shared.is_closing() {
+                    return;
+                }
+                notified.await;
+            }
+        }
     }
 
     fn permits_for(&self, frame: &SplitFrame) -> Result<u32, SendError> {
