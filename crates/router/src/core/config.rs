@@ -52,9 +52,11 @@ pub struct Config {
     /// (*settled* payloads). Repair never needs a settled payload from us — no neighbour will graft
     /// it, none is left to re-offer it to — so beyond this budget the oldest settled payloads go first;
     /// what remains serves newcomers and healed partitions (`Sync`). Unsettled payloads are only bounded
-    /// by the limits above. Default 1 MiB: at the demo's rate, hours of history; at a 1 KiB × 10,000/s
-    /// stream, the last 0.1 s — size it to the traffic a partition must be able to catch up. Without
+    /// by the limits above. Default 256 KiB: at the demo's rate, hours of history; at a 1 KiB × 10,000/s
+    /// stream, the last 25 ms — size it to the traffic a partition must be able to catch up. Without
     /// it a busy node holds `retention_time` of the whole network's traffic (30 s × the broadcast rate).
+    /// (It is memory every node keeps once it has seen that much traffic: with 1 MiB, 128 nodes in one
+    /// process, `cargo xtask bench`, 2,000 × 1 KiB, peaked at 250–308 MB RSS; with 256 KiB, 126–136 MB.)
     pub retention_settled_max_bytes: usize,
     /// How far ahead of the next expected sequence number a payload may be and still be held for
     /// in-order delivery (the per-stream reorder window). Payloads further ahead are dropped (and asked
@@ -116,7 +118,7 @@ impl Default for Config {
             retention_time: Duration::from_secs(30),
             retention_max_messages: 32_768,
             retention_max_bytes: 64 << 20,
-            retention_settled_max_bytes: 1 << 20,
+            retention_settled_max_bytes: 256 * 1024,
             reorder_window: 4_096,
             reorder_max_total: 65_536,
             gap_timeout: Duration::from_secs(10),
