@@ -8,8 +8,9 @@ use std::time::Duration;
 
 use common::*;
 use dotray_codec::proto;
-use dotray_transport::{Config, SendError};
+use dotray_transport::{Config, ConnectedPeer, Events, SendError, Transport};
 use futures_util::StreamExt;
+use tokio::task::JoinHandle;
 use tokio::time::timeout;
 
 /// Queues 16 KiB frames for `sender` until its writer is stalled: the peer reads nothing, so the
@@ -45,18 +46,24 @@ fn config() -> Config {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn resolves_once_the_peer_reads_and_not_before() {
+/// A node with one connected peer that reads nothing, its queue full and its writer stalled, and a
+/// `queue_drained(0)` waiter that must still be pending. The node and its events are returned so the
+/// connection outlives the call.
+async fn stalled_with_a_waiter() -> (Transport, Events, RawPeer, ConnectedPeer, JoinHandle<()>) {
     let (node, mut events) = node(config()).await;
     let mut raw = RawPeer::connect(node.local_addr()).await;
     raw.handshake().await;
     let peer = wait_connected(&mut events).await;
-
     fill_until_stalled(&peer.sender).await;
     let drained = tokio::spawn(peer.sender.queue_drained(0));
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert!(!drained.is_finished(), "resolved while {} B are still queued", peer.sender.queued_bytes());
+    (node, events, raw, peer, drained)
+}
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn resolves_once_the_peer_reads_and_not_before() {
+    let (_node, _events, mut raw, peer, drained) = stalled_with_a_waiter().await;
     // The peer reads everything: the writer empties the queue and wakes the waiter.
     let reading = tokio::spawn(async move { while let Some(Ok(_)) = raw.framed.next().await {} });
     timeout(Duration::from_secs(10), drained).await.expect("woken once the queue drained").unwrap();
@@ -68,14 +75,7 @@ async fn resolves_once_the_peer_reads_and_not_before() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn resolves_when_the_connection_closes() {
-    let (node, mut events) = node(config()).await;
-    let mut raw = RawPeer::connect(node.local_addr()).await;
-    raw.handshake().await;
-    let peer = wait_connected(&mut events).await;
-    fill_until_stalled(&peer.sender).await;
-    let drained = tokio::spawn(peer.sender.queue_drained(0));
-    tokio::time::sleep(Duration::from_millis(100)).await;
-    assert!(!drained.is_finished());
+    let (_node, _events, _raw, peer, drained) = stalled_with_a_waiter().await;
     peer.sender.close(proto::GoodbyeReason::Shutdown);
     timeout(Duration::from_secs(5), drained).await.expect("a closing connection wakes its waiters").unwrap();
 }
