@@ -86,9 +86,10 @@ impl ConnShared {
         }
     }
 
-    /// Starts closing the connection, unless it is already closing.
     /// Called by the writer after it gave back the permits of a write: wakes the waiters of
-    /// [`PeerSender::queue_drained`] if the queue is now short enough for them.
+    /// [`PeerSender::queue_drained`] if the queue is now short enough for them. (A waiter publishes
+    /// its target before it checks the queue, and the writer gives back permits before it reads the
+    /// target, both sequentially consistent: one of the two sees the other.)
     pub(crate) fn wrote(&self) {
         let target = self.drain_target.load(Ordering::SeqCst);
         if target != 0 && self.queued_bytes() < target {
@@ -102,6 +103,7 @@ impl ConnShared {
         self.max_queue_bytes.saturating_sub(self.budget.available_permits())
     }
 
+    /// Starts closing the connection, unless it is already closing.
     pub(crate) fn begin_close(&self, closing: Closing) {
         {
             let mut slot = self.closing.lock().unwrap_or_else(|e| e.into_inner());
