@@ -88,8 +88,10 @@ impl ConnShared {
 
     /// Called by the writer after it gave back the permits of a write: wakes the waiters of
     /// [`PeerSender::queue_drained`] if the queue is now short enough for them. (A waiter publishes
-    /// its target before it checks the queue, and the writer gives back permits before it reads the
-    /// target, both sequentially consistent: one of the two sees the other.)
+    /// its target before it checks the queue; the writer gives back permits — a read-modify-write in
+    /// the semaphore — before it reads the target, so one of the two sees the other. A caller that
+    /// cannot afford even a theoretical missed wake-up also waits with a timeout, as the router's
+    /// driver does.)
     pub(crate) fn wrote(&self) {
         let target = self.drain_target.load(Ordering::SeqCst);
         if target != 0 && self.queued_bytes() < target {
