@@ -51,8 +51,9 @@ pub struct Config {
     /// silently and memory per peer stays bounded. Default 8 MiB: at loopback speed, milliseconds of
     /// data; two maximum-size frames.
     pub max_queue_bytes: usize,
-    /// The writer gathers queued frames into one vectored write of at most this many bytes (and at most
-    /// [`MAX_WRITE_SLICES`] slices: one per frame, two per split frame). Default 256 KiB: large enough that small frames cost a fraction of a
+    /// The writer gathers queued frames into one vectored write of about this many bytes (and at most
+    /// [`MAX_WRITE_SLICES`] slices: one per run of small frames copied together, one per larger frame,
+    /// two per split frame). Default 256 KiB: large enough that small frames cost a fraction of a
     /// syscall each, small enough not to delay the first frame.
     pub write_batch_bytes: usize,
     /// Capacity of the event channel to the layer above, in events. When it is full, readers wait

@@ -80,6 +80,7 @@ mod error;
 mod event;
 mod handshake;
 mod listener;
+mod out_queue;
 mod peer_sender;
 mod reader;
 mod registry;

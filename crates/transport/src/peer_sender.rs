@@ -1,21 +1,24 @@
 //! [`PeerSender`]: the sending end of one connection's bounded outbound queue, and the state the
 //! connection's reader and writer tasks share.
 //!
-//! The queue is bounded in *bytes* ([`crate::Config::max_queue_bytes`]) by a semaphore: queuing a frame
-//! takes as many permits as it has bytes, and the writer gives them back once the frame is on the wire.
-//! So a peer that stops reading can hold at most that many bytes of this node's memory, and the sender
-//! always learns that the queue is full ([`SendError::QueueFull`]) instead of frames vanishing.
+//! The queue is bounded in *bytes* ([`crate::Config::max_queue_bytes`]): a frame counts from when it is
+//! queued until the writer has it on the wire. So a peer that stops reading can hold at most that many
+//! bytes of this node's memory, and the sender always learns that the queue is full
+//! ([`SendError::QueueFull`]) instead of frames vanishing. The frames themselves wait in an
+//! [`OutQueue`] under a short lock, which the writer empties a batch at a time.
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
+use bytes::Bytes;
 use dotray_codec::proto::{Envelope, GoodbyeReason};
 use dotray_codec::{NodeId, SplitFrame, encode_frame};
-use tokio::sync::{Notify, Semaphore, TryAcquireError, mpsc};
+use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 use crate::ban::BanList;
+use crate::out_queue::OutQueue;
 use crate::{DisconnectReason, SendError};
 
 /// How a connection is being closed: what to tell the peer, whether to flush the queue first, and what
@@ -30,6 +33,15 @@ pub(crate) struct Closing {
     pub(crate) reason: DisconnectReason,
 }
 
+/// The outbound queue and whether the writer waits for it.
+#[derive(Debug, Default)]
+struct Out {
+    queue: OutQueue,
+    /// Set by the writer when it found the queue empty and is about to wait; the next frame clears it
+    /// and wakes the writer (one wake-up per burst, not per frame).
+    writer_idle: bool,
+}
+
 /// State shared by a connection's [`PeerSender`]s, its reader and its writer.
 #[derive(Debug)]
 pub(crate) struct ConnShared {
@@ -40,8 +52,13 @@ pub(crate) struct ConnShared {
     bans: Arc<BanList>,
     /// Set by the first violation reported on this connection: one connection, one offence.
     violated: AtomicBool,
-    queue: mpsc::UnboundedSender<SplitFrame>,
-    pub(crate) budget: Semaphore,
+    /// The frames waiting for the writer.
+    out: Mutex<Out>,
+    /// Bytes queued and not yet written (those the writer holds in its current write included).
+    /// Changed under `out`'s lock; read without it.
+    queued: AtomicUsize,
+    /// Wakes the writer when it found the queue empty (see `Out::writer_idle`) and a frame came.
+    pub(crate) work: Notify,
     /// Woken by the writer once a write brings the queue down to `drain_target`, and when the
     /// connection closes: what [`PeerSender::queue_drained`] waits on.
     pub(crate) drained: Notify,
@@ -64,7 +81,6 @@ impl ConnShared {
         peer: NodeId,
         remote: SocketAddr,
         bans: Arc<BanList>,
-        queue: mpsc::UnboundedSender<SplitFrame>,
         max_queue_bytes: usize,
         max_frame_len: usize,
         close: CancellationToken,
@@ -74,8 +90,9 @@ impl ConnShared {
             remote,
             bans,
             violated: AtomicBool::new(false),
-            queue,
-            budget: Semaphore::new(max_queue_bytes),
+            out: Mutex::new(Out::default()),
+            queued: AtomicUsize::new(0),
+            work: Notify::new(),
             drained: Notify::new(),
             drain_target: AtomicUsize::new(0),
             max_queue_bytes,
@@ -86,13 +103,59 @@ impl ConnShared {
         }
     }
 
-    /// Called by the writer after it gave back the permits of a write: wakes the waiters of
+    /// Queues `frame` if the byte budget has room for it; gives it back if not.
+    fn push_if_room(&self, frame: SplitFrame) -> Result<(), SplitFrame> {
+        let len = frame.len();
+        let mut out = self.out.lock().unwrap_or_else(|e| e.into_inner());
+        if self.queued.load(Ordering::Relaxed) + len > self.max_queue_bytes {
+            return Err(frame);
+        }
+        self.queued.fetch_add(len, Ordering::SeqCst);
+        out.queue.push(frame);
+        let wake = std::mem::take(&mut out.writer_idle);
+        drop(out);
+        if wake {
+            self.work.notify_one();
+        }
+        Ok(())
+    }
+
+    /// For the writer: true while frames wait for it (not counting those it is writing). When none
+    /// does, marks the writer idle, so that the next frame queued wakes it through `work`.
+    pub(crate) fn has_queued(&self) -> bool {
+        let mut out = self.out.lock().unwrap_or_else(|e| e.into_inner());
+        if out.queue.is_empty() {
+            out.writer_idle = true;
+            out.queue.release_idle();
+            return false;
+        }
+        true
+    }
+
+    /// For the writer: moves the next batch of slices into `batch` (see [`OutQueue::take`]). When the
+    /// queue is empty, returns `None` and marks the writer idle, so that the next frame wakes it.
+    pub(crate) fn take_batch(
+        &self,
+        batch: &mut Vec<Bytes>,
+        max_slices: usize,
+        max_bytes: usize,
+    ) -> Option<u64> {
+        let mut out = self.out.lock().unwrap_or_else(|e| e.into_inner());
+        if out.queue.is_empty() {
+            out.writer_idle = true;
+            return None;
+        }
+        Some(out.queue.take(batch, max_slices, max_bytes).1)
+    }
+
+    /// Called by the writer once `bytes` are on the wire: frees their budget and wakes the waiters of
     /// [`PeerSender::queue_drained`] if the queue is now short enough for them. (A waiter publishes
-    /// its target before it checks the queue; the writer gives back permits — a read-modify-write in
-    /// the semaphore — before it reads the target, so one of the two sees the other. A caller that
-    /// cannot afford even a theoretical missed wake-up also waits with a timeout, as the router's
-    /// driver does.)
-    pub(crate) fn wrote(&self) {
+    /// its target before it checks the queue, and this frees the bytes before it reads the target,
+    /// all sequentially consistent: one of the two sees the other.)
+    pub(crate) fn wrote(&self, bytes: usize) {
+        // No lock needed: a sender checks the budget under the lock, and a concurrent decrease only
+        // makes that check stricter than it needs to be, for a moment.
+        self.queued.fetch_sub(bytes, Ordering::SeqCst);
         let target = self.drain_target.load(Ordering::SeqCst);
         if target != 0 && self.queued_bytes() < target {
             self.drain_target.store(0, Ordering::SeqCst);
@@ -102,7 +165,7 @@ impl ConnShared {
 
     /// Bytes queued and not yet written.
     pub(crate) fn queued_bytes(&self) -> usize {
-        self.max_queue_bytes.saturating_sub(self.budget.available_permits())
+        self.queued.load(Ordering::SeqCst)
     }
 
     /// Starts closing the connection, unless it is already closing.
@@ -114,7 +177,6 @@ impl ConnShared {
             }
         }
         self.closed.store(true, Ordering::Release);
-        self.budget.close();
         self.close.cancel();
         self.drained.notify_waiters();
     }
@@ -145,12 +207,15 @@ impl ConnShared {
     }
 }
 
-/// Sends frames to one connected peer. Cheap to clone; needs no lock.
+/// Sends frames to one connected peer. Cheap to clone; queuing takes a short lock (a copy of a small
+/// frame, or a push of a larger one).
 ///
 /// Frames are complete, encoded frames (length prefix included), as made by
-/// [`dotray_codec::encode_frame`]: encode a message once and queue the same `Bytes` to many peers. A
-/// [`SplitFrame`] (from [`dotray_codec::FrameEncoder::encode_data`]) is written as its two parts back
-/// to back, in one vectored write: its payload goes to the socket without being copied.
+/// [`dotray_codec::encode_frame`]: encode a message once and queue the same `Bytes` to many peers.
+/// Frames below 4 KiB are copied into the connection's queue (cheaper than sharing them); larger ones
+/// are queued by reference. A [`SplitFrame`] (from [`dotray_codec::FrameEncoder::encode_data`]) is
+/// written as its two parts back to back, in one vectored write: its payload goes to the socket
+/// without being copied.
 #[derive(Debug, Clone)]
 pub struct PeerSender {
     pub(crate) shared: Arc<ConnShared>,
@@ -165,24 +230,21 @@ impl PeerSender {
     /// Queues `frame` if there is room now; never waits.
     pub fn try_send(&self, frame: impl Into<SplitFrame>) -> Result<(), SendError> {
         let frame = frame.into();
-        let permits = self.permits_for(&frame)?;
-        match self.shared.budget.try_acquire_many(permits) {
-            Ok(permit) => permit.forget(),
-            Err(TryAcquireError::NoPermits) => return Err(SendError::QueueFull),
-            Err(TryAcquireError::Closed) => return Err(SendError::Closed),
-        }
-        self.shared.queue.send(frame).map_err(|_| SendError::Closed)
+        self.check(&frame)?;
+        self.shared.push_if_room(frame).map_err(|_| SendError::QueueFull)
     }
 
     /// Queues `frame`, waiting for room if the queue is full (back-pressure).
     pub async fn send(&self, frame: impl Into<SplitFrame>) -> Result<(), SendError> {
-        let frame = frame.into();
-        let permits = self.permits_for(&frame)?;
-        match self.shared.budget.acquire_many(permits).await {
-            Ok(permit) => permit.forget(),
-            Err(_) => return Err(SendError::Closed),
+        let mut frame = frame.into();
+        loop {
+            self.check(&frame)?;
+            match self.shared.push_if_room(frame) {
+                Ok(()) => return Ok(()),
+                Err(back) => frame = back,
+            }
+            self.queue_drained(self.shared.max_queue_bytes - frame.len()).await;
         }
-        self.shared.queue.send(frame).map_err(|_| SendError::Closed)
     }
 
     /// Encodes `envelope` and queues it if there is room now.
@@ -259,14 +321,14 @@ impl PeerSender {
         }
     }
 
-    fn permits_for(&self, frame: &SplitFrame) -> Result<u32, SendError> {
+    /// Whether `frame` may be queued at all: the connection is open and the frame fits the budget.
+    fn check(&self, frame: &SplitFrame) -> Result<(), SendError> {
         if self.shared.is_closing() {
             return Err(SendError::Closed);
         }
         if frame.len() > self.shared.max_queue_bytes {
             return Err(SendError::TooLarge);
         }
-        // `max_queue_bytes <= u32::MAX` is checked by `Config::validate`.
-        u32::try_from(frame.len()).map_err(|_| SendError::TooLarge)
+        Ok(())
     }
 }

@@ -1,0 +1,219 @@
+//! [`OutQueue`]: what is queued for one connection and not yet handed to its writer, kept as the
+//! slices the writer will write.
+//!
+//! Small frames are copied back to back into one buffer, so that a burst of them costs the writer one
+//! slice and the senders no reference count each (a frame cut from a shared chunk is a `Bytes` whose
+//! count the sender's core raises and the writer's core lowers again: one cache line crossing cores
+//! per frame). Frames of [`COPY_MAX`] bytes or more are queued as they are (no copy; a split frame's
+//! payload is never copied). Order is kept: a frame that is not copied first closes the copied run.
+//!
+//! The queue is plain data; [`crate::peer_sender::ConnShared`] keeps it under a lock and does the
+//! waking and the byte budget.
+
+use std::collections::VecDeque;
+
+use bytes::{Bytes, BytesMut};
+use dotray_codec::SplitFrame;
+
+/// Frames (or heads of split frames) shorter than this are copied into the queue's buffer; longer ones
+/// are queued by reference. 4 KiB, as `dotray_codec::SPLIT_PAYLOAD_MIN`: below it a copy costs less
+/// than a slice and a reference count.
+pub(crate) const COPY_MAX: usize = 4 * 1024;
+
+/// Smallest and largest allocation of the copy buffer. A connection starts small (most carry only
+/// digests, pings and acks) and doubles its chunk each time a run of copied frames outgrows it; the
+/// buffer is dropped whenever the writer finds the queue empty ([`OutQueue::release_idle`]), so an idle
+/// connection holds none. (Every node holds a writer per neighbour: 128 nodes in one process with a
+/// fixed 64 KiB each would hold ~80 MB.)
+const COPY_CHUNK_MIN: usize = 4 * 1024;
+const COPY_CHUNK_MAX: usize = 64 * 1024;
+
+/// Frames queued for one connection, as the slices to write, oldest first.
+#[derive(Debug)]
+pub(crate) struct OutQueue {
+    /// Slices ready to be taken, in order, each with the number of frames that start in it.
+    slices: VecDeque<(Bytes, u64)>,
+    /// Small frames copied back to back after every slice in `slices`.
+    copied: BytesMut,
+    /// Frames in `copied`.
+    copied_frames: u64,
+    /// Size of the next allocation of `copied` (see [`COPY_CHUNK_MIN`]).
+    chunk: usize,
+}
+
+impl Default for OutQueue {
+    fn default() -> Self {
+        Self { slices: VecDeque::new(), copied: BytesMut::new(), copied_frames: 0, chunk: COPY_CHUNK_MIN }
+    }
+}
+
+impl OutQueue {
+    /// Queues `frame` after everything already queued.
+    pub(crate) fn push(&mut self, frame: SplitFrame) {
+        let (head, payload) = frame.into_parts();
+        if head.len() < COPY_MAX {
+            if self.copied.capacity() - self.copied.len() < head.len() {
+                // The run fills its chunk: it ends here (a slice of at most a chunk, never copied
+                // again), and the next chunk is twice as large.
+                if !self.copied.is_empty() {
+                    self.close_copied();
+                    self.chunk = (self.chunk * 2).min(COPY_CHUNK_MAX);
+                }
+                self.copied.reserve(self.chunk.max(head.len()));
+            }
+            self.copied.extend_from_slice(&head);
+            self.copied_frames += 1;
+        } else {
+            self.close_copied();
+            self.slices.push_back((head, 1));
+        }
+        if !payload.is_empty() {
+            self.close_copied();
+            self.slices.push_back((payload, 0));
+        }
+    }
+
+    /// True when nothing is left to take.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.slices.is_empty() && self.copied.is_empty()
+    }
+
+    /// Moves queued slices, oldest first, into `batch` until it holds `max_slices` slices or at least
+    /// `max_bytes` bytes. Returns the bytes and the frames moved (a frame split over two slices counts
+    /// with its first).
+    pub(crate) fn take(
+        &mut self,
+        batch: &mut Vec<Bytes>,
+        max_slices: usize,
+        max_bytes: usize,
+    ) -> (usize, u64) {
+        self.close_copied();
+        let (mut bytes, mut frames) = (0, 0);
+        while batch.len() < max_slices && bytes < max_bytes {
+            let Some((slice, starts)) = self.slices.pop_front() else { break };
+            bytes += slice.len();
+            frames += starts;
+            batch.push(slice);
+        }
+        (bytes, frames)
+    }
+
+    /// Gives back the copy buffer's memory if nothing is queued (the writer calls it when it goes
+    /// idle). What the writer still holds of it is freed when the writer drops it.
+    pub(crate) fn release_idle(&mut self) {
+        if self.is_empty() {
+            self.copied = BytesMut::new();
+        }
+    }
+
+    /// Ends the current run of copied frames: it becomes one slice.
+    fn close_copied(&mut self) {
+        if !self.copied.is_empty() {
+            self.slices.push_back((self.copied.split().freeze(), std::mem::take(&mut self.copied_frames)));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// A contiguous frame of `len` bytes.
+    fn frame(len: usize, tag: u8) -> SplitFrame {
+        SplitFrame::from(Bytes::from(vec![tag; len]))
+    }
+
+    /// A split frame as the router's encoder makes one: a short head and a payload not copied.
+    fn split(payload: usize, tag: u8) -> SplitFrame {
+        let data =
+            dotray_codec::proto::Data { stream_ref: 1, seq: 1, hops: 0, payload: vec![tag; payload].into() };
+        let frame =
+            dotray_codec::FrameEncoder::new(dotray_codec::DEFAULT_MAX_FRAME_LEN).encode_data(data).unwrap();
+        assert!(!frame.payload().is_empty());
+        frame
+    }
+
+    fn wire(frames: &[SplitFrame]) -> Vec<u8> {
+        frames.iter().flat_map(|f| [f.head().to_vec(), f.payload().to_vec()].concat()).collect()
+    }
+
+    fn drain(queue: &mut OutQueue, max_slices: usize, max_bytes: usize) -> (Vec<u8>, usize) {
+        let (mut out, mut slices) = (Vec::new(), 0);
+        let mut batch = Vec::new();
+        loop {
+            let (bytes, _) = queue.take(&mut batch, max_slices, max_bytes);
+            if bytes == 0 {
+                break;
+            }
+            assert_eq!(bytes, batch.iter().map(Bytes::len).sum::<usize>());
+            slices += batch.len();
+            out.extend(batch.drain(..).flat_map(|b| b.to_vec()));
+        }
+        (out, slices)
+    }
+
+    #[test]
+    fn small_frames_become_one_slice_and_large_ones_stay_apart() {
+        let mut queue = OutQueue::default();
+        let frames = [
+            frame(100, 1),
+            frame(200, 2),
+            frame(COPY_MAX, 3),
+            frame(50, 4),
+            split(COPY_MAX, 5),
+            frame(10, 6),
+        ];
+        for f in &frames {
+            queue.push(f.clone());
+        }
+        let mut batch = Vec::new();
+        assert_eq!(queue.take(&mut batch, 2, usize::MAX).1, 3, "[1 2] and 3: three frames");
+        let (rest, slices) = drain(&mut queue, 64, usize::MAX);
+        let bytes: Vec<u8> = batch.iter().flat_map(|b| b.to_vec()).chain(rest).collect();
+        assert_eq!(bytes, wire(&frames));
+        assert_eq!(slices, 3, "then [4 5's head] copied, 5's payload, [6]");
+        assert!(queue.is_empty());
+    }
+
+    #[test]
+    fn a_large_frame_is_not_copied() {
+        let mut queue = OutQueue::default();
+        let big = Bytes::from(vec![7; COPY_MAX + 1]);
+        queue.push(SplitFrame::from(big.clone()));
+        let mut batch = Vec::new();
+        queue.take(&mut batch, 8, usize::MAX);
+        assert_eq!(batch[0].as_ptr(), big.as_ptr(), "the same memory");
+    }
+
+    proptest! {
+        #[test]
+        fn bytes_come_out_in_order_whatever_the_sizes_and_limits(
+            lens in proptest::collection::vec((1usize..3 * COPY_MAX, any::<bool>()), 0..60),
+            max_slices in 1usize..8,
+            max_bytes in 1usize..20_000,
+        ) {
+            let mut queue = OutQueue::default();
+            let frames: Vec<SplitFrame> =
+                lens.iter()
+                .enumerate()
+                .map(|(i, &(len, is_split))| {
+                    if is_split { split(COPY_MAX + len, i as u8) } else { frame(len, i as u8) }
+                })
+                .collect();
+            // Take now and then while pushing, as a writer does.
+            let mut out = Vec::new();
+            let mut batch = Vec::new();
+            for (i, f) in frames.iter().enumerate() {
+                queue.push(f.clone());
+                if i % 7 == 3 {
+                    queue.take(&mut batch, max_slices, max_bytes);
+                    prop_assert!(batch.len() <= max_slices);
+                    out.extend(batch.drain(..).flat_map(|b| b.to_vec()));
+                }
+            }
+            out.extend(drain(&mut queue, max_slices, max_bytes).0);
+            prop_assert_eq!(out, wire(&frames));
+        }
+    }
+}
