@@ -55,7 +55,7 @@ pub(crate) struct ConnShared {
     /// The frames waiting for the writer.
     out: Mutex<Out>,
     /// Bytes queued and not yet written (those the writer holds in its current write included).
-    /// Changed under `out`'s lock; read without it.
+    /// Raised under `out`'s lock, with the budget check; lowered by the writer and read without it.
     queued: AtomicUsize,
     /// Wakes the writer when it found the queue empty (see `Out::writer_idle`) and a frame came.
     pub(crate) work: Notify,
