@@ -220,8 +220,7 @@ async fn write_loop(ctx: Arc<Context>, mut writer: OwnedWriteHalf, shared: Arc<C
         // batch; under light load the delay is a scheduler turn (microseconds).
         tokio::task::yield_now().await;
         // Everything queued by now, up to one write's worth (a split frame is two slices).
-        let Some(frames) = shared.take_batch(&mut batch, MAX_WRITE_SLICES, batch_bytes) else { continue };
-        let bytes: usize = batch.iter().map(Bytes::len).sum();
+        let (bytes, frames) = shared.take_batch(&mut batch, MAX_WRITE_SLICES, batch_bytes);
         let written = timeout(write_timeout, write_all_vectored(&mut writer, &mut batch)).await;
         let failure = match written {
             Ok(Ok(())) => None,

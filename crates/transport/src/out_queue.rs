@@ -16,9 +16,9 @@ use bytes::{Bytes, BytesMut};
 use dotray_codec::SplitFrame;
 
 /// Frames (or heads of split frames) shorter than this are copied into the queue's buffer; longer ones
-/// are queued by reference. 4 KiB, as `dotray_codec::SPLIT_PAYLOAD_MIN`: below it a copy costs less
-/// than a slice and a reference count.
-pub(crate) const COPY_MAX: usize = 4 * 1024;
+/// are queued by reference. The encoder's threshold for not copying a payload, for the same reason:
+/// below it a copy costs less than a slice and a reference count.
+pub(crate) const COPY_MAX: usize = dotray_codec::SPLIT_PAYLOAD_MIN;
 
 /// Smallest and largest allocation of the copy buffer. A connection starts small (most carry only
 /// digests, pings and acks) and doubles its chunk each time a run of copied frames outgrows it; the

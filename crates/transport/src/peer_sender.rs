@@ -132,20 +132,15 @@ impl ConnShared {
         true
     }
 
-    /// For the writer: moves the next batch of slices into `batch` (see [`OutQueue::take`]). When the
-    /// queue is empty, returns `None` and marks the writer idle, so that the next frame wakes it.
+    /// For the writer: moves the next batch of slices into `batch` (see [`OutQueue::take`]); returns
+    /// the bytes and the frames moved.
     pub(crate) fn take_batch(
         &self,
         batch: &mut Vec<Bytes>,
         max_slices: usize,
         max_bytes: usize,
-    ) -> Option<u64> {
-        let mut out = self.out.lock().unwrap_or_else(|e| e.into_inner());
-        if out.queue.is_empty() {
-            out.writer_idle = true;
-            return None;
-        }
-        Some(out.queue.take(batch, max_slices, max_bytes).1)
+    ) -> (usize, u64) {
+        self.out.lock().unwrap_or_else(|e| e.into_inner()).queue.take(batch, max_slices, max_bytes)
     }
 
     /// Called by the writer once `bytes` are on the wire: frees their budget and wakes the waiters of
