@@ -81,8 +81,8 @@ pub struct DriverConfig {
     /// runs each): 32 nodes, 10,000 × 1 KiB: with 1 MiB, p99 latency 125–301 ms, goodput 738–905 MB/s,
     /// peak RSS 126–168 MB; with 64 KiB, 19–24 ms, 825–1,063 MB/s, 82–86 MB. 16 nodes, 200 × 256 KiB
     /// (a frame is four times the mark, so the queue holds one frame at a time): no loss, 1,779–2,043
-    /// against 1,520–2,172 MB/s. (With the earlier 1 ms polling instead of the wake-up, 64 KiB cost
-    /// 10–20% goodput: the link idled between polls.)
+    /// against 1,520–2,172 MB/s. (With the earlier 1 ms polling instead of the wake-up, 64 KiB gave
+    /// 705–812 against 732–942 MB/s at 1 MiB: the link idled between polls.)
     pub publish_high_water: usize,
     /// How long a neighbour may stay above `publish_high_water` before it is demoted to lazy and
     /// stops holding the publisher back. Default 1 s: a node starved of CPU for a moment is not a slow

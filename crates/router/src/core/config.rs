@@ -55,8 +55,9 @@ pub struct Config {
     /// by the limits above. Default 256 KiB: at the demo's rate, hours of history; at a 1 KiB × 10,000/s
     /// stream, the last 25 ms — size it to the traffic a partition must be able to catch up. Without
     /// it a busy node holds `retention_time` of the whole network's traffic (30 s × the broadcast rate).
-    /// (It is memory every node keeps once it has seen that much traffic: with 1 MiB, 128 nodes in one
-    /// process, `cargo xtask bench`, 2,000 × 1 KiB, peaked at 250–308 MB RSS; with 256 KiB, 126–136 MB.)
+    /// (It is memory every node keeps once it has seen that much traffic: 128 nodes in one process,
+    /// `cargo xtask bench`, 2,000 × 1 KiB, 3 runs each, peaked at 241–253 MB RSS with 1 MiB and at
+    /// 126–136 MB with 256 KiB.)
     pub retention_settled_max_bytes: usize,
     /// How far ahead of the next expected sequence number a payload may be and still be held for
     /// in-order delivery (the per-stream reorder window). Payloads further ahead are dropped (and asked
