@@ -3,9 +3,13 @@
 //! Every `shuffle_interval` (±25 %) a node builds a sample: itself, `shuffle_active_count` active peers
 //! and `shuffle_passive_count` passive ones. It sends the sample on a random walk of
 //! `shuffle_random_walk_length` hops through active links (`PeerExchangeRequest`). The node where the
-//! walk ends answers the origin directly with a sample of its own passive view of the same size
+//! walk ends answers the origin directly with a sample of its own passive view of the same size, and
+//! at least a full sample's worth (topped up with active peers when the passive view is thinner)
 //! (`PeerExchangeResponse`), dialing it if they are not connected; both merge what they received into
-//! their passive views, evicting first the entries they sent away.
+//! their passive views, evicting first the entries they sent away. Nodes a walk passes through keep its
+//! sample too while their passive view has room, evicting nothing: a young node otherwise knows little
+//! beyond its seed until its own first shuffle, and loses everything if its few neighbours crash
+//! (`dotray-sim`'s crash-50 scenario: a node 20 s old knew only its seed and two neighbours).
 //!
 //! The healing timer uses the same messages with a TTL of zero over a connection it opened itself: a
 //! *direct* exchange with one chosen node.
@@ -76,13 +80,26 @@ impl<R: Rng> Membership<R> {
         let ttl = ttl.min(self.config.shuffle_random_walk_length);
         if ttl > 0 && self.active.len() > 1 && self.active.contains(&from) {
             if let Some(next) = self.active.random_except(&mut self.rng, &[from, origin.id]) {
+                // A walk passing through: its sample costs nothing to keep while our passive view has
+                // room (a young node's view is nearly empty until its own first shuffle), and it never
+                // displaces what we hold.
+                self.learn_while_room(&peers);
                 let message = Message::PeerExchangeRequest { origin, ttl: ttl - 1, peers, exchange_id };
                 self.send(next, message);
                 return;
             }
         }
-        // The walk ends here: answer with as many of our passive peers as we received.
-        let reply = self.passive.sample(&mut self.rng, peers.len());
+        // The walk ends here: answer with as many of our passive peers as we received, and at least a
+        // full sample's worth — a newcomer's first exchange carries only itself, and one address back
+        // would leave it with a single backup.
+        let want = peers.len().max(self.sample_len()).min(self.config.max_exchange_peers);
+        let mut reply = self.passive.sample(&mut self.rng, want);
+        if reply.len() < want {
+            // A young network's passive views are thin: top up with active peers.
+            let missing = want - reply.len();
+            let extra = self.active.sample(&mut self.rng, missing, &origin.id);
+            reply.extend(extra.into_iter().filter(|p| !reply.contains(p)).collect::<Vec<_>>());
+        }
         let reply_ids: Vec<NodeId> = reply.iter().map(|p| p.id).collect();
         if self.is_connected(&origin.id) {
             self.send(origin.id, Message::PeerExchangeResponse { peers: reply, exchange_id });
@@ -112,6 +129,22 @@ impl<R: Rng> Membership<R> {
         });
         if done {
             self.close(from, CloseReason::Done, Fate::Keep, now);
+        }
+    }
+
+    /// The size of the sample a node sends when it starts an exchange: itself plus
+    /// `shuffle_active_count` active and `shuffle_passive_count` passive peers.
+    fn sample_len(&self) -> usize {
+        1 + self.config.shuffle_active_count + self.config.shuffle_passive_count
+    }
+
+    /// Adds records to the passive view while it has room, evicting nothing.
+    pub(super) fn learn_while_room(&mut self, peers: &[PeerInfo]) {
+        for &peer in peers {
+            if self.passive.is_full() {
+                return;
+            }
+            self.learn(peer);
         }
     }
 

@@ -131,6 +131,10 @@ impl<R: Rng> Membership<R> {
         }
         if ttl == self.config.passive_random_walk_length && !linked {
             self.learn(node);
+        } else if !linked {
+            // Any other hop keeps the joiner too while its passive view has room (see
+            // `learn_while_room`): a fresh node is a good backup.
+            self.learn_while_room(&[node]);
         }
         match self.active.random_except(&mut self.rng, &[from, node.id]) {
             Some(next) => self.send(next, Message::ForwardJoin { node, ttl: ttl - 1 }),
@@ -165,8 +169,11 @@ impl<R: Rng> Membership<R> {
         let was_down = self.passive.get(&from).is_some_and(|e| e.down);
         let just_joined = now < self.accept_neighbors_until;
         if high_priority || !self.active.is_full() || was_down || just_joined {
-            self.add_active(info, direction, now);
+            // The reply goes out before `NeighbourUp` is emitted: the layers above start talking to a
+            // new neighbour at once (the router sends its `Sync`), and the requester only treats us
+            // as a neighbour, and listens to them, once it has read this reply.
             self.send(from, Message::NeighborReply { accepted: true });
+            self.add_active(info, direction, now);
         } else {
             // Refused: the requester closes the connection; keep its address as a backup.
             self.learn(info);

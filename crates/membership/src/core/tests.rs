@@ -165,19 +165,14 @@ fn a_full_node_refuses_a_low_priority_neighbor_and_accepts_a_high_priority_one()
     m.handle_connected(peer(9), Direction::Inbound, at(2));
     m.handle_message(peer(9).id, Message::Neighbor { high_priority: true }, at(2));
     let actions = drain_no_timers(&mut m);
-    // A random active peer is replaced (HyParView DISCONNECT), then 9 is admitted.
-    let victim = match &actions[0] {
+    // The reply first (see `a_neighbor_reply_goes_out_before_neighbour_up`), then a random active peer
+    // is replaced (HyParView DISCONNECT) and 9 is admitted.
+    assert_eq!(actions[0], send(9, Message::NeighborReply { accepted: true }));
+    let victim = match &actions[1] {
         Action::Disconnect { peer, reason: CloseReason::Replaced } => *peer,
         other => panic!("unexpected {other:?}"),
     };
-    assert_eq!(
-        actions[1..],
-        [
-            Action::Event(Event::NeighbourDown(victim)),
-            up(9),
-            send(9, Message::NeighborReply { accepted: true })
-        ]
-    );
+    assert_eq!(actions[2..], [Action::Event(Event::NeighbourDown(victim)), up(9)]);
     assert_eq!(m.active_len(), 5);
     assert_eq!(
         m.nodes(at(2)).iter().find(|n| n.peer.id == victim).map(|n| n.state),
@@ -284,9 +279,83 @@ fn the_end_of_a_peer_exchange_walk_answers_the_origin_and_merges_a_bounded_sampl
     // 40 records are cut to `max_exchange_peers` (16), merged next to the one entry we had.
     assert_eq!(m.passive_len(), 1 + Config::default().max_exchange_peers);
     m.handle_connected(origin, Direction::Outbound { dialed: origin.addr }, at(2));
-    // The answer is a sample of our passive view as it was before the merge.
-    let answer = Message::PeerExchangeResponse { peers: vec![peer(7)], exchange_id: 77 };
+    // The answer is a sample of our passive view as it was before the merge (one entry), topped up
+    // with our active peer since the view was thinner than the sample asked for.
+    let answer = Message::PeerExchangeResponse { peers: vec![peer(7), peer(2)], exchange_id: 77 };
     assert_eq!(drain_no_timers(&mut m), vec![send(50, answer)]);
+}
+
+#[test]
+fn a_neighbor_reply_goes_out_before_neighbour_up() {
+    // The layers above start talking to a neighbour as soon as `NeighbourUp` is out (the router sends
+    // its `Sync`); the requester only listens to them once it has our reply, so the reply must be
+    // queued first. (The other order lost a `Sync` in `dotray-sim`'s crash-50 scenario, and with it
+    // every stream the requester had not heard of.)
+    let mut m = node(1, vec![]);
+    m.handle_connected(peer(2), Direction::Inbound, at(0));
+    m.handle_message(peer(2).id, Message::Neighbor { high_priority: false }, at(0));
+    assert_eq!(drain_no_timers(&mut m), vec![send(2, Message::NeighborReply { accepted: true }), up(2)]);
+}
+
+#[test]
+fn a_newcomers_first_exchange_is_answered_with_a_full_sample() {
+    // A joining node's first exchange carries only itself; answering "as many as received" would give
+    // it a single backup address.
+    let mut m = tiny(1);
+    make_active(&mut m, 2, at(0));
+    for p in 10..20 {
+        learn_passive(&mut m, 2, p, at(0));
+    }
+    let newcomer = peer(50);
+    let request =
+        Message::PeerExchangeRequest { origin: newcomer, ttl: 0, peers: vec![newcomer], exchange_id: 5 };
+    m.handle_connected(newcomer, Direction::Inbound, at(1));
+    m.handle_message(newcomer.id, request, at(1));
+    let actions = drain_no_timers(&mut m);
+    let Some(Action::Send { message: Message::PeerExchangeResponse { peers, .. }, .. }) = actions.first()
+    else {
+        panic!("an answer: {actions:?}");
+    };
+    let c = Config::default();
+    assert_eq!(peers.len(), 1 + c.shuffle_active_count + c.shuffle_passive_count);
+    assert!(peers.iter().all(|p| (10..20).map(peer).any(|q| q == *p)), "from the passive view: {peers:?}");
+}
+
+#[test]
+fn a_walk_passing_through_fills_a_thin_passive_view_and_never_evicts() {
+    let mut m = node(1, vec![]);
+    make_active(&mut m, 2, at(0));
+    make_active(&mut m, 3, at(0));
+    let peers: Vec<PeerInfo> = (100..104).map(peer).collect();
+    let request = Message::PeerExchangeRequest { origin: peer(100), ttl: 3, peers, exchange_id: 9 };
+    m.handle_message(peer(2).id, request, at(1));
+    let actions = drain_no_timers(&mut m);
+    // Forwarded on (what follows is the refill dialing one of the new backups: 2 of 5 active).
+    assert!(
+        matches!(&actions[0], Action::Send { to, message: Message::PeerExchangeRequest { ttl: 2, .. } } if *to == peer(3).id),
+        "{actions:?}"
+    );
+    for p in 100..104 {
+        assert_eq!(state_of(&m, p), Some(NodeState::Passive), "learned {p}");
+    }
+    // A full view keeps what it has: a passing walk only fills room.
+    let capacity = Config::default().passive_view_capacity;
+    let mut next = 110u8;
+    while m.passive_len() < capacity {
+        learn_passive(&mut m, 2, next, at(2));
+        next += 1;
+    }
+    let before: Vec<NodeId> = m.nodes(at(3)).iter().map(|n| n.peer.id).collect();
+    let request = Message::PeerExchangeRequest {
+        origin: peer(200),
+        ttl: 3,
+        peers: vec![peer(200), peer(201)],
+        exchange_id: 10,
+    };
+    m.handle_message(peer(2).id, request, at(3));
+    drain(&mut m);
+    let after: Vec<NodeId> = m.nodes(at(3)).iter().map(|n| n.peer.id).collect();
+    assert_eq!(before, after);
 }
 
 #[test]

@@ -149,6 +149,11 @@ impl PassiveView {
         self.entries.len()
     }
 
+    /// Whether the view holds `capacity` entries (a further insert evicts one).
+    pub(crate) fn is_full(&self) -> bool {
+        self.entries.len() >= self.capacity
+    }
+
     pub(crate) fn get(&self, id: &NodeId) -> Option<&PassiveEntry> {
         self.entries.iter().find(|e| e.info.id == *id)
     }
