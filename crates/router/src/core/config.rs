@@ -67,7 +67,12 @@ pub struct Config {
     pub reorder_max_total: usize,
     /// How long a hole at the head of a stream may wait for repair before it is reported as
     /// [`crate::core::Event::Gap`] and delivery continues. Default 10 s: several graft rounds through
-    /// every announcer; after that the message has almost certainly left the retention caches.
+    /// every announcer; after that the message has almost certainly left the retention caches. Only
+    /// time with at least one neighbour counts: a node left without any neighbour reports no gap (no
+    /// repair was possible), and when it gets a neighbour again each hole gets a whole `gap_timeout`
+    /// from then (`dotray-sim`'s crash-50 scenario: a node whose three neighbours all crashed waited
+    /// 12.6 s for membership to find it a new one, and reported as lost messages its origin still
+    /// held).
     pub gap_timeout: Duration,
     /// Maximum number of streams tracked at once. Default 4,096. When full, a stream idle for longer
     /// than `retention_time` is evicted to make room; if none is, the new stream is refused (counted),

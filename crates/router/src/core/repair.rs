@@ -15,12 +15,16 @@ use super::router::{Router, settled_mark};
 impl<R: rand::Rng> Router<R> {
     /// `peer` became a neighbour (membership's `NeighbourUp`). Plumtree makes the link eager; we also
     /// send it our position in every stream (`Sync`) so it can push what we lack, and it ours.
-    pub fn handle_neighbour_up(&mut self, peer: NodeId, _now: Instant) {
+    pub fn handle_neighbour_up(&mut self, peer: NodeId, now: Instant) {
         if peer == self.me {
             return;
         }
+        let was_alone = self.peers.is_empty();
         let sent = self.new_sent_map();
         self.peers.entry(peer).or_insert_with(|| Peer::new(sent)).eager = true;
+        if was_alone {
+            self.restart_gap_clocks(now);
+        }
         // It holds nothing yet.
         self.refresh_all_settled();
         let own = self.own;
@@ -459,6 +463,19 @@ impl<R: rand::Rng> Router<R> {
         }
     }
 
+    /// Gives every hole waiting for repair a whole `gap_timeout` from `now`: called when a node that
+    /// had no neighbour gets one, so the time spent alone (when no repair was possible) does not count.
+    fn restart_gap_clocks(&mut self, now: Instant) {
+        let waiting: Vec<StreamId> =
+            self.streams.iter().filter(|(_, s)| s.gap_armed).map(|(id, _)| *id).collect();
+        for stream in waiting {
+            if let Some(state) = self.streams.get_mut(&stream) {
+                state.gap_armed = false;
+            }
+            self.arm_gap(stream, now);
+        }
+    }
+
     /// The gap timer of `stream` fired: the hole in front of the buffered payloads could not be filled
     /// in `gap_timeout`. Report it as a `Gap` and deliver what follows.
     pub(crate) fn on_gap_timer(&mut self, stream: StreamId, generation: u64, now: Instant) {
@@ -467,6 +484,11 @@ impl<R: rand::Rng> Router<R> {
             return;
         }
         state.gap_armed = false;
+        if self.peers.is_empty() {
+            // Alone, nobody could have repaired the hole: it is not lost yet. Wait on; the clock
+            // restarts when the first neighbour comes (`restart_gap_clocks`).
+            return self.arm_gap(stream, now);
+        }
         let Some((&first_held, _)) = state.buffer.iter().next() else { return };
         let first = state.delivered + 1;
         let last = first_held - 1;

@@ -392,6 +392,46 @@ fn out_of_order_payloads_wait_for_the_hole_and_are_delivered_in_order() {
 }
 
 #[test]
+fn no_gap_is_reported_while_alone_and_the_clock_restarts_with_the_first_neighbour() {
+    let now = Instant::now();
+    let mut r = router_with_neighbours(now, &[2]);
+    r.handle_message(id(2), data(stream(9), 1), now);
+    r.handle_message(id(2), data(stream(9), 4), now);
+    let gap = timers(&drain(&mut r)).into_iter().find(|(_, t)| matches!(t, Timer::Gap { .. }));
+    let (at, timer) = gap.expect("a gap timer");
+    // Its only neighbour is gone: nobody can repair 2..=3, so the timer reports nothing and waits on.
+    r.handle_neighbour_down(id(2), now);
+    drain(&mut r);
+    r.handle_timer(timer, at);
+    let actions = drain(&mut r);
+    assert!(!actions.iter().any(|a| matches!(a, Action::Event(Event::Gap { .. }))));
+    assert_eq!(r.counters().gaps, 0);
+    let rearmed: Vec<(Instant, Timer)> =
+        timers(&actions).into_iter().filter(|(_, t)| matches!(t, Timer::Gap { .. })).collect();
+    assert_eq!(rearmed.iter().map(|(at, _)| *at).collect::<Vec<_>>(), vec![at + r.config().gap_timeout]);
+    // A neighbour at last, just before that timer: the hole gets a whole gap_timeout from now, so the
+    // re-armed timer is stale and the new one is due later.
+    let back = at + r.config().gap_timeout - Duration::from_millis(1);
+    r.handle_neighbour_up(id(3), back);
+    let actions = drain(&mut r);
+    let (fresh_at, fresh) = timers(&actions)
+        .into_iter()
+        .find(|(_, t)| matches!(t, Timer::Gap { .. }))
+        .expect("the gap clock restarts with the first neighbour");
+    assert_eq!(fresh_at, back + r.config().gap_timeout);
+    let (stale_at, stale) = rearmed[0];
+    r.handle_timer(stale, stale_at);
+    assert!(!drain(&mut r).iter().any(|a| matches!(a, Action::Event(Event::Gap { .. }))));
+    // The new neighbour serves the hole in time: everything is delivered, nothing reported lost.
+    r.handle_message(id(3), data(stream(9), 2), back);
+    r.handle_message(id(3), data(stream(9), 3), back);
+    assert_eq!(deliveries(&drain(&mut r)), vec![2, 3, 4]);
+    r.handle_timer(fresh, fresh_at);
+    drain(&mut r);
+    assert_eq!(r.counters().gaps, 0);
+}
+
+#[test]
 fn a_hole_that_cannot_be_filled_becomes_a_gap_event_then_delivery_continues() {
     let now = Instant::now();
     let mut r = router_with_neighbours(now, &[2]);
