@@ -28,7 +28,7 @@ use dotray_codec::proto::GoodbyeReason;
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 use tokio::net::tcp::OwnedWriteHalf;
-use tokio::sync::{OwnedSemaphorePermit, oneshot};
+use tokio::sync::{OwnedSemaphorePermit, mpsc, oneshot};
 use tokio::time::timeout;
 use tokio_util::codec::FramedRead;
 use tokio_util::sync::CancellationToken;
@@ -181,9 +181,14 @@ async fn run_inner(
     let _ = writer.await;
     ctx.registry.remove(peer.id, conn_id);
     debug!(reason = ?closing.reason, "disconnected");
-    // The upper layer must learn of every disconnect, even at shutdown, so this send is not cut short by
-    // cancellation; if the receiver is gone there is nobody to tell.
-    let _ = ctx.events.send(TransportEvent::Disconnected { peer: peer.id, reason: closing.reason }).await;
+    // Waits for room like every event, but not past the start of shutdown: then it is reported only
+    // if the channel has room, because a receiver that is not read (its owner is awaiting
+    // `Transport::shutdown`) would otherwise hold shutdown forever.
+    let disconnected = TransportEvent::Disconnected { peer: peer.id, reason: closing.reason };
+    if !ctx.emit(disconnected, &ctx.root).await && !ctx.events.is_closed() {
+        ctx.stats.events_dropped_at_shutdown.fetch_add(1, Ordering::Relaxed);
+        debug!("event channel full at shutdown: Disconnected not reported");
+    }
     done.cancel();
 }
 
@@ -318,7 +323,12 @@ async fn handshake_failed(
     match direction {
         Direction::Outbound { .. } => finish_failed_dial(reply, DialError::Handshake(error)),
         Direction::Inbound => {
-            ctx.emit(TransportEvent::HandshakeFailed { remote, error }, &ctx.root).await;
+            // Reported only if the event channel has room: a flood of bad connections must not keep
+            // sockets (their inbound permits) or tasks waiting for the layer above to read.
+            let event = TransportEvent::HandshakeFailed { remote, error };
+            if let Err(mpsc::error::TrySendError::Full(_)) = ctx.events.try_send(event) {
+                ctx.stats.handshake_events_dropped.fetch_add(1, Ordering::Relaxed);
+            }
         }
     }
 }

@@ -78,6 +78,9 @@ pub enum TransportEvent {
         error: DialError,
     },
     /// A peer that dialed us failed the handshake (wrong network, version, garbage, silence, ...).
+    /// Informational, and reported only if the event channel has room at that moment: a flood of bad
+    /// connections must not hold sockets waiting for the layer above. What is not reported is counted in
+    /// [`crate::TransportStats::handshake_events_dropped`].
     HandshakeFailed {
         /// The remote socket address.
         remote: SocketAddr,

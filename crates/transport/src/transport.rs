@@ -46,6 +46,8 @@ pub(crate) struct Counters {
     pub(crate) inbound_refused: AtomicU64,
     pub(crate) bytes_written: AtomicU64,
     pub(crate) frames_written: AtomicU64,
+    pub(crate) events_dropped_at_shutdown: AtomicU64,
+    pub(crate) handshake_events_dropped: AtomicU64,
 }
 
 impl Context {
@@ -108,6 +110,12 @@ pub struct TransportStats {
     pub bans_issued: u64,
     /// Connections refused since start because the peer's node id was banned, in both directions.
     pub ban_refusals: u64,
+    /// `Disconnected` events not reported because the event channel was full once shutdown had begun
+    /// (see [`Transport::shutdown`]).
+    pub events_dropped_at_shutdown: u64,
+    /// [`TransportEvent::HandshakeFailed`] events not reported because the event channel was full (a
+    /// failed inbound handshake never waits for the layer above: see that event).
+    pub handshake_events_dropped: u64,
 }
 
 /// A running transport: a listener, its connections, and the way to reach them.
@@ -256,6 +264,8 @@ impl Transport {
             bans: ctx.bans.count_in_force(tokio::time::Instant::now()),
             bans_issued: ctx.bans.issued(),
             ban_refusals: ctx.bans.refusals(),
+            events_dropped_at_shutdown: ctx.stats.events_dropped_at_shutdown.load(Ordering::Relaxed),
+            handshake_events_dropped: ctx.stats.handshake_events_dropped.load(Ordering::Relaxed),
         }
     }
 
@@ -266,8 +276,10 @@ impl Transport {
     }
 
     /// Stops accepting, says goodbye (`Shutdown`) to every peer after flushing their queues, and waits
-    /// until every task has finished. Every connection still reports `Disconnected` while the event
-    /// receiver is alive.
+    /// until every task has finished. Every connection still reports `Disconnected` if the event
+    /// channel has room for it; shutdown never waits for the receiver to be read (its owner is usually
+    /// the one awaiting this call), so what does not fit is dropped and counted in
+    /// [`TransportStats::events_dropped_at_shutdown`].
     pub async fn shutdown(&self) {
         let ctx = self.ctx();
         ctx.root.cancel();

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use common::*;
 use dotray_codec::proto::{self, Body, GoodbyeReason};
-use dotray_transport::{DialError, DisconnectReason, TransportEvent};
+use dotray_transport::{Config, DialError, DisconnectReason, TransportEvent};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn many_frames_arrive_in_order_both_ways() {
@@ -82,6 +82,25 @@ async fn graceful_shutdown_says_goodbye_and_stops_listening() {
     assert!(tokio::net::TcpStream::connect(a_addr).await.is_err(), "listener closed");
     assert!(matches!(a.connect(b.local_addr()).await, Err(DialError::Shutdown)));
     b.shutdown().await;
+}
+
+#[tokio::test]
+async fn shutdown_does_not_wait_for_an_event_receiver_nobody_reads() {
+    // Room for two events; five peers connect and nobody reads: the channel fills with their
+    // `Connected`, and the `Disconnected` events of the shutdown cannot fit. Shutdown must still end
+    // (the owner of the receiver is the one awaiting it), reporting what did not fit.
+    let (a, _unread) = node(Config { event_queue_len: 2, ..fast_config() }).await;
+    let mut peers = Vec::new();
+    for _ in 0..5 {
+        let mut raw = RawPeer::connect(a.local_addr()).await;
+        raw.handshake().await;
+        peers.push(raw);
+    }
+    tokio::time::timeout(DEADLINE, a.shutdown()).await.expect("shutdown ends");
+    for raw in &mut peers {
+        assert_eq!(raw.expect_goodbye().await, GoodbyeReason::Shutdown);
+    }
+    assert_eq!(a.stats().events_dropped_at_shutdown, 5, "{:?}", a.stats());
 }
 
 #[tokio::test]
