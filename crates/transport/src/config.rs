@@ -58,10 +58,16 @@ pub struct Config {
     pub write_batch_bytes: usize,
     /// Capacity of the event channel to the layer above, in events. When it is full, readers wait
     /// (TCP back-pressure reaches the senders) instead of buffering without bound. An event carries
-    /// the frames of one read (up to `read_buffer_len` bytes), so this bounds the bytes waiting here
-    /// too. Default 64: enough to keep the layer above busy while every connection reads; more only
-    /// adds latency and memory when that layer is the bottleneck (measured with `cargo xtask bench`:
-    /// at 4,096, a CPU-bound node buffered hundreds of MB before back-pressure reached the publisher).
+    /// the frames of one read (up to `max_read_buffer_len` bytes), so this bounds the bytes waiting
+    /// here too. Default 8: up to ~2 MB of frames wait, enough to keep the layer above busy while
+    /// connections read. Frames are slices of the read buffers, so every waiting event keeps a read
+    /// buffer from being reused: at 64, a reader on one busy connection ran up to 16 MB ahead of the
+    /// layer above, each read went to memory freshly allocated (and page-faulted) instead of a warm
+    /// buffer, and the transport benchmark spent 20–30% more CPU (200,000–300,000 page faults per
+    /// benchmark invocation against 20,000–50,000 at 4 or 8). `cargo xtask bench` rows were the same within
+    /// noise at 4, 8 and 64. Much more only adds latency and memory when the layer above is the
+    /// bottleneck (at 4,096, a CPU-bound node buffered hundreds of MB before back-pressure reached the
+    /// publisher).
     pub event_queue_len: usize,
     /// Room kept in each connection's read buffer for the next read, while the peer sends little.
     /// Default 64 KiB: one read syscall takes in dozens of small frames or one 64 KiB frame; the buffer
@@ -124,7 +130,7 @@ impl Default for Config {
             max_frame_len: dotray_codec::DEFAULT_MAX_FRAME_LEN,
             max_queue_bytes: 8 * 1024 * 1024,
             write_batch_bytes: 256 * 1024,
-            event_queue_len: 64,
+            event_queue_len: 8,
             read_buffer_len: 64 * 1024,
             max_read_buffer_len: 256 * 1024,
             listen_backlog: 1024,
