@@ -69,7 +69,8 @@
 //! * **Ordered, exactly-once delivery.** Payloads are relayed as soon as they arrive (a hole here never
 //!   delays the rest of the tree) but delivered in order; out-of-order ones wait in a bounded reorder
 //!   buffer. A hole that cannot be filled within `gap_timeout` is reported as [`core::Event::Gap`] and
-//!   delivery continues: never skipped silently.
+//!   delivery continues: never skipped silently. Time without any neighbour does not count (nobody
+//!   could repair the hole then).
 //! * **Retention and repair.** Recent payloads stay in a bounded retention cache (`retention_time`,
 //!   `retention_max_messages`, `retention_max_bytes`) to answer `Graft`s.
 //! * **Acks and resend.** Cumulative `Ack`s (per-stream watermarks, batched every `ack_interval` or

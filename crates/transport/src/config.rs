@@ -63,8 +63,8 @@ pub struct Config {
     /// connections read. Frames are slices of the read buffers, so every waiting event keeps a read
     /// buffer from being reused: at 64, a reader on one busy connection ran up to 16 MB ahead of the
     /// layer above, each read went to memory freshly allocated (and page-faulted) instead of a warm
-    /// buffer, and the transport benchmark spent 20–30% more CPU (200,000–300,000 page faults per
-    /// benchmark invocation against 20,000–50,000 at 4 or 8). `cargo xtask bench` rows were the same within
+    /// buffer, and the transport benchmark spent 20–40% more CPU (200,000–300,000 page faults per
+    /// benchmark invocation against 22,000–97,000 at 4 or 8). `cargo xtask bench` rows were the same within
     /// noise at 4, 8 and 64. Much more only adds latency and memory when the layer above is the
     /// bottleneck (at 4,096, a CPU-bound node buffered hundreds of MB before back-pressure reached the
     /// publisher).
