@@ -53,8 +53,11 @@ impl<R: Rng> Membership<R> {
         match purpose {
             Purpose::Join => {
                 let direction = self.transient[&peer.id].direction;
-                self.add_active(peer, direction, now);
+                // The `Join` goes out before `NeighbourUp` (as a `NeighborReply` does, see
+                // `on_neighbor`): the contact treats us as a neighbour, and listens to the layers
+                // above (the router's `Sync`), only once it has read it.
                 self.send(peer.id, Message::Join);
+                self.add_active(peer, direction, now);
                 // The walks of this join end at nodes that will ask us to be their neighbour. A new
                 // node has room for them; a node rejoining after a partition has a full view of its
                 // own side, and accepting them anyway is what ties the two sides together.

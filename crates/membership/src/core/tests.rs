@@ -103,7 +103,9 @@ fn joining_node_dials_its_seed_and_sends_join() {
     let mut m = node(1, vec![peer(2).addr]);
     assert_eq!(drain_no_timers(&mut m), vec![Action::Dial(peer(2).addr)]);
     m.handle_connected(peer(2), Direction::Outbound { dialed: peer(2).addr }, at(10));
-    assert_eq!(drain_no_timers(&mut m), vec![up(2), send(2, Message::Join)]);
+    // The `Join` before `NeighbourUp`: the contact must read it before anything the layers above
+    // send once they hear of the neighbour.
+    assert_eq!(drain_no_timers(&mut m), vec![send(2, Message::Join), up(2)]);
     assert_eq!(state_of(&m, 2), Some(NodeState::Active));
 }
 
@@ -595,10 +597,10 @@ fn a_seed_that_answers_again_after_failing_is_joined_anew() {
     assert_eq!(
         actions,
         vec![
+            send(9, Message::Join),
             Action::Disconnect { peer: peer(2).id, reason: CloseReason::Replaced },
             down(2),
-            up(9),
-            send(9, Message::Join)
+            up(9)
         ]
     );
     // A walk's end asks us: accepted although the view is full.
