@@ -3,6 +3,9 @@
 //! Ordering guarantee: for each peer, `Connected` and `Disconnected` strictly alternate, and every
 //! `Frames` event from a peer arrives between its `Connected` and `Disconnected`. When a new connection to a
 //! node replaces an old one, the old one's `Disconnected` is emitted before the new one's `Connected`.
+//! One exception, at [`crate::Transport::shutdown`]: a `Disconnected` that finds the channel full is
+//! dropped (counted in [`crate::TransportStats::events_dropped_at_shutdown`]) rather than holding
+//! shutdown; nothing follows it for that peer, since the transport is stopping.
 
 use std::net::SocketAddr;
 

@@ -24,9 +24,10 @@
 //! 4. **Close.** A goodbye, EOF, a protocol violation, no frame within [`Config::idle_timeout`], a
 //!    stalled write ([`Config::write_timeout`]), a local [`Transport::disconnect`] or
 //!    [`Transport::shutdown`] ends it with one [`TransportEvent::Disconnected`] carrying the
-//!    [`DisconnectReason`] (at shutdown, only if the event channel has room for it). A violation is an invalid frame or a second `Hello` (found here), or
-//!    anything the layers above report with [`PeerSender::close_for_violation`]: the peer gets
-//!    `Goodbye(ProtocolViolation)` saying what, a `warn` event says it too, and its node id is banned
+//!    [`DisconnectReason`] (at shutdown, only if the event channel has room for it). A violation is
+//!    an invalid frame or a second `Hello` (found here), or anything the layers above report with
+//!    [`PeerSender::close_for_violation`]: the peer gets `Goodbye(ProtocolViolation)` saying what, a
+//!    `warn` event says it too, and its node id is banned
 //!    for [`Config::ban_duration`], doubled for each repeat offence up to [`Config::max_ban_duration`]
 //!    ([`Transport::bans`] lists them). Garbage before the handshake names no node id: it only closes
 //!    the connection. Nothing is ever banned by IP address, which many honest nodes may share.

@@ -96,9 +96,11 @@ impl<R: Rng> Membership<R> {
         let mut reply = self.passive.sample(&mut self.rng, want);
         if reply.len() < want {
             // A young network's passive views are thin: top up with active peers.
-            let missing = want - reply.len();
-            let extra = self.active.sample(&mut self.rng, missing, &origin.id);
-            reply.extend(extra.into_iter().filter(|p| !reply.contains(p)).collect::<Vec<_>>());
+            for peer in self.active.sample(&mut self.rng, want - reply.len(), &origin.id) {
+                if !reply.contains(&peer) {
+                    reply.push(peer);
+                }
+            }
         }
         let reply_ids: Vec<NodeId> = reply.iter().map(|p| p.id).collect();
         if self.is_connected(&origin.id) {

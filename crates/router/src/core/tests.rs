@@ -391,13 +391,21 @@ fn out_of_order_payloads_wait_for_the_hole_and_are_delivered_in_order() {
     assert_eq!(r.watermark(&stream(9)), Some(3));
 }
 
-#[test]
-fn no_gap_is_reported_while_alone_and_the_clock_restarts_with_the_first_neighbour() {
-    let now = Instant::now();
+/// Node 1 with neighbour 2, which sent messages 1 and 4 of stream 9: 1 delivered, 4 held behind the
+/// hole 2..=3. Returns the router and the actions of the two arrivals.
+fn hole_2_to_3(now: Instant) -> (Router<ChaCha8Rng>, Vec<Action>) {
     let mut r = router_with_neighbours(now, &[2]);
     r.handle_message(id(2), data(stream(9), 1), now);
     r.handle_message(id(2), data(stream(9), 4), now);
-    let gap = timers(&drain(&mut r)).into_iter().find(|(_, t)| matches!(t, Timer::Gap { .. }));
+    let actions = drain(&mut r);
+    (r, actions)
+}
+
+#[test]
+fn no_gap_is_reported_while_alone_and_the_clock_restarts_with_the_first_neighbour() {
+    let now = Instant::now();
+    let (mut r, actions) = hole_2_to_3(now);
+    let gap = timers(&actions).into_iter().find(|(_, t)| matches!(t, Timer::Gap { .. }));
     let (at, timer) = gap.expect("a gap timer");
     // Its only neighbour is gone: nobody can repair 2..=3, so the timer reports nothing and waits on.
     r.handle_neighbour_down(id(2), now);
@@ -434,10 +442,7 @@ fn no_gap_is_reported_while_alone_and_the_clock_restarts_with_the_first_neighbou
 #[test]
 fn a_hole_that_cannot_be_filled_becomes_a_gap_event_then_delivery_continues() {
     let now = Instant::now();
-    let mut r = router_with_neighbours(now, &[2]);
-    r.handle_message(id(2), data(stream(9), 1), now);
-    r.handle_message(id(2), data(stream(9), 4), now);
-    let actions = drain(&mut r);
+    let (mut r, actions) = hole_2_to_3(now);
     assert_eq!(deliveries(&actions), vec![1]);
     let gap = timers(&actions).into_iter().find(|(_, t)| matches!(t, Timer::Gap { .. }));
     let (at, timer) = gap.expect("a gap timer");
