@@ -15,6 +15,7 @@
 //! * [`encode_frame`] — one envelope to one ready-to-write frame, to encode once and send to many peers;
 //! * [`FrameEncoder`] — the same for a stream of frames, carving them out of large shared chunks;
 //! * [`SplitFrame`] — a `Data` frame whose large payload is shared, not copied ([`FrameEncoder::encode_data`]);
+//! * [`DataFrame`] — a small `Data` frame measured, to be written straight into a queue;
 //! * [`BufferRecycler`] — reuses such chunks (and read buffers) once every frame cut from them is gone;
 //! * [`NodeId`] — the 16-byte random identity of a node;
 //! * [`CodecError`] — what can go wrong, typed.
@@ -76,6 +77,7 @@ pub mod proto {
     pub use crate::generated::*;
 }
 
+pub use data_frame::DataFrame;
 pub use error::CodecError;
 pub use frame::{DEFAULT_MAX_FRAME_LEN, FRAME_HEADER_LEN, FrameCodec, FrameEncoder, encode_frame};
 pub use node_id::{NODE_ID_LEN, NodeId, ParseNodeIdError};

@@ -11,11 +11,11 @@
 //! Worth it for large payloads only: for small ones one contiguous frame (one slice, one reference
 //! count) is cheaper than copying the payload is expensive. [`FrameEncoder::encode_data`] chooses.
 
-use bytes::{BufMut, Bytes, BytesMut};
+use bytes::{Bytes, BytesMut};
 
 use crate::data_frame::{data_lens, put_data_head};
 use crate::generated::Data;
-use crate::{CodecError, FRAME_HEADER_LEN, FrameEncoder};
+use crate::{CodecError, DataFrame, FRAME_HEADER_LEN, FrameEncoder};
 
 /// Payloads at least this long are sent as a [`SplitFrame`] by [`FrameEncoder::encode_data`]; shorter
 /// ones are copied into one contiguous frame. 4 KiB: a copy of that size costs about what a second
@@ -89,9 +89,9 @@ impl FrameEncoder {
             return Err(CodecError::FrameTooLarge { len: lens.0, max });
         }
         if payload.len() < SPLIT_PAYLOAD_MIN {
-            let chunk = self.room_for(FRAME_HEADER_LEN + lens.0);
-            put_data_head(chunk, lens, &fields, payload.len());
-            chunk.put_slice(&payload);
+            let frame = DataFrame::new(fields.stream_ref, fields.seq, fields.hops, &payload, max)?;
+            let chunk = self.room_for(frame.len());
+            frame.put(chunk);
             return Ok(SplitFrame::from(chunk.split().freeze()));
         }
         // The head only: the payload goes out from where it is.
