@@ -13,7 +13,7 @@
 use std::collections::VecDeque;
 
 use bytes::{Bytes, BytesMut};
-use dotray_codec::SplitFrame;
+use dotray_codec::{DataFrame, SplitFrame};
 
 /// Frames (or heads of split frames) shorter than this are copied into the queue's buffer; longer ones
 /// are queued by reference. The encoder's threshold for not copying a payload, for the same reason:
@@ -52,16 +52,7 @@ impl OutQueue {
     pub(crate) fn push(&mut self, frame: SplitFrame) {
         let (head, payload) = frame.into_parts();
         if head.len() < COPY_MAX {
-            if self.copied.capacity() - self.copied.len() < head.len() {
-                // The run fills its chunk: it ends here (a slice of at most a chunk, never copied
-                // again), and the next chunk is twice as large.
-                if !self.copied.is_empty() {
-                    self.close_copied();
-                    self.chunk = (self.chunk * 2).min(COPY_CHUNK_MAX);
-                }
-                self.copied.reserve(self.chunk.max(head.len()));
-            }
-            self.copied.extend_from_slice(&head);
+            self.room_to_copy(head.len()).extend_from_slice(&head);
             self.copied_frames += 1;
         } else {
             self.close_copied();
@@ -71,6 +62,27 @@ impl OutQueue {
             self.close_copied();
             self.slices.push_back((payload, 0));
         }
+    }
+
+    /// Queues `frame` after everything already queued, written straight into the copy buffer (the
+    /// frame is never encoded anywhere else first). Meant for small frames: a large one is copied too.
+    pub(crate) fn push_data(&mut self, frame: &DataFrame<'_>) {
+        frame.put(self.room_to_copy(frame.len()));
+        self.copied_frames += 1;
+    }
+
+    /// The copy buffer, with room for `len` more bytes in its current chunk.
+    fn room_to_copy(&mut self, len: usize) -> &mut BytesMut {
+        if self.copied.capacity() - self.copied.len() < len {
+            // The run fills its chunk: it ends here (a slice of at most a chunk, never copied again),
+            // and the next chunk is twice as large.
+            if !self.copied.is_empty() {
+                self.close_copied();
+                self.chunk = (self.chunk * 2).min(COPY_CHUNK_MAX);
+            }
+            self.copied.reserve(self.chunk.max(len));
+        }
+        &mut self.copied
     }
 
     /// True when nothing is left to take.
@@ -186,26 +198,60 @@ mod tests {
         assert_eq!(batch[0].as_ptr(), big.as_ptr(), "the same memory");
     }
 
+    #[test]
+    fn a_data_frame_joins_the_copied_run_in_order() {
+        let mut queue = OutQueue::default();
+        let payload = [8u8; 300];
+        let data = DataFrame::new(3, 9, 1, &payload, usize::MAX).unwrap();
+        let mut expected = wire(&[frame(100, 1)]);
+        queue.push(frame(100, 1));
+        queue.push_data(&data);
+        queue.push(frame(20, 2));
+        let mut encoded = BytesMut::new();
+        data.put(&mut encoded);
+        expected.extend_from_slice(&encoded);
+        expected.extend(wire(&[frame(20, 2)]));
+        let mut batch = Vec::new();
+        assert_eq!(queue.take(&mut batch, 8, usize::MAX), (expected.len(), 3));
+        assert_eq!(batch.len(), 1, "one copied run");
+        assert_eq!(&batch[0][..], &expected[..]);
+    }
+
     proptest! {
         #[test]
         fn bytes_come_out_in_order_whatever_the_sizes_and_limits(
-            lens in proptest::collection::vec((1usize..3 * COPY_MAX, any::<bool>()), 0..60),
+            lens in proptest::collection::vec((1usize..3 * COPY_MAX, 0u8..3), 0..60),
             max_slices in 1usize..8,
             max_bytes in 1usize..20_000,
         ) {
             let mut queue = OutQueue::default();
-            let frames: Vec<SplitFrame> =
+            // Contiguous frames, split frames, and data frames written into the queue (kept here as
+            // the contiguous frame they must come out as).
+            let frames: Vec<(SplitFrame, bool)> =
                 lens.iter()
                 .enumerate()
-                .map(|(i, &(len, is_split))| {
-                    if is_split { split(COPY_MAX + len, i as u8) } else { frame(len, i as u8) }
+                .map(|(i, &(len, kind))| match kind {
+                    0 => (frame(len, i as u8), false),
+                    1 => (split(COPY_MAX + len, i as u8), false),
+                    _ => {
+                        let data = dotray_codec::proto::Data {
+                            stream_ref: 2, seq: i as u64, hops: 0, payload: vec![i as u8; len].into(),
+                        };
+                        (dotray_codec::encode_frame(&data.into(), usize::MAX).unwrap().into(), true)
+                    }
                 })
                 .collect();
             // Take now and then while pushing, as a writer does.
             let mut out = Vec::new();
             let mut batch = Vec::new();
-            for (i, f) in frames.iter().enumerate() {
-                queue.push(f.clone());
+            for (i, (f, is_data)) in frames.iter().enumerate() {
+                if *is_data {
+                    let len = lens[i].0;
+                    let payload = vec![i as u8; len];
+                    queue.push_data(&DataFrame::new(2, i as u64, 0, &payload, usize::MAX).unwrap());
+                } else {
+                    queue.push(f.clone());
+                }
                 if i % 7 == 3 {
                     queue.take(&mut batch, max_slices, max_bytes);
                     prop_assert!(batch.len() <= max_slices);
@@ -213,6 +259,7 @@ mod tests {
                 }
             }
             out.extend(drain(&mut queue, max_slices, max_bytes).0);
+            let frames: Vec<SplitFrame> = frames.into_iter().map(|(f, _)| f).collect();
             prop_assert_eq!(out, wire(&frames));
         }
     }

@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 use dotray_codec::proto::{Envelope, GoodbyeReason};
-use dotray_codec::{NodeId, SplitFrame, encode_frame};
+use dotray_codec::{DataFrame, NodeId, SplitFrame, encode_frame};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
@@ -103,21 +103,21 @@ impl ConnShared {
         }
     }
 
-    /// Queues `frame` if the byte budget has room for it; gives it back if not.
-    fn push_if_room(&self, frame: SplitFrame) -> Result<(), SplitFrame> {
-        let len = frame.len();
+    /// Queues a frame of `len` bytes with `push` if the byte budget has room for it; false (and
+    /// `push` not called) if not.
+    fn push_if_room(&self, len: usize, push: impl FnOnce(&mut OutQueue)) -> bool {
         let mut out = self.out.lock().unwrap_or_else(|e| e.into_inner());
         if self.queued.load(Ordering::Relaxed) + len > self.max_queue_bytes {
-            return Err(frame);
+            return false;
         }
         self.queued.fetch_add(len, Ordering::SeqCst);
-        out.queue.push(frame);
+        push(&mut out.queue);
         let wake = std::mem::take(&mut out.writer_idle);
         drop(out);
         if wake {
             self.work.notify_one();
         }
-        Ok(())
+        true
     }
 
     /// For the writer: true while frames wait for it (not counting those it is writing). When none
@@ -225,20 +225,65 @@ impl PeerSender {
     /// Queues `frame` if there is room now; never waits.
     pub fn try_send(&self, frame: impl Into<SplitFrame>) -> Result<(), SendError> {
         let frame = frame.into();
-        self.check(&frame)?;
-        self.shared.push_if_room(frame).map_err(|_| SendError::QueueFull)
+        let len = frame.len();
+        self.check(len)?;
+        if self.shared.push_if_room(len, |queue| queue.push(frame)) {
+            Ok(())
+        } else {
+            Err(SendError::QueueFull)
+        }
     }
 
     /// Queues `frame`, waiting for room if the queue is full (back-pressure).
     pub async fn send(&self, frame: impl Into<SplitFrame>) -> Result<(), SendError> {
-        let mut frame = frame.into();
-        loop {
-            self.check(&frame)?;
-            match self.shared.push_if_room(frame) {
-                Ok(()) => return Ok(()),
-                Err(back) => frame = back,
+        let mut frame = Some(frame.into());
+        let len = frame.as_ref().map_or(0, SplitFrame::len);
+        self.send_with(len, |queue| {
+            if let Some(frame) = frame.take() {
+                queue.push(frame);
             }
-            self.queue_drained(self.shared.max_queue_bytes - frame.len()).await;
+        })
+        .await
+    }
+
+    /// Writes the `Data` frame straight into the queue if there is room now; never waits.
+    ///
+    /// The cheapest way to send a small payload: its bytes are copied once, from `frame`'s payload
+    /// into the queue, where [`PeerSender::try_send`] of an encoded frame copies them into the
+    /// encoder's buffer first. (The payload is copied whatever its size: for payloads of
+    /// [`dotray_codec::SPLIT_PAYLOAD_MIN`] or more, a [`SplitFrame`] that shares them is cheaper.)
+    ///
+    /// ```no_run
+    /// # fn demo(sender: dotray_transport::PeerSender) -> Result<(), Box<dyn std::error::Error>> {
+    /// use dotray_codec::{DEFAULT_MAX_FRAME_LEN, DataFrame};
+    /// let payload = b"hello";
+    /// sender.try_send_data(&DataFrame::new(1, 1, 0, payload, DEFAULT_MAX_FRAME_LEN)?)?;
+    /// # Ok(()) }
+    /// ```
+    pub fn try_send_data(&self, frame: &DataFrame<'_>) -> Result<(), SendError> {
+        self.check(frame.len())?;
+        if self.shared.push_if_room(frame.len(), |queue| queue.push_data(frame)) {
+            Ok(())
+        } else {
+            Err(SendError::QueueFull)
+        }
+    }
+
+    /// Writes the `Data` frame straight into the queue, waiting for room if the queue is full
+    /// (back-pressure). See [`PeerSender::try_send_data`].
+    pub async fn send_data(&self, frame: &DataFrame<'_>) -> Result<(), SendError> {
+        self.send_with(frame.len(), |queue| queue.push_data(frame)).await
+    }
+
+    /// Queues a frame of `len` bytes with `push` once the queue has room for it. `push` is called at
+    /// most once.
+    async fn send_with(&self, len: usize, mut push: impl FnMut(&mut OutQueue)) -> Result<(), SendError> {
+        loop {
+            self.check(len)?;
+            if self.shared.push_if_room(len, &mut push) {
+                return Ok(());
+            }
+            self.queue_drained(self.shared.max_queue_bytes - len).await;
         }
     }
 
@@ -316,12 +361,13 @@ impl PeerSender {
         }
     }
 
-    /// Whether `frame` may be queued at all: the connection is open and the frame fits the budget.
-    fn check(&self, frame: &SplitFrame) -> Result<(), SendError> {
+    /// Whether a frame of `len` bytes may be queued at all: the connection is open and the frame fits
+    /// the budget.
+    fn check(&self, len: usize) -> Result<(), SendError> {
         if self.shared.is_closing() {
             return Err(SendError::Closed);
         }
-        if frame.len() > self.shared.max_queue_bytes {
+        if len > self.shared.max_queue_bytes {
             return Err(SendError::TooLarge);
         }
         Ok(())

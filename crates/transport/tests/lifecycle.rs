@@ -6,8 +6,14 @@ mod common;
 use std::time::Duration;
 
 use common::*;
+use dotray_codec::DataFrame;
 use dotray_codec::proto::{self, Body, GoodbyeReason};
-use dotray_transport::{Config, DialError, DisconnectReason, TransportEvent};
+use dotray_transport::{Config, DialError, DisconnectReason, SendError, TransportEvent};
+
+/// Payload of frame `seq` in `many_frames_arrive_in_order_both_ways`: 0 to 9 KiB of a byte its own.
+fn payload_of(seq: u64) -> bytes::Bytes {
+    bytes::Bytes::from(vec![seq as u8; (seq as usize * 37) % 9000])
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn many_frames_arrive_in_order_both_ways() {
@@ -18,14 +24,33 @@ async fn many_frames_arrive_in_order_both_ways() {
     let to_a = wait_connected(&mut b_events).await;
     wait_connected(&mut a_events).await;
 
-    // Mixed sizes so that batching, vectored writes and partial writes all happen.
+    // Mixed sizes so that batching, vectored writes and partial writes all happen, and every way of
+    // queuing a frame, interleaved: an encoded frame (copied into the queue, or queued by reference
+    // above 4 KiB), a split frame, and a `DataFrame` written into the queue (waiting for room, or
+    // trying and waiting for the queue to drain).
     let send = |sender: dotray_transport::PeerSender| async move {
+        let max = dotray_codec::DEFAULT_MAX_FRAME_LEN;
+        let mut encoder = dotray_codec::FrameEncoder::new(max);
         for seq in 1..=FRAMES {
-            let data =
-                proto::Data { stream_ref: 1, seq, hops: 0, payload: payload((seq as usize * 37) % 3000) };
-            let frame =
-                dotray_codec::encode_frame(&data.into(), dotray_codec::DEFAULT_MAX_FRAME_LEN).unwrap();
-            sender.send(frame).await.unwrap();
+            let payload = payload_of(seq);
+            match seq % 4 {
+                0 => {
+                    let data = proto::Data { stream_ref: 1, seq, hops: 0, payload };
+                    sender.send(dotray_codec::encode_frame(&data.into(), max).unwrap()).await.unwrap();
+                }
+                1 => {
+                    let data = proto::Data { stream_ref: 1, seq, hops: 0, payload };
+                    sender.send(encoder.encode_data(data).unwrap()).await.unwrap();
+                }
+                2 => sender.send_data(&DataFrame::new(1, seq, 0, &payload, max).unwrap()).await.unwrap(),
+                _ => {
+                    let frame = DataFrame::new(1, seq, 0, &payload, max).unwrap();
+                    while let Err(error) = sender.try_send_data(&frame) {
+                        assert_eq!(error, SendError::QueueFull);
+                        sender.queue_drained(0).await;
+                    }
+                }
+            }
         }
     };
     let recv = |mut events: dotray_transport::Events| async move {
@@ -38,7 +63,7 @@ async fn many_frames_arrive_in_order_both_ways() {
                         match envelope.body {
                             Some(Body::Data(d)) => {
                                 assert_eq!(d.seq, next, "frames in order");
-                                assert_eq!(d.payload.len(), (next as usize * 37) % 3000);
+                                assert_eq!(d.payload, payload_of(next));
                                 next += 1;
                             }
                             other => panic!("unexpected {other:?}"),
