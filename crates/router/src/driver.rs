@@ -40,7 +40,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use dotray_codec::proto::{Body, Envelope, GoodbyeReason, Layer};
-use dotray_codec::{CodecError, FrameEncoder, NodeId, SplitFrame};
+use dotray_codec::{CodecError, DataFrame, FrameEncoder, NodeId, SPLIT_PAYLOAD_MIN, SplitFrame};
 use dotray_membership::driver::Upward;
 use dotray_membership::timers::TimerQueue;
 use dotray_transport::{PeerSender, SendError};
@@ -336,10 +336,15 @@ async fn reserve(
     deliveries.clone().reserve_owned().await
 }
 
-/// Queues `frame`; true when the queue was full (congestion). A closing connection is not congestion:
-/// membership reports `NeighbourDown` shortly.
+/// Queues `frame`; true when the queue was full (congestion).
 fn queue_frame(sender: &PeerSender, frame: impl Into<SplitFrame>) -> bool {
-    matches!(sender.try_send(frame), Err(SendError::QueueFull))
+    is_congestion(sender.try_send(frame))
+}
+
+/// True when a send found the queue full. A closing connection is not congestion: membership reports
+/// `NeighbourDown` shortly.
+fn is_congestion(sent: Result<(), SendError>) -> bool {
+    matches!(sent, Err(SendError::QueueFull))
 }
 
 /// Encodes one body; a `Data` body with a large payload shares the payload instead of copying it
@@ -351,8 +356,18 @@ fn encode_body(encoder: &mut FrameEncoder, body: Body) -> Result<SplitFrame, Cod
     }
 }
 
-/// A message ready for one neighbour: a frame already encoded for another, or a body to encode.
-enum Encoded {
+/// A message ready for one neighbour: a small `Data` to write straight into its queue, a frame already
+/// encoded for another neighbour, or a body to encode.
+enum Encoded<'a> {
+    /// A payload below [`SPLIT_PAYLOAD_MIN`]: copied once, into the connection's queue
+    /// ([`PeerSender::try_send_data`]), which is cheaper than encoding it once and copying the frame
+    /// into each eager neighbour's queue.
+    SmallData {
+        stream_ref: u32,
+        seq: u64,
+        hops: u32,
+        payload: &'a [u8],
+    },
     Frame(SplitFrame),
     Body(Body),
 }
@@ -587,17 +602,24 @@ impl Driver {
         let mut decls = Vec::new();
         let mut addr_of =
             |stream: &StreamId| stream_addrs.get(stream).map(|a| a.to_string()).unwrap_or_default();
-        // The `Data` just encoded for another eager peer is sent as it is: only the declaration is
-        // per peer (no body is built, no payload reference taken and dropped).
-        let encoded = match (message, &*last_data) {
-            (Message::Data { stream, seq, hops, .. }, Some((key, frame)))
-                if *key == (*stream, *seq, *hops) =>
-            {
-                let frame = frame.clone();
-                outbound.declare(to, *stream, &mut addr_of, &mut decls).map(|_| Encoded::Frame(frame))
-            }
-            _ => outbound.encode(to, message, &mut addr_of, &mut decls).map(Encoded::Body),
-        };
+        // A small `Data` is written into the neighbour's queue as it is encoded. A larger one just
+        // encoded for another eager peer is sent as it is: only the declaration is per peer (no body
+        // is built, no payload reference taken and dropped).
+        let encoded =
+            match (message, &*last_data) {
+                (Message::Data { stream, seq, hops, payload }, _) if payload.len() < SPLIT_PAYLOAD_MIN => {
+                    outbound
+                        .declare(to, *stream, &mut addr_of, &mut decls)
+                        .map(|stream_ref| Encoded::SmallData { stream_ref, seq: *seq, hops: *hops, payload })
+                }
+                (Message::Data { stream, seq, hops, .. }, Some((key, frame)))
+                    if *key == (*stream, *seq, *hops) =>
+                {
+                    let frame = frame.clone();
+                    outbound.declare(to, *stream, &mut addr_of, &mut decls).map(|_| Encoded::Frame(frame))
+                }
+                _ => outbound.encode(to, message, &mut addr_of, &mut decls).map(Encoded::Body),
+            };
         let encoded = match encoded {
             Ok(encoded) => encoded,
             Err(error) => {
@@ -612,25 +634,30 @@ impl Driver {
                 refused |= queue_frame(&link.sender, frame);
             }
         }
-        let frame = match encoded {
-            Encoded::Frame(frame) => frame,
-            Encoded::Body(body) => match encode_body(encoder, body) {
-                Ok(frame) => {
-                    if let Message::Data { stream, seq, hops, .. } = message {
-                        *last_data = Some(((*stream, *seq, *hops), frame.clone()));
-                    }
-                    frame
+        let sent = match encoded {
+            Encoded::SmallData { stream_ref, seq, hops, payload } => {
+                DataFrame::new(stream_ref, seq, hops, payload, encoder.max_frame_len())
+                    .map(|frame| link.sender.try_send_data(&frame))
+            }
+            Encoded::Frame(frame) => Ok(link.sender.try_send(frame)),
+            Encoded::Body(body) => encode_body(encoder, body).map(|frame| {
+                if let Message::Data { stream, seq, hops, .. } = message {
+                    *last_data = Some(((*stream, *seq, *hops), frame.clone()));
                 }
-                Err(error) => {
-                    warn!(%error, "message too large to encode; dropped");
-                    return;
-                }
-            },
+                link.sender.try_send(frame)
+            }),
+        };
+        let sent = match sent {
+            Ok(sent) => sent,
+            Err(error) => {
+                warn!(%error, "message too large to encode; dropped");
+                return;
+            }
         };
         if matches!(message, Message::Data { .. }) {
             link.last_payload = Some(*now);
         }
-        refused |= queue_frame(&link.sender, frame);
+        refused |= is_congestion(sent);
         if refused {
             link.slow = true;
             self.counters.sends_refused += 1;
