@@ -17,10 +17,13 @@
 //! 2. **One connection per pair.** If two nodes dial each other at the same moment, both keep the same
 //!    connection, chosen from their ids alone (see the `registry` module); the other is closed with
 //!    `Goodbye(DuplicateConnection)`.
-//! 3. **Traffic.** A reader task decodes frames into [`TransportEvent::Frames`] (all that one read completed); a writer task drains a
-//!    per-peer queue bounded in bytes ([`Config::max_queue_bytes`]), gathering queued frames into
-//!    vectored writes with `TCP_NODELAY` set. [`PeerSender::try_send`] says [`SendError::QueueFull`]
-//!    when a peer reads too slowly; [`PeerSender::send`] waits for room.
+//! 3. **Traffic.** A reader task decodes frames into [`TransportEvent::Frames`] (all that one read
+//!    completed); a writer task drains a per-peer queue bounded in bytes ([`Config::max_queue_bytes`]),
+//!    gathering queued frames into vectored writes with `TCP_NODELAY` set. [`PeerSender::try_send`]
+//!    says [`SendError::QueueFull`] when a peer reads too slowly; [`PeerSender::send`] waits for room.
+//!    A small `Data` frame ([`dotray_codec::DataFrame`]) is best queued with
+//!    [`PeerSender::try_send_data`] / [`PeerSender::send_data`], which encode it straight into the
+//!    queue.
 //! 4. **Close.** A goodbye, EOF, a protocol violation, no frame within [`Config::idle_timeout`], a
 //!    stalled write ([`Config::write_timeout`]), a local [`Transport::disconnect`] or
 //!    [`Transport::shutdown`] ends it with one [`TransportEvent::Disconnected`] carrying the
