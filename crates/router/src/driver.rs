@@ -605,21 +605,19 @@ impl Driver {
         // A small `Data` is written into the neighbour's queue as it is encoded. A larger one just
         // encoded for another eager peer is sent as it is: only the declaration is per peer (no body
         // is built, no payload reference taken and dropped).
-        let encoded =
-            match (message, &*last_data) {
-                (Message::Data { stream, seq, hops, payload }, _) if payload.len() < SPLIT_PAYLOAD_MIN => {
-                    outbound
-                        .declare(to, *stream, &mut addr_of, &mut decls)
-                        .map(|stream_ref| Encoded::SmallData { stream_ref, seq: *seq, hops: *hops, payload })
-                }
-                (Message::Data { stream, seq, hops, .. }, Some((key, frame)))
-                    if *key == (*stream, *seq, *hops) =>
-                {
-                    let frame = frame.clone();
-                    outbound.declare(to, *stream, &mut addr_of, &mut decls).map(|_| Encoded::Frame(frame))
-                }
-                _ => outbound.encode(to, message, &mut addr_of, &mut decls).map(Encoded::Body),
-            };
+        let encoded = match (message, &*last_data) {
+            (Message::Data { stream, seq, hops, payload }, _) if payload.len() < SPLIT_PAYLOAD_MIN => {
+                let small = |stream_ref| Encoded::SmallData { stream_ref, seq: *seq, hops: *hops, payload };
+                outbound.declare(to, *stream, &mut addr_of, &mut decls).map(small)
+            }
+            (Message::Data { stream, seq, hops, .. }, Some((key, frame)))
+                if *key == (*stream, *seq, *hops) =>
+            {
+                let frame = frame.clone();
+                outbound.declare(to, *stream, &mut addr_of, &mut decls).map(|_| Encoded::Frame(frame))
+            }
+            _ => outbound.encode(to, message, &mut addr_of, &mut decls).map(Encoded::Body),
+        };
         let encoded = match encoded {
             Ok(encoded) => encoded,
             Err(error) => {
