@@ -6,6 +6,8 @@
 //! count the sender's core raises and the writer's core lowers again: one cache line crossing cores
 //! per frame). Frames of [`COPY_MAX`] bytes or more are queued as they are (no copy; a split frame's
 //! payload is never copied). Order is kept: a frame that is not copied first closes the copied run.
+//! A [`DataFrame`] is encoded straight into the same buffer ([`OutQueue::push_data`]): its payload is
+//! copied there and nowhere else.
 //!
 //! The queue is plain data; [`crate::peer_sender::ConnShared`] keeps it under a lock and does the
 //! waking and the byte budget.
