@@ -225,19 +225,14 @@ impl PeerSender {
     /// Queues `frame` if there is room now; never waits.
     pub fn try_send(&self, frame: impl Into<SplitFrame>) -> Result<(), SendError> {
         let frame = frame.into();
-        let len = frame.len();
-        self.check(len)?;
-        if self.shared.push_if_room(len, |queue| queue.push(frame)) {
-            Ok(())
-        } else {
-            Err(SendError::QueueFull)
-        }
+        self.try_push(frame.len(), |queue| queue.push(frame))
     }
 
     /// Queues `frame`, waiting for room if the queue is full (back-pressure).
     pub async fn send(&self, frame: impl Into<SplitFrame>) -> Result<(), SendError> {
-        let mut frame = Some(frame.into());
-        let len = frame.as_ref().map_or(0, SplitFrame::len);
+        let frame = frame.into();
+        let len = frame.len();
+        let mut frame = Some(frame);
         self.send_with(len, |queue| {
             if let Some(frame) = frame.take() {
                 queue.push(frame);
@@ -261,18 +256,19 @@ impl PeerSender {
     /// # Ok(()) }
     /// ```
     pub fn try_send_data(&self, frame: &DataFrame<'_>) -> Result<(), SendError> {
-        self.check(frame.len())?;
-        if self.shared.push_if_room(frame.len(), |queue| queue.push_data(frame)) {
-            Ok(())
-        } else {
-            Err(SendError::QueueFull)
-        }
+        self.try_push(frame.len(), |queue| queue.push_data(frame))
     }
 
     /// Writes the `Data` frame straight into the queue, waiting for room if the queue is full
     /// (back-pressure). See [`PeerSender::try_send_data`].
     pub async fn send_data(&self, frame: &DataFrame<'_>) -> Result<(), SendError> {
         self.send_with(frame.len(), |queue| queue.push_data(frame)).await
+    }
+
+    /// Queues a frame of `len` bytes with `push` if the queue has room for it now.
+    fn try_push(&self, len: usize, push: impl FnOnce(&mut OutQueue)) -> Result<(), SendError> {
+        self.check(len)?;
+        if self.shared.push_if_room(len, push) { Ok(()) } else { Err(SendError::QueueFull) }
     }
 
     /// Queues a frame of `len` bytes with `push` once the queue has room for it. `push` is called at
