@@ -10,11 +10,8 @@
 //! connection of 1 KiB frames that was 9% (encode) and 8% (decode) of all CPU, more than copying the
 //! payload.
 //!
-//! * [`put_data_head`] writes everything before the payload's bytes; the encoder appends the payload
-//!   (copied, or shared as a [`crate::SplitFrame`]).
-//! * [`DataFrame`] is a small `Data` frame not yet written: its fields and a borrowed payload,
-//!   measured. Whoever holds the destination writes it there (a connection's outbound queue), so a
-//!   small frame is copied once between the application's payload and the socket, not twice.
+//! * [`put_data_head`] writes everything before the payload's bytes, into the head of a
+//!   [`crate::OutFrame`]; the payload follows it by reference.
 //! * [`parse_data`] recognises a frame body in exactly that canonical shape and returns its fields
 //!   and where its payload is. Anything else — fields out of order or repeated, unknown fields, values
 //!   that prost would truncate, a second envelope field after the data — returns `None`, and the
@@ -24,12 +21,11 @@
 
 use std::ops::Range;
 
-use bytes::{BufMut, Bytes, BytesMut};
+use bytes::BufMut;
 use prost::Message;
 use prost::encoding::{WireType, encode_key, encode_varint, encoded_len_varint, key_len};
 
 use crate::generated::Data;
-use crate::{CodecError, FRAME_HEADER_LEN};
 
 /// Field number of `Envelope.data` (see `proto/dotray/v1/envelope.proto`).
 pub(crate) const ENVELOPE_DATA_FIELD: u32 = 31;
@@ -44,6 +40,10 @@ const KEY_HOPS: u8 = 0x18;
 const KEY_PAYLOAD: u8 = 0x22;
 /// The longest varint protobuf allows.
 const MAX_VARINT_LEN: usize = 10;
+/// The longest head [`put_data_head`] writes: the prefix (4), the envelope's key (2) and length (at
+/// most 5 for a 32-bit length), `stream_ref` (1 + 5), `seq` (1 + 10), `hops` (1 + 5), the payload's
+/// key (1) and length (5).
+pub(crate) const DATA_HEAD_MAX: usize = 40;
 
 /// Lengths of a `Data` envelope: `(envelope, data)` — the frame body without its prefix, and the
 /// `Data` message inside it — for `data`'s fields with a payload of `payload_len` bytes.
@@ -64,7 +64,7 @@ pub(crate) fn data_lens(fields: &Data, payload_len: usize) -> (usize, usize) {
 /// key and the data's length `inner_len` (both from [`data_lens`]), `fields` (with an empty payload),
 /// and the payload's key and length. The frame is complete once `payload_len` payload bytes follow.
 pub(crate) fn put_data_head(
-    dst: &mut BytesMut,
+    dst: &mut impl BufMut,
     (envelope_len, inner_len): (usize, usize),
     fields: &Data,
     payload_len: usize,
@@ -77,72 +77,6 @@ pub(crate) fn put_data_head(
     if payload_len > 0 {
         encode_key(DATA_PAYLOAD_FIELD, WireType::LengthDelimited, dst);
         encode_varint(payload_len as u64, dst);
-    }
-}
-
-/// A `Data` frame measured and ready to be written into a buffer the caller chooses, from its fields
-/// and a borrowed payload: byte for byte what [`crate::encode_frame`] makes of the same `Data`.
-///
-/// Encoding into a frame of its own and then queuing that frame copies a small payload twice; a
-/// writer that takes a `DataFrame` (`dotray_transport`'s `PeerSender::try_send_data`) writes it
-/// straight into the connection's queue. Meant for payloads below [`crate::SPLIT_PAYLOAD_MIN`]:
-/// larger ones are cheaper shared than copied ([`crate::FrameEncoder::encode_data`]).
-///
-/// ```
-/// use bytes::{Bytes, BytesMut};
-/// use dotray_codec::{DEFAULT_MAX_FRAME_LEN, DataFrame, encode_frame, proto};
-///
-/// let payload = [7u8; 100];
-/// let frame = DataFrame::new(1, 42, 0, &payload, DEFAULT_MAX_FRAME_LEN)?;
-/// let mut queue = BytesMut::new();
-/// frame.put(&mut queue);
-/// assert_eq!(queue.len(), frame.len());
-/// let data = proto::Data { stream_ref: 1, seq: 42, hops: 0, payload: Bytes::copy_from_slice(&payload) };
-/// assert_eq!(&queue[..], &encode_frame(&data.into(), DEFAULT_MAX_FRAME_LEN)?[..]);
-/// # Ok::<(), dotray_codec::CodecError>(())
-/// ```
-#[derive(Debug, Clone)]
-pub struct DataFrame<'a> {
-    /// The fields before the payload (its own payload left empty).
-    fields: Data,
-    payload: &'a [u8],
-    /// From [`data_lens`]: the frame body's length and the `Data` message's.
-    lens: (usize, usize),
-}
-
-impl<'a> DataFrame<'a> {
-    /// Measures the frame of `Data { stream_ref, seq, hops, payload }`; fails if its body is longer
-    /// than `max_frame_len`.
-    pub fn new(
-        stream_ref: u32,
-        seq: u64,
-        hops: u32,
-        payload: &'a [u8],
-        max_frame_len: usize,
-    ) -> Result<Self, CodecError> {
-        let fields = Data { stream_ref, seq, hops, payload: Bytes::new() };
-        let lens = data_lens(&fields, payload.len());
-        if lens.0 > max_frame_len {
-            return Err(CodecError::FrameTooLarge { len: lens.0, max: max_frame_len });
-        }
-        Ok(Self { fields, payload, lens })
-    }
-
-    /// Bytes on the wire, length prefix included: what [`DataFrame::put`] appends.
-    pub fn len(&self) -> usize {
-        FRAME_HEADER_LEN + self.lens.0
-    }
-
-    /// Always false: a frame has at least its length prefix.
-    pub fn is_empty(&self) -> bool {
-        false
-    }
-
-    /// Appends the whole frame to `dst` (growing it if needed).
-    pub fn put(&self, dst: &mut BytesMut) {
-        dst.reserve(self.len());
-        put_data_head(dst, self.lens, &self.fields, self.payload.len());
-        dst.put_slice(self.payload);
     }
 }
 
@@ -219,7 +153,7 @@ mod tests {
     use super::*;
     use crate::generated::Envelope;
     use crate::generated::envelope::Body;
-    use bytes::Bytes;
+    use bytes::{Bytes, BytesMut};
     use proptest::prelude::*;
 
     /// The body of `data`'s frame as prost encodes it (no prefix).
@@ -264,19 +198,6 @@ mod tests {
             prop_assert_eq!(&frame[4..], &body[..]);
         }
 
-        /// A `DataFrame` writes prost's frame, and says how long it is.
-        #[test]
-        fn data_frame_writes_prosts_frame(data in data(), before in 0usize..8) {
-            let frame =
-                DataFrame::new(data.stream_ref, data.seq, data.hops, &data.payload, usize::MAX).unwrap();
-            let mut dst = BytesMut::from(&vec![0xee; before][..]);
-            frame.put(&mut dst);
-            let expected = crate::encode_frame(&data.clone().into(), usize::MAX).unwrap();
-            prop_assert_eq!(frame.len(), expected.len());
-            prop_assert_eq!(&dst[..before], &vec![0xee; before][..], "appended after what was there");
-            prop_assert_eq!(&dst[before..], &expected[..]);
-        }
-
         /// Every frame prost writes for a `Data` is taken by the fast path, with the same fields.
         #[test]
         fn prosts_data_frames_parse_to_the_same_envelope(data in data()) {
@@ -309,17 +230,6 @@ mod tests {
                 prop_assert_eq!(Envelope::decode(&body[..]).ok(), Some(fast));
             }
         }
-    }
-
-    #[test]
-    fn data_frame_refuses_a_body_over_the_limit() {
-        let payload = [0u8; 100];
-        let body = DataFrame::new(1, 1, 0, &payload, usize::MAX).unwrap().len() - FRAME_HEADER_LEN;
-        assert!(DataFrame::new(1, 1, 0, &payload, body).is_ok());
-        assert!(matches!(
-            DataFrame::new(1, 1, 0, &payload, body - 1),
-            Err(CodecError::FrameTooLarge { len, max }) if len == body && max == body - 1
-        ));
     }
 
     #[test]

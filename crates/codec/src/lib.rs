@@ -12,10 +12,10 @@
 //! * [`proto`] — the generated message types (prost), with `bytes::Bytes` for every `bytes` field;
 //! * [`FrameCodec`] — a [`tokio_util::codec`] `Decoder` and `Encoder`, so any `AsyncRead + AsyncWrite`
 //!   becomes a stream and sink of envelopes with [`tokio_util::codec::Framed`];
-//! * [`encode_frame`] — one envelope to one ready-to-write frame, to encode once and send to many peers;
+//! * [`OutFrame`] — the outgoing frame: encode a message once per hop, queue it on every connection
+//!   that gets it; a `Data` payload in it is shared, not copied ([`OutFrame::data`]);
+//! * [`encode_frame`] — one envelope to one contiguous frame in a `Bytes` of its own;
 //! * [`FrameEncoder`] — the same for a stream of frames, carving them out of large shared chunks;
-//! * [`SplitFrame`] — a `Data` frame whose large payload is shared, not copied ([`FrameEncoder::encode_data`]);
-//! * [`DataFrame`] — a small `Data` frame measured, to be written straight into a queue;
 //! * [`BufferRecycler`] — reuses such chunks (and read buffers) once every frame cut from them is gone;
 //! * [`NodeId`] — the 16-byte random identity of a node;
 //! * [`CodecError`] — what can go wrong, typed.
@@ -62,8 +62,8 @@ mod envelope;
 mod error;
 mod frame;
 mod node_id;
+mod out_frame;
 mod recycle;
-mod split_frame;
 
 pub mod generated;
 
@@ -77,12 +77,11 @@ pub mod proto {
     pub use crate::generated::*;
 }
 
-pub use data_frame::DataFrame;
 pub use error::CodecError;
 pub use frame::{DEFAULT_MAX_FRAME_LEN, FRAME_HEADER_LEN, FrameCodec, FrameEncoder, encode_frame};
 pub use node_id::{NODE_ID_LEN, NodeId, ParseNodeIdError};
+pub use out_frame::{COPY_FRAME_MAX, OutFrame};
 pub use recycle::BufferRecycler;
-pub use split_frame::{SPLIT_PAYLOAD_MIN, SplitFrame};
 
 /// The wire protocol version this crate speaks (`Hello.protocol_version`).
 pub const PROTOCOL_VERSION: u32 = 1;

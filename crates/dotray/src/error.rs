@@ -7,12 +7,9 @@ pub enum StartError {
     /// The transport could not start (bad config, or the listen address is taken).
     #[error(transparent)]
     Transport(#[from] dotray_transport::StartError),
-    /// The membership config is invalid.
-    #[error("invalid membership config: {0}")]
-    Membership(#[from] dotray_membership::core::InvalidConfig),
-    /// The router config is invalid.
-    #[error("invalid router config: {0}")]
-    Router(#[from] dotray_router::core::ConfigError),
+    /// A protocol or driver setting is invalid.
+    #[error(transparent)]
+    Config(#[from] dotray_node::core::InvalidConfig),
 }
 
 /// An operation on a running node failed.
@@ -33,17 +30,11 @@ pub enum NodeError {
     Send(#[from] dotray_transport::SendError),
     /// A remote node query failed.
     #[error(transparent)]
-    Query(#[from] dotray_membership::driver::RemoteQueryError),
+    Query(#[from] dotray_node::RemoteQueryError),
 }
 
-impl From<dotray_membership::driver::Stopped> for NodeError {
-    fn from(_: dotray_membership::driver::Stopped) -> Self {
-        Self::Stopped
-    }
-}
-
-impl From<dotray_router::driver::Stopped> for NodeError {
-    fn from(_: dotray_router::driver::Stopped) -> Self {
+impl From<dotray_node::Stopped> for NodeError {
+    fn from(_: dotray_node::Stopped) -> Self {
         Self::Stopped
     }
 }

@@ -22,19 +22,23 @@
 //! * [`codec`] — the wire protocol and its tokio-util codec;
 //! * [`transport`] — TCP connections with a checked handshake and hard limits;
 //! * [`membership`] — HyParView discovery, ping/pong liveness, failure replacement, node query;
-//! * [`router`] — Plumtree spanning-tree broadcast with acks, catch-up and ordered delivery.
+//! * [`router`] — Plumtree spanning-tree broadcast with acks, catch-up and ordered delivery;
+//! * [`node`] — both protocols composed into one node core, and the tokio driver that runs it.
 #![forbid(unsafe_code)]
 
 mod channels;
 mod error;
-mod node;
+mod handle;
 
 pub use dotray_codec as codec;
 pub use dotray_codec::NodeId;
 pub use dotray_membership as membership;
+pub use dotray_node as node;
 pub use dotray_router as router;
 pub use dotray_transport as transport;
 
 pub use channels::{CHANNEL_CAPACITY, start_node};
+pub use dotray_node::Message;
+pub use dotray_node::core::Event;
 pub use error::{NodeError, StartError};
-pub use node::{Event, Message, Node, NodeBuilder};
+pub use handle::{Node, NodeBuilder};

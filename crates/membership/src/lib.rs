@@ -36,14 +36,15 @@
 //!
 //! * [`core`] — the protocol as a sans-IO state machine, [`core::Membership`]: events in
 //!   (`handle_*`), [`core::Action`]s out (`poll_action`). No runtime, no clock, injected randomness, so
-//!   the same code runs under the tokio driver and in the `dotray-sim` deterministic simulator.
+//!   the same code runs in a real node (composed with the router by `dotray-node`, whose tokio driver
+//!   runs it) and in the `dotray-sim` deterministic simulator.
 //! * [`wire`] — conversions between the core's [`core::Message`] and the protobuf bodies of
 //!   `proto/dotray/v1/membership.proto`, validating every field a peer sends.
 //!
 //! ## Driving the core by hand
 //!
 //! A driver owns the sockets and the clock; the core only sees events. Here two cores are wired
-//! together by hand, the way the tokio driver and the `dotray-sim` simulator do it:
+//! together by hand, the way `dotray-node`'s driver and the `dotray-sim` simulator do it:
 //!
 //! ```
 //! use std::time::Instant;
@@ -83,12 +84,10 @@
 #![forbid(unsafe_code)]
 
 pub mod core;
-pub mod driver;
-pub mod timers;
 pub mod wire;
 
 pub use crate::core::{
     Action, CloseReason, Config, Direction, DisconnectReason, Event, InvalidConfig, LinkDirection,
-    Membership, Message, NodeInfo, NodeState, PeerInfo, QueryError, Timer,
+    MAX_LIST_LEN, Membership, Message, NodeInfo, NodeState, PeerInfo, QueryError, Timer,
 };
 pub use wire::WireError;

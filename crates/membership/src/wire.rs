@@ -4,7 +4,7 @@
 //! Encoding (`From<Message>`) cannot fail. Decoding (`TryFrom<proto::Body>`) validates everything a
 //! peer could get wrong or forge: a node id must be exactly 16 bytes, an address must parse as
 //! `ip:port`, a required record must be present, an enum must hold a known value, and no list may hold
-//! more than [`MAX_WIRE_LIST`] entries (the core then cuts lists further to its configured bounds). A
+//! more than [`MAX_LIST_LEN`] entries (the core then cuts lists further to its configured bounds). A
 //! failure is a [`WireError`]; the driver then calls
 //! [`Membership::handle_protocol_violation`](crate::core::Membership::handle_protocol_violation), which
 //! disconnects the peer. Nothing here panics on any input.
@@ -15,11 +15,30 @@ use std::time::Duration;
 use dotray_codec::proto::{self, Body, BodyKind};
 use dotray_codec::{NODE_ID_LEN, NodeId};
 
-use crate::core::{LinkDirection, Message, NodeInfo, NodeState, PeerInfo};
+use crate::core::{CloseReason, DisconnectReason, LinkDirection, Message, NodeInfo, NodeState, PeerInfo};
 
-/// Longest list accepted in any membership message. Longer lists are a protocol violation, not
-/// truncated: no honest peer sends one (the configured bounds are far below).
-pub const MAX_WIRE_LIST: usize = 256;
+pub use crate::core::MAX_LIST_LEN;
+
+/// The goodbye reason sent on the wire when the core closes a connection for `reason`.
+pub fn goodbye_reason(reason: CloseReason) -> proto::GoodbyeReason {
+    match reason {
+        CloseReason::Replaced => proto::GoodbyeReason::Replaced,
+        CloseReason::Shutdown => proto::GoodbyeReason::Shutdown,
+        CloseReason::ProtocolViolation => proto::GoodbyeReason::ProtocolViolation,
+        CloseReason::Timeout => proto::GoodbyeReason::Timeout,
+        CloseReason::TooManyConnections => proto::GoodbyeReason::TooManyConnections,
+        CloseReason::Done => proto::GoodbyeReason::Unspecified,
+    }
+}
+
+/// What a goodbye received from a peer means to the core.
+pub fn disconnect_reason(goodbye: proto::GoodbyeReason) -> DisconnectReason {
+    match goodbye {
+        proto::GoodbyeReason::Shutdown => DisconnectReason::PeerLeft,
+        proto::GoodbyeReason::Replaced => DisconnectReason::PeerReplaced,
+        _ => DisconnectReason::PeerClosed,
+    }
+}
 
 /// A membership body that does not validate.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -37,8 +56,8 @@ pub enum WireError {
     /// An address does not parse as `ip:port`.
     #[error("bad address {0:?}")]
     BadAddress(String),
-    /// A list is longer than [`MAX_WIRE_LIST`].
-    #[error("list `{field}` of {len} entries, at most {MAX_WIRE_LIST} allowed")]
+    /// A list is longer than [`MAX_LIST_LEN`].
+    #[error("list `{field}` of {len} entries, at most {MAX_LIST_LEN} allowed")]
     TooLong {
         /// The field.
         field: &'static str,
@@ -144,7 +163,7 @@ fn parse_record(record: Option<proto::PeerRecord>, field: &'static str) -> Resul
 }
 
 fn check_len(field: &'static str, len: usize) -> Result<(), WireError> {
-    if len > MAX_WIRE_LIST { Err(WireError::TooLong { field, len }) } else { Ok(()) }
+    if len > MAX_LIST_LEN { Err(WireError::TooLong { field, len }) } else { Ok(()) }
 }
 
 fn parse_records(records: Vec<proto::PeerRecord>, field: &'static str) -> Result<Vec<PeerInfo>, WireError> {
@@ -298,11 +317,11 @@ mod tests {
 
     #[test]
     fn rejects_overlong_lists_and_unknown_enums() {
-        let records = vec![record(peer(1)); MAX_WIRE_LIST + 1];
+        let records = vec![record(peer(1)); MAX_LIST_LEN + 1];
         let body = Body::PeerExchangeResponse(proto::PeerExchangeResponse { peers: records, exchange_id: 1 });
         assert_eq!(
             Message::try_from(body),
-            Err(WireError::TooLong { field: "PeerExchangeResponse.peers", len: MAX_WIRE_LIST + 1 })
+            Err(WireError::TooLong { field: "PeerExchangeResponse.peers", len: MAX_LIST_LEN + 1 })
         );
         let info = proto::NodeInfo { node: Some(record(peer(1))), state: 42, ..Default::default() };
         let body = Body::NodeQueryResponse(proto::NodeQueryResponse { request_id: 1, nodes: vec![info] });

@@ -96,5 +96,4 @@
 #![forbid(unsafe_code)]
 
 pub mod core;
-pub mod driver;
 pub mod wire;

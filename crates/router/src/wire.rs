@@ -32,8 +32,7 @@ use dotray_codec::proto::{self, Body};
 
 use crate::core::{Message, SeqRange, StreamId, Watermark};
 
-/// Maximum entries in a list field (IHave ranges, Graft wants, Ack/Sync marks) accepted or produced.
-pub const MAX_LIST_LEN: usize = 4_096;
+pub use crate::core::MAX_LIST_LEN;
 
 /// Maximum stream references bound at once on one connection. The core tracks at most
 /// `Config::max_streams` streams (default 4,096) at a time and references are recycled, so a

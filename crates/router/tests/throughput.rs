@@ -35,9 +35,9 @@ fn relay_path_cost_per_message() {
         r.handle_message(id(2), Message::Data { stream, seq, hops: 1, payload: payload.clone() }, now);
         while let Some(action) = r.poll_action() {
             match action {
-                Action::Send { message, .. } => {
-                    sends += 1;
-                    *kinds.entry(message.kind()).or_insert(0u64) += 1;
+                Action::Send { to, message } => {
+                    sends += to.len() as u64;
+                    *kinds.entry(message.name()).or_insert(0u64) += to.len() as u64;
                 }
                 Action::Deliver(_) => delivered += 1,
                 Action::SetTimer { at, timer } => pending.push((at, timer)),

@@ -25,8 +25,9 @@ use dotray_router::core::{Config as RouterConfig, StreamId};
 use rand::Rng;
 use rand::seq::SliceRandom;
 
+use crate::NodeIdx;
 use crate::network::NetworkConfig;
-use crate::sim::{NodeIdx, Sim};
+use crate::sim::Sim;
 
 mod diagnostics;
 use diagnostics::{causes, details};
@@ -52,6 +53,9 @@ pub struct Params {
     pub messages: usize,
     /// Time between two broadcasts.
     pub interval: Duration,
+    /// Broadcasts come from this many origins (the longest-lived live nodes); `None`: from any live
+    /// node, chosen at random for each message.
+    pub origins: Option<usize>,
     /// Seed of the run.
     pub seed: u64,
     /// The network model.
@@ -70,6 +74,7 @@ impl Params {
             nodes,
             messages,
             interval: Duration::from_millis(5),
+            origins: None,
             seed,
             network: NetworkConfig::default(),
             membership: MembershipConfig::default(),
@@ -214,6 +219,12 @@ pub fn loss(params: &Params) -> Report {
     run("loss-1", params, params.interval, &[(0.0, Fault::Loss(0.01))])
 }
 
+/// 1 % of all messages lost on every link for the whole stream, and 20 % of the nodes crashing at once
+/// in its middle: repair must work through lossy links while the tree re-forms.
+pub fn crash_with_loss(params: &Params) -> Report {
+    run("crash-20+loss-1", params, params.interval, &[(0.0, Fault::Loss(0.01)), (0.5, Fault::Crash(0.2))])
+}
+
 /// The network is cut in two random halves for 30 s (`CUT`) in the middle of the stream, then healed.
 /// Afterwards every node must deliver every message, including those broadcast on the other side
 /// during the cut. The stream is spread so that it covers the cut, and the router's `retention_time`
@@ -256,7 +267,8 @@ fn run(name: &'static str, params: &Params, interval: Duration, faults: &[(f64, 
             half_causes = causes(&sim);
         }
         let live: Vec<NodeIdx> = (0..sim.nodes.len()).filter(|&i| sim.nodes[i].alive).collect();
-        let origin = live[sim.rng().random_range(0..live.len())];
+        let choices = params.origins.map_or(live.len(), |n| n.clamp(1, live.len()));
+        let origin = live[sim.rng().random_range(0..choices)];
         let payload = Bytes::from((k as u64).to_le_bytes().to_vec());
         sim.broadcast(origin, payload);
     }
@@ -273,7 +285,7 @@ fn run(name: &'static str, params: &Params, interval: Duration, faults: &[(f64, 
 /// A settled overlay of `params.nodes` nodes, each running a router.
 fn build(params: &Params) -> Sim {
     let mut sim = Sim::new(params.seed, params.network.clone(), params.membership.clone());
-    sim.enable_router(params.router.clone());
+    sim.set_router_config(params.router.clone());
     sim.add_node(Vec::new());
     let seed = Sim::addr_of(0);
     for i in 1..params.nodes {

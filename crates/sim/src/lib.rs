@@ -1,18 +1,17 @@
 //! # dotray-sim — a deterministic simulator of many dotray cores
 //!
-//! `dotray-sim` runs hundreds to thousands of sans-IO membership cores ([`dotray_membership::core`]),
-//! and optionally a router core ([`dotray_router::core`]) on each node, in one process, over a
+//! `dotray-sim` runs hundreds to thousands of node cores ([`dotray_node::core::NodeCore`]: membership
+//! and router composed, the very state machine a real node's driver runs) in one process, over a
 //! simulated network with latency, optional loss, crashes and partitions. There are no sockets, no
 //! threads and no clock: a binary heap of events ordered by (simulated time, sequence number) drives
 //! everything, and every random choice — ids, latencies, which nodes crash, and each core's own
 //! generator — derives from one seed through `ChaCha8Rng`. The same seed replays the same run, event
 //! for event.
 //!
-//! * [`Sim`] — the network and the nodes; add nodes, crash them, partition, run for a while;
-//!   [`Sim::enable_router`] puts a router on every node, wired to membership as the tokio drivers
-//!   wire them, and [`Sim::broadcast`] sends from one.
+//! * [`Sim`] — the network and the nodes; add nodes, crash them, partition, run for a while, and
+//!   [`Sim::broadcast`] from one.
 //! * [`metrics`] — connectivity of the overlay and view sizes at an instant.
-//! * [`record`] — what each node's router delivered, checked for exactly-once, in-order delivery.
+//! * [`record`] — what each node delivered, checked for exactly-once, in-order delivery.
 //! * [`scenarios`] — the membership scenarios (join, crash half, partition, churn), each returning a
 //!   [`scenarios::Report`]. `cargo xtask sim membership` runs them at 1,000 nodes; the tests of this
 //!   crate at 60.
@@ -44,7 +43,10 @@ pub mod scenarios;
 mod sim;
 
 pub use network::NetworkConfig;
-pub use sim::{EventHook, NodeIdx, Sim, SimMessage, SimNode, Stats};
+pub use sim::{EventHook, Sim, SimNode, Stats};
+
+/// Index of a node in the simulation (in order of creation; never reused).
+pub type NodeIdx = usize;
 
 /// The seed for a run: the `SEED` environment variable if set (to replay a run), else a random one.
 pub fn seed_from_env() -> u64 {

@@ -7,7 +7,8 @@
 
 use std::collections::{HashMap, VecDeque};
 
-use crate::sim::{NodeIdx, Sim};
+use crate::NodeIdx;
+use crate::sim::Sim;
 
 /// Connectivity and view sizes at one instant.
 #[derive(Debug, Clone, PartialEq)]
@@ -46,13 +47,13 @@ pub fn snapshot(sim: &Sim) -> Snapshot {
     let mut adj: Vec<Vec<NodeIdx>> = vec![Vec::new(); n];
     let (mut min, mut max, mut sum, mut live, mut isolated) = (usize::MAX, 0, 0, 0, 0);
     for (i, node) in sim.nodes.iter().enumerate().filter(|(_, x)| x.alive) {
-        let len = node.membership.active_len();
+        let len = node.core.membership().active_len();
         live += 1;
         sum += len;
         min = min.min(len);
         max = max.max(len);
         isolated += usize::from(len == 0);
-        for peer in node.membership.active_peers() {
+        for peer in node.core.membership().active_peers() {
             if let Some(&j) = index.get(&peer.id) {
                 adj[i].push(j);
                 adj[j].push(i);

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use dotray_router::core::{Delivery, MessageId, StreamId};
 
-use crate::sim::NodeIdx;
+use crate::NodeIdx;
 
 /// One node's record of one stream.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]

@@ -16,9 +16,10 @@ use dotray_membership::core::Config;
 use rand::Rng;
 use rand::seq::SliceRandom;
 
+use crate::NodeIdx;
 use crate::metrics::{self, Snapshot};
 use crate::network::NetworkConfig;
-use crate::sim::{NodeIdx, Sim};
+use crate::sim::Sim;
 
 /// Time between two joins while a network is built.
 const JOIN_GAP: Duration = Duration::from_millis(20);
@@ -197,7 +198,7 @@ fn check_bounds(report: &mut Report, sim: &Sim, snap: &Snapshot) {
     report.check(snap.active_max <= config.active_view_capacity, || {
         format!("an active view of {} exceeds {}", snap.active_max, config.active_view_capacity)
     });
-    let passive_max = sim.nodes.iter().map(|n| n.membership.passive_len()).max().unwrap_or(0);
+    let passive_max = sim.nodes.iter().map(|n| n.core.membership().passive_len()).max().unwrap_or(0);
     report.check(passive_max <= config.passive_view_capacity, || format!("a passive view of {passive_max}"));
 }
 
@@ -219,9 +220,9 @@ pub fn join(params: &Params) -> Report {
     let seed = &sim.nodes[0];
     report.figure(
         "seed active/max conns",
-        format!("{}/{}", seed.membership.active_len(), seed.max_connections),
+        format!("{}/{}", seed.core.membership().active_len(), seed.max_connections),
     );
-    report.check(seed.membership.active_len() >= 1, || "the seed has no neighbour".to_owned());
+    report.check(seed.core.membership().active_len() >= 1, || "the seed has no neighbour".to_owned());
     report.figure("refused conns", sim.stats.refused);
     report.figure("events", sim.stats.events);
     report
@@ -275,7 +276,7 @@ fn cross_links(sim: &Sim) -> usize {
         .iter()
         .enumerate()
         .filter(|(_, n)| n.alive)
-        .flat_map(|(i, n)| n.membership.active_peers().map(move |p| (i, p.id)))
+        .flat_map(|(i, n)| n.core.membership().active_peers().map(move |p| (i, p.id)))
         .filter(|(i, id)| index.get(id).is_some_and(|&j| sim.group_of(j) != sim.group_of(*i)))
         .count()
 }
@@ -366,10 +367,10 @@ pub fn churn(params: &Params) -> Report {
                     eprintln!(
                         "t={:?} node {i} outside: active={} passive={} started={:?} nodes={:?}",
                         now,
-                        n.membership.active_len(),
-                        n.membership.passive_len(),
+                        n.core.membership().active_len(),
+                        n.core.membership().passive_len(),
                         n.started_at,
-                        n.membership
+                        n.core
                             .nodes(sim.instant_now())
                             .iter()
                             .map(|x| (x.peer.addr, x.state))

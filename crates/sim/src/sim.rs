@@ -1,47 +1,25 @@
-//! [`Sim`]: many membership cores (and, optionally, a router core on each node) over one simulated
-//! network, driven by one event queue. The rules the simulated network follows are documented on
-//! [`Sim`] itself; the router plumbing lives in the child module `router`.
+//! [`Sim`]: many node cores over one simulated network, driven by one event queue. The rules the
+//! simulated network follows are documented on [`Sim`] itself; broadcasting and what the nodes
+//! deliver live in the child module `broadcast`.
 
-mod router;
+mod broadcast;
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use dotray_codec::NodeId;
-use dotray_membership::core::{
-    Action, CloseReason, Config, Direction, DisconnectReason, Event, Membership, Message, PeerInfo, Timer,
-};
+use dotray_membership::core::{CloseReason, Config, Direction, DisconnectReason, PeerInfo};
+use dotray_node::core::{Action, Event, NodeCore, PeerMessage, Timer};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
+use crate::NodeIdx;
 use crate::network::NetworkConfig;
 use crate::queue::EventQueue;
 use crate::record::Deliveries;
 
-/// Index of a node in the simulation (in order of creation; never reused).
-pub type NodeIdx = usize;
-
-/// What travels over a simulated connection. One variant per layer.
-#[derive(Debug, Clone)]
-pub enum SimMessage {
-    /// A membership message.
-    Membership(Message),
-    /// A router message (typed, with full stream ids: the sim needs no wire encoding).
-    Router(dotray_router::core::Message),
-}
-
-impl SimMessage {
-    /// A short name for the per-kind message counters (router kinds are prefixed `router.`).
-    fn name(&self) -> &'static str {
-        match self {
-            Self::Membership(m) => m.name(),
-            Self::Router(m) => router::kind_name(m),
-        }
-    }
-}
-
-/// Called for every membership [`Event`] a node emits: (node, simulated time since start, event).
+/// Called for every [`Event`] a node emits: (node, simulated time since start, event).
 pub type EventHook = Box<dyn FnMut(NodeIdx, Duration, &Event)>;
 
 /// One simulated node.
@@ -49,10 +27,8 @@ pub type EventHook = Box<dyn FnMut(NodeIdx, Duration, &Event)>;
 pub struct SimNode {
     /// Its id and listen address.
     pub info: PeerInfo,
-    /// Its membership core.
-    pub membership: Membership<ChaCha8Rng>,
-    /// Its router core, when the simulation runs routers ([`Sim::enable_router`]).
-    pub router: Option<dotray_router::core::Router<ChaCha8Rng>>,
+    /// Its protocol: the node core that a real node's driver runs.
+    pub core: NodeCore<ChaCha8Rng>,
     /// False once crashed or left.
     pub alive: bool,
     /// Crashed silently: dials to it time out instead of being refused.
@@ -90,11 +66,6 @@ enum SimEvent {
         node: NodeIdx,
         timer: Timer,
     },
-    /// A router timer of `node` fires.
-    RouterTimer {
-        node: NodeIdx,
-        timer: dotray_router::core::Timer,
-    },
     /// A dial's handshake reaches the node it is for.
     DialArrives {
         from: NodeIdx,
@@ -114,7 +85,7 @@ enum SimEvent {
     Deliver {
         conn: ConnId,
         to: NodeIdx,
-        message: SimMessage,
+        message: PeerMessage,
     },
     /// A goodbye or reset reaches `node` (Local: the node closed it itself).
     Closed {
@@ -140,11 +111,11 @@ pub struct Stats {
     pub connections: u64,
     /// Connections refused by a node at its connection limit (`TooManyConnections`).
     pub refused: u64,
-    /// `NeighbourUp` and `NeighbourDown` events handed to routers.
+    /// `NeighbourUp` and `NeighbourDown` events of all nodes.
     pub neighbour_changes: u64,
 }
 
-/// The simulator: many membership cores over one simulated network, driven by one event queue.
+/// The simulator: many node cores over one simulated network, driven by one event queue.
 ///
 /// The simulator plays the transport's part for every node and keeps its promises:
 ///
@@ -162,14 +133,14 @@ pub struct Stats {
 /// break) and a *silent* one (the host vanished or hangs: peers notice only through missed pongs).
 /// Partitions assign nodes to groups; messages, goodbyes and dials between groups are dropped.
 ///
-/// ## Plugging in another layer
+/// ## What runs on each node
 ///
-/// What travels on a simulated connection is a [`SimMessage`]: membership or router messages, over the
-/// same connections and in the same per-direction order. With [`Sim::enable_router`], every node also
-/// runs a router core, fed the membership events (`NeighbourUp`/`NeighbourDown`/`RttUpdated`) exactly
-/// as its tokio driver is; its timers go through the same event queue, and its deliveries are recorded
-/// in [`Sim::deliveries`]. [`Sim::check_consistency`] verifies after the fact that each core's view of
-/// its connections matches the simulated transport.
+/// Each node is a [`NodeCore`], the same type a real node's tokio driver runs: membership and router
+/// composed, neighbour changes routed between them inside the core. What travels on a simulated
+/// connection is a [`PeerMessage`], as the driver would decode it from frames. Timers go through the
+/// simulation's event queue, and deliveries and gaps are recorded in [`Sim::deliveries`].
+/// [`Sim::check_consistency`] verifies after the fact that each core's view of its connections matches
+/// the simulated transport.
 pub struct Sim {
     base: Instant,
     now: Duration,
@@ -187,9 +158,9 @@ pub struct Sim {
     /// Partition group of each node; nodes in different groups cannot reach each other.
     group: Vec<u32>,
     hook: Option<EventHook>,
-    /// The router configuration of every node; `None`: membership only.
-    router: Option<dotray_router::core::Config>,
-    /// What each node's router delivered (empty without routers).
+    /// The router configuration of nodes created from now on.
+    router: dotray_router::core::Config,
+    /// What each node delivered to its application.
     pub deliveries: Deliveries,
     /// Counters.
     pub stats: Stats,
@@ -223,7 +194,7 @@ impl Sim {
             next_conn: 0,
             group: Vec::new(),
             hook: None,
-            router: None,
+            router: dotray_router::core::Config::default(),
             deliveries: Deliveries::default(),
             stats: Stats::default(),
         }
@@ -244,7 +215,7 @@ impl Sim {
         &self.membership
     }
 
-    /// Sets the function called with every membership event (the seam where a router plugs in).
+    /// Sets the function called with every event a node reports to its application.
     pub fn set_event_hook(&mut self, hook: EventHook) {
         self.hook = Some(hook);
     }
@@ -267,13 +238,12 @@ impl Sim {
         let info = PeerInfo::new(NodeId::random_from(&mut self.rng), Self::addr_of(idx));
         let rng = ChaCha8Rng::seed_from_u64(self.rng.random());
         let now = self.instant();
-        let membership =
-            Membership::new(info, seeds, self.membership.clone(), rng, now).expect("valid membership config");
-        let router = self.new_router(info.id, now);
+        let config =
+            dotray_node::core::Config { membership: self.membership.clone(), router: self.router.clone() };
+        let core = NodeCore::new(info, seeds, config, rng, now).expect("valid node config");
         self.nodes.push(SimNode {
             info,
-            membership,
-            router,
+            core,
             alive: true,
             silent: false,
             started_at: self.now,
@@ -285,7 +255,6 @@ impl Sim {
         self.group.push(0);
         self.deliveries.add_node();
         self.drain(idx);
-        self.drain_router(idx);
         idx
     }
 
@@ -313,7 +282,7 @@ impl Sim {
     /// Makes node `node` leave gracefully (goodbyes to all its peers), then stops it.
     pub fn leave(&mut self, node: NodeIdx) {
         let now = self.instant();
-        self.nodes[node].membership.leave(now);
+        self.nodes[node].core.leave(now);
         self.drain(node);
         self.nodes[node].alive = false;
     }
@@ -351,13 +320,13 @@ impl Sim {
     /// Returns the first disagreement found.
     pub fn check_consistency(&self) -> Result<(), String> {
         for (i, node) in self.nodes.iter().enumerate().filter(|(_, n)| n.alive) {
-            for peer in node.membership.active_peers() {
+            for peer in node.core.membership().active_peers() {
                 let open = self.by_id.get(&peer.id).is_some_and(|j| node.conns.contains_key(j));
                 if !open {
                     return Err(format!("node {i} lists {:?} as active without an open connection", peer.id));
                 }
             }
-            let (core, transport) = (node.membership.connection_count(), node.conns.len());
+            let (core, transport) = (node.core.membership().connection_count(), node.conns.len());
             if core != transport {
                 return Err(format!("node {i} counts {core} connections, the transport holds {transport}"));
             }
@@ -404,17 +373,16 @@ impl Sim {
             SimEvent::Timer { node, timer } => {
                 if self.nodes[node].alive {
                     let now = self.instant();
-                    self.nodes[node].membership.handle_timer(timer, now);
+                    self.nodes[node].core.handle_timer(timer, now);
                     self.drain(node);
                 }
             }
-            SimEvent::RouterTimer { node, timer } => self.router_timer(node, timer),
             SimEvent::DialArrives { from, to, dialed } => self.dial_arrives(from, to, dialed),
             SimEvent::DialFailed { node, addr } => {
                 if self.nodes[node].alive {
                     self.stats.dial_failures += 1;
                     let now = self.instant();
-                    self.nodes[node].membership.handle_dial_failed(addr, now);
+                    self.nodes[node].core.handle_dial_failed(addr, now);
                     self.drain(node);
                 }
             }
@@ -424,23 +392,44 @@ impl Sim {
         }
     }
 
-    /// Carries out the actions a node's core produced.
+    /// Carries out the actions a node's core produced, as its driver would.
     fn drain(&mut self, node: NodeIdx) {
-        while let Some(action) = self.nodes[node].membership.poll_action() {
+        while let Some(action) = self.nodes[node].core.poll_action() {
             match action {
                 Action::Dial(addr) => self.dial(node, addr),
-                Action::Send { to, message } => self.send(node, to, SimMessage::Membership(message)),
+                Action::Send { to, message } => {
+                    for peer in to {
+                        self.send(node, peer, message.clone());
+                    }
+                }
                 Action::Disconnect { peer, reason } => self.disconnect(node, peer, reason),
+                Action::Violation { peer, reason } => {
+                    // Between honest simulated nodes this is a bug; counted and checked by scenarios.
+                    self.deliveries.violations += 1;
+                    if std::env::var_os("SIM_DEBUG").is_some() {
+                        eprintln!("t={:?} node {node}: violation by {peer:?}: {reason}", self.now);
+                    }
+                }
                 Action::SetTimer { at, timer } => {
                     let at = at.saturating_duration_since(self.base).max(self.now);
                     self.queue.push(at, SimEvent::Timer { node, timer });
                 }
+                Action::Deliver(delivery) => self.deliveries.deliver(node, &delivery),
                 Action::Event(event) => {
-                    self.feed_router(node, &event);
+                    match &event {
+                        Event::Gap { stream, first, last } => {
+                            self.deliveries.gap(node, *stream, *first, *last)
+                        }
+                        Event::NeighbourUp { .. } | Event::NeighbourDown { .. } => {
+                            self.stats.neighbour_changes += 1
+                        }
+                        _ => {}
+                    }
                     if let Some(hook) = self.hook.as_mut() {
                         hook(node, self.now, &event);
                     }
                 }
+                Action::QueryAnswered { .. } => {}
             }
         }
         let open = self.nodes[node].conns.len();
@@ -496,7 +485,7 @@ impl Sim {
             self.gc(old);
             let now = self.instant();
             let from_id = self.nodes[from].info.id;
-            self.nodes[to].membership.handle_disconnected(from_id, DisconnectReason::Failed, now);
+            self.nodes[to].core.handle_disconnected(from_id, DisconnectReason::Failed, now);
             self.drain(to);
         }
         if self.nodes[from].conns.contains_key(&to) {
@@ -514,7 +503,7 @@ impl Sim {
         self.queue.push(arrival, SimEvent::Connected { conn, node: from, dialed });
         let now = self.instant();
         let from_info = self.nodes[from].info;
-        self.nodes[to].membership.handle_connected(from_info, Direction::Inbound, now);
+        self.nodes[to].core.handle_connected(from_info, Direction::Inbound, now);
         self.drain(to);
     }
 
@@ -542,7 +531,7 @@ impl Sim {
         self.nodes[node].conns.insert(peer, conn);
         let now = self.instant();
         let peer_info = self.nodes[peer].info;
-        self.nodes[node].membership.handle_connected(peer_info, Direction::Outbound { dialed }, now);
+        self.nodes[node].core.handle_connected(peer_info, Direction::Outbound { dialed }, now);
         self.drain(node);
     }
 
@@ -557,7 +546,7 @@ impl Sim {
         self.queue.push(at, event(to));
     }
 
-    fn send(&mut self, from: NodeIdx, to_id: NodeId, message: SimMessage) {
+    fn send(&mut self, from: NodeIdx, to_id: NodeId, message: PeerMessage) {
         *self.stats.messages.entry(message.name()).or_default() += 1;
         let Some(&to) = self.by_id.get(&to_id) else { return };
         let Some(&conn) = self.nodes[from].conns.get(&to) else { return };
@@ -567,7 +556,7 @@ impl Sim {
         self.schedule_in_pipe(conn, from, |to| SimEvent::Deliver { conn, to, message });
     }
 
-    fn deliver(&mut self, conn: ConnId, to: NodeIdx, message: SimMessage) {
+    fn deliver(&mut self, conn: ConnId, to: NodeIdx, message: PeerMessage) {
         let Some(c) = self.conns.get(&conn) else { return };
         let from = c.ends[1 - c.side(to)];
         if !self.nodes[to].alive || !c.open[c.side(to)] || !self.reachable(from, to) {
@@ -575,18 +564,8 @@ impl Sim {
         }
         let now = self.instant();
         let from_id = self.nodes[from].info.id;
-        match message {
-            SimMessage::Membership(m) => {
-                self.nodes[to].membership.handle_message(from_id, m, now);
-                self.drain(to);
-            }
-            SimMessage::Router(m) => {
-                if let Some(router) = self.nodes[to].router.as_mut() {
-                    router.handle_message(from_id, m, now);
-                    self.drain_router(to);
-                }
-            }
-        }
+        self.nodes[to].core.handle_message(from_id, message, now);
+        self.drain(to);
     }
 
     fn disconnect(&mut self, node: NodeIdx, peer_id: NodeId, reason: CloseReason) {
@@ -601,10 +580,10 @@ impl Sim {
         }
         // The peer learns after the messages already on their way; our side is told at once (before
         // anything else can happen between the two nodes: the transport's events strictly alternate).
-        self.schedule_close(conn, node, peer, DisconnectReason::from_goodbye(reason.goodbye()));
+        self.schedule_close(conn, node, peer, reason.seen_by_peer());
         self.gc(conn);
         let now = self.instant();
-        self.nodes[node].membership.handle_disconnected(peer_id, DisconnectReason::Local, now);
+        self.nodes[node].core.handle_disconnected(peer_id, DisconnectReason::Local, now);
     }
 
     fn schedule_close(&mut self, conn: ConnId, from: NodeIdx, _to: NodeIdx, reason: DisconnectReason) {
@@ -631,7 +610,7 @@ impl Sim {
             self.nodes[node].conns.remove(&peer);
             self.gc(conn);
         }
-        self.nodes[node].membership.handle_disconnected(peer_id, reason, now);
+        self.nodes[node].core.handle_disconnected(peer_id, reason, now);
         self.drain(node);
     }
 

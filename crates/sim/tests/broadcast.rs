@@ -64,3 +64,24 @@ fn the_same_seed_replays_the_same_run() {
     let (a, b) = (broadcast::loss(&params), broadcast::loss(&params));
     assert_eq!(a.row(), b.row(), "SEED={} to replay", params.seed);
 }
+
+#[test]
+fn one_publisher_builds_a_tree_without_redundancy() {
+    // Textbook Plumtree: one origin's messages meet themselves once per cycle of the eager graph, so
+    // every cycle is cut once and the rest is a shallow spanning tree. Seed-sensitive like the test
+    // above (see docs/PERFORMANCE.md for the spread over seeds), so a fixed seed unless `SEED` is set.
+    let seed = std::env::var("SEED").map_or(4, |_| dotray_sim::seed_from_env());
+    let mut params = Params::new(100, 500, seed);
+    params.origins = Some(1);
+    let r = broadcast::steady(&params);
+    println!("{}\n{r}", Report::HEADER);
+    assert_eq!(r.reliability, 100.0, "{r}SEED={seed} to replay");
+    assert_eq!((r.duplicates, r.order_violations, r.gaps, r.violations), (0, 0, 0, 0), "{r}SEED={seed}");
+    assert!(r.steady_rmr < 0.05, "SEED={seed}: steady RMR {}", r.steady_rmr);
+    assert!(r.ldh_max < 20, "SEED={seed}: tree too deep (LDH {})", r.ldh_max);
+}
+
+#[test]
+fn crashes_and_loss_together_lose_nothing() {
+    run(broadcast::crash_with_loss);
+}

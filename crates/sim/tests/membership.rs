@@ -4,7 +4,8 @@
 
 use std::time::Duration;
 
-use dotray_membership::core::{Config, Event};
+use dotray_membership::core::Config;
+use dotray_node::core::Event;
 use dotray_sim::scenarios::{self, Params, Report};
 use dotray_sim::{NetworkConfig, Sim, metrics};
 
@@ -51,7 +52,7 @@ fn a_silent_crash_is_detected_by_missed_pongs_and_a_reset_at_once() {
     let downs = std::rc::Rc::new(std::cell::RefCell::new(Vec::new()));
     let log = downs.clone();
     sim.set_event_hook(Box::new(move |node, at, event| {
-        if let Event::NeighbourDown(_) = event {
+        if let Event::NeighbourDown { .. } = event {
             log.borrow_mut().push((node, at));
         }
     }));
@@ -99,8 +100,11 @@ fn a_graceful_leave_is_replaced_at_once() {
     let snap = metrics::snapshot(&sim);
     assert!(snap.connected() && snap.isolated == 0, "SEED={seed}: {snap:?}");
     let left_id = sim.nodes[first].info.id;
-    let still_listed =
-        sim.nodes.iter().filter(|n| n.alive).any(|n| n.membership.active_peers().any(|p| p.id == left_id));
+    let still_listed = sim
+        .nodes
+        .iter()
+        .filter(|n| n.alive)
+        .any(|n| n.core.membership().active_peers().any(|p| p.id == left_id));
     assert!(!still_listed, "SEED={seed}");
 }
 

@@ -4,9 +4,9 @@
 //! run's pair).
 //! For each payload size, one side sends as fast as back-pressure allows and the other receives every
 //! frame; the time runs from the first send to the last receive. dotray's side does everything a node
-//! does per frame: protobuf-encode a `Data` envelope the way the router does (a payload under 4 KiB
-//! written straight into the connection's queue with `send_data`, a larger one shared, not copied,
-//! by `encode_data`), vectored writes, decode, and hand it to the layer above in a batch event. The
+//! does per frame: build the `Data` frame the way the node's driver does (`OutFrame::data`: a payload
+//! under 4 KiB copied into the connection's queue, a larger one shared, not copied), vectored
+//! writes, decode, and hand it to the layer above in a batch event. The
 //! baseline does the least a length-prefixed TCP stream can: a buffered `write_u32` + `write_all` per
 //! frame, a buffered `read_u32` + `read_exact` into one reused buffer. The two run alternately `RUNS`
 //! times; the table gives medians of payload MB/s (10^6 B) and frames/s, and the median of the paired
@@ -15,14 +15,13 @@
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use dotray_codec::{DEFAULT_MAX_FRAME_LEN, DataFrame, FrameEncoder, NodeId, SPLIT_PAYLOAD_MIN, proto};
-use dotray_transport::{Config, PeerSender, Transport, TransportEvent};
+use dotray_codec::{DEFAULT_MAX_FRAME_LEN, NodeId, OutFrame};
+use dotray_transport::{Config, Transport, TransportEvent};
 use tokio::io::{AsyncReadExt, AsyncWriteExt, BufReader, BufWriter};
 use tokio::net::{TcpListener, TcpStream};
 
-/// Pairs of runs per payload size. Plain TCP is bimodal on the 2-core build VM (a quarter of its runs
-/// at 1 KiB about twice as fast as the rest); the medians of 21 pairs spread less than those of 9
-/// (1 KiB share over invocations: 67–109% against 56–141%). An invocation takes about 12 s.
+/// Pairs of runs per payload size. Plain TCP's speed is bimodal on a 2-core machine, so the medians
+/// need many pairs to settle (see `docs/PERFORMANCE.md`).
 const RUNS: usize = 21;
 /// Payload bytes moved per run and size (fewer frames for large payloads, same volume).
 const VOLUME: usize = 256 * 1024 * 1024;
@@ -43,9 +42,9 @@ async fn dotray_run(size: usize) -> Duration {
     let payload = Bytes::from(vec![0x5a; size]);
     let started = Instant::now();
     let sender = tokio::spawn(async move {
-        let mut encoder = FrameEncoder::new(DEFAULT_MAX_FRAME_LEN);
         for seq in 0..frames as u64 {
-            send_data(&to_b.sender, &mut encoder, seq, &payload).await;
+            let frame = OutFrame::data(1, seq, 0, &payload, DEFAULT_MAX_FRAME_LEN).expect("encode");
+            to_b.sender.send(&frame).await.expect("send");
         }
     });
     // The receiving side runs as a task on the runtime's workers, as a node's upper layer does.
@@ -65,18 +64,6 @@ async fn dotray_run(size: usize) -> Duration {
     a.shutdown().await;
     b.shutdown().await;
     elapsed
-}
-
-/// Sends one `Data` frame the way the router does: a small payload written straight into the
-/// connection's queue (`DataFrame`), a large one shared, not copied (`SplitFrame`).
-async fn send_data(sender: &PeerSender, encoder: &mut FrameEncoder, seq: u64, payload: &Bytes) {
-    if payload.len() < SPLIT_PAYLOAD_MIN {
-        let frame = DataFrame::new(1, seq, 0, payload, DEFAULT_MAX_FRAME_LEN).expect("encode");
-        sender.send_data(&frame).await.expect("send");
-    } else {
-        let data = proto::Data { stream_ref: 1, seq, hops: 0, payload: payload.clone() };
-        sender.send(encoder.encode_data(data).expect("encode")).await.expect("send");
-    }
 }
 
 async fn baseline_run(size: usize) -> Duration {

@@ -35,11 +35,11 @@ use tokio_util::sync::CancellationToken;
 use tracing::{Instrument, debug, field, info_span};
 
 use crate::config::MAX_WRITE_SLICES;
+use crate::context::Context;
 use crate::handshake::{self, PeerHello};
 use crate::peer_sender::{Closing, ConnShared};
 use crate::reader;
 use crate::registry::{Admission, Entry};
-use crate::transport::Context;
 use crate::{
     ConnectedPeer, DialError, Direction, DisconnectReason, HandshakeError, PeerSender, TransportEvent,
 };

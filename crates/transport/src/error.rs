@@ -122,8 +122,8 @@ pub enum SendError {
     /// The connection is closed or closing.
     #[error("the connection is closed")]
     Closed,
-    /// The frame is larger than the queue can ever hold.
-    #[error("frame larger than the outbound queue")]
+    /// The frame is larger than the frame limit or than the queue can ever hold.
+    #[error("frame larger than the frame limit or the outbound queue")]
     TooLarge,
     /// There is no connection to that node.
     #[error("not connected to that node")]

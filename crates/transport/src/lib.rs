@@ -21,9 +21,7 @@
 //!    completed); a writer task drains a per-peer queue bounded in bytes ([`Config::max_queue_bytes`]),
 //!    gathering queued frames into vectored writes with `TCP_NODELAY` set. [`PeerSender::try_send`]
 //!    says [`SendError::QueueFull`] when a peer reads too slowly; [`PeerSender::send`] waits for room.
-//!    A small `Data` frame ([`dotray_codec::DataFrame`]) is best queued with
-//!    [`PeerSender::try_send_data`] / [`PeerSender::send_data`], which encode it straight into the
-//!    queue.
+//!    Both take a [`dotray_codec::OutFrame`], encoded once and queued for as many peers as need it.
 //! 4. **Close.** A goodbye, EOF, a protocol violation, no frame within [`Config::idle_timeout`], a
 //!    stalled write ([`Config::write_timeout`]), a local [`Transport::disconnect`] or
 //!    [`Transport::shutdown`] ends it with one [`TransportEvent::Disconnected`] carrying the
@@ -48,7 +46,7 @@
 //! ```
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
-//! use dotray_codec::{NodeId, proto};
+//! use dotray_codec::{DEFAULT_MAX_FRAME_LEN, NodeId, OutFrame, proto};
 //! use dotray_transport::{Config, Transport, TransportEvent};
 //!
 //! let local = "127.0.0.1:0".parse()?;
@@ -58,7 +56,8 @@
 //! // A dials B; both sides learn the other's node id from the handshake.
 //! let to_b = a.connect(b.local_addr()).await?;
 //! assert_eq!(to_b.id, b.local_id());
-//! to_b.sender.try_send_envelope(&proto::Ping { nonce: 7, sent_at_micros: 0 }.into())?;
+//! let ping = OutFrame::encode(&proto::Ping { nonce: 7, sent_at_micros: 0 }.into(), DEFAULT_MAX_FRAME_LEN)?;
+//! to_b.sender.try_send(&ping)?;
 //!
 //! loop {
 //!     match b_events.recv().await.expect("transport running") {
@@ -80,6 +79,7 @@
 mod ban;
 mod config;
 mod connection;
+mod context;
 mod error;
 mod event;
 mod handshake;

@@ -13,7 +13,7 @@ use tokio::net::TcpListener;
 use tracing::{Instrument, debug, warn};
 
 use crate::Direction;
-use crate::transport::Context;
+use crate::context::Context;
 
 pub(crate) async fn accept_loop(ctx: Arc<Context>, listener: TcpListener) {
     let refusal = crate::handshake::goodbye_frame(GoodbyeReason::TooManyConnections, "");

@@ -2,12 +2,10 @@
 //! slices the writer will write.
 //!
 //! Small frames are copied back to back into one buffer, so that a burst of them costs the writer one
-//! slice and the senders no reference count each (a frame cut from a shared chunk is a `Bytes` whose
-//! count the sender's core raises and the writer's core lowers again: one cache line crossing cores
-//! per frame). Frames of [`COPY_MAX`] bytes or more are queued as they are (no copy; a split frame's
-//! payload is never copied). Order is kept: a frame that is not copied first closes the copied run.
-//! A [`DataFrame`] is encoded straight into the same buffer ([`OutQueue::push_data`]): its payload is
-//! copied there and nowhere else.
+//! slice and the senders no reference count each (a `Bytes` shared with the writer has a count that
+//! the sender's core raises and the writer's core lowers again: one cache line crossing cores per
+//! frame). Frames of [`COPY_FRAME_MAX`] bytes or more are queued as their parts, by reference: their
+//! payload is never copied. Order is kept: a part that is not copied closes the copied run.
 //!
 //! The queue is plain data; [`crate::peer_sender::ConnShared`] keeps it under a lock and does the
 //! waking and the byte budget.
@@ -15,12 +13,7 @@
 use std::collections::VecDeque;
 
 use bytes::{Bytes, BytesMut};
-use dotray_codec::{DataFrame, SplitFrame};
-
-/// Frames (or heads of split frames) shorter than this are copied into the queue's buffer; longer ones
-/// are queued by reference. The encoder's threshold for not copying a payload, for the same reason:
-/// below it a copy costs less than a slice and a reference count.
-pub(crate) const COPY_MAX: usize = dotray_codec::SPLIT_PAYLOAD_MIN;
+use dotray_codec::{COPY_FRAME_MAX, OutFrame};
 
 /// Smallest and largest allocation of the copy buffer. A connection starts small (most carry only
 /// digests, pings and acks) and doubles its chunk each time a run of copied frames outgrows it; the
@@ -50,27 +43,26 @@ impl Default for OutQueue {
 }
 
 impl OutQueue {
-    /// Queues `frame` after everything already queued.
-    pub(crate) fn push(&mut self, frame: SplitFrame) {
-        let (head, payload) = frame.into_parts();
-        if head.len() < COPY_MAX {
-            self.room_to_copy(head.len()).extend_from_slice(&head);
+    /// Queues `frame` after everything already queued: copied when shorter than [`COPY_FRAME_MAX`],
+    /// else as its parts by reference (a short head is still copied).
+    pub(crate) fn push(&mut self, frame: &OutFrame) {
+        if frame.len() < COPY_FRAME_MAX {
+            frame.put(self.room_to_copy(frame.len()));
+            self.copied_frames += 1;
+            return;
+        }
+        let head = frame.head();
+        if head.len() < COPY_FRAME_MAX {
+            self.room_to_copy(head.len()).extend_from_slice(head);
             self.copied_frames += 1;
         } else {
             self.close_copied();
-            self.slices.push_back((head, 1));
+            self.slices.push_back((frame.head_bytes(), 1));
         }
-        if !payload.is_empty() {
+        if !frame.payload().is_empty() {
             self.close_copied();
-            self.slices.push_back((payload, 0));
+            self.slices.push_back((frame.payload().clone(), 0));
         }
-    }
-
-    /// Queues `frame` after everything already queued, written straight into the copy buffer (the
-    /// frame is never encoded anywhere else first). Meant for small frames: a large one is copied too.
-    pub(crate) fn push_data(&mut self, frame: &DataFrame<'_>) {
-        frame.put(self.room_to_copy(frame.len()));
-        self.copied_frames += 1;
     }
 
     /// The copy buffer, with room for `len` more bytes in its current chunk.
@@ -134,22 +126,18 @@ mod tests {
     use proptest::prelude::*;
 
     /// A contiguous frame of `len` bytes.
-    fn frame(len: usize, tag: u8) -> SplitFrame {
-        SplitFrame::from(Bytes::from(vec![tag; len]))
+    fn frame(len: usize, tag: u8) -> OutFrame {
+        OutFrame::from(Bytes::from(vec![tag; len]))
     }
 
-    /// A split frame as the router's encoder makes one: a short head and a payload not copied.
-    fn split(payload: usize, tag: u8) -> SplitFrame {
-        let data =
-            dotray_codec::proto::Data { stream_ref: 1, seq: 1, hops: 0, payload: vec![tag; payload].into() };
-        let frame =
-            dotray_codec::FrameEncoder::new(dotray_codec::DEFAULT_MAX_FRAME_LEN).encode_data(data).unwrap();
-        assert!(!frame.payload().is_empty());
-        frame
+    /// A `Data` frame as the node's driver makes one: a short head and a payload not copied.
+    fn data(payload: usize, tag: u8) -> OutFrame {
+        let payload = Bytes::from(vec![tag; payload]);
+        OutFrame::data(1, 1, 0, &payload, dotray_codec::DEFAULT_MAX_FRAME_LEN).unwrap()
     }
 
-    fn wire(frames: &[SplitFrame]) -> Vec<u8> {
-        frames.iter().flat_map(|f| [f.head().to_vec(), f.payload().to_vec()].concat()).collect()
+    fn wire(frames: &[OutFrame]) -> Vec<u8> {
+        frames.iter().flat_map(|f| f.to_bytes().to_vec()).collect()
     }
 
     fn drain(queue: &mut OutQueue, max_slices: usize, max_bytes: usize) -> (Vec<u8>, usize) {
@@ -173,13 +161,13 @@ mod tests {
         let frames = [
             frame(100, 1),
             frame(200, 2),
-            frame(COPY_MAX, 3),
+            frame(COPY_FRAME_MAX, 3),
             frame(50, 4),
-            split(COPY_MAX, 5),
+            data(COPY_FRAME_MAX, 5),
             frame(10, 6),
         ];
         for f in &frames {
-            queue.push(f.clone());
+            queue.push(f);
         }
         let mut batch = Vec::new();
         assert_eq!(queue.take(&mut batch, 2, usize::MAX).1, 3, "[1 2] and 3: three frames");
@@ -193,67 +181,61 @@ mod tests {
     #[test]
     fn a_large_frame_is_not_copied() {
         let mut queue = OutQueue::default();
-        let big = Bytes::from(vec![7; COPY_MAX + 1]);
-        queue.push(SplitFrame::from(big.clone()));
+        let big = Bytes::from(vec![7; COPY_FRAME_MAX + 1]);
+        queue.push(&OutFrame::from(big.clone()));
         let mut batch = Vec::new();
         queue.take(&mut batch, 8, usize::MAX);
         assert_eq!(batch[0].as_ptr(), big.as_ptr(), "the same memory");
     }
 
     #[test]
-    fn a_data_frame_joins_the_copied_run_in_order() {
+    fn a_small_data_frame_joins_the_copied_run_in_order() {
         let mut queue = OutQueue::default();
-        let payload = [8u8; 300];
-        let data = DataFrame::new(3, 9, 1, &payload, usize::MAX).unwrap();
-        let mut expected = wire(&[frame(100, 1)]);
-        queue.push(frame(100, 1));
-        queue.push_data(&data);
-        queue.push(frame(20, 2));
-        let mut encoded = BytesMut::new();
-        data.put(&mut encoded);
-        expected.extend_from_slice(&encoded);
-        expected.extend(wire(&[frame(20, 2)]));
+        let frames = [frame(100, 1), data(300, 8), frame(20, 2)];
+        for f in &frames {
+            queue.push(f);
+        }
+        let expected = wire(&frames);
         let mut batch = Vec::new();
         assert_eq!(queue.take(&mut batch, 8, usize::MAX), (expected.len(), 3));
         assert_eq!(batch.len(), 1, "one copied run");
         assert_eq!(&batch[0][..], &expected[..]);
     }
 
+    #[test]
+    fn a_large_payload_is_not_copied() {
+        let mut queue = OutQueue::default();
+        let frame = data(COPY_FRAME_MAX, 9);
+        queue.push(&frame);
+        let mut batch = Vec::new();
+        queue.take(&mut batch, 8, usize::MAX);
+        assert_eq!(batch.len(), 2, "the head copied, the payload by reference");
+        assert_eq!(batch[1].as_ptr(), frame.payload().as_ptr(), "the same memory");
+    }
+
     proptest! {
         #[test]
         fn bytes_come_out_in_order_whatever_the_sizes_and_limits(
-            lens in proptest::collection::vec((1usize..3 * COPY_MAX, 0u8..3), 0..60),
+            lens in proptest::collection::vec((1usize..3 * COPY_FRAME_MAX, 0u8..3), 0..60),
             max_slices in 1usize..8,
             max_bytes in 1usize..20_000,
         ) {
             let mut queue = OutQueue::default();
-            // Contiguous frames, split frames, and data frames written into the queue (kept here as
-            // the contiguous frame they must come out as).
-            let frames: Vec<(SplitFrame, bool)> =
-                lens.iter()
+            // Contiguous frames, large data frames (queued as parts), small data frames (copied).
+            let frames: Vec<OutFrame> = lens
+                .iter()
                 .enumerate()
                 .map(|(i, &(len, kind))| match kind {
-                    0 => (frame(len, i as u8), false),
-                    1 => (split(COPY_MAX + len, i as u8), false),
-                    _ => {
-                        let data = dotray_codec::proto::Data {
-                            stream_ref: 2, seq: i as u64, hops: 0, payload: vec![i as u8; len].into(),
-                        };
-                        (dotray_codec::encode_frame(&data.into(), usize::MAX).unwrap().into(), true)
-                    }
+                    0 => frame(len, i as u8),
+                    1 => data(COPY_FRAME_MAX + len, i as u8),
+                    _ => data(len % COPY_FRAME_MAX, i as u8),
                 })
                 .collect();
             // Take now and then while pushing, as a writer does.
             let mut out = Vec::new();
             let mut batch = Vec::new();
-            for (i, (f, is_data)) in frames.iter().enumerate() {
-                if *is_data {
-                    let len = lens[i].0;
-                    let payload = vec![i as u8; len];
-                    queue.push_data(&DataFrame::new(2, i as u64, 0, &payload, usize::MAX).unwrap());
-                } else {
-                    queue.push(f.clone());
-                }
+            for (i, f) in frames.iter().enumerate() {
+                queue.push(f);
                 if i % 7 == 3 {
                     queue.take(&mut batch, max_slices, max_bytes);
                     prop_assert!(batch.len() <= max_slices);
@@ -261,7 +243,6 @@ mod tests {
                 }
             }
             out.extend(drain(&mut queue, max_slices, max_bytes).0);
-            let frames: Vec<SplitFrame> = frames.into_iter().map(|(f, _)| f).collect();
             prop_assert_eq!(out, wire(&frames));
         }
     }

@@ -12,8 +12,8 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
-use dotray_codec::proto::{Envelope, GoodbyeReason};
-use dotray_codec::{DataFrame, NodeId, SplitFrame, encode_frame};
+use dotray_codec::proto::GoodbyeReason;
+use dotray_codec::{FRAME_HEADER_LEN, NodeId, OutFrame};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
@@ -203,14 +203,20 @@ impl ConnShared {
 }
 
 /// Sends frames to one connected peer. Cheap to clone; queuing takes a short lock (a copy of a small
-/// frame, or a push of a larger one).
+/// frame, or a push of a larger one's parts).
 ///
-/// Frames are complete, encoded frames (length prefix included), as made by
-/// [`dotray_codec::encode_frame`]: encode a message once and queue the same `Bytes` to many peers.
-/// Frames below 4 KiB are copied into the connection's queue (cheaper than sharing them); larger ones
-/// are queued by reference. A [`SplitFrame`] (from [`dotray_codec::FrameEncoder::encode_data`]) is
-/// written as its two parts back to back, in one vectored write: its payload goes to the socket
-/// without being copied.
+/// A frame is an [`OutFrame`]: encode a message once and queue the same frame for every peer that
+/// gets it. Frames below [`dotray_codec::COPY_FRAME_MAX`] are copied into the connection's queue
+/// (cheaper than sharing them); larger ones are queued as their parts, by reference, and written in
+/// one vectored write: a large payload goes to the socket without being copied.
+///
+/// ```no_run
+/// # fn demo(sender: dotray_transport::PeerSender) -> Result<(), Box<dyn std::error::Error>> {
+/// use dotray_codec::{DEFAULT_MAX_FRAME_LEN, OutFrame, proto};
+/// let ping = OutFrame::encode(&proto::Ping { nonce: 1, sent_at_micros: 0 }.into(), DEFAULT_MAX_FRAME_LEN)?;
+/// sender.try_send(&ping)?;
+/// # Ok(()) }
+/// ```
 #[derive(Debug, Clone)]
 pub struct PeerSender {
     pub(crate) shared: Arc<ConnShared>,
@@ -222,71 +228,28 @@ impl PeerSender {
         self.shared.peer
     }
 
-    /// Queues `frame` if there is room now; never waits.
-    pub fn try_send(&self, frame: impl Into<SplitFrame>) -> Result<(), SendError> {
-        let frame = frame.into();
-        self.try_push(frame.len(), |queue| queue.push(frame))
+    /// Queues `frame` if there is room now; never waits. [`SendError::QueueFull`] when the peer reads
+    /// too slowly.
+    pub fn try_send(&self, frame: &OutFrame) -> Result<(), SendError> {
+        let len = frame.len();
+        self.check(len)?;
+        if self.shared.push_if_room(len, |queue| queue.push(frame)) {
+            Ok(())
+        } else {
+            Err(SendError::QueueFull)
+        }
     }
 
     /// Queues `frame`, waiting for room if the queue is full (back-pressure).
-    pub async fn send(&self, frame: impl Into<SplitFrame>) -> Result<(), SendError> {
-        let frame = frame.into();
+    pub async fn send(&self, frame: &OutFrame) -> Result<(), SendError> {
         let len = frame.len();
-        let mut frame = Some(frame);
-        self.send_with(len, |queue| {
-            if let Some(frame) = frame.take() {
-                queue.push(frame);
-            }
-        })
-        .await
-    }
-
-    /// Writes the `Data` frame straight into the queue if there is room now; never waits.
-    ///
-    /// The cheapest way to send a small payload: its bytes are copied once, from `frame`'s payload
-    /// into the queue, where [`PeerSender::try_send`] of an encoded frame copies them into the
-    /// encoder's buffer first. (The payload is copied whatever its size: for payloads of
-    /// [`dotray_codec::SPLIT_PAYLOAD_MIN`] or more, a [`SplitFrame`] that shares them is cheaper.)
-    ///
-    /// ```no_run
-    /// # fn demo(sender: dotray_transport::PeerSender) -> Result<(), Box<dyn std::error::Error>> {
-    /// use dotray_codec::{DEFAULT_MAX_FRAME_LEN, DataFrame};
-    /// let payload = b"hello";
-    /// sender.try_send_data(&DataFrame::new(1, 1, 0, payload, DEFAULT_MAX_FRAME_LEN)?)?;
-    /// # Ok(()) }
-    /// ```
-    pub fn try_send_data(&self, frame: &DataFrame<'_>) -> Result<(), SendError> {
-        self.try_push(frame.len(), |queue| queue.push_data(frame))
-    }
-
-    /// Writes the `Data` frame straight into the queue, waiting for room if the queue is full
-    /// (back-pressure). See [`PeerSender::try_send_data`].
-    pub async fn send_data(&self, frame: &DataFrame<'_>) -> Result<(), SendError> {
-        self.send_with(frame.len(), |queue| queue.push_data(frame)).await
-    }
-
-    /// Queues a frame of `len` bytes with `push` if the queue has room for it now.
-    fn try_push(&self, len: usize, push: impl FnOnce(&mut OutQueue)) -> Result<(), SendError> {
-        self.check(len)?;
-        if self.shared.push_if_room(len, push) { Ok(()) } else { Err(SendError::QueueFull) }
-    }
-
-    /// Queues a frame of `len` bytes with `push` once the queue has room for it. `push` is called at
-    /// most once.
-    async fn send_with(&self, len: usize, mut push: impl FnMut(&mut OutQueue)) -> Result<(), SendError> {
         loop {
             self.check(len)?;
-            if self.shared.push_if_room(len, &mut push) {
+            if self.shared.push_if_room(len, |queue| queue.push(frame)) {
                 return Ok(());
             }
             self.queue_drained(self.shared.max_queue_bytes - len).await;
         }
-    }
-
-    /// Encodes `envelope` and queues it if there is room now.
-    pub fn try_send_envelope(&self, envelope: &Envelope) -> Result<(), SendError> {
-        let frame = encode_frame(envelope, self.shared.max_frame_len).map_err(|_| SendError::Encode)?;
-        self.try_send(frame)
     }
 
     /// Closes the connection: what is queued is written, then a goodbye with `reason`. For a peer that
@@ -363,7 +326,8 @@ impl PeerSender {
         if self.shared.is_closing() {
             return Err(SendError::Closed);
         }
-        if len > self.shared.max_queue_bytes {
+        // A frame longer than the connection's frame limit would only make the peer close it.
+        if len > self.shared.max_queue_bytes || len > self.shared.max_frame_len + FRAME_HEADER_LEN {
             return Err(SendError::TooLarge);
         }
         Ok(())

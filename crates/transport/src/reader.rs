@@ -19,9 +19,9 @@ use tokio::io::AsyncReadExt;
 use tokio::net::tcp::OwnedReadHalf;
 use tracing::debug;
 
+use crate::context::Context;
 use crate::handshake::PeerHello;
 use crate::peer_sender::{Closing, ConnShared};
-use crate::transport::Context;
 use crate::{DisconnectReason, TransportEvent};
 
 /// Most frames handed up in one event.

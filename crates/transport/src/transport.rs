@@ -5,71 +5,22 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use dotray_codec::proto::GoodbyeReason;
-use dotray_codec::{NodeId, SplitFrame};
+use dotray_codec::{NodeId, OutFrame};
 use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio::sync::{Semaphore, mpsc, oneshot};
 use tokio::time::timeout;
 use tokio_util::sync::{CancellationToken, DropGuard};
 use tokio_util::task::TaskTracker;
-use tracing::{Instrument, Span, info_span};
+use tracing::{Instrument, info_span};
 
 use crate::ban::{Ban, BanList};
+use crate::context::{Context, Counters};
 use crate::handshake::LocalHello;
 use crate::registry::Registry;
 use crate::{Config, ConnectedPeer, DialError, Direction, PeerSender, SendError, StartError, TransportEvent};
 
 /// The receiving end of the transport's events.
 pub type Events = mpsc::Receiver<TransportEvent>;
-
-/// State shared by the transport's handle and all its tasks.
-#[derive(Debug)]
-pub(crate) struct Context {
-    pub(crate) config: Config,
-    pub(crate) hello: LocalHello,
-    pub(crate) registry: Registry,
-    pub(crate) bans: Arc<BanList>,
-    pub(crate) events: mpsc::Sender<TransportEvent>,
-    /// Cancelled at shutdown; every connection's close token is a child of it.
-    pub(crate) root: CancellationToken,
-    pub(crate) tracker: TaskTracker,
-    pub(crate) inbound: Arc<Semaphore>,
-    pub(crate) outbound: Arc<Semaphore>,
-    pub(crate) stats: Counters,
-    pub(crate) span: Span,
-    conn_ids: AtomicU64,
-}
-
-/// Monotonic counters, updated without locks.
-#[derive(Debug, Default)]
-pub(crate) struct Counters {
-    pub(crate) inbound_accepted: AtomicU64,
-    pub(crate) inbound_refused: AtomicU64,
-    pub(crate) bytes_written: AtomicU64,
-    pub(crate) frames_written: AtomicU64,
-    pub(crate) events_dropped_at_shutdown: AtomicU64,
-    pub(crate) handshake_events_dropped: AtomicU64,
-}
-
-impl Context {
-    pub(crate) fn next_conn_id(&self) -> u64 {
-        self.conn_ids.fetch_add(1, Ordering::Relaxed)
-    }
-
-    /// Sends an event upward, waiting for room; gives up when `cancel` fires or nobody listens.
-    pub(crate) async fn emit(&self, event: TransportEvent, cancel: &CancellationToken) -> bool {
-        // The common case, room in the channel, without building the select's futures.
-        let event = match self.events.try_send(event) {
-            Ok(()) => return true,
-            Err(mpsc::error::TrySendError::Closed(_)) => return false,
-            Err(mpsc::error::TrySendError::Full(event)) => event,
-        };
-        tokio::select! {
-            biased;
-            sent = self.events.send(event) => sent.is_ok(),
-            _ = cancel.cancelled() => false,
-        }
-    }
-}
 
 /// A connection as listed by [`Transport::peers`].
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -126,12 +77,13 @@ pub struct TransportStats {
 /// ```no_run
 /// # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
 /// use dotray_transport::{Config, Transport, TransportEvent};
-/// use dotray_codec::{NodeId, proto};
+/// use dotray_codec::{DEFAULT_MAX_FRAME_LEN, NodeId, OutFrame, proto};
 ///
 /// let (transport, mut events) =
 ///     Transport::bind("127.0.0.1:0".parse()?, NodeId::random(), Config::default()).await?;
 /// let peer = transport.connect("127.0.0.1:2000".parse()?).await?;
-/// peer.sender.try_send_envelope(&proto::Ping { nonce: 1, sent_at_micros: 0 }.into())?;
+/// let ping = OutFrame::encode(&proto::Ping { nonce: 1, sent_at_micros: 0 }.into(), DEFAULT_MAX_FRAME_LEN)?;
+/// peer.sender.try_send(&ping)?;
 /// while let Some(event) = events.recv().await {
 ///     if let TransportEvent::Frames { peer, frames } = event {
 ///         println!("{peer:?} sent {} frames", frames.len());
@@ -200,6 +152,11 @@ impl Transport {
         &self.ctx().config.network_id
     }
 
+    /// The longest frame body this transport sends or accepts (`Config::max_frame_len`).
+    pub fn max_frame_len(&self) -> usize {
+        self.ctx().config.max_frame_len
+    }
+
     /// Dials `addr` in the background. The outcome arrives as [`TransportEvent::Connected`] or
     /// [`TransportEvent::DialFailed`].
     pub fn dial(&self, addr: SocketAddr) {
@@ -224,7 +181,7 @@ impl Transport {
     }
 
     /// Queues an encoded frame to `peer` if there is room now.
-    pub fn try_send(&self, peer: &NodeId, frame: impl Into<SplitFrame>) -> Result<(), SendError> {
+    pub fn try_send(&self, peer: &NodeId, frame: &OutFrame) -> Result<(), SendError> {
         self.sender(peer).ok_or(SendError::NotConnected)?.try_send(frame)
     }
 

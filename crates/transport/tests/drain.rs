@@ -16,14 +16,14 @@ use tokio::time::timeout;
 /// Queues 16 KiB frames for `sender` until its writer is stalled: the peer reads nothing, so the
 /// kernel's socket buffers fill (some megabytes), then the queue, which then stays full.
 async fn fill_until_stalled(sender: &dotray_transport::PeerSender) {
-    let frame = dotray_codec::encode_frame(
+    let frame = dotray_codec::OutFrame::encode(
         &proto::Direct { payload: payload(16 * 1024) }.into(),
         dotray_codec::DEFAULT_MAX_FRAME_LEN,
     )
     .unwrap();
     for _ in 0..1_000 {
         loop {
-            match sender.try_send(frame.clone()) {
+            match sender.try_send(&frame) {
                 Ok(()) => {}
                 Err(SendError::QueueFull) => break,
                 Err(other) => panic!("unexpected {other:?}"),

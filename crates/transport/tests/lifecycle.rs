@@ -6,7 +6,7 @@ mod common;
 use std::time::Duration;
 
 use common::*;
-use dotray_codec::DataFrame;
+use dotray_codec::OutFrame;
 use dotray_codec::proto::{self, Body, GoodbyeReason};
 use dotray_transport::{Config, DialError, DisconnectReason, SendError, TransportEvent};
 
@@ -25,30 +25,25 @@ async fn many_frames_arrive_in_order_both_ways() {
     wait_connected(&mut a_events).await;
 
     // Mixed sizes so that batching, vectored writes and partial writes all happen, and every way of
-    // queuing a frame, interleaved: an encoded frame (copied into the queue, or queued by reference
-    // above 4 KiB), a split frame, and a `DataFrame` written into the queue (waiting for room, or
-    // trying and waiting for the queue to drain).
+    // building and queuing a frame, interleaved: a contiguous encoded frame or a data frame (each
+    // copied into the queue below 4 KiB, queued by reference above), waiting for room, or trying and
+    // waiting for the queue to drain.
     let send = |sender: dotray_transport::PeerSender| async move {
         let max = dotray_codec::DEFAULT_MAX_FRAME_LEN;
-        let mut encoder = dotray_codec::FrameEncoder::new(max);
         for seq in 1..=FRAMES {
             let payload = payload_of(seq);
-            match seq % 4 {
-                0 => {
-                    let data = proto::Data { stream_ref: 1, seq, hops: 0, payload };
-                    sender.send(dotray_codec::encode_frame(&data.into(), max).unwrap()).await.unwrap();
-                }
-                1 => {
-                    let data = proto::Data { stream_ref: 1, seq, hops: 0, payload };
-                    sender.send(encoder.encode_data(data).unwrap()).await.unwrap();
-                }
-                2 => sender.send_data(&DataFrame::new(1, seq, 0, &payload, max).unwrap()).await.unwrap(),
-                _ => {
-                    let frame = DataFrame::new(1, seq, 0, &payload, max).unwrap();
-                    while let Err(error) = sender.try_send_data(&frame) {
-                        assert_eq!(error, SendError::QueueFull);
-                        sender.queue_drained(0).await;
-                    }
+            let frame = if seq % 2 == 0 {
+                let data = proto::Data { stream_ref: 1, seq, hops: 0, payload };
+                OutFrame::encode(&data.into(), max).unwrap()
+            } else {
+                OutFrame::data(1, seq, 0, &payload, max).unwrap()
+            };
+            if seq % 4 < 2 {
+                sender.send(&frame).await.unwrap();
+            } else {
+                while let Err(error) = sender.try_send(&frame) {
+                    assert_eq!(error, SendError::QueueFull);
+                    sender.queue_drained(0).await;
                 }
             }
         }
@@ -135,7 +130,7 @@ async fn local_disconnect_flushes_then_says_goodbye() {
     raw.handshake().await;
     let peer = wait_connected(&mut a_events).await;
     for nonce in 0..100 {
-        peer.sender.try_send_envelope(&proto::Ping { nonce, sent_at_micros: 0 }.into()).unwrap();
+        peer.sender.try_send(&ping_frame(nonce)).unwrap();
     }
     assert!(a.disconnect(&peer.id, GoodbyeReason::Replaced));
     for nonce in 0..100 {

@@ -43,7 +43,7 @@ async fn a_peer_that_never_reads_fills_its_queue_and_nothing_else() {
     // Push 60 KiB frames at the stuck peer without pause until the node gives up on it. The kernel's
     // socket buffers absorb some megabytes; then the writer stalls, the queue fills, and every further
     // try says QueueFull, until the write timeout closes the connection.
-    let frame = dotray_codec::encode_frame(
+    let frame = dotray_codec::OutFrame::encode(
         &proto::Direct { payload: payload(60 * 1024) }.into(),
         dotray_codec::DEFAULT_MAX_FRAME_LEN,
     )
@@ -53,7 +53,7 @@ async fn a_peer_that_never_reads_fills_its_queue_and_nothing_else() {
     let mut full_since: Option<Instant> = None;
     let mut checked_good_peer = false;
     loop {
-        match stuck.sender.try_send(frame.clone()) {
+        match stuck.sender.try_send(&frame) {
             Ok(()) => {
                 accepted += frame.len();
                 full_since = None;
@@ -87,7 +87,7 @@ async fn a_peer_that_never_reads_fills_its_queue_and_nothing_else() {
     })
     .await;
     assert_eq!(reason, DisconnectReason::WriteTimeout);
-    assert_eq!(stuck.sender.try_send(frame.clone()), Err(SendError::Closed));
+    assert_eq!(stuck.sender.try_send(&frame), Err(SendError::Closed));
     good.shutdown().await;
     node.shutdown().await;
 }
@@ -101,14 +101,14 @@ async fn round_trip(
     good_id: NodeId,
 ) {
     let ping = proto::Envelope::from(proto::Ping { nonce: 9, sent_at_micros: 0 });
-    node_to_good.sender.try_send_envelope(&ping).unwrap();
+    node_to_good.sender.try_send(&OutFrame::encode(&ping, DEFAULT_MAX_FRAME_LEN).unwrap()).unwrap();
     let got = wait_for(good_events, |e| match e {
         TransportEvent::Frames { mut frames, .. } => Some(frames.remove(0)),
         _ => None,
     })
     .await;
     assert_eq!(got, ping);
-    good_to_node.sender.try_send_envelope(&ping).unwrap();
+    good_to_node.sender.try_send(&OutFrame::encode(&ping, DEFAULT_MAX_FRAME_LEN).unwrap()).unwrap();
     wait_for(node_events, |e| match e {
         TransportEvent::Frames { peer, .. } if peer == good_id => Some(()),
         _ => None,

@@ -5,7 +5,6 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use dotray_codec::NodeId;
-use dotray_codec::proto::GoodbyeReason;
 
 use super::message::{Message, NodeInfo, PeerInfo};
 use super::timer::Timer;
@@ -93,15 +92,12 @@ pub enum CloseReason {
 }
 
 impl CloseReason {
-    /// The goodbye reason to send on the wire.
-    pub fn goodbye(self) -> GoodbyeReason {
+    /// Why the peer sees the connection close, once it reads this node's goodbye.
+    pub fn seen_by_peer(self) -> DisconnectReason {
         match self {
-            Self::Replaced => GoodbyeReason::Replaced,
-            Self::Shutdown => GoodbyeReason::Shutdown,
-            Self::ProtocolViolation => GoodbyeReason::ProtocolViolation,
-            Self::Timeout => GoodbyeReason::Timeout,
-            Self::TooManyConnections => GoodbyeReason::TooManyConnections,
-            Self::Done => GoodbyeReason::Unspecified,
+            Self::Shutdown => DisconnectReason::PeerLeft,
+            Self::Replaced => DisconnectReason::PeerReplaced,
+            _ => DisconnectReason::PeerClosed,
         }
     }
 }
@@ -133,15 +129,4 @@ pub enum DisconnectReason {
     PeerClosed,
     /// The connection broke without a goodbye (reset, timeout, I/O error): the peer may be dead.
     Failed,
-}
-
-impl DisconnectReason {
-    /// Maps the goodbye a peer sent to the reason the core needs.
-    pub fn from_goodbye(reason: GoodbyeReason) -> Self {
-        match reason {
-            GoodbyeReason::Shutdown => Self::PeerLeft,
-            GoodbyeReason::Replaced => Self::PeerReplaced,
-            _ => Self::PeerClosed,
-        }
-    }
 }

@@ -6,6 +6,11 @@
 
 use std::time::Duration;
 
+/// Longest list accepted in any membership message. Longer lists are a protocol violation, not
+/// truncated: no honest peer sends one (the configured bounds are far below). The wire layer refuses
+/// them before they reach the core.
+pub const MAX_LIST_LEN: usize = 256;
+
 /// Configuration of a [`crate::core::Membership`] core. Build it with `Config { field: value,
 /// ..Config::default() }`; [`Config::validate`] runs when the core is created.
 ///
@@ -193,10 +198,8 @@ impl Config {
                 "a peer-exchange sample (1 + shuffle_active_count + shuffle_passive_count) must fit in max_exchange_peers",
             ));
         }
-        if crate::wire::MAX_WIRE_LIST < self.max_exchange_peers
-            || crate::wire::MAX_WIRE_LIST < self.max_query_nodes
-        {
-            return Err(InvalidConfig::Inconsistent("list bounds must not exceed wire::MAX_WIRE_LIST"));
+        if MAX_LIST_LEN < self.max_exchange_peers || MAX_LIST_LEN < self.max_query_nodes {
+            return Err(InvalidConfig::Inconsistent("list bounds must not exceed MAX_LIST_LEN"));
         }
         Ok(())
     }

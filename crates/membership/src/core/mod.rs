@@ -46,7 +46,7 @@ use dotray_codec::NodeId;
 use rand::Rng;
 
 pub use action::{Action, CloseReason, Direction, DisconnectReason, Event};
-pub use config::{Config, InvalidConfig};
+pub use config::{Config, InvalidConfig, MAX_LIST_LEN};
 pub use message::{LinkDirection, Message, NodeInfo, NodeState, PeerInfo};
 pub use query::QueryError;
 pub use rtt::RttEstimator;

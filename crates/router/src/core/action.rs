@@ -14,18 +14,13 @@ use super::ids::{MessageId, StreamId};
 use super::message::Message;
 
 /// One effect for the driver, pulled with [`crate::core::Router::poll_action`].
-///
-/// Encoding once per hop: when a payload goes to several eager peers, the core emits one
-/// `Send { message: Message::Data { .. } }` per peer, *consecutively*, with identical `stream`, `seq`,
-/// `hops` and payload. A driver that remembers the last encoded `Data` frame (compare those fields)
-/// reuses it; with node-global stream references (see [`crate::wire::Outbound`]) the frame bytes are the
-/// same for every peer.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Action {
-    /// Send `message` to the neighbour `to`. Dropped by the driver if the connection is gone.
+    /// Send `message` to each neighbour in `to` (a payload goes to every eager neighbour in one
+    /// action, so a driver encodes it once per hop). Dropped for a neighbour whose connection is gone.
     Send {
-        /// The neighbour.
-        to: NodeId,
+        /// The neighbours, never empty.
+        to: Vec<NodeId>,
         /// The message.
         message: Message,
     },

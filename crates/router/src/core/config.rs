@@ -3,6 +3,10 @@
 
 use std::time::Duration;
 
+/// Maximum entries in a list field (IHave ranges, Graft wants, Ack/Sync marks) that the core accepts
+/// or produces. The wire layer refuses longer lists before they reach the core.
+pub const MAX_LIST_LEN: usize = 4_096;
+
 /// Router configuration. Start from [`Config::default`] and change what you need.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Config {
@@ -94,7 +98,7 @@ pub struct Config {
     /// 1,024: a hostile request for a huge range costs at most this many sends.
     pub max_serve_per_request: u64,
     /// Maximum ranges or watermarks the core puts in one message it sends (longer lists are split).
-    /// Must not exceed the wire layer's `MAX_LIST_LEN`. Default 1,024.
+    /// Must not exceed [`MAX_LIST_LEN`]. Default 1,024.
     pub max_list_len: usize,
     /// Plumtree's tree optimisation threshold: when a digest arrives over a link whose hop count is
     /// smaller than the current tree path by at least this much, that link replaces the tree link.
@@ -143,21 +147,18 @@ impl Default for Config {
 /// Why a [`Config`] was rejected.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
-pub enum ConfigError {
-    /// A duration that must be positive is zero.
-    #[error("{0} must be greater than zero")]
-    ZeroDuration(&'static str),
-    /// A size that must be positive is zero.
-    #[error("{0} must be greater than zero")]
-    ZeroSize(&'static str),
-    /// Two settings contradict each other.
+pub enum InvalidConfig {
+    /// A field that must be positive is zero.
+    #[error("config field `{0}` must not be zero")]
+    Zero(&'static str),
+    /// Two fields contradict each other.
     #[error("inconsistent config: {0}")]
     Inconsistent(&'static str),
 }
 
 impl Config {
     /// Checks that the configuration can work.
-    pub fn validate(&self) -> Result<(), ConfigError> {
+    pub fn validate(&self) -> Result<(), InvalidConfig> {
         for (name, d) in [
             ("ihave_interval", self.ihave_interval),
             ("graft_timeout", self.graft_timeout),
@@ -170,7 +171,7 @@ impl Config {
             ("prune_origin_timeout", self.prune_origin_timeout),
         ] {
             if d.is_zero() {
-                return Err(ConfigError::ZeroDuration(name));
+                return Err(InvalidConfig::Zero(name));
             }
         }
         for (name, n) in [
@@ -185,22 +186,22 @@ impl Config {
             ("max_announcers", self.max_announcers as u64),
         ] {
             if n == 0 {
-                return Err(ConfigError::ZeroSize(name));
+                return Err(InvalidConfig::Zero(name));
             }
         }
-        if self.max_list_len > crate::wire::MAX_LIST_LEN {
-            return Err(ConfigError::Inconsistent("max_list_len exceeds wire::MAX_LIST_LEN"));
+        if self.max_list_len > MAX_LIST_LEN {
+            return Err(InvalidConfig::Inconsistent("max_list_len exceeds MAX_LIST_LEN"));
         }
         if self.stream_idle_timeout < self.retention_time {
-            return Err(ConfigError::Inconsistent(
+            return Err(InvalidConfig::Inconsistent(
                 "stream_idle_timeout must be at least retention_time (or old payloads could be re-delivered)",
             ));
         }
         if self.max_graft_timeout < self.graft_timeout {
-            return Err(ConfigError::Inconsistent("max_graft_timeout must be at least graft_timeout"));
+            return Err(InvalidConfig::Inconsistent("max_graft_timeout must be at least graft_timeout"));
         }
         if self.gap_timeout <= self.max_graft_timeout {
-            return Err(ConfigError::Inconsistent("gap_timeout must exceed max_graft_timeout"));
+            return Err(InvalidConfig::Inconsistent("gap_timeout must exceed max_graft_timeout"));
         }
         Ok(())
     }

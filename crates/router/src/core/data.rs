@@ -17,8 +17,7 @@ impl<R: rand::Rng> Router<R> {
     /// Plumtree's dissemination step for a payload this node just obtained: push it to every eager
     /// neighbour except the one it came from, and queue a digest entry for every lazy one.
     ///
-    /// Eager sends are emitted consecutively with an identical `Data`, so the driver encodes the frame
-    /// once per hop and reuses it for every eager peer.
+    /// The eager neighbours get the payload in one [`Action::Send`], so the driver encodes it once.
     pub(crate) fn forward(
         &mut self,
         stream: StreamId,
@@ -29,6 +28,7 @@ impl<R: rand::Rng> Router<R> {
         now: Instant,
     ) {
         let mut any_lazy = false;
+        let mut eager = Vec::new();
         for (id, peer) in self.peers.iter_mut() {
             if Some(*id) == except {
                 continue;
@@ -37,12 +37,15 @@ impl<R: rand::Rng> Router<R> {
                 peer.note_sent(stream, seq);
                 self.counters.payloads_sent += 1;
                 self.counters.payload_bytes_sent += payload.len() as u64;
-                let message = Message::Data { stream, seq, hops: wire_hops, payload: payload.clone() };
-                self.actions.push_back(Action::Send { to: *id, message });
+                eager.push(*id);
             } else {
                 peer.push_ihave(stream, seq, wire_hops);
                 any_lazy = true;
             }
+        }
+        if !eager.is_empty() {
+            let message = Message::Data { stream, seq, hops: wire_hops, payload: payload.clone() };
+            self.actions.push_back(Action::Send { to: eager, message });
         }
         if any_lazy {
             self.arm_flush(now);

@@ -50,7 +50,7 @@ pub enum Message {
 
 impl Message {
     /// A short name for logs and counters.
-    pub fn kind(&self) -> &'static str {
+    pub fn name(&self) -> &'static str {
         match self {
             Self::Data { .. } => "data",
             Self::IHave { .. } => "ihave",

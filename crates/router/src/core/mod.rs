@@ -25,7 +25,7 @@ mod stream;
 mod tests;
 
 pub use action::{Action, Delivery, Event, Timer};
-pub use config::{Config, ConfigError};
+pub use config::{Config, InvalidConfig, MAX_LIST_LEN};
 pub use counters::{Counters, Topology};
 pub use ids::{MAX_SEQ, MessageId, SeqRange, StreamId, Watermark};
 pub use message::Message;

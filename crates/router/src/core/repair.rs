@@ -7,6 +7,7 @@ use std::time::Instant;
 use dotray_codec::NodeId;
 
 use super::action::{Action, Event, Timer};
+use super::config::MAX_LIST_LEN;
 use super::ids::{MAX_SEQ, SeqRange, StreamId, Watermark};
 use super::message::Message;
 use super::peer::Peer;
@@ -188,7 +189,7 @@ impl<R: rand::Rng> Router<R> {
 
     /// An `IHave` digest from `from`.
     pub(crate) fn on_ihave(&mut self, from: NodeId, ranges: &[SeqRange], hops: u32, now: Instant) {
-        if ranges.len() > self.config.max_list_len.max(crate::wire::MAX_LIST_LEN) {
+        if ranges.len() > self.config.max_list_len.max(MAX_LIST_LEN) {
             return self.violation(from, "ihave with too many ranges");
         }
         if ranges.iter().any(|r| !r.is_valid()) {
@@ -318,7 +319,7 @@ impl<R: rand::Rng> Router<R> {
     /// (and the reorder buffer), at most `max_serve_per_request` payloads whatever the ranges say.
     pub(crate) fn on_graft(&mut self, from: NodeId, want: &[SeqRange], eager: bool) {
         self.counters.grafts_received += 1;
-        if want.len() > crate::wire::MAX_LIST_LEN {
+        if want.len() > MAX_LIST_LEN {
             return self.violation(from, "graft with too many ranges");
         }
         if want.iter().any(|r| !r.is_valid()) {
@@ -389,7 +390,7 @@ impl<R: rand::Rng> Router<R> {
     /// An `Ack` from `from`: record its watermarks (what need not be re-offered if the link breaks),
     /// and treat a watermark ahead of ours as an announcement of what we lack.
     pub(crate) fn on_ack(&mut self, from: NodeId, marks: &[Watermark], now: Instant) {
-        if marks.len() > crate::wire::MAX_LIST_LEN {
+        if marks.len() > MAX_LIST_LEN {
             return self.violation(from, "ack with too many marks");
         }
         if marks.iter().any(|m| m.seq > MAX_SEQ) {
@@ -420,7 +421,7 @@ impl<R: rand::Rng> Router<R> {
     /// A `Sync` from a new neighbour: push it, from retention, what it lacks of every stream we know;
     /// adopt its position for streams we have never heard of (so we do not wait for older history).
     pub(crate) fn on_sync(&mut self, from: NodeId, marks: &[Watermark], now: Instant) {
-        if marks.len() > crate::wire::MAX_LIST_LEN {
+        if marks.len() > MAX_LIST_LEN {
             return self.violation(from, "sync with too many marks");
         }
         if marks.iter().any(|m| m.seq > MAX_SEQ) {

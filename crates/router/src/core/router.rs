@@ -11,7 +11,7 @@ use dotray_codec::NodeId;
 use rand::Rng;
 
 use super::action::{Action, Timer};
-use super::config::{Config, ConfigError};
+use super::config::{Config, InvalidConfig};
 use super::counters::{Counters, Topology};
 use super::ids::{MessageId, StreamId};
 use super::map::{KeyedMap, KeyedState};
@@ -70,7 +70,7 @@ impl<R: Rng> Router<R> {
         config: Config,
         mut rng: R,
         now: Instant,
-    ) -> Result<Self, ConfigError> {
+    ) -> Result<Self, InvalidConfig> {
         config.validate()?;
         let hasher = KeyedState(rng.random());
         let own = StreamId { origin: me, epoch };
@@ -158,6 +158,11 @@ impl<R: Rng> Router<R> {
         }
     }
 
+    /// True while `peer` is a neighbour (between `handle_neighbour_up` and `handle_neighbour_down`).
+    pub fn is_neighbour(&self, peer: &NodeId) -> bool {
+        self.peers.contains_key(peer)
+    }
+
     /// A new round-trip time estimate for `peer` (from membership). Used to prefer fast links when
     /// choosing whom to graft from.
     pub fn handle_rtt(&mut self, peer: NodeId, rtt: Duration) {
@@ -224,7 +229,7 @@ impl<R: Rng> Router<R> {
     // ----- helpers shared by the handlers -----
 
     pub(crate) fn send(&mut self, to: NodeId, message: Message) {
-        self.actions.push_back(Action::Send { to, message });
+        self.actions.push_back(Action::Send { to: vec![to], message });
     }
 
     pub(crate) fn violation(&mut self, peer: NodeId, reason: &'static str) {

@@ -42,9 +42,9 @@ fn drain(r: &mut Router<ChaCha8Rng>) -> Vec<Action> {
 fn sends(actions: &[Action]) -> Vec<(NodeId, Message)> {
     actions
         .iter()
-        .filter_map(|a| match a {
-            Action::Send { to, message } => Some((*to, message.clone())),
-            _ => None,
+        .flat_map(|a| match a {
+            Action::Send { to, message } => to.iter().map(|to| (*to, message.clone())).collect(),
+            _ => Vec::new(),
         })
         .collect()
 }
@@ -647,11 +647,11 @@ fn tracked_streams_are_bounded() {
 fn config_validation_rejects_impossible_settings() {
     assert_eq!(Config::default().validate(), Ok(()));
     let zero = Config { graft_timeout: Duration::ZERO, ..Config::default() };
-    assert_eq!(zero.validate(), Err(ConfigError::ZeroDuration("graft_timeout")));
+    assert_eq!(zero.validate(), Err(InvalidConfig::Zero("graft_timeout")));
     let tiny = Config { max_streams: 0, ..Config::default() };
-    assert_eq!(tiny.validate(), Err(ConfigError::ZeroSize("max_streams")));
+    assert_eq!(tiny.validate(), Err(InvalidConfig::Zero("max_streams")));
     let short = Config { stream_idle_timeout: Duration::from_secs(1), ..Config::default() };
-    assert!(matches!(short.validate(), Err(ConfigError::Inconsistent(_))));
+    assert!(matches!(short.validate(), Err(InvalidConfig::Inconsistent(_))));
 }
 
 #[test]

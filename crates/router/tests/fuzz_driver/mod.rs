@@ -384,32 +384,35 @@ impl Harness {
         let mut served = 0u64;
         while let Some(action) = self.core.poll_action() {
             match action {
-                Action::Send { to, message } => {
-                    self.check_sent(to, &message);
-                    if let Message::Data { stream, seq, payload: p, .. } = &message {
-                        assert_eq!(p, &payload(*stream, *seq), "wrong payload sent for {stream:?}/{seq}");
-                        match cause {
-                            Cause::Forward { from, stream: s, seq: q } => {
-                                assert_eq!((*stream, *seq), (s, q), "only the new payload is forwarded");
-                                assert_ne!(Some(to), from, "a payload went back to its sender");
-                            }
-                            Cause::Serve { budget } => {
-                                served += 1;
-                                assert!(served <= budget, "more than {budget} payloads for one request");
-                                let undelivered = before.get(stream).is_none_or(|w| *seq > *w);
-                                assert!(
-                                    self.retained.contains_key(&(*stream, *seq))
-                                        || (undelivered && self.received.contains(&(*stream, *seq))),
-                                    "served {stream:?}/{seq}, which the retention bounds have expired"
-                                );
-                            }
-                            Cause::Other | Cause::Drained => {
-                                panic!("a payload sent outside forwarding and repair: {message:?}")
+                Action::Send { to: recipients, message } => {
+                    assert!(!recipients.is_empty(), "a send to nobody");
+                    for to in recipients {
+                        self.check_sent(to, &message);
+                        if let Message::Data { stream, seq, payload: p, .. } = &message {
+                            assert_eq!(p, &payload(*stream, *seq), "wrong payload sent for {stream:?}/{seq}");
+                            match cause {
+                                Cause::Forward { from, stream: s, seq: q } => {
+                                    assert_eq!((*stream, *seq), (s, q), "only the new payload is forwarded");
+                                    assert_ne!(Some(to), from, "a payload went back to its sender");
+                                }
+                                Cause::Serve { budget } => {
+                                    served += 1;
+                                    assert!(served <= budget, "more than {budget} payloads for one request");
+                                    let undelivered = before.get(stream).is_none_or(|w| *seq > *w);
+                                    assert!(
+                                        self.retained.contains_key(&(*stream, *seq))
+                                            || (undelivered && self.received.contains(&(*stream, *seq))),
+                                        "served {stream:?}/{seq}, which the retention bounds have expired"
+                                    );
+                                }
+                                Cause::Other | Cause::Drained => {
+                                    panic!("a payload sent outside forwarding and repair: {message:?}")
+                                }
                             }
                         }
-                    }
-                    if let Message::Graft { want, .. } = message {
-                        self.grafts.insert(to, want);
+                        if let Message::Graft { want, .. } = &message {
+                            self.grafts.insert(to, want.clone());
+                        }
                     }
                 }
                 Action::SetTimer { at, timer } => {

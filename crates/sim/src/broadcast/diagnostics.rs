@@ -4,16 +4,17 @@
 
 use std::collections::{HashMap, HashSet};
 
-use crate::sim::{NodeIdx, Sim};
+use crate::NodeIdx;
+use crate::sim::Sim;
 
 /// Summed over all routers: duplicate receptions by cause (graft answer beaten by the tree, tree copy
 /// after a graft, pushed on an eager link, pushed on a lazy link), grafts sent, prunes sent, tree
-/// optimisations, repair payloads sent; and neighbour changes handed to the routers.
+/// optimisations, repair payloads sent; and neighbour changes of all nodes.
 pub(super) fn causes(sim: &Sim) -> [u64; 9] {
     let mut out = [0; 9];
     out[8] = sim.stats.neighbour_changes;
-    for router in sim.nodes.iter().filter_map(|n| n.router.as_ref()) {
-        let c = router.counters();
+    for node in &sim.nodes {
+        let c = node.core.counters();
         let each = [
             c.duplicates_graft_answer,
             c.duplicates_after_graft,
@@ -41,9 +42,9 @@ pub(super) fn details(sim: &Sim, half: [u64; 9]) -> String {
     let eager: Vec<HashSet<NodeIdx>> = sim
         .nodes
         .iter()
-        .map(|n| match (&n.router, n.alive) {
-            (Some(r), true) => r.topology().eager.iter().filter_map(|id| index.get(id).copied()).collect(),
-            _ => HashSet::new(),
+        .map(|n| match n.alive {
+            true => n.core.topology().eager.iter().filter_map(|id| index.get(id).copied()).collect(),
+            false => HashSet::new(),
         })
         .collect();
     let mut parent: Vec<NodeIdx> = (0..sim.nodes.len()).collect();

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use dotray_codec::proto::{self, Body, Envelope, GoodbyeReason};
+pub use dotray_codec::{DEFAULT_MAX_FRAME_LEN, OutFrame};
 use dotray_codec::{FrameCodec, NodeId, PROTOCOL_VERSION};
 use dotray_transport::{Config, ConnectedPeer, Events, Transport, TransportEvent};
 use futures_util::{SinkExt, StreamExt};
@@ -59,12 +60,17 @@ pub async fn wait_connected(events: &mut Events) -> ConnectedPeer {
     .await
 }
 
+/// A `Ping` frame with `nonce`, ready to queue.
+pub fn ping_frame(nonce: u64) -> OutFrame {
+    OutFrame::encode(&proto::Ping { nonce, sent_at_micros: 0 }.into(), DEFAULT_MAX_FRAME_LEN).unwrap()
+}
+
 /// Proves `node` still serves a well-behaved peer: a fresh transport connects and a ping arrives.
 pub async fn assert_still_serves(node: &Transport, events: &mut Events) {
     let (good, _good_events) = self::node(fast_config()).await;
     let peer = good.connect(node.local_addr()).await.expect("a good peer can still connect");
     let ping = Envelope::from(proto::Ping { nonce: 0xfeed, sent_at_micros: 1 });
-    peer.sender.try_send_envelope(&ping).expect("queue has room");
+    peer.sender.try_send(&OutFrame::encode(&ping, DEFAULT_MAX_FRAME_LEN).unwrap()).expect("queue has room");
     let got = wait_for(events, |e| match e {
         TransportEvent::Frames { peer, mut frames } if peer == good.local_id() => Some(frames.remove(0)),
         _ => None,

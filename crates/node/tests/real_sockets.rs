@@ -1,6 +1,6 @@
-//! Membership over real loopback sockets: five nodes started as in the seed's demo (each seeded by the
-//! previous one) discover each other; killing the middle node leaves the rest connected; restarting it
-//! at the same address makes it rejoin.
+//! Node drivers over real loopback sockets, membership's side: five nodes started as in the seed's
+//! demo (each seeded by the previous one) discover each other; killing the middle node leaves the rest
+//! connected; restarting it at the same address makes it rejoin.
 //!
 //! Each node runs on its own tokio runtime, so that "kill" can drop the runtime: every task vanishes
 //! and the sockets close without a goodbye, as when a process is killed.
@@ -12,9 +12,9 @@ use std::time::{Duration, Instant};
 
 use dotray_codec::NodeId;
 use dotray_membership::core::Config;
-use dotray_membership::driver::{self, MembershipHandle, Upward};
+use dotray_node::core::Event;
+use dotray_node::{DriverConfig, NodeHandle, driver};
 use dotray_transport::Transport;
-use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 /// Timers scaled down so that failure detection, peer exchange and healing take a fraction of a second.
@@ -52,8 +52,8 @@ fn fast_transport() -> dotray_transport::Config {
 struct TestNode {
     id: NodeId,
     addr: SocketAddr,
-    handle: MembershipHandle,
-    /// Active neighbours as announced upward (NeighbourUp / NeighbourDown).
+    handle: NodeHandle,
+    /// Active neighbours as the node's events announce them (NeighbourUp / NeighbourDown).
     neighbours: Arc<Mutex<HashSet<NodeId>>>,
     runtime: Option<tokio::runtime::Runtime>,
 }
@@ -75,18 +75,24 @@ impl TestNode {
             let (transport, events) =
                 Transport::bind(listen, NodeId::random(), fast_transport()).await.expect("bind");
             let (id, addr) = (transport.local_id(), transport.local_addr());
-            let (up_tx, mut up_rx) = mpsc::channel(1024);
-            let (handle, _task) =
-                driver::spawn(transport, events, seeds, config, up_tx, CancellationToken::new())
-                    .expect("valid config");
+            let config = dotray_node::core::Config { membership: config, ..Default::default() };
+            let (handle, mut output, _task) = driver::spawn(
+                transport,
+                events,
+                seeds,
+                config,
+                DriverConfig::default(),
+                CancellationToken::new(),
+            )
+            .expect("valid config");
             tokio::spawn(async move {
-                while let Some(up) = up_rx.recv().await {
+                while let Some(event) = output.events.recv().await {
                     let mut set = seen.lock().unwrap();
-                    match up {
-                        Upward::NeighbourUp { peer, .. } => {
-                            set.insert(peer.id);
+                    match event {
+                        Event::NeighbourUp { peer, .. } => {
+                            set.insert(peer);
                         }
-                        Upward::NeighbourDown { peer } => {
+                        Event::NeighbourDown { peer } => {
                             set.remove(&peer);
                         }
                         _ => {}

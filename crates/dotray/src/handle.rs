@@ -1,61 +1,22 @@
-//! [`Node`] and [`NodeBuilder`]: one running dotray node — transport, membership and router wired
-//! together — behind one handle.
+//! [`Node`] and [`NodeBuilder`]: one running dotray node — its transport and its node driver
+//! (`dotray-node`) — behind one handle.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use dotray_codec::NodeId;
 use dotray_codec::proto::{Direct, Envelope};
+use dotray_codec::{NodeId, OutFrame};
 use dotray_membership::core::NodeInfo;
-use dotray_membership::driver::MembershipHandle;
+use dotray_node::core::Event;
+use dotray_node::{DriverConfig, DriverCounters, Message, NodeHandle};
 use dotray_router::core::{Counters, MessageId, Topology};
-use dotray_router::driver::{DriverCounters, Received, RouterEvent, RouterHandle};
 use dotray_transport::Transport;
 use tokio::sync::{Mutex, mpsc};
 use tokio::task::JoinHandle;
 use tokio_util::sync::{CancellationToken, DropGuard};
 
 use crate::{NodeError, StartError};
-
-/// Capacity of the channel from membership to the router, in items (frame batches and events).
-/// 64 batches (each the frames of one socket read): enough to keep the router busy; when full, the
-/// transport's readers wait and TCP back-pressure reaches the senders. Larger only buffers more
-/// when the router is the bottleneck (see the transport's `event_queue_len`).
-const UPWARD_QUEUE: usize = 64;
-
-/// A broadcast message, as delivered to the application.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Message {
-    /// The application bytes.
-    pub payload: Bytes,
-    /// The node that broadcast it.
-    pub origin: NodeId,
-    /// That node's listen address, as it declared it.
-    pub origin_addr: Option<SocketAddr>,
-    /// The origin's run (random per start of the origin), so a restarted node's messages are distinct.
-    pub epoch: u64,
-    /// Position in the origin's stream, from 1. Messages of one origin arrive in this order.
-    pub seq: u64,
-    /// Hops travelled (1: straight from the origin).
-    pub hops: u32,
-}
-
-impl From<Received> for Message {
-    fn from(r: Received) -> Self {
-        Self {
-            payload: r.payload,
-            origin: r.id.stream.origin,
-            origin_addr: r.origin_addr,
-            epoch: r.id.stream.epoch,
-            seq: r.id.seq,
-            hops: r.hops,
-        }
-    }
-}
-
-/// Events besides deliveries: neighbours up/down, gaps, direct messages.
-pub type Event = RouterEvent;
 
 /// Builds and starts a [`Node`]. Every setting has a documented default.
 ///
@@ -75,9 +36,8 @@ pub struct NodeBuilder {
     seeds: Vec<SocketAddr>,
     node_id: Option<NodeId>,
     transport: dotray_transport::Config,
-    membership: dotray_membership::core::Config,
-    router: dotray_router::core::Config,
-    driver: dotray_router::driver::DriverConfig,
+    protocol: dotray_node::core::Config,
+    driver: DriverConfig,
 }
 
 impl Default for NodeBuilder {
@@ -87,8 +47,7 @@ impl Default for NodeBuilder {
             seeds: Vec::new(),
             node_id: None,
             transport: Default::default(),
-            membership: Default::default(),
-            router: Default::default(),
+            protocol: Default::default(),
             driver: Default::default(),
         }
     }
@@ -136,19 +95,19 @@ impl NodeBuilder {
 
     /// Membership settings (see [`dotray_membership::core::Config`]).
     pub fn membership_config(mut self, config: dotray_membership::core::Config) -> Self {
-        self.membership = config;
+        self.protocol.membership = config;
         self
     }
 
     /// Broadcast protocol settings (see [`dotray_router::core::Config`]).
     pub fn router_config(mut self, config: dotray_router::core::Config) -> Self {
-        self.router = config;
+        self.protocol.router = config;
         self
     }
 
-    /// Router driver settings: delivery queue, hop-by-hop back-pressure (see
-    /// [`dotray_router::driver::DriverConfig`]).
-    pub fn driver_config(mut self, config: dotray_router::driver::DriverConfig) -> Self {
+    /// Driver settings: queues towards the application, hop-by-hop back-pressure (see
+    /// [`DriverConfig`]).
+    pub fn driver_config(mut self, config: DriverConfig) -> Self {
         self.driver = config;
         self
     }
@@ -159,32 +118,21 @@ impl NodeBuilder {
         let id = self.node_id.unwrap_or_else(NodeId::random);
         let (transport, transport_events) = Transport::bind(self.listen, id, self.transport).await?;
         let cancel = CancellationToken::new();
-        let (upward_tx, upward_rx) = mpsc::channel(UPWARD_QUEUE);
-        let (membership, membership_task) = dotray_membership::driver::spawn(
+        let (handle, output, task) = dotray_node::driver::spawn(
             transport.clone(),
             transport_events,
             self.seeds,
-            self.membership,
-            upward_tx,
-            cancel.child_token(),
-        )?;
-        let advertised = transport.local_addr();
-        let (router, output, router_task) = dotray_router::driver::spawn(
-            id,
-            advertised,
-            upward_rx,
-            self.router,
+            self.protocol,
             self.driver,
             cancel.child_token(),
         )?;
         let inner = Inner {
             transport,
-            membership,
-            router,
+            handle,
             deliveries: Mutex::new(output.deliveries),
             events: Mutex::new(output.events),
             cancel: cancel.clone(),
-            tasks: std::sync::Mutex::new(vec![membership_task, router_task]),
+            task: std::sync::Mutex::new(Some(task)),
             _stop_on_drop: cancel.drop_guard(),
         };
         Ok(Node { inner: Arc::new(inner) })
@@ -200,12 +148,11 @@ pub struct Node {
 #[derive(Debug)]
 struct Inner {
     transport: Transport,
-    membership: MembershipHandle,
-    router: RouterHandle,
-    deliveries: Mutex<mpsc::Receiver<Received>>,
-    events: Mutex<mpsc::Receiver<RouterEvent>>,
+    handle: NodeHandle,
+    deliveries: Mutex<mpsc::Receiver<Message>>,
+    events: Mutex<mpsc::Receiver<Event>>,
     cancel: CancellationToken,
-    tasks: std::sync::Mutex<Vec<JoinHandle<()>>>,
+    task: std::sync::Mutex<Option<JoinHandle<()>>>,
     _stop_on_drop: DropGuard,
 }
 
@@ -229,12 +176,12 @@ impl Node {
     /// (back-pressure). Every node that stays connected receives it exactly once; messages from one
     /// node arrive everywhere in the order they were broadcast.
     pub async fn broadcast(&self, payload: Bytes) -> Result<MessageId, NodeError> {
-        Ok(self.inner.router.broadcast(payload).await?)
+        Ok(self.inner.handle.broadcast(payload).await?)
     }
 
     /// The next message broadcast by another node; `None` once the node has stopped.
     pub async fn recv(&self) -> Option<Message> {
-        self.inner.deliveries.lock().await.recv().await.map(Message::from)
+        self.inner.deliveries.lock().await.recv().await
     }
 
     /// Waits for the next broadcast messages and appends up to `limit` of them to `out` (all that are
@@ -253,10 +200,7 @@ impl Node {
     /// # }
     /// ```
     pub async fn recv_many(&self, out: &mut Vec<Message>, limit: usize) -> usize {
-        let mut received = Vec::with_capacity(limit.min(1024));
-        let n = self.inner.deliveries.lock().await.recv_many(&mut received, limit).await;
-        out.extend(received.into_iter().map(Message::from));
-        n
+        self.inner.deliveries.lock().await.recv_many(out, limit).await
     }
 
     /// The next event (neighbour up/down, gap, direct message); `None` once the node has stopped.
@@ -267,16 +211,16 @@ impl Node {
     /// What this node knows about the network: active neighbours first, then backup addresses, with
     /// state, round-trip time and last contact.
     pub async fn nodes(&self) -> Result<Vec<NodeInfo>, NodeError> {
-        Ok(self.inner.membership.nodes().await?)
+        Ok(self.inner.handle.nodes().await?)
     }
 
     /// Asks another node over the wire what it knows.
     pub async fn query_nodes(&self, peer: NodeId) -> Result<Vec<NodeInfo>, NodeError> {
-        Ok(self.inner.membership.query(peer).await?)
+        Ok(self.inner.handle.query(peer).await?)
     }
 
     /// Sends `payload` to one node only (not broadcast), over the existing connection or by dialing its
-    /// known address. It arrives there as [`RouterEvent::Direct`].
+    /// known address. It arrives there as [`Event::Direct`].
     pub async fn send_to(&self, peer: NodeId, payload: Bytes) -> Result<(), NodeError> {
         let envelope = Envelope::from(Direct { payload });
         let sender = match self.inner.transport.sender(&peer) {
@@ -287,15 +231,15 @@ impl Node {
                 self.inner.transport.connect(addr).await?.sender
             }
         };
-        let frame = dotray_codec::encode_frame(&envelope, dotray_codec::DEFAULT_MAX_FRAME_LEN)
+        let frame = OutFrame::encode(&envelope, self.inner.transport.max_frame_len())
             .map_err(|_| NodeError::Send(dotray_transport::SendError::TooLarge))?;
-        Ok(sender.send(frame).await?)
+        Ok(sender.send(&frame).await?)
     }
 
     /// Counters of the broadcast layer: payloads sent, received, delivered, duplicates, grafts,
     /// prunes, resends, gaps; and what the driver dropped.
     pub async fn counters(&self) -> Result<(Counters, DriverCounters), NodeError> {
-        Ok(self.inner.router.counters().await?)
+        Ok(self.inner.handle.counters().await?)
     }
 
     /// Figures of this node's transport: connections, bytes and frames written to sockets, and bans.
@@ -310,17 +254,17 @@ impl Node {
 
     /// This node's links in the broadcast tree (eager) and its lazy links.
     pub async fn topology(&self) -> Result<Topology, NodeError> {
-        Ok(self.inner.router.topology().await?)
+        Ok(self.inner.handle.topology().await?)
     }
 
     /// Leaves the network gracefully: neighbours are told goodbye and replace this node at once, queued
     /// frames are flushed, every task is stopped and joined.
     pub async fn shutdown(&self) {
-        self.inner.membership.leave().await;
+        self.inner.handle.leave().await;
         self.inner.cancel.cancel();
         self.inner.transport.shutdown().await;
-        let tasks = std::mem::take(&mut *self.inner.tasks.lock().unwrap_or_else(|e| e.into_inner()));
-        for task in tasks {
+        let task = self.inner.task.lock().unwrap_or_else(|e| e.into_inner()).take();
+        if let Some(task) = task {
             let _ = task.await;
         }
     }

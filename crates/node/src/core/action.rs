@@ -1,0 +1,134 @@
+//! What goes into the node core ([`PeerMessage`], [`Timer`]) and what comes out ([`Action`], with the
+//! application's [`Event`]s and [`QueryAnswer`]s).
+
+use std::net::SocketAddr;
+use std::time::Instant;
+
+use bytes::Bytes;
+use dotray_codec::NodeId;
+use dotray_membership::core::{CloseReason, NodeInfo};
+use dotray_router::core::{Delivery, StreamId};
+
+/// A message between two connected nodes, by the core it is for. The driver decodes frames into
+/// these (validating them) and encodes these into frames; the simulator passes them as they are.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PeerMessage {
+    /// For the membership core: joins, neighbour requests, pings, peer exchange, node queries.
+    Membership(dotray_membership::core::Message),
+    /// For the router core: payloads, digests, grafts, prunes, acks, syncs.
+    Broadcast(dotray_router::core::Message),
+    /// An application message for this node only (`Node::send_to`).
+    Direct(Bytes),
+}
+
+impl PeerMessage {
+    /// A short name for logs and counters.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::Membership(m) => m.name(),
+            Self::Broadcast(m) => m.name(),
+            Self::Direct(_) => "direct",
+        }
+    }
+}
+
+/// A timer of either core. Handed back through [`crate::core::NodeCore::handle_timer`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Timer {
+    /// A membership timer (pings, exchanges, healing, sweeps).
+    Membership(dotray_membership::core::Timer),
+    /// A router timer (digest batches, acks, grafts, gaps, sweeps).
+    Router(dotray_router::core::Timer),
+}
+
+/// One effect for the driver, pulled with [`crate::core::NodeCore::poll_action`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    /// Open a connection to `addr`; answer with `handle_connected` or `handle_dial_failed`.
+    Dial(SocketAddr),
+    /// Send `message` to each connected peer in `to` (never empty). Dropped for a peer whose
+    /// connection is gone.
+    Send {
+        /// The peers.
+        to: Vec<NodeId>,
+        /// The message, the same for each of them.
+        message: PeerMessage,
+    },
+    /// Close the connection to `peer` after what is queued for it, telling it `reason`. The driver
+    /// still reports `handle_disconnected` when it is closed.
+    Disconnect {
+        /// The peer.
+        peer: NodeId,
+        /// Why, as told to the peer.
+        reason: CloseReason,
+    },
+    /// `peer` broke the broadcast protocol: close its connection at once, and refuse it for a while.
+    Violation {
+        /// The offending peer.
+        peer: NodeId,
+        /// What it did.
+        reason: &'static str,
+    },
+    /// Call `handle_timer(timer)` at `at` (or as soon as possible after).
+    SetTimer {
+        /// When.
+        at: Instant,
+        /// What to hand back.
+        timer: Timer,
+    },
+    /// A broadcast message for the application: exactly once, in per-origin order.
+    Deliver(Delivery),
+    /// Something else for the application.
+    Event(Event),
+    /// The answer to the node query `request_id` (see `NodeCore::query_node`).
+    QueryAnswered {
+        /// The id `query_node` returned.
+        request_id: u64,
+        /// What the peer knows, or that it did not answer.
+        answer: QueryAnswer,
+    },
+}
+
+/// What the application may want to know besides deliveries.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Event {
+    /// A new neighbour: an active link of the overlay, over which broadcasts travel.
+    NeighbourUp {
+        /// Its node id.
+        peer: NodeId,
+        /// Its listen address.
+        addr: SocketAddr,
+    },
+    /// A neighbour is gone (failed, left, or replaced by another).
+    NeighbourDown {
+        /// Its node id.
+        peer: NodeId,
+    },
+    /// Messages `first..=last` of `stream` can no longer be obtained and will never be delivered;
+    /// delivery goes on after them.
+    Gap {
+        /// The stream.
+        stream: StreamId,
+        /// First missing sequence number.
+        first: u64,
+        /// Last missing sequence number.
+        last: u64,
+    },
+    /// A direct (not broadcast) message from a connected node.
+    Direct {
+        /// The sender.
+        from: NodeId,
+        /// The application bytes.
+        payload: Bytes,
+    },
+}
+
+/// How a node query ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum QueryAnswer {
+    /// What the peer knows (already cut to the configured bound).
+    Nodes(Vec<NodeInfo>),
+    /// The peer was unreachable, closed the connection, or did not answer in time.
+    NoAnswer,
+}

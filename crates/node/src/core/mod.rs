@@ -1,0 +1,273 @@
+//! [`NodeCore`]: one node's protocol as one sans-IO state machine, a membership core and a router
+//! core composed.
+//!
+//! The node core owns a [`Membership`] core (who this node's neighbours are) and a [`Router`] core
+//! (what travels over them), and is the only place where the two meet:
+//!
+//! * connection facts (connected, disconnected, dial failed) go to membership;
+//! * each [`PeerMessage`] goes to the core it belongs to; a direct message goes to the application;
+//! * membership's `NeighbourUp` / `NeighbourDown` / `RttUpdated` become the router's
+//!   `handle_neighbour_up` / `handle_neighbour_down` / `handle_rtt`, in the order membership emits
+//!   them, and neighbour changes are also reported to the application;
+//! * both cores' timers travel as one [`Timer`] enum, and both cores' effects come out of one
+//!   [`NodeCore::poll_action`], membership's before the router's.
+//!
+//! Neither core knows the other: the router sees neighbours come and go through its own events, so
+//! each stays testable and replaceable alone. Like them, the node core reads no clock, does no I/O and
+//! draws randomness only from the generator it is given; the tokio driver
+//! ([`crate::driver`]) and the `dotray-sim` simulator drive this same type.
+
+mod action;
+mod config;
+
+#[cfg(test)]
+mod tests;
+
+pub use action::{Action, Event, PeerMessage, QueryAnswer, Timer};
+pub use config::{Config, InvalidConfig};
+
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::time::Instant;
+
+use bytes::Bytes;
+use dotray_codec::NodeId;
+use dotray_membership::core::{
+    Action as MembershipAction, Direction, DisconnectReason, Event as MembershipEvent, Membership, NodeInfo,
+    PeerInfo, QueryError,
+};
+use dotray_router::core::{
+    Action as RouterAction, Counters, Event as RouterEvent, MessageId, Router, StreamId, Topology,
+};
+use rand::{Rng, SeedableRng};
+
+/// The protocol state of one node: membership and broadcast. See the [module docs](self).
+#[derive(Debug)]
+pub struct NodeCore<R: Rng> {
+    membership: Membership<R>,
+    router: Router<R>,
+    /// Actions ahead of the cores' own queues (direct messages for the application).
+    actions: VecDeque<Action>,
+    /// The time of the latest `handle_*` call: membership's neighbour events reach the router with it.
+    now: Instant,
+}
+
+impl<R: Rng + SeedableRng> NodeCore<R> {
+    /// A new node `me` joining through `seeds` (none: the first node of a network). Each core gets a
+    /// generator seeded from `rng`, and the node's stream a random epoch from it, so one seed replays
+    /// a whole node.
+    ///
+    /// The first actions (dial a seed, arm the timers) are ready for [`NodeCore::poll_action`].
+    pub fn new(
+        me: PeerInfo,
+        seeds: Vec<SocketAddr>,
+        config: Config,
+        mut rng: R,
+        now: Instant,
+    ) -> Result<Self, InvalidConfig> {
+        let membership_rng = R::from_rng(&mut rng);
+        let epoch = rng.random();
+        let router_rng = R::from_rng(&mut rng);
+        let membership = Membership::new(me, seeds, config.membership, membership_rng, now)?;
+        let router = Router::try_new(me.id, epoch, config.router, router_rng, now)?;
+        Ok(Self { membership, router, actions: VecDeque::new(), now })
+    }
+}
+
+impl<R: Rng> NodeCore<R> {
+    /// This node's id and listen address.
+    pub fn me(&self) -> PeerInfo {
+        self.membership.me()
+    }
+
+    /// This node's own broadcast stream.
+    pub fn own_stream(&self) -> StreamId {
+        self.router.own_stream()
+    }
+
+    /// The sequence number the next [`NodeCore::broadcast`] gets.
+    pub fn next_seq(&self) -> u64 {
+        self.router.next_seq()
+    }
+
+    /// The membership core (views, connection counts), read-only.
+    pub fn membership(&self) -> &Membership<R> {
+        &self.membership
+    }
+
+    /// The router core (streams, watermarks), read-only.
+    pub fn router(&self) -> &Router<R> {
+        &self.router
+    }
+
+    /// The broadcast layer's counters.
+    pub fn counters(&self) -> &Counters {
+        self.router.counters()
+    }
+
+    /// This node's tree (eager) and lazy links.
+    pub fn topology(&self) -> Topology {
+        self.router.topology()
+    }
+
+    /// What this node knows: active neighbours first, then backup addresses.
+    pub fn nodes(&self, now: Instant) -> Vec<NodeInfo> {
+        self.membership.nodes(now)
+    }
+
+    /// True once [`NodeCore::leave`] was called.
+    pub fn has_left(&self) -> bool {
+        self.membership.has_left()
+    }
+
+    /// The transport connected `peer` (in `direction`).
+    pub fn handle_connected(&mut self, peer: PeerInfo, direction: Direction, now: Instant) {
+        self.now = now;
+        self.membership.handle_connected(peer, direction, now);
+    }
+
+    /// The connection to `peer` closed, for `reason`.
+    pub fn handle_disconnected(&mut self, peer: NodeId, reason: DisconnectReason, now: Instant) {
+        self.now = now;
+        self.membership.handle_disconnected(peer, reason, now);
+    }
+
+    /// A dial of `addr` failed.
+    pub fn handle_dial_failed(&mut self, addr: SocketAddr, now: Instant) {
+        self.now = now;
+        self.membership.handle_dial_failed(addr, now);
+    }
+
+    /// A message from the connected peer `from`. A broadcast message from a node that is not a
+    /// neighbour carries no tree state and is ignored.
+    pub fn handle_message(&mut self, from: NodeId, message: PeerMessage, now: Instant) {
+        self.now = now;
+        match message {
+            PeerMessage::Membership(message) => self.membership.handle_message(from, message, now),
+            PeerMessage::Broadcast(message) => {
+                if self.router.is_neighbour(&from) {
+                    self.router.handle_message(from, message, now);
+                }
+            }
+            PeerMessage::Direct(payload) => {
+                self.actions.push_back(Action::Event(Event::Direct { from, payload }));
+            }
+        }
+    }
+
+    /// A frame from `from` did not decode into a valid message: the peer broke the protocol. The
+    /// driver has closed its connection; membership forgets it.
+    pub fn handle_protocol_violation(&mut self, from: NodeId, now: Instant) {
+        self.now = now;
+        self.membership.handle_protocol_violation(from, now);
+    }
+
+    /// The connection to neighbour `peer` cannot keep up (its queue is full): the router stops pushing
+    /// payloads to it, and it pulls what it misses at its own pace.
+    pub fn handle_congested(&mut self, peer: NodeId, now: Instant) {
+        self.now = now;
+        self.router.handle_congested(peer, now);
+    }
+
+    /// A timer set with [`Action::SetTimer`] fired.
+    pub fn handle_timer(&mut self, timer: Timer, now: Instant) {
+        self.now = now;
+        match timer {
+            Timer::Membership(timer) => self.membership.handle_timer(timer, now),
+            Timer::Router(timer) => self.router.handle_timer(timer, now),
+        }
+    }
+
+    /// Broadcasts `payload` to every node; returns its id.
+    pub fn broadcast(&mut self, payload: Bytes, now: Instant) -> MessageId {
+        self.now = now;
+        self.router.broadcast(payload, now)
+    }
+
+    /// Asks the connected or known node `peer` what it knows; the answer comes as
+    /// [`Action::QueryAnswered`] with the returned request id.
+    pub fn query_node(&mut self, peer: NodeId, now: Instant) -> Result<u64, QueryError> {
+        self.now = now;
+        self.membership.query_node(peer, now)
+    }
+
+    /// Leaves the network gracefully: every peer is told goodbye and replaces this node at once.
+    pub fn leave(&mut self, now: Instant) {
+        self.now = now;
+        self.membership.leave(now);
+    }
+
+    /// The next effect to carry out, oldest first; `None` when there is nothing to do. Call it until
+    /// it returns `None` after every `handle_*` call.
+    pub fn poll_action(&mut self) -> Option<Action> {
+        loop {
+            if let Some(action) = self.actions.pop_front() {
+                return Some(action);
+            }
+            // Membership first: a neighbour it reports up reaches the router before anything the
+            // router sends that neighbour.
+            let translated = if let Some(action) = self.membership.poll_action() {
+                self.route_membership(action)
+            } else {
+                Self::route_router(self.router.poll_action()?)
+            };
+            if translated.is_some() {
+                return translated;
+            }
+        }
+    }
+
+    /// Translates one membership action; neighbour events also go to the router here.
+    fn route_membership(&mut self, action: MembershipAction) -> Option<Action> {
+        Some(match action {
+            MembershipAction::Dial(addr) => Action::Dial(addr),
+            MembershipAction::Send { to, message } => {
+                Action::Send { to: vec![to], message: PeerMessage::Membership(message) }
+            }
+            MembershipAction::Disconnect { peer, reason } => Action::Disconnect { peer, reason },
+            MembershipAction::SetTimer { at, timer } => {
+                Action::SetTimer { at, timer: Timer::Membership(timer) }
+            }
+            MembershipAction::Event(event) => return self.on_membership_event(event),
+        })
+    }
+
+    fn on_membership_event(&mut self, event: MembershipEvent) -> Option<Action> {
+        Some(match event {
+            MembershipEvent::NeighbourUp(peer) => {
+                self.router.handle_neighbour_up(peer.id, self.now);
+                Action::Event(Event::NeighbourUp { peer: peer.id, addr: peer.addr })
+            }
+            MembershipEvent::NeighbourDown(peer) => {
+                self.router.handle_neighbour_down(peer, self.now);
+                Action::Event(Event::NeighbourDown { peer })
+            }
+            MembershipEvent::RttUpdated { peer, rtt } => {
+                self.router.handle_rtt(peer, rtt);
+                return None;
+            }
+            MembershipEvent::QueryResponse { request_id, nodes, .. } => {
+                Action::QueryAnswered { request_id, answer: QueryAnswer::Nodes(nodes) }
+            }
+            MembershipEvent::QueryFailed { request_id, .. } => {
+                Action::QueryAnswered { request_id, answer: QueryAnswer::NoAnswer }
+            }
+        })
+    }
+
+    fn route_router(action: RouterAction) -> Option<Action> {
+        Some(match action {
+            RouterAction::Send { to, message } => {
+                Action::Send { to, message: PeerMessage::Broadcast(message) }
+            }
+            RouterAction::SetTimer { at, timer } => Action::SetTimer { at, timer: Timer::Router(timer) },
+            RouterAction::Deliver(delivery) => Action::Deliver(delivery),
+            RouterAction::Event(RouterEvent::Gap { stream, first, last }) => {
+                Action::Event(Event::Gap { stream, first, last })
+            }
+            RouterAction::Violation { peer, reason } => Action::Violation { peer, reason },
+            // Router events this node does not know of yet are not the application's business.
+            RouterAction::Event(_) => return None,
+        })
+    }
+}

@@ -1,0 +1,193 @@
+//! Unit tests of the composition: two node cores wired by hand, the way a driver wires them.
+
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use dotray_codec::NodeId;
+use dotray_membership::core::{Direction, DisconnectReason, Message as MembershipMessage, PeerInfo};
+use dotray_router::core::Message as BroadcastMessage;
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+
+use super::*;
+
+fn info(n: u8) -> PeerInfo {
+    PeerInfo::new(NodeId::from_bytes([n; 16]), format!("127.0.0.1:{}", 2000 + u16::from(n)).parse().unwrap())
+}
+
+fn core(me: PeerInfo, seeds: Vec<std::net::SocketAddr>, now: Instant) -> NodeCore<ChaCha8Rng> {
+    NodeCore::new(
+        me,
+        seeds,
+        Config::default(),
+        ChaCha8Rng::seed_from_u64(u64::from(me.id.as_bytes()[0])),
+        now,
+    )
+    .expect("default config is valid")
+}
+
+fn drain(core: &mut NodeCore<ChaCha8Rng>) -> Vec<Action> {
+    std::iter::from_fn(|| core.poll_action()).collect()
+}
+
+/// Delivers every `Send` in `actions` addressed to `to`'s id, from `from`; returns what `to` did.
+fn deliver(actions: &[Action], from: NodeId, to: &mut NodeCore<ChaCha8Rng>, now: Instant) -> Vec<Action> {
+    let me = to.me().id;
+    let mut out = Vec::new();
+    for action in actions {
+        if let Action::Send { to: peers, message } = action
+            && peers.contains(&me)
+        {
+            to.handle_message(from, message.clone(), now);
+            out.extend(drain(to));
+        }
+    }
+    out
+}
+
+/// Two nodes, `b` joined through `a`, each with the other as its only neighbour; their actions so far
+/// are drained.
+fn pair(now: Instant) -> (NodeCore<ChaCha8Rng>, NodeCore<ChaCha8Rng>) {
+    let (ia, ib) = (info(1), info(2));
+    let mut a = core(ia, vec![], now);
+    let mut b = core(ib, vec![ia.addr], now);
+    drain(&mut a);
+    assert!(drain(&mut b).contains(&Action::Dial(ia.addr)), "the joiner dials its seed");
+    a.handle_connected(ib, Direction::Inbound, now);
+    b.handle_connected(ia, Direction::Outbound { dialed: ia.addr }, now);
+    let from_a = drain(&mut a);
+    let from_b = drain(&mut b);
+    let from_a = [from_a, deliver(&from_b, ib.id, &mut a, now)].concat();
+    deliver(&from_a, ia.id, &mut b, now);
+    drain(&mut a);
+    assert!(a.router().is_neighbour(&ib.id) && b.router().is_neighbour(&ia.id));
+    (a, b)
+}
+
+#[test]
+fn a_neighbour_membership_reports_reaches_the_router_and_the_application() {
+    let now = Instant::now();
+    let (ia, ib) = (info(1), info(2));
+    let mut a = core(ia, vec![], now);
+    drain(&mut a);
+    a.handle_connected(ib, Direction::Inbound, now);
+    drain(&mut a);
+    a.handle_message(ib.id, PeerMessage::Membership(MembershipMessage::Join), now);
+    let actions = drain(&mut a);
+    let up = actions
+        .iter()
+        .position(|a| *a == Action::Event(Event::NeighbourUp { peer: ib.id, addr: ib.addr }))
+        .expect("the application hears of the new neighbour");
+    // The router greets its new neighbour with its watermarks, after membership's own messages.
+    let sync = actions
+        .iter()
+        .position(|a| {
+            matches!(a, Action::Send { message: PeerMessage::Broadcast(BroadcastMessage::Sync { .. }), .. })
+        })
+        .expect("the router syncs with the new neighbour");
+    let last_membership =
+        actions.iter().rposition(|a| matches!(a, Action::Send { message: PeerMessage::Membership(_), .. }));
+    assert!(up < sync && last_membership.is_none_or(|m| m < sync), "{actions:#?}");
+    assert!(a.router().is_neighbour(&ib.id));
+
+    a.handle_disconnected(ib.id, DisconnectReason::Failed, now);
+    let actions = drain(&mut a);
+    assert!(actions.contains(&Action::Event(Event::NeighbourDown { peer: ib.id })));
+    assert!(!a.router().is_neighbour(&ib.id));
+}
+
+#[test]
+fn a_broadcast_reaches_the_neighbour_once_in_one_send() {
+    let now = Instant::now();
+    let (mut a, mut b) = pair(now);
+    let id = a.broadcast(Bytes::from_static(b"hello"), now);
+    let actions = drain(&mut a);
+    let data: Vec<&Action> = actions
+        .iter()
+        .filter(|a| {
+            matches!(a, Action::Send { message: PeerMessage::Broadcast(BroadcastMessage::Data { .. }), .. })
+        })
+        .collect();
+    assert_eq!(data.len(), 1, "one action per message and hop: {actions:#?}");
+    let delivered = deliver(&actions, a.me().id, &mut b, now);
+    let deliveries: Vec<_> = delivered
+        .iter()
+        .filter_map(|a| match a {
+            Action::Deliver(d) => Some((d.id, d.payload.clone())),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(deliveries, vec![(id, Bytes::from_static(b"hello"))]);
+}
+
+#[test]
+fn broadcast_messages_from_a_node_that_is_not_a_neighbour_are_ignored() {
+    let now = Instant::now();
+    let (ia, stranger) = (info(1), info(9));
+    let mut a = core(ia, vec![], now);
+    drain(&mut a);
+    a.handle_connected(stranger, Direction::Inbound, now);
+    drain(&mut a);
+    let stream = dotray_router::core::StreamId { origin: stranger.id, epoch: 1 };
+    let data = BroadcastMessage::Data { stream, seq: 1, hops: 0, payload: Bytes::from_static(b"x") };
+    a.handle_message(stranger.id, PeerMessage::Broadcast(data), now);
+    assert_eq!(drain(&mut a), vec![]);
+    assert_eq!(a.counters().payloads_received, 0);
+}
+
+#[test]
+fn a_direct_message_goes_to_the_application() {
+    let now = Instant::now();
+    let (mut a, _b) = pair(now);
+    let from = info(2).id;
+    a.handle_message(from, PeerMessage::Direct(Bytes::from_static(b"psst")), now);
+    assert_eq!(
+        drain(&mut a),
+        vec![Action::Event(Event::Direct { from, payload: Bytes::from_static(b"psst") })]
+    );
+}
+
+#[test]
+fn each_timer_goes_back_to_the_core_that_set_it() {
+    let now = Instant::now();
+    let mut a = core(info(1), vec![], now);
+    let timers: Vec<(Instant, Timer)> = drain(&mut a)
+        .into_iter()
+        .filter_map(|action| match action {
+            Action::SetTimer { at, timer } => Some((at, timer)),
+            _ => None,
+        })
+        .collect();
+    assert!(timers.iter().any(|(_, t)| matches!(t, Timer::Membership(_))));
+    assert!(timers.iter().any(|(_, t)| matches!(t, Timer::Router(_))));
+    // Each fires without complaint and re-arms itself: the periodic timers come back.
+    let later = now + Duration::from_secs(60);
+    for (_, timer) in &timers {
+        a.handle_timer(*timer, later);
+    }
+    let again = drain(&mut a);
+    for kind in [|t: &Timer| matches!(t, Timer::Membership(_)), |t: &Timer| matches!(t, Timer::Router(_))] {
+        assert!(
+            again.iter().any(|a| matches!(a, Action::SetTimer { timer, .. } if kind(timer))),
+            "{again:#?}"
+        );
+    }
+}
+
+#[test]
+fn one_seed_replays_a_node_exactly() {
+    let now = Instant::now();
+    let run = || {
+        let mut a = core(info(1), vec![info(5).addr], now);
+        (a.own_stream(), drain(&mut a))
+    };
+    assert_eq!(run(), run());
+}
+
+#[test]
+fn an_invalid_config_is_refused() {
+    let mut config = Config::default();
+    config.router.graft_timeout = Duration::ZERO;
+    let refused = NodeCore::new(info(1), vec![], config, ChaCha8Rng::seed_from_u64(1), Instant::now());
+    assert!(matches!(refused, Err(InvalidConfig::Router(_))));
+}

@@ -1,0 +1,86 @@
+//! [`DriverConfig`]: the settings of the tokio driver (the protocol's are in [`crate::core::Config`]).
+
+use std::time::Duration;
+
+use crate::core::InvalidConfig;
+
+/// Settings of the tokio driver: queues towards the application and hop-by-hop back-pressure.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DriverConfig {
+    /// Deliveries waiting for the application. When it is full the node stops taking frames from the
+    /// network until the application reads (back-pressure; nothing is dropped). Default 8,192: at
+    /// 1 KiB per message, 8 MiB, enough for an application that pauses briefly not to slow its node.
+    pub delivery_queue_len: usize,
+    /// Events waiting for the application (neighbours, gaps, direct messages); an event that finds it
+    /// full is dropped and counted in [`DriverCounters::events_dropped`](crate::DriverCounters).
+    /// Default 1,024.
+    pub event_queue_len: usize,
+    /// Broadcasts waiting for the driver; a publisher awaits beyond it. Default 2: a publisher never
+    /// waits for a round trip to the driver (the next broadcast is queued while the driver sends the
+    /// previous one), and once the tree is saturated whatever waits here only adds latency.
+    pub broadcast_queue_len: usize,
+    /// Queries and other commands waiting for the driver. Default 64.
+    pub command_queue_len: usize,
+    /// A neighbour with more bytes than this queued holds this node back — no new broadcasts and no
+    /// frames taken from the network (hop-by-hop back-pressure) — until it drains or is found slow.
+    /// The connection's writer wakes the node as soon as a write brings the queue back to this mark,
+    /// so it only needs to cover the writer's next write. Default 64 KiB: what waits here is latency
+    /// (and, at every hop, payloads held for repair until the next hop has them), so the mark is as
+    /// low as keeps the writer busy.
+    pub publish_high_water: usize,
+    /// How long a neighbour may stay above `publish_high_water` before it is demoted to lazy and
+    /// stops holding the node back. Default 1 s: a node starved of CPU for a moment is not a slow
+    /// node, and each demotion costs its subtree a graft delay and the tree some churn.
+    pub congestion_grace: Duration,
+    /// How often a held-back driver re-checks its neighbours' queues even if none drains, so that
+    /// one that stays full is demoted after `congestion_grace`. Default 10 ms. (Going on once a queue
+    /// drains needs no polling: the connection's writer wakes the driver.)
+    pub held_back_recheck: Duration,
+    /// How often stream bookkeeping (origin addresses, wire references of streams the core no longer
+    /// tracks) is cleaned. Default 10 s.
+    pub cleanup_interval: Duration,
+}
+
+impl Default for DriverConfig {
+    fn default() -> Self {
+        Self {
+            delivery_queue_len: 8_192,
+            event_queue_len: 1_024,
+            broadcast_queue_len: 2,
+            command_queue_len: 64,
+            publish_high_water: 64 * 1024,
+            congestion_grace: Duration::from_millis(1000),
+            held_back_recheck: Duration::from_millis(10),
+            cleanup_interval: Duration::from_secs(10),
+        }
+    }
+}
+
+impl DriverConfig {
+    /// Checks that every queue can hold something and every period is positive.
+    pub fn validate(&self) -> Result<(), InvalidConfig> {
+        let sizes = [
+            ("delivery_queue_len", self.delivery_queue_len),
+            ("event_queue_len", self.event_queue_len),
+            ("broadcast_queue_len", self.broadcast_queue_len),
+            ("command_queue_len", self.command_queue_len),
+            ("publish_high_water", self.publish_high_water),
+        ];
+        let periods = [
+            ("congestion_grace", self.congestion_grace),
+            ("held_back_recheck", self.held_back_recheck),
+            ("cleanup_interval", self.cleanup_interval),
+        ];
+        for (name, size) in sizes {
+            if size == 0 {
+                return Err(InvalidConfig::Zero(name));
+            }
+        }
+        for (name, period) in periods {
+            if period.is_zero() {
+                return Err(InvalidConfig::Zero(name));
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,231 @@
+//! The tokio driver: one task per node that runs the [`NodeCore`] over `dotray-transport`.
+//!
+//! It decides nothing. In one loop it
+//!
+//! 1. takes transport events (connections up and down, failed dials, batches of frames), decodes
+//!    each frame with [`wire`](self::wire) and hands it to the core;
+//! 2. takes the application's broadcasts and queries ([`NodeHandle`]);
+//! 3. fires the core's timers;
+//! 4. carries out the core's [`Action`](crate::core::Action)s: dials, frames queued on connections (one [`OutFrame`] per
+//!    message and hop, queued for every neighbour that gets it), closes, deliveries and events for
+//!    the application.
+//!
+//! No frame passes through any other task between the connection's reader and this one, nor between
+//! this one and the connection's writer.
+//!
+//! ## Back-pressure
+//!
+//! * **Congestion.** A send refused with `QueueFull` is reported to the core (`handle_congested`),
+//!   which demotes that neighbour to lazy: it pulls what it misses, and nobody waits for it. A
+//!   neighbour whose queue stays above [`DriverConfig::publish_high_water`] for
+//!   [`DriverConfig::congestion_grace`] while another neighbour's queue is drained is treated the same
+//!   way.
+//! * **Hop by hop.** While some neighbour that is not known to be slow has more than
+//!   `publish_high_water` bytes queued, new broadcasts wait *and no frames are taken from the
+//!   network*: a relay whose child is behind stops reading from its parent, TCP carries that
+//!   upstream, and the publisher slows to what the tree can carry. Memory stays bounded at every hop.
+//!   A hold that lasts a whole `congestion_grace` without a break demotes the congested neighbours
+//!   even when no other queue drains, so two nodes waiting for each other cannot deadlock.
+//! * **The application.** Deliveries wait in a queue of [`DriverConfig::delivery_queue_len`]; when
+//!   the application falls that far behind, the driver stops taking frames from the network until it
+//!   catches up: nothing is dropped. Meanwhile membership's timers wait too (a pong that cannot be
+//!   read must not count as missed); the router's keep running.
+//!
+//! [`OutFrame`]: dotray_codec::OutFrame
+
+mod config;
+mod run;
+mod wire;
+
+pub use config::DriverConfig;
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use bytes::Bytes;
+use dotray_codec::NodeId;
+use dotray_membership::core::{NodeInfo, PeerInfo, QueryError};
+use dotray_router::core::{Counters, MessageId, StreamId, Topology};
+use dotray_transport::{Events, Transport};
+use rand::SeedableRng;
+use rand::rngs::StdRng;
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use tracing::{Instrument, info_span};
+
+use crate::Message;
+use crate::core::{Config, Event, InvalidConfig, NodeCore};
+
+/// The node's driver has stopped (the node shut down).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("the node has stopped")]
+pub struct Stopped;
+
+/// Asking a peer for the nodes it knows failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum RemoteQueryError {
+    /// The query could not be sent.
+    #[error(transparent)]
+    Query(#[from] QueryError),
+    /// The peer did not answer in time or closed the connection.
+    #[error("the peer did not answer")]
+    NoAnswer,
+    /// The node stopped.
+    #[error(transparent)]
+    Stopped(#[from] Stopped),
+}
+
+/// What the application asks of the driver, besides broadcasts.
+enum Command {
+    Nodes(oneshot::Sender<Vec<NodeInfo>>),
+    Query(NodeId, oneshot::Sender<Result<Vec<NodeInfo>, RemoteQueryError>>),
+    Counters(oneshot::Sender<(Counters, DriverCounters)>),
+    Topology(oneshot::Sender<Topology>),
+    Leave(oneshot::Sender<()>),
+}
+
+impl std::fmt::Debug for Command {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Command::Nodes(_) => "Nodes",
+            Command::Query(..) => "Query",
+            Command::Counters(_) => "Counters",
+            Command::Topology(_) => "Topology",
+            Command::Leave(_) => "Leave",
+        })
+    }
+}
+
+/// A broadcast, with the sequence number the handle gave it (see [`NodeHandle::broadcast`]).
+#[derive(Debug)]
+struct Broadcast {
+    payload: Bytes,
+    seq: u64,
+}
+
+/// Talks to a running node driver. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct NodeHandle {
+    broadcasts: mpsc::Sender<Broadcast>,
+    commands: mpsc::Sender<Command>,
+    /// This node's stream, and the sequence number of its next broadcast.
+    own: StreamId,
+    next_seq: Arc<Mutex<u64>>,
+}
+
+impl NodeHandle {
+    /// Broadcasts `payload` to every node. Waits while the network is saturated (back-pressure);
+    /// returns the message's id once it is queued for the driver, which sends queued broadcasts in
+    /// order (a broadcast still queued when the node stops is not sent).
+    ///
+    /// The handle numbers broadcasts itself, in the order they enter the driver's queue (under a
+    /// lock, so concurrent callers get numbers in queue order), as the core numbers them: a publisher
+    /// keeps up to [`DriverConfig::broadcast_queue_len`] broadcasts in flight instead of waiting for
+    /// a round trip to the driver for each id.
+    pub async fn broadcast(&self, payload: Bytes) -> Result<MessageId, Stopped> {
+        let slot = self.broadcasts.reserve().await.map_err(|_| Stopped)?;
+        let mut next_seq = self.next_seq.lock().unwrap_or_else(|e| e.into_inner());
+        let seq = *next_seq;
+        *next_seq += 1;
+        slot.send(Broadcast { payload, seq });
+        Ok(MessageId { stream: self.own, seq })
+    }
+
+    /// What this node knows: active neighbours first, then backup addresses.
+    pub async fn nodes(&self) -> Result<Vec<NodeInfo>, Stopped> {
+        self.ask(Command::Nodes).await
+    }
+
+    /// Asks `peer` over the wire for the nodes it knows (bounded by the peer's own cap).
+    pub async fn query(&self, peer: NodeId) -> Result<Vec<NodeInfo>, RemoteQueryError> {
+        self.ask(|reply| Command::Query(peer, reply)).await?
+    }
+
+    /// The router core's counters and the driver's.
+    pub async fn counters(&self) -> Result<(Counters, DriverCounters), Stopped> {
+        self.ask(Command::Counters).await
+    }
+
+    /// This node's tree (eager) and lazy links.
+    pub async fn topology(&self) -> Result<Topology, Stopped> {
+        self.ask(Command::Topology).await
+    }
+
+    /// Leaves the network gracefully: every peer is told goodbye (`Shutdown`) and replaces this node
+    /// at once. Returns when the goodbyes are queued; the driver then stops.
+    pub async fn leave(&self) {
+        let _ = self.ask(Command::Leave).await;
+    }
+
+    async fn ask<T>(&self, command: impl FnOnce(oneshot::Sender<T>) -> Command) -> Result<T, Stopped> {
+        let (tx, rx) = oneshot::channel();
+        self.commands.send(command(tx)).await.map_err(|_| Stopped)?;
+        rx.await.map_err(|_| Stopped)
+    }
+}
+
+/// What the application reads from a running node.
+#[derive(Debug)]
+pub struct NodeOutput {
+    /// Broadcast messages, exactly once each, in per-origin order.
+    pub deliveries: mpsc::Receiver<Message>,
+    /// Neighbour changes, gaps, direct messages.
+    pub events: mpsc::Receiver<Event>,
+}
+
+/// Starts the driver of the node behind `transport`, joining through `seeds` (none: the first node of
+/// a network). Cancelling `cancel` stops it without a goodbye (use [`NodeHandle::leave`] for a
+/// graceful exit).
+pub fn spawn(
+    transport: Transport,
+    events: Events,
+    seeds: Vec<SocketAddr>,
+    config: Config,
+    driver: DriverConfig,
+    cancel: CancellationToken,
+) -> Result<(NodeHandle, NodeOutput, JoinHandle<()>), InvalidConfig> {
+    driver.validate()?;
+    let me = PeerInfo::new(transport.local_id(), transport.local_addr());
+    let now = Instant::now();
+    let core = NodeCore::new(me, seeds, config, StdRng::from_os_rng(), now)?;
+    let (broadcasts_tx, broadcasts) = mpsc::channel(driver.broadcast_queue_len);
+    let (commands_tx, commands) = mpsc::channel(driver.command_queue_len);
+    let (deliveries_tx, deliveries) = mpsc::channel(driver.delivery_queue_len);
+    let (events_tx, app_events) = mpsc::channel(driver.event_queue_len);
+    let handle = NodeHandle {
+        broadcasts: broadcasts_tx,
+        commands: commands_tx,
+        own: core.own_stream(),
+        next_seq: Arc::new(Mutex::new(core.next_seq())),
+    };
+    let span = info_span!("node", id = ?me.id, addr = %me.addr);
+    let state = run::Driver::new(run::Channels {
+        core,
+        transport,
+        events,
+        broadcasts,
+        commands,
+        deliveries: deliveries_tx,
+        app_events: events_tx,
+        cancel,
+        config: driver,
+    });
+    let task = tokio::spawn(state.run().instrument(span));
+    Ok((handle, NodeOutput { deliveries, events: app_events }, task))
+}
+
+/// What the driver's own bookkeeping counted, next to the router core's [`Counters`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct DriverCounters {
+    /// Deliveries dropped because the application had closed its receiver.
+    pub deliveries_dropped: u64,
+    /// Events dropped because the application did not read them.
+    pub events_dropped: u64,
+    /// Sends refused by a full connection queue.
+    pub sends_refused: u64,
+    /// Connections closed for protocol violations.
+    pub violations: u64,
+}

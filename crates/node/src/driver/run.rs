@@ -1,0 +1,489 @@
+//! The driver's loop (see the [module docs](super) for what it does and why).
+
+use std::collections::VecDeque;
+use std::time::Instant;
+
+use dotray_codec::NodeId;
+use dotray_membership::core::{CloseReason, Direction, DisconnectReason, PeerInfo};
+use dotray_membership::wire::{disconnect_reason, goodbye_reason};
+use dotray_router::wire::Inbound;
+use dotray_transport::{
+    Direction as TransportDirection, DisconnectReason as TransportReason, Events, PeerSender, SendError,
+    Transport, TransportEvent,
+};
+use foldhash::{HashMap, HashMapExt};
+use rand::rngs::StdRng;
+use tokio::sync::{mpsc, oneshot};
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, warn};
+
+use super::DriverCounters;
+use super::wire::{Decoded, Wire};
+use super::{Broadcast, Command, DriverConfig, RemoteQueryError};
+use crate::Message;
+use crate::core::{Action, Event, NodeCore, PeerMessage, QueryAnswer, Timer};
+use crate::timers::TimerQueue;
+
+/// Everything [`Driver::new`] needs.
+pub(super) struct Channels {
+    pub(super) core: NodeCore<StdRng>,
+    pub(super) transport: Transport,
+    pub(super) events: Events,
+    pub(super) broadcasts: mpsc::Receiver<Broadcast>,
+    pub(super) commands: mpsc::Receiver<Command>,
+    pub(super) deliveries: mpsc::Sender<Message>,
+    pub(super) app_events: mpsc::Sender<Event>,
+    pub(super) cancel: CancellationToken,
+    pub(super) config: DriverConfig,
+}
+
+/// A connection to a peer (a neighbour or a transient one) and what the driver tracks about it.
+struct Link {
+    sender: PeerSender,
+    /// Stream references the peer declared on this connection.
+    inbound: Inbound,
+    /// Since when its queue has been above the publish high-water mark.
+    full_since: Option<Instant>,
+    /// Demoted for congestion: it no longer holds the node back until its queue drains.
+    slow: bool,
+    /// When a payload (`Data`) was last queued for it.
+    last_payload: Option<Instant>,
+}
+
+pub(super) struct Driver {
+    core: NodeCore<StdRng>,
+    transport: Transport,
+    events: Events,
+    broadcasts: mpsc::Receiver<Broadcast>,
+    commands: mpsc::Receiver<Command>,
+    deliveries: mpsc::Sender<Message>,
+    app_events: mpsc::Sender<Event>,
+    cancel: CancellationToken,
+    config: DriverConfig,
+    /// Membership's timers wait while the driver reads no frames; the router's never do.
+    membership_timers: TimerQueue<Timer>,
+    router_timers: TimerQueue<Timer>,
+    links: HashMap<NodeId, Link>,
+    wire: Wire,
+    /// Deliveries that found the application's queue full, oldest first. While any wait here, no
+    /// frames are taken from the network.
+    pending: VecDeque<Message>,
+    /// Remote queries waiting for their answer, by request id.
+    queries: HashMap<u64, oneshot::Sender<Result<Vec<dotray_membership::core::NodeInfo>, RemoteQueryError>>>,
+    /// Set once `leave` was asked: answered when the goodbyes are queued.
+    leaving: Option<oneshot::Sender<()>>,
+    counters: DriverCounters,
+    next_cleanup: Instant,
+    /// Since when the driver has been holding back without a break (no broadcasts, no frames taken).
+    held_since: Option<Instant>,
+    /// The time, read once per turn of the loop.
+    now: Instant,
+    /// Scratch list of peers a send could not reach (reused).
+    refused: Vec<NodeId>,
+}
+
+/// Waits for room in the application's queue. (An owned permit: a borrowed one would keep the queue
+/// borrowed through every branch of the driver's `select!`.)
+async fn reserve(
+    deliveries: &mpsc::Sender<Message>,
+) -> Result<mpsc::OwnedPermit<Message>, mpsc::error::SendError<()>> {
+    deliveries.clone().reserve_owned().await
+}
+
+impl Driver {
+    pub(super) fn new(channels: Channels) -> Self {
+        let Channels {
+            core,
+            transport,
+            events,
+            broadcasts,
+            commands,
+            deliveries,
+            app_events,
+            cancel,
+            config,
+        } = channels;
+        let now = Instant::now();
+        let wire = Wire::new(core.own_stream(), core.me().addr, transport.max_frame_len());
+        Self {
+            core,
+            transport,
+            events,
+            broadcasts,
+            commands,
+            deliveries,
+            app_events,
+            cancel,
+            next_cleanup: now + config.cleanup_interval,
+            config,
+            membership_timers: TimerQueue::new(),
+            router_timers: TimerQueue::new(),
+            links: HashMap::new(),
+            wire,
+            pending: VecDeque::new(),
+            queries: HashMap::new(),
+            leaving: None,
+            counters: DriverCounters::default(),
+            held_since: None,
+            now,
+            refused: Vec::new(),
+        }
+    }
+
+    pub(super) async fn run(mut self) {
+        // The core's first actions (dial the seeds, arm the timers) are already waiting.
+        self.apply_actions();
+        // One cancellation future for the whole loop: building one per turn takes the token's lock.
+        let cancelled = self.cancel.clone().cancelled_owned();
+        tokio::pin!(cancelled);
+        loop {
+            let waiting_on = self.hold_back();
+            let held_back = waiting_on.is_some();
+            let app_behind = !self.pending.is_empty();
+            let reading = !held_back && !app_behind;
+            let high = self.config.publish_high_water;
+            let recheck = self.config.held_back_recheck;
+            let mut deadline = self.router_timers.next_deadline().unwrap_or(self.next_cleanup);
+            deadline = deadline.min(self.next_cleanup);
+            if reading && let Some(at) = self.membership_timers.next_deadline() {
+                deadline = deadline.min(at);
+            }
+            tokio::select! {
+                _ = &mut cancelled => return,
+                event = self.events.recv(), if reading => match event {
+                    Some(event) => self.on_transport_event(event),
+                    None => return,
+                },
+                broadcast = self.broadcasts.recv(), if !held_back => match broadcast {
+                    Some(broadcast) => {
+                        self.on_broadcast(broadcast);
+                        // The rest of what is queued, in the same turn (at most a queue's worth).
+                        for _ in 1..self.config.broadcast_queue_len {
+                            let Ok(broadcast) = self.broadcasts.try_recv() else { break };
+                            self.on_broadcast(broadcast);
+                        }
+                    }
+                    None => return,
+                },
+                command = self.commands.recv() => match command {
+                    Some(command) => self.on_command(command),
+                    None => return,
+                },
+                _ = async { if let Some(s) = &waiting_on { s.queue_drained(high).await } }, if held_back => {}
+                _ = tokio::time::sleep(recheck), if held_back => {}
+                permit = reserve(&self.deliveries), if app_behind => match permit {
+                    Ok(permit) => {
+                        if let Some(message) = self.pending.pop_front() {
+                            permit.send(message);
+                        }
+                        self.flush_pending();
+                    }
+                    Err(_) => {
+                        self.counters.deliveries_dropped += self.pending.len() as u64;
+                        self.pending.clear();
+                    }
+                },
+                _ = tokio::time::sleep_until(deadline.into()) => self.on_deadline(reading),
+            }
+            self.now = Instant::now();
+            self.apply_actions();
+            if let Some(done) = self.leaving.take() {
+                // The goodbyes are queued on every connection; the transport flushes them.
+                let _ = done.send(());
+                return;
+            }
+        }
+    }
+
+    fn on_deadline(&mut self, reading: bool) {
+        let now = Instant::now();
+        while let Some(timer) = self.router_timers.pop_due(now) {
+            self.core.handle_timer(timer, now);
+        }
+        if reading {
+            while let Some(timer) = self.membership_timers.pop_due(now) {
+                self.core.handle_timer(timer, now);
+            }
+        }
+        if now >= self.next_cleanup {
+            let router = self.core.router();
+            self.wire.cleanup(|stream| router.watermark(stream).is_some());
+            self.next_cleanup = now + self.config.cleanup_interval;
+        }
+    }
+
+    fn on_transport_event(&mut self, event: TransportEvent) {
+        let now = Instant::now();
+        match event {
+            TransportEvent::Connected(peer) => {
+                let addr = peer.listen_addr.unwrap_or(peer.remote_addr);
+                let direction = match peer.direction {
+                    TransportDirection::Inbound => Direction::Inbound,
+                    TransportDirection::Outbound { dialed } => Direction::Outbound { dialed },
+                };
+                self.wire.connection_reset(&peer.id);
+                let link = Link {
+                    sender: peer.sender,
+                    inbound: Inbound::new(),
+                    full_since: None,
+                    slow: false,
+                    last_payload: None,
+                };
+                self.links.insert(peer.id, link);
+                self.core.handle_connected(PeerInfo::new(peer.id, addr), direction, now);
+            }
+            TransportEvent::Disconnected { peer, reason } => {
+                self.links.remove(&peer);
+                self.wire.connection_reset(&peer);
+                self.core.handle_disconnected(peer, core_reason(&reason), now);
+            }
+            TransportEvent::DialFailed { addr, error } => {
+                debug!(%addr, %error, "dial failed");
+                self.core.handle_dial_failed(addr, now);
+            }
+            TransportEvent::HandshakeFailed { remote, error } => {
+                debug!(%remote, %error, "inbound handshake failed");
+            }
+            TransportEvent::Frames { peer, frames } => {
+                for envelope in frames {
+                    let Some(link) = self.links.get_mut(&peer) else { return };
+                    match self.wire.decode(&mut link.inbound, envelope) {
+                        Decoded::Message(message) => self.core.handle_message(peer, message, now),
+                        Decoded::Nothing => {}
+                        Decoded::Invalid(reason) => {
+                            warn!(?peer, %reason, "protocol violation; closing the connection");
+                            self.counters.violations += 1;
+                            link.sender.close_for_violation(&reason);
+                            self.core.handle_protocol_violation(peer, now);
+                            return;
+                        }
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn on_broadcast(&mut self, broadcast: Broadcast) {
+        let id = self.core.broadcast(broadcast.payload, Instant::now());
+        debug_assert_eq!(id.seq, broadcast.seq, "the handle numbers broadcasts as the core does");
+    }
+
+    fn on_command(&mut self, command: Command) {
+        let now = Instant::now();
+        match command {
+            Command::Nodes(reply) => {
+                let _ = reply.send(self.core.nodes(now));
+            }
+            Command::Query(peer, reply) => match self.core.query_node(peer, now) {
+                Ok(request_id) => {
+                    self.queries.insert(request_id, reply);
+                }
+                Err(error) => {
+                    let _ = reply.send(Err(error.into()));
+                }
+            },
+            Command::Counters(reply) => {
+                let _ = reply.send((*self.core.counters(), self.counters));
+            }
+            Command::Topology(reply) => {
+                let _ = reply.send(self.core.topology());
+            }
+            Command::Leave(done) => {
+                self.core.leave(now);
+                self.leaving = Some(done);
+            }
+        }
+    }
+
+    /// Carries out everything the core asked for.
+    fn apply_actions(&mut self) {
+        while let Some(action) = self.core.poll_action() {
+            match action {
+                Action::Dial(addr) => self.transport.dial(addr),
+                Action::Send { to, message } => self.send(&to, message),
+                Action::Disconnect { peer, reason: CloseReason::ProtocolViolation } => {
+                    self.violation(peer, "membership message out of protocol order");
+                }
+                Action::Disconnect { peer, reason } => {
+                    self.transport.disconnect(&peer, goodbye_reason(reason));
+                }
+                Action::Violation { peer, reason } => self.violation(peer, reason),
+                Action::SetTimer { at, timer } => match timer {
+                    Timer::Membership(_) => self.membership_timers.push(at, timer),
+                    Timer::Router(_) => self.router_timers.push(at, timer),
+                },
+                Action::Deliver(delivery) => {
+                    let origin_addr = self.wire.origin_addr(&delivery.id.stream);
+                    self.deliver(Message::from_delivery(delivery, origin_addr));
+                }
+                Action::Event(event) => self.emit(event),
+                Action::QueryAnswered { request_id, answer } => {
+                    if let Some(reply) = self.queries.remove(&request_id) {
+                        let _ = reply.send(match answer {
+                            QueryAnswer::Nodes(nodes) => Ok(nodes),
+                            QueryAnswer::NoAnswer => Err(RemoteQueryError::NoAnswer),
+                        });
+                    }
+                }
+            }
+        }
+    }
+
+    /// Encodes `message` once and queues it for every peer in `to`. A broadcast message refused by a
+    /// full queue is congestion: that neighbour is demoted to lazy.
+    fn send(&mut self, to: &[NodeId], message: PeerMessage) {
+        let Self { links, wire, core, counters, refused, now, .. } = self;
+        let PeerMessage::Broadcast(message) = message else {
+            // Membership and direct messages are small and rare: a full queue means the peer is far
+            // behind, and the missed pongs that follow let membership replace it.
+            let name = message.name();
+            match wire.encode_plain(message) {
+                Ok(frame) => {
+                    for peer in to {
+                        let sent = links.get(peer).map(|link| link.sender.try_send(&frame));
+                        if let Some(Err(error)) = sent {
+                            debug!(?peer, message = name, %error, "not queued");
+                        }
+                    }
+                }
+                Err(error) => warn!(message = name, %error, "cannot encode; dropped"),
+            }
+            return;
+        };
+        let is_data = matches!(message, dotray_router::core::Message::Data { .. });
+        let mut congested: Vec<NodeId> = Vec::new();
+        let encoded = wire.encode_broadcast(to, &message, refused, |peer, frame| {
+            let Some(link) = links.get_mut(&peer) else { return };
+            if is_data {
+                link.last_payload = Some(*now);
+            }
+            if matches!(link.sender.try_send(frame), Err(SendError::QueueFull))
+                && congested.last() != Some(&peer)
+            {
+                link.slow = true;
+                congested.push(peer);
+            }
+        });
+        if let Err(error) = encoded {
+            warn!(%error, message = message.name(), "message too large to encode; dropped");
+        }
+        for peer in refused.drain(..) {
+            warn!(?peer, "cannot encode for this connection; reconnecting it");
+            if let Some(link) = links.get(&peer) {
+                link.sender.close(dotray_codec::proto::GoodbyeReason::Unspecified);
+            }
+        }
+        for peer in congested {
+            counters.sends_refused += 1;
+            core.handle_congested(peer, Instant::now());
+        }
+    }
+
+    /// Whether a neighbour that is not known to be slow has more than the high-water mark queued:
+    /// the driver then takes neither broadcasts nor frames (see the module docs). Marks neighbours
+    /// that stay above it for the grace period as congested — but only while another neighbour's
+    /// queue is drained: a neighbour is slow when it lags behind the others. When every queue is
+    /// full, the network as a whole is at capacity (on a loaded machine every node is short of CPU
+    /// alike) and demoting would only churn the tree.
+    ///
+    /// Returns the connection of one neighbour the driver waits for (any one will do: when it drains,
+    /// the driver checks again), or `None` when it is not held back.
+    fn hold_back(&mut self) -> Option<PeerSender> {
+        let now = Instant::now();
+        let (high, grace) = (self.config.publish_high_water, self.config.congestion_grace);
+        let mut waiting_on: Option<PeerSender> = None;
+        let mut newly_slow = Vec::new();
+        // Only links we pushed payloads to lately compare: a lazy link's queue (digests only) is
+        // always drained.
+        let someone_drained = self.links.values().any(|link| {
+            !link.slow
+                && link.last_payload.is_some_and(|at| now.duration_since(at) < grace)
+                && link.sender.queued_bytes() <= high / 4
+        });
+        let stuck = self.held_since.is_some_and(|at| now.duration_since(at) >= grace);
+        for (id, link) in &mut self.links {
+            let queued = link.sender.queued_bytes();
+            if queued <= high / 4 {
+                link.full_since = None;
+                link.slow = false;
+                continue;
+            }
+            if link.slow || queued <= high {
+                continue;
+            }
+            let since = *link.full_since.get_or_insert(now);
+            // Held back without a break for the whole grace: the queue may never drain (two nodes
+            // each waiting for the other to read), so demote whether or not others drain.
+            if now.duration_since(since) >= grace && (someone_drained || stuck) {
+                link.slow = true;
+                newly_slow.push(*id);
+            } else if waiting_on.is_none() {
+                waiting_on = Some(link.sender.clone());
+            }
+        }
+        for peer in newly_slow {
+            debug!(?peer, "neighbour stayed congested; demoting it");
+            self.core.handle_congested(peer, now);
+        }
+        if waiting_on.is_none() {
+            self.held_since = None;
+        } else if self.held_since.is_none() {
+            self.held_since = Some(now);
+        }
+        waiting_on
+    }
+
+    fn deliver(&mut self, message: Message) {
+        if !self.pending.is_empty() {
+            self.pending.push_back(message);
+            return;
+        }
+        match self.deliveries.try_send(message) {
+            Ok(()) => {}
+            Err(mpsc::error::TrySendError::Full(message)) => self.pending.push_back(message),
+            Err(mpsc::error::TrySendError::Closed(_)) => self.counters.deliveries_dropped += 1,
+        }
+    }
+
+    /// Moves waiting deliveries into the application's queue while it has room.
+    fn flush_pending(&mut self) {
+        while let Some(message) = self.pending.pop_front() {
+            if let Err(error) = self.deliveries.try_send(message) {
+                if let mpsc::error::TrySendError::Full(message) = error {
+                    self.pending.push_front(message);
+                } else {
+                    self.counters.deliveries_dropped += 1;
+                }
+                return;
+            }
+        }
+    }
+
+    fn emit(&mut self, event: Event) {
+        if self.app_events.try_send(event).is_err() {
+            self.counters.events_dropped += 1;
+        }
+    }
+
+    /// Closes the connection of a peer that broke the protocol; the transport bans it for a while.
+    fn violation(&mut self, peer: NodeId, reason: &str) {
+        warn!(?peer, reason, "protocol violation; closing the connection");
+        self.counters.violations += 1;
+        if let Some(link) = self.links.get(&peer) {
+            link.sender.close_for_violation(reason);
+        }
+    }
+}
+
+/// What the core needs to know of the transport's detailed reason.
+fn core_reason(reason: &TransportReason) -> DisconnectReason {
+    match reason {
+        TransportReason::Local(_) | TransportReason::Shutdown | TransportReason::Replaced => {
+            DisconnectReason::Local
+        }
+        TransportReason::Goodbye { reason, .. } => disconnect_reason(*reason),
+        // Closed without a goodbye (crash, kill), timeouts, violations, socket errors: the peer failed.
+        _ => DisconnectReason::Failed,
+    }
+}

@@ -1,0 +1,159 @@
+//! [`Wire`]: the node's side of the wire protocol — frames to [`PeerMessage`]s and back.
+//!
+//! Decoding goes through each layer's `wire` module, which validates every field a peer sends
+//! (`dotray_membership::wire`, `dotray_router::wire`); a frame that does not validate is the
+//! sending peer's protocol violation. Broadcast frames name streams by small per-connection
+//! references (`StreamDecl`, see `dotray_router::wire`): the node keeps one [`Inbound`] table per
+//! connection and one node-wide [`Outbound`] table, and remembers each origin's declared address,
+//! which deliveries carry.
+//!
+//! Encoding builds one [`OutFrame`] per message and hop: a payload that goes to several neighbours
+//! is encoded once (stream references are node-wide, so its frame is the same for all of them),
+//! after the declarations each of them still needs.
+
+use std::net::SocketAddr;
+
+use dotray_codec::proto::{self, Body, Envelope, Layer};
+use dotray_codec::{CodecError, FrameEncoder, NodeId, OutFrame};
+use dotray_router::core::{Message as BroadcastMessage, StreamId};
+use dotray_router::wire::{Inbound, Outbound};
+use foldhash::{HashMap, HashMapExt};
+
+use crate::core::PeerMessage;
+
+/// What one received frame turned out to be.
+#[derive(Debug)]
+pub(crate) enum Decoded {
+    /// A message for the node core.
+    Message(PeerMessage),
+    /// Wire bookkeeping only (a stream declaration), or a body this node does not handle here.
+    Nothing,
+    /// The frame broke the protocol; the reason says how.
+    Invalid(String),
+}
+
+/// The node-wide encoding state, and what the driver learned from declarations.
+#[derive(Debug)]
+pub(crate) struct Wire {
+    outbound: Outbound,
+    encoder: FrameEncoder,
+    /// The declared listen address of each stream's origin (and our own).
+    stream_addrs: HashMap<StreamId, SocketAddr>,
+    own: StreamId,
+}
+
+impl Wire {
+    pub(crate) fn new(own: StreamId, own_addr: SocketAddr, max_frame_len: usize) -> Self {
+        let mut stream_addrs = HashMap::new();
+        stream_addrs.insert(own, own_addr);
+        Self { outbound: Outbound::new(), encoder: FrameEncoder::new(max_frame_len), stream_addrs, own }
+    }
+
+    /// A new connection to `peer` (or the end of one): nothing is declared on it.
+    pub(crate) fn connection_reset(&mut self, peer: &NodeId) {
+        self.outbound.peer_down(peer);
+    }
+
+    /// The origin address `stream` declared, if known.
+    pub(crate) fn origin_addr(&self, stream: &StreamId) -> Option<SocketAddr> {
+        self.stream_addrs.get(stream).copied()
+    }
+
+    /// Turns a frame received on a connection with declaration table `inbound` into a message.
+    pub(crate) fn decode(&mut self, inbound: &mut Inbound, envelope: Envelope) -> Decoded {
+        let Some(body) = envelope.body else { return Decoded::Nothing };
+        match proto::BodyKind::of(&body).layer() {
+            Layer::Membership => match dotray_membership::core::Message::try_from(body) {
+                Ok(message) => Decoded::Message(PeerMessage::Membership(message)),
+                Err(error) => Decoded::Invalid(format!("invalid membership message: {error}")),
+            },
+            Layer::Broadcast => match inbound.decode(&body) {
+                Ok(Some(message)) => Decoded::Message(PeerMessage::Broadcast(message)),
+                Ok(None) => {
+                    if let Body::StreamDecl(decl) = &body
+                        && let Ok((stream, addr)) = inbound.lookup(decl.stream_ref)
+                        && let Ok(addr) = addr.parse()
+                    {
+                        self.stream_addrs.insert(stream, addr);
+                    }
+                    Decoded::Nothing
+                }
+                Err(error) => Decoded::Invalid(format!("invalid broadcast message: {error}")),
+            },
+            _ => match body {
+                Body::Direct(direct) => Decoded::Message(PeerMessage::Direct(direct.payload)),
+                _ => Decoded::Nothing,
+            },
+        }
+    }
+
+    /// Encodes a membership or direct message (one frame for every recipient).
+    pub(crate) fn encode_plain(&mut self, message: PeerMessage) -> Result<OutFrame, CodecError> {
+        let envelope = match message {
+            PeerMessage::Membership(message) => Envelope::from(message),
+            PeerMessage::Direct(payload) => Envelope::from(proto::Direct { payload }),
+            PeerMessage::Broadcast(_) => unreachable!("broadcast messages go through encode_broadcast"),
+        };
+        self.encoder.encode(&envelope).map(OutFrame::from)
+    }
+
+    /// Encodes a broadcast message for the peers in `to`: calls `emit(peer, frame)` for each
+    /// declaration a peer still needs, then for the message itself (one frame shared by every peer).
+    /// A peer whose connection cannot take another stream reference gets nothing and is returned in
+    /// `refused`.
+    pub(crate) fn encode_broadcast(
+        &mut self,
+        to: &[NodeId],
+        message: &BroadcastMessage,
+        refused: &mut Vec<NodeId>,
+        mut emit: impl FnMut(NodeId, &OutFrame),
+    ) -> Result<(), CodecError> {
+        let Self { outbound, encoder, stream_addrs, .. } = self;
+        let mut addr_of =
+            |stream: &StreamId| stream_addrs.get(stream).map(|a| a.to_string()).unwrap_or_default();
+        let mut decls = Vec::new();
+        let mut frame: Option<OutFrame> = None;
+        for &peer in to {
+            let body = match message {
+                BroadcastMessage::Data { stream, .. } => {
+                    outbound.declare(peer, *stream, &mut addr_of, &mut decls).map(|_| None)
+                }
+                other => outbound.encode(peer, other, &mut addr_of, &mut decls).map(Some),
+            };
+            let body = match body {
+                Ok(body) => body,
+                Err(_) => {
+                    refused.push(peer);
+                    continue;
+                }
+            };
+            for decl in decls.drain(..) {
+                emit(peer, &encoder.encode(&Envelope::from(decl)).map(OutFrame::from)?);
+            }
+            let frame = match (&frame, body, message) {
+                (Some(frame), _, _) => frame,
+                (None, Some(body), _) => {
+                    frame.insert(encoder.encode(&Envelope::from(body)).map(OutFrame::from)?)
+                }
+                (None, None, BroadcastMessage::Data { stream, seq, hops, payload }) => {
+                    let stream_ref = outbound.stream_ref(*stream);
+                    frame.insert(OutFrame::data(stream_ref, *seq, *hops, payload, encoder.max_frame_len())?)
+                }
+                (None, None, _) => unreachable!("only Data skips the body"),
+            };
+            emit(peer, frame);
+        }
+        Ok(())
+    }
+
+    /// Forgets origin addresses and wire references of streams for which `tracked` is false.
+    pub(crate) fn cleanup(&mut self, tracked: impl Fn(&StreamId) -> bool) {
+        let own = self.own;
+        let stale: Vec<StreamId> =
+            self.outbound.streams().filter(|s| **s != own && !tracked(s)).copied().collect();
+        for stream in &stale {
+            self.outbound.forget_stream(stream);
+        }
+        self.stream_addrs.retain(|stream, _| *stream == own || tracked(stream));
+    }
+}
