@@ -6,9 +6,8 @@
 //! fields in field-number order — `stream_ref` (key `0x08`), `seq` (`0x10`), `hops` (`0x18`), each
 //! left out when zero, as proto3 does — and last the payload (`0x22`, its length, its bytes; left out
 //! when empty). prost's generic code gets there through the envelope's `oneof` and computes the inner
-//! length twice when encoding, and walks a field-dispatch loop when decoding; on one loopback
-//! connection of 1 KiB frames that was 9% (encode) and 8% (decode) of all CPU, more than copying the
-//! payload.
+//! length twice when encoding, and walks a field-dispatch loop when decoding: on a busy connection of
+//! small frames, more CPU than copying the payload (see docs/PERFORMANCE.md).
 //!
 //! * [`put_data_head`] writes everything before the payload's bytes, into the head of a
 //!   [`crate::OutFrame`]; the payload follows it by reference.

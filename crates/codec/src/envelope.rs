@@ -21,10 +21,10 @@ pub enum BodyKind {
     Join,
     /// [`ForwardJoin`] (membership).
     ForwardJoin,
-    /// [`Neighbor`] (membership).
-    Neighbor,
-    /// [`NeighborReply`] (membership).
-    NeighborReply,
+    /// [`Neighbour`] (membership).
+    Neighbour,
+    /// [`NeighbourReply`] (membership).
+    NeighbourReply,
     /// [`PeerExchangeRequest`] (membership).
     PeerExchangeRequest,
     /// [`PeerExchangeResponse`] (membership).
@@ -74,8 +74,8 @@ impl BodyKind {
             Body::Pong(_) => Self::Pong,
             Body::Join(_) => Self::Join,
             Body::ForwardJoin(_) => Self::ForwardJoin,
-            Body::Neighbor(_) => Self::Neighbor,
-            Body::NeighborReply(_) => Self::NeighborReply,
+            Body::Neighbour(_) => Self::Neighbour,
+            Body::NeighbourReply(_) => Self::NeighbourReply,
             Body::PeerExchangeRequest(_) => Self::PeerExchangeRequest,
             Body::PeerExchangeResponse(_) => Self::PeerExchangeResponse,
             Body::NodeQueryRequest(_) => Self::NodeQueryRequest,
@@ -100,8 +100,8 @@ impl BodyKind {
             Self::Pong => "pong",
             Self::Join => "join",
             Self::ForwardJoin => "forward-join",
-            Self::Neighbor => "neighbor",
-            Self::NeighborReply => "neighbor-reply",
+            Self::Neighbour => "neighbour",
+            Self::NeighbourReply => "neighbour-reply",
             Self::PeerExchangeRequest => "peer-exchange-request",
             Self::PeerExchangeResponse => "peer-exchange-response",
             Self::NodeQueryRequest => "node-query-request",
@@ -125,8 +125,8 @@ impl BodyKind {
             | Self::Pong
             | Self::Join
             | Self::ForwardJoin
-            | Self::Neighbor
-            | Self::NeighborReply
+            | Self::Neighbour
+            | Self::NeighbourReply
             | Self::PeerExchangeRequest
             | Self::PeerExchangeResponse
             | Self::NodeQueryRequest
@@ -174,8 +174,8 @@ envelope_from! {
     Pong => Pong,
     Join => Join,
     ForwardJoin => ForwardJoin,
-    Neighbor => Neighbor,
-    NeighborReply => NeighborReply,
+    Neighbour => Neighbour,
+    NeighbourReply => NeighbourReply,
     PeerExchangeRequest => PeerExchangeRequest,
     PeerExchangeResponse => PeerExchangeResponse,
     NodeQueryRequest => NodeQueryRequest,

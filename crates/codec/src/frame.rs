@@ -133,8 +133,7 @@ impl FrameCodec {
     /// `bytes` fields still share the read buffer (no copy), but the frames themselves are never
     /// split off one by one: splitting costs an atomic reference-count update on the buffer's shared
     /// header, and dropping the split frame another, which the thread that drops the payloads later
-    /// (the layer above, on the other core) also updates. On one loopback connection of 1 KiB frames
-    /// (the transport's throughput bench), those two updates per frame were 7% of all CPU.
+    /// (the layer above, on the other core) also updates: a cache line crossing cores twice per frame.
     ///
     /// On an error, the frames before the bad one are in `out` and the error is returned; the stream
     /// cannot be trusted after it (close the connection). An oversize length prefix is refused before

@@ -17,7 +17,7 @@
 //! * [`encode_frame`] — one envelope to one contiguous frame in a `Bytes` of its own;
 //! * [`FrameEncoder`] — the same for a stream of frames, carving them out of large shared chunks;
 //! * [`BufferRecycler`] — reuses such chunks (and read buffers) once every frame cut from them is gone;
-//! * [`NodeId`] — the 16-byte random identity of a node;
+//! * [`NodeId`] — the 16-byte random identity of a node, and [`Direction`] — who dialed a connection;
 //! * [`CodecError`] — what can go wrong, typed.
 //!
 //! ## Safety against bad input
@@ -58,6 +58,7 @@
 #![forbid(unsafe_code)]
 
 mod data_frame;
+mod direction;
 mod envelope;
 mod error;
 mod frame;
@@ -77,6 +78,7 @@ pub mod proto {
     pub use crate::generated::*;
 }
 
+pub use direction::Direction;
 pub use error::CodecError;
 pub use frame::{DEFAULT_MAX_FRAME_LEN, FRAME_HEADER_LEN, FrameCodec, FrameEncoder, encode_frame};
 pub use node_id::{NODE_ID_LEN, NodeId, ParseNodeIdError};

@@ -7,8 +7,8 @@
 //! carver must start a new one while the old one is still in use, and the old one is freed whenever its
 //! last frame goes. A stream of frames thus allocates and frees one large buffer per 64 KiB or so; the
 //! memory allocator tends to give such memory back to the system and fault it in again (glibc trims
-//! freed memory at the top of its heaps). In the transport benchmark (64 KiB frames) that was some
-//! 200,000 page faults per run; with glibc's trimming turned off the same run was 30–65% faster (two runs).
+//! freed memory at the top of its heaps): hundreds of thousands of page faults for a long stream of
+//! large frames (see docs/PERFORMANCE.md).
 //!
 //! The recycler keeps the carver's retired buffers (as empty [`BytesMut`] handles on the same memory)
 //! and, when a new buffer is needed, hands back the first one that every frame has let go of, reset to

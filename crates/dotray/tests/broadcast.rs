@@ -15,7 +15,7 @@ fn fast_membership() -> dotray::membership::core::Config {
         transient_timeout: Duration::from_secs(2),
         backoff_initial: Duration::from_millis(100),
         backoff_max: Duration::from_secs(1),
-        neighbor_refusal_backoff: Duration::from_millis(300),
+        neighbour_refusal_backoff: Duration::from_millis(300),
         sweep_interval: Duration::from_millis(100),
         ..Default::default()
     }

@@ -49,7 +49,7 @@
 //! ```
 //! use std::time::Instant;
 //! use dotray_codec::NodeId;
-//! use dotray_membership::core::{Action, Config, Direction, Membership, Message, PeerInfo};
+//! use dotray_membership::core::{Action, Config, Membership, Message, PeerInfo};
 //! use rand::{SeedableRng, rngs::StdRng};
 //!
 //! let now = Instant::now();
@@ -63,9 +63,10 @@
 //! let actions: Vec<Action> = std::iter::from_fn(|| joiner.poll_action()).collect();
 //! assert!(actions.contains(&Action::Dial(a.addr)));
 //!
-//! // The transport connected them: each side is told, with the direction.
-//! seed.handle_connected(b, Direction::Inbound, now);
-//! joiner.handle_connected(a, Direction::Outbound { dialed: a.addr }, now);
+//! // The transport connected them. The joiner is told which of its dials this answers; the seed,
+//! // which was dialed, is told `None`.
+//! seed.handle_connected(b, None, now);
+//! joiner.handle_connected(a, Some(a.addr), now);
 //!
 //! // The joiner now sends `Join`; the driver delivers it to the seed.
 //! let join = Action::Send { to: a.id, message: Message::Join };
@@ -87,7 +88,7 @@ pub mod core;
 pub mod wire;
 
 pub use crate::core::{
-    Action, CloseReason, Config, Direction, DisconnectReason, Event, InvalidConfig, LinkDirection,
-    MAX_LIST_LEN, Membership, Message, NodeInfo, NodeState, PeerInfo, QueryError, Timer,
+    Action, CloseReason, Config, Direction, Event, InvalidConfig, LinkEnd, MAX_LIST_LEN, Membership, Message,
+    NodeInfo, NodeState, PeerInfo, QueryError, Timer,
 };
 pub use wire::WireError;

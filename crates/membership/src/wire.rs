@@ -15,7 +15,7 @@ use std::time::Duration;
 use dotray_codec::proto::{self, Body, BodyKind};
 use dotray_codec::{NODE_ID_LEN, NodeId};
 
-use crate::core::{CloseReason, DisconnectReason, LinkDirection, Message, NodeInfo, NodeState, PeerInfo};
+use crate::core::{CloseReason, Direction, LinkEnd, Message, NodeInfo, NodeState, PeerInfo};
 
 pub use crate::core::MAX_LIST_LEN;
 
@@ -31,12 +31,12 @@ pub fn goodbye_reason(reason: CloseReason) -> proto::GoodbyeReason {
     }
 }
 
-/// What a goodbye received from a peer means to the core.
-pub fn disconnect_reason(goodbye: proto::GoodbyeReason) -> DisconnectReason {
+/// How a link ended that the peer closed with `goodbye`.
+pub fn link_end(goodbye: proto::GoodbyeReason) -> LinkEnd {
     match goodbye {
-        proto::GoodbyeReason::Shutdown => DisconnectReason::PeerLeft,
-        proto::GoodbyeReason::Replaced => DisconnectReason::PeerReplaced,
-        _ => DisconnectReason::PeerClosed,
+        proto::GoodbyeReason::Shutdown => LinkEnd::PeerLeft,
+        proto::GoodbyeReason::Replaced => LinkEnd::PeerReplaced,
+        _ => LinkEnd::PeerClosed,
     }
 }
 
@@ -93,8 +93,8 @@ fn node_info(info: NodeInfo) -> proto::NodeInfo {
     };
     let direction = match info.direction {
         None => proto::Direction::Unspecified,
-        Some(LinkDirection::Inbound) => proto::Direction::Inbound,
-        Some(LinkDirection::Outbound) => proto::Direction::Outbound,
+        Some(Direction::Inbound) => proto::Direction::Inbound,
+        Some(Direction::Outbound) => proto::Direction::Outbound,
     };
     proto::NodeInfo {
         node: Some(record(info.peer)),
@@ -116,8 +116,8 @@ impl From<Message> for Body {
             Message::ForwardJoin { node, ttl } => {
                 Body::ForwardJoin(proto::ForwardJoin { node: Some(record(node)), ttl })
             }
-            Message::Neighbor { high_priority } => Body::Neighbor(proto::Neighbor { high_priority }),
-            Message::NeighborReply { accepted } => Body::NeighborReply(proto::NeighborReply { accepted }),
+            Message::Neighbour { high_priority } => Body::Neighbour(proto::Neighbour { high_priority }),
+            Message::NeighbourReply { accepted } => Body::NeighbourReply(proto::NeighbourReply { accepted }),
             Message::PeerExchangeRequest { origin, ttl, peers, exchange_id } => {
                 Body::PeerExchangeRequest(proto::PeerExchangeRequest {
                     origin: Some(record(origin)),
@@ -184,8 +184,8 @@ fn parse_node_info(info: proto::NodeInfo) -> Result<NodeInfo, WireError> {
     };
     let direction = match proto::Direction::try_from(info.direction) {
         Ok(proto::Direction::Unspecified) => None,
-        Ok(proto::Direction::Inbound) => Some(LinkDirection::Inbound),
-        Ok(proto::Direction::Outbound) => Some(LinkDirection::Outbound),
+        Ok(proto::Direction::Inbound) => Some(Direction::Inbound),
+        Ok(proto::Direction::Outbound) => Some(Direction::Outbound),
         Err(_) => return Err(WireError::BadEnum { field: "NodeInfo.direction", value: info.direction }),
     };
     Ok(NodeInfo {
@@ -206,8 +206,8 @@ impl TryFrom<Body> for Message {
             Body::ForwardJoin(m) => {
                 Message::ForwardJoin { node: parse_record(m.node, "ForwardJoin.node")?, ttl: m.ttl }
             }
-            Body::Neighbor(m) => Message::Neighbor { high_priority: m.high_priority },
-            Body::NeighborReply(m) => Message::NeighborReply { accepted: m.accepted },
+            Body::Neighbour(m) => Message::Neighbour { high_priority: m.high_priority },
+            Body::NeighbourReply(m) => Message::NeighbourReply { accepted: m.accepted },
             Body::PeerExchangeRequest(m) => Message::PeerExchangeRequest {
                 origin: parse_record(m.origin, "PeerExchangeRequest.origin")?,
                 ttl: m.ttl,
@@ -249,6 +249,14 @@ mod tests {
         PeerInfo::new(NodeId::from_bytes([i; 16]), SocketAddr::from(([127, 0, 0, 1], 2000 + u16::from(i))))
     }
 
+    #[test]
+    fn a_goodbye_means_to_the_peer_what_the_closing_core_meant() {
+        use CloseReason::*;
+        for reason in [Replaced, Shutdown, ProtocolViolation, Timeout, TooManyConnections, Done] {
+            assert_eq!(link_end(goodbye_reason(reason)), reason.seen_by_peer(), "{reason:?}");
+        }
+    }
+
     fn round_trip(message: Message) {
         let envelope = proto::Envelope::from(message.clone());
         assert_eq!(Message::try_from(envelope), Ok(message));
@@ -258,8 +266,8 @@ mod tests {
     fn every_message_round_trips() {
         round_trip(Message::Join);
         round_trip(Message::ForwardJoin { node: peer(1), ttl: 6 });
-        round_trip(Message::Neighbor { high_priority: true });
-        round_trip(Message::NeighborReply { accepted: false });
+        round_trip(Message::Neighbour { high_priority: true });
+        round_trip(Message::NeighbourReply { accepted: false });
         round_trip(Message::PeerExchangeRequest {
             origin: peer(1),
             ttl: 3,
@@ -278,7 +286,7 @@ mod tests {
                     state: NodeState::Active,
                     rtt: Some(Duration::from_micros(1500)),
                     last_seen_ago: Some(Duration::from_millis(20)),
-                    direction: Some(LinkDirection::Outbound),
+                    direction: Some(Direction::Outbound),
                 },
                 NodeInfo {
                     peer: peer(2),

@@ -28,14 +28,16 @@
 //!
 //! ### Where dotray departs from the paper, and why
 //!
+//! This is the one place where the design story is told; the code and `docs/ARCHITECTURE.md` link
+//! here, and the measurements behind each choice are dated in `docs/PERFORMANCE.md`.
+//!
 //! The paper's evaluation sends one message at a time. With one publisher, textbook Plumtree turns
 //! the eager links into a spanning tree and the redundancy goes to 0. With many origins sending at once
-//! it does not settle, and we measured why (`dotray-sim`, 100 nodes, a message every 5 ms from a
-//! random origin, every duplicate reception classified by cause in the `duplicates_*` counters):
-//! pruning on *every* duplicate cuts each cycle of the eager graph in several places at once
-//! (messages of different origins meet themselves at different links of the same cycle), the eager
-//! graph falls apart into a dozen pieces, every node at the edge of a piece grafts, which makes new
-//! cycles, and so on: RMR about 0.75, 140,000 prunes and 80,000 grafts for 2,000 messages. So:
+//! it does not settle (the simulator classifies every duplicate reception by cause in the
+//! `duplicates_*` counters, which is how this was found): pruning on *every* duplicate cuts each
+//! cycle of the eager graph in several places at once (messages of different origins meet themselves
+//! at different links of the same cycle), the eager graph falls apart into pieces, every node at the
+//! edge of a piece grafts, which makes new cycles, and so on. So:
 //!
 //! * **one pruning origin.** Only messages from one origin change the tree by pruning: the *pruning
 //!   origin*, the smallest origin id heard from within `Config::prune_origin_timeout`, which every
@@ -44,14 +46,12 @@
 //!   at exactly one link per cycle, and the messages of one origin follow the same paths one after
 //!   the other, so each cycle is cut exactly once and the tree never falls apart. A single publisher is
 //!   its own pruning origin: that case is textbook Plumtree. Duplicates of other origins' messages
-//!   are only counted; they vanish once the tree is a tree. Measured: with optimisation swaps still
-//!   allowed for every origin, they alone kept cutting the tree in several places (bursts of hundreds
-//!   of grafts); restricted, the second half of a 2,000-message run at 100 nodes has almost no graft
-//!   and an RMR of 0–0.008.
+//!   are only counted; they vanish once the tree is a tree. The optimisation swaps are restricted the
+//!   same way: allowed for every origin, they alone kept cutting the tree in several places.
 //! * **long graft timeout.** A graft fired while the tree copy is merely slow (*premature*) closes a
 //!   cycle, which costs redundancy until the pruning origin's next message cuts it. So
-//!   `graft_timeout` is 400 ms (adaptive up to `max_graft_timeout`: twice the measured lag between a
-//!   digest and the tree copy), well above the link latency, as in the paper.
+//!   `graft_timeout` is well above the link latency, as in the paper, and adapts (up to
+//!   `max_graft_timeout`) to twice the lag measured between a digest and the tree copy.
 //! * a graft makes its link eager on both sides (textbook), but a graft round makes at most one link
 //!   eager: retries to other announcers only repair, so a message nobody can serve does not turn
 //!   every link eager one retry at a time.

@@ -9,7 +9,7 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use dotray_codec::NodeId;
-use dotray_membership::core::{CloseReason, Config, Direction, DisconnectReason, PeerInfo};
+use dotray_membership::core::{CloseReason, Config, LinkEnd, PeerInfo};
 use dotray_node::core::{Action, Event, NodeCore, PeerMessage, Timer};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -92,7 +92,7 @@ enum SimEvent {
         conn: ConnId,
         node: NodeIdx,
         peer: NodeIdx,
-        reason: DisconnectReason,
+        reason: LinkEnd,
     },
 }
 
@@ -273,7 +273,7 @@ impl Sim {
             let side = c.side(node);
             c.open[side] = false;
             if !silent {
-                self.schedule_close(conn, node, peer, DisconnectReason::Failed);
+                self.schedule_close(conn, node, peer, LinkEnd::Failed);
             }
             self.gc(conn);
         }
@@ -485,7 +485,7 @@ impl Sim {
             self.gc(old);
             let now = self.instant();
             let from_id = self.nodes[from].info.id;
-            self.nodes[to].core.handle_disconnected(from_id, DisconnectReason::Failed, now);
+            self.nodes[to].core.handle_disconnected(from_id, LinkEnd::Failed, now);
             self.drain(to);
         }
         if self.nodes[from].conns.contains_key(&to) {
@@ -503,7 +503,7 @@ impl Sim {
         self.queue.push(arrival, SimEvent::Connected { conn, node: from, dialed });
         let now = self.instant();
         let from_info = self.nodes[from].info;
-        self.nodes[to].core.handle_connected(from_info, Direction::Inbound, now);
+        self.nodes[to].core.handle_connected(from_info, None, now);
         self.drain(to);
     }
 
@@ -531,7 +531,7 @@ impl Sim {
         self.nodes[node].conns.insert(peer, conn);
         let now = self.instant();
         let peer_info = self.nodes[peer].info;
-        self.nodes[node].core.handle_connected(peer_info, Direction::Outbound { dialed }, now);
+        self.nodes[node].core.handle_connected(peer_info, Some(dialed), now);
         self.drain(node);
     }
 
@@ -583,20 +583,20 @@ impl Sim {
         self.schedule_close(conn, node, peer, reason.seen_by_peer());
         self.gc(conn);
         let now = self.instant();
-        self.nodes[node].core.handle_disconnected(peer_id, DisconnectReason::Local, now);
+        self.nodes[node].core.handle_disconnected(peer_id, LinkEnd::Local, now);
     }
 
-    fn schedule_close(&mut self, conn: ConnId, from: NodeIdx, _to: NodeIdx, reason: DisconnectReason) {
+    fn schedule_close(&mut self, conn: ConnId, from: NodeIdx, _to: NodeIdx, reason: LinkEnd) {
         self.schedule_in_pipe(conn, from, |to| SimEvent::Closed { conn, node: to, peer: from, reason });
     }
 
-    fn closed(&mut self, conn: ConnId, node: NodeIdx, peer: NodeIdx, reason: DisconnectReason) {
+    fn closed(&mut self, conn: ConnId, node: NodeIdx, peer: NodeIdx, reason: LinkEnd) {
         if !self.nodes[node].alive {
             return;
         }
         let now = self.instant();
         let peer_id = self.nodes[peer].info.id;
-        if reason != DisconnectReason::Local {
+        if reason != LinkEnd::Local {
             // A goodbye or reset from the peer.
             let Some(c) = self.conns.get_mut(&conn) else { return };
             let side = c.side(node);

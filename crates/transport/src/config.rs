@@ -61,26 +61,21 @@ pub struct Config {
     /// the frames of one read (up to `max_read_buffer_len` bytes), so this bounds the bytes waiting
     /// here too. Default 8: up to ~2 MB of frames wait, enough to keep the layer above busy while
     /// connections read. Frames are slices of the read buffers, so every waiting event keeps a read
-    /// buffer from being reused: at 64, a reader on one busy connection ran up to 16 MB ahead of the
-    /// layer above, each read went to memory freshly allocated (and page-faulted) instead of a warm
-    /// buffer, and the transport benchmark spent 20–40% more CPU (200,000–300,000 page faults per
-    /// benchmark invocation against 22,000–97,000 at 4 or 8). `cargo xtask bench` rows were the same within
-    /// noise at 4, 8 and 64. Much more only adds latency and memory when the layer above is the
-    /// bottleneck (at 4,096, a CPU-bound node buffered hundreds of MB before back-pressure reached the
-    /// publisher).
+    /// buffer from being reused: with many more, a reader on a busy connection runs megabytes ahead of
+    /// the layer above into freshly allocated (and page-faulted) memory instead of warm buffers, and a
+    /// CPU-bound node buffers that much more before back-pressure reaches the publisher (figures in
+    /// `docs/PERFORMANCE.md`).
     pub event_queue_len: usize,
     /// Room kept in each connection's read buffer for the next read, while the peer sends little.
     /// Default 64 KiB: one read syscall takes in dozens of small frames or one 64 KiB frame; the buffer
     /// grows up to one maximum frame when a larger frame arrives. Every connection's buffer is filled in
-    /// turn, so this is resident memory per connection: at 256 KiB for every connection, 128 nodes in
-    /// one process (`cargo xtask bench`, 5 links each) held ~40 MB more than at 64 KiB.
+    /// turn, so this is resident memory per connection, for every connection of the node.
     pub read_buffer_len: usize,
     /// Largest room a connection's reads grow to while the peer keeps more queued than one read takes
     /// (each read that fills its room doubles it; a read of less than an eighth halves it, down to
-    /// `read_buffer_len`). Default 256 KiB: on one loopback connection of 1 KiB frames (the transport
-    /// benchmark), 37% fewer read syscalls than reads of 64 KiB, and 5–13% less CPU (2 paired runs).
-    /// Only connections that carry a burst grow, and only while it lasts; at or below
-    /// `read_buffer_len`, reads never grow.
+    /// `read_buffer_len`). Default 256 KiB: a busy connection of small frames makes a third fewer read
+    /// syscalls than with reads of 64 KiB. Only connections that carry a burst grow, and only while
+    /// it lasts; at or below `read_buffer_len`, reads never grow.
     pub max_read_buffer_len: usize,
     /// Length of the kernel's queue of connections waiting to be accepted (the `listen` backlog). A burst
     /// of connection attempts beyond it is dropped by the kernel before this node sees it. Default 1024

@@ -55,19 +55,21 @@ pub(crate) type DialReply = oneshot::Sender<Result<ConnectedPeer, DialError>>;
 pub(crate) async fn run(
     ctx: Arc<Context>,
     stream: TcpStream,
-    direction: Direction,
+    dialed: Option<SocketAddr>,
     _permit: OwnedSemaphorePermit,
     reply: Option<DialReply>,
 ) {
+    let direction = if dialed.is_some() { Direction::Outbound } else { Direction::Inbound };
     let remote = stream.peer_addr().unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)));
     let span = info_span!(parent: &ctx.span, "conn", %remote, outbound = direction.is_outbound(), peer = field::Empty);
-    run_inner(ctx, stream, direction, remote, reply).instrument(span).await
+    run_inner(ctx, stream, direction, dialed, remote, reply).instrument(span).await
 }
 
 async fn run_inner(
     ctx: Arc<Context>,
     stream: TcpStream,
     direction: Direction,
+    dialed: Option<SocketAddr>,
     remote: SocketAddr,
     reply: Option<DialReply>,
 ) {
@@ -121,10 +123,7 @@ async fn run_inner(
         conn_id,
         outbound: direction.is_outbound(),
         nonce: peer.nonce,
-        dialed: match direction {
-            Direction::Outbound { dialed } => Some(dialed),
-            Direction::Inbound => None,
-        },
+        dialed,
         listen_addr: peer.listen_addr,
         remote_addr: remote,
         local_addr,
@@ -157,6 +156,7 @@ async fn run_inner(
         remote_addr: remote,
         local_addr,
         direction,
+        dialed,
         sender: PeerSender { shared: shared.clone() },
     };
     debug!(listen = ?peer.listen_addr, "connected");
@@ -218,11 +218,10 @@ async fn write_loop(ctx: Arc<Context>, mut writer: OwnedWriteHalf, shared: Arc<C
         }
         // Let every other task that is ready run once before writing: the tasks that feed this queue
         // (a router relaying a batch of frames it just read, a publisher) usually have more frames to
-        // add, and they join this write instead of each costing a syscall of its own. Without it the
-        // writer, woken on the other core by the first frame, wrote one to three frames per `writev`:
-        // measured with `cargo xtask bench` (32 nodes, 10,000 × 1 KiB), six times fewer `writev` and
-        // half the `recvfrom` calls, 40% less CPU and 50–60% more goodput. Costs one extra poll per
-        // batch; under light load the delay is a scheduler turn (microseconds).
+        // add, and they join this write instead of each costing a syscall of its own (without it the
+        // writer, woken on the other core by the first frame, writes one to three frames per
+        // `writev`; see docs/PERFORMANCE.md). Costs one extra poll per batch; under light load the
+        // delay is a scheduler turn (microseconds).
         tokio::task::yield_now().await;
         // Everything queued by now, up to one write's worth (a split frame is two slices).
         let (bytes, frames) = shared.take_batch(&mut batch, MAX_WRITE_SLICES, batch_bytes);
@@ -321,7 +320,7 @@ async fn handshake_failed(
         write_goodbye(&mut writer, reason, &error.to_string()).await;
     }
     match direction {
-        Direction::Outbound { .. } => finish_failed_dial(reply, DialError::Handshake(error)),
+        Direction::Outbound => finish_failed_dial(reply, DialError::Handshake(error)),
         Direction::Inbound => {
             // Reported only if the event channel has room: a flood of bad connections must not keep
             // sockets (their inbound permits) or tasks waiting for the layer above to read.

@@ -9,29 +9,10 @@
 
 use std::net::SocketAddr;
 
-use dotray_codec::NodeId;
 use dotray_codec::proto::Envelope;
+use dotray_codec::{Direction, NodeId};
 
 use crate::{DialError, DisconnectReason, HandshakeError, PeerSender};
-
-/// Which side opened a connection.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Direction {
-    /// The peer dialed us.
-    Inbound,
-    /// We dialed the peer at `dialed`.
-    Outbound {
-        /// The address we dialed (which may differ from the peer's advertised listen address).
-        dialed: SocketAddr,
-    },
-}
-
-impl Direction {
-    /// True for [`Direction::Outbound`].
-    pub fn is_outbound(&self) -> bool {
-        matches!(self, Self::Outbound { .. })
-    }
-}
 
 /// A connection that completed its handshake.
 #[derive(Debug, Clone)]
@@ -47,6 +28,9 @@ pub struct ConnectedPeer {
     pub local_addr: SocketAddr,
     /// Who dialed.
     pub direction: Direction,
+    /// The address this node dialed, for an outbound connection (it may differ from the peer's
+    /// advertised listen address); `None` for an inbound one.
+    pub dialed: Option<SocketAddr>,
     /// Queue frames to the peer through this; cheap to clone, no locks.
     pub sender: PeerSender,
 }

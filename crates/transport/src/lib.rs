@@ -92,7 +92,8 @@ mod transport;
 
 pub use ban::Ban;
 pub use config::{Config, InvalidConfig, MAX_NETWORK_ID_LEN, MAX_WRITE_SLICES};
+pub use dotray_codec::Direction;
 pub use error::{DialError, DisconnectReason, HandshakeError, SendError, StartError};
-pub use event::{ConnectedPeer, Direction, TransportEvent};
+pub use event::{ConnectedPeer, TransportEvent};
 pub use peer_sender::PeerSender;
 pub use transport::{Events, PeerSummary, Transport, TransportStats};

@@ -12,7 +12,6 @@ use dotray_codec::proto::GoodbyeReason;
 use tokio::net::TcpListener;
 use tracing::{Instrument, debug, warn};
 
-use crate::Direction;
 use crate::context::Context;
 
 pub(crate) async fn accept_loop(ctx: Arc<Context>, listener: TcpListener) {
@@ -35,7 +34,7 @@ pub(crate) async fn accept_loop(ctx: Arc<Context>, listener: TcpListener) {
         match ctx.inbound.clone().try_acquire_owned() {
             Ok(permit) => {
                 ctx.stats.inbound_accepted.fetch_add(1, Ordering::Relaxed);
-                let task = crate::connection::run(ctx.clone(), stream, Direction::Inbound, permit, None);
+                let task = crate::connection::run(ctx.clone(), stream, None, permit, None);
                 ctx.tracker.spawn(task.in_current_span());
             }
             Err(_) => {

@@ -69,8 +69,8 @@ pub(crate) struct ConnShared {
     max_frame_len: usize,
     /// Cancelled when the connection starts closing, for any reason.
     pub(crate) close: CancellationToken,
-    /// Set by `begin_close`: the per-send check. (`CancellationToken::is_cancelled` takes a lock; on
-    /// the send path, once per frame per peer, that showed in the benchmark's profile.)
+    /// Set by `begin_close`: the per-send check. (`CancellationToken::is_cancelled` takes a lock, too
+    /// much for the send path, where it runs once per frame per peer.)
     closed: AtomicBool,
     /// The first close request wins; later ones are ignored.
     closing: Mutex<Option<Closing>>,

@@ -32,9 +32,8 @@ const MIN_BATCH_CAPACITY: usize = 8;
 /// Read buffers whose frames may still be in use upstream, kept per connection for reuse; each is at
 /// most twice the largest read room, and they are freed when the connection goes quiet (at the next
 /// idle-timer check, at most `idle_timeout` later). More would find a free one more often on a busy
-/// connection (the transport benchmark at 64 KiB frames: 8 cut page faults fourfold and gained 20–55%
-/// throughput), but they are memory every connection that carried a burst keeps: with 4 here (and 8 in
-/// the frame encoder), 128 nodes in one process (`cargo xtask bench`) went over their 256 MiB budget.
+/// connection of large frames, but they are memory every connection that carried a burst keeps, and
+/// a node holds one connection per neighbour (figures in `docs/PERFORMANCE.md`).
 const RETIRED_READ_BUFFERS: usize = 2;
 
 /// How many bytes the next read offers the kernel: between `Config::read_buffer_len` and
@@ -147,8 +146,7 @@ pub(crate) async fn read_loop(
 /// event. Returns why the connection ends, if a frame ends it or the layer above is gone.
 ///
 /// `batch_len` is the length of the previous batch: the next one is allocated that large up front.
-/// (Growing each batch from empty reallocated and copied it up to eight times: `Vec` growth was 3%
-/// of the CPU of `cargo xtask bench` with 32 publishers.)
+/// (Growing each batch from empty would reallocate and copy it up to eight times.)
 async fn decode_and_emit(
     ctx: &Context,
     decoder: &mut FrameCodec,

@@ -17,7 +17,7 @@ use crate::ban::{Ban, BanList};
 use crate::context::{Context, Counters};
 use crate::handshake::LocalHello;
 use crate::registry::Registry;
-use crate::{Config, ConnectedPeer, DialError, Direction, PeerSender, SendError, StartError, TransportEvent};
+use crate::{Config, ConnectedPeer, DialError, PeerSender, SendError, StartError, TransportEvent};
 
 /// The receiving end of the transport's events.
 pub type Events = mpsc::Receiver<TransportEvent>;
@@ -272,13 +272,7 @@ async fn dial(ctx: Arc<Context>, addr: SocketAddr) -> Result<ConnectedPeer, Dial
         },
     };
     let (reply, outcome) = oneshot::channel();
-    let task = crate::connection::run(
-        ctx.clone(),
-        stream,
-        Direction::Outbound { dialed: addr },
-        permit,
-        Some(reply),
-    );
+    let task = crate::connection::run(ctx.clone(), stream, Some(addr), permit, Some(reply));
     ctx.tracker.spawn(task);
     outcome.await.unwrap_or(Err(DialError::Shutdown))
 }

@@ -160,15 +160,15 @@ pub struct ForwardJoin {
 }
 /// Request to become active neighbours over this connection (HyParView NEIGHBOR).
 #[derive(Clone, Copy, PartialEq, Eq, Hash, ::prost::Message)]
-pub struct Neighbor {
+pub struct Neighbour {
     /// True when the sender has no active neighbours at all: the receiver must accept, evicting one of
     /// its own active peers if it has to. False for an ordinary replacement the receiver may refuse.
     #[prost(bool, tag = "1")]
     pub high_priority: bool,
 }
-/// Answer to `Neighbor`.
+/// Answer to `Neighbour`.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, ::prost::Message)]
-pub struct NeighborReply {
+pub struct NeighbourReply {
     /// True: the connection is now an active link on both sides. False: refused (the receiver's active
     /// view is full); the requester closes the connection and tries another backup.
     #[prost(bool, tag = "1")]
@@ -443,9 +443,9 @@ pub mod envelope {
         #[prost(message, tag = "13")]
         ForwardJoin(super::ForwardJoin),
         #[prost(message, tag = "14")]
-        Neighbor(super::Neighbor),
+        Neighbour(super::Neighbour),
         #[prost(message, tag = "15")]
-        NeighborReply(super::NeighborReply),
+        NeighbourReply(super::NeighbourReply),
         #[prost(message, tag = "16")]
         PeerExchangeRequest(super::PeerExchangeRequest),
         #[prost(message, tag = "17")]

@@ -67,8 +67,8 @@ pub(crate) fn body() -> impl Strategy<Value = Body> {
         Just(Body::Join(proto::Join {})),
         (peer(), any::<u32>())
             .prop_map(|(node, ttl)| Body::ForwardJoin(proto::ForwardJoin { node: Some(node), ttl })),
-        any::<bool>().prop_map(|high_priority| Body::Neighbor(proto::Neighbor { high_priority })),
-        any::<bool>().prop_map(|accepted| Body::NeighborReply(proto::NeighborReply { accepted })),
+        any::<bool>().prop_map(|high_priority| Body::Neighbour(proto::Neighbour { high_priority })),
+        any::<bool>().prop_map(|accepted| Body::NeighbourReply(proto::NeighbourReply { accepted })),
         (peer(), any::<u32>(), peers(), any::<u64>()).prop_map(|(origin, ttl, peers, exchange_id)| {
             Body::PeerExchangeRequest(proto::PeerExchangeRequest {
                 origin: Some(origin),

@@ -1,5 +1,5 @@
 //! What the core asks its driver to do ([`Action`]), what it tells the layers above ([`Event`]), and
-//! the connection facts the driver reports in ([`Direction`], [`DisconnectReason`]).
+//! why a connection closed, as the driver reports it ([`LinkEnd`]).
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -93,30 +93,18 @@ pub enum CloseReason {
 
 impl CloseReason {
     /// Why the peer sees the connection close, once it reads this node's goodbye.
-    pub fn seen_by_peer(self) -> DisconnectReason {
+    pub fn seen_by_peer(self) -> LinkEnd {
         match self {
-            Self::Shutdown => DisconnectReason::PeerLeft,
-            Self::Replaced => DisconnectReason::PeerReplaced,
-            _ => DisconnectReason::PeerClosed,
+            Self::Shutdown => LinkEnd::PeerLeft,
+            Self::Replaced => LinkEnd::PeerReplaced,
+            _ => LinkEnd::PeerClosed,
         }
     }
 }
 
-/// Which side opened a connection, as the driver reports it in `handle_connected`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Direction {
-    /// The peer dialed us.
-    Inbound,
-    /// We dialed the peer at `dialed` (the address of the `Action::Dial`).
-    Outbound {
-        /// The address of the dial this connection answers.
-        dialed: SocketAddr,
-    },
-}
-
 /// Why a connection closed, as the driver reports it in `handle_disconnected`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum DisconnectReason {
+pub enum LinkEnd {
     /// This node closed it ([`Action::Disconnect`]) or is shutting down.
     Local,
     /// The peer said goodbye with `Shutdown`: it leaves the network. Forget it.

@@ -84,7 +84,7 @@ pub struct Config {
     /// Default 4 (about once a minute): every node of the network does this, so a seed receives
     /// `n / (heal_interval * heal_seed_every)` such connections per second — 17/s for 1,000 nodes. More
     /// often would make seeds hot spots; partitions shorter than the address failure budget heal
-    /// through the peers declared down anyway (measured with `cargo xtask sim membership`).
+    /// through the peers declared down anyway (`cargo xtask sim membership` checks both).
     pub heal_seed_every: u32,
     /// How long a connection outside the active view (a join, a neighbour request, a peer-exchange reply,
     /// a node query) may stay open, and how long a dial intent is remembered.
@@ -114,7 +114,7 @@ pub struct Config {
     /// How long to leave a peer alone after it refused to become our neighbour (its view was full).
     ///
     /// Default 10 s: its view will not change much sooner; meanwhile we try other passive peers.
-    pub neighbor_refusal_backoff: Duration,
+    pub neighbour_refusal_backoff: Duration,
     /// Most entries in a node-query answer, whatever the asker wants.
     ///
     /// Default 64: the whole view (5 + 30) fits with room to spare; bounded so a query cannot make us send
@@ -147,7 +147,7 @@ impl Default for Config {
             backoff_initial: Duration::from_secs(1),
             backoff_max: Duration::from_secs(60),
             max_dial_failures: 8,
-            neighbor_refusal_backoff: Duration::from_secs(10),
+            neighbour_refusal_backoff: Duration::from_secs(10),
             max_query_nodes: 64,
             sweep_interval: Duration::from_secs(1),
         }

@@ -1,4 +1,4 @@
-//! Joining, `ForwardJoin` random walks, `Neighbor` requests, keeping the active view full, and healing.
+//! Joining, `ForwardJoin` random walks, `Neighbour` requests, keeping the active view full, and healing.
 //!
 //! HyParView's join (paper, section 4.2), as implemented here:
 //!
@@ -11,7 +11,7 @@
 //!    node and asks to become its neighbour. So a join creates about `active_view_capacity` links spread
 //!    over the overlay, and the seed holds only one of them.
 //!
-//! A `Neighbor` request is accepted when the receiver's active view has room, when it is of high
+//! A `Neighbour` request is accepted when the receiver's active view has room, when it is of high
 //! priority (the requester has no active peer at all), when the receiver had declared the requester
 //! down (a peer that answers again after being declared down is most likely coming back from a
 //! partition, and relinking it is what merges the two halves), or shortly after the receiver sent a
@@ -42,7 +42,7 @@ use rand::Rng;
 use rand::seq::IndexedRandom;
 
 use super::{
-    ActivePeer, Awaiting, CloseReason, Event, Fate, LinkDirection, Membership, Message, PeerInfo, Purpose,
+    ActivePeer, Awaiting, CloseReason, Direction, Event, Fate, Membership, Message, PeerInfo, Purpose,
     RttEstimator, Timer, usable,
 };
 use crate::core::Action;
@@ -53,21 +53,21 @@ impl<R: Rng> Membership<R> {
         match purpose {
             Purpose::Join => {
                 let direction = self.transient[&peer.id].direction;
-                // The `Join` goes out before `NeighbourUp` (as a `NeighborReply` does, see
-                // `on_neighbor`): the contact treats us as a neighbour, and listens to the layers
+                // The `Join` goes out before `NeighbourUp` (as a `NeighbourReply` does, see
+                // `on_neighbour`): the contact treats us as a neighbour, and listens to the layers
                 // above (the router's `Sync`), only once it has read it.
                 self.send(peer.id, Message::Join);
                 self.add_active(peer, direction, now);
                 // The walks of this join end at nodes that will ask us to be their neighbour. A new
                 // node has room for them; a node rejoining after a partition has a full view of its
                 // own side, and accepting them anyway is what ties the two sides together.
-                self.accept_neighbors_until = now + self.config.transient_timeout;
+                self.accept_neighbours_until = now + self.config.transient_timeout;
             }
-            Purpose::Neighbor => self.request_neighbor(peer.id),
+            Purpose::Neighbour => self.request_neighbour(peer.id),
             Purpose::Heal => {
                 let was_down = self.passive.get(&peer.id).is_some_and(|e| e.down);
                 if !self.active.is_full() || was_down {
-                    self.request_neighbor(peer.id);
+                    self.request_neighbour(peer.id);
                 } else {
                     self.start_direct_exchange(peer.id, now);
                 }
@@ -80,18 +80,18 @@ impl<R: Rng> Membership<R> {
         }
     }
 
-    /// Sends `Neighbor` over the (transient) connection to `peer` and waits for the reply.
+    /// Sends `Neighbour` over the (transient) connection to `peer` and waits for the reply.
     ///
     /// High priority (the receiver must accept, evicting one of its peers) only when we have no active
     /// peer at all and no other request is waiting for its answer: one forced eviction elsewhere is
     /// enough to get us back into the overlay.
-    fn request_neighbor(&mut self, peer: NodeId) {
-        let waiting = self.transient.values().any(|t| t.awaiting == Awaiting::NeighborReply);
+    fn request_neighbour(&mut self, peer: NodeId) {
+        let waiting = self.transient.values().any(|t| t.awaiting == Awaiting::NeighbourReply);
         let high_priority = self.active.is_empty() && !waiting;
         if let Some(t) = self.transient.get_mut(&peer) {
-            t.awaiting = Awaiting::NeighborReply;
+            t.awaiting = Awaiting::NeighbourReply;
         }
-        self.send(peer, Message::Neighbor { high_priority });
+        self.send(peer, Message::Neighbour { high_priority });
     }
 
     /// Step 1 at the contact: admit the new node and send it on random walks.
@@ -150,47 +150,47 @@ impl<R: Rng> Membership<R> {
     ///
     /// iroh-gossip sends this request with high priority; we send it with low priority, as the wire
     /// protocol reserves high priority for nodes without any neighbour. The joining node accepts such
-    /// requests anyway for `transient_timeout` after its `Join` (see `accept_neighbors_until`), evicting
+    /// requests anyway for `transient_timeout` after its `Join` (see `accept_neighbours_until`), evicting
     /// a random peer of its own when its view is full.
     fn connect_to_joiner(&mut self, node: PeerInfo, now: Instant) {
         if self.transient.contains_key(&node.id) {
-            self.request_neighbor(node.id);
+            self.request_neighbour(node.id);
         } else {
             self.learn(node);
-            self.dial(node.addr, Purpose::Neighbor, now);
+            self.dial(node.addr, Purpose::Neighbour, now);
         }
     }
 
-    /// A `Neighbor` request: accept (room, high priority, or a peer we had declared down) or refuse.
-    pub(super) fn on_neighbor(&mut self, from: NodeId, high_priority: bool, now: Instant) {
+    /// A `Neighbour` request: accept (room, high priority, or a peer we had declared down) or refuse.
+    pub(super) fn on_neighbour(&mut self, from: NodeId, high_priority: bool, now: Instant) {
         if self.active.contains(&from) {
-            self.send(from, Message::NeighborReply { accepted: true });
+            self.send(from, Message::NeighbourReply { accepted: true });
             return;
         }
         let Some(t) = self.transient.get(&from) else { return };
         let (info, direction) = (t.info, t.direction);
         let was_down = self.passive.get(&from).is_some_and(|e| e.down);
-        let just_joined = now < self.accept_neighbors_until;
+        let just_joined = now < self.accept_neighbours_until;
         if high_priority || !self.active.is_full() || was_down || just_joined {
             // The reply goes out before `NeighbourUp` is emitted: the layers above start talking to a
             // new neighbour at once (the router sends its `Sync`), and the requester only treats us
             // as a neighbour, and listens to them, once it has read this reply.
-            self.send(from, Message::NeighborReply { accepted: true });
+            self.send(from, Message::NeighbourReply { accepted: true });
             self.add_active(info, direction, now);
         } else {
             // Refused: the requester closes the connection; keep its address as a backup.
             self.learn(info);
-            self.send(from, Message::NeighborReply { accepted: false });
+            self.send(from, Message::NeighbourReply { accepted: false });
         }
     }
 
-    /// The answer to our `Neighbor` request.
-    pub(super) fn on_neighbor_reply(&mut self, from: NodeId, accepted: bool, now: Instant) {
+    /// The answer to our `Neighbour` request.
+    pub(super) fn on_neighbour_reply(&mut self, from: NodeId, accepted: bool, now: Instant) {
         if self.active.contains(&from) {
             return; // A reply to a request that a join or their request overtook.
         }
         let Some(t) = self.transient.get(&from) else { return };
-        if t.awaiting != Awaiting::NeighborReply {
+        if t.awaiting != Awaiting::NeighbourReply {
             // We asked nothing: the peer breaks the protocol.
             self.violation(from, now);
             return;
@@ -204,7 +204,7 @@ impl<R: Rng> Membership<R> {
     }
 
     /// Makes `info` an active peer, evicting a random one (HyParView DISCONNECT) if the view is full.
-    pub(super) fn add_active(&mut self, info: PeerInfo, direction: LinkDirection, now: Instant) {
+    pub(super) fn add_active(&mut self, info: PeerInfo, direction: Direction, now: Instant) {
         if self.active.contains(&info.id) {
             return;
         }
@@ -236,19 +236,19 @@ impl<R: Rng> Membership<R> {
 
     /// A neighbour request to `peer` was refused (or its connection closed before an answer).
     pub(super) fn note_refusal(&mut self, peer: NodeId, now: Instant) {
-        let wait = self.jittered(self.config.neighbor_refusal_backoff);
+        let wait = self.jittered(self.config.neighbour_refusal_backoff);
         if let Some(e) = self.passive.get_mut(&peer) {
             e.retry_at = Some(now + wait);
         }
         self.refill_refusals = self.refill_refusals.saturating_add(1);
-        let pause = self.backoff(self.refill_refusals).min(self.config.neighbor_refusal_backoff);
+        let pause = self.backoff(self.refill_refusals).min(self.config.neighbour_refusal_backoff);
         self.refill_not_before = now + pause;
     }
 
     /// Neighbour requests in flight (dialing for one, or waiting for the reply).
-    fn pending_neighbor_requests(&self) -> usize {
-        let dialing = self.dials.values().filter(|i| matches!(i.purpose, Purpose::Neighbor | Purpose::Join));
-        let waiting = self.transient.values().filter(|t| t.awaiting == Awaiting::NeighborReply);
+    fn pending_neighbour_requests(&self) -> usize {
+        let dialing = self.dials.values().filter(|i| matches!(i.purpose, Purpose::Neighbour | Purpose::Join));
+        let waiting = self.transient.values().filter(|t| t.awaiting == Awaiting::NeighbourReply);
         dialing.count() + waiting.count()
     }
 
@@ -269,7 +269,7 @@ impl<R: Rng> Membership<R> {
             self.schedule_refill(self.refill_not_before);
             return;
         }
-        let pending = self.pending_neighbor_requests();
+        let pending = self.pending_neighbour_requests();
         let wanted = if urgent {
             self.config.active_view_capacity.saturating_sub(pending)
         } else {
@@ -286,8 +286,8 @@ impl<R: Rng> Membership<R> {
                 .collect();
             let Some(&pick) = candidates.choose(&mut self.rng) else { break };
             if self.transient.contains_key(&pick.id) {
-                self.request_neighbor(pick.id);
-            } else if !self.dial(pick.addr, Purpose::Neighbor, now) {
+                self.request_neighbour(pick.id);
+            } else if !self.dial(pick.addr, Purpose::Neighbour, now) {
                 break;
             }
             if !urgent && !low {
@@ -295,7 +295,7 @@ impl<R: Rng> Membership<R> {
             }
         }
         // Nobody at all, and no request under way: join again through a seed.
-        if self.active.is_empty() && self.pending_neighbor_requests() == 0 {
+        if self.active.is_empty() && self.pending_neighbour_requests() == 0 {
             let seeds: Vec<_> = self
                 .seeds
                 .iter()

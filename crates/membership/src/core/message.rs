@@ -7,7 +7,7 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use dotray_codec::NodeId;
+use dotray_codec::{Direction, NodeId};
 
 /// A node as other nodes know it: its id and the address it accepts connections on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -38,12 +38,12 @@ pub enum Message {
         ttl: u32,
     },
     /// Request to become active neighbours over this connection (HyParView NEIGHBOR).
-    Neighbor {
+    Neighbour {
         /// The sender has no active neighbour at all: the receiver must accept.
         high_priority: bool,
     },
-    /// Answer to [`Message::Neighbor`].
-    NeighborReply {
+    /// Answer to [`Message::Neighbour`].
+    NeighbourReply {
         /// True when the link is now active on both sides.
         accepted: bool,
     },
@@ -101,8 +101,8 @@ impl Message {
         match self {
             Self::Join => "join",
             Self::ForwardJoin { .. } => "forward_join",
-            Self::Neighbor { .. } => "neighbor",
-            Self::NeighborReply { .. } => "neighbor_reply",
+            Self::Neighbour { .. } => "neighbour",
+            Self::NeighbourReply { .. } => "neighbour_reply",
             Self::PeerExchangeRequest { .. } => "peer_exchange_request",
             Self::PeerExchangeResponse { .. } => "peer_exchange_response",
             Self::Ping { .. } => "ping",
@@ -126,15 +126,6 @@ pub enum NodeState {
     Down,
 }
 
-/// Which side opened a connection.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum LinkDirection {
-    /// The other node dialed this one.
-    Inbound,
-    /// This node dialed the other.
-    Outbound,
-}
-
 /// What one node knows about another: the answer to [`crate::core::Membership::nodes`] and the entries
 /// of [`Message::NodeQueryResponse`].
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -148,5 +139,5 @@ pub struct NodeInfo {
     /// Time since the describer last heard from it, when ever.
     pub last_seen_ago: Option<Duration>,
     /// Who opened the connection, for connected nodes.
-    pub direction: Option<LinkDirection>,
+    pub direction: Option<Direction>,
 }

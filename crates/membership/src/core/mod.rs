@@ -9,7 +9,7 @@
 //!
 //! The work is split by protocol step, each file an `impl` block of [`Membership`]:
 //!
-//! * `join.rs` — joining through a seed, `ForwardJoin` random walks, `Neighbor` requests, refilling the
+//! * `join.rs` — joining through a seed, `ForwardJoin` random walks, `Neighbour` requests, refilling the
 //!   active view from the passive view, and the healing timer;
 //! * `exchange.rs` — peer exchange (HyParView's shuffle) and merging samples into the passive view;
 //! * `liveness.rs` — ping/pong, round-trip time, declaring peers down, and deadline sweeps;
@@ -45,9 +45,10 @@ use std::time::{Duration, Instant};
 use dotray_codec::NodeId;
 use rand::Rng;
 
-pub use action::{Action, CloseReason, Direction, DisconnectReason, Event};
+pub use action::{Action, CloseReason, Event, LinkEnd};
 pub use config::{Config, InvalidConfig, MAX_LIST_LEN};
-pub use message::{LinkDirection, Message, NodeInfo, NodeState, PeerInfo};
+pub use dotray_codec::Direction;
+pub use message::{Message, NodeInfo, NodeState, PeerInfo};
 pub use query::QueryError;
 pub use rtt::RttEstimator;
 pub use timer::Timer;
@@ -81,8 +82,8 @@ pub struct Membership<R: Rng> {
     /// No low-priority refill attempt before this (rate limit after refusals).
     refill_not_before: Instant,
     refill_refusals: u32,
-    /// Until then, accept every `Neighbor` request: they end the walks of the join we just sent.
-    accept_neighbors_until: Instant,
+    /// Until then, accept every `Neighbour` request: they end the walks of the join we just sent.
+    accept_neighbours_until: Instant,
     /// Heal timer rounds so far (every `heal_seed_every`-th goes to a seed).
     heal_round: u32,
     left: bool,
@@ -99,7 +100,7 @@ struct Backoff {
 #[derive(Debug, Clone)]
 struct Transient {
     info: PeerInfo,
-    direction: LinkDirection,
+    direction: Direction,
     expires: Instant,
     awaiting: Awaiting,
 }
@@ -109,8 +110,8 @@ struct Transient {
 enum Awaiting {
     /// Nothing from our side: the other node opened it and will speak, or we answered and it will close.
     Nothing,
-    /// The answer to our `Neighbor` request.
-    NeighborReply,
+    /// The answer to our `Neighbour` request.
+    NeighbourReply,
     /// The answer to a direct peer exchange (healing).
     ExchangeResponse(u64),
     /// The answer to a node query.
@@ -129,7 +130,7 @@ enum Purpose {
     /// Join the network through this contact (send `Join`).
     Join,
     /// Ask to become active neighbours (refill, or the end of a `ForwardJoin` walk).
-    Neighbor,
+    Neighbour,
     /// Healing: neighbour request if we have room or we had declared it down, else a direct exchange.
     Heal,
     /// Deliver a peer-exchange response to the origin of a walk.
@@ -184,7 +185,7 @@ impl<R: Rng> Membership<R> {
             refill_not_before: now,
             refill_refusals: 0,
             heal_round: 0,
-            accept_neighbors_until: now,
+            accept_neighbours_until: now,
             left: false,
         };
         let ping = now + this.config.ping_interval;
@@ -239,8 +240,10 @@ impl<R: Rng> Membership<R> {
         self.actions.pop_front()
     }
 
-    /// A connection to `peer` completed its handshake. `peer.addr` is its advertised listen address.
-    pub fn handle_connected(&mut self, peer: PeerInfo, direction: Direction, now: Instant) {
+    /// A connection to `peer` completed its handshake. `peer.addr` is its advertised listen address;
+    /// `dialed` is the address of the [`Action::Dial`] this connection answers, or `None` when the
+    /// peer dialed this node.
+    pub fn handle_connected(&mut self, peer: PeerInfo, dialed: Option<SocketAddr>, now: Instant) {
         if self.left {
             self.push(Action::Disconnect { peer: peer.id, reason: CloseReason::Shutdown });
             return;
@@ -256,24 +259,16 @@ impl<R: Rng> Membership<R> {
         }
         // Which dial does this answer? For an inbound connection, a dial of ours to the same node may
         // have lost a race against its dial to us: the one connection serves our intent too.
-        let intent = match direction {
-            Direction::Outbound { dialed } => self.dials.remove(&dialed),
-            Direction::Inbound => self.dials.remove(&peer.addr),
-        };
+        let intent = self.dials.remove(&dialed.unwrap_or(peer.addr));
         // A seed that failed to answer before and answers now: the network is probably coming back
         // together after a long partition (or the seed restarted). Remembered before the success
         // clears its failure count.
-        let seed_returned = match direction {
-            Direction::Outbound { dialed } => self.seed_backoff.get(&dialed).is_some_and(|b| b.failures > 0),
-            Direction::Inbound => false,
-        };
-        self.note_success(&peer, direction, now);
-        let link = match direction {
-            Direction::Inbound => LinkDirection::Inbound,
-            Direction::Outbound { .. } => LinkDirection::Outbound,
-        };
+        let seed_returned =
+            dialed.is_some_and(|dialed| self.seed_backoff.get(&dialed).is_some_and(|b| b.failures > 0));
+        self.note_success(&peer, dialed, now);
+        let link = if dialed.is_some() { Direction::Outbound } else { Direction::Inbound };
         let Some(intent) = intent else {
-            if link == LinkDirection::Outbound {
+            if link == Direction::Outbound {
                 // We gave up on this dial already (it outlived `transient_timeout`).
                 self.push(Action::Disconnect { peer: peer.id, reason: CloseReason::Done });
                 return;
@@ -299,14 +294,12 @@ impl<R: Rng> Membership<R> {
 
     /// The connection to `peer` closed, for `reason`. Reported for every connection that closes,
     /// including those the core closed itself.
-    pub fn handle_disconnected(&mut self, peer: NodeId, reason: DisconnectReason, now: Instant) {
+    pub fn handle_disconnected(&mut self, peer: NodeId, reason: LinkEnd, now: Instant) {
         let fate = match reason {
-            DisconnectReason::Local | DisconnectReason::PeerReplaced | DisconnectReason::PeerClosed => {
-                Fate::Keep
-            }
-            DisconnectReason::PeerLeft => Fate::Forget,
-            DisconnectReason::Failed if self.active.contains(&peer) => Fate::Down,
-            DisconnectReason::Failed => Fate::Keep,
+            LinkEnd::Local | LinkEnd::PeerReplaced | LinkEnd::PeerClosed => Fate::Keep,
+            LinkEnd::PeerLeft => Fate::Forget,
+            LinkEnd::Failed if self.active.contains(&peer) => Fate::Down,
+            LinkEnd::Failed => Fate::Keep,
         };
         self.forget(peer, fate, now);
         self.refill(now);
@@ -338,8 +331,8 @@ impl<R: Rng> Membership<R> {
         match message {
             Message::Join => self.on_join(from, now),
             Message::ForwardJoin { node, ttl } => self.on_forward_join(from, node, ttl, now),
-            Message::Neighbor { high_priority } => self.on_neighbor(from, high_priority, now),
-            Message::NeighborReply { accepted } => self.on_neighbor_reply(from, accepted, now),
+            Message::Neighbour { high_priority } => self.on_neighbour(from, high_priority, now),
+            Message::NeighbourReply { accepted } => self.on_neighbour_reply(from, accepted, now),
             Message::PeerExchangeRequest { origin, ttl, peers, exchange_id } => {
                 self.on_exchange_request(from, origin, ttl, peers, exchange_id, now)
             }
@@ -469,7 +462,7 @@ impl<R: Rng> Membership<R> {
         true
     }
 
-    fn add_transient(&mut self, info: PeerInfo, direction: LinkDirection, awaiting: Awaiting, now: Instant) {
+    fn add_transient(&mut self, info: PeerInfo, direction: Direction, awaiting: Awaiting, now: Instant) {
         let expires = now + self.config.transient_timeout;
         self.transient.insert(info.id, Transient { info, direction, expires, awaiting });
     }
@@ -490,14 +483,14 @@ impl<R: Rng> Membership<R> {
     }
 
     /// A connection came up: the address works.
-    fn note_success(&mut self, peer: &PeerInfo, direction: Direction, now: Instant) {
+    fn note_success(&mut self, peer: &PeerInfo, dialed: Option<SocketAddr>, now: Instant) {
         if let Some(entry) = self.passive.get_mut(&peer.id) {
             entry.failures = 0;
             entry.retry_at = None;
             entry.last_seen = Some(now);
         }
         self.seed_backoff.remove(&peer.addr);
-        if let Direction::Outbound { dialed } = direction {
+        if let Some(dialed) = dialed {
             self.seed_backoff.remove(&dialed);
         }
     }
@@ -527,7 +520,7 @@ impl<R: Rng> Membership<R> {
             self.push(Action::Event(Event::NeighbourDown(peer)));
             Some(active.info)
         } else if let Some(t) = self.transient.remove(&peer) {
-            if t.awaiting == Awaiting::NeighborReply {
+            if t.awaiting == Awaiting::NeighbourReply {
                 self.note_refusal(peer, now);
             }
             Some(t.info)

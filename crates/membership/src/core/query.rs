@@ -14,8 +14,7 @@ use dotray_codec::NodeId;
 use rand::Rng;
 
 use super::{
-    Action, Awaiting, CloseReason, Event, Fate, LinkDirection, Membership, Message, NodeInfo, NodeState,
-    Purpose,
+    Action, Awaiting, CloseReason, Direction, Event, Fate, Membership, Message, NodeInfo, NodeState, Purpose,
 };
 
 /// Why [`Membership::query_node`] could not send a query.
@@ -121,7 +120,7 @@ impl<R: Rng> Membership<R> {
         nodes.truncate(self.config.max_query_nodes);
         // Inbound connections are never closed here: they are the other side's to close.
         let ours = self.transient.get(&from).is_some_and(|t| {
-            t.awaiting == Awaiting::QueryResponse(request_id) && t.direction == LinkDirection::Outbound
+            t.awaiting == Awaiting::QueryResponse(request_id) && t.direction == Direction::Outbound
         });
         if ours {
             self.transient.get_mut(&from).expect("checked").awaiting = Awaiting::Nothing;

@@ -59,8 +59,8 @@ fn down(i: u8) -> Action {
 
 /// Makes `p` an active peer of `m` through an inbound connection and a high-priority request.
 fn make_active(m: &mut Membership<ChaCha8Rng>, p: u8, now: Instant) {
-    m.handle_connected(peer(p), Direction::Inbound, now);
-    m.handle_message(peer(p).id, Message::Neighbor { high_priority: true }, now);
+    m.handle_connected(peer(p), None, now);
+    m.handle_message(peer(p).id, Message::Neighbour { high_priority: true }, now);
     let actions = drain_no_timers(m);
     assert!(actions.contains(&up(p)), "{actions:?}");
 }
@@ -102,7 +102,7 @@ fn first_node_only_arms_its_timers() {
 fn joining_node_dials_its_seed_and_sends_join() {
     let mut m = node(1, vec![peer(2).addr]);
     assert_eq!(drain_no_timers(&mut m), vec![Action::Dial(peer(2).addr)]);
-    m.handle_connected(peer(2), Direction::Outbound { dialed: peer(2).addr }, at(10));
+    m.handle_connected(peer(2), Some(peer(2).addr), at(10));
     // The `Join` before `NeighbourUp`: the contact must read it before anything the layers above
     // send once they hear of the neighbour.
     assert_eq!(drain_no_timers(&mut m), vec![send(2, Message::Join), up(2)]);
@@ -115,7 +115,7 @@ fn contact_admits_the_joiner_and_sends_forward_joins_to_its_other_peers() {
     for p in [2, 3, 4] {
         make_active(&mut m, p, at(0));
     }
-    m.handle_connected(peer(9), Direction::Inbound, at(5));
+    m.handle_connected(peer(9), None, at(5));
     m.handle_message(peer(9).id, Message::Join, at(6));
     let walk = |to| send(to, Message::ForwardJoin { node: peer(9), ttl: 6 });
     assert_eq!(drain_no_timers(&mut m), vec![up(9), walk(2), walk(3), walk(4)]);
@@ -141,35 +141,35 @@ fn forward_join_continues_the_walk_and_keeps_the_joiner_as_passive_at_prwl() {
 }
 
 #[test]
-fn forward_join_ends_with_a_neighbor_request_to_the_joiner() {
+fn forward_join_ends_with_a_neighbour_request_to_the_joiner() {
     let mut m = node(1, vec![]);
     make_active(&mut m, 2, at(0));
     make_active(&mut m, 3, at(0));
     // A huge TTL from the wire is clamped; TTL 0 ends the walk here.
     m.handle_message(peer(2).id, Message::ForwardJoin { node: peer(9), ttl: 0 }, at(1));
     assert_eq!(drain_no_timers(&mut m), vec![Action::Dial(peer(9).addr)]);
-    m.handle_connected(peer(9), Direction::Outbound { dialed: peer(9).addr }, at(2));
-    assert_eq!(drain_no_timers(&mut m), vec![send(9, Message::Neighbor { high_priority: false })]);
-    m.handle_message(peer(9).id, Message::NeighborReply { accepted: true }, at(3));
+    m.handle_connected(peer(9), Some(peer(9).addr), at(2));
+    assert_eq!(drain_no_timers(&mut m), vec![send(9, Message::Neighbour { high_priority: false })]);
+    m.handle_message(peer(9).id, Message::NeighbourReply { accepted: true }, at(3));
     assert_eq!(drain_no_timers(&mut m), vec![up(9)]);
 }
 
 #[test]
-fn a_full_node_refuses_a_low_priority_neighbor_and_accepts_a_high_priority_one() {
+fn a_full_node_refuses_a_low_priority_neighbour_and_accepts_a_high_priority_one() {
     let mut m = node(1, vec![]);
     for p in 2..=6 {
         make_active(&mut m, p, at(0));
     }
-    m.handle_connected(peer(8), Direction::Inbound, at(1));
-    m.handle_message(peer(8).id, Message::Neighbor { high_priority: false }, at(1));
-    assert_eq!(drain_no_timers(&mut m), vec![send(8, Message::NeighborReply { accepted: false })]);
+    m.handle_connected(peer(8), None, at(1));
+    m.handle_message(peer(8).id, Message::Neighbour { high_priority: false }, at(1));
+    assert_eq!(drain_no_timers(&mut m), vec![send(8, Message::NeighbourReply { accepted: false })]);
 
-    m.handle_connected(peer(9), Direction::Inbound, at(2));
-    m.handle_message(peer(9).id, Message::Neighbor { high_priority: true }, at(2));
+    m.handle_connected(peer(9), None, at(2));
+    m.handle_message(peer(9).id, Message::Neighbour { high_priority: true }, at(2));
     let actions = drain_no_timers(&mut m);
-    // The reply first (see `a_neighbor_reply_goes_out_before_neighbour_up`), then a random active peer
+    // The reply first (see `a_neighbour_reply_goes_out_before_neighbour_up`), then a random active peer
     // is replaced (HyParView DISCONNECT) and 9 is admitted.
-    assert_eq!(actions[0], send(9, Message::NeighborReply { accepted: true }));
+    assert_eq!(actions[0], send(9, Message::NeighbourReply { accepted: true }));
     let victim = match &actions[1] {
         Action::Disconnect { peer, reason: CloseReason::Replaced } => *peer,
         other => panic!("unexpected {other:?}"),
@@ -183,14 +183,14 @@ fn a_full_node_refuses_a_low_priority_neighbor_and_accepts_a_high_priority_one()
 }
 
 #[test]
-fn a_refused_neighbor_request_closes_the_connection() {
+fn a_refused_neighbour_request_closes_the_connection() {
     let mut m = node(1, vec![]);
     make_active(&mut m, 2, at(0));
     m.handle_message(peer(2).id, Message::ForwardJoin { node: peer(9), ttl: 0 }, at(1));
     drain(&mut m);
-    m.handle_connected(peer(9), Direction::Outbound { dialed: peer(9).addr }, at(2));
+    m.handle_connected(peer(9), Some(peer(9).addr), at(2));
     drain(&mut m);
-    m.handle_message(peer(9).id, Message::NeighborReply { accepted: false }, at(3));
+    m.handle_message(peer(9).id, Message::NeighbourReply { accepted: false }, at(3));
     let actions = drain_no_timers(&mut m);
     assert_eq!(actions[0], Action::Disconnect { peer: peer(9).id, reason: CloseReason::Done });
     assert_eq!(state_of(&m, 9), Some(NodeState::Passive));
@@ -242,8 +242,8 @@ fn missed_pongs_declare_the_peer_down_and_a_passive_peer_replaces_it() {
     );
     assert_eq!(state_of(&m, 2), Some(NodeState::Down));
     // The replacement has no neighbour left: its request is of high priority.
-    m.handle_connected(peer(7), Direction::Outbound { dialed: peer(7).addr }, at(8010));
-    assert_eq!(drain_no_timers(&mut m), vec![send(7, Message::Neighbor { high_priority: true })]);
+    m.handle_connected(peer(7), Some(peer(7).addr), at(8010));
+    assert_eq!(drain_no_timers(&mut m), vec![send(7, Message::Neighbour { high_priority: true })]);
 }
 
 #[test]
@@ -251,7 +251,7 @@ fn a_goodbye_makes_the_node_replace_the_leaver_at_once_and_forget_it() {
     let mut m = tiny(1);
     make_active(&mut m, 2, at(0));
     learn_passive(&mut m, 2, 7, at(0));
-    m.handle_disconnected(peer(2).id, DisconnectReason::PeerLeft, at(5));
+    m.handle_disconnected(peer(2).id, LinkEnd::PeerLeft, at(5));
     assert_eq!(drain_no_timers(&mut m), vec![down(2), Action::Dial(peer(7).addr)]);
     assert_eq!(state_of(&m, 2), None);
 }
@@ -261,7 +261,7 @@ fn a_replaced_peer_is_kept_as_passive() {
     let mut m = node(1, vec![]);
     make_active(&mut m, 2, at(0));
     make_active(&mut m, 3, at(0));
-    m.handle_disconnected(peer(2).id, DisconnectReason::PeerReplaced, at(5));
+    m.handle_disconnected(peer(2).id, LinkEnd::PeerReplaced, at(5));
     let actions = drain_no_timers(&mut m);
     assert_eq!(actions[0], down(2));
     assert_eq!(state_of(&m, 2), Some(NodeState::Passive));
@@ -280,7 +280,7 @@ fn the_end_of_a_peer_exchange_walk_answers_the_origin_and_merges_a_bounded_sampl
     assert_eq!(drain_no_timers(&mut m), vec![Action::Dial(origin.addr)]);
     // 40 records are cut to `max_exchange_peers` (16), merged next to the one entry we had.
     assert_eq!(m.passive_len(), 1 + Config::default().max_exchange_peers);
-    m.handle_connected(origin, Direction::Outbound { dialed: origin.addr }, at(2));
+    m.handle_connected(origin, Some(origin.addr), at(2));
     // The answer is a sample of our passive view as it was before the merge (one entry), topped up
     // with our active peer since the view was thinner than the sample asked for.
     let answer = Message::PeerExchangeResponse { peers: vec![peer(7), peer(2)], exchange_id: 77 };
@@ -288,15 +288,15 @@ fn the_end_of_a_peer_exchange_walk_answers_the_origin_and_merges_a_bounded_sampl
 }
 
 #[test]
-fn a_neighbor_reply_goes_out_before_neighbour_up() {
+fn a_neighbour_reply_goes_out_before_neighbour_up() {
     // The layers above start talking to a neighbour as soon as `NeighbourUp` is out (the router sends
     // its `Sync`); the requester only listens to them once it has our reply, so the reply must be
     // queued first. (The other order lost a `Sync` in `dotray-sim`'s crash-50 scenario, and with it
     // every stream the requester had not heard of.)
     let mut m = node(1, vec![]);
-    m.handle_connected(peer(2), Direction::Inbound, at(0));
-    m.handle_message(peer(2).id, Message::Neighbor { high_priority: false }, at(0));
-    assert_eq!(drain_no_timers(&mut m), vec![send(2, Message::NeighborReply { accepted: true }), up(2)]);
+    m.handle_connected(peer(2), None, at(0));
+    m.handle_message(peer(2).id, Message::Neighbour { high_priority: false }, at(0));
+    assert_eq!(drain_no_timers(&mut m), vec![send(2, Message::NeighbourReply { accepted: true }), up(2)]);
 }
 
 #[test]
@@ -311,7 +311,7 @@ fn a_newcomers_first_exchange_is_answered_with_a_full_sample() {
     let newcomer = peer(50);
     let request =
         Message::PeerExchangeRequest { origin: newcomer, ttl: 0, peers: vec![newcomer], exchange_id: 5 };
-    m.handle_connected(newcomer, Direction::Inbound, at(1));
+    m.handle_connected(newcomer, None, at(1));
     m.handle_message(newcomer.id, request, at(1));
     let actions = drain_no_timers(&mut m);
     let Some(Action::Send { message: Message::PeerExchangeResponse { peers, .. }, .. }) = actions.first()
@@ -398,10 +398,10 @@ fn malformed_input_disconnects_the_peer_as_a_protocol_violation() {
 }
 
 #[test]
-fn an_unasked_neighbor_reply_is_a_protocol_violation() {
+fn an_unasked_neighbour_reply_is_a_protocol_violation() {
     let mut m = node(1, vec![]);
-    m.handle_connected(peer(3), Direction::Inbound, at(0));
-    m.handle_message(peer(3).id, Message::NeighborReply { accepted: true }, at(1));
+    m.handle_connected(peer(3), None, at(0));
+    m.handle_message(peer(3).id, Message::NeighbourReply { accepted: true }, at(1));
     assert_eq!(
         drain_no_timers(&mut m),
         vec![Action::Disconnect { peer: peer(3).id, reason: CloseReason::ProtocolViolation }]
@@ -414,10 +414,10 @@ fn inbound_connections_beyond_the_limit_are_refused() {
     let mut m = node(1, vec![]);
     let limit = Config::default().max_connections() as u8;
     for p in 0..limit {
-        m.handle_connected(peer(10 + p), Direction::Inbound, at(0));
+        m.handle_connected(peer(10 + p), None, at(0));
     }
     drain(&mut m);
-    m.handle_connected(peer(99), Direction::Inbound, at(0));
+    m.handle_connected(peer(99), None, at(0));
     assert_eq!(
         drain_no_timers(&mut m),
         vec![Action::Disconnect { peer: peer(99).id, reason: CloseReason::TooManyConnections }]
@@ -429,7 +429,7 @@ fn inbound_connections_beyond_the_limit_are_refused() {
 fn transient_connections_are_closed_after_the_timeout() {
     let mut m = tiny(1);
     make_active(&mut m, 2, at(0));
-    m.handle_connected(peer(3), Direction::Inbound, at(0));
+    m.handle_connected(peer(3), None, at(0));
     m.handle_timer(Timer::Sweep, at(9_000));
     assert_eq!(drain_no_timers(&mut m), vec![]);
     m.handle_timer(Timer::Sweep, at(10_000));
@@ -521,7 +521,7 @@ fn a_stale_refill_timer_is_ignored() {
 fn leave_says_goodbye_to_everyone_and_ignores_what_follows() {
     let mut m = node(1, vec![]);
     make_active(&mut m, 2, at(0));
-    m.handle_connected(peer(3), Direction::Inbound, at(0));
+    m.handle_connected(peer(3), None, at(0));
     drain(&mut m);
     m.leave(at(1));
     assert_eq!(
@@ -533,7 +533,7 @@ fn leave_says_goodbye_to_everyone_and_ignores_what_follows() {
         ]
     );
     m.handle_timer(Timer::Ping, at(2));
-    m.handle_connected(peer(4), Direction::Inbound, at(2));
+    m.handle_connected(peer(4), None, at(2));
     assert_eq!(drain(&mut m), vec![Action::Disconnect { peer: peer(4).id, reason: CloseReason::Shutdown }]);
 }
 
@@ -543,17 +543,17 @@ fn a_peer_declared_down_that_comes_back_is_relinked_even_into_a_full_view() {
     // priority, we accept although our view is full.
     let mut m = node(1, vec![]);
     make_active(&mut m, 9, at(0));
-    m.handle_disconnected(peer(9).id, DisconnectReason::Failed, at(1));
+    m.handle_disconnected(peer(9).id, LinkEnd::Failed, at(1));
     drain(&mut m);
     for p in 2..=6 {
         make_active(&mut m, p, at(2));
     }
     assert_eq!(state_of(&m, 9), Some(NodeState::Down));
-    m.handle_connected(peer(9), Direction::Inbound, at(3));
-    m.handle_message(peer(9).id, Message::Neighbor { high_priority: false }, at(3));
+    m.handle_connected(peer(9), None, at(3));
+    m.handle_message(peer(9).id, Message::Neighbour { high_priority: false }, at(3));
     let actions = drain_no_timers(&mut m);
     assert!(
-        actions.contains(&up(9)) && actions.contains(&send(9, Message::NeighborReply { accepted: true }))
+        actions.contains(&up(9)) && actions.contains(&send(9, Message::NeighbourReply { accepted: true }))
     );
     assert_eq!(m.active_len(), 5);
 }
@@ -592,7 +592,7 @@ fn a_seed_that_answers_again_after_failing_is_joined_anew() {
         }
         assert!(now < 15_000 * 10, "a heal round goes to the seed");
     }
-    m_seeded.handle_connected(peer(9), Direction::Outbound { dialed: peer(9).addr }, at(now + 10));
+    m_seeded.handle_connected(peer(9), Some(peer(9).addr), at(now + 10));
     let actions = drain_no_timers(&mut m_seeded);
     assert_eq!(
         actions,
@@ -604,9 +604,9 @@ fn a_seed_that_answers_again_after_failing_is_joined_anew() {
         ]
     );
     // A walk's end asks us: accepted although the view is full.
-    m_seeded.handle_connected(peer(5), Direction::Inbound, at(now + 20));
-    m_seeded.handle_message(peer(5).id, Message::Neighbor { high_priority: false }, at(now + 20));
-    assert!(drain_no_timers(&mut m_seeded).contains(&send(5, Message::NeighborReply { accepted: true })));
+    m_seeded.handle_connected(peer(5), None, at(now + 20));
+    m_seeded.handle_message(peer(5).id, Message::Neighbour { high_priority: false }, at(now + 20));
+    assert!(drain_no_timers(&mut m_seeded).contains(&send(5, Message::NeighbourReply { accepted: true })));
 }
 
 #[test]
@@ -614,8 +614,8 @@ fn a_heal_round_to_a_healthy_seed_with_a_full_view_is_a_direct_exchange() {
     let mut m = node_with(1, vec![peer(9).addr], Config { active_view_capacity: 1, ..Config::default() });
     drain(&mut m);
     // The join succeeded earlier; later the seed was replaced by another neighbour.
-    m.handle_connected(peer(9), Direction::Outbound { dialed: peer(9).addr }, at(0));
-    m.handle_disconnected(peer(9).id, DisconnectReason::PeerReplaced, at(1));
+    m.handle_connected(peer(9), Some(peer(9).addr), at(0));
+    m.handle_disconnected(peer(9).id, LinkEnd::PeerReplaced, at(1));
     make_active(&mut m, 2, at(2));
     // The refill that followed dialed the seed again; that dial's report never comes, so it expires.
     m.handle_timer(Timer::Sweep, at(11_000));
@@ -629,7 +629,7 @@ fn a_heal_round_to_a_healthy_seed_with_a_full_view_is_a_direct_exchange() {
         }
         assert!(now < 15_000 * 10, "a heal round goes to the seed");
     }
-    m.handle_connected(peer(9), Direction::Outbound { dialed: peer(9).addr }, at(now + 10));
+    m.handle_connected(peer(9), Some(peer(9).addr), at(now + 10));
     match drain_no_timers(&mut m).as_slice() {
         [Action::Send { to, message: Message::PeerExchangeRequest { ttl: 0, origin, .. } }] => {
             assert_eq!((*to, *origin), (peer(9).id, peer(1)));

@@ -19,14 +19,15 @@ use dotray_codec::NodeId;
 use rand::Rng;
 use rand::seq::IndexedRandom;
 
-use super::message::{LinkDirection, PeerInfo};
+use super::message::PeerInfo;
 use super::rtt::RttEstimator;
+use dotray_codec::Direction;
 
 /// One peer of the active view and the liveness state of its connection.
 #[derive(Debug, Clone)]
 pub(crate) struct ActivePeer {
     pub(crate) info: PeerInfo,
-    pub(crate) direction: LinkDirection,
+    pub(crate) direction: Direction,
     pub(crate) rtt: RttEstimator,
     pub(crate) last_seen: Instant,
     /// Pings sent and not yet answered, oldest first: (nonce, when sent).

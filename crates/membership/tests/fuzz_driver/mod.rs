@@ -28,9 +28,7 @@ use std::time::{Duration, Instant};
 use bytes::{BufMut, BytesMut};
 use dotray_codec::proto::{self, Body};
 use dotray_codec::{DEFAULT_MAX_FRAME_LEN, FrameCodec, NodeId, encode_frame};
-use dotray_membership::core::{
-    Action, Config, Direction, DisconnectReason, Event, Membership, Message, PeerInfo, Timer,
-};
+use dotray_membership::core::{Action, Config, Event, LinkEnd, Membership, Message, PeerInfo, Timer};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use tokio_util::codec::Decoder;
@@ -140,8 +138,8 @@ fn body(input: &mut Input<'_>) -> Body {
             let node = input.bool().then(|| record(input));
             Body::ForwardJoin(proto::ForwardJoin { node, ttl: input.small_u32() })
         }
-        2 => Body::Neighbor(proto::Neighbor { high_priority: input.bool() }),
-        3 => Body::NeighborReply(proto::NeighborReply { accepted: input.bool() }),
+        2 => Body::Neighbour(proto::Neighbour { high_priority: input.bool() }),
+        3 => Body::NeighbourReply(proto::NeighbourReply { accepted: input.bool() }),
         4 => Body::PeerExchangeRequest(proto::PeerExchangeRequest {
             origin: input.bool().then(|| record(input)),
             ttl: input.small_u32(),
@@ -180,7 +178,7 @@ fn answer(sent: &Message, input: &mut Input<'_>) -> Option<Message> {
         Message::Ping { nonce, sent_at_micros } => {
             Message::Pong { nonce: *nonce, sent_at_micros: *sent_at_micros }
         }
-        Message::Neighbor { .. } => Message::NeighborReply { accepted: input.bool() },
+        Message::Neighbour { .. } => Message::NeighbourReply { accepted: input.bool() },
         Message::PeerExchangeRequest { exchange_id, .. } => {
             let n = usize::from(input.u8() % 6);
             let peers = (0..n).map(|_| peer(input)).collect();
@@ -194,13 +192,13 @@ fn answer(sent: &Message, input: &mut Input<'_>) -> Option<Message> {
     })
 }
 
-fn disconnect_reason(b: u8) -> DisconnectReason {
+fn disconnect_reason(b: u8) -> LinkEnd {
     match b % 5 {
-        0 => DisconnectReason::Local,
-        1 => DisconnectReason::PeerLeft,
-        2 => DisconnectReason::PeerReplaced,
-        3 => DisconnectReason::PeerClosed,
-        _ => DisconnectReason::Failed,
+        0 => LinkEnd::Local,
+        1 => LinkEnd::PeerLeft,
+        2 => LinkEnd::PeerReplaced,
+        3 => LinkEnd::PeerClosed,
+        _ => LinkEnd::Failed,
     }
 }
 
@@ -311,7 +309,7 @@ impl Harness {
         }
     }
 
-    fn close(&mut self, peer: NodeId, reason: DisconnectReason) {
+    fn close(&mut self, peer: NodeId, reason: LinkEnd) {
         self.conns.remove(&peer);
         self.closing.remove(&peer);
         self.core.handle_disconnected(peer, reason, self.now);
@@ -324,10 +322,10 @@ impl Harness {
                 let p = peer(input);
                 if self.conns.contains(&p.id) {
                     // The transport reports the replaced connection's close first.
-                    self.close(p.id, DisconnectReason::PeerReplaced);
+                    self.close(p.id, LinkEnd::PeerReplaced);
                 }
                 self.conns.insert(p.id);
-                self.core.handle_connected(p, Direction::Inbound, self.now);
+                self.core.handle_connected(p, None, self.now);
             }
             2 => {
                 let b = input.u8();
@@ -344,7 +342,7 @@ impl Harness {
                     self.core.handle_dial_failed(dialed, self.now);
                 } else {
                     self.conns.insert(p.id);
-                    self.core.handle_connected(p, Direction::Outbound { dialed }, self.now);
+                    self.core.handle_connected(p, Some(dialed), self.now);
                 }
             }
             3 => {
@@ -364,7 +362,7 @@ impl Harness {
             5 => {
                 // Every connection the core closed is reported closed.
                 for p in std::mem::take(&mut self.closing) {
-                    self.close(p, DisconnectReason::Local);
+                    self.close(p, LinkEnd::Local);
                 }
             }
             6 | 7 => {

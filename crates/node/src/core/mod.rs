@@ -33,8 +33,7 @@ use std::time::Instant;
 use bytes::Bytes;
 use dotray_codec::NodeId;
 use dotray_membership::core::{
-    Action as MembershipAction, Direction, DisconnectReason, Event as MembershipEvent, Membership, NodeInfo,
-    PeerInfo, QueryError,
+    Action as MembershipAction, Event as MembershipEvent, LinkEnd, Membership, NodeInfo, PeerInfo, QueryError,
 };
 use dotray_router::core::{
     Action as RouterAction, Counters, Event as RouterEvent, MessageId, Router, StreamId, Topology,
@@ -120,14 +119,15 @@ impl<R: Rng> NodeCore<R> {
         self.membership.has_left()
     }
 
-    /// The transport connected `peer` (in `direction`).
-    pub fn handle_connected(&mut self, peer: PeerInfo, direction: Direction, now: Instant) {
+    /// The transport connected `peer`; `dialed` is the address of the [`Action::Dial`] it answers, or
+    /// `None` when the peer dialed this node.
+    pub fn handle_connected(&mut self, peer: PeerInfo, dialed: Option<SocketAddr>, now: Instant) {
         self.now = now;
-        self.membership.handle_connected(peer, direction, now);
+        self.membership.handle_connected(peer, dialed, now);
     }
 
     /// The connection to `peer` closed, for `reason`.
-    pub fn handle_disconnected(&mut self, peer: NodeId, reason: DisconnectReason, now: Instant) {
+    pub fn handle_disconnected(&mut self, peer: NodeId, reason: LinkEnd, now: Instant) {
         self.now = now;
         self.membership.handle_disconnected(peer, reason, now);
     }

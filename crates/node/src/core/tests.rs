@@ -4,7 +4,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use dotray_codec::NodeId;
-use dotray_membership::core::{Direction, DisconnectReason, Message as MembershipMessage, PeerInfo};
+use dotray_membership::core::{LinkEnd, Message as MembershipMessage, PeerInfo};
 use dotray_router::core::Message as BroadcastMessage;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
@@ -53,8 +53,8 @@ fn pair(now: Instant) -> (NodeCore<ChaCha8Rng>, NodeCore<ChaCha8Rng>) {
     let mut b = core(ib, vec![ia.addr], now);
     drain(&mut a);
     assert!(drain(&mut b).contains(&Action::Dial(ia.addr)), "the joiner dials its seed");
-    a.handle_connected(ib, Direction::Inbound, now);
-    b.handle_connected(ia, Direction::Outbound { dialed: ia.addr }, now);
+    a.handle_connected(ib, None, now);
+    b.handle_connected(ia, Some(ia.addr), now);
     let from_a = drain(&mut a);
     let from_b = drain(&mut b);
     let from_a = [from_a, deliver(&from_b, ib.id, &mut a, now)].concat();
@@ -70,7 +70,7 @@ fn a_neighbour_membership_reports_reaches_the_router_and_the_application() {
     let (ia, ib) = (info(1), info(2));
     let mut a = core(ia, vec![], now);
     drain(&mut a);
-    a.handle_connected(ib, Direction::Inbound, now);
+    a.handle_connected(ib, None, now);
     drain(&mut a);
     a.handle_message(ib.id, PeerMessage::Membership(MembershipMessage::Join), now);
     let actions = drain(&mut a);
@@ -90,7 +90,7 @@ fn a_neighbour_membership_reports_reaches_the_router_and_the_application() {
     assert!(up < sync && last_membership.is_none_or(|m| m < sync), "{actions:#?}");
     assert!(a.router().is_neighbour(&ib.id));
 
-    a.handle_disconnected(ib.id, DisconnectReason::Failed, now);
+    a.handle_disconnected(ib.id, LinkEnd::Failed, now);
     let actions = drain(&mut a);
     assert!(actions.contains(&Action::Event(Event::NeighbourDown { peer: ib.id })));
     assert!(!a.router().is_neighbour(&ib.id));
@@ -126,7 +126,7 @@ fn broadcast_messages_from_a_node_that_is_not_a_neighbour_are_ignored() {
     let (ia, stranger) = (info(1), info(9));
     let mut a = core(ia, vec![], now);
     drain(&mut a);
-    a.handle_connected(stranger, Direction::Inbound, now);
+    a.handle_connected(stranger, None, now);
     drain(&mut a);
     let stream = dotray_router::core::StreamId { origin: stranger.id, epoch: 1 };
     let data = BroadcastMessage::Data { stream, seq: 1, hops: 0, payload: Bytes::from_static(b"x") };

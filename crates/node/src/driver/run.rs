@@ -4,13 +4,10 @@ use std::collections::VecDeque;
 use std::time::Instant;
 
 use dotray_codec::NodeId;
-use dotray_membership::core::{CloseReason, Direction, DisconnectReason, PeerInfo};
-use dotray_membership::wire::{disconnect_reason, goodbye_reason};
+use dotray_membership::core::{CloseReason, LinkEnd, PeerInfo};
+use dotray_membership::wire::{goodbye_reason, link_end};
 use dotray_router::wire::Inbound;
-use dotray_transport::{
-    Direction as TransportDirection, DisconnectReason as TransportReason, Events, PeerSender, SendError,
-    Transport, TransportEvent,
-};
+use dotray_transport::{DisconnectReason, Events, PeerSender, SendError, Transport, TransportEvent};
 use foldhash::{HashMap, HashMapExt};
 use rand::rngs::StdRng;
 use tokio::sync::{mpsc, oneshot};
@@ -217,10 +214,6 @@ impl Driver {
         match event {
             TransportEvent::Connected(peer) => {
                 let addr = peer.listen_addr.unwrap_or(peer.remote_addr);
-                let direction = match peer.direction {
-                    TransportDirection::Inbound => Direction::Inbound,
-                    TransportDirection::Outbound { dialed } => Direction::Outbound { dialed },
-                };
                 self.wire.connection_reset(&peer.id);
                 let link = Link {
                     sender: peer.sender,
@@ -230,12 +223,12 @@ impl Driver {
                     last_payload: None,
                 };
                 self.links.insert(peer.id, link);
-                self.core.handle_connected(PeerInfo::new(peer.id, addr), direction, now);
+                self.core.handle_connected(PeerInfo::new(peer.id, addr), peer.dialed, now);
             }
             TransportEvent::Disconnected { peer, reason } => {
                 self.links.remove(&peer);
                 self.wire.connection_reset(&peer);
-                self.core.handle_disconnected(peer, core_reason(&reason), now);
+                self.core.handle_disconnected(peer, link_end_of(&reason), now);
             }
             TransportEvent::DialFailed { addr, error } => {
                 debug!(%addr, %error, "dial failed");
@@ -476,14 +469,14 @@ impl Driver {
     }
 }
 
-/// What the core needs to know of the transport's detailed reason.
-fn core_reason(reason: &TransportReason) -> DisconnectReason {
+/// How the link ended, as membership needs to know it, from the transport's detailed reason.
+fn link_end_of(reason: &DisconnectReason) -> LinkEnd {
     match reason {
-        TransportReason::Local(_) | TransportReason::Shutdown | TransportReason::Replaced => {
-            DisconnectReason::Local
+        DisconnectReason::Local(_) | DisconnectReason::Shutdown | DisconnectReason::Replaced => {
+            LinkEnd::Local
         }
-        TransportReason::Goodbye { reason, .. } => disconnect_reason(*reason),
+        DisconnectReason::Goodbye { reason, .. } => link_end(*reason),
         // Closed without a goodbye (crash, kill), timeouts, violations, socket errors: the peer failed.
-        _ => DisconnectReason::Failed,
+        _ => LinkEnd::Failed,
     }
 }

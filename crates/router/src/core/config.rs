@@ -20,16 +20,14 @@ pub struct Config {
     /// asks (`Graft`). Default 400 ms. A graft fired while the tree copy is merely slow (premature)
     /// makes a cycle of eager links, which costs redundancy until the pruning origin's next message
     /// cuts it; so the timeout must exceed the spread between tree latency and digest latency, which
-    /// grows with tree depth. Measured in `dotray-sim` (1–20 ms links, a message every 5 ms from random
-    /// origins): with iroh-gossip's 80 ms most grafts were premature and the eager graph never
-    /// settled (steady RMR 0.6 at 100 nodes); 250 ms left some (0.03–0.2); 400 ms leaves almost none.
-    /// The paper, too, uses a timeout well above the link latency. Loss repair waits this long.
+    /// grows with tree depth. In the simulator, iroh-gossip's 80 ms left most grafts premature and the
+    /// eager graph never settled; 400 ms leaves almost none (figures in `docs/PERFORMANCE.md`). The
+    /// paper, too, uses a timeout well above the link latency. Loss repair waits this long.
     pub graft_timeout: Duration,
     /// Upper bound of the adaptive graft timeout: the core waits twice the measured lag between a
     /// digest and the tree's copy, clamped to `graft_timeout..=max_graft_timeout`. Default 1 s: deep
     /// trees (a last delivery hop of 20 and more at 1,000 nodes) lag the digests by several hundred
-    /// milliseconds; measured slightly better than 500 ms at 1,000 nodes (steady RMR 0.030 vs 0.038, in
-    /// an earlier variant of the core that still let every origin trigger optimisation swaps).
+    /// milliseconds, and a shorter bound makes premature grafts there.
     pub max_graft_timeout: Duration,
     /// How long to wait for a `Graft` to be answered before asking the next announcer. Default 40 ms,
     /// iroh-gossip's `graft_timeout_2`. Doubles with each further retry of a round, up to the graft

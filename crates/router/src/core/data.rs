@@ -177,11 +177,10 @@ impl<R: rand::Rng> Router<R> {
         }
         // The copy we took first came over a link we pruned moments ago: a push that was still in
         // flight when we pruned it. Then this duplicate is the tree's own copy, late behind it, and
-        // pruning its link would cut the tree where it works. Under load, queues make this common
-        // (measured: the tree churned with thousands of prunes and grafts per run). Only a recent
-        // prune counts: a copy that came first over an older lazy link (a graft answer, a resend)
-        // says nothing about in-flight pushes, and there the duplicate does reveal a cycle to cut
-        // (without this limit, `cargo xtask sim broadcast` kept 1.6x the redundancy while repairing).
+        // pruning its link would cut the tree where it works. Under load, queues make this common.
+        // Only a recent prune counts: a copy that came first over an older lazy link (a graft
+        // answer, a resend) says nothing about in-flight pushes, and there the duplicate does reveal
+        // a cycle to cut.
         let first_from = self.streams.get(&stream).and_then(|s| s.parent).map(|(peer, _)| peer);
         let in_flight_window = self.config.max_graft_timeout;
         if let Some(first) = first_from
@@ -201,8 +200,7 @@ impl<R: rand::Rng> Router<R> {
     /// Makes the link to `to` lazy and tells it to stop pushing (`Prune`). When the link was already
     /// lazy and a prune went out less than `graft_timeout` ago, that prune is still on its way (the
     /// peer keeps pushing until it reads it): no further one. Under load every payload in flight
-    /// behind the first prune arrives as a duplicate, and a prune for each of them was measured at
-    /// thousands per run.
+    /// behind the first prune arrives as a duplicate, and a prune for each would add up to thousands.
     pub(crate) fn prune(&mut self, to: NodeId, now: Instant) {
         let repeat_after = self.config.graft_timeout;
         let Some(peer) = self.peers.get_mut(&to) else { return };

@@ -245,9 +245,8 @@ impl<R: rand::Rng> Router<R> {
     /// Before the first graft of a round, a stream whose watermark moved since the timer was armed is
     /// given another graft delay instead: the tree is delivering it, only late (a queue on the way,
     /// a busy relay). Under load digests outrun payloads, and grafting then would add a second path
-    /// to a working tree — a cycle, duplicates and prunes (measured with `cargo xtask bench`: thousands
-    /// of premature grafts per 10,000 messages). A stalled tree (a dead relay, a hole) moves no
-    /// watermark, so it is grafted around one delay later, as before.
+    /// to a working tree — a cycle, duplicates and prunes. A stalled tree (a dead relay, a hole)
+    /// moves no watermark, so it is grafted around one delay later.
     pub(crate) fn on_graft_timer(&mut self, stream: StreamId, generation: u64, now: Instant) {
         let gap_timeout = self.config.gap_timeout;
         let max_list = self.config.max_list_len;

@@ -256,7 +256,7 @@ impl<R: Rng> Router<R> {
 
     /// Records a retained payload in the global log and enforces the count and byte bounds. (Settled
     /// payloads are released when acks arrive, not here: acks are what settles them, and checking
-    /// every neighbour's ack for every new payload showed in the benchmark's profile.)
+    /// every neighbour's ack for every new payload would cost a scan per payload.)
     pub(crate) fn log_retained(&mut self, stream: StreamId, seq: u64, len: usize, now: Instant) {
         self.retention.push(LogEntry { stream, seq, at: now, len });
         self.expire_retention(None);
@@ -364,17 +364,8 @@ impl<R: Rng> Router<R> {
         }
     }
 
-    /// Whether a duplicate of a message of `stream` may prune the link it came over.
-    ///
-    /// Plumtree prunes on every duplicate. With many origins sending at once, that never settles
-    /// (measured, see the crate docs): the duplicates of messages from different origins meet at
-    /// different links of the same cycle, so the cycle is cut in several places at once, the tree
-    /// falls apart into pieces, every node at the edge of a piece grafts, which makes new cycles, and
-    /// so on. One message meets itself at exactly one link per cycle; so do the messages of one
-    /// origin, which follow the same paths one after the other. So only the duplicates of one origin
-    /// prune, the same on every node: the *pruning origin*, the smallest origin id heard from within
-    /// `Config::prune_origin_timeout` (see `note_origin`). A single publisher is its own pruning origin:
-    /// that is textbook Plumtree.
+    /// Whether a duplicate of a message of `stream` may prune the link it came over: only the pruning
+    /// origin's may (see *one pruning origin* in the crate docs, and `note_origin`).
     pub(crate) fn may_prune_on(&self, stream: StreamId) -> bool {
         self.prune_origin.is_some_and(|(origin, _)| origin == stream.origin)
     }
