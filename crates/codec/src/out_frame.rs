@@ -5,14 +5,14 @@
 //! last field, so everything before the payload's bytes — the length prefix, the envelope's field key
 //! and length, `stream_ref`, `seq`, `hops`, the payload's key and length — is a short *head*, and the
 //! frame on the wire is exactly `head` followed by `payload`. [`OutFrame::data`] writes that head
-//! into the frame itself (no allocation) and keeps the payload by reference; any other envelope is
-//! one contiguous head ([`OutFrame::encode`], or `From<Bytes>` for a frame encoded elsewhere).
+//! into the frame itself (no allocation) and *borrows* the payload; any other envelope is one
+//! contiguous head ([`OutFrame::encode`], or `From<Bytes>` for a frame encoded elsewhere).
 //!
 //! Whoever queues the frame decides, by its length, whether to copy it or to share its parts: a
-//! connection's queue copies a frame below [`COPY_FRAME_MAX`] bytes into its own buffer (one copy, no
-//! reference count), and queues a longer one as its two parts, so a large payload goes to the socket
-//! from where it already is. One `OutFrame` is built per message and hop and queued by reference for
-//! every neighbour that gets it.
+//! connection's queue copies a frame below [`COPY_FRAME_MAX`] bytes into its own buffer (one copy, and
+//! not even a reference count taken on the payload, which other cores hold too), and queues a longer
+//! one as its two parts, so a large payload goes to the socket from where it already is. One
+//! `OutFrame` is built per message and hop and queued by reference for every neighbour that gets it.
 
 use bytes::{BufMut, Bytes, BytesMut};
 
@@ -37,16 +37,19 @@ pub const COPY_FRAME_MAX: usize = 4 * 1024;
 /// assert!(frame.head().len() < 32, "the payload is not copied");
 /// assert_eq!(frame.payload().as_ptr(), payload.as_ptr());
 ///
-/// let data = proto::Data { stream_ref: 1, seq: 7, hops: 2, payload };
+/// let data = proto::Data { stream_ref: 1, seq: 7, hops: 2, payload: payload.clone() };
 /// let contiguous = encode_frame(&data.into(), DEFAULT_MAX_FRAME_LEN)?;
 /// assert_eq!(frame.to_bytes(), contiguous);
 /// # Ok::<(), dotray_codec::CodecError>(())
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct OutFrame {
+pub struct OutFrame<'a> {
     head: Head,
-    payload: Bytes,
+    payload: &'a Bytes,
 }
+
+/// The payload part of a contiguous frame.
+static NO_PAYLOAD: Bytes = Bytes::new();
 
 /// The part of a frame before its shared payload.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -57,13 +60,15 @@ enum Head {
     Shared(Bytes),
 }
 
-impl OutFrame {
+impl OutFrame<'static> {
     /// Encodes `envelope` as one contiguous frame. Fails with [`CodecError::FrameTooLarge`] when its
     /// body is longer than `max_frame_len`.
     pub fn encode(envelope: &Envelope, max_frame_len: usize) -> Result<Self, CodecError> {
         encode_frame(envelope, max_frame_len).map(Self::from)
     }
+}
 
+impl<'a> OutFrame<'a> {
     /// The frame of `Data { stream_ref, seq, hops, payload }`, byte for byte what
     /// [`OutFrame::encode`] makes of it, with the payload shared, not copied. Fails with
     /// [`CodecError::FrameTooLarge`] when its body is longer than `max_frame_len`.
@@ -71,7 +76,7 @@ impl OutFrame {
         stream_ref: u32,
         seq: u64,
         hops: u32,
-        payload: &Bytes,
+        payload: &'a Bytes,
         max_frame_len: usize,
     ) -> Result<Self, CodecError> {
         let fields = Data { stream_ref, seq, hops, payload: Bytes::new() };
@@ -85,7 +90,7 @@ impl OutFrame {
         let len = DATA_HEAD_MAX - dst.remaining_mut();
         let len = u8::try_from(len).expect("a data head fits DATA_HEAD_MAX");
         debug_assert_eq!(usize::from(len) + payload.len(), FRAME_HEADER_LEN + lens.0);
-        Ok(Self { head: Head::Inline { bytes, len }, payload: payload.clone() })
+        Ok(Self { head: Head::Inline { bytes, len }, payload })
     }
 
     /// The first part: the whole frame, or everything before the payload.
@@ -104,9 +109,9 @@ impl OutFrame {
         }
     }
 
-    /// The second part, shared with whoever else holds the payload (empty for a contiguous frame).
-    pub fn payload(&self) -> &Bytes {
-        &self.payload
+    /// The second part, the payload this frame borrows (empty for a contiguous frame).
+    pub fn payload(&self) -> &'a Bytes {
+        self.payload
     }
 
     /// Bytes on the wire, length prefix included.
@@ -123,7 +128,7 @@ impl OutFrame {
     pub fn put(&self, dst: &mut BytesMut) {
         dst.reserve(self.len());
         dst.put_slice(self.head());
-        dst.put_slice(&self.payload);
+        dst.put_slice(self.payload);
     }
 
     /// The whole frame in one buffer (a copy, unless it is contiguous already).
@@ -139,10 +144,10 @@ impl OutFrame {
     }
 }
 
-impl From<Bytes> for OutFrame {
+impl From<Bytes> for OutFrame<'static> {
     /// A complete frame encoded elsewhere ([`crate::encode_frame`], [`crate::FrameEncoder::encode`]).
     fn from(frame: Bytes) -> Self {
-        Self { head: Head::Shared(frame), payload: Bytes::new() }
+        Self { head: Head::Shared(frame), payload: &NO_PAYLOAD }
     }
 }
 
@@ -213,7 +218,7 @@ mod tests {
     fn the_longest_data_head_fits() {
         let payload = Bytes::from(vec![1; 1 << 21]);
         let frame = OutFrame::data(u32::MAX, u64::MAX, u32::MAX, &payload, usize::MAX).unwrap();
-        let data = Data { stream_ref: u32::MAX, seq: u64::MAX, hops: u32::MAX, payload };
+        let data = Data { stream_ref: u32::MAX, seq: u64::MAX, hops: u32::MAX, payload: payload.clone() };
         assert_eq!(frame.to_bytes(), encode_frame(&data.into(), usize::MAX).unwrap());
     }
 }

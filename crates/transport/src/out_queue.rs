@@ -45,7 +45,7 @@ impl Default for OutQueue {
 impl OutQueue {
     /// Queues `frame` after everything already queued: copied when shorter than [`COPY_FRAME_MAX`],
     /// else as its parts by reference (a short head is still copied).
-    pub(crate) fn push(&mut self, frame: &OutFrame) {
+    pub(crate) fn push(&mut self, frame: &OutFrame<'_>) {
         if frame.len() < COPY_FRAME_MAX {
             frame.put(self.room_to_copy(frame.len()));
             self.copied_frames += 1;
@@ -126,17 +126,21 @@ mod tests {
     use proptest::prelude::*;
 
     /// A contiguous frame of `len` bytes.
-    fn frame(len: usize, tag: u8) -> OutFrame {
+    fn frame(len: usize, tag: u8) -> OutFrame<'static> {
         OutFrame::from(Bytes::from(vec![tag; len]))
     }
 
-    /// A `Data` frame as the node's driver makes one: a short head and a payload not copied.
-    fn data(payload: usize, tag: u8) -> OutFrame {
-        let payload = Bytes::from(vec![tag; payload]);
-        OutFrame::data(1, 1, 0, &payload, dotray_codec::DEFAULT_MAX_FRAME_LEN).unwrap()
+    /// A payload of `len` bytes of `tag`.
+    fn payload(len: usize, tag: u8) -> Bytes {
+        Bytes::from(vec![tag; len])
     }
 
-    fn wire(frames: &[OutFrame]) -> Vec<u8> {
+    /// A `Data` frame as the node's driver makes one: a short head, and the payload borrowed.
+    fn data(payload: &Bytes) -> OutFrame<'_> {
+        OutFrame::data(1, 1, 0, payload, dotray_codec::DEFAULT_MAX_FRAME_LEN).unwrap()
+    }
+
+    fn wire(frames: &[OutFrame<'_>]) -> Vec<u8> {
         frames.iter().flat_map(|f| f.to_bytes().to_vec()).collect()
     }
 
@@ -158,12 +162,13 @@ mod tests {
     #[test]
     fn small_frames_become_one_slice_and_large_ones_stay_apart() {
         let mut queue = OutQueue::default();
+        let large = payload(COPY_FRAME_MAX, 5);
         let frames = [
             frame(100, 1),
             frame(200, 2),
             frame(COPY_FRAME_MAX, 3),
             frame(50, 4),
-            data(COPY_FRAME_MAX, 5),
+            data(&large),
             frame(10, 6),
         ];
         for f in &frames {
@@ -191,7 +196,8 @@ mod tests {
     #[test]
     fn a_small_data_frame_joins_the_copied_run_in_order() {
         let mut queue = OutQueue::default();
-        let frames = [frame(100, 1), data(300, 8), frame(20, 2)];
+        let small = payload(300, 8);
+        let frames = [frame(100, 1), data(&small), frame(20, 2)];
         for f in &frames {
             queue.push(f);
         }
@@ -205,7 +211,8 @@ mod tests {
     #[test]
     fn a_large_payload_is_not_copied() {
         let mut queue = OutQueue::default();
-        let frame = data(COPY_FRAME_MAX, 9);
+        let large = payload(COPY_FRAME_MAX, 9);
+        let frame = data(&large);
         queue.push(&frame);
         let mut batch = Vec::new();
         queue.take(&mut batch, 8, usize::MAX);
@@ -222,13 +229,21 @@ mod tests {
         ) {
             let mut queue = OutQueue::default();
             // Contiguous frames, large data frames (queued as parts), small data frames (copied).
-            let frames: Vec<OutFrame> = lens
+            let payloads: Vec<Bytes> = lens
                 .iter()
                 .enumerate()
                 .map(|(i, &(len, kind))| match kind {
+                    1 => payload(COPY_FRAME_MAX + len, i as u8),
+                    _ => payload(len % COPY_FRAME_MAX, i as u8),
+                })
+                .collect();
+            let frames: Vec<OutFrame<'_>> = lens
+                .iter()
+                .zip(&payloads)
+                .enumerate()
+                .map(|(i, (&(len, kind), payload))| match kind {
                     0 => frame(len, i as u8),
-                    1 => data(COPY_FRAME_MAX + len, i as u8),
-                    _ => data(len % COPY_FRAME_MAX, i as u8),
+                    _ => data(payload),
                 })
                 .collect();
             // Take now and then while pushing, as a writer does.

@@ -230,7 +230,7 @@ impl PeerSender {
 
     /// Queues `frame` if there is room now; never waits. [`SendError::QueueFull`] when the peer reads
     /// too slowly.
-    pub fn try_send(&self, frame: &OutFrame) -> Result<(), SendError> {
+    pub fn try_send(&self, frame: &OutFrame<'_>) -> Result<(), SendError> {
         let len = frame.len();
         self.check(len)?;
         if self.shared.push_if_room(len, |queue| queue.push(frame)) {
@@ -241,7 +241,7 @@ impl PeerSender {
     }
 
     /// Queues `frame`, waiting for room if the queue is full (back-pressure).
-    pub async fn send(&self, frame: &OutFrame) -> Result<(), SendError> {
+    pub async fn send(&self, frame: &OutFrame<'_>) -> Result<(), SendError> {
         let len = frame.len();
         loop {
             self.check(len)?;

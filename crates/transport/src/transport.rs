@@ -181,7 +181,7 @@ impl Transport {
     }
 
     /// Queues an encoded frame to `peer` if there is room now.
-    pub fn try_send(&self, peer: &NodeId, frame: &OutFrame) -> Result<(), SendError> {
+    pub fn try_send(&self, peer: &NodeId, frame: &OutFrame<'_>) -> Result<(), SendError> {
         self.sender(peer).ok_or(SendError::NotConnected)?.try_send(frame)
     }
 

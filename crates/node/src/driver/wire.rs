@@ -88,7 +88,7 @@ impl Wire {
     }
 
     /// Encodes a membership or direct message (one frame for every recipient).
-    pub(crate) fn encode_plain(&mut self, message: PeerMessage) -> Result<OutFrame, CodecError> {
+    pub(crate) fn encode_plain(&mut self, message: PeerMessage) -> Result<OutFrame<'static>, CodecError> {
         let envelope = match message {
             PeerMessage::Membership(message) => Envelope::from(message),
             PeerMessage::Direct(payload) => Envelope::from(proto::Direct { payload }),
@@ -106,13 +106,13 @@ impl Wire {
         to: &[NodeId],
         message: &BroadcastMessage,
         refused: &mut Vec<NodeId>,
-        mut emit: impl FnMut(NodeId, &OutFrame),
+        mut emit: impl FnMut(NodeId, &OutFrame<'_>),
     ) -> Result<(), CodecError> {
         let Self { outbound, encoder, stream_addrs, .. } = self;
         let mut addr_of =
             |stream: &StreamId| stream_addrs.get(stream).map(|a| a.to_string()).unwrap_or_default();
         let mut decls = Vec::new();
-        let mut frame: Option<OutFrame> = None;
+        let mut frame: Option<OutFrame<'_>> = None;
         for &peer in to {
             let body = match message {
                 BroadcastMessage::Data { stream, .. } => {

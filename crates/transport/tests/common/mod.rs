@@ -61,7 +61,7 @@ pub async fn wait_connected(events: &mut Events) -> ConnectedPeer {
 }
 
 /// A `Ping` frame with `nonce`, ready to queue.
-pub fn ping_frame(nonce: u64) -> OutFrame {
+pub fn ping_frame(nonce: u64) -> OutFrame<'static> {
     OutFrame::encode(&proto::Ping { nonce, sent_at_micros: 0 }.into(), DEFAULT_MAX_FRAME_LEN).unwrap()
 }
 
