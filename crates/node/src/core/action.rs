@@ -7,7 +7,7 @@ use std::time::Instant;
 use bytes::Bytes;
 use dotray_codec::NodeId;
 use dotray_membership::core::{CloseReason, NodeInfo};
-use dotray_router::core::{Delivery, StreamId};
+use dotray_router::core::{Delivery, Recipients, StreamId};
 
 /// A message between two connected nodes, by the core it is for. The driver decodes frames into
 /// these (validating them) and encodes these into frames; the simulator passes them as they are.
@@ -50,7 +50,7 @@ pub enum Action {
     /// connection is gone.
     Send {
         /// The peers.
-        to: Vec<NodeId>,
+        to: Recipients,
         /// The message, the same for each of them.
         message: PeerMessage,
     },

@@ -36,7 +36,7 @@ use dotray_membership::core::{
     Action as MembershipAction, Event as MembershipEvent, LinkEnd, Membership, NodeInfo, PeerInfo, QueryError,
 };
 use dotray_router::core::{
-    Action as RouterAction, Counters, Event as RouterEvent, MessageId, Router, StreamId, Topology,
+    Action as RouterAction, Counters, Event as RouterEvent, MessageId, Recipients, Router, StreamId, Topology,
 };
 use rand::{Rng, SeedableRng};
 
@@ -222,7 +222,7 @@ impl<R: Rng> NodeCore<R> {
         Some(match action {
             MembershipAction::Dial(addr) => Action::Dial(addr),
             MembershipAction::Send { to, message } => {
-                Action::Send { to: vec![to], message: PeerMessage::Membership(message) }
+                Action::Send { to: Recipients::from_slice(&[to]), message: PeerMessage::Membership(message) }
             }
             MembershipAction::Disconnect { peer, reason } => Action::Disconnect { peer, reason },
             MembershipAction::SetTimer { at, timer } => {

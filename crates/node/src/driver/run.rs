@@ -133,6 +133,10 @@ impl Driver {
         // One cancellation future for the whole loop: building one per turn takes the token's lock.
         let cancelled = self.cancel.clone().cancelled_owned();
         tokio::pin!(cancelled);
+        // One timer for the whole loop, moved only when the next deadline changes: a new `Sleep` per
+        // turn would register and cancel an entry in the runtime's timer wheel on every turn.
+        let timer = tokio::time::sleep_until(self.next_cleanup.into());
+        tokio::pin!(timer);
         loop {
             let waiting_on = self.hold_back();
             let held_back = waiting_on.is_some();
@@ -144,6 +148,9 @@ impl Driver {
             deadline = deadline.min(self.next_cleanup);
             if reading && let Some(at) = self.membership_timers.next_deadline() {
                 deadline = deadline.min(at);
+            }
+            if timer.deadline() != deadline.into() {
+                timer.as_mut().reset(deadline.into());
             }
             tokio::select! {
                 _ = &mut cancelled => return,
@@ -180,7 +187,7 @@ impl Driver {
                         self.pending.clear();
                     }
                 },
-                _ = tokio::time::sleep_until(deadline.into()) => self.on_deadline(reading),
+                _ = &mut timer => self.on_deadline(reading),
             }
             self.now = Instant::now();
             self.apply_actions();

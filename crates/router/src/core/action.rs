@@ -13,6 +13,9 @@ use dotray_codec::NodeId;
 use super::ids::{MessageId, StreamId};
 use super::message::Message;
 
+/// The neighbours one [`Action::Send`] goes to: a handful, kept inline (no allocation per send).
+pub type Recipients = smallvec::SmallVec<[NodeId; 4]>;
+
 /// One effect for the driver, pulled with [`crate::core::Router::poll_action`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Action {
@@ -20,7 +23,7 @@ pub enum Action {
     /// action, so a driver encodes it once per hop). Dropped for a neighbour whose connection is gone.
     Send {
         /// The neighbours, never empty.
-        to: Vec<NodeId>,
+        to: Recipients,
         /// The message.
         message: Message,
     },
@@ -80,7 +83,8 @@ pub enum Timer {
     Flush,
     /// Send batched cumulative `Ack`s. Scheduled when the first unacked change is recorded.
     Ack,
-    /// Periodic housekeeping: expire retention, evict idle streams. Every `Config::sweep_interval`.
+    /// Housekeeping: expire retention, evict idle streams. Every `Config::sweep_interval` while the
+    /// router holds retained payloads or streams besides its own; an idle router sets none.
     Sweep,
     /// A stream is missing messages that a neighbour announced: ask for them (Plumtree's GRAFT timer,
     /// one per stream, not one per message).

@@ -7,7 +7,7 @@ use std::time::Instant;
 use bytes::Bytes;
 use dotray_codec::NodeId;
 
-use super::action::{Action, Delivery, Timer};
+use super::action::{Action, Delivery, Recipients, Timer};
 use super::ids::{MAX_SEQ, MessageId, StreamId};
 use super::message::Message;
 use super::router::Router;
@@ -28,7 +28,7 @@ impl<R: rand::Rng> Router<R> {
         now: Instant,
     ) {
         let mut any_lazy = false;
-        let mut eager = Vec::new();
+        let mut eager = Recipients::new();
         for (id, peer) in self.peers.iter_mut() {
             if Some(*id) == except {
                 continue;

@@ -24,7 +24,7 @@ mod stream;
 #[cfg(test)]
 mod tests;
 
-pub use action::{Action, Delivery, Event, Timer};
+pub use action::{Action, Delivery, Event, Recipients, Timer};
 pub use config::{Config, InvalidConfig, MAX_LIST_LEN};
 pub use counters::{Counters, Topology};
 pub use ids::{MAX_SEQ, MessageId, SeqRange, StreamId, Watermark};

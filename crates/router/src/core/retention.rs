@@ -27,6 +27,11 @@ pub(crate) struct RetentionLog {
 }
 
 impl RetentionLog {
+    /// True when nothing is retained.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
     /// Records a newly retained payload.
     pub(crate) fn push(&mut self, entry: LogEntry) {
         self.bytes += entry.len;

@@ -40,6 +40,9 @@ pub struct Router<R> {
     pub(crate) counters: Counters,
     pub(crate) flush_armed: bool,
     pub(crate) ack_armed: bool,
+    /// A `Timer::Sweep` is pending. Armed only while there is something to sweep (retained payloads,
+    /// streams besides our own), so an idle router sets no timer.
+    pub(crate) sweep_armed: bool,
     /// Streams whose watermark moved since the last ack flush.
     pub(crate) ack_dirty: Vec<StreamId>,
     /// New payloads received since the last ack flush.
@@ -79,7 +82,7 @@ impl<R: Rng> Router<R> {
         // No neighbours yet: nobody to hold anything for (`settled_mark` of no neighbours).
         own_state.settled = u64::MAX;
         streams.insert(own, own_state);
-        let mut router = Self {
+        let router = Self {
             me,
             own,
             next_seq: 1,
@@ -94,13 +97,12 @@ impl<R: Rng> Router<R> {
             counters: Counters::default(),
             flush_armed: false,
             ack_armed: false,
+            sweep_armed: false,
             ack_dirty: Vec::new(),
             ack_pending: 0,
             prune_origin: None,
             tree_lag: Duration::ZERO,
         };
-        let at = now + router.config.sweep_interval;
-        router.actions.push_back(Action::SetTimer { at, timer: Timer::Sweep });
         Ok(router)
     }
 
@@ -183,9 +185,11 @@ impl<R: Rng> Router<R> {
                 self.flush_acks();
             }
             Timer::Sweep => {
+                self.sweep_armed = false;
                 self.sweep(now);
-                let at = now + self.config.sweep_interval;
-                self.actions.push_back(Action::SetTimer { at, timer: Timer::Sweep });
+                if !self.retention.is_empty() || self.streams.len() > 1 {
+                    self.arm_sweep(now);
+                }
             }
             Timer::Graft { stream, generation } => self.on_graft_timer(stream, generation, now),
             Timer::Gap { stream, generation } => self.on_gap_timer(stream, generation, now),
@@ -229,7 +233,7 @@ impl<R: Rng> Router<R> {
     // ----- helpers shared by the handlers -----
 
     pub(crate) fn send(&mut self, to: NodeId, message: Message) {
-        self.actions.push_back(Action::Send { to: vec![to], message });
+        self.actions.push_back(Action::Send { to: smallvec::smallvec![to], message });
     }
 
     pub(crate) fn violation(&mut self, peer: NodeId, reason: &'static str) {
@@ -243,6 +247,15 @@ impl<R: Rng> Router<R> {
             self.flush_armed = true;
             let at = now + self.config.ihave_interval;
             self.actions.push_back(Action::SetTimer { at, timer: Timer::Flush });
+        }
+    }
+
+    /// Arms the housekeeping timer unless it is pending already.
+    pub(crate) fn arm_sweep(&mut self, now: Instant) {
+        if !self.sweep_armed {
+            self.sweep_armed = true;
+            let at = now + self.config.sweep_interval;
+            self.actions.push_back(Action::SetTimer { at, timer: Timer::Sweep });
         }
     }
 
@@ -260,6 +273,7 @@ impl<R: Rng> Router<R> {
     pub(crate) fn log_retained(&mut self, stream: StreamId, seq: u64, len: usize, now: Instant) {
         self.retention.push(LogEntry { stream, seq, at: now, len });
         self.expire_retention(None);
+        self.arm_sweep(now);
     }
 
     /// Drops retained payloads older than `cutoff` or beyond the size bounds.
@@ -325,6 +339,7 @@ impl<R: Rng> Router<R> {
             let mut state = StreamState::new(start, now);
             state.settled = settled_mark(&self.peers, &stream);
             self.streams.insert(stream, state);
+            self.arm_sweep(now);
         }
         true
     }

@@ -59,14 +59,44 @@ fn deliveries(actions: &[Action]) -> Vec<u64> {
         .collect()
 }
 
+/// The timers `actions` set, housekeeping (`Timer::Sweep`) left out.
 fn timers(actions: &[Action]) -> Vec<(Instant, Timer)> {
     actions
         .iter()
         .filter_map(|a| match a {
-            Action::SetTimer { at, timer } => Some((*at, *timer)),
+            Action::SetTimer { at, timer } if *timer != Timer::Sweep => Some((*at, *timer)),
             _ => None,
         })
         .collect()
+}
+
+fn sweeps(actions: &[Action]) -> usize {
+    actions.iter().filter(|a| matches!(a, Action::SetTimer { timer: Timer::Sweep, .. })).count()
+}
+
+#[test]
+fn housekeeping_runs_only_while_there_is_something_to_sweep() {
+    let now = Instant::now();
+    let mut r = router(1, now);
+    assert_eq!(sweeps(&drain(&mut r)), 0, "an idle router sets no timer");
+    r.handle_neighbour_up(id(2), now);
+    drain(&mut r);
+    r.broadcast(Bytes::from_static(b"a"), now);
+    assert_eq!(sweeps(&drain(&mut r)), 1, "a retained payload arms the sweep");
+    r.broadcast(Bytes::from_static(b"b"), now);
+    assert_eq!(sweeps(&drain(&mut r)), 0, "once");
+    // While something is retained, every sweep arms the next one; once everything has expired and
+    // no other stream is tracked, the sweeps stop.
+    let mut at = now;
+    loop {
+        at += r.config().sweep_interval;
+        r.handle_timer(Timer::Sweep, at);
+        if sweeps(&drain(&mut r)) == 0 {
+            break;
+        }
+        assert!(at < now + r.config().retention_time * 2, "the sweeps never stop");
+    }
+    assert!(at >= now + r.config().retention_time, "stopped while payloads were retained");
 }
 
 fn data(s: StreamId, seq: u64) -> Message {
