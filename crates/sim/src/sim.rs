@@ -398,8 +398,12 @@ impl Sim {
             match action {
                 Action::Dial(addr) => self.dial(node, addr),
                 Action::Send { to, message } => {
-                    for peer in to {
-                        self.send(node, peer, message.clone());
+                    // Cloned for all but the last recipient, which takes the message itself.
+                    if let Some((&last, others)) = to.split_last() {
+                        for &peer in others {
+                            self.send(node, peer, message.clone());
+                        }
+                        self.send(node, last, message);
                     }
                 }
                 Action::Disconnect { peer, reason } => self.disconnect(node, peer, reason),

@@ -69,6 +69,8 @@ fn a_neighbour_membership_reports_reaches_the_router_and_the_application() {
     let now = Instant::now();
     let (ia, ib) = (info(1), info(2));
     let mut a = core(ia, vec![], now);
+    // Something to sync: a node that has sent nothing has no position to tell.
+    a.broadcast(Bytes::from_static(b"before"), now);
     drain(&mut a);
     a.handle_connected(ib, None, now);
     drain(&mut a);

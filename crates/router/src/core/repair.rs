@@ -15,7 +15,9 @@ use super::router::{Router, settled_mark};
 
 impl<R: rand::Rng> Router<R> {
     /// `peer` became a neighbour (membership's `NeighbourUp`). Plumtree makes the link eager; we also
-    /// send it our position in every stream (`Sync`) so it can push what we lack, and it ours.
+    /// send it our position in every stream (`Sync`) so it can push what we lack, and it ours. A node
+    /// that has neither sent nor delivered anything has no position worth telling: no `Sync` (the
+    /// neighbour learns of our stream with its first message, from 1).
     pub fn handle_neighbour_up(&mut self, peer: NodeId, now: Instant) {
         if peer == self.me {
             return;
@@ -36,8 +38,7 @@ impl<R: rand::Rng> Router<R> {
             .map(|(id, s)| Watermark { stream: *id, seq: s.delivered })
             .collect();
         marks.sort_unstable_by_key(|m| m.stream);
-        if marks.is_empty() {
-            self.send(peer, Message::Sync { marks });
+        if marks.iter().all(|m| m.seq == 0) {
             return;
         }
         for chunk in marks.chunks(self.config.max_list_len) {

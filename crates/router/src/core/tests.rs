@@ -815,3 +815,19 @@ fn a_neighbour_that_leaves_no_longer_holds_back_retention() {
     // 12 bytes retained, 4 allowed once settled: the two oldest go.
     assert_eq!(span(&r), Some((3, 3)));
 }
+
+#[test]
+fn a_node_with_no_position_to_tell_sends_no_sync() {
+    let now = Instant::now();
+    let mut r = router(1, now);
+    r.handle_neighbour_up(id(2), now);
+    assert_eq!(sends(&drain(&mut r)), vec![], "nothing sent or delivered yet");
+    r.broadcast(Bytes::from_static(b"a"), now);
+    drain(&mut r);
+    r.handle_neighbour_up(id(3), now);
+    let own = r.own_stream();
+    assert_eq!(
+        sends(&drain(&mut r)),
+        vec![(id(3), Message::Sync { marks: vec![Watermark { stream: own, seq: 1 }] })]
+    );
+}
