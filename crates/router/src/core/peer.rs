@@ -25,6 +25,9 @@ pub(crate) struct Peer {
     pub(crate) rtt: Option<Duration>,
     /// Digest ranges waiting for the next flush.
     pub(crate) ihave: Vec<SeqRange>,
+    /// Per stream, where in `ihave` its latest range is: a message that follows it extends it, so a
+    /// batch holds one range per stream however many streams interleave.
+    ihave_index: KeyedMap<StreamId, usize>,
     /// Smallest hop count in the pending digest.
     pub(crate) ihave_hops: u32,
     /// Per stream: pushed vs acknowledged.
@@ -37,12 +40,14 @@ pub(crate) struct Peer {
 }
 
 impl Peer {
-    /// A new neighbour. Plumtree starts every link eager; duplicates prune the tree into shape.
-    pub(crate) fn new(sent: KeyedMap<StreamId, SentMark>) -> Self {
+    /// A new neighbour. Plumtree starts every link eager; duplicates prune the tree into shape. The
+    /// two maps come empty, with the router's keyed hasher.
+    pub(crate) fn new(sent: KeyedMap<StreamId, SentMark>, ihave_index: KeyedMap<StreamId, usize>) -> Self {
         Self {
             eager: true,
             rtt: None,
             ihave: Vec::new(),
+            ihave_index,
             ihave_hops: u32::MAX,
             sent,
             asked: Vec::new(),
@@ -50,24 +55,34 @@ impl Peer {
         }
     }
 
-    /// Adds one message to the digest batch, extending a range of the same stream when it is the next
-    /// number (the common case: a run of messages becomes one range). Only the last few ranges are
-    /// looked at, so this is O(1).
+    /// Adds one message to the digest batch, extending its stream's latest range when it is the next
+    /// number (the common case: a run of messages of one stream becomes one range, however many
+    /// other streams interleave with it). O(1).
     pub(crate) fn push_ihave(&mut self, stream: StreamId, seq: u64, hops: u32) {
         self.ihave_hops = self.ihave_hops.min(hops);
-        for range in self.ihave.iter_mut().rev().take(4) {
-            if range.stream == stream && range.last.checked_add(1) == Some(seq) {
-                range.last = seq;
-                return;
-            }
+        if let Some(&at) = self.ihave_index.get(&stream)
+            && let Some(range) = self.ihave.get_mut(at)
+            && range.last.checked_add(1) == Some(seq)
+        {
+            range.last = seq;
+            return;
         }
+        self.ihave_index.insert(stream, self.ihave.len());
         self.ihave.push(SeqRange::single(stream, seq));
     }
 
     /// Adds a whole range to the digest batch.
     pub(crate) fn push_ihave_range(&mut self, range: SeqRange, hops: u32) {
         self.ihave_hops = self.ihave_hops.min(hops);
+        self.ihave_index.insert(range.stream, self.ihave.len());
         self.ihave.push(range);
+    }
+
+    /// Takes the digest batch for sending: its ranges and smallest hop count.
+    pub(crate) fn take_ihave(&mut self) -> (Vec<SeqRange>, u32) {
+        self.ihave_index.clear();
+        let hops = std::mem::replace(&mut self.ihave_hops, u32::MAX);
+        (std::mem::take(&mut self.ihave), hops)
     }
 
     /// Whether `seq` of `stream` is something we asked this peer for.

@@ -9,6 +9,7 @@ use dotray_codec::NodeId;
 use super::action::{Action, Event, Timer};
 use super::config::MAX_LIST_LEN;
 use super::ids::{MAX_SEQ, SeqRange, StreamId, Watermark};
+use super::map::KeyedMap;
 use super::message::Message;
 use super::peer::Peer;
 use super::router::{Router, settled_mark};
@@ -23,8 +24,8 @@ impl<R: rand::Rng> Router<R> {
             return;
         }
         let was_alone = self.peers.is_empty();
-        let sent = self.new_sent_map();
-        self.peers.entry(peer).or_insert_with(|| Peer::new(sent)).eager = true;
+        let (sent, index) = (self.new_sent_map(), KeyedMap::with_hasher(self.hasher));
+        self.peers.entry(peer).or_insert_with(|| Peer::new(sent, index)).eager = true;
         if was_alone {
             self.restart_gap_clocks(now);
         }
@@ -113,8 +114,7 @@ impl<R: rand::Rng> Router<R> {
             if peer.ihave.is_empty() {
                 continue;
             }
-            let hops = std::mem::replace(&mut peer.ihave_hops, u32::MAX);
-            let ranges = std::mem::take(&mut peer.ihave);
+            let (ranges, hops) = peer.take_ihave();
             if ranges.len() <= max {
                 out.push((*id, Message::IHave { ranges, hops }));
             } else {

@@ -831,3 +831,25 @@ fn a_node_with_no_position_to_tell_sends_no_sync() {
         vec![(id(3), Message::Sync { marks: vec![Watermark { stream: own, seq: 1 }] })]
     );
 }
+
+#[test]
+fn a_digest_batch_holds_one_range_per_stream_however_the_streams_interleave() {
+    let now = Instant::now();
+    let mut r = router_with_neighbours(now, &[2, 3]);
+    r.handle_message(id(3), Message::Prune, now);
+    drain(&mut r);
+    // Three streams, their messages interleaved, all arriving from 2: 3 is lazy and gets digests.
+    for seq in 1..=5 {
+        for origin in [7, 8, 9] {
+            r.handle_message(id(2), data(stream(origin), seq), now);
+        }
+    }
+    drain(&mut r);
+    r.handle_timer(Timer::Flush, now + r.config().ihave_interval);
+    let digests: Vec<Message> =
+        sends(&drain(&mut r)).into_iter().filter(|(to, _)| *to == id(3)).map(|(_, m)| m).collect();
+    let [Message::IHave { ranges, .. }] = &digests[..] else { panic!("one digest: {digests:?}") };
+    let expected: Vec<SeqRange> =
+        [7, 8, 9].map(|o| SeqRange { stream: stream(o), first: 1, last: 5 }).to_vec();
+    assert_eq!(ranges, &expected);
+}
