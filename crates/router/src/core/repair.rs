@@ -248,15 +248,26 @@ impl<R: rand::Rng> Router<R> {
     /// a busy relay). Under load digests outrun payloads, and grafting then would add a second path
     /// to a working tree — a cycle, duplicates and prunes. A stalled tree (a dead relay, a hole)
     /// moves no watermark, so it is grafted around one delay later.
+    ///
+    /// A round gives up after `gap_timeout` without progress. Progress (the watermark moved) means
+    /// the holes the round was asking for were filled, and whatever is missing now is newer: the
+    /// round starts over, with a full `gap_timeout` (and short retries) for it. Under a steady stream
+    /// with a hole now and then, a round can run for long; measured from its first hole, it would give
+    /// up on a fresh hole at once.
     pub(crate) fn on_graft_timer(&mut self, stream: StreamId, generation: u64, now: Instant) {
         let gap_timeout = self.config.gap_timeout;
         let max_list = self.config.max_list_len;
         let delay = self.graft_delay();
         let Some(state) = self.streams.get_mut(&stream) else { return };
-        let Some(since) = state.graft_since else { return };
-        if state.graft_gen != generation {
+        if state.graft_gen != generation || state.graft_since.is_none() {
             return;
         }
+        if state.graft_tries > 0 && state.delivered > state.graft_mark {
+            state.graft_mark = state.delivered;
+            state.graft_since = Some(now);
+            state.graft_tries = 0;
+        }
+        let Some(since) = state.graft_since else { return };
         if !state.has_missing() || now.saturating_duration_since(since) >= gap_timeout {
             // Filled, or nobody could serve it for a whole gap timeout: stop asking. A real loss
             // becomes a `Gap` through the gap timer (if later payloads are held); an unfounded claim

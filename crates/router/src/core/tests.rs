@@ -853,3 +853,51 @@ fn a_digest_batch_holds_one_range_per_stream_however_the_streams_interleave() {
         [7, 8, 9].map(|o| SeqRange { stream: stream(o), first: 1, last: 5 }).to_vec();
     assert_eq!(ranges, &expected);
 }
+
+#[test]
+fn a_long_graft_round_that_keeps_making_progress_still_asks_for_a_fresh_hole() {
+    // A steady stream whose digests run ahead of its payloads, with a hole now and then, each filled
+    // by a graft: something is always missing, so the round never ends. After `gap_timeout` its
+    // newest hole must still be asked for, not abandoned as if nobody could serve it.
+    let now = Instant::now();
+    let mut r = router_with_neighbours(now, &[2, 3]);
+    let s = stream(9);
+    let graft_timer = |actions: &[Action]| {
+        timers(actions).into_iter().rev().find(|(_, t)| matches!(t, Timer::Graft { .. })).map(|(_, t)| t)
+    };
+    let grafted = |actions: &[Action]| -> Vec<SeqRange> {
+        sends(actions)
+            .into_iter()
+            .filter_map(|(_, m)| match m {
+                Message::Graft { want, .. } => Some(want),
+                _ => None,
+            })
+            .flatten()
+            .collect()
+    };
+    r.handle_message(id(2), data(s, 2), now);
+    let mut timer = graft_timer(&drain(&mut r)).expect("a hole arms the graft timer");
+    r.handle_timer(timer, now + Duration::from_millis(1));
+    assert_eq!(grafted(&drain(&mut r)), vec![SeqRange::single(s, 1)]);
+    let rounds = r.config().gap_timeout.as_secs() + 3;
+    for k in 1..=rounds {
+        let t = now + Duration::from_secs(k);
+        // Digests announce the next two; the graft answer fills the hole; the tree brings the
+        // payload after the next hole.
+        let ahead = SeqRange { stream: s, first: 2 * k + 1, last: 2 * k + 2 };
+        r.handle_message(id(3), Message::IHave { ranges: vec![ahead], hops: 0 }, t);
+        r.handle_message(id(3), data(s, 2 * k - 1), t);
+        r.handle_message(id(2), data(s, 2 * k + 2), t);
+        timer = graft_timer(&drain(&mut r)).unwrap_or(timer);
+        r.handle_timer(timer, t + Duration::from_millis(1));
+        let actions = drain(&mut r);
+        timer = graft_timer(&actions).unwrap_or(timer);
+        let hole = 2 * k + 1;
+        let asked = grafted(&actions);
+        assert!(
+            asked.iter().any(|w| w.stream == s && w.first <= hole && hole <= w.last),
+            "{k} s after the round began: hole {hole} not asked for (asked {asked:?})"
+        );
+    }
+    assert_eq!(r.counters().gaps, 0);
+}
