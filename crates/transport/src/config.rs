@@ -139,20 +139,44 @@ impl Default for Config {
 
 /// A [`Config`] that cannot work, and why.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("invalid transport config: {0}")]
-pub struct InvalidConfig(pub &'static str);
+#[non_exhaustive]
+pub enum InvalidConfig {
+    /// A field that must be positive is zero.
+    #[error("config field `{0}` must not be zero")]
+    Zero(&'static str),
+    /// A field is out of range, or two fields contradict each other.
+    #[error("inconsistent config: {0}")]
+    Inconsistent(&'static str),
+}
 
 impl Config {
     /// Checks that the settings can work together.
     pub fn validate(&self) -> Result<(), InvalidConfig> {
-        let check = |ok: bool, why: &'static str| if ok { Ok(()) } else { Err(InvalidConfig(why)) };
+        let positive = [
+            ("max_inbound", self.max_inbound),
+            ("max_outbound", self.max_outbound),
+            ("write_batch_bytes", self.write_batch_bytes),
+            ("event_queue_len", self.event_queue_len),
+            ("read_buffer_len", self.read_buffer_len),
+            ("listen_backlog", self.listen_backlog as usize),
+        ];
+        // `ban_duration` too (`max_bans = 0` turns bans off).
+        let periods = [
+            ("handshake_timeout", self.handshake_timeout),
+            ("connect_timeout", self.connect_timeout),
+            ("idle_timeout", self.idle_timeout),
+            ("write_timeout", self.write_timeout),
+            ("ban_duration", self.ban_duration),
+        ];
+        if let Some((name, _)) = positive.iter().find(|(_, v)| *v == 0) {
+            return Err(InvalidConfig::Zero(name));
+        }
+        if let Some((name, _)) = periods.iter().find(|(_, v)| v.is_zero()) {
+            return Err(InvalidConfig::Zero(name));
+        }
+        let check =
+            |ok: bool, why: &'static str| if ok { Ok(()) } else { Err(InvalidConfig::Inconsistent(why)) };
         check(self.network_id.len() <= MAX_NETWORK_ID_LEN, "network_id is longer than 64 bytes")?;
-        check(self.max_inbound > 0, "max_inbound must be at least 1")?;
-        check(self.max_outbound > 0, "max_outbound must be at least 1")?;
-        check(!self.handshake_timeout.is_zero(), "handshake_timeout must be positive")?;
-        check(!self.connect_timeout.is_zero(), "connect_timeout must be positive")?;
-        check(!self.idle_timeout.is_zero(), "idle_timeout must be positive")?;
-        check(!self.write_timeout.is_zero(), "write_timeout must be positive")?;
         check(self.max_frame_len >= 1024, "max_frame_len must be at least 1 KiB")?;
         check(self.max_frame_len <= u32::MAX as usize, "max_frame_len must fit the 4-byte prefix")?;
         check(
@@ -160,11 +184,6 @@ impl Config {
             "max_queue_bytes must hold at least one maximum-size frame",
         )?;
         check(self.max_queue_bytes <= u32::MAX as usize, "max_queue_bytes must be below 4 GiB")?;
-        check(self.write_batch_bytes > 0, "write_batch_bytes must be positive")?;
-        check(self.event_queue_len > 0, "event_queue_len must be positive")?;
-        check(self.read_buffer_len > 0, "read_buffer_len must be positive")?;
-        check(self.listen_backlog > 0, "listen_backlog must be positive")?;
-        check(!self.ban_duration.is_zero(), "ban_duration must be positive (max_bans = 0 turns bans off)")?;
         check(self.max_ban_duration >= self.ban_duration, "max_ban_duration must be at least ban_duration")?;
         Ok(())
     }
@@ -182,13 +201,21 @@ mod tests {
     #[test]
     fn queue_must_hold_a_frame() {
         let config = Config { max_queue_bytes: 1000, ..Default::default() };
-        assert!(config.validate().is_err());
+        assert!(matches!(config.validate(), Err(InvalidConfig::Inconsistent(_))));
+    }
+
+    #[test]
+    fn a_zero_limit_is_named() {
+        let config = Config { max_inbound: 0, ..Default::default() };
+        assert_eq!(config.validate(), Err(InvalidConfig::Zero("max_inbound")));
+        let config = Config { idle_timeout: Duration::ZERO, ..Default::default() };
+        assert_eq!(config.validate(), Err(InvalidConfig::Zero("idle_timeout")));
     }
 
     #[test]
     fn ban_periods_must_be_consistent() {
         let zero = Config { ban_duration: Duration::ZERO, ..Default::default() };
-        assert!(zero.validate().is_err());
+        assert_eq!(zero.validate(), Err(InvalidConfig::Zero("ban_duration")));
         let shorter_max = Config { max_ban_duration: Duration::from_secs(1), ..Default::default() };
         assert!(shorter_max.validate().is_err());
         let off = Config { max_bans: 0, ..Default::default() };

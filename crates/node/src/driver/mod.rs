@@ -202,8 +202,7 @@ pub fn spawn(
         next_seq: Arc::new(Mutex::new(core.next_seq())),
     };
     let span = info_span!("node", id = ?me.id, addr = %me.addr);
-    let state = run::Driver::new(run::Channels {
-        core,
+    let io = run::Io {
         transport,
         events,
         broadcasts,
@@ -211,8 +210,8 @@ pub fn spawn(
         deliveries: deliveries_tx,
         app_events: events_tx,
         cancel,
-        config: driver,
-    });
+    };
+    let state = run::Driver::new(core, io, driver);
     let task = tokio::spawn(state.run().instrument(span));
     Ok((handle, NodeOutput { deliveries, events: app_events }, task))
 }

@@ -21,9 +21,8 @@ use crate::Message;
 use crate::core::{Action, Event, NodeCore, PeerMessage, QueryAnswer, Timer};
 use crate::timers::TimerQueue;
 
-/// Everything [`Driver::new`] needs.
-pub(super) struct Channels {
-    pub(super) core: NodeCore<StdRng>,
+/// What the driver talks to: the transport below, the application above, and its stop signal.
+pub(super) struct Io {
     pub(super) transport: Transport,
     pub(super) events: Events,
     pub(super) broadcasts: mpsc::Receiver<Broadcast>,
@@ -31,7 +30,6 @@ pub(super) struct Channels {
     pub(super) deliveries: mpsc::Sender<Message>,
     pub(super) app_events: mpsc::Sender<Event>,
     pub(super) cancel: CancellationToken,
-    pub(super) config: DriverConfig,
 }
 
 /// A connection to a peer (a neighbour or a transient one) and what the driver tracks about it.
@@ -49,13 +47,7 @@ struct Link {
 
 pub(super) struct Driver {
     core: NodeCore<StdRng>,
-    transport: Transport,
-    events: Events,
-    broadcasts: mpsc::Receiver<Broadcast>,
-    commands: mpsc::Receiver<Command>,
-    deliveries: mpsc::Sender<Message>,
-    app_events: mpsc::Sender<Event>,
-    cancel: CancellationToken,
+    io: Io,
     config: DriverConfig,
     /// Membership's timers wait while the driver reads no frames; the router's never do.
     membership_timers: TimerQueue<Timer>,
@@ -88,29 +80,12 @@ async fn reserve(
 }
 
 impl Driver {
-    pub(super) fn new(channels: Channels) -> Self {
-        let Channels {
-            core,
-            transport,
-            events,
-            broadcasts,
-            commands,
-            deliveries,
-            app_events,
-            cancel,
-            config,
-        } = channels;
+    pub(super) fn new(core: NodeCore<StdRng>, io: Io, config: DriverConfig) -> Self {
         let now = Instant::now();
-        let wire = Wire::new(core.own_stream(), core.me().addr, transport.max_frame_len());
+        let wire = Wire::new(core.own_stream(), core.me().addr, io.transport.max_frame_len());
         Self {
             core,
-            transport,
-            events,
-            broadcasts,
-            commands,
-            deliveries,
-            app_events,
-            cancel,
+            io,
             next_cleanup: now + config.cleanup_interval,
             config,
             membership_timers: TimerQueue::new(),
@@ -131,7 +106,7 @@ impl Driver {
         // The core's first actions (dial the seeds, arm the timers) are already waiting.
         self.apply_actions();
         // One cancellation future for the whole loop: building one per turn takes the token's lock.
-        let cancelled = self.cancel.clone().cancelled_owned();
+        let cancelled = self.io.cancel.clone().cancelled_owned();
         tokio::pin!(cancelled);
         // One timer for the whole loop, moved only when the next deadline changes: a new `Sleep` per
         // turn would register and cancel an entry in the runtime's timer wheel on every turn.
@@ -154,28 +129,28 @@ impl Driver {
             }
             tokio::select! {
                 _ = &mut cancelled => return,
-                event = self.events.recv(), if reading => match event {
+                event = self.io.events.recv(), if reading => match event {
                     Some(event) => self.on_transport_event(event),
                     None => return,
                 },
-                broadcast = self.broadcasts.recv(), if !held_back => match broadcast {
+                broadcast = self.io.broadcasts.recv(), if !held_back => match broadcast {
                     Some(broadcast) => {
                         self.on_broadcast(broadcast);
                         // The rest of what is queued, in the same turn (at most a queue's worth).
                         for _ in 1..self.config.broadcast_queue_len {
-                            let Ok(broadcast) = self.broadcasts.try_recv() else { break };
+                            let Ok(broadcast) = self.io.broadcasts.try_recv() else { break };
                             self.on_broadcast(broadcast);
                         }
                     }
                     None => return,
                 },
-                command = self.commands.recv() => match command {
+                command = self.io.commands.recv() => match command {
                     Some(command) => self.on_command(command),
                     None => return,
                 },
                 _ = async { if let Some(s) = &waiting_on { s.queue_drained(high).await } }, if held_back => {}
                 _ = tokio::time::sleep(recheck), if held_back => {}
-                permit = reserve(&self.deliveries), if app_behind => match permit {
+                permit = reserve(&self.io.deliveries), if app_behind => match permit {
                     Ok(permit) => {
                         if let Some(message) = self.pending.pop_front() {
                             permit.send(message);
@@ -300,13 +275,13 @@ impl Driver {
     fn apply_actions(&mut self) {
         while let Some(action) = self.core.poll_action() {
             match action {
-                Action::Dial(addr) => self.transport.dial(addr),
+                Action::Dial(addr) => self.io.transport.dial(addr),
                 Action::Send { to, message } => self.send(&to, message),
                 Action::Disconnect { peer, reason: CloseReason::ProtocolViolation } => {
                     self.violation(peer, "membership message out of protocol order");
                 }
                 Action::Disconnect { peer, reason } => {
-                    self.transport.disconnect(&peer, goodbye_reason(reason));
+                    self.io.transport.disconnect(&peer, goodbye_reason(reason));
                 }
                 Action::Violation { peer, reason } => self.violation(peer, reason),
                 Action::SetTimer { at, timer } => match timer {
@@ -439,7 +414,7 @@ impl Driver {
             self.pending.push_back(message);
             return;
         }
-        match self.deliveries.try_send(message) {
+        match self.io.deliveries.try_send(message) {
             Ok(()) => {}
             Err(mpsc::error::TrySendError::Full(message)) => self.pending.push_back(message),
             Err(mpsc::error::TrySendError::Closed(_)) => self.counters.deliveries_dropped += 1,
@@ -449,7 +424,7 @@ impl Driver {
     /// Moves waiting deliveries into the application's queue while it has room.
     fn flush_pending(&mut self) {
         while let Some(message) = self.pending.pop_front() {
-            if let Err(error) = self.deliveries.try_send(message) {
+            if let Err(error) = self.io.deliveries.try_send(message) {
                 if let mpsc::error::TrySendError::Full(message) = error {
                     self.pending.push_front(message);
                 } else {
@@ -461,7 +436,7 @@ impl Driver {
     }
 
     fn emit(&mut self, event: Event) {
-        if self.app_events.try_send(event).is_err() {
+        if self.io.app_events.try_send(event).is_err() {
             self.counters.events_dropped += 1;
         }
     }
