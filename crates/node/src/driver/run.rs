@@ -37,6 +37,9 @@ struct Link {
     sender: PeerSender,
     /// Stream references the peer declared on this connection.
     inbound: Inbound,
+    /// An active neighbour (between the core's `NeighbourUp` and `NeighbourDown`): only neighbours
+    /// hold the node back when their queue fills, not a connection that carries a join or a query.
+    neighbour: bool,
     /// Since when its queue has been above the publish high-water mark.
     full_since: Option<Instant>,
     /// Demoted for congestion: it no longer holds the node back until its queue drains.
@@ -200,6 +203,7 @@ impl Driver {
                 let link = Link {
                     sender: peer.sender,
                     inbound: Inbound::new(),
+                    neighbour: false,
                     full_since: None,
                     slow: false,
                     last_payload: None,
@@ -292,7 +296,19 @@ impl Driver {
                     let origin_addr = self.wire.origin_addr(&delivery.id.stream);
                     self.deliver(Message::from_delivery(delivery, origin_addr));
                 }
-                Action::Event(event) => self.emit(event),
+                Action::Event(event) => {
+                    let neighbour = match &event {
+                        Event::NeighbourUp { peer, .. } => Some((peer, true)),
+                        Event::NeighbourDown { peer } => Some((peer, false)),
+                        _ => None,
+                    };
+                    if let Some((peer, up)) = neighbour
+                        && let Some(link) = self.links.get_mut(peer)
+                    {
+                        link.neighbour = up;
+                    }
+                    self.emit(event);
+                }
                 Action::QueryAnswered { request_id, answer } => {
                     if let Some(reply) = self.queries.remove(&request_id) {
                         let _ = reply.send(match answer {
@@ -377,7 +393,7 @@ impl Driver {
                 && link.sender.queued_bytes() <= high / 4
         });
         let stuck = self.held_since.is_some_and(|at| now.duration_since(at) >= grace);
-        for (id, link) in &mut self.links {
+        for (id, link) in self.links.iter_mut().filter(|(_, link)| link.neighbour) {
             let queued = link.sender.queued_bytes();
             if queued <= high / 4 {
                 link.full_since = None;
