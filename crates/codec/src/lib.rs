@@ -18,7 +18,8 @@
 //! * [`FrameEncoder`] — the same for a stream of frames, carving them out of large shared chunks;
 //! * [`BufferRecycler`] — reuses such chunks (and read buffers) once every frame cut from them is gone;
 //! * [`NodeId`] — the 16-byte random identity of a node, and [`Direction`] — who dialed a connection;
-//! * [`CodecError`] — what can go wrong, typed.
+//! * [`CodecError`] — what can go wrong, typed;
+//! * [`InvalidConfig`] — why a layer's configuration cannot work, the one shape every layer uses.
 //!
 //! ## Safety against bad input
 //!
@@ -62,6 +63,7 @@ mod direction;
 mod envelope;
 mod error;
 mod frame;
+mod invalid_config;
 mod node_id;
 mod out_frame;
 mod recycle;
@@ -81,6 +83,7 @@ pub mod proto {
 pub use direction::Direction;
 pub use error::CodecError;
 pub use frame::{DEFAULT_MAX_FRAME_LEN, FRAME_HEADER_LEN, FrameCodec, FrameEncoder, encode_frame};
+pub use invalid_config::InvalidConfig;
 pub use node_id::{NODE_ID_LEN, NodeId, ParseNodeIdError};
 pub use out_frame::{COPY_FRAME_MAX, OutFrame};
 pub use recycle::BufferRecycler;

@@ -9,7 +9,7 @@ pub enum StartError {
     Transport(#[from] dotray_transport::StartError),
     /// A protocol or driver setting is invalid.
     #[error(transparent)]
-    Config(#[from] dotray_node::core::InvalidConfig),
+    Config(#[from] dotray_node::core::InvalidNodeConfig),
 }
 
 /// An operation on a running node failed.

@@ -3,6 +3,8 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
+pub use dotray_codec::InvalidConfig;
+
 /// Transport settings. Build with `Config::default()` and change what you need; [`Config::validate`]
 /// runs when the transport starts.
 ///
@@ -137,45 +139,24 @@ impl Default for Config {
     }
 }
 
-/// A [`Config`] that cannot work, and why.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
-pub enum InvalidConfig {
-    /// A field that must be positive is zero.
-    #[error("config field `{0}` must not be zero")]
-    Zero(&'static str),
-    /// A field is out of range, or two fields contradict each other.
-    #[error("inconsistent config: {0}")]
-    Inconsistent(&'static str),
-}
-
 impl Config {
     /// Checks that the settings can work together.
     pub fn validate(&self) -> Result<(), InvalidConfig> {
-        let positive = [
-            ("max_inbound", self.max_inbound),
-            ("max_outbound", self.max_outbound),
-            ("write_batch_bytes", self.write_batch_bytes),
-            ("event_queue_len", self.event_queue_len),
-            ("read_buffer_len", self.read_buffer_len),
-            ("listen_backlog", self.listen_backlog as usize),
-        ];
-        // `ban_duration` too (`max_bans = 0` turns bans off).
-        let periods = [
-            ("handshake_timeout", self.handshake_timeout),
-            ("connect_timeout", self.connect_timeout),
-            ("idle_timeout", self.idle_timeout),
-            ("write_timeout", self.write_timeout),
-            ("ban_duration", self.ban_duration),
-        ];
-        if let Some((name, _)) = positive.iter().find(|(_, v)| *v == 0) {
-            return Err(InvalidConfig::Zero(name));
-        }
-        if let Some((name, _)) = periods.iter().find(|(_, v)| v.is_zero()) {
-            return Err(InvalidConfig::Zero(name));
-        }
-        let check =
-            |ok: bool, why: &'static str| if ok { Ok(()) } else { Err(InvalidConfig::Inconsistent(why)) };
+        InvalidConfig::check_nonzero([
+            ("max_inbound", self.max_inbound == 0),
+            ("max_outbound", self.max_outbound == 0),
+            ("write_batch_bytes", self.write_batch_bytes == 0),
+            ("event_queue_len", self.event_queue_len == 0),
+            ("read_buffer_len", self.read_buffer_len == 0),
+            ("listen_backlog", self.listen_backlog == 0),
+            ("handshake_timeout", self.handshake_timeout.is_zero()),
+            ("connect_timeout", self.connect_timeout.is_zero()),
+            ("idle_timeout", self.idle_timeout.is_zero()),
+            ("write_timeout", self.write_timeout.is_zero()),
+            // `max_bans = 0` turns bans off; the ban period itself must be positive.
+            ("ban_duration", self.ban_duration.is_zero()),
+        ])?;
+        let check = InvalidConfig::check;
         check(self.network_id.len() <= MAX_NETWORK_ID_LEN, "network_id is longer than 64 bytes")?;
         check(self.max_frame_len >= 1024, "max_frame_len must be at least 1 KiB")?;
         check(self.max_frame_len <= u32::MAX as usize, "max_frame_len must fit the 4-byte prefix")?;

@@ -6,6 +6,8 @@
 
 use std::time::Duration;
 
+pub use dotray_codec::InvalidConfig;
+
 /// Longest list accepted in any membership message. Longer lists are a protocol violation, not
 /// truncated: no honest peer sends one (the configured bounds are far below). The wire layer refuses
 /// them before they reach the core.
@@ -162,7 +164,7 @@ impl Config {
 
     /// Checks that the values make sense together.
     pub fn validate(&self) -> Result<(), InvalidConfig> {
-        let nonzero = [
+        InvalidConfig::check_nonzero([
             ("active_view_capacity", self.active_view_capacity == 0),
             ("passive_view_capacity", self.passive_view_capacity == 0),
             ("max_exchange_peers", self.max_exchange_peers == 0),
@@ -170,51 +172,31 @@ impl Config {
             ("max_dial_failures", self.max_dial_failures == 0),
             ("max_transient_connections", self.max_transient_connections == 0),
             ("heal_seed_every", self.heal_seed_every == 0),
-        ];
-        if let Some((field, _)) = nonzero.iter().find(|(_, zero)| *zero) {
-            return Err(InvalidConfig::Zero(field));
-        }
-        let durations = [
-            ("shuffle_interval", self.shuffle_interval),
-            ("ping_interval", self.ping_interval),
-            ("heal_interval", self.heal_interval),
-            ("transient_timeout", self.transient_timeout),
-            ("backoff_initial", self.backoff_initial),
-            ("sweep_interval", self.sweep_interval),
-        ];
-        if let Some((field, _)) = durations.iter().find(|(_, d)| d.is_zero()) {
-            return Err(InvalidConfig::Zero(field));
-        }
-        if self.passive_random_walk_length > self.active_random_walk_length {
-            return Err(InvalidConfig::Inconsistent(
-                "passive_random_walk_length must not exceed active_random_walk_length",
-            ));
-        }
-        if self.backoff_max < self.backoff_initial {
-            return Err(InvalidConfig::Inconsistent("backoff_max must be at least backoff_initial"));
-        }
-        if 1 + self.shuffle_active_count + self.shuffle_passive_count > self.max_exchange_peers {
-            return Err(InvalidConfig::Inconsistent(
-                "a peer-exchange sample (1 + shuffle_active_count + shuffle_passive_count) must fit in max_exchange_peers",
-            ));
-        }
-        if MAX_LIST_LEN < self.max_exchange_peers || MAX_LIST_LEN < self.max_query_nodes {
-            return Err(InvalidConfig::Inconsistent("list bounds must not exceed MAX_LIST_LEN"));
-        }
+            ("shuffle_interval", self.shuffle_interval.is_zero()),
+            ("ping_interval", self.ping_interval.is_zero()),
+            ("heal_interval", self.heal_interval.is_zero()),
+            ("transient_timeout", self.transient_timeout.is_zero()),
+            ("backoff_initial", self.backoff_initial.is_zero()),
+            ("sweep_interval", self.sweep_interval.is_zero()),
+        ])?;
+        InvalidConfig::check(
+            self.passive_random_walk_length <= self.active_random_walk_length,
+            "passive_random_walk_length must not exceed active_random_walk_length",
+        )?;
+        InvalidConfig::check(
+            self.backoff_max >= self.backoff_initial,
+            "backoff_max must be at least backoff_initial",
+        )?;
+        InvalidConfig::check(
+            1 + self.shuffle_active_count + self.shuffle_passive_count <= self.max_exchange_peers,
+            "a peer-exchange sample (1 + shuffle_active_count + shuffle_passive_count) must fit in max_exchange_peers",
+        )?;
+        InvalidConfig::check(
+            self.max_exchange_peers <= MAX_LIST_LEN && self.max_query_nodes <= MAX_LIST_LEN,
+            "list bounds must not exceed MAX_LIST_LEN",
+        )?;
         Ok(())
     }
-}
-
-/// A [`Config`] that cannot work.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
-pub enum InvalidConfig {
-    /// A field that must be positive is zero.
-    #[error("config field `{0}` must not be zero")]
-    Zero(&'static str),
-    /// Two fields contradict each other.
-    #[error("inconsistent config: {0}")]
-    Inconsistent(&'static str),
 }
 
 #[cfg(test)]

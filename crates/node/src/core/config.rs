@@ -1,8 +1,11 @@
-//! [`Config`]: the protocol settings of a node, one part per core, and [`InvalidConfig`].
+//! [`Config`]: the protocol settings of a node, one part per core, and [`InvalidNodeConfig`], which
+//! says which part cannot work.
+
+use dotray_codec::InvalidConfig;
 
 /// The protocol settings of a node: its membership core's and its router core's. Every field of
 /// both is documented where it is defined, with its default.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Config {
     /// Views, liveness, peer exchange, healing (see [`dotray_membership::core::Config`]).
     pub membership: dotray_membership::core::Config,
@@ -12,24 +15,23 @@ pub struct Config {
 
 impl Config {
     /// Checks both parts.
-    pub fn validate(&self) -> Result<(), InvalidConfig> {
-        self.membership.validate()?;
-        self.router.validate()?;
-        Ok(())
+    pub fn validate(&self) -> Result<(), InvalidNodeConfig> {
+        self.membership.validate().map_err(InvalidNodeConfig::Membership)?;
+        self.router.validate().map_err(InvalidNodeConfig::Router)
     }
 }
 
-/// A setting is out of range, or two settings contradict each other.
+/// A node's settings cannot work: which part, and why (each layer's [`InvalidConfig`]).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
-pub enum InvalidConfig {
-    /// In the membership part.
+pub enum InvalidNodeConfig {
+    /// The membership part.
     #[error("membership config: {0}")]
-    Membership(#[from] dotray_membership::core::InvalidConfig),
-    /// In the router part.
+    Membership(InvalidConfig),
+    /// The router part.
     #[error("router config: {0}")]
-    Router(#[from] dotray_router::core::InvalidConfig),
-    /// A driver setting that must be positive is zero (see `driver::DriverConfig`).
-    #[error("driver config field `{0}` must not be zero")]
-    Zero(&'static str),
+    Router(InvalidConfig),
+    /// The driver's settings (`driver::DriverConfig`).
+    #[error("driver config: {0}")]
+    Driver(InvalidConfig),
 }

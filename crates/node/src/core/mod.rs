@@ -24,7 +24,7 @@ mod config;
 mod tests;
 
 pub use action::{Action, Event, PeerMessage, QueryAnswer, Timer};
-pub use config::{Config, InvalidConfig};
+pub use config::{Config, InvalidNodeConfig};
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
@@ -63,12 +63,14 @@ impl<R: Rng + SeedableRng> NodeCore<R> {
         config: Config,
         mut rng: R,
         now: Instant,
-    ) -> Result<Self, InvalidConfig> {
+    ) -> Result<Self, InvalidNodeConfig> {
         let membership_rng = R::from_rng(&mut rng);
         let epoch = rng.random();
         let router_rng = R::from_rng(&mut rng);
-        let membership = Membership::new(me, seeds, config.membership, membership_rng, now)?;
-        let router = Router::try_new(me.id, epoch, config.router, router_rng, now)?;
+        let membership = Membership::new(me, seeds, config.membership, membership_rng, now)
+            .map_err(InvalidNodeConfig::Membership)?;
+        let router = Router::try_new(me.id, epoch, config.router, router_rng, now)
+            .map_err(InvalidNodeConfig::Router)?;
         Ok(Self { membership, router, actions: VecDeque::new(), now })
     }
 }

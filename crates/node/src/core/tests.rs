@@ -195,5 +195,5 @@ fn an_invalid_config_is_refused() {
     let mut config = Config::default();
     config.router.graft_timeout = Duration::ZERO;
     let refused = NodeCore::new(info(1), vec![], config, ChaCha8Rng::seed_from_u64(1), Instant::now());
-    assert!(matches!(refused, Err(InvalidConfig::Router(_))));
+    assert!(matches!(refused, Err(InvalidNodeConfig::Router(_))));
 }

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use crate::core::InvalidConfig;
+use dotray_codec::InvalidConfig;
 
 /// Settings of the tokio driver: queues towards the application and hop-by-hop back-pressure.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -59,28 +59,15 @@ impl Default for DriverConfig {
 impl DriverConfig {
     /// Checks that every queue can hold something and every period is positive.
     pub fn validate(&self) -> Result<(), InvalidConfig> {
-        let sizes = [
-            ("delivery_queue_len", self.delivery_queue_len),
-            ("event_queue_len", self.event_queue_len),
-            ("broadcast_queue_len", self.broadcast_queue_len),
-            ("command_queue_len", self.command_queue_len),
-            ("publish_high_water", self.publish_high_water),
-        ];
-        let periods = [
-            ("congestion_grace", self.congestion_grace),
-            ("held_back_recheck", self.held_back_recheck),
-            ("cleanup_interval", self.cleanup_interval),
-        ];
-        for (name, size) in sizes {
-            if size == 0 {
-                return Err(InvalidConfig::Zero(name));
-            }
-        }
-        for (name, period) in periods {
-            if period.is_zero() {
-                return Err(InvalidConfig::Zero(name));
-            }
-        }
-        Ok(())
+        InvalidConfig::check_nonzero([
+            ("delivery_queue_len", self.delivery_queue_len == 0),
+            ("event_queue_len", self.event_queue_len == 0),
+            ("broadcast_queue_len", self.broadcast_queue_len == 0),
+            ("command_queue_len", self.command_queue_len == 0),
+            ("publish_high_water", self.publish_high_water == 0),
+            ("congestion_grace", self.congestion_grace.is_zero()),
+            ("held_back_recheck", self.held_back_recheck.is_zero()),
+            ("cleanup_interval", self.cleanup_interval.is_zero()),
+        ])
     }
 }

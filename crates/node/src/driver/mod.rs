@@ -56,7 +56,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{Instrument, info_span};
 
 use crate::Message;
-use crate::core::{Config, Event, InvalidConfig, NodeCore};
+use crate::core::{Config, Event, InvalidNodeConfig, NodeCore};
 
 /// The node's driver has stopped (the node shut down).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -186,8 +186,8 @@ pub fn spawn(
     config: Config,
     driver: DriverConfig,
     cancel: CancellationToken,
-) -> Result<(NodeHandle, NodeOutput, JoinHandle<()>), InvalidConfig> {
-    driver.validate()?;
+) -> Result<(NodeHandle, NodeOutput, JoinHandle<()>), InvalidNodeConfig> {
+    driver.validate().map_err(InvalidNodeConfig::Driver)?;
     let me = PeerInfo::new(transport.local_id(), transport.local_addr());
     let now = Instant::now();
     let core = NodeCore::new(me, seeds, config, StdRng::from_os_rng(), now)?;

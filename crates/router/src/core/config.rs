@@ -3,6 +3,8 @@
 
 use std::time::Duration;
 
+pub use dotray_codec::InvalidConfig;
+
 /// Maximum entries in a list field (IHave ranges, Graft wants, Ack/Sync marks) that the core accepts
 /// or produces. The wire layer refuses longer lists before they reach the core.
 pub const MAX_LIST_LEN: usize = 4_096;
@@ -142,65 +144,42 @@ impl Default for Config {
     }
 }
 
-/// Why a [`Config`] was rejected.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
-pub enum InvalidConfig {
-    /// A field that must be positive is zero.
-    #[error("config field `{0}` must not be zero")]
-    Zero(&'static str),
-    /// Two fields contradict each other.
-    #[error("inconsistent config: {0}")]
-    Inconsistent(&'static str),
-}
-
 impl Config {
     /// Checks that the configuration can work.
     pub fn validate(&self) -> Result<(), InvalidConfig> {
-        for (name, d) in [
-            ("ihave_interval", self.ihave_interval),
-            ("graft_timeout", self.graft_timeout),
-            ("graft_retry_timeout", self.graft_retry_timeout),
-            ("ack_interval", self.ack_interval),
-            ("sweep_interval", self.sweep_interval),
-            ("retention_time", self.retention_time),
-            ("gap_timeout", self.gap_timeout),
-            ("stream_idle_timeout", self.stream_idle_timeout),
-            ("prune_origin_timeout", self.prune_origin_timeout),
-        ] {
-            if d.is_zero() {
-                return Err(InvalidConfig::Zero(name));
-            }
-        }
-        for (name, n) in [
-            ("ack_every", self.ack_every as u64),
-            ("retention_max_messages", self.retention_max_messages as u64),
-            ("retention_max_bytes", self.retention_max_bytes as u64),
-            ("reorder_window", self.reorder_window),
-            ("reorder_max_total", self.reorder_max_total as u64),
-            ("max_streams", self.max_streams as u64),
-            ("max_serve_per_request", self.max_serve_per_request),
-            ("max_list_len", self.max_list_len as u64),
-            ("max_announcers", self.max_announcers as u64),
-        ] {
-            if n == 0 {
-                return Err(InvalidConfig::Zero(name));
-            }
-        }
-        if self.max_list_len > MAX_LIST_LEN {
-            return Err(InvalidConfig::Inconsistent("max_list_len exceeds MAX_LIST_LEN"));
-        }
-        if self.stream_idle_timeout < self.retention_time {
-            return Err(InvalidConfig::Inconsistent(
-                "stream_idle_timeout must be at least retention_time (or old payloads could be re-delivered)",
-            ));
-        }
-        if self.max_graft_timeout < self.graft_timeout {
-            return Err(InvalidConfig::Inconsistent("max_graft_timeout must be at least graft_timeout"));
-        }
-        if self.gap_timeout <= self.max_graft_timeout {
-            return Err(InvalidConfig::Inconsistent("gap_timeout must exceed max_graft_timeout"));
-        }
+        InvalidConfig::check_nonzero([
+            ("ihave_interval", self.ihave_interval.is_zero()),
+            ("graft_timeout", self.graft_timeout.is_zero()),
+            ("graft_retry_timeout", self.graft_retry_timeout.is_zero()),
+            ("ack_interval", self.ack_interval.is_zero()),
+            ("sweep_interval", self.sweep_interval.is_zero()),
+            ("retention_time", self.retention_time.is_zero()),
+            ("gap_timeout", self.gap_timeout.is_zero()),
+            ("stream_idle_timeout", self.stream_idle_timeout.is_zero()),
+            ("prune_origin_timeout", self.prune_origin_timeout.is_zero()),
+            ("ack_every", self.ack_every == 0),
+            ("retention_max_messages", self.retention_max_messages == 0),
+            ("retention_max_bytes", self.retention_max_bytes == 0),
+            ("reorder_window", self.reorder_window == 0),
+            ("reorder_max_total", self.reorder_max_total == 0),
+            ("max_streams", self.max_streams == 0),
+            ("max_serve_per_request", self.max_serve_per_request == 0),
+            ("max_list_len", self.max_list_len == 0),
+            ("max_announcers", self.max_announcers == 0),
+        ])?;
+        InvalidConfig::check(self.max_list_len <= MAX_LIST_LEN, "max_list_len exceeds MAX_LIST_LEN")?;
+        InvalidConfig::check(
+            self.stream_idle_timeout >= self.retention_time,
+            "stream_idle_timeout must be at least retention_time (or old payloads could be re-delivered)",
+        )?;
+        InvalidConfig::check(
+            self.max_graft_timeout >= self.graft_timeout,
+            "max_graft_timeout must be at least graft_timeout",
+        )?;
+        InvalidConfig::check(
+            self.gap_timeout > self.max_graft_timeout,
+            "gap_timeout must exceed max_graft_timeout",
+        )?;
         Ok(())
     }
 }
