@@ -13,7 +13,11 @@
 //! * `-m` — send a message every 5 seconds; `--every SECONDS` changes the period (fractions allowed);
 //! * `-i ID` — vary the message: `hello-<ID>`;
 //! * `--json` — one JSON object per line instead of the human output (see below);
-//! * `--count N` — stop sending after N messages (default: no limit).
+//! * `--count N` — stop sending after N messages (default: no limit);
+//! * `--key FILE` — keep this node's secret key in FILE (created, mode 0600, when absent), so that a
+//!   restarted node is the same node (default: a fresh key, a new node id, at each start);
+//! * `--network-key-file FILE` — a private network: only nodes with the key in FILE (created when
+//!   absent; copy it to every member) can connect (default: an open network).
 //!
 //! Human output: `send message: hello-3` on each send and
 //! `receive message: hello-3 from other node: "127.0.0.1:2002"` on each delivery (the origin's
@@ -37,6 +41,7 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
@@ -53,6 +58,8 @@ struct Options {
     id: String,
     json: bool,
     count: Option<u64>,
+    key: Option<PathBuf>,
+    network_key: Option<PathBuf>,
 }
 
 fn parse_args() -> Result<Options> {
@@ -64,6 +71,8 @@ fn parse_args() -> Result<Options> {
         id: "0".to_owned(),
         json: false,
         count: None,
+        key: None,
+        network_key: None,
     };
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
@@ -80,9 +89,12 @@ fn parse_args() -> Result<Options> {
             }
             "--count" => options.count = Some(value("--count")?.parse().context("--count takes a number")?),
             "--json" => options.json = true,
+            "--key" => options.key = Some(value("--key")?.into()),
+            "--network-key-file" => options.network_key = Some(value("--network-key-file")?.into()),
             "-h" | "--help" => {
                 println!(
-                    "usage: demo [-l ADDR] [-s ADDR]... [-m] [--every SECONDS] [-i ID] [--count N] [--json]"
+                    "usage: demo [-l ADDR] [-s ADDR]... [-m] [--every SECONDS] [-i ID] [--count N] [--json] \
+                     [--key FILE] [--network-key-file FILE]"
                 );
                 std::process::exit(0);
             }
@@ -128,7 +140,14 @@ async fn main() -> Result<()> {
         )
         .init();
     let options = parse_args()?;
-    let node = Node::builder().listen(options.listen).seeds(options.seeds.clone()).start().await?;
+    let mut builder = Node::builder().listen(options.listen).seeds(options.seeds.clone());
+    if let Some(path) = &options.key {
+        builder = builder.key_file(path);
+    }
+    if let Some(path) = &options.network_key {
+        builder = builder.network_key_file(path);
+    }
+    let node = builder.start().await?;
     let me = node.id();
     if options.json {
         emit(format!(

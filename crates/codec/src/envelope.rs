@@ -13,6 +13,8 @@ pub enum BodyKind {
     Hello,
     /// [`Goodbye`] (transport).
     Goodbye,
+    /// [`Handshake`] (transport): one Noise handshake message.
+    Handshake,
     /// [`Ping`] (membership).
     Ping,
     /// [`Pong`] (membership).
@@ -70,6 +72,7 @@ impl BodyKind {
         match body {
             Body::Hello(_) => Self::Hello,
             Body::Goodbye(_) => Self::Goodbye,
+            Body::Handshake(_) => Self::Handshake,
             Body::Ping(_) => Self::Ping,
             Body::Pong(_) => Self::Pong,
             Body::Join(_) => Self::Join,
@@ -96,6 +99,7 @@ impl BodyKind {
         match self {
             Self::Hello => "hello",
             Self::Goodbye => "goodbye",
+            Self::Handshake => "handshake",
             Self::Ping => "ping",
             Self::Pong => "pong",
             Self::Join => "join",
@@ -120,7 +124,7 @@ impl BodyKind {
     /// The layer that handles this kind.
     pub fn layer(self) -> Layer {
         match self {
-            Self::Hello | Self::Goodbye => Layer::Transport,
+            Self::Hello | Self::Goodbye | Self::Handshake => Layer::Transport,
             Self::Ping
             | Self::Pong
             | Self::Join
@@ -170,6 +174,7 @@ macro_rules! envelope_from {
 envelope_from! {
     Hello => Hello,
     Goodbye => Goodbye,
+    Handshake => Handshake,
     Ping => Ping,
     Pong => Pong,
     Join => Join,

@@ -17,7 +17,8 @@
 //! * [`encode_frame`] — one envelope to one contiguous frame in a `Bytes` of its own;
 //! * [`FrameEncoder`] — the same for a stream of frames, carving them out of large shared chunks;
 //! * [`BufferRecycler`] — reuses such chunks (and read buffers) once every frame cut from them is gone;
-//! * [`NodeId`] — the 16-byte random identity of a node, and [`Direction`] — who dialed a connection;
+//! * [`NodeId`] — a node's identity, the public half of its [`SecretKey`] (Ed25519), and
+//!   [`Direction`] — who dialed a connection;
 //! * [`CodecError`] — what can go wrong, typed;
 //! * [`InvalidConfig`] — why a layer's configuration cannot work, the one shape every layer uses.
 //!
@@ -63,6 +64,7 @@ mod direction;
 mod envelope;
 mod error;
 mod frame;
+mod identity;
 mod invalid_config;
 mod node_id;
 mod out_frame;
@@ -83,10 +85,13 @@ pub mod proto {
 pub use direction::Direction;
 pub use error::CodecError;
 pub use frame::{DEFAULT_MAX_FRAME_LEN, FRAME_HEADER_LEN, FrameCodec, FrameEncoder, encode_frame};
+pub use identity::{SECRET_KEY_LEN, SIGNATURE_LEN, SecretKey};
 pub use invalid_config::InvalidConfig;
 pub use node_id::{NODE_ID_LEN, NodeId, ParseNodeIdError};
 pub use out_frame::{COPY_FRAME_MAX, OutFrame};
 pub use recycle::BufferRecycler;
 
-/// The wire protocol version this crate speaks (`Hello.protocol_version`).
-pub const PROTOCOL_VERSION: u32 = 1;
+/// The wire protocol version this crate speaks (`Hello.protocol_version`). Version 2 runs every
+/// connection inside a Noise channel and makes node ids Ed25519 public keys; version 1 (plaintext,
+/// self-asserted 16-byte ids) is refused.
+pub const PROTOCOL_VERSION: u32 = 2;

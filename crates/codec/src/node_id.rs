@@ -1,24 +1,26 @@
-//! [`NodeId`]: the fixed-size random identity of a dotray node.
+//! [`NodeId`]: the identity of a dotray node, which is its Ed25519 public key.
 
 use std::fmt;
 use std::str::FromStr;
 
 /// Length of a node id in bytes.
-pub const NODE_ID_LEN: usize = 16;
+pub const NODE_ID_LEN: usize = 32;
 
-/// The identity of a node: 16 random bytes, chosen when the node starts unless configured.
+/// The identity of a node: the 32-byte Ed25519 public key of its [`SecretKey`](crate::SecretKey).
 ///
 /// A node is known by its id, not by its address: one node reached as `localhost:2000` and
-/// `127.0.0.1:2000` is still one node, which is what keeps messages from looping. 128 random bits make a
-/// collision between independently started nodes vanishingly unlikely.
+/// `127.0.0.1:2000` is still one node, which is what keeps messages from looping. Because the id is a
+/// public key, a node proves it in every handshake (the transport's Noise handshake carries a
+/// signature by the matching secret key), and nobody else can claim it. A node that keeps its key
+/// (a key file) is the same node after a restart.
 ///
-/// Displayed as 32 lowercase hex digits; `{:?}` shows the first 8 for logs.
+/// Displayed as 64 lowercase hex digits, the form to copy; `{:?}` shows the first 8 for logs.
 ///
 /// ```
-/// use dotray_codec::NodeId;
-/// let id = NodeId::random();
+/// use dotray_codec::{NodeId, SecretKey};
+/// let id = SecretKey::generate().node_id();
 /// let text = id.to_string();
-/// assert_eq!(text.len(), 32);
+/// assert_eq!(text.len(), 64);
 /// assert_eq!(text.parse::<NodeId>()?, id);
 /// # Ok::<(), dotray_codec::ParseNodeIdError>(())
 /// ```
@@ -26,19 +28,20 @@ pub const NODE_ID_LEN: usize = 16;
 pub struct NodeId([u8; NODE_ID_LEN]);
 
 impl NodeId {
-    /// Wraps 16 bytes.
+    /// Wraps 32 bytes. Whether they are a valid public key is checked where it matters: in the
+    /// handshake, and by [`NodeId::verify`].
     pub const fn from_bytes(bytes: [u8; NODE_ID_LEN]) -> Self {
         Self(bytes)
     }
 
-    /// A fresh random id from the operating system's generator.
+    /// The id of a fresh random key, for tests and simulations that need an id and never a key.
     pub fn random() -> Self {
-        Self(rand::random())
+        crate::SecretKey::generate().node_id()
     }
 
-    /// A random id from the given generator (for deterministic simulations).
+    /// The id of a key drawn from the given generator (deterministic simulations replay it).
     pub fn random_from(rng: &mut impl rand::Rng) -> Self {
-        Self(rng.random())
+        crate::SecretKey::from_bytes(rng.random()).node_id()
     }
 
     /// The id's bytes.
@@ -46,7 +49,7 @@ impl NodeId {
         &self.0
     }
 
-    /// Reads an id from a wire field, which must hold exactly 16 bytes.
+    /// Reads an id from a wire field, which must hold exactly 32 bytes.
     pub fn from_slice(bytes: &[u8]) -> Option<Self> {
         <[u8; NODE_ID_LEN]>::try_from(bytes).ok().map(Self)
     }
@@ -75,9 +78,9 @@ impl fmt::Debug for NodeId {
     }
 }
 
-/// A string that is not 32 hex digits.
+/// A string that is not 64 hex digits.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("a node id is 32 hex digits")]
+#[error("a node id is 64 hex digits")]
 pub struct ParseNodeIdError;
 
 impl FromStr for NodeId {
@@ -113,19 +116,27 @@ mod tests {
 
     #[test]
     fn display_parse_round_trip() {
-        let id = NodeId::from_bytes(*b"\x00\x01\x02\x03\x04\x05\x06\x07\x08\x09\x0a\x0b\x0c\x0d\x0e\xff");
-        assert_eq!(id.to_string(), "000102030405060708090a0b0c0d0eff");
-        assert_eq!("000102030405060708090A0B0C0D0EFF".parse::<NodeId>(), Ok(id));
+        let mut bytes = [0u8; NODE_ID_LEN];
+        for (i, b) in bytes.iter_mut().enumerate() {
+            *b = i as u8;
+        }
+        bytes[NODE_ID_LEN - 1] = 0xff;
+        let id = NodeId::from_bytes(bytes);
+        let text = "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1eff";
+        assert_eq!(id.to_string(), text);
+        assert_eq!(text.to_uppercase().parse::<NodeId>(), Ok(id));
         assert_eq!(format!("{id:?}"), "00010203");
     }
 
     #[test]
     fn rejects_bad_text_and_bad_lengths() {
         assert_eq!("00".parse::<NodeId>(), Err(ParseNodeIdError));
-        assert_eq!("zz0102030405060708090a0b0c0d0eff".parse::<NodeId>(), Err(ParseNodeIdError));
-        assert_eq!(NodeId::from_slice(&[0; 15]), None);
-        assert_eq!(NodeId::from_slice(&[0; 17]), None);
-        assert!(NodeId::from_slice(&[7; 16]).is_some());
+        let bad_digit = format!("zz{}", "0".repeat(62));
+        assert_eq!(bad_digit.parse::<NodeId>(), Err(ParseNodeIdError));
+        assert_eq!("0".repeat(32).parse::<NodeId>(), Err(ParseNodeIdError), "a version-1 id is too short");
+        assert_eq!(NodeId::from_slice(&[0; 16]), None);
+        assert_eq!(NodeId::from_slice(&[0; 33]), None);
+        assert!(NodeId::from_slice(&[7; 32]).is_some());
     }
 
     #[test]

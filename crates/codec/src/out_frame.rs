@@ -11,7 +11,7 @@
 //! Whoever queues the frame decides, by its length, whether to copy it or to share its parts: a
 //! connection's queue copies a frame below [`COPY_FRAME_MAX`] bytes into its own buffer (one copy, and
 //! not even a reference count taken on the payload, which other cores hold too), and queues a longer
-//! one as its two parts, so a large payload goes to the socket from where it already is. One
+//! one as its two parts, so a large payload is written (or encrypted) from where it already is. One
 //! `OutFrame` is built per message and hop and queued by reference for every neighbour that gets it.
 
 use bytes::{BufMut, Bytes, BytesMut};

@@ -7,6 +7,9 @@ pub enum StartError {
     /// The transport could not start (bad config, or the listen address is taken).
     #[error(transparent)]
     Transport(#[from] dotray_transport::StartError),
+    /// The key file or network key file cannot be used.
+    #[error(transparent)]
+    KeyFile(#[from] crate::KeyFileError),
     /// A protocol or driver setting is invalid.
     #[error(transparent)]
     Config(#[from] dotray_node::core::InvalidNodeConfig),

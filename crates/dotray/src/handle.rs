@@ -2,21 +2,34 @@
 //! (`dotray-node`) — behind one handle.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use bytes::Bytes;
 use dotray_codec::proto::{Direct, Envelope};
-use dotray_codec::{NodeId, OutFrame};
+use dotray_codec::{NodeId, OutFrame, SecretKey};
 use dotray_membership::core::NodeInfo;
 use dotray_node::core::Event;
 use dotray_node::{DriverConfig, DriverCounters, Message, NodeHandle};
 use dotray_router::core::{Counters, MessageId, Topology};
-use dotray_transport::Transport;
+use dotray_transport::{NetworkKey, Transport};
 use tokio::sync::{Mutex, mpsc};
 use tokio::task::JoinHandle;
 use tokio_util::sync::{CancellationToken, DropGuard};
 
+use crate::key_file;
 use crate::{NodeError, StartError};
+
+/// Where a node's secret key comes from.
+#[derive(Debug, Clone)]
+enum Identity {
+    /// A fresh key for each start.
+    Fresh,
+    /// This key.
+    Key(Box<SecretKey>),
+    /// This key file (created when absent).
+    File(PathBuf),
+}
 
 /// Builds and starts a [`Node`]. Every setting has a documented default.
 ///
@@ -34,7 +47,8 @@ use crate::{NodeError, StartError};
 pub struct NodeBuilder {
     listen: SocketAddr,
     seeds: Vec<SocketAddr>,
-    node_id: Option<NodeId>,
+    identity: Identity,
+    network_key_file: Option<PathBuf>,
     transport: dotray_transport::Config,
     protocol: dotray_node::core::Config,
     driver: DriverConfig,
@@ -45,7 +59,8 @@ impl Default for NodeBuilder {
         Self {
             listen: SocketAddr::from(([127, 0, 0, 1], 0)),
             seeds: Vec::new(),
-            node_id: None,
+            identity: Identity::Fresh,
+            network_key_file: None,
             transport: Default::default(),
             protocol: Default::default(),
             driver: Default::default(),
@@ -80,16 +95,43 @@ impl NodeBuilder {
         self
     }
 
-    /// This node's id. Default: 16 random bytes.
-    pub fn node_id(mut self, id: NodeId) -> Self {
-        self.node_id = Some(id);
+    /// This node's secret key: its node id is the key's public half, proven in every handshake.
+    /// Default: a fresh key for each start, so a restarted node is a new node.
+    pub fn secret_key(mut self, key: SecretKey) -> Self {
+        self.identity = Identity::Key(Box::new(key));
         self
     }
 
-    /// Transport limits and timeouts (see [`dotray_transport::Config`]).
+    /// Keeps this node's secret key in the file at `path`, so that a restarted node is the same node:
+    /// created (mode 0600, 64 hex digits) when absent, loaded when present. [`NodeBuilder::start`]
+    /// fails with [`StartError::KeyFile`] if the file is readable by other users or holds anything
+    /// but a key.
+    pub fn key_file(mut self, path: impl Into<PathBuf>) -> Self {
+        self.identity = Identity::File(path.into());
+        self
+    }
+
+    /// Makes the network private: only nodes with this key can complete a handshake with this one
+    /// (see [`NetworkKey`]). Default none: an open network, which any key pair may join.
+    pub fn network_key(mut self, key: NetworkKey) -> Self {
+        self.transport.network_key = Some(key);
+        self.network_key_file = None;
+        self
+    }
+
+    /// [`NodeBuilder::network_key`] from the key file at `path`, created with a fresh key when absent
+    /// (copy it to every member), with the same checks as [`NodeBuilder::key_file`].
+    pub fn network_key_file(mut self, path: impl Into<PathBuf>) -> Self {
+        self.network_key_file = Some(path.into());
+        self
+    }
+
+    /// Transport limits and timeouts (see [`dotray_transport::Config`]). Keeps the network id and key
+    /// set on this builder.
     pub fn transport_config(mut self, config: dotray_transport::Config) -> Self {
         let network_id = std::mem::take(&mut self.transport.network_id);
-        self.transport = dotray_transport::Config { network_id, ..config };
+        let network_key = self.transport.network_key.take();
+        self.transport = dotray_transport::Config { network_id, network_key, ..config };
         self
     }
 
@@ -114,9 +156,19 @@ impl NodeBuilder {
 
     /// Binds the listen address and starts the node. Returns once the listener is bound; joining the
     /// network through the seeds continues in the background.
-    pub async fn start(self) -> Result<Node, StartError> {
-        let id = self.node_id.unwrap_or_else(NodeId::random);
-        let (transport, transport_events) = Transport::bind(self.listen, id, self.transport).await?;
+    pub async fn start(mut self) -> Result<Node, StartError> {
+        let key = match self.identity {
+            Identity::Fresh => SecretKey::generate(),
+            Identity::Key(key) => *key,
+            Identity::File(path) => {
+                SecretKey::from_bytes(key_file::load_or_create(&path, || SecretKey::generate().to_bytes())?)
+            }
+        };
+        if let Some(path) = &self.network_key_file {
+            let key = key_file::load_or_create(path, || NetworkKey::generate().to_bytes())?;
+            self.transport.network_key = Some(NetworkKey::from_bytes(key));
+        }
+        let (transport, transport_events) = Transport::bind(self.listen, key, self.transport).await?;
         let cancel = CancellationToken::new();
         let (handle, output, task) = dotray_node::driver::spawn(
             transport.clone(),

@@ -29,9 +29,10 @@
 mod channels;
 mod error;
 mod handle;
+mod key_file;
 
 pub use dotray_codec as codec;
-pub use dotray_codec::NodeId;
+pub use dotray_codec::{NodeId, SecretKey};
 pub use dotray_membership as membership;
 pub use dotray_node as node;
 pub use dotray_router as router;
@@ -40,5 +41,7 @@ pub use dotray_transport as transport;
 pub use channels::{CHANNEL_CAPACITY, start_node};
 pub use dotray_node::Message;
 pub use dotray_node::core::Event;
+pub use dotray_transport::NetworkKey;
 pub use error::{NodeError, StartError};
 pub use handle::{Node, NodeBuilder};
+pub use key_file::KeyFileError;

@@ -7,45 +7,46 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use dotray::Node;
 use dotray::codec::proto::{self, Body, Envelope};
-use dotray::codec::{FrameCodec, NodeId, PROTOCOL_VERSION};
-use futures_util::{SinkExt, StreamExt};
-use tokio::net::TcpStream;
-use tokio_util::codec::Framed;
+use dotray::codec::{NodeId, PROTOCOL_VERSION, SecretKey};
 
-/// A peer that joined `node` through a real handshake and `Join`, and now sends whatever it likes.
+#[path = "../../transport/tests/common/mod.rs"]
+mod common;
+use common::RawPeer;
+
+/// A peer that joined `node` through a real handshake and `Join` (so that the node takes it as a
+/// neighbour), and now sends whatever it likes.
 struct Hostile {
-    framed: Framed<TcpStream, FrameCodec>,
+    raw: RawPeer,
 }
 
 impl Hostile {
     async fn join(node: &Node) -> Self {
-        Self::join_as(node, NodeId::random()).await
+        Self::join_as(node, SecretKey::generate()).await
     }
 
-    async fn join_as(node: &Node, id: NodeId) -> Self {
-        let stream = TcpStream::connect(node.local_addr()).await.expect("connect");
-        let mut framed = Framed::new(stream, FrameCodec::new());
+    async fn join_as(node: &Node, key: SecretKey) -> Self {
+        let mut raw = RawPeer::connect_as(node.local_addr(), key).await;
+        raw.noise().await.expect("noise handshake");
         let hello = proto::Hello {
             network_id: "dotray".into(),
             protocol_version: PROTOCOL_VERSION,
-            node_id: id.to_bytes(),
             listen_addr: "127.0.0.1:9".into(),
             nonce: rand::random(),
         };
-        framed.send(&Envelope::from(hello)).await.unwrap();
-        framed.send(&Envelope::from(proto::Join {})).await.unwrap();
-        Self { framed }
+        raw.send(&Envelope::from(hello)).await;
+        raw.send(&Envelope::from(proto::Join {})).await;
+        Self { raw }
     }
 
     async fn send(&mut self, body: impl Into<Envelope>) -> bool {
-        self.framed.send(&body.into()).await.is_ok()
+        self.raw.send(&body.into()).await;
+        true
     }
 
     /// Reads (answering pings) until the node's goodbye; `None` if the connection ends without one.
     async fn goodbye(&mut self) -> Option<proto::Goodbye> {
         loop {
-            let next = tokio::time::timeout(Duration::from_secs(10), self.framed.next()).await;
-            match next.ok()??.ok()?.body {
+            match self.raw.recv_for(Duration::from_secs(10)).await?.body {
                 Some(Body::Goodbye(goodbye)) => return Some(goodbye),
                 Some(Body::Ping(p)) => {
                     let _ = self.send(proto::Pong { nonce: p.nonce, sent_at_micros: p.sent_at_micros }).await;
@@ -57,8 +58,7 @@ impl Hostile {
 
     /// Reads (and answers pings) without blocking long, so the node never sees a stalled reader.
     async fn drain(&mut self) {
-        while let Ok(Some(Ok(env))) = tokio::time::timeout(Duration::from_millis(1), self.framed.next()).await
-        {
+        while let Some(env) = self.raw.recv_for(Duration::from_millis(1)).await {
             if let Some(Body::Ping(p)) = env.body {
                 let _ = self.send(proto::Pong { nonce: p.nonce, sent_at_micros: p.sent_at_micros }).await;
             }
@@ -203,8 +203,9 @@ async fn forged_far_future_data_and_endless_digests_do_not_stall_delivery() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_router_level_violation_bans_the_peer_and_its_reconnect_is_refused() {
     let (victim, good) = victim_and_good_peer().await;
-    let id = NodeId::random();
-    let mut hostile = Hostile::join_as(&victim, id).await;
+    let key = SecretKey::generate();
+    let id = key.node_id();
+    let mut hostile = Hostile::join_as(&victim, key.clone()).await;
     // Data with sequence number 0 on a declared stream: the router layer finds the violation.
     let origin = NodeId::random().to_bytes();
     hostile
@@ -218,7 +219,7 @@ async fn a_router_level_violation_bans_the_peer_and_its_reconnect_is_refused() {
     assert_eq!((bans.len(), bans[0].peer, bans[0].offences), (1, id, 1), "{bans:?}");
 
     // Back at once with the same node id: refused after its hello.
-    let mut again = Hostile::join_as(&victim, id).await;
+    let mut again = Hostile::join_as(&victim, key).await;
     let goodbye = again.goodbye().await.expect("a goodbye");
     assert_eq!(goodbye.reason, proto::GoodbyeReason::Banned as i32);
     assert_eq!(victim.transport_stats().ban_refusals, 1);
@@ -228,17 +229,18 @@ async fn a_router_level_violation_bans_the_peer_and_its_reconnect_is_refused() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_membership_level_violation_bans_the_peer_too() {
     let (victim, good) = victim_and_good_peer().await;
-    let id = NodeId::random();
-    let mut hostile = Hostile::join_as(&victim, id).await;
-    // A forward-join naming a 15-byte node id: membership's wire check finds the violation.
-    let bad = proto::PeerRecord { node_id: vec![1u8; 15].into(), addr: "127.0.0.1:1".into() };
+    let key = SecretKey::generate();
+    let id = key.node_id();
+    let mut hostile = Hostile::join_as(&victim, key.clone()).await;
+    // A forward-join naming a 31-byte node id: membership's wire check finds the violation.
+    let bad = proto::PeerRecord { node_id: vec![1u8; 31].into(), addr: "127.0.0.1:1".into() };
     hostile.send(proto::ForwardJoin { node: Some(bad), ttl: 1 }).await;
     let goodbye = hostile.goodbye().await.expect("a goodbye");
     assert_eq!(goodbye.reason, proto::GoodbyeReason::ProtocolViolation as i32);
     assert!(goodbye.detail.starts_with("invalid membership message"), "{:?}", goodbye.detail);
     let bans = victim.bans();
     assert_eq!((bans.len(), bans[0].peer, bans[0].offences), (1, id, 1), "one offence: {bans:?}");
-    let goodbye = Hostile::join_as(&victim, id).await.goodbye().await.expect("a goodbye");
+    let goodbye = Hostile::join_as(&victim, key).await.goodbye().await.expect("a goodbye");
     assert_eq!(goodbye.reason, proto::GoodbyeReason::Banned as i32);
     assert_good_broadcast_arrives(&victim, &good, "after-membership-ban").await;
 }

@@ -53,15 +53,15 @@
 //! use rand::{SeedableRng, rngs::StdRng};
 //!
 //! let now = Instant::now();
-//! let a = PeerInfo::new(NodeId::from_bytes([1; 16]), "127.0.0.1:2001".parse()?);
-//! let b = PeerInfo::new(NodeId::from_bytes([2; 16]), "127.0.0.1:2002".parse()?);
+//! let a = PeerInfo::new(NodeId::from_bytes([1; 32]), "127.0.0.1:2001".parse()?);
+//! let b = PeerInfo::new(NodeId::from_bytes([2; 32]), "127.0.0.1:2002".parse()?);
 //! // `a` starts a network; `b` joins it with `a` as its seed.
 //! let mut seed = Membership::new(a, vec![], Config::default(), StdRng::seed_from_u64(1), now)?;
 //! let mut joiner = Membership::new(b, vec![a.addr], Config::default(), StdRng::seed_from_u64(2), now)?;
 //!
 //! // Besides arming its timers, the joiner asks for a dial of the seed.
 //! let actions: Vec<Action> = std::iter::from_fn(|| joiner.poll_action()).collect();
-//! assert!(actions.contains(&Action::Dial(a.addr)));
+//! assert!(actions.contains(&Action::Dial { addr: a.addr, node: None }));
 //!
 //! // The transport connected them. The joiner is told which of its dials this answers; the seed,
 //! // which was dialed, is told `None`.

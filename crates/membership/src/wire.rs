@@ -2,7 +2,7 @@
 //! `proto/dotray/v1/membership.proto`.
 //!
 //! Encoding (`From<Message>`) cannot fail. Decoding (`TryFrom<proto::Body>`) validates everything a
-//! peer could get wrong or forge: a node id must be exactly 16 bytes, an address must parse as
+//! peer could get wrong or forge: a node id must be exactly 32 bytes, an address must parse as
 //! `ip:port`, a required record must be present, an enum must hold a known value, and no list may hold
 //! more than [`MAX_LIST_LEN`] entries (the core then cuts lists further to its configured bounds). A
 //! failure is a [`WireError`]; the driver then calls
@@ -50,7 +50,7 @@ pub enum WireError {
     /// A required field is missing.
     #[error("missing field `{0}`")]
     MissingField(&'static str),
-    /// A node id is not 16 bytes long.
+    /// A node id is not 32 bytes long.
     #[error("node id of {0} bytes, expected {NODE_ID_LEN}")]
     BadNodeId(usize),
     /// An address does not parse as `ip:port`.
@@ -246,7 +246,7 @@ mod tests {
     use super::*;
 
     fn peer(i: u8) -> PeerInfo {
-        PeerInfo::new(NodeId::from_bytes([i; 16]), SocketAddr::from(([127, 0, 0, 1], 2000 + u16::from(i))))
+        PeerInfo::new(NodeId::from_bytes([i; 32]), SocketAddr::from(([127, 0, 0, 1], 2000 + u16::from(i))))
     }
 
     #[test]
@@ -298,7 +298,7 @@ mod tests {
             ],
         });
         // IPv6 addresses too.
-        let v6 = PeerInfo::new(NodeId::from_bytes([7; 16]), "[::1]:4000".parse().unwrap());
+        let v6 = PeerInfo::new(NodeId::from_bytes([7; 32]), "[::1]:4000".parse().unwrap());
         round_trip(Message::ForwardJoin { node: v6, ttl: 1 });
     }
 
@@ -308,7 +308,7 @@ mod tests {
         let body = Body::ForwardJoin(proto::ForwardJoin { node: Some(bad_id), ttl: 1 });
         assert_eq!(Message::try_from(body), Err(WireError::BadNodeId(15)));
 
-        let bad_addr = proto::PeerRecord { node_id: vec![1u8; 16].into(), addr: "localhost:1".into() };
+        let bad_addr = proto::PeerRecord { node_id: vec![1u8; 32].into(), addr: "localhost:1".into() };
         let body = Body::ForwardJoin(proto::ForwardJoin { node: Some(bad_addr), ttl: 1 });
         assert!(matches!(Message::try_from(body), Err(WireError::BadAddress(_))));
 

@@ -10,7 +10,7 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use dotray_codec::NodeId;
+use dotray_codec::{NodeId, SecretKey};
 use dotray_membership::core::Config;
 use dotray_node::core::Event;
 use dotray_node::{DriverConfig, NodeHandle, driver};
@@ -73,7 +73,7 @@ impl TestNode {
         let seen = neighbours.clone();
         let (handle, id, addr) = runtime.block_on(async move {
             let (transport, events) =
-                Transport::bind(listen, NodeId::random(), fast_transport()).await.expect("bind");
+                Transport::bind(listen, SecretKey::generate(), fast_transport()).await.expect("bind");
             let (id, addr) = (transport.local_id(), transport.local_addr());
             let config = dotray_node::core::Config { membership: config, ..Default::default() };
             let (handle, mut output, _task) = driver::spawn(

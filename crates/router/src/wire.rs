@@ -22,7 +22,7 @@
 //!
 //! # Validation
 //!
-//! [`Inbound::decode`] checks what the core relies on: node ids of 16 bytes, ranges with
+//! [`Inbound::decode`] checks what the core relies on: node ids of 32 bytes, ranges with
 //! `1 <= first <= last`, sequence numbers from 1, and list lengths of at most [`MAX_LIST_LEN`].
 
 use foldhash::HashMap;
@@ -52,8 +52,8 @@ pub enum WireError {
     /// The peer declared more references than allowed on one connection (or, outbound, we would).
     #[error("too many stream references on this connection")]
     TooManyRefs,
-    /// A node id that is not 16 bytes.
-    #[error("node id must be 16 bytes, got {0}")]
+    /// A node id that is not 32 bytes.
+    #[error("node id must be 32 bytes, got {0}")]
     BadNodeId(usize),
     /// An origin address that is too long.
     #[error("origin address too long ({0} bytes)")]

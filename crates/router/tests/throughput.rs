@@ -14,7 +14,7 @@ use rand_chacha::ChaCha8Rng;
 #[ignore = "a measurement, run in release"]
 fn relay_path_cost_per_message() {
     let start = Instant::now();
-    let id = |n: u8| NodeId::from_bytes([n; 16]);
+    let id = |n: u8| NodeId::from_bytes([n; 32]);
     let mut r = Router::new(id(1), 1, Config::default(), ChaCha8Rng::seed_from_u64(1), start);
     for n in 2..=7 {
         r.handle_neighbour_up(id(n), start);

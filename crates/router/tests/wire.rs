@@ -10,7 +10,7 @@ use dotray_router::wire::{Inbound, MAX_LIST_LEN, Outbound, WireError};
 use proptest::prelude::*;
 
 fn stream(n: u8) -> StreamId {
-    StreamId { origin: NodeId::from_bytes([n; 16]), epoch: u64::from(n) * 1000 }
+    StreamId { origin: NodeId::from_bytes([n; 32]), epoch: u64::from(n) * 1000 }
 }
 
 fn addr(s: &StreamId) -> String {
@@ -30,7 +30,7 @@ fn transfer(out: &mut Outbound, peer: NodeId, inbound: &mut Inbound, msg: &Messa
 #[test]
 fn declarations_are_sent_once_per_connection_and_refs_are_shared_by_all_peers() {
     let mut out = Outbound::new();
-    let (p1, p2) = (NodeId::from_bytes([1; 16]), NodeId::from_bytes([2; 16]));
+    let (p1, p2) = (NodeId::from_bytes([1; 32]), NodeId::from_bytes([2; 32]));
     let msg = Message::Data { stream: stream(9), seq: 1, hops: 0, payload: Bytes::from_static(b"x") };
     let mut d1 = Vec::new();
     let b1 = out.encode(p1, &msg, &mut addr, &mut d1).unwrap();
@@ -52,7 +52,7 @@ fn declarations_are_sent_once_per_connection_and_refs_are_shared_by_all_peers() 
 fn every_message_kind_round_trips() {
     let mut out = Outbound::new();
     let mut inbound = Inbound::new();
-    let peer = NodeId::from_bytes([5; 16]);
+    let peer = NodeId::from_bytes([5; 32]);
     let messages = vec![
         Message::Data { stream: stream(1), seq: 3, hops: 2, payload: Bytes::from_static(b"hi") },
         Message::IHave {
@@ -81,7 +81,7 @@ fn undeclared_references_are_violations_and_redeclared_ones_rebind() {
     assert_eq!(inbound.decode(&data), Err(WireError::UndeclaredRef(4)));
     let decl = |origin: u8| proto::StreamDecl {
         stream_ref: 4,
-        origin: Bytes::copy_from_slice(&[origin; 16]),
+        origin: Bytes::copy_from_slice(&[origin; 32]),
         epoch: 1,
         origin_addr: "127.0.0.1:1".into(),
     };
@@ -92,7 +92,7 @@ fn undeclared_references_are_violations_and_redeclared_ones_rebind() {
     let Ok(Some(dotray_router::core::Message::Data { stream, .. })) = inbound.decode(&data) else {
         panic!("data after the rebinding decodes");
     };
-    assert_eq!(stream.origin, dotray_codec::NodeId::from_bytes([2; 16]));
+    assert_eq!(stream.origin, dotray_codec::NodeId::from_bytes([2; 32]));
     assert_eq!(inbound.len(), 1, "a rebinding replaces, it does not add");
 }
 
@@ -101,10 +101,10 @@ fn outbound_recycles_references_of_forgotten_streams_and_declares_them_again() {
     use dotray_codec::NodeId;
     use dotray_router::core::{Message, StreamId};
     use dotray_router::wire::Outbound;
-    let peer = NodeId::from_bytes([9; 16]);
+    let peer = NodeId::from_bytes([9; 32]);
     let (a, b) = (
-        StreamId { origin: NodeId::from_bytes([1; 16]), epoch: 1 },
-        StreamId { origin: NodeId::from_bytes([2; 16]), epoch: 1 },
+        StreamId { origin: NodeId::from_bytes([1; 32]), epoch: 1 },
+        StreamId { origin: NodeId::from_bytes([2; 32]), epoch: 1 },
     );
     let data = |stream| Message::Data { stream, seq: 1, hops: 0, payload: Bytes::new() };
     let mut out = Outbound::new();
@@ -131,7 +131,7 @@ fn malformed_fields_are_rejected() {
     assert_eq!(inbound.declare(&short), Err(WireError::BadNodeId(5)));
     let long_addr = proto::StreamDecl {
         stream_ref: 0,
-        origin: Bytes::copy_from_slice(&[1; 16]),
+        origin: Bytes::copy_from_slice(&[1; 32]),
         epoch: 0,
         origin_addr: "x".repeat(1000),
     };
@@ -158,7 +158,7 @@ fn malformed_fields_are_rejected() {
 }
 
 fn arb_stream() -> impl Strategy<Value = StreamId> {
-    (0u8..6, any::<u64>()).prop_map(|(n, epoch)| StreamId { origin: NodeId::from_bytes([n; 16]), epoch })
+    (0u8..6, any::<u64>()).prop_map(|(n, epoch)| StreamId { origin: NodeId::from_bytes([n; 32]), epoch })
 }
 
 fn arb_range() -> impl Strategy<Value = SeqRange> {
@@ -195,7 +195,7 @@ proptest! {
     fn any_message_round_trips(msgs in prop::collection::vec(arb_message(), 1..20)) {
         let mut out = Outbound::new();
         let mut inbound = Inbound::new();
-        let peer = NodeId::from_bytes([9; 16]);
+        let peer = NodeId::from_bytes([9; 32]);
         for msg in &msgs {
             prop_assert_eq!(&transfer(&mut out, peer, &mut inbound, msg), msg);
         }

@@ -396,7 +396,7 @@ impl Sim {
     fn drain(&mut self, node: NodeIdx) {
         while let Some(action) = self.nodes[node].core.poll_action() {
             match action {
-                Action::Dial(addr) => self.dial(node, addr),
+                Action::Dial { addr, node: expected } => self.dial(node, addr, expected),
                 Action::Send { to, message } => {
                     // Cloned for all but the last recipient, which takes the message itself.
                     if let Some((&last, others)) = to.split_last() {
@@ -441,10 +441,13 @@ impl Sim {
         n.max_connections = n.max_connections.max(open);
     }
 
-    fn dial(&mut self, from: NodeIdx, addr: SocketAddr) {
+    /// A dial of `addr`; with `expected`, one that fails unless the node there has that id (the
+    /// transport's handshake proves ids, so a node restarted with a new key is another node).
+    fn dial(&mut self, from: NodeIdx, addr: SocketAddr, expected: Option<NodeId>) {
         self.stats.dials += 1;
-        let Some(&to) = self.by_addr.get(&addr) else {
-            // Nobody listens there: refused after a round trip.
+        let to = self.by_addr.get(&addr).copied();
+        let Some(to) = to.filter(|&to| expected.is_none_or(|id| id == self.nodes[to].info.id)) else {
+            // Nobody listens there, or another node than the one asked for: fails after a round trip.
             let rtt = self.network.latency(&mut self.rng) * 2;
             self.queue.push(self.now + rtt, SimEvent::DialFailed { node: from, addr });
             return;

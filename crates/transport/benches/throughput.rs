@@ -1,12 +1,14 @@
-//! One connection on loopback: dotray-transport against plain tokio TCP with a length prefix.
+//! One connection on loopback: dotray-transport (encrypted, as always) against plain tokio TCP with a
+//! length prefix; then the time to establish a connection.
 //!
 //! Run with `cargo bench -p dotray-transport --bench throughput [-- SIZE...]` (`VERBOSE=1` prints every
-//! run's pair).
+//! run's pair; `-- handshake` runs only the handshake timing).
 //! For each payload size, one side sends as fast as back-pressure allows and the other receives every
 //! frame; the time runs from the first send to the last receive. dotray's side does everything a node
 //! does per frame: build the `Data` frame the way the node's driver does (`OutFrame::data`: a payload
-//! under 4 KiB copied into the connection's queue, a larger one shared, not copied), vectored
-//! writes, decode, and hand it to the layer above in a batch event. The
+//! under 4 KiB copied into the connection's queue, a larger one shared, not copied), seal the queued
+//! frames into AES-256-GCM chunks, write, open, decode, and hand them to the layer above in a batch
+//! event. The
 //! baseline does the least a length-prefixed TCP stream can: a buffered `write_u32` + `write_all` per
 //! frame, a buffered `read_u32` + `read_exact` into one reused buffer. The two run alternately `RUNS`
 //! times; the table gives medians of payload MB/s (10^6 B) and frames/s, and the median of the paired
@@ -15,7 +17,7 @@
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use dotray_codec::{DEFAULT_MAX_FRAME_LEN, NodeId, OutFrame};
+use dotray_codec::{DEFAULT_MAX_FRAME_LEN, OutFrame, SecretKey};
 use dotray_transport::{Config, Transport, TransportEvent};
 use tokio::io::{AsyncReadExt, AsyncWriteExt, BufReader, BufWriter};
 use tokio::net::{TcpListener, TcpStream};
@@ -34,8 +36,10 @@ fn frames_for(size: usize) -> usize {
 async fn dotray_run(size: usize) -> Duration {
     let frames = frames_for(size);
     let local = "127.0.0.1:0".parse().expect("addr");
-    let (a, _a_events) = Transport::bind(local, NodeId::random(), Config::default()).await.expect("bind");
-    let (b, mut b_events) = Transport::bind(local, NodeId::random(), Config::default()).await.expect("bind");
+    let (a, _a_events) =
+        Transport::bind(local, SecretKey::generate(), Config::default()).await.expect("bind");
+    let (b, mut b_events) =
+        Transport::bind(local, SecretKey::generate(), Config::default()).await.expect("bind");
     let to_b = a.connect(b.local_addr()).await.expect("connect");
     while !matches!(b_events.recv().await, Some(TransportEvent::Connected(_))) {}
 
@@ -99,6 +103,42 @@ async fn baseline_run(size: usize) -> Duration {
     elapsed
 }
 
+/// Handshakes timed, one after another, on one pair of transports.
+const HANDSHAKES: usize = 400;
+
+/// Time from `connect` to a usable connection (TCP connect, the three Noise messages, both hellos),
+/// for each of [`HANDSHAKES`] connections in turn.
+async fn handshake_times() -> Vec<Duration> {
+    let local = "127.0.0.1:0".parse().expect("addr");
+    let (a, mut a_events) =
+        Transport::bind(local, SecretKey::generate(), Config::default()).await.expect("bind");
+    let (b, mut b_events) =
+        Transport::bind(local, SecretKey::generate(), Config::default()).await.expect("bind");
+    // Drain both event channels so that no connection waits for room.
+    let drain = tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                e = a_events.recv() => if e.is_none() { break },
+                e = b_events.recv() => if e.is_none() { break },
+            }
+        }
+    });
+    let mut times = Vec::with_capacity(HANDSHAKES);
+    for _ in 0..HANDSHAKES {
+        let started = Instant::now();
+        let peer = a.connect_to(b.local_id(), b.local_addr()).await.expect("connect");
+        times.push(started.elapsed());
+        a.disconnect(&peer.id, dotray_codec::proto::GoodbyeReason::Unspecified);
+        while !a.peers().is_empty() || !b.peers().is_empty() {
+            tokio::time::sleep(Duration::from_micros(200)).await;
+        }
+    }
+    a.shutdown().await;
+    b.shutdown().await;
+    drain.abort();
+    times
+}
+
 fn median(mut runs: Vec<Duration>) -> Duration {
     runs.sort();
     runs[runs.len() / 2]
@@ -117,8 +157,9 @@ fn main() {
     println!("|---:|---:|---:|---:|---:|---:|");
     // `cargo bench ... -- 1024` runs one size only (cargo itself passes `--bench`, ignored here).
     let only: Vec<usize> = std::env::args().skip(1).filter_map(|a| a.parse().ok()).collect();
+    let handshake_only = std::env::args().any(|a| a == "handshake");
     for size in [64usize, 1024, 64 * 1024] {
-        if !only.is_empty() && !only.contains(&size) {
+        if handshake_only || (!only.is_empty() && !only.contains(&size)) {
             continue;
         }
         let frames = frames_for(size) as f64;
@@ -162,6 +203,18 @@ fn main() {
             bytes / b / 1e6,
             frames / b,
             100.0 * ratios[ratios.len() / 2]
+        );
+    }
+    if only.is_empty() || handshake_only {
+        let mut times = runtime.block_on(handshake_times());
+        times.sort();
+        let at = |q: f64| times[((times.len() as f64 * q) as usize).min(times.len() - 1)];
+        println!();
+        println!(
+            "handshake on loopback ({HANDSHAKES} connections in turn, from connect to usable): median {:?}, p99 {:?}, max {:?}",
+            at(0.5),
+            at(0.99),
+            times[times.len() - 1]
         );
     }
 }

@@ -242,7 +242,7 @@ mod tests {
     }
 
     fn id(n: u8) -> NodeId {
-        NodeId::from_bytes([n; 16])
+        NodeId::from_bytes([n; 32])
     }
 
     #[test]

@@ -22,6 +22,11 @@ pub struct Config {
     /// Name of the network. Nodes refuse connections from nodes with another name, so separate networks
     /// on one host never merge by accident. Default `"dotray"`. At most [`MAX_NETWORK_ID_LEN`] bytes.
     pub network_id: String,
+    /// The key of a private network. Default `None`: an open network, which any key pair may join.
+    /// With a key, only nodes that have the same key can complete a handshake with this one; others
+    /// are dropped after their first message, learning nothing (see [`crate::NetworkKey`]). Unlike
+    /// `network_id`, which keeps honest networks apart, this keeps strangers out.
+    pub network_key: Option<crate::NetworkKey>,
     /// Address advertised to peers as this node's listen address. Default `None`: the address the
     /// listener is bound to (an unspecified ip such as `0.0.0.0` tells peers to use the ip they see).
     pub advertise_addr: Option<SocketAddr>,
@@ -32,9 +37,10 @@ pub struct Config {
     pub max_inbound: usize,
     /// Most connections this node dials at once (handshakes in progress included). Default 32.
     pub max_outbound: usize,
-    /// Time from TCP connect to a valid `Hello` from the peer. A peer that says nothing, or dribbles
-    /// bytes, is cut off after it. Default 5 s: a handshake is one round trip, even on a slow link
-    /// well under a second; a hung (SIGSTOPped) process whose kernel still accepts is caught here.
+    /// Time from TCP connect to the end of the handshake (the Noise messages and both `Hello`s). A peer
+    /// that says nothing, or dribbles bytes, is cut off after it. Default 5 s: a handshake is two round
+    /// trips and a few hundred microseconds of cryptography, even on a slow link well under a second; a
+    /// hung (SIGSTOPped) process whose kernel still accepts is caught here.
     pub handshake_timeout: Duration,
     /// Time allowed for the TCP connect of a dial. Default 5 s (well beyond a LAN or WAN SYN round trip,
     /// short enough that a dead seed is abandoned quickly).
@@ -53,10 +59,11 @@ pub struct Config {
     /// silently and memory per peer stays bounded. Default 8 MiB: at loopback speed, milliseconds of
     /// data; two maximum-size frames.
     pub max_queue_bytes: usize,
-    /// The writer gathers queued frames into one vectored write of about this many bytes (and at most
-    /// [`MAX_WRITE_SLICES`] slices: one per run of small frames copied together, one per larger frame,
-    /// two per split frame). Default 256 KiB: large enough that small frames cost a fraction of a
-    /// syscall each, small enough not to delay the first frame.
+    /// The writer gathers queued frames into one write of about this many bytes (and at most
+    /// [`MAX_WRITE_SLICES`] queued slices: one per run of small frames copied together, one per larger
+    /// frame, two per split frame), sealed into as few chunks as they fill. Default 256 KiB: large
+    /// enough that small frames cost a fraction of a syscall and of an encryption call each, small
+    /// enough not to delay the first frame.
     pub write_batch_bytes: usize,
     /// Capacity of the event channel to the layer above, in events. When it is full, readers wait
     /// (TCP back-pressure reaches the senders) instead of buffering without bound. An event carries
@@ -110,13 +117,14 @@ pub struct Config {
 /// Longest accepted [`Config::network_id`], in bytes.
 pub const MAX_NETWORK_ID_LEN: usize = 64;
 
-/// Most slices gathered into one vectored write (a frame is one slice, a split frame two).
+/// Most queued slices gathered into one write (a frame is one slice, a split frame two).
 pub const MAX_WRITE_SLICES: usize = 256;
 
 impl Default for Config {
     fn default() -> Self {
         Self {
             network_id: "dotray".to_owned(),
+            network_key: None,
             advertise_addr: None,
             max_inbound: 64,
             max_outbound: 32,

@@ -1,14 +1,15 @@
 //! One connection's life: handshake, registration, the reader loop, the writer task, and the close.
 //!
 //! ```text
-//!   TCP connected ──► handshake (bounded by handshake_timeout)
-//!                        │ ok                       │ failed or banned: goodbye with the reason,
-//!                        │                          │ typed error
+//!   TCP connected ──► handshake: Noise, then Hellos (bounded by handshake_timeout)
+//!                        │ ok                       │ failed or banned: goodbye with the reason
+//!                        │                          │ (except to a failed Noise), typed error
 //!                        ▼
 //!                   registry.admit ── rejected ──► goodbye(DuplicateConnection), close
 //!                        │ admitted (wait for a replaced connection's Disconnected)
 //!                        ▼
 //!        spawn writer ◄──┴──► emit Connected, then the read loop (`reader` module):
+//!   (seals frames into chunks)   opens chunks, decodes frames:
 //!                              frames → Frames events (awaiting room: back-pressure)
 //!                              goodbye / EOF / idle / bad frame / local close → leave the loop
 //!                              (a bad frame or a reported violation also bans the peer's node id)
@@ -16,46 +17,46 @@
 //!   close: stop or flush the writer (goodbye), unregister, emit Disconnected, mark done
 //! ```
 
-use std::io::{self, IoSlice};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::time::Duration;
 
-use bytes::{Buf, Bytes};
-use dotray_codec::FrameCodec;
+use bytes::{Bytes, BytesMut};
 use dotray_codec::proto::GoodbyeReason;
+use dotray_codec::{FrameCodec, NodeId};
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 use tokio::net::tcp::OwnedWriteHalf;
 use tokio::sync::{OwnedSemaphorePermit, mpsc, oneshot};
 use tokio::time::timeout;
-use tokio_util::codec::FramedRead;
 use tokio_util::sync::CancellationToken;
 use tracing::{Instrument, debug, field, info_span};
 
 use crate::config::MAX_WRITE_SLICES;
 use crate::context::Context;
-use crate::handshake::{self, PeerHello};
+use crate::handshake::{self, Established, GOODBYE_WRITE_TIMEOUT, Local, PeerHello};
 use crate::peer_sender::{Closing, ConnShared};
 use crate::reader;
 use crate::registry::{Admission, Entry};
+use crate::sealed::Sealer;
 use crate::{
     ConnectedPeer, DialError, Direction, DisconnectReason, HandshakeError, PeerSender, TransportEvent,
 };
 
-/// Longest wait for a goodbye to be written when a connection closes on a peer's fault.
-const GOODBYE_WRITE_TIMEOUT: Duration = Duration::from_secs(1);
+/// A writer whose sealing buffer grew past this during a burst gives the memory back once its queue
+/// is empty: one write batch of plaintext frames, sealed.
+const IDLE_SEAL_BUFFER: usize = 64 * 1024;
 
 /// Where a dial wants its outcome.
 pub(crate) type DialReply = oneshot::Sender<Result<ConnectedPeer, DialError>>;
 
-/// Runs a connection from TCP connect to close. `_permit` holds this connection's inbound or outbound
-/// slot until the function returns.
+/// Runs a connection from TCP connect to close. `dialed` is the address and the node id (if known)
+/// that a dial asked for; `_permit` holds this connection's inbound or outbound slot until the function
+/// returns.
 pub(crate) async fn run(
     ctx: Arc<Context>,
     stream: TcpStream,
-    dialed: Option<SocketAddr>,
+    dialed: Option<(SocketAddr, Option<NodeId>)>,
     _permit: OwnedSemaphorePermit,
     reply: Option<DialReply>,
 ) {
@@ -69,7 +70,7 @@ async fn run_inner(
     ctx: Arc<Context>,
     stream: TcpStream,
     direction: Direction,
-    dialed: Option<SocketAddr>,
+    dialed: Option<(SocketAddr, Option<NodeId>)>,
     remote: SocketAddr,
     reply: Option<DialReply>,
 ) {
@@ -77,33 +78,29 @@ async fn run_inner(
     // Small frames (pings, acks) must not wait for Nagle's algorithm; the writer batches instead.
     let _ = stream.set_nodelay(true);
     let local_addr = stream.local_addr().unwrap_or(remote);
-    let (read_half, mut write_half) = stream.into_split();
-    let mut reader = FramedRead::with_capacity(
-        read_half,
-        FrameCodec::with_max_frame_len(config.max_frame_len),
-        config.read_buffer_len,
-    );
+    let (mut read_half, mut write_half) = stream.into_split();
+    let (dialed, expected) = match dialed {
+        Some((addr, expected)) => (Some(addr), expected),
+        None => (None, None),
+    };
 
     // 1. Handshake, bounded in time as a whole (a peer dribbling bytes does not extend it). A banned
     //    node id is refused once its hello is known.
     let refuse = |peer: &PeerHello| refuse_banned(&ctx, peer, remote);
-    let handshake = timeout(
-        config.handshake_timeout,
-        handshake::handshake(
-            &mut reader,
-            &mut write_half,
-            &ctx.hello,
-            remote,
-            !direction.is_outbound(),
-            refuse,
-        ),
-    );
+    let local = Local {
+        hello: &ctx.hello,
+        identity: &ctx.identity,
+        direction,
+        expected,
+        timeout: config.handshake_timeout,
+    };
+    let handshake = handshake::handshake(&mut read_half, &mut write_half, local, remote, refuse);
     let result = tokio::select! {
         _ = ctx.root.cancelled() => return finish_failed_dial(reply, DialError::Shutdown),
-        r = handshake => r.unwrap_or(Err(HandshakeError::Timeout)),
+        r = handshake => r,
     };
-    let peer = match result {
-        Ok(peer) => peer,
+    let Established { peer, mut sealer, opener, sealed, plain } = match result {
+        Ok(established) => established,
         Err(error) => return handshake_failed(&ctx, write_half, direction, remote, error, reply).await,
     };
     tracing::Span::current().record("peer", field::debug(peer.id));
@@ -133,7 +130,7 @@ async fn run_inner(
     match ctx.registry.admit(peer.id, entry) {
         Admission::Rejected => {
             debug!("duplicate connection, keeping the other one");
-            write_goodbye(&mut write_half, GoodbyeReason::DuplicateConnection, "").await;
+            write_goodbye(&mut write_half, &mut sealer, GoodbyeReason::DuplicateConnection).await;
             return finish_failed_dial(reply, DialError::AlreadyConnected(peer.id));
         }
         Admission::Admitted { wait_for: Some(old_done) } => {
@@ -148,7 +145,7 @@ async fn run_inner(
 
     // 3. Writer task, then announce the connection.
     let writer = tokio::spawn(
-        write_loop(ctx.clone(), write_half, shared.clone()).instrument(tracing::Span::current()),
+        write_loop(ctx.clone(), write_half, sealer, shared.clone()).instrument(tracing::Span::current()),
     );
     let connected = ConnectedPeer {
         id: peer.id,
@@ -172,8 +169,9 @@ async fn run_inner(
     }
 
     // 4. Read until the connection ends, for whatever reason.
-    let parts = reader.into_parts();
-    reader::read_loop(&ctx, parts.io, parts.read_buf, parts.codec, &shared, &peer).await;
+    let decoder = FrameCodec::with_max_frame_len(config.max_frame_len);
+    let stream = reader::SealedStream { socket: read_half, sealed, opener };
+    reader::read_loop(&ctx, stream, plain, decoder, &shared, &peer).await;
 
     // 5. Close: the writer flushes (graceful) or stops, says goodbye if we are the ones closing.
     let closing = shared.closing();
@@ -192,10 +190,16 @@ async fn run_inner(
     done.cancel();
 }
 
-/// Drains the outbound queue into vectored writes until the connection closes.
-async fn write_loop(ctx: Arc<Context>, mut writer: OwnedWriteHalf, shared: Arc<ConnShared>) {
+/// Drains the outbound queue, sealed into chunks, until the connection closes.
+async fn write_loop(
+    ctx: Arc<Context>,
+    mut writer: OwnedWriteHalf,
+    mut sealer: Sealer,
+    shared: Arc<ConnShared>,
+) {
     let (write_timeout, batch_bytes) = (ctx.config.write_timeout, ctx.config.write_batch_bytes);
     let mut batch: Vec<Bytes> = Vec::with_capacity(MAX_WRITE_SLICES);
+    let mut out = BytesMut::new();
     // One close future for the loop (see `read_loop`).
     let closed = shared.close.cancelled();
     tokio::pin!(closed);
@@ -203,6 +207,10 @@ async fn write_loop(ctx: Arc<Context>, mut writer: OwnedWriteHalf, shared: Arc<C
         // Wait until something is queued, or for the close. A graceful close still drains what is
         // queued below; a close with an empty queue ends the loop.
         while !shared.has_queued() {
+            if out.capacity() > IDLE_SEAL_BUFFER {
+                out = BytesMut::new();
+                sealer.shrink();
+            }
             tokio::select! {
                 biased;
                 _ = shared.work.notified() => {}
@@ -220,17 +228,22 @@ async fn write_loop(ctx: Arc<Context>, mut writer: OwnedWriteHalf, shared: Arc<C
         // (a router relaying a batch of frames it just read, a publisher) usually have more frames to
         // add, and they join this write instead of each costing a syscall of its own (without it the
         // writer, woken on the other core by the first frame, writes one to three frames per
-        // `writev`; see docs/PERFORMANCE.md). Costs one extra poll per batch; under light load the
+        // write; see docs/PERFORMANCE.md). Costs one extra poll per batch; under light load the
         // delay is a scheduler turn (microseconds).
         tokio::task::yield_now().await;
-        // Everything queued by now, up to one write's worth (a split frame is two slices).
+        // Everything queued by now, up to one write's worth, sealed into as few chunks as it fills.
         let (bytes, frames) = shared.take_batch(&mut batch, MAX_WRITE_SLICES, batch_bytes);
-        let written = timeout(write_timeout, write_all_vectored(&mut writer, &mut batch)).await;
-        let failure = match written {
-            Ok(Ok(())) => None,
-            Ok(Err(e)) => Some(DisconnectReason::Io(e.kind())),
-            Err(_) => Some(DisconnectReason::WriteTimeout),
+        let sealed = sealer.seal(&batch, &mut out);
+        batch.clear();
+        let failure = match sealed {
+            Err(_) => Some(DisconnectReason::Unauthentic),
+            Ok(()) => match timeout(write_timeout, writer.write_all(&out)).await {
+                Ok(Ok(())) => None,
+                Ok(Err(e)) => Some(DisconnectReason::Io(e.kind())),
+                Err(_) => Some(DisconnectReason::WriteTimeout),
+            },
         };
+        out.clear();
         if let Some(reason) = failure {
             debug!(?reason, "write failed");
             shared.begin_close(Closing { goodbye: None, flush: false, reason });
@@ -251,40 +264,20 @@ async fn write_loop(ctx: Arc<Context>, mut writer: OwnedWriteHalf, shared: Arc<C
             _ => "",
         };
         let frame = handshake::goodbye_frame(reason, detail);
-        let _ = timeout(GOODBYE_WRITE_TIMEOUT.min(write_timeout), writer.write_all(&frame)).await;
+        out.clear();
+        if sealer.seal(&[frame], &mut out).is_ok() {
+            let _ = timeout(GOODBYE_WRITE_TIMEOUT.min(write_timeout), writer.write_all(&out)).await;
+        }
     }
     let _ = timeout(GOODBYE_WRITE_TIMEOUT.min(write_timeout), writer.shutdown()).await;
 }
 
-/// Writes every frame of `batch` with as few syscalls as the socket allows, then clears it.
-async fn write_all_vectored(writer: &mut OwnedWriteHalf, batch: &mut Vec<Bytes>) -> io::Result<()> {
-    let mut first = 0;
-    while first < batch.len() {
-        let slices: Vec<IoSlice<'_>> = batch[first..].iter().map(|b| IoSlice::new(b)).collect();
-        let mut written = writer.write_vectored(&slices).await?;
-        if written == 0 {
-            return Err(io::ErrorKind::WriteZero.into());
-        }
-        // Advance past what was written: whole frames, then part of one.
-        while written > 0 {
-            let len = batch[first].len();
-            if written >= len {
-                written -= len;
-                first += 1;
-            } else {
-                batch[first].advance(written);
-                written = 0;
-            }
-        }
+/// Best-effort sealed goodbye on a connection that is being abandoned after its handshake.
+async fn write_goodbye(writer: &mut OwnedWriteHalf, sealer: &mut Sealer, reason: GoodbyeReason) {
+    let mut out = BytesMut::new();
+    if sealer.seal(&[handshake::goodbye_frame(reason, "")], &mut out).is_ok() {
+        let _ = timeout(GOODBYE_WRITE_TIMEOUT, writer.write_all(&out)).await;
     }
-    batch.clear();
-    Ok(())
-}
-
-/// Best-effort goodbye on a connection that is being abandoned.
-async fn write_goodbye(writer: &mut OwnedWriteHalf, reason: GoodbyeReason, detail: &str) {
-    let frame = handshake::goodbye_frame(reason, detail);
-    let _ = timeout(GOODBYE_WRITE_TIMEOUT, writer.write_all(&frame)).await;
     let _ = timeout(GOODBYE_WRITE_TIMEOUT, writer.shutdown()).await;
 }
 
@@ -316,9 +309,8 @@ async fn handshake_failed(
     reply: Option<DialReply>,
 ) {
     debug!(%error, "handshake failed");
-    if let Some(reason) = handshake::goodbye_for(&error) {
-        write_goodbye(&mut writer, reason, &error.to_string()).await;
-    }
+    // The handshake said goodbye if it had something to say.
+    let _ = timeout(GOODBYE_WRITE_TIMEOUT, writer.shutdown()).await;
     match direction {
         Direction::Outbound => finish_failed_dial(reply, DialError::Handshake(error)),
         Direction::Inbound => {

@@ -10,6 +10,7 @@ use tracing::Span;
 
 use crate::ban::BanList;
 use crate::handshake::LocalHello;
+use crate::noise::LocalIdentity;
 use crate::registry::Registry;
 use crate::{Config, TransportEvent};
 
@@ -18,6 +19,7 @@ use crate::{Config, TransportEvent};
 pub(crate) struct Context {
     pub(crate) config: Config,
     pub(crate) hello: LocalHello,
+    pub(crate) identity: LocalIdentity,
     pub(crate) registry: Registry,
     pub(crate) bans: Arc<BanList>,
     pub(crate) events: mpsc::Sender<TransportEvent>,

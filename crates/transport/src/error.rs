@@ -14,6 +14,9 @@ pub enum StartError {
     /// The configuration is unusable.
     #[error(transparent)]
     Config(#[from] crate::InvalidConfig),
+    /// The Noise library refused to set up this node's handshake (no usable key generator).
+    #[error("cannot set up the Noise handshake: {0}")]
+    Noise(String),
     /// The listen address could not be bound.
     #[error("cannot listen on {addr}: {source}")]
     Bind {
@@ -29,9 +32,27 @@ pub enum StartError {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum HandshakeError {
-    /// No valid `Hello` arrived within [`crate::Config::handshake_timeout`].
+    /// The handshake did not finish within [`crate::Config::handshake_timeout`].
     #[error("no handshake within the timeout")]
     Timeout,
+    /// A Noise handshake message or the first sealed chunk could not be read: the peer has another
+    /// network key (or none where we have one), does not speak dotray 2, or the bytes were altered on
+    /// the way. Nothing is said to such a peer.
+    #[error("noise handshake failed: {0}")]
+    Noise(String),
+    /// The peer completed Noise but did not prove a node id: its identity proof is malformed, or its
+    /// signature is not by the node id it names over the key it used.
+    #[error("the peer did not prove its node id: {0}")]
+    InvalidProof(&'static str),
+    /// A dial that expected a certain node id reached another one (proven). The address now belongs
+    /// to a different node, or someone tried to pass for the one we meant.
+    #[error("expected node {expected:?}, reached node {proven:?}")]
+    UnexpectedPeer {
+        /// The node id the dial asked for.
+        expected: NodeId,
+        /// The node id the peer proved.
+        proven: NodeId,
+    },
     /// The peer belongs to another network.
     #[error("peer is on network {theirs:?}, we are on {ours:?}")]
     NetworkMismatch {
@@ -40,7 +61,7 @@ pub enum HandshakeError {
         /// The peer's.
         theirs: String,
     },
-    /// The peer speaks a protocol version we do not.
+    /// The peer speaks a protocol version we do not (a version-1 node opens with a plaintext `Hello`).
     #[error("peer speaks protocol version {theirs}, we speak {ours}")]
     VersionUnsupported {
         /// Our version.
@@ -51,11 +72,11 @@ pub enum HandshakeError {
     /// The connection leads back to this very node (same nonce).
     #[error("connected to ourselves")]
     SelfConnection,
-    /// The peer's `Hello` has an invalid field (node id length, address syntax).
+    /// The peer's `Hello` has an invalid field (its listen address), or does not fit in a handshake.
     #[error("invalid hello: {0}")]
     InvalidHello(&'static str),
-    /// The first frame was not a `Hello`.
-    #[error("expected a hello, got {0}")]
+    /// A frame other than the one the handshake expects (a Noise message, then a `Hello`).
+    #[error("unexpected {0} during the handshake")]
     UnexpectedFrame(&'static str),
     /// The peer refused us with a goodbye (network mismatch, too many connections, ...).
     #[error("refused by peer: {reason:?} {detail:?}")]
@@ -155,6 +176,10 @@ pub enum DisconnectReason {
     /// The peer broke the protocol; the text says how (also logged). Detected by the transport or
     /// reported by a layer above ([`crate::PeerSender::close_for_violation`]); the peer is banned.
     ProtocolViolation(String),
+    /// A sealed chunk failed authentication: altered, replayed, reordered or cut on the way, or a
+    /// broken peer. The stream cannot be trusted, so it is closed, without a goodbye and without a
+    /// ban: anyone on the path between two honest nodes can cause this.
+    Unauthentic,
     /// A socket error.
     Io(io::ErrorKind),
     /// Another connection to the same node replaced this one.

@@ -207,8 +207,8 @@ impl ConnShared {
 ///
 /// A frame is an [`OutFrame`]: encode a message once and queue the same frame for every peer that
 /// gets it. Frames below [`dotray_codec::COPY_FRAME_MAX`] are copied into the connection's queue
-/// (cheaper than sharing them); larger ones are queued as their parts, by reference, and written in
-/// one vectored write: a large payload goes to the socket without being copied.
+/// (cheaper than sharing them); larger ones are queued as their parts, by reference, and the writer
+/// encrypts them from there: encryption is a large payload's only copy.
 ///
 /// ```no_run
 /// # fn demo(sender: dotray_transport::PeerSender) -> Result<(), Box<dyn std::error::Error>> {

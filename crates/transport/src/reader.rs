@@ -1,14 +1,17 @@
-//! The read half of a connection after its handshake: socket reads into one buffer, frames decoded from
-//! it and handed up in batches, and the reasons a connection ends on the read side.
+//! The read half of a connection after its handshake: socket reads of sealed chunks, opened into one
+//! plaintext buffer, frames decoded from it and handed up in batches, and the reasons a connection ends
+//! on the read side.
 //!
 //! ```text
-//!   socket ──read (room sized by ReadRoom)──► buffer ──decode──► up to 256 frames ──► Frames event
-//!               ▲                                                                       (awaits room:
-//!               └── make_read_room: reuse the buffer in place, or a retired one          back-pressure)
+//!   socket ──read (room sized by ReadRoom)──► sealed ──open──► buffer ──decode──► up to 256 frames
+//!                                                               ▲                      │
+//!       make_read_room: reuse the buffer in place, or a retired one          Frames event (awaits room:
+//!                                                                                  back-pressure)
 //! ```
 //!
-//! Frames are slices of the read buffer (no copy), so a buffer stays in use until the layer above drops
-//! every frame cut from it; [`make_read_room`] and a [`BufferRecycler`] keep a busy connection cycling
+//! The sealed bytes are copied out as they are opened, so that buffer is always reused in place.
+//! Frames are slices of the plaintext buffer (no copy), so a buffer stays in use until the layer above
+//! drops every frame cut from it; [`make_read_room`] and a [`BufferRecycler`] keep a busy connection cycling
 //! through a few warm buffers instead of allocating a new one per read. [`ReadRoom`] sizes each read:
 //! small while the peer sends little, larger while the kernel keeps more queued than one read takes.
 
@@ -22,7 +25,16 @@ use tracing::debug;
 use crate::context::Context;
 use crate::handshake::PeerHello;
 use crate::peer_sender::{Closing, ConnShared};
+use crate::sealed::{self, OpenError, Opener};
 use crate::{DisconnectReason, TransportEvent};
+
+/// The socket side of the read half: the socket, the sealed bytes read and not yet opened, and the
+/// channel half that opens them.
+pub(crate) struct SealedStream {
+    pub(crate) socket: OwnedReadHalf,
+    pub(crate) sealed: BytesMut,
+    pub(crate) opener: Opener,
+}
 
 /// Most frames handed up in one event.
 const MAX_FRAMES_PER_EVENT: usize = 256;
@@ -80,11 +92,11 @@ impl ReadRoom {
 /// Reads frames and forwards them until the connection ends. Records why in `shared`.
 ///
 /// Frames already decoded from one read go up together as one [`TransportEvent::Frames`], so the
-/// per-frame cost of the channel and of waking the layer above is shared by the whole batch. `buffer`
-/// holds whatever the handshake read past the peer's hello.
+/// per-frame cost of the channel and of waking the layer above is shared by the whole batch. `stream`
+/// and `buffer` hold whatever the handshake read past the peer's hello.
 pub(crate) async fn read_loop(
     ctx: &Context,
-    mut socket: OwnedReadHalf,
+    mut stream: SealedStream,
     mut buffer: BytesMut,
     mut decoder: FrameCodec,
     shared: &ConnShared,
@@ -102,16 +114,26 @@ pub(crate) async fn read_loop(
     let mut last_read = tokio::time::Instant::now();
     let mut recycler = BufferRecycler::new(RETIRED_READ_BUFFERS, 2 * room.max());
     let mut batch_len = MIN_BATCH_CAPACITY;
-    // The handshake may have read frames past the hello: hand them up before reading again.
-    let mut end = decode_and_emit(ctx, &mut decoder, &mut buffer, shared, peer, &mut batch_len).await;
+    let mut end = open_and_emit(
+        ctx,
+        &mut stream,
+        &mut buffer,
+        &mut decoder,
+        &mut recycler,
+        room,
+        shared,
+        peer,
+        &mut batch_len,
+    )
+    .await;
     while end.is_none() {
-        let frame_rest = FrameCodec::next_frame_len(&buffer).map_or(0, |total| total - buffer.len());
-        make_read_room(&mut buffer, room.current(), frame_rest, &mut recycler);
-        let offered = buffer.capacity() - buffer.len();
+        let sealed = &mut stream.sealed;
+        sealed.reserve(room.current().max(sealed::chunk_rest(sealed)));
+        let offered = sealed.capacity() - sealed.len();
         let read = tokio::select! {
             biased;
             _ = &mut closed => return,
-            read = socket.read_buf(&mut buffer) => Some(read),
+            read = stream.socket.read_buf(sealed) => Some(read),
             _ = &mut idle_timer => None,
         };
         end = match read {
@@ -123,6 +145,9 @@ pub(crate) async fn read_loop(
                 // The timer fires about once per idle period: a connection whose burst is over
                 // gives its spare read buffers back then.
                 recycler.clear();
+                if stream.sealed.is_empty() && stream.sealed.capacity() > room.current() {
+                    stream.sealed = BytesMut::new();
+                }
                 continue;
             }
             Some(Err(e)) => {
@@ -133,12 +158,57 @@ pub(crate) async fn read_loop(
             Some(Ok(read)) => {
                 last_read = tokio::time::Instant::now();
                 room.after_read(read, offered);
-                decode_and_emit(ctx, &mut decoder, &mut buffer, shared, peer, &mut batch_len).await
+                open_and_emit(
+                    ctx,
+                    &mut stream,
+                    &mut buffer,
+                    &mut decoder,
+                    &mut recycler,
+                    room,
+                    shared,
+                    peer,
+                    &mut batch_len,
+                )
+                .await
             }
         };
     }
     if let Some(closing) = end {
         shared.begin_close(closing);
+    }
+}
+
+/// Opens every complete sealed chunk into `buffer`, then decodes and hands up its frames.
+#[allow(clippy::too_many_arguments)]
+async fn open_and_emit(
+    ctx: &Context,
+    stream: &mut SealedStream,
+    buffer: &mut BytesMut,
+    decoder: &mut FrameCodec,
+    recycler: &mut BufferRecycler,
+    room: ReadRoom,
+    shared: &ConnShared,
+    peer: &PeerHello,
+    batch_len: &mut usize,
+) -> Option<Closing> {
+    let opened = stream.opener.open(&mut stream.sealed, buffer, |plain, n| {
+        let frame_rest =
+            FrameCodec::next_frame_len(plain).map_or(0, |total| total.saturating_sub(plain.len()));
+        make_read_room(plain, room.current(), frame_rest.max(n), recycler);
+    });
+    // Chunks opened before a bad one are authentic: their frames go up first.
+    let end = decode_and_emit(ctx, decoder, buffer, shared, peer, batch_len).await;
+    match opened {
+        Ok(_) => end,
+        Err(_) if end.is_some() => end,
+        Err(OpenError::Unauthentic) => {
+            debug!("a sealed chunk failed authentication");
+            Some(Closing { goodbye: None, flush: false, reason: DisconnectReason::Unauthentic })
+        }
+        Err(OpenError::Empty) => {
+            shared.report_violation("an empty sealed chunk");
+            Some(violation("an empty sealed chunk".to_owned()))
+        }
     }
 }
 

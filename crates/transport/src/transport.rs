@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use dotray_codec::proto::GoodbyeReason;
-use dotray_codec::{NodeId, OutFrame};
+use dotray_codec::{NodeId, OutFrame, SecretKey};
 use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio::sync::{Semaphore, mpsc, oneshot};
 use tokio::time::timeout;
@@ -16,6 +16,7 @@ use tracing::{Instrument, info_span};
 use crate::ban::{Ban, BanList};
 use crate::context::{Context, Counters};
 use crate::handshake::LocalHello;
+use crate::noise::LocalIdentity;
 use crate::registry::Registry;
 use crate::{Config, ConnectedPeer, DialError, PeerSender, SendError, StartError, TransportEvent};
 
@@ -50,8 +51,8 @@ pub struct TransportStats {
     pub inbound_accepted: u64,
     /// Inbound sockets refused at the limit since start.
     pub inbound_refused: u64,
-    /// Bytes written to peers' sockets since start (frames after the handshake; the handshake and
-    /// goodbyes are not counted).
+    /// Bytes of frames written to peers since start, as queued (before sealing, which adds 18 bytes
+    /// per chunk of up to 64 KiB; the handshake and goodbyes are not counted).
     pub bytes_written: u64,
     /// Frames written to peers' sockets since start (same scope as `bytes_written`).
     pub frames_written: u64,
@@ -77,10 +78,10 @@ pub struct TransportStats {
 /// ```no_run
 /// # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
 /// use dotray_transport::{Config, Transport, TransportEvent};
-/// use dotray_codec::{DEFAULT_MAX_FRAME_LEN, NodeId, OutFrame, proto};
+/// use dotray_codec::{DEFAULT_MAX_FRAME_LEN, OutFrame, SecretKey, proto};
 ///
 /// let (transport, mut events) =
-///     Transport::bind("127.0.0.1:0".parse()?, NodeId::random(), Config::default()).await?;
+///     Transport::bind("127.0.0.1:0".parse()?, SecretKey::generate(), Config::default()).await?;
 /// let peer = transport.connect("127.0.0.1:2000".parse()?).await?;
 /// let ping = OutFrame::encode(&proto::Ping { nonce: 1, sent_at_micros: 0 }.into(), DEFAULT_MAX_FRAME_LEN)?;
 /// peer.sender.try_send(&ping)?;
@@ -104,9 +105,17 @@ struct Handle {
 }
 
 impl Transport {
-    /// Binds `listen` (port 0 picks a free port) and starts accepting connections as node `id`.
-    pub async fn bind(listen: SocketAddr, id: NodeId, config: Config) -> Result<(Self, Events), StartError> {
+    /// Binds `listen` (port 0 picks a free port) and starts accepting connections as the node whose
+    /// secret key is `key` (its node id is the key's public half).
+    pub async fn bind(
+        listen: SocketAddr,
+        key: SecretKey,
+        config: Config,
+    ) -> Result<(Self, Events), StartError> {
         config.validate()?;
+        let id = key.node_id();
+        let identity = LocalIdentity::new(key, config.network_key.clone())
+            .map_err(|e| StartError::Noise(e.to_string()))?;
         let listener = listen_on(listen, config.listen_backlog)
             .map_err(|source| StartError::Bind { addr: listen, source })?;
         let local_addr = listener.local_addr().map_err(|source| StartError::Bind { addr: listen, source })?;
@@ -115,7 +124,8 @@ impl Transport {
         let root = CancellationToken::new();
         let span = info_span!("transport", node = ?id, addr = %local_addr);
         let ctx = Arc::new(Context {
-            hello: LocalHello::new(id, rand::random(), config.network_id.clone(), Some(advertised)),
+            hello: LocalHello::new(rand::random(), config.network_id.clone(), Some(advertised)),
+            identity,
             registry: Registry::new(id),
             bans: Arc::new(BanList::new(&config)),
             events: events_tx,
@@ -139,7 +149,7 @@ impl Transport {
 
     /// This node's id.
     pub fn local_id(&self) -> NodeId {
-        self.ctx().hello.id
+        self.ctx().identity.node_id()
     }
 
     /// The address the listener is bound to (with the real port when bound to port 0).
@@ -158,11 +168,12 @@ impl Transport {
     }
 
     /// Dials `addr` in the background. The outcome arrives as [`TransportEvent::Connected`] or
-    /// [`TransportEvent::DialFailed`].
-    pub fn dial(&self, addr: SocketAddr) {
+    /// [`TransportEvent::DialFailed`]. With `expected`, the connection is kept only if the peer proves
+    /// that node id ([`HandshakeError::UnexpectedPeer`](crate::HandshakeError::UnexpectedPeer) if not).
+    pub fn dial(&self, addr: SocketAddr, expected: Option<NodeId>) {
         let ctx = self.ctx().clone();
         let task = async move {
-            if let Err(error) = dial(ctx.clone(), addr).await {
+            if let Err(error) = dial(ctx.clone(), addr, expected).await {
                 let _ = ctx.emit(TransportEvent::DialFailed { addr, error }, &ctx.root).await;
             }
         };
@@ -172,7 +183,14 @@ impl Transport {
     /// Dials `addr` and waits for the handshake. The connection is also announced as
     /// [`TransportEvent::Connected`]; a failure is returned here only.
     pub async fn connect(&self, addr: SocketAddr) -> Result<ConnectedPeer, DialError> {
-        dial(self.ctx().clone(), addr).await
+        dial(self.ctx().clone(), addr, None).await
+    }
+
+    /// [`Transport::connect`] to the node `expected` at `addr`: fails with
+    /// [`HandshakeError::UnexpectedPeer`](crate::HandshakeError::UnexpectedPeer) unless the peer proves
+    /// that node id.
+    pub async fn connect_to(&self, expected: NodeId, addr: SocketAddr) -> Result<ConnectedPeer, DialError> {
+        dial(self.ctx().clone(), addr, Some(expected)).await
     }
 
     /// The sender for the connection to `peer`, if connected.
@@ -255,7 +273,11 @@ fn listen_on(addr: SocketAddr, backlog: u32) -> std::io::Result<TcpListener> {
 }
 
 /// Connects to `addr` and runs the connection; resolves when its handshake is done.
-async fn dial(ctx: Arc<Context>, addr: SocketAddr) -> Result<ConnectedPeer, DialError> {
+async fn dial(
+    ctx: Arc<Context>,
+    addr: SocketAddr,
+    expected: Option<NodeId>,
+) -> Result<ConnectedPeer, DialError> {
     if ctx.root.is_cancelled() {
         return Err(DialError::Shutdown);
     }
@@ -272,7 +294,7 @@ async fn dial(ctx: Arc<Context>, addr: SocketAddr) -> Result<ConnectedPeer, Dial
         },
     };
     let (reply, outcome) = oneshot::channel();
-    let task = crate::connection::run(ctx.clone(), stream, Some(addr), permit, Some(reply));
+    let task = crate::connection::run(ctx.clone(), stream, Some((addr, expected)), permit, Some(reply));
     ctx.tracker.spawn(task);
     outcome.await.unwrap_or(Err(DialError::Shutdown))
 }

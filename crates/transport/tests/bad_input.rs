@@ -88,7 +88,7 @@ async fn silent_peer_is_closed_at_the_handshake_timeout() {
 #[tokio::test]
 async fn slowloris_dribbling_a_hello_is_cut_off_at_the_handshake_timeout() {
     let (node, mut events) = node(fast_config()).await;
-    let mut raw = RawPeer::connect(node.local_addr()).await;
+    let raw = RawPeer::connect(node.local_addr()).await;
     let mut hello = bytes::BytesMut::new();
     tokio_util::codec::Encoder::encode(
         &mut dotray_codec::FrameCodec::new(),
@@ -99,7 +99,7 @@ async fn slowloris_dribbling_a_hello_is_cut_off_at_the_handshake_timeout() {
     // One byte every 100 ms: the whole hello would take seconds; the deadline is 500 ms for all of it.
     let dribble = async {
         for byte in hello.iter() {
-            if raw.framed.get_mut().try_write(&[*byte]).is_err() {
+            if raw.stream.try_write(&[*byte]).is_err() {
                 break;
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
@@ -123,8 +123,9 @@ async fn wrong_network_id_is_a_typed_error_on_both_sides() {
     }
     let error = wait_for(&mut b_events, handshake_failure).await;
     assert!(matches!(error, HandshakeError::NetworkMismatch { .. }), "{error:?}");
-    // A raw peer sees the goodbye and its reason on the wire.
+    // A raw peer sees the goodbye and its reason, sealed, after its hello.
     let mut raw = RawPeer::connect(b.local_addr()).await;
+    raw.noise().await.unwrap();
     let hello = raw.hello("other-net", PROTOCOL_VERSION);
     raw.send(&hello).await;
     assert_eq!(raw.expect_goodbye().await, GoodbyeReason::NetworkMismatch);
@@ -132,13 +133,23 @@ async fn wrong_network_id_is_a_typed_error_on_both_sides() {
 }
 
 #[tokio::test]
-async fn wrong_protocol_version_is_refused_with_a_reason() {
+async fn a_version_1_hello_is_refused_with_a_reason() {
     let (node, mut events) = node(fast_config()).await;
+    // Version 1 opened with a plaintext hello: answered with a plaintext goodbye.
     let mut raw = RawPeer::connect(node.local_addr()).await;
+    let hello = raw.hello("dotray", 1);
+    raw.send(&hello).await;
+    let error = wait_for(&mut events, handshake_failure).await;
+    assert!(matches!(error, HandshakeError::VersionUnsupported { ours: 2, theirs: 1 }), "{error:?}");
+    assert_eq!(raw.expect_goodbye().await, GoodbyeReason::VersionUnsupported);
+
+    // A hello inside the channel naming another version is refused too, sealed.
+    let mut raw = RawPeer::connect(node.local_addr()).await;
+    raw.noise().await.unwrap();
     let hello = raw.hello("dotray", 99);
     raw.send(&hello).await;
     let error = wait_for(&mut events, handshake_failure).await;
-    assert!(matches!(error, HandshakeError::VersionUnsupported { ours: 1, theirs: 99 }), "{error:?}");
+    assert!(matches!(error, HandshakeError::VersionUnsupported { ours: 2, theirs: 99 }), "{error:?}");
     assert_eq!(raw.expect_goodbye().await, GoodbyeReason::VersionUnsupported);
     assert_still_serves(&node, &mut events).await;
 }

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use common::*;
 use dotray_codec::proto::{self, Body, Envelope, GoodbyeReason};
-use dotray_codec::{NodeId, PROTOCOL_VERSION};
+use dotray_codec::{NodeId, PROTOCOL_VERSION, SecretKey};
 use dotray_transport::{
     Config, DialError, DisconnectReason, Events, HandshakeError, Transport, TransportEvent,
 };
@@ -21,17 +21,17 @@ fn ban_config(ban: Duration) -> Config {
 
 /// What a node answers to a hello with node id `id`: its own hello (admitted), or a goodbye.
 enum Answer {
-    Admitted(RawPeer),
+    Admitted(Box<RawPeer>),
     Refused(proto::Goodbye),
 }
 
-async fn hello_as(node: &Transport, id: NodeId) -> Answer {
-    let mut raw = RawPeer::connect(node.local_addr()).await;
-    raw.id = id;
+async fn hello_as(node: &Transport, key: &SecretKey) -> Answer {
+    let mut raw = RawPeer::connect_as(node.local_addr(), key.clone()).await;
+    raw.noise().await.expect("noise handshake");
     let hello = raw.hello("dotray", PROTOCOL_VERSION);
     raw.send(&hello).await;
     match raw.recv().await {
-        Some(Envelope { body: Some(Body::Hello(_)) }) => Answer::Admitted(raw),
+        Some(Envelope { body: Some(Body::Hello(_)) }) => Answer::Admitted(Box::new(raw)),
         Some(Envelope { body: Some(Body::Goodbye(goodbye)) }) => {
             assert!(raw.closed().await, "closed after the goodbye");
             Answer::Refused(goodbye)
@@ -40,9 +40,10 @@ async fn hello_as(node: &Transport, id: NodeId) -> Answer {
     }
 }
 
-/// Connects as `id`, completes the handshake, then sends a second hello: a violation.
-async fn offend(node: &Transport, events: &mut Events, id: NodeId) {
-    let Answer::Admitted(mut raw) = hello_as(node, id).await else { panic!("{id:?} refused") };
+/// Connects as `key`, completes the handshake, then sends a second hello: a violation.
+async fn offend(node: &Transport, events: &mut Events, key: &SecretKey) {
+    let id = key.node_id();
+    let Answer::Admitted(mut raw) = hello_as(node, key).await else { panic!("{id:?} refused") };
     wait_for(events, |e| matches!(e, TransportEvent::Connected(p) if p.id == id).then_some(())).await;
     let hello = raw.hello("dotray", PROTOCOL_VERSION);
     raw.send(&hello).await;
@@ -66,11 +67,12 @@ fn banned_refusal(event: TransportEvent) -> Option<HandshakeError> {
     }
 }
 
-/// Retries a hello as `id` until admitted; returns when.
-async fn admitted_again(node: &Transport, id: NodeId) -> Instant {
+/// Retries a hello as `key` until admitted; returns when.
+async fn admitted_again(node: &Transport, key: &SecretKey) -> Instant {
+    let id = key.node_id();
     let deadline = Instant::now() + DEADLINE;
     loop {
-        match hello_as(node, id).await {
+        match hello_as(node, key).await {
             Answer::Admitted(_) => return Instant::now(),
             Answer::Refused(goodbye) => assert_eq!(goodbye.reason, GoodbyeReason::Banned as i32),
         }
@@ -83,8 +85,8 @@ async fn admitted_again(node: &Transport, id: NodeId) -> Instant {
 async fn an_invalid_frame_bans_the_node_id_until_the_ban_ends() {
     let ban = Duration::from_secs(1);
     let (node, mut events) = node(ban_config(ban)).await;
-    let offender = NodeId::random();
-    let Answer::Admitted(mut raw) = hello_as(&node, offender).await else { panic!("refused") };
+    let offender = SecretKey::generate();
+    let Answer::Admitted(mut raw) = hello_as(&node, &offender).await else { panic!("refused") };
     wait_connected(&mut events).await;
 
     // A 4 GiB length prefix after the handshake: disconnected with a goodbye that says why.
@@ -97,20 +99,20 @@ async fn an_invalid_frame_bans_the_node_id_until_the_ban_ends() {
         }
         other => panic!("expected the goodbye, got {other:?}"),
     }
-    let reason = wait_disconnected(&mut events, offender).await;
+    let reason = wait_disconnected(&mut events, offender.node_id()).await;
     assert!(matches!(reason, DisconnectReason::ProtocolViolation(_)), "{reason:?}");
     let bans = node.bans();
     assert_eq!(bans.len(), 1, "{bans:?}");
-    assert_eq!((bans[0].peer, bans[0].offences), (offender, 1));
+    assert_eq!((bans[0].peer, bans[0].offences), (offender.node_id(), 1));
     assert!(bans[0].remaining <= ban && bans[0].reason.starts_with("invalid frame: "), "{bans:?}");
 
     // Its immediate reconnect with the same node id is refused, after its hello and before ours.
-    let Answer::Refused(goodbye) = hello_as(&node, offender).await else { panic!("banned peer admitted") };
+    let Answer::Refused(goodbye) = hello_as(&node, &offender).await else { panic!("banned peer admitted") };
     assert_eq!(goodbye.reason, GoodbyeReason::Banned as i32);
     assert!(goodbye.detail.contains("invalid frame"), "the detail says why: {:?}", goodbye.detail);
     match wait_for(&mut events, banned_refusal).await {
         HandshakeError::Banned { peer, offences: 1, remaining, reason } => {
-            assert_eq!(peer, offender);
+            assert_eq!(peer, offender.node_id());
             assert!(remaining <= ban && reason.starts_with("invalid frame: "), "{remaining:?} {reason}");
         }
         other => panic!("{other:?}"),
@@ -122,10 +124,10 @@ async fn an_invalid_frame_bans_the_node_id_until_the_ban_ends() {
     assert_still_serves(&node, &mut events).await;
 
     // After the ban, the offender is admitted again.
-    let admitted = admitted_again(&node, offender).await;
+    let admitted = admitted_again(&node, &offender).await;
     assert!(admitted - sent >= ban, "admitted {:?} after its offence", admitted - sent);
     assert!(node.bans().is_empty());
-    assert_eq!(wait_connected(&mut events).await.id, offender);
+    assert_eq!(wait_connected(&mut events).await.id, offender.node_id());
     node.shutdown().await;
 }
 
@@ -133,21 +135,21 @@ async fn an_invalid_frame_bans_the_node_id_until_the_ban_ends() {
 async fn a_second_offence_doubles_the_ban() {
     let ban = Duration::from_millis(400);
     let (node, mut events) = node(ban_config(ban)).await;
-    let offender = NodeId::random();
+    let offender = SecretKey::generate();
 
-    offend(&node, &mut events, offender).await;
+    offend(&node, &mut events, &offender).await;
     assert_eq!(node.bans()[0].offences, 1);
-    admitted_again(&node, offender).await;
-    wait_disconnected(&mut events, offender).await; // That connection closed: the test dropped it.
+    admitted_again(&node, &offender).await;
+    wait_disconnected(&mut events, offender.node_id()).await; // That connection closed: the test dropped it.
 
     // Admitted again, it offends again: banned twice as long.
     let sent = Instant::now();
-    offend(&node, &mut events, offender).await;
+    offend(&node, &mut events, &offender).await;
     let bans = node.bans();
     assert_eq!(bans.len(), 1, "{bans:?}");
     assert_eq!(bans[0].offences, 2);
     assert!(bans[0].remaining > ban && bans[0].remaining <= 2 * ban, "{bans:?}");
-    let admitted = admitted_again(&node, offender).await;
+    let admitted = admitted_again(&node, &offender).await;
     assert!(admitted - sent >= 2 * ban, "admitted {:?} after its second offence", admitted - sent);
     assert_eq!(node.stats().bans_issued, 2);
     node.shutdown().await;
@@ -220,18 +222,24 @@ async fn a_violation_reported_from_above_bans_in_both_directions() {
 async fn the_ban_list_stays_within_max_bans_under_many_offenders() {
     let config = Config { max_bans: 8, ..ban_config(Duration::from_secs(30)) };
     let (node, mut events) = node(config).await;
-    let offenders: Vec<NodeId> = (0..30).map(|_| NodeId::random()).collect();
-    for id in &offenders {
-        offend(&node, &mut events, *id).await;
+    let offenders: Vec<SecretKey> = (0..30).map(|_| SecretKey::generate()).collect();
+    for key in &offenders {
+        offend(&node, &mut events, key).await;
         assert!(node.bans().len() <= 8);
     }
     let stats = node.stats();
     assert_eq!((stats.bans, stats.bans_issued), (8, 30), "{stats:?}");
     // The bans ending first (the oldest) made room; the newest are all in force.
     let banned: Vec<NodeId> = node.bans().iter().map(|b| b.peer).collect();
-    assert_eq!(banned, offenders[22..], "bans listed in the order they end");
-    let Answer::Refused(_) = hello_as(&node, offenders[29]).await else { panic!("newest offender admitted") };
-    let Answer::Admitted(_) = hello_as(&node, offenders[0]).await else {
+    assert_eq!(
+        banned,
+        offenders[22..].iter().map(SecretKey::node_id).collect::<Vec<_>>(),
+        "bans listed in the order they end"
+    );
+    let Answer::Refused(_) = hello_as(&node, &offenders[29]).await else {
+        panic!("newest offender admitted")
+    };
+    let Answer::Admitted(_) = hello_as(&node, &offenders[0]).await else {
         panic!("evicted ban still refuses")
     };
     assert_still_serves(&node, &mut events).await;
@@ -255,8 +263,8 @@ async fn garbage_before_the_handshake_bans_nobody() {
 #[tokio::test]
 async fn zero_max_bans_only_disconnects() {
     let (node, mut events) = node(Config { max_bans: 0, ..fast_config() }).await;
-    let offender = NodeId::random();
-    offend(&node, &mut events, offender).await;
+    let offender = SecretKey::generate();
+    offend(&node, &mut events, &offender).await;
     assert!(node.bans().is_empty());
-    let Answer::Admitted(_) = hello_as(&node, offender).await else { panic!("refused with bans off") };
+    let Answer::Admitted(_) = hello_as(&node, &offender).await else { panic!("refused with bans off") };
 }

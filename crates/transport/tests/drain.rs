@@ -9,7 +9,6 @@ use std::time::Duration;
 use common::*;
 use dotray_codec::proto;
 use dotray_transport::{Config, ConnectedPeer, Events, SendError, Transport};
-use futures_util::StreamExt;
 use tokio::task::JoinHandle;
 use tokio::time::timeout;
 
@@ -65,7 +64,7 @@ async fn stalled_with_a_waiter() -> (Transport, Events, RawPeer, ConnectedPeer, 
 async fn resolves_once_the_peer_reads_and_not_before() {
     let (_node, _events, mut raw, peer, drained) = stalled_with_a_waiter().await;
     // The peer reads everything: the writer empties the queue and wakes the waiter.
-    let reading = tokio::spawn(async move { while let Some(Ok(_)) = raw.framed.next().await {} });
+    let reading = tokio::spawn(async move { while raw.recv().await.is_some() {} });
     timeout(Duration::from_secs(10), drained).await.expect("woken once the queue drained").unwrap();
     assert_eq!(peer.sender.queued_bytes(), 0);
     // Already drained: resolves at once.

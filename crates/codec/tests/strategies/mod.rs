@@ -11,7 +11,7 @@ fn bytes_field(max: usize) -> impl Strategy<Value = Bytes> {
 }
 
 fn node_id() -> impl Strategy<Value = Bytes> {
-    proptest::array::uniform16(any::<u8>()).prop_map(|a| Bytes::copy_from_slice(&a))
+    proptest::array::uniform32(any::<u8>()).prop_map(|a| Bytes::copy_from_slice(&a))
 }
 
 fn addr() -> impl Strategy<Value = String> {
@@ -54,11 +54,12 @@ fn node_info() -> impl Strategy<Value = proto::NodeInfo> {
 /// Any body of any kind.
 pub(crate) fn body() -> impl Strategy<Value = Body> {
     prop_oneof![
-        (".{0,20}", any::<u32>(), node_id(), addr(), any::<u64>()).prop_map(
-            |(network_id, protocol_version, node_id, listen_addr, nonce)| {
-                Body::Hello(proto::Hello { network_id, protocol_version, node_id, listen_addr, nonce })
+        (".{0,20}", any::<u32>(), addr(), any::<u64>()).prop_map(
+            |(network_id, protocol_version, listen_addr, nonce)| {
+                Body::Hello(proto::Hello { network_id, protocol_version, listen_addr, nonce })
             }
         ),
+        bytes_field(96).prop_map(|noise| Body::Handshake(proto::Handshake { noise })),
         (0..11i32, ".{0,40}").prop_map(|(reason, detail)| Body::Goodbye(proto::Goodbye { reason, detail })),
         (any::<u64>(), any::<u64>())
             .prop_map(|(nonce, sent_at_micros)| Body::Ping(proto::Ping { nonce, sent_at_micros })),

@@ -14,7 +14,14 @@ use super::timer::Timer;
 pub enum Action {
     /// Open a connection to this address. The driver answers with `handle_connected` (the node id is
     /// learned there) or `handle_dial_failed`.
-    Dial(SocketAddr),
+    Dial {
+        /// Where.
+        addr: SocketAddr,
+        /// The node id learned with the address (peer exchange, a join, a node query), if any. The
+        /// connection must prove it: otherwise the dial fails (the address has changed hands, or
+        /// someone advertised it falsely).
+        node: Option<NodeId>,
+    },
     /// Send a message over the open connection to `to`. Dropped silently if it closed meanwhile.
     Send {
         /// The receiving peer.

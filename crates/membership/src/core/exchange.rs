@@ -106,7 +106,12 @@ impl<R: Rng> Membership<R> {
         if self.is_connected(&origin.id) {
             self.send(origin.id, Message::PeerExchangeResponse { peers: reply, exchange_id });
         } else {
-            self.dial(origin.addr, Purpose::ExchangeReply { peers: reply, exchange_id }, now);
+            self.dial(
+                origin.addr,
+                Some(origin.id),
+                Purpose::ExchangeReply { peers: reply, exchange_id },
+                now,
+            );
         }
         self.merge(&peers, &reply_ids);
     }

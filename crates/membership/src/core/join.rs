@@ -157,7 +157,7 @@ impl<R: Rng> Membership<R> {
             self.request_neighbour(node.id);
         } else {
             self.learn(node);
-            self.dial(node.addr, Purpose::Neighbour, now);
+            self.dial(node.addr, Some(node.id), Purpose::Neighbour, now);
         }
     }
 
@@ -287,7 +287,7 @@ impl<R: Rng> Membership<R> {
             let Some(&pick) = candidates.choose(&mut self.rng) else { break };
             if self.transient.contains_key(&pick.id) {
                 self.request_neighbour(pick.id);
-            } else if !self.dial(pick.addr, Purpose::Neighbour, now) {
+            } else if !self.dial(pick.addr, Some(pick.id), Purpose::Neighbour, now) {
                 break;
             }
             if !urgent && !low {
@@ -304,7 +304,7 @@ impl<R: Rng> Membership<R> {
                 .copied()
                 .collect();
             if let Some(&seed) = seeds.choose(&mut self.rng) {
-                self.dial(seed, Purpose::Join, now);
+                self.dial(seed, None, Purpose::Join, now);
             }
         }
         // Wake up when the first backoff ends, in case nothing else happens meanwhile.
@@ -342,7 +342,7 @@ impl<R: Rng> Membership<R> {
             .iter()
             .filter(|e| e.eligible(now) && !self.is_connected(&e.info.id))
             .filter(|e| !self.dials.contains_key(&e.info.addr))
-            .map(|e| (e.info.addr, e.down))
+            .map(|e| (e.info, e.down))
             .collect();
         let seeds: Vec<_> = self
             .seeds
@@ -353,22 +353,22 @@ impl<R: Rng> Membership<R> {
             .collect();
         self.heal_round = self.heal_round.wrapping_add(1);
         let seed_round = self.heal_round % self.config.heal_seed_every == 0;
-        let down: Vec<_> = passive.iter().filter(|(_, down)| *down).map(|(addr, _)| *addr).collect();
+        let down: Vec<_> = passive.iter().filter(|(_, down)| *down).map(|(info, _)| *info).collect();
         let target = if seed_round && !seeds.is_empty() {
             // 1. Every `heal_seed_every` rounds, an original seed: after a cut long enough that every
             //    address across it was dropped, the seeds are what is left to find the other side.
-            seeds.choose(&mut self.rng).copied()
-        } else if let Some(&addr) = down.choose(&mut self.rng) {
+            seeds.choose(&mut self.rng).map(|&seed| (seed, None))
+        } else if let Some(&info) = down.choose(&mut self.rng) {
             // 2. A peer we declared down: if it answers, the cut that separated us has healed.
-            Some(addr)
-        } else if let Some(&(addr, _)) = passive.choose(&mut self.rng) {
+            Some((info.addr, Some(info.id)))
+        } else if let Some(&(info, _)) = passive.choose(&mut self.rng) {
             // 3. A random passive address: a direct exchange keeps both views fresh and mixed.
-            Some(addr)
+            Some((info.addr, Some(info.id)))
         } else {
-            seeds.choose(&mut self.rng).copied()
+            seeds.choose(&mut self.rng).map(|&seed| (seed, None))
         };
-        if let Some(addr) = target {
-            self.dial(addr, Purpose::Heal, now);
+        if let Some((addr, node)) = target {
+            self.dial(addr, node, Purpose::Heal, now);
         }
     }
 }

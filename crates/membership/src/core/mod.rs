@@ -452,13 +452,14 @@ impl<R: Rng> Membership<R> {
             || self.transient.values().any(|t| t.info.addr == *addr)
     }
 
-    /// Dials `addr` for `purpose`, unless it is already being dialed or there is no room.
-    fn dial(&mut self, addr: SocketAddr, purpose: Purpose, now: Instant) -> bool {
+    /// Dials `addr` for `purpose`, unless it is already being dialed or there is no room. `node` is the
+    /// node id learned with the address, if any: the connection is kept only if the peer proves it.
+    fn dial(&mut self, addr: SocketAddr, node: Option<NodeId>, purpose: Purpose, now: Instant) -> bool {
         if self.dials.contains_key(&addr) || !self.dial_budget() || addr == self.me.addr {
             return false;
         }
         self.dials.insert(addr, Intent { purpose, expires: now + self.config.transient_timeout });
-        self.push(Action::Dial(addr));
+        self.push(Action::Dial { addr, node });
         true
     }
 

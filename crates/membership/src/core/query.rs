@@ -67,7 +67,7 @@ impl<R: Rng> Membership<R> {
         };
         if let Some(addr) = addr {
             // Dial, unless a dial to that address is already under way (the query then rides on it).
-            if !self.dials.contains_key(&addr) && !self.dial(addr, Purpose::Query, now) {
+            if !self.dials.contains_key(&addr) && !self.dial(addr, Some(peer), Purpose::Query, now) {
                 return Err(QueryError::TooManyConnections);
             }
         }

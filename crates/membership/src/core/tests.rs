@@ -20,7 +20,7 @@ fn at(ms: u64) -> Instant {
 }
 
 fn peer(i: u8) -> PeerInfo {
-    PeerInfo::new(NodeId::from_bytes([i; 16]), SocketAddr::from(([10, 0, 0, i], 2000)))
+    PeerInfo::new(NodeId::from_bytes([i; 32]), SocketAddr::from(([10, 0, 0, i], 2000)))
 }
 
 fn node(me: u8, seeds: Vec<SocketAddr>) -> Membership<ChaCha8Rng> {
@@ -47,6 +47,16 @@ fn drain_no_timers(m: &mut Membership<ChaCha8Rng>) -> Vec<Action> {
 
 fn send(to: u8, message: Message) -> Action {
     Action::Send { to: peer(to).id, message }
+}
+
+/// A dial of a node learned with its id.
+fn dial(p: PeerInfo) -> Action {
+    Action::Dial { addr: p.addr, node: Some(p.id) }
+}
+
+/// A dial of a seed address (no id known).
+fn dial_seed(p: PeerInfo) -> Action {
+    Action::Dial { addr: p.addr, node: None }
 }
 
 fn up(i: u8) -> Action {
@@ -101,7 +111,7 @@ fn first_node_only_arms_its_timers() {
 #[test]
 fn joining_node_dials_its_seed_and_sends_join() {
     let mut m = node(1, vec![peer(2).addr]);
-    assert_eq!(drain_no_timers(&mut m), vec![Action::Dial(peer(2).addr)]);
+    assert_eq!(drain_no_timers(&mut m), vec![dial_seed(peer(2))]);
     m.handle_connected(peer(2), Some(peer(2).addr), at(10));
     // The `Join` before `NeighbourUp`: the contact must read it before anything the layers above
     // send once they hear of the neighbour.
@@ -147,7 +157,7 @@ fn forward_join_ends_with_a_neighbour_request_to_the_joiner() {
     make_active(&mut m, 3, at(0));
     // A huge TTL from the wire is clamped; TTL 0 ends the walk here.
     m.handle_message(peer(2).id, Message::ForwardJoin { node: peer(9), ttl: 0 }, at(1));
-    assert_eq!(drain_no_timers(&mut m), vec![Action::Dial(peer(9).addr)]);
+    assert_eq!(drain_no_timers(&mut m), vec![dial(peer(9))]);
     m.handle_connected(peer(9), Some(peer(9).addr), at(2));
     assert_eq!(drain_no_timers(&mut m), vec![send(9, Message::Neighbour { high_priority: false })]);
     m.handle_message(peer(9).id, Message::NeighbourReply { accepted: true }, at(3));
@@ -234,11 +244,7 @@ fn missed_pongs_declare_the_peer_down_and_a_passive_peer_replaces_it() {
     m.handle_timer(Timer::Ping, at(8000));
     assert_eq!(
         drain_no_timers(&mut m),
-        vec![
-            Action::Disconnect { peer: peer(2).id, reason: CloseReason::Timeout },
-            down(2),
-            Action::Dial(peer(7).addr),
-        ]
+        vec![Action::Disconnect { peer: peer(2).id, reason: CloseReason::Timeout }, down(2), dial(peer(7)),]
     );
     assert_eq!(state_of(&m, 2), Some(NodeState::Down));
     // The replacement has no neighbour left: its request is of high priority.
@@ -252,7 +258,7 @@ fn a_goodbye_makes_the_node_replace_the_leaver_at_once_and_forget_it() {
     make_active(&mut m, 2, at(0));
     learn_passive(&mut m, 2, 7, at(0));
     m.handle_disconnected(peer(2).id, LinkEnd::PeerLeft, at(5));
-    assert_eq!(drain_no_timers(&mut m), vec![down(2), Action::Dial(peer(7).addr)]);
+    assert_eq!(drain_no_timers(&mut m), vec![down(2), dial(peer(7))]);
     assert_eq!(state_of(&m, 2), None);
 }
 
@@ -277,7 +283,7 @@ fn the_end_of_a_peer_exchange_walk_answers_the_origin_and_merges_a_bounded_sampl
     let request = Message::PeerExchangeRequest { origin, ttl: 5, peers, exchange_id: 77 };
     m.handle_message(peer(2).id, request, at(1));
     // Only one active peer (the sender): the walk ends here, the origin is dialed for the answer.
-    assert_eq!(drain_no_timers(&mut m), vec![Action::Dial(origin.addr)]);
+    assert_eq!(drain_no_timers(&mut m), vec![dial(origin)]);
     // 40 records are cut to `max_exchange_peers` (16), merged next to the one entry we had.
     assert_eq!(m.passive_len(), 1 + Config::default().max_exchange_peers);
     m.handle_connected(origin, Some(origin.addr), at(2));
@@ -472,7 +478,7 @@ fn node_queries_are_answered_bounded_and_asked_with_a_request_id() {
     );
     // A passive peer is dialed; an unknown one is an error.
     let id = m.query_node(peer(7).id, at(4)).unwrap();
-    assert_eq!(drain_no_timers(&mut m), vec![Action::Dial(peer(7).addr)]);
+    assert_eq!(drain_no_timers(&mut m), vec![dial(peer(7))]);
     m.handle_dial_failed(peer(7).addr, at(5));
     let actions = drain_no_timers(&mut m);
     assert!(
@@ -494,14 +500,14 @@ fn a_failing_seed_is_retried_with_growing_backoff_and_never_dropped() {
             .into_iter()
             .find_map(|a| match a {
                 Action::SetTimer { at, timer: Timer::Refill { generation } } => Some((at, generation)),
-                Action::Dial(_) => panic!("no redial before the backoff"),
+                Action::Dial { .. } => panic!("no redial before the backoff"),
                 _ => None,
             })
             .expect("a refill timer");
         waits.push(when - now);
         now = when;
         m.handle_timer(Timer::Refill { generation }, now);
-        assert!(drain_no_timers(&mut m).contains(&Action::Dial(peer(2).addr)));
+        assert!(drain_no_timers(&mut m).contains(&dial_seed(peer(2))));
     }
     assert!(waits[3] > waits[0], "backoff grows: {waits:?}");
     assert!(waits.iter().all(|w| *w <= Config::default().backoff_max), "and is capped: {waits:?}");
@@ -587,7 +593,7 @@ fn a_seed_that_answers_again_after_failing_is_joined_anew() {
     loop {
         now += 15_000;
         m_seeded.handle_timer(Timer::Heal, at(now));
-        if drain_no_timers(&mut m_seeded).contains(&Action::Dial(peer(9).addr)) {
+        if drain_no_timers(&mut m_seeded).contains(&dial_seed(peer(9))) {
             break;
         }
         assert!(now < 15_000 * 10, "a heal round goes to the seed");
@@ -624,7 +630,7 @@ fn a_heal_round_to_a_healthy_seed_with_a_full_view_is_a_direct_exchange() {
     loop {
         now += 15_000;
         m.handle_timer(Timer::Heal, at(now));
-        if drain_no_timers(&mut m).contains(&Action::Dial(peer(9).addr)) {
+        if drain_no_timers(&mut m).contains(&dial(peer(9))) {
             break;
         }
         assert!(now < 15_000 * 10, "a heal round goes to the seed");

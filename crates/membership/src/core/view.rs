@@ -232,7 +232,7 @@ mod tests {
     use rand_chacha::ChaCha8Rng;
 
     fn peer(i: u8) -> PeerInfo {
-        PeerInfo::new(NodeId::from_bytes([i; 16]), SocketAddr::from(([10, 0, 0, i], 2000)))
+        PeerInfo::new(NodeId::from_bytes([i; 32]), SocketAddr::from(([10, 0, 0, i], 2000)))
     }
 
     #[test]
@@ -264,7 +264,7 @@ mod tests {
         let mut rng = ChaCha8Rng::seed_from_u64(3);
         let mut view = PassiveView::new(5);
         view.insert(PassiveEntry::new(peer(1)), &mut rng, &[]);
-        let restarted = PeerInfo::new(NodeId::from_bytes([99; 16]), peer(1).addr);
+        let restarted = PeerInfo::new(NodeId::from_bytes([99; 32]), peer(1).addr);
         view.insert(PassiveEntry::new(restarted), &mut rng, &[]);
         assert_eq!(view.len(), 1);
         assert!(view.get(&restarted.id).is_some());

@@ -88,7 +88,7 @@ impl Input<'_> {
 
 /// Node `i` of the pool; node 0 is the core under test.
 fn id(i: u8) -> NodeId {
-    NodeId::from_bytes([i; 16])
+    NodeId::from_bytes([i; 32])
 }
 
 /// Address `i` of the pool: mostly distinct usable addresses, a few unusable or odd ones.
@@ -256,7 +256,7 @@ impl Harness {
     fn drain(&mut self) {
         while let Some(action) = self.core.poll_action() {
             match action {
-                Action::Dial(a) => self.dials.push(a),
+                Action::Dial { addr, .. } => self.dials.push(addr),
                 Action::Send { to, message } => {
                     let body = Body::from(message.clone());
                     let frame = encode_frame(&proto::Envelope::from(body.clone()), DEFAULT_MAX_FRAME_LEN);

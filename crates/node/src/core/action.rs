@@ -44,8 +44,14 @@ pub enum Timer {
 /// One effect for the driver, pulled with [`crate::core::NodeCore::poll_action`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Action {
-    /// Open a connection to `addr`; answer with `handle_connected` or `handle_dial_failed`.
-    Dial(SocketAddr),
+    /// Open a connection to `addr`; answer with `handle_connected` or `handle_dial_failed`. With a
+    /// `node`, the connection counts only if the peer proves that node id (else the dial failed).
+    Dial {
+        /// Where.
+        addr: SocketAddr,
+        /// The node id learned with the address, if any.
+        node: Option<NodeId>,
+    },
     /// Send `message` to each connected peer in `to` (never empty). Dropped for a peer whose
     /// connection is gone.
     Send {

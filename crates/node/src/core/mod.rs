@@ -222,7 +222,7 @@ impl<R: Rng> NodeCore<R> {
     /// Translates one membership action; neighbour events also go to the router here.
     fn route_membership(&mut self, action: MembershipAction) -> Option<Action> {
         Some(match action {
-            MembershipAction::Dial(addr) => Action::Dial(addr),
+            MembershipAction::Dial { addr, node } => Action::Dial { addr, node },
             MembershipAction::Send { to, message } => {
                 Action::Send { to: Recipients::from_slice(&[to]), message: PeerMessage::Membership(message) }
             }

@@ -12,7 +12,7 @@ use rand_chacha::ChaCha8Rng;
 use super::*;
 
 fn info(n: u8) -> PeerInfo {
-    PeerInfo::new(NodeId::from_bytes([n; 16]), format!("127.0.0.1:{}", 2000 + u16::from(n)).parse().unwrap())
+    PeerInfo::new(NodeId::from_bytes([n; 32]), format!("127.0.0.1:{}", 2000 + u16::from(n)).parse().unwrap())
 }
 
 fn core(me: PeerInfo, seeds: Vec<std::net::SocketAddr>, now: Instant) -> NodeCore<ChaCha8Rng> {
@@ -52,7 +52,7 @@ fn pair(now: Instant) -> (NodeCore<ChaCha8Rng>, NodeCore<ChaCha8Rng>) {
     let mut a = core(ia, vec![], now);
     let mut b = core(ib, vec![ia.addr], now);
     drain(&mut a);
-    assert!(drain(&mut b).contains(&Action::Dial(ia.addr)), "the joiner dials its seed");
+    assert!(drain(&mut b).contains(&Action::Dial { addr: ia.addr, node: None }), "the joiner dials its seed");
     a.handle_connected(ib, None, now);
     b.handle_connected(ia, Some(ia.addr), now);
     let from_a = drain(&mut a);

@@ -279,7 +279,7 @@ impl Driver {
     fn apply_actions(&mut self) {
         while let Some(action) = self.core.poll_action() {
             match action {
-                Action::Dial(addr) => self.io.transport.dial(addr),
+                Action::Dial { addr, node } => self.io.transport.dial(addr, node),
                 Action::Send { to, message } => self.send(&to, message),
                 Action::Disconnect { peer, reason: CloseReason::ProtocolViolation } => {
                     self.violation(peer, "membership message out of protocol order");

@@ -10,7 +10,7 @@ use rand_chacha::ChaCha8Rng;
 use super::*;
 
 fn id(n: u8) -> NodeId {
-    NodeId::from_bytes([n; 16])
+    NodeId::from_bytes([n; 32])
 }
 
 fn stream(n: u8) -> StreamId {

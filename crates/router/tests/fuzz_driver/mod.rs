@@ -97,7 +97,7 @@ impl Input<'_> {
 }
 
 fn id(i: u8) -> NodeId {
-    NodeId::from_bytes([i; 16])
+    NodeId::from_bytes([i; 32])
 }
 
 /// Stream `i` of the pool: 8 origins (0 is this node) times two epochs (`OWN_EPOCH` and 1).

@@ -1,0 +1,297 @@
+//! The encrypted stream after the handshake: frames sealed into Noise transport messages ("chunks").
+//!
+//! ```text
+//!   frames (plaintext) ─► Sealer: cut into runs of at most 65,519 bytes, each encrypted with the next
+//!                          nonce ─► [len: u16 BE][ciphertext + 16-byte tag] [len][…] … ─► socket
+//!   socket ─► Opener: each complete chunk authenticated and decrypted, in order ─► plaintext frames
+//! ```
+//!
+//! The stream of frames is cut without regard for frame boundaries: many small frames share one chunk
+//! (one AEAD call, 18 bytes of overhead), a large frame spans several. Nonces count from 0 in each
+//! direction and are never sent, so a chunk that is altered, replayed, dropped, reordered or cut short
+//! fails authentication (or never completes) and the connection closes: nothing unauthenticated reaches
+//! the frame decoder. Each direction has its own nonce counter and key, so the reader and writer tasks
+//! share only the immutable key schedule (`snow`'s stateless transport state).
+
+use std::sync::Arc;
+
+use bytes::{Buf, BufMut, BytesMut};
+use snow::StatelessTransportState;
+
+/// Bytes of the length prefix of a chunk.
+pub(crate) const CHUNK_HEADER_LEN: usize = 2;
+/// Bytes of the authentication tag at the end of every chunk.
+pub(crate) const TAG_LEN: usize = 16;
+/// Longest chunk: Noise's maximum message length.
+pub(crate) const MAX_CHUNK_LEN: usize = u16::MAX as usize;
+/// Most plaintext bytes in one chunk.
+pub(crate) const MAX_CHUNK_PLAINTEXT: usize = MAX_CHUNK_LEN - TAG_LEN;
+
+/// Why a chunk could not be opened. Either way the stream cannot be trusted any more.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum OpenError {
+    /// The chunk failed authentication: altered, replayed, reordered, or sealed with another key.
+    Unauthentic,
+    /// A chunk with no plaintext: never sent by a dotray node.
+    Empty,
+}
+
+/// The sending half: seals plaintext into chunks with consecutive nonces.
+pub(crate) struct Sealer {
+    state: Arc<StatelessTransportState>,
+    nonce: u64,
+    /// Small slices gathered into one chunk.
+    stage: Vec<u8>,
+}
+
+/// The receiving half: opens chunks with consecutive nonces.
+pub(crate) struct Opener {
+    state: Arc<StatelessTransportState>,
+    nonce: u64,
+}
+
+/// Both halves of a finished handshake.
+pub(crate) fn split(state: StatelessTransportState) -> (Sealer, Opener) {
+    let state = Arc::new(state);
+    (Sealer { state: state.clone(), nonce: 0, stage: Vec::new() }, Opener { state, nonce: 0 })
+}
+
+impl Sealer {
+    /// Seals the concatenation of `slices` into chunks appended to `out`.
+    ///
+    /// Slices shorter than a chunk are gathered (copied) into one; a run of a whole chunk or more is
+    /// sealed straight from its slice. Fails only if the nonce would wrap (after 2^64 chunks).
+    pub(crate) fn seal<S: AsRef<[u8]>>(
+        &mut self,
+        slices: &[S],
+        out: &mut BytesMut,
+    ) -> Result<(), snow::Error> {
+        for slice in slices {
+            let mut rest = slice.as_ref();
+            while !rest.is_empty() {
+                if self.stage.is_empty() && rest.len() >= MAX_CHUNK_PLAINTEXT {
+                    let (chunk, tail) = rest.split_at(MAX_CHUNK_PLAINTEXT);
+                    self.seal_chunk(chunk, out)?;
+                    rest = tail;
+                    continue;
+                }
+                let take = rest.len().min(MAX_CHUNK_PLAINTEXT - self.stage.len());
+                self.stage.extend_from_slice(&rest[..take]);
+                rest = &rest[take..];
+                if self.stage.len() == MAX_CHUNK_PLAINTEXT {
+                    self.flush_stage(out)?;
+                }
+            }
+        }
+        self.flush_stage(out)
+    }
+
+    fn flush_stage(&mut self, out: &mut BytesMut) -> Result<(), snow::Error> {
+        if self.stage.is_empty() {
+            return Ok(());
+        }
+        let stage = std::mem::take(&mut self.stage);
+        let sealed = self.seal_chunk(&stage, out);
+        self.stage = stage;
+        self.stage.clear();
+        sealed
+    }
+
+    fn seal_chunk(&mut self, plaintext: &[u8], out: &mut BytesMut) -> Result<(), snow::Error> {
+        let len = plaintext.len() + TAG_LEN;
+        out.reserve(CHUNK_HEADER_LEN + len);
+        // `len` is at most MAX_CHUNK_LEN: callers cut plaintext at MAX_CHUNK_PLAINTEXT.
+        out.put_u16(len as u16);
+        let start = out.len();
+        out.resize(start + len, 0);
+        match self.state.write_message(self.nonce, plaintext, &mut out[start..]) {
+            Ok(_) => {
+                self.nonce += 1;
+                Ok(())
+            }
+            Err(e) => {
+                out.truncate(start - CHUNK_HEADER_LEN);
+                Err(e)
+            }
+        }
+    }
+
+    /// Gives back the staging buffer's memory (after a burst).
+    pub(crate) fn shrink(&mut self) {
+        self.stage = Vec::new();
+    }
+}
+
+impl Opener {
+    /// Opens every complete chunk at the front of `sealed` and appends its plaintext to `plain`,
+    /// calling `make_room(plain, n)` first so that `plain` has room for `n` more bytes. A partial chunk
+    /// stays in `sealed`. Returns how many plaintext bytes were added.
+    pub(crate) fn open(
+        &mut self,
+        sealed: &mut BytesMut,
+        plain: &mut BytesMut,
+        mut make_room: impl FnMut(&mut BytesMut, usize),
+    ) -> Result<usize, OpenError> {
+        let mut added = 0;
+        while let Some(n) = self.open_one(sealed, plain, &mut make_room)? {
+            added += n;
+        }
+        Ok(added)
+    }
+
+    /// Opens the chunk at the front of `sealed`, if all of it is there (see [`Opener::open`]); returns
+    /// the number of plaintext bytes it added.
+    pub(crate) fn open_one(
+        &mut self,
+        sealed: &mut BytesMut,
+        plain: &mut BytesMut,
+        make_room: &mut impl FnMut(&mut BytesMut, usize),
+    ) -> Result<Option<usize>, OpenError> {
+        let Some(len) = declared_len(sealed).filter(|len| sealed.len() >= CHUNK_HEADER_LEN + len) else {
+            return Ok(None);
+        };
+        if len <= TAG_LEN {
+            return Err(OpenError::Empty);
+        }
+        let ciphertext = &sealed[CHUNK_HEADER_LEN..CHUNK_HEADER_LEN + len];
+        make_room(plain, len - TAG_LEN);
+        let start = plain.len();
+        plain.resize(start + len - TAG_LEN, 0);
+        match self.state.read_message(self.nonce, ciphertext, &mut plain[start..]) {
+            Ok(n) => plain.truncate(start + n),
+            Err(_) => {
+                plain.truncate(start);
+                return Err(OpenError::Unauthentic);
+            }
+        }
+        self.nonce += 1;
+        sealed.advance(CHUNK_HEADER_LEN + len);
+        Ok(Some(len - TAG_LEN))
+    }
+}
+
+/// The ciphertext length that the chunk at the front of `sealed` declares, once its header is there.
+pub(crate) fn declared_len(sealed: &[u8]) -> Option<usize> {
+    let header = sealed.get(..CHUNK_HEADER_LEN)?;
+    Some(usize::from(u16::from_be_bytes([header[0], header[1]])))
+}
+
+/// Bytes still missing of the chunk at the front of `sealed` (0 when it is complete or not begun).
+pub(crate) fn chunk_rest(sealed: &[u8]) -> usize {
+    declared_len(sealed).map_or(0, |len| (CHUNK_HEADER_LEN + len).saturating_sub(sealed.len()))
+}
+
+#[cfg(test)]
+mod tests {
+    use dotray_codec::SecretKey;
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::noise::LocalIdentity;
+
+    /// Two connected channel ends: (dialer's sealer, acceptor's opener, acceptor's sealer, dialer's opener).
+    fn channel() -> (Sealer, Opener, Sealer, Opener) {
+        let (a, b) = (
+            LocalIdentity::new(SecretKey::generate(), None).unwrap(),
+            LocalIdentity::new(SecretKey::generate(), None).unwrap(),
+        );
+        let (mut i, mut r) = (a.start(true).unwrap(), b.start(false).unwrap());
+        let (mut wire, mut payload) = ([0u8; 1024], [0u8; 1024]);
+        let n = i.write_message(&[], &mut wire).unwrap();
+        r.read_message(&wire[..n], &mut payload).unwrap();
+        let n = r.write_message(&[], &mut wire).unwrap();
+        i.read_message(&wire[..n], &mut payload).unwrap();
+        let n = i.write_message(&[], &mut wire).unwrap();
+        r.read_message(&wire[..n], &mut payload).unwrap();
+        let (is, io) = split(i.into_stateless_transport_mode().unwrap());
+        let (rs, ro) = split(r.into_stateless_transport_mode().unwrap());
+        (is, ro, rs, io)
+    }
+
+    fn open_all(opener: &mut Opener, sealed: &mut BytesMut) -> Result<BytesMut, OpenError> {
+        let mut plain = BytesMut::new();
+        opener.open(sealed, &mut plain, |p, n| p.reserve(n))?;
+        Ok(plain)
+    }
+
+    #[test]
+    fn small_slices_share_a_chunk_and_large_ones_span_chunks() {
+        let (mut sealer, mut opener, _, _) = channel();
+        let big = vec![7u8; 2 * MAX_CHUNK_PLAINTEXT + 10];
+        let slices: Vec<&[u8]> = vec![b"ab", b"cde", &big, b"f"];
+        let mut sealed = BytesMut::new();
+        sealer.seal(&slices, &mut sealed).unwrap();
+        let total: usize = slices.iter().map(|s| s.len()).sum();
+        let chunks = total.div_ceil(MAX_CHUNK_PLAINTEXT);
+        assert_eq!(sealed.len(), total + chunks * (CHUNK_HEADER_LEN + TAG_LEN), "{chunks} chunks");
+        let plain = open_all(&mut opener, &mut sealed).unwrap();
+        assert_eq!(&plain[..], &slices.concat()[..]);
+        assert!(sealed.is_empty());
+    }
+
+    #[test]
+    fn a_partial_chunk_waits_for_the_rest() {
+        let (mut sealer, mut opener, _, _) = channel();
+        let mut wire = BytesMut::new();
+        sealer.seal(&[b"hello world"], &mut wire).unwrap();
+        let mut sealed = BytesMut::from(&wire[..5]);
+        assert_eq!(chunk_rest(&sealed), wire.len() - 5);
+        assert_eq!(open_all(&mut opener, &mut sealed).unwrap().len(), 0);
+        sealed.extend_from_slice(&wire[5..]);
+        assert_eq!(&open_all(&mut opener, &mut sealed).unwrap()[..], b"hello world");
+    }
+
+    #[test]
+    fn altered_replayed_reordered_and_foreign_chunks_fail() {
+        let (mut sealer, mut opener, mut other_sealer, _) = channel();
+        let (mut first, mut second) = (BytesMut::new(), BytesMut::new());
+        sealer.seal(&[b"first"], &mut first).unwrap();
+        sealer.seal(&[b"second"], &mut second).unwrap();
+
+        let mut flipped = first.clone();
+        flipped[4] ^= 0x01;
+        assert_eq!(open_all(&mut opener, &mut flipped), Err(OpenError::Unauthentic), "one bit flipped");
+        assert_eq!(open_all(&mut opener, &mut second.clone()), Err(OpenError::Unauthentic), "reordered");
+        assert_eq!(&open_all(&mut opener, &mut first.clone()).unwrap()[..], b"first");
+        assert_eq!(open_all(&mut opener, &mut first.clone()), Err(OpenError::Unauthentic), "replayed");
+        let mut foreign = BytesMut::new();
+        other_sealer.seal(&[b"second"], &mut foreign).unwrap();
+        assert_eq!(
+            open_all(&mut opener, &mut foreign),
+            Err(OpenError::Unauthentic),
+            "the other direction's key"
+        );
+        assert_eq!(
+            &open_all(&mut opener, &mut second).unwrap()[..],
+            b"second",
+            "the stream resumes in order"
+        );
+
+        let mut empty = BytesMut::from(&[0u8, 16][..]);
+        empty.extend_from_slice(&[0; 16]);
+        assert_eq!(open_all(&mut opener, &mut empty), Err(OpenError::Empty));
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(32))]
+        #[test]
+        fn any_cut_of_the_stream_opens_to_the_same_bytes(
+            lens in proptest::collection::vec(0usize..70_000, 1..6),
+            cuts in proptest::collection::vec(1usize..100_000, 1..8),
+        ) {
+            let (mut sealer, mut opener, _, _) = channel();
+            let slices: Vec<Vec<u8>> = lens.iter().enumerate().map(|(i, &n)| vec![i as u8; n]).collect();
+            let mut wire = BytesMut::new();
+            sealer.seal(&slices, &mut wire).unwrap();
+            let (mut sealed, mut plain) = (BytesMut::new(), BytesMut::new());
+            let mut cuts = cuts.into_iter().cycle();
+            while !wire.is_empty() {
+                let take = cuts.next().unwrap().min(wire.len());
+                sealed.extend_from_slice(&wire.split_to(take));
+                opener.open(&mut sealed, &mut plain, |p, n| p.reserve(n)).unwrap();
+            }
+            prop_assert!(sealed.is_empty());
+            prop_assert_eq!(&plain[..], &slices.concat()[..]);
+        }
+    }
+}
