@@ -20,8 +20,9 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use std::time::Duration;
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use dotray_codec::proto::GoodbyeReason;
 use dotray_codec::{FrameCodec, NodeId};
 use tokio::io::AsyncWriteExt;
@@ -38,14 +39,18 @@ use crate::handshake::{self, Established, GOODBYE_WRITE_TIMEOUT, Local, PeerHell
 use crate::peer_sender::{Closing, ConnShared};
 use crate::reader;
 use crate::registry::{Admission, Entry};
-use crate::sealed::Sealer;
+use crate::sealed::{SealedBytes, Sealer};
 use crate::{
     ConnectedPeer, DialError, Direction, DisconnectReason, HandshakeError, PeerSender, TransportEvent,
 };
 
-/// A writer whose sealing buffer grew past this during a burst gives the memory back once its queue
-/// is empty: one write batch of plaintext frames, sealed.
+/// A writer whose sealing buffers hold more than this gives the memory back after [`WRITER_IDLE`]
+/// without anything to write. Below it, a connection keeps its small buffers.
 const IDLE_SEAL_BUFFER: usize = 64 * 1024;
+/// How long a writer waits with nothing to write before it gives back its large sealing buffers. A
+/// connection that carries a stream reuses its buffers from batch to batch (freeing and reallocating
+/// a quarter-megabyte buffer per batch costs page faults and unmaps every time).
+const WRITER_IDLE: Duration = Duration::from_secs(1);
 
 /// Where a dial wants its outcome.
 pub(crate) type DialReply = oneshot::Sender<Result<ConnectedPeer, DialError>>;
@@ -199,18 +204,16 @@ async fn write_loop(
 ) {
     let (write_timeout, batch_bytes) = (ctx.config.write_timeout, ctx.config.write_batch_bytes);
     let mut batch: Vec<Bytes> = Vec::with_capacity(MAX_WRITE_SLICES);
-    let mut out = BytesMut::new();
+    let mut out = SealedBytes::default();
     // One close future for the loop (see `read_loop`).
     let closed = shared.close.cancelled();
     tokio::pin!(closed);
     'writing: loop {
         // Wait until something is queued, or for the close. A graceful close still drains what is
-        // queued below; a close with an empty queue ends the loop.
+        // queued below; a close with an empty queue ends the loop. A writer holding large buffers
+        // gives them back after a while with nothing to write.
         while !shared.has_queued() {
-            if out.capacity() > IDLE_SEAL_BUFFER {
-                out = BytesMut::new();
-                sealer.shrink();
-            }
+            let holding = out.capacity() > IDLE_SEAL_BUFFER;
             tokio::select! {
                 biased;
                 _ = shared.work.notified() => {}
@@ -218,6 +221,10 @@ async fn write_loop(
                     if !shared.has_queued() {
                         break 'writing;
                     }
+                }
+                _ = tokio::time::sleep(WRITER_IDLE), if holding => {
+                    out = SealedBytes::default();
+                    sealer.shrink();
                 }
             }
         }
@@ -237,7 +244,7 @@ async fn write_loop(
         batch.clear();
         let failure = match sealed {
             Err(_) => Some(DisconnectReason::Unauthentic),
-            Ok(()) => match timeout(write_timeout, writer.write_all(&out)).await {
+            Ok(()) => match timeout(write_timeout, writer.write_all(out.as_slice())).await {
                 Ok(Ok(())) => None,
                 Ok(Err(e)) => Some(DisconnectReason::Io(e.kind())),
                 Err(_) => Some(DisconnectReason::WriteTimeout),
@@ -266,7 +273,7 @@ async fn write_loop(
         let frame = handshake::goodbye_frame(reason, detail);
         out.clear();
         if sealer.seal(&[frame], &mut out).is_ok() {
-            let _ = timeout(GOODBYE_WRITE_TIMEOUT.min(write_timeout), writer.write_all(&out)).await;
+            let _ = timeout(GOODBYE_WRITE_TIMEOUT.min(write_timeout), writer.write_all(out.as_slice())).await;
         }
     }
     let _ = timeout(GOODBYE_WRITE_TIMEOUT.min(write_timeout), writer.shutdown()).await;
@@ -274,9 +281,9 @@ async fn write_loop(
 
 /// Best-effort sealed goodbye on a connection that is being abandoned after its handshake.
 async fn write_goodbye(writer: &mut OwnedWriteHalf, sealer: &mut Sealer, reason: GoodbyeReason) {
-    let mut out = BytesMut::new();
+    let mut out = SealedBytes::default();
     if sealer.seal(&[handshake::goodbye_frame(reason, "")], &mut out).is_ok() {
-        let _ = timeout(GOODBYE_WRITE_TIMEOUT, writer.write_all(&out)).await;
+        let _ = timeout(GOODBYE_WRITE_TIMEOUT, writer.write_all(out.as_slice())).await;
     }
     let _ = timeout(GOODBYE_WRITE_TIMEOUT, writer.shutdown()).await;
 }

@@ -33,7 +33,7 @@ use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio_util::codec::Decoder;
 
 use crate::noise::{LocalIdentity, MAX_HANDSHAKE_FRAME_LEN, verify_proof};
-use crate::sealed::{self, CHUNK_HEADER_LEN, Opener, Sealer, TAG_LEN};
+use crate::sealed::{self, CHUNK_HEADER_LEN, Opener, SealedBytes, Sealer, TAG_LEN};
 use crate::{Direction, HandshakeError};
 
 /// Largest Noise handshake message (the longest, message 2, is about 150 bytes).
@@ -168,10 +168,11 @@ impl HandshakeIo<'_> {
         let channel = noise.into_stateless_transport_mode().map_err(noise_error)?;
         let (mut sealer, opener) = sealed::split(channel);
         // Message 3 and our Hello go out in one write.
-        let mut out = BytesMut::from(&handshake_frame(&message[..len])[..]);
+        let mut out = SealedBytes::default();
+        out.put(&handshake_frame(&message[..len]));
         sealer.seal(&[&local.hello.frame], &mut out).map_err(noise_error)?;
         self.sealer = Some(sealer);
-        self.write(&out).await?;
+        self.write(out.as_slice()).await?;
 
         let mut opener = opener;
         let hello = self.read_sealed_hello(&mut opener).await?;
@@ -274,26 +275,25 @@ impl HandshakeIo<'_> {
     }
 
     async fn write_sealed(&mut self, frame: &[u8]) -> Result<(), HandshakeError> {
-        let mut out = BytesMut::new();
+        let mut out = SealedBytes::default();
         let sealer = self.sealer.as_mut().ok_or(HandshakeError::Noise("no channel".into()))?;
         sealer.seal(&[frame], &mut out).map_err(noise_error)?;
-        self.write(&out).await
+        self.write(out.as_slice()).await
     }
 
     /// Best-effort goodbye: sealed once the channel is up, plaintext before.
     async fn goodbye(&mut self, reason: GoodbyeReason, detail: &str) {
         let frame = goodbye_frame(reason, detail);
-        let bytes = match &mut self.sealer {
+        let mut out = SealedBytes::default();
+        match &mut self.sealer {
             Some(sealer) => {
-                let mut out = BytesMut::new();
                 if sealer.seal(&[&frame], &mut out).is_err() {
                     return;
                 }
-                out.freeze()
             }
-            None => frame,
-        };
-        let _ = tokio::time::timeout(GOODBYE_WRITE_TIMEOUT, self.writer.write_all(&bytes)).await;
+            None => out.put(&frame),
+        }
+        let _ = tokio::time::timeout(GOODBYE_WRITE_TIMEOUT, self.writer.write_all(out.as_slice())).await;
     }
 }
 

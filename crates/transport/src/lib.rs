@@ -88,6 +88,8 @@
 //! ```
 #![forbid(unsafe_code)]
 
+#[cfg(feature = "aws-lc")]
+mod aead;
 mod ban;
 mod config;
 mod connection;

@@ -53,7 +53,7 @@ impl LocalIdentity {
     pub(crate) fn new(key: SecretKey, network_key: Option<NetworkKey>) -> Result<Self, snow::Error> {
         let name = if network_key.is_some() { PRIVATE_NETWORK } else { OPEN_NETWORK };
         let params: NoiseParams = name.parse()?;
-        let static_keypair = snow::Builder::new(params.clone()).generate_keypair()?;
+        let static_keypair = builder(params.clone()).generate_keypair()?;
         let signature = key.sign(&signed_text(&static_keypair.public));
         let proof = IdentityProof {
             node_id: key.node_id().to_bytes(),
@@ -75,7 +75,7 @@ impl LocalIdentity {
 
     /// A fresh handshake, as the dialer (`initiator`) or the acceptor.
     pub(crate) fn start(&self, initiator: bool) -> Result<snow::HandshakeState, snow::Error> {
-        let mut builder = snow::Builder::new(self.params.clone())
+        let mut builder = builder(self.params.clone())
             .local_private_key(&self.static_keypair.private)?
             .prologue(PROLOGUE)?;
         if let Some(key) = &self.network_key {
@@ -105,6 +105,18 @@ pub(crate) fn verify_proof(payload: &[u8], remote_static: Option<&[u8]>) -> Resu
         return Err(HandshakeError::InvalidProof("the signature does not match the node id"));
     }
     Ok(id)
+}
+
+/// A snow builder with AWS-LC's AES-GCM (see the `aead` module).
+#[cfg(feature = "aws-lc")]
+fn builder<'a>(params: NoiseParams) -> snow::Builder<'a> {
+    snow::Builder::with_resolver(params, Box::new(crate::aead::Resolver))
+}
+
+/// A snow builder with snow's default backends.
+#[cfg(not(feature = "aws-lc"))]
+fn builder<'a>(params: NoiseParams) -> snow::Builder<'a> {
+    snow::Builder::new(params)
 }
 
 fn signed_text(static_public: &[u8]) -> Vec<u8> {

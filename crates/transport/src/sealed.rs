@@ -7,7 +7,7 @@
 //! ```
 //!
 //! The stream of frames is cut without regard for frame boundaries: many small frames share one chunk
-//! (one AEAD call, 18 bytes of overhead), a large frame spans several. Nonces count from 0 in each
+//! (one AEAD call, 18 bytes of overhead), a large run spans several. Nonces count from 0 in each
 //! direction and are never sent, so a chunk that is altered, replayed, dropped, reordered or cut short
 //! fails authentication (or never completes) and the connection closes: nothing unauthenticated reaches
 //! the frame decoder. Each direction has its own nonce counter and key, so the reader and writer tasks
@@ -15,7 +15,7 @@
 
 use std::sync::Arc;
 
-use bytes::{Buf, BufMut, BytesMut};
+use bytes::{Buf, BytesMut};
 use snow::StatelessTransportState;
 
 /// Bytes of the length prefix of a chunk.
@@ -26,6 +26,9 @@ pub(crate) const TAG_LEN: usize = 16;
 pub(crate) const MAX_CHUNK_LEN: usize = u16::MAX as usize;
 /// Most plaintext bytes in one chunk.
 pub(crate) const MAX_CHUNK_PLAINTEXT: usize = MAX_CHUNK_LEN - TAG_LEN;
+/// Slices at least this long are sealed where they are rather than copied together with others first:
+/// the copy would cost more than the chunk's extra encryption call and 18 bytes.
+pub(crate) const SEAL_IN_PLACE_MIN: usize = 4 * 1024;
 
 /// Why a chunk could not be opened. Either way the stream cannot be trusted any more.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -50,6 +53,45 @@ pub(crate) struct Opener {
     nonce: u64,
 }
 
+/// Sealed bytes waiting to be written, in a buffer kept from one write to the next: its memory is
+/// zeroed only when it grows (a fresh or cleared `BytesMut` would be zeroed before every encryption).
+#[derive(Debug, Default)]
+pub(crate) struct SealedBytes {
+    buf: Vec<u8>,
+    len: usize,
+}
+
+impl SealedBytes {
+    /// The bytes to write.
+    pub(crate) fn as_slice(&self) -> &[u8] {
+        &self.buf[..self.len]
+    }
+
+    /// Forgets the bytes (once written); keeps the memory.
+    pub(crate) fn clear(&mut self) {
+        self.len = 0;
+    }
+
+    /// Bytes of memory held.
+    pub(crate) fn capacity(&self) -> usize {
+        self.buf.len()
+    }
+
+    /// Appends `bytes` as they are (a plaintext handshake frame before the first chunk).
+    pub(crate) fn put(&mut self, bytes: &[u8]) {
+        self.room(bytes.len()).copy_from_slice(bytes);
+        self.len += bytes.len();
+    }
+
+    /// The next `n` bytes after those held, growing the buffer if needed; not yet counted as held.
+    fn room(&mut self, n: usize) -> &mut [u8] {
+        if self.buf.len() < self.len + n {
+            self.buf.resize(self.len + n, 0);
+        }
+        &mut self.buf[self.len..self.len + n]
+    }
+}
+
 /// Both halves of a finished handshake.
 pub(crate) fn split(state: StatelessTransportState) -> (Sealer, Opener) {
     let state = Arc::new(state);
@@ -59,34 +101,33 @@ pub(crate) fn split(state: StatelessTransportState) -> (Sealer, Opener) {
 impl Sealer {
     /// Seals the concatenation of `slices` into chunks appended to `out`.
     ///
-    /// Slices shorter than a chunk are gathered (copied) into one; a run of a whole chunk or more is
-    /// sealed straight from its slice. Fails only if the nonce would wrap (after 2^64 chunks).
+    /// A slice of [`SEAL_IN_PLACE_MIN`] bytes or more is sealed straight from where it is, cut into
+    /// as few equal chunks as fit; shorter slices are gathered (copied) into one chunk. Fails only if
+    /// the nonce would wrap (after 2^64 chunks).
     pub(crate) fn seal<S: AsRef<[u8]>>(
         &mut self,
         slices: &[S],
-        out: &mut BytesMut,
+        out: &mut SealedBytes,
     ) -> Result<(), snow::Error> {
         for slice in slices {
-            let mut rest = slice.as_ref();
-            while !rest.is_empty() {
-                if self.stage.is_empty() && rest.len() >= MAX_CHUNK_PLAINTEXT {
-                    let (chunk, tail) = rest.split_at(MAX_CHUNK_PLAINTEXT);
+            let slice = slice.as_ref();
+            if slice.len() >= SEAL_IN_PLACE_MIN {
+                self.flush_stage(out)?;
+                let size = slice.len().div_ceil(slice.len().div_ceil(MAX_CHUNK_PLAINTEXT));
+                for chunk in slice.chunks(size) {
                     self.seal_chunk(chunk, out)?;
-                    rest = tail;
-                    continue;
                 }
-                let take = rest.len().min(MAX_CHUNK_PLAINTEXT - self.stage.len());
-                self.stage.extend_from_slice(&rest[..take]);
-                rest = &rest[take..];
-                if self.stage.len() == MAX_CHUNK_PLAINTEXT {
-                    self.flush_stage(out)?;
-                }
+                continue;
             }
+            if self.stage.len() + slice.len() > MAX_CHUNK_PLAINTEXT {
+                self.flush_stage(out)?;
+            }
+            self.stage.extend_from_slice(slice);
         }
         self.flush_stage(out)
     }
 
-    fn flush_stage(&mut self, out: &mut BytesMut) -> Result<(), snow::Error> {
+    fn flush_stage(&mut self, out: &mut SealedBytes) -> Result<(), snow::Error> {
         if self.stage.is_empty() {
             return Ok(());
         }
@@ -97,23 +138,15 @@ impl Sealer {
         sealed
     }
 
-    fn seal_chunk(&mut self, plaintext: &[u8], out: &mut BytesMut) -> Result<(), snow::Error> {
+    fn seal_chunk(&mut self, plaintext: &[u8], out: &mut SealedBytes) -> Result<(), snow::Error> {
         let len = plaintext.len() + TAG_LEN;
-        out.reserve(CHUNK_HEADER_LEN + len);
+        let chunk = out.room(CHUNK_HEADER_LEN + len);
         // `len` is at most MAX_CHUNK_LEN: callers cut plaintext at MAX_CHUNK_PLAINTEXT.
-        out.put_u16(len as u16);
-        let start = out.len();
-        out.resize(start + len, 0);
-        match self.state.write_message(self.nonce, plaintext, &mut out[start..]) {
-            Ok(_) => {
-                self.nonce += 1;
-                Ok(())
-            }
-            Err(e) => {
-                out.truncate(start - CHUNK_HEADER_LEN);
-                Err(e)
-            }
-        }
+        chunk[..CHUNK_HEADER_LEN].copy_from_slice(&(len as u16).to_be_bytes());
+        self.state.write_message(self.nonce, plaintext, &mut chunk[CHUNK_HEADER_LEN..])?;
+        self.nonce += 1;
+        out.len += CHUNK_HEADER_LEN + len;
+        Ok(())
     }
 
     /// Gives back the staging buffer's memory (after a burst).
@@ -208,6 +241,12 @@ mod tests {
         (is, ro, rs, io)
     }
 
+    fn sealed(sealer: &mut Sealer, slices: &[&[u8]]) -> BytesMut {
+        let mut out = SealedBytes::default();
+        sealer.seal(slices, &mut out).unwrap();
+        BytesMut::from(out.as_slice())
+    }
+
     fn open_all(opener: &mut Opener, sealed: &mut BytesMut) -> Result<BytesMut, OpenError> {
         let mut plain = BytesMut::new();
         opener.open(sealed, &mut plain, |p, n| p.reserve(n))?;
@@ -215,15 +254,21 @@ mod tests {
     }
 
     #[test]
-    fn small_slices_share_a_chunk_and_large_ones_span_chunks() {
+    fn small_slices_share_a_chunk_and_large_ones_are_sealed_in_place() {
         let (mut sealer, mut opener, _, _) = channel();
         let big = vec![7u8; 2 * MAX_CHUNK_PLAINTEXT + 10];
         let slices: Vec<&[u8]> = vec![b"ab", b"cde", &big, b"f"];
-        let mut sealed = BytesMut::new();
-        sealer.seal(&slices, &mut sealed).unwrap();
-        let total: usize = slices.iter().map(|s| s.len()).sum();
-        let chunks = total.div_ceil(MAX_CHUNK_PLAINTEXT);
-        assert_eq!(sealed.len(), total + chunks * (CHUNK_HEADER_LEN + TAG_LEN), "{chunks} chunks");
+        let sealed = sealed(&mut sealer, &slices);
+        // "abcde", then `big` in three equal chunks (not two full ones and a 10-byte one), then "f".
+        let mut lens = Vec::new();
+        let mut rest = &sealed[..];
+        while let Some(len) = declared_len(rest) {
+            lens.push(len - TAG_LEN);
+            rest = &rest[CHUNK_HEADER_LEN + len..];
+        }
+        let third = big.len().div_ceil(3);
+        assert_eq!(lens, vec![5, third, third, big.len() - 2 * third, 1]);
+        let mut sealed = sealed;
         let plain = open_all(&mut opener, &mut sealed).unwrap();
         assert_eq!(&plain[..], &slices.concat()[..]);
         assert!(sealed.is_empty());
@@ -232,8 +277,7 @@ mod tests {
     #[test]
     fn a_partial_chunk_waits_for_the_rest() {
         let (mut sealer, mut opener, _, _) = channel();
-        let mut wire = BytesMut::new();
-        sealer.seal(&[b"hello world"], &mut wire).unwrap();
+        let wire = sealed(&mut sealer, &[b"hello world"]);
         let mut sealed = BytesMut::from(&wire[..5]);
         assert_eq!(chunk_rest(&sealed), wire.len() - 5);
         assert_eq!(open_all(&mut opener, &mut sealed).unwrap().len(), 0);
@@ -244,9 +288,8 @@ mod tests {
     #[test]
     fn altered_replayed_reordered_and_foreign_chunks_fail() {
         let (mut sealer, mut opener, mut other_sealer, _) = channel();
-        let (mut first, mut second) = (BytesMut::new(), BytesMut::new());
-        sealer.seal(&[b"first"], &mut first).unwrap();
-        sealer.seal(&[b"second"], &mut second).unwrap();
+        let first = sealed(&mut sealer, &[b"first"]);
+        let mut second = sealed(&mut sealer, &[b"second"]);
 
         let mut flipped = first.clone();
         flipped[4] ^= 0x01;
@@ -254,8 +297,7 @@ mod tests {
         assert_eq!(open_all(&mut opener, &mut second.clone()), Err(OpenError::Unauthentic), "reordered");
         assert_eq!(&open_all(&mut opener, &mut first.clone()).unwrap()[..], b"first");
         assert_eq!(open_all(&mut opener, &mut first.clone()), Err(OpenError::Unauthentic), "replayed");
-        let mut foreign = BytesMut::new();
-        other_sealer.seal(&[b"second"], &mut foreign).unwrap();
+        let mut foreign = sealed(&mut other_sealer, &[b"second"]);
         assert_eq!(
             open_all(&mut opener, &mut foreign),
             Err(OpenError::Unauthentic),
@@ -281,8 +323,8 @@ mod tests {
         ) {
             let (mut sealer, mut opener, _, _) = channel();
             let slices: Vec<Vec<u8>> = lens.iter().enumerate().map(|(i, &n)| vec![i as u8; n]).collect();
-            let mut wire = BytesMut::new();
-            sealer.seal(&slices, &mut wire).unwrap();
+            let parts: Vec<&[u8]> = slices.iter().map(Vec::as_slice).collect();
+            let mut wire = sealed(&mut sealer, &parts);
             let (mut sealed, mut plain) = (BytesMut::new(), BytesMut::new());
             let mut cuts = cuts.into_iter().cycle();
             while !wire.is_empty() {
