@@ -24,8 +24,34 @@ pub const NODE_ID_LEN: usize = 32;
 /// assert_eq!(text.parse::<NodeId>()?, id);
 /// # Ok::<(), dotray_codec::ParseNodeIdError>(())
 /// ```
-#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Clone, Copy, Eq, PartialOrd, Ord)]
 pub struct NodeId([u8; NODE_ID_LEN]);
+
+impl NodeId {
+    /// The id as two 128-bit halves: what equality compares and hashing reads, in two machine
+    /// operations each instead of a call to `memcmp` or a 32-byte hash loop (ids are map keys on every
+    /// message's path).
+    fn halves(&self) -> (u128, u128) {
+        let (a, b) = self.0.split_at(NODE_ID_LEN / 2);
+        let half = |bytes: &[u8]| u128::from_le_bytes(bytes.try_into().unwrap_or_default());
+        (half(a), half(b))
+    }
+}
+
+impl PartialEq for NodeId {
+    fn eq(&self, other: &Self) -> bool {
+        self.halves() == other.halves()
+    }
+}
+
+/// Hashes the first 128 bits only. Ids are public keys, so they are spread evenly; and because the
+/// maps that hold them use keyed hashers, colliding ids would have to share a 128-bit prefix, which
+/// takes about 2^64 key generations to find for a pair. Equal ids hash equally, as `Hash` requires.
+impl std::hash::Hash for NodeId {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        state.write_u128(self.halves().0);
+    }
+}
 
 impl NodeId {
     /// Wraps 32 bytes. Whether they are a valid public key is checked where it matters: in the
@@ -137,6 +163,19 @@ mod tests {
         assert_eq!(NodeId::from_slice(&[0; 16]), None);
         assert_eq!(NodeId::from_slice(&[0; 33]), None);
         assert!(NodeId::from_slice(&[7; 32]).is_some());
+    }
+
+    #[test]
+    fn equality_reads_every_byte_and_equal_ids_hash_alike() {
+        use std::hash::BuildHasher;
+        let base = NodeId::from_bytes([9; NODE_ID_LEN]);
+        for i in 0..NODE_ID_LEN {
+            let mut bytes = [9; NODE_ID_LEN];
+            bytes[i] ^= 1;
+            assert_ne!(NodeId::from_bytes(bytes), base, "byte {i}");
+        }
+        let hasher = std::collections::hash_map::RandomState::new();
+        assert_eq!(hasher.hash_one(base), hasher.hash_one(NodeId::from_bytes([9; NODE_ID_LEN])));
     }
 
     #[test]
