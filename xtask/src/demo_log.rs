@@ -1,5 +1,5 @@
 //! Reading the demo's `--json` output and judging delivery: exactly once, in per-origin order, to every
-//! node that was up when a message was sent. Also the overlay as the logs tell it, while the nodes run
+//! node that had joined when a message was sent. Also the overlay as the logs tell it, while the nodes run
 //! ([`Overlay`]) and at the end ([`overlay_dot`]).
 //!
 //! Shared by `cargo xtask demo` and by the `dotray` crate's multi-process test (which includes this
@@ -118,9 +118,11 @@ impl Verdict {
     }
 }
 
-/// Judges the runs. A run must deliver a message when it was up `settle` before the send and stayed
-/// up `grace` after it, and the message's origin run also stayed up `grace` after sending it (a node
-/// killed right after a send may take the message with it).
+/// Judges the runs. A run must deliver a message when it had joined (its first neighbour came up)
+/// `settle` before the send and stayed up `grace` after it, and the message's origin run also stayed
+/// up `grace` after sending it (a node killed right after a send may take the message with it). A run
+/// that has not joined yet (all its seeds down, say) is not in the network and cannot be required to
+/// hear it.
 pub fn judge(runs: &[Run], settle: Duration, grace: Duration) -> Verdict {
     let mut verdict = Verdict::default();
     // Every message: when it was sent and by which run.
@@ -159,12 +161,13 @@ pub fn judge(runs: &[Run], settle: Duration, grace: Duration) -> Verdict {
             delivered_at.insert(key, *at);
         }
         figures.gaps = run.events("gap").count() as u64;
+        let joined = run.events("up").next().map(|(at, _)| *at);
         // What this run had to deliver.
         for (key, (sent_at, origin_run)) in &sent {
             if key.0 == run.id {
                 continue; // a node does not deliver its own messages
             }
-            let was_up = run.started + settle <= *sent_at;
+            let was_up = joined.is_some_and(|joined| joined + settle <= *sent_at);
             let stayed_up = run.ended.is_none_or(|end| end >= *sent_at + grace);
             let origin_stayed = runs[*origin_run].ended.is_none_or(|end| end >= *sent_at + grace);
             if !(was_up && stayed_up && origin_stayed) {
@@ -310,6 +313,31 @@ mod tests {
             run.record(Instant::now(), line);
         }
         run
+    }
+
+    #[test]
+    fn a_run_must_deliver_what_was_sent_after_it_joined_and_only_that() {
+        let start = Instant::now();
+        let at = |ms: u64| start + Duration::from_millis(ms);
+        let mut origin = Run::new("o".into(), at(0));
+        origin.record(at(0), r#"{"event":"listening","addr":"10.0.0.1:1","id":"o"}"#);
+        origin.record(at(100), r#"{"event":"up","peer":"10.0.0.2:1"}"#);
+        origin.record(at(5_000), r#"{"event":"send","data":"x","origin_id":"o","seq":1}"#);
+        origin.record(at(9_000), r#"{"event":"send","data":"x","origin_id":"o","seq":2}"#);
+        // Started at once, but joined only at 5.5 s (its seeds were down): seq 1 is not required of
+        // it, seq 2 (sent 3.5 s after it joined) is.
+        let mut late = Run::new("l".into(), at(0));
+        late.record(at(0), r#"{"event":"listening","addr":"10.0.0.2:1","id":"l"}"#);
+        late.record(at(5_500), r#"{"event":"up","peer":"10.0.0.1:1"}"#);
+        let settle = Duration::from_secs(3);
+        let verdict = judge(&[origin.clone(), late.clone()], settle, Duration::ZERO);
+        assert_eq!(verdict.nodes["l"].missed, 1, "{:?}", verdict.problems);
+        assert!(verdict.problems[0].contains("\"o\", 2"), "{:?}", verdict.problems);
+        late.record(
+            at(9_100),
+            r#"{"event":"receive","data":"x","origin":"","origin_id":"o","seq":2,"hops":1}"#,
+        );
+        assert!(judge(&[origin, late], settle, Duration::ZERO).clean());
     }
 
     #[test]
