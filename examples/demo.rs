@@ -9,7 +9,8 @@
 //! Flags (those of the original Go demo, plus a few):
 //!
 //! * `-l ADDR` — listen address (default `127.0.0.1:2000`);
-//! * `-s ADDR` — seed: any node already in the network (repeatable; none starts a new network);
+//! * `-s ADDR` — seed: any node already in the network (repeatable; none starts a new network); as
+//!   `ID@ADDR` (the node id as 64 hex digits, as the node prints it), only that node is joined there;
 //! * `-m` — send a message every 5 seconds; `--every SECONDS` changes the period (fractions allowed);
 //! * `-i ID` — vary the message: `hello-<ID>`;
 //! * `--json` — one JSON object per line instead of the human output (see below);
@@ -46,13 +47,14 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use bytes::Bytes;
+use dotray::membership::core::Seed;
 use dotray::{Event, Node, NodeId};
 use tokio::signal::unix::{SignalKind, signal};
 
 /// Command-line options.
 struct Options {
     listen: SocketAddr,
-    seeds: Vec<SocketAddr>,
+    seeds: Vec<Seed>,
     send: bool,
     every: Duration,
     id: String,
@@ -79,7 +81,7 @@ fn parse_args() -> Result<Options> {
         let mut value = |name: &str| args.next().with_context(|| format!("{name} needs a value"));
         match arg.as_str() {
             "-l" => options.listen = value("-l")?.parse().context("-l takes ip:port")?,
-            "-s" => options.seeds.push(value("-s")?.parse().context("-s takes ip:port")?),
+            "-s" => options.seeds.push(value("-s")?.parse().context("-s takes ip:port or id@ip:port")?),
             "-m" => options.send = true,
             "-i" => options.id = value("-i")?,
             "--every" => {

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use dotray_codec::proto::{Direct, Envelope};
 use dotray_codec::{NodeId, OutFrame, SecretKey};
-use dotray_membership::core::NodeInfo;
+use dotray_membership::core::{NodeInfo, Seed};
 use dotray_node::core::Event;
 use dotray_node::{DriverConfig, DriverCounters, Message, NodeHandle};
 use dotray_router::core::{Counters, MessageId, Topology};
@@ -46,7 +46,7 @@ enum Identity {
 #[derive(Debug, Clone)]
 pub struct NodeBuilder {
     listen: SocketAddr,
-    seeds: Vec<SocketAddr>,
+    seeds: Vec<Seed>,
     identity: Identity,
     network_key_file: Option<PathBuf>,
     transport: dotray_transport::Config,
@@ -79,13 +79,20 @@ impl NodeBuilder {
     /// Adds a seed: an address of any node already in the network. Default none: this node starts a
     /// new network and waits for others to join it.
     pub fn seed(mut self, addr: SocketAddr) -> Self {
-        self.seeds.push(addr);
+        self.seeds.push(addr.into());
         self
     }
 
-    /// Adds several seeds.
-    pub fn seeds(mut self, addrs: impl IntoIterator<Item = SocketAddr>) -> Self {
-        self.seeds.extend(addrs);
+    /// Adds a seed whose node id is known: the join counts only if the node at `addr` proves `id`
+    /// (an address taken over by another node, or by someone passing for it, is not joined).
+    pub fn seed_node(mut self, id: NodeId, addr: SocketAddr) -> Self {
+        self.seeds.push(Seed { addr, node: Some(id) });
+        self
+    }
+
+    /// Adds several seeds: addresses, or [`Seed`]s (`"id@ip:port"` parses into one).
+    pub fn seeds(mut self, seeds: impl IntoIterator<Item = impl Into<Seed>>) -> Self {
+        self.seeds.extend(seeds.into_iter().map(Into::into));
         self
     }
 

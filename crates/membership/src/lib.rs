@@ -57,7 +57,7 @@
 //! let b = PeerInfo::new(NodeId::from_bytes([2; 32]), "127.0.0.1:2002".parse()?);
 //! // `a` starts a network; `b` joins it with `a` as its seed.
 //! let mut seed = Membership::new(a, vec![], Config::default(), StdRng::seed_from_u64(1), now)?;
-//! let mut joiner = Membership::new(b, vec![a.addr], Config::default(), StdRng::seed_from_u64(2), now)?;
+//! let mut joiner = Membership::new(b, [a.addr.into()], Config::default(), StdRng::seed_from_u64(2), now)?;
 //!
 //! // Besides arming its timers, the joiner asks for a dial of the seed.
 //! let actions: Vec<Action> = std::iter::from_fn(|| joiner.poll_action()).collect();

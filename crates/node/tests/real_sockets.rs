@@ -79,7 +79,7 @@ impl TestNode {
             let (handle, mut output, _task) = driver::spawn(
                 transport,
                 events,
-                seeds,
+                seeds.into_iter().map(Into::into),
                 config,
                 DriverConfig::default(),
                 CancellationToken::new(),

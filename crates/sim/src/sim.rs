@@ -240,7 +240,8 @@ impl Sim {
         let now = self.instant();
         let config =
             dotray_node::core::Config { membership: self.membership.clone(), router: self.router.clone() };
-        let core = NodeCore::new(info, seeds, config, rng, now).expect("valid node config");
+        let core = NodeCore::new(info, seeds.into_iter().map(Into::into), config, rng, now)
+            .expect("valid node config");
         self.nodes.push(SimNode {
             info,
             core,

@@ -304,7 +304,7 @@ impl<R: Rng> Membership<R> {
                 .copied()
                 .collect();
             if let Some(&seed) = seeds.choose(&mut self.rng) {
-                self.dial(seed, None, Purpose::Join, now);
+                self.dial(seed, self.seed_ids.get(&seed).copied(), Purpose::Join, now);
             }
         }
         // Wake up when the first backoff ends, in case nothing else happens meanwhile.
@@ -357,7 +357,7 @@ impl<R: Rng> Membership<R> {
         let target = if seed_round && !seeds.is_empty() {
             // 1. Every `heal_seed_every` rounds, an original seed: after a cut long enough that every
             //    address across it was dropped, the seeds are what is left to find the other side.
-            seeds.choose(&mut self.rng).map(|&seed| (seed, None))
+            seeds.choose(&mut self.rng).map(|&seed| (seed, self.seed_ids.get(&seed).copied()))
         } else if let Some(&info) = down.choose(&mut self.rng) {
             // 2. A peer we declared down: if it answers, the cut that separated us has healed.
             Some((info.addr, Some(info.id)))
@@ -365,7 +365,7 @@ impl<R: Rng> Membership<R> {
             // 3. A random passive address: a direct exchange keeps both views fresh and mixed.
             Some((info.addr, Some(info.id)))
         } else {
-            seeds.choose(&mut self.rng).map(|&seed| (seed, None))
+            seeds.choose(&mut self.rng).map(|&seed| (seed, self.seed_ids.get(&seed).copied()))
         };
         if let Some((addr, node)) = target {
             self.dial(addr, node, Purpose::Heal, now);

@@ -32,6 +32,7 @@ mod liveness;
 mod message;
 mod query;
 mod rtt;
+mod seed;
 mod timer;
 mod view;
 
@@ -51,6 +52,7 @@ pub use dotray_codec::Direction;
 pub use message::{Message, NodeInfo, NodeState, PeerInfo};
 pub use query::QueryError;
 pub use rtt::RttEstimator;
+pub use seed::{ParseSeedError, Seed};
 pub use timer::Timer;
 
 use view::{ActivePeer, ActiveView, PassiveEntry, PassiveView};
@@ -63,6 +65,8 @@ pub struct Membership<R: Rng> {
     rng: R,
     /// The addresses given at start. Never dropped: dialed to join and, periodically, to heal.
     seeds: Vec<SocketAddr>,
+    /// The node ids expected at those seed addresses that have one (see [`Seed`]).
+    seed_ids: BTreeMap<SocketAddr, NodeId>,
     /// Dial failures of seeds (seeds are known by address only).
     seed_backoff: BTreeMap<SocketAddr, Backoff>,
     active: ActiveView,
@@ -157,14 +161,15 @@ impl<R: Rng> Membership<R> {
     /// The first actions (a dial, the periodic timers) are ready for [`Membership::poll_action`].
     pub fn new(
         me: PeerInfo,
-        seeds: Vec<SocketAddr>,
+        seeds: impl IntoIterator<Item = Seed>,
         config: Config,
         rng: R,
         now: Instant,
     ) -> Result<Self, InvalidConfig> {
         config.validate()?;
-        let mut seeds = seeds;
-        seeds.retain(|s| *s != me.addr);
+        let seeds: Vec<Seed> = seeds.into_iter().filter(|s| s.addr != me.addr).collect();
+        let seed_ids = seeds.iter().filter_map(|s| Some((s.addr, s.node?))).collect();
+        let mut seeds: Vec<SocketAddr> = seeds.iter().map(|s| s.addr).collect();
         seeds.dedup();
         let mut this = Self {
             me,
@@ -173,6 +178,7 @@ impl<R: Rng> Membership<R> {
             config,
             rng,
             seeds,
+            seed_ids,
             seed_backoff: BTreeMap::new(),
             transient: BTreeMap::new(),
             dials: BTreeMap::new(),

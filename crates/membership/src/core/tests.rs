@@ -28,7 +28,14 @@ fn node(me: u8, seeds: Vec<SocketAddr>) -> Membership<ChaCha8Rng> {
 }
 
 fn node_with(me: u8, seeds: Vec<SocketAddr>, config: Config) -> Membership<ChaCha8Rng> {
-    Membership::new(peer(me), seeds, config, ChaCha8Rng::seed_from_u64(u64::from(me)), t0()).unwrap()
+    Membership::new(
+        peer(me),
+        seeds.into_iter().map(Seed::from),
+        config,
+        ChaCha8Rng::seed_from_u64(u64::from(me)),
+        t0(),
+    )
+    .unwrap()
 }
 
 /// A node whose active view holds a single peer, so that it is full (and does not refill) with one.
@@ -486,6 +493,23 @@ fn node_queries_are_answered_bounded_and_asked_with_a_request_id() {
         "{actions:?}"
     );
     assert_eq!(m.query_node(peer(42).id, at(6)), Err(QueryError::UnknownPeer));
+}
+
+#[test]
+fn a_seed_given_with_its_id_is_dialed_expecting_it() {
+    let seed = Seed { addr: peer(2).addr, node: Some(peer(2).id) };
+    let mut m =
+        Membership::new(peer(1), [seed], Config::default(), ChaCha8Rng::seed_from_u64(1), t0()).unwrap();
+    assert_eq!(drain_no_timers(&mut m), vec![dial(peer(2))]);
+    // The same after a failure, on the retry.
+    m.handle_dial_failed(peer(2).addr, at(0));
+    let refill = drain(&mut m).into_iter().find_map(|a| match a {
+        Action::SetTimer { at, timer: timer @ Timer::Refill { .. } } => Some((at, timer)),
+        _ => None,
+    });
+    let (when, timer) = refill.expect("a refill timer");
+    m.handle_timer(timer, when);
+    assert!(drain_no_timers(&mut m).contains(&dial(peer(2))));
 }
 
 #[test]

@@ -437,7 +437,8 @@ pub fn membership_handler(data: &[u8]) {
     let me = PeerInfo::new(id(0), addr(0));
     let now = Instant::now();
     let rng = ChaCha8Rng::seed_from_u64(u64::from(input.u8()));
-    let core = Membership::new(me, seeds, config.clone(), rng, now).expect("valid config");
+    let core = Membership::new(me, seeds.into_iter().map(Into::into), config.clone(), rng, now)
+        .expect("valid config");
     let mut harness = Harness {
         core,
         config,

@@ -33,7 +33,8 @@ use std::time::Instant;
 use bytes::Bytes;
 use dotray_codec::NodeId;
 use dotray_membership::core::{
-    Action as MembershipAction, Event as MembershipEvent, LinkEnd, Membership, NodeInfo, PeerInfo, QueryError,
+    Action as MembershipAction, Event as MembershipEvent, LinkEnd, Membership, NodeInfo, PeerInfo,
+    QueryError, Seed,
 };
 use dotray_router::core::{
     Action as RouterAction, Counters, Event as RouterEvent, MessageId, Recipients, Router, StreamId, Topology,
@@ -59,7 +60,7 @@ impl<R: Rng + SeedableRng> NodeCore<R> {
     /// The first actions (dial a seed, arm the timers) are ready for [`NodeCore::poll_action`].
     pub fn new(
         me: PeerInfo,
-        seeds: Vec<SocketAddr>,
+        seeds: impl IntoIterator<Item = Seed>,
         config: Config,
         mut rng: R,
         now: Instant,

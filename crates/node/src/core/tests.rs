@@ -18,7 +18,7 @@ fn info(n: u8) -> PeerInfo {
 fn core(me: PeerInfo, seeds: Vec<std::net::SocketAddr>, now: Instant) -> NodeCore<ChaCha8Rng> {
     NodeCore::new(
         me,
-        seeds,
+        seeds.into_iter().map(Into::into),
         Config::default(),
         ChaCha8Rng::seed_from_u64(u64::from(me.id.as_bytes()[0])),
         now,

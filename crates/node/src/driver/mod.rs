@@ -39,13 +39,12 @@ mod wire;
 
 pub use config::DriverConfig;
 
-use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use bytes::Bytes;
 use dotray_codec::NodeId;
-use dotray_membership::core::{NodeInfo, PeerInfo, QueryError};
+use dotray_membership::core::{NodeInfo, PeerInfo, QueryError, Seed};
 use dotray_router::core::{Counters, MessageId, StreamId, Topology};
 use dotray_transport::{Events, Transport};
 use rand::SeedableRng;
@@ -182,7 +181,7 @@ pub struct NodeOutput {
 pub fn spawn(
     transport: Transport,
     events: Events,
-    seeds: Vec<SocketAddr>,
+    seeds: impl IntoIterator<Item = Seed>,
     config: Config,
     driver: DriverConfig,
     cancel: CancellationToken,
