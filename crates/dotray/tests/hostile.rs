@@ -244,3 +244,83 @@ async fn a_membership_level_violation_bans_the_peer_too() {
     assert_eq!(goodbye.reason, proto::GoodbyeReason::Banned as i32);
     assert_good_broadcast_arrives(&victim, &good, "after-membership-ban").await;
 }
+
+/// The attack that node ids as public keys close: a stranger asks the victim which peers it knows
+/// (node query answers anyone who completes a handshake), then tries to pass for the victim's honest
+/// neighbour (claiming its id in the handshake, speaking version 1 with a plaintext `Hello` under its
+/// id, sending an empty frame and `Goodbye(Shutdown)` as it) while the neighbour broadcasts. The honest
+/// link survives: nobody is banned but the stranger, and every message arrives, once, in order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stranger_cannot_pass_for_a_neighbour_learned_from_a_node_query() {
+    let (victim, good) = victim_and_good_peer().await;
+
+    // 1. Learn the victim's neighbours, as anyone may.
+    let mut spy = RawPeer::connect(victim.local_addr()).await;
+    spy.handshake().await;
+    spy.send(&proto::NodeQueryRequest { request_id: 7, max: 64 }.into()).await;
+    let known = loop {
+        match spy.recv().await.expect("an answer").body {
+            Some(Body::NodeQueryResponse(answer)) => break answer.nodes,
+            _ => continue,
+        }
+    };
+    let neighbour_id = known
+        .iter()
+        .filter_map(|info| NodeId::from_slice(&info.node.as_ref()?.node_id))
+        .find(|id| *id == good.id())
+        .expect("the query names the honest neighbour");
+
+    // 2. While the neighbour broadcasts, try every way to pass for it.
+    let sending = {
+        let good = good.clone();
+        tokio::spawn(async move {
+            for i in 0..28u32 {
+                good.broadcast(Bytes::from(format!("m{i}"))).await.unwrap();
+                tokio::time::sleep(Duration::from_millis(25)).await;
+            }
+        })
+    };
+    for _ in 0..3 {
+        // Claims the neighbour's id in its identity proof, signed with its own key.
+        let mut impostor = RawPeer::connect(victim.local_addr()).await;
+        impostor.claim = Some(neighbour_id);
+        if impostor.noise().await.is_ok() {
+            impostor.send_raw(&[]).await;
+            impostor
+                .send(
+                    &proto::Goodbye { reason: proto::GoodbyeReason::Shutdown as i32, detail: String::new() }
+                        .into(),
+                )
+                .await;
+            assert!(impostor.closed().await, "the impostor is cut off");
+        }
+        // Speaks version 1: a plaintext hello under the neighbour's id, an empty frame, a goodbye.
+        let mut old = RawPeer::connect(victim.local_addr()).await;
+        old.send(
+            &proto::Hello { protocol_version: 1, network_id: "dotray".into(), ..Default::default() }.into(),
+        )
+        .await;
+        old.send_wire(&[0, 0, 0, 0]).await;
+        old.send(
+            &proto::Goodbye { reason: proto::GoodbyeReason::Shutdown as i32, detail: String::new() }.into(),
+        )
+        .await;
+        assert_eq!(old.expect_goodbye().await, proto::GoodbyeReason::VersionUnsupported);
+    }
+    sending.await.unwrap();
+
+    // 3. Every message arrived once and in order, over the link that was never touched.
+    for i in 0..28u32 {
+        let m = tokio::time::timeout(Duration::from_secs(10), victim.recv()).await.expect("in time").unwrap();
+        assert_eq!((m.origin, m.payload), (good.id(), Bytes::from(format!("m{i}"))));
+    }
+    assert!(victim.bans().iter().all(|ban| ban.peer != good.id()), "{:?}", victim.bans());
+    let neighbours = victim.nodes().await.unwrap();
+    assert!(
+        neighbours
+            .iter()
+            .any(|n| n.peer.id == good.id() && n.state == dotray::membership::core::NodeState::Active),
+        "still an active neighbour: {neighbours:?}"
+    );
+    assert_eq!(victim.transport_stats().ban_refusals, 0);
+}

@@ -49,8 +49,8 @@ pub enum TransportEvent {
         reason: DisconnectReason,
     },
     /// Frames arrived from `peer`, in the order it sent them: all that one socket read completed, so
-    /// the cost of an event is shared by a batch under load. Never empty; never a `Hello` or `Goodbye`:
-    /// the transport handles those.
+    /// the cost of an event is shared by a batch under load. Never empty; never a `Hello`, `Goodbye` or
+    /// `Handshake`: the transport handles those.
     Frames {
         /// The sender.
         peer: NodeId,

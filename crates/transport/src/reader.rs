@@ -272,11 +272,12 @@ fn make_read_room(buffer: &mut BytesMut, read_room: usize, frame_rest: usize, re
 }
 
 /// Sorts what one `decode_many` call gave: the frames for the layer above stay in `frames`, and the
-/// reason the connection ends comes back — a decode error, or a goodbye or a second hello among the
-/// frames (which, and every frame after it, leave `frames`).
+/// reason the connection ends comes back — a decode error, or a goodbye, a second hello or a handshake
+/// message among the frames (which, and every frame after it, leave `frames`).
 fn classify(decoded: Result<usize, CodecError>, frames: &mut Vec<Envelope>) -> Option<Closing> {
-    let ending =
-        frames.iter().position(|envelope| matches!(envelope.body, Some(Body::Goodbye(_) | Body::Hello(_))));
+    let ending = frames.iter().position(|envelope| {
+        matches!(envelope.body, Some(Body::Goodbye(_) | Body::Hello(_) | Body::Handshake(_)))
+    });
     if let Some(at) = ending {
         return match frames.drain(at..).next().and_then(|envelope| envelope.body) {
             Some(Body::Goodbye(g)) => Some(Closing {
@@ -287,9 +288,13 @@ fn classify(decoded: Result<usize, CodecError>, frames: &mut Vec<Envelope>) -> O
                     detail: g.detail,
                 },
             }),
-            _ => {
+            Some(Body::Hello(_)) => {
                 debug!("peer sent a second hello");
                 Some(violation("hello after the handshake".to_owned()))
+            }
+            _ => {
+                debug!("peer sent a handshake message inside the channel");
+                Some(violation("handshake message after the handshake".to_owned()))
             }
         };
     }

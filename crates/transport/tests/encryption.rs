@@ -292,3 +292,19 @@ async fn the_hello_travels_sealed() {
     assert!(n > 0);
     assert!(!wire[..n].windows(6).any(|w| w == b"findme"), "the network id in clear text");
 }
+
+#[tokio::test]
+async fn a_handshake_message_inside_the_channel_is_a_violation() {
+    // Found by the handshake fuzz target: it was passed up to the layer above as a frame.
+    let (node, mut events) = node(fast_config()).await;
+    let (mut raw, id) = connected(&node, &mut events).await;
+    raw.send(&proto::Handshake::default().into()).await;
+    let reason = wait_for(&mut events, |e| match e {
+        TransportEvent::Frames { peer, frames } if peer == id => panic!("passed up: {frames:?}"),
+        TransportEvent::Disconnected { peer, reason } if peer == id => Some(reason),
+        _ => None,
+    })
+    .await;
+    assert_eq!(reason, DisconnectReason::ProtocolViolation("handshake message after the handshake".into()));
+    assert_eq!(raw.expect_goodbye().await, GoodbyeReason::ProtocolViolation);
+}
