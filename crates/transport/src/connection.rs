@@ -44,13 +44,10 @@ use crate::{
     ConnectedPeer, DialError, Direction, DisconnectReason, HandshakeError, PeerSender, TransportEvent,
 };
 
-/// A writer whose sealing buffers hold more than this gives the memory back after [`WRITER_IDLE`]
-/// without anything to write. Below it, a connection keeps its small buffers.
-const IDLE_SEAL_BUFFER: usize = 64 * 1024;
-/// How long a writer waits with nothing to write before it gives back its large sealing buffers. A
-/// connection that carries a stream reuses its buffers from batch to batch (freeing and reallocating
-/// a quarter-megabyte buffer per batch costs page faults and unmaps every time).
-const WRITER_IDLE: Duration = Duration::from_secs(1);
+/// The writer seals a batch this many bytes at a time and writes each part: the sealed copy a
+/// connection holds is about this large (plus one chunk), however large the batch, while each write
+/// still carries dozens of small frames or a large frame's worth.
+const SEAL_WRITE_BYTES: usize = 64 * 1024;
 
 /// Where a dial wants its outcome.
 pub(crate) type DialReply = oneshot::Sender<Result<ConnectedPeer, DialError>>;
@@ -210,10 +207,13 @@ async fn write_loop(
     tokio::pin!(closed);
     'writing: loop {
         // Wait until something is queued, or for the close. A graceful close still drains what is
-        // queued below; a close with an empty queue ends the loop. A writer holding large buffers
-        // gives them back after a while with nothing to write.
+        // queued below; a close with an empty queue ends the loop. Once per idle period the reader
+        // asks for the sealing buffers back (see `ConnShared::request_buffer_release`).
         while !shared.has_queued() {
-            let holding = out.capacity() > IDLE_SEAL_BUFFER;
+            if shared.take_buffer_release() {
+                out = SealedBytes::default();
+                sealer.shrink();
+            }
             tokio::select! {
                 biased;
                 _ = shared.work.notified() => {}
@@ -221,10 +221,6 @@ async fn write_loop(
                     if !shared.has_queued() {
                         break 'writing;
                     }
-                }
-                _ = tokio::time::sleep(WRITER_IDLE), if holding => {
-                    out = SealedBytes::default();
-                    sealer.shrink();
                 }
             }
         }
@@ -238,19 +234,11 @@ async fn write_loop(
         // write; see docs/PERFORMANCE.md). Costs one extra poll per batch; under light load the
         // delay is a scheduler turn (microseconds).
         tokio::task::yield_now().await;
-        // Everything queued by now, up to one write's worth, sealed into as few chunks as it fills.
+        // Everything queued by now, up to one write's worth, sealed and written SEAL_WRITE_BYTES at a
+        // time (so the sealed copy a connection holds stays small whatever the batch).
         let (bytes, frames) = shared.take_batch(&mut batch, MAX_WRITE_SLICES, batch_bytes);
-        let sealed = sealer.seal(&batch, &mut out);
+        let failure = seal_and_write(&mut writer, &mut sealer, &batch, &mut out, write_timeout).await;
         batch.clear();
-        let failure = match sealed {
-            Err(_) => Some(DisconnectReason::Unauthentic),
-            Ok(()) => match timeout(write_timeout, writer.write_all(out.as_slice())).await {
-                Ok(Ok(())) => None,
-                Ok(Err(e)) => Some(DisconnectReason::Io(e.kind())),
-                Err(_) => Some(DisconnectReason::WriteTimeout),
-            },
-        };
-        out.clear();
         if let Some(reason) = failure {
             debug!(?reason, "write failed");
             shared.begin_close(Closing { goodbye: None, flush: false, reason });
@@ -277,6 +265,51 @@ async fn write_loop(
         }
     }
     let _ = timeout(GOODBYE_WRITE_TIMEOUT.min(write_timeout), writer.shutdown()).await;
+}
+
+/// Seals `batch` into `out` and writes it, whenever [`SEAL_WRITE_BYTES`] are sealed and at the end.
+/// Returns why the connection must close, if it must.
+async fn seal_and_write(
+    writer: &mut OwnedWriteHalf,
+    sealer: &mut Sealer,
+    batch: &[Bytes],
+    out: &mut SealedBytes,
+    write_timeout: Duration,
+) -> Option<DisconnectReason> {
+    for slice in batch {
+        for piece in slice.chunks(SEAL_WRITE_BYTES) {
+            if sealer.push(piece, out).is_err() {
+                return Some(DisconnectReason::Unauthentic);
+            }
+            if out.as_slice().len() >= SEAL_WRITE_BYTES {
+                if let Some(failure) = write_out(writer, out, write_timeout).await {
+                    return Some(failure);
+                }
+            }
+        }
+    }
+    if sealer.finish(out).is_err() {
+        return Some(DisconnectReason::Unauthentic);
+    }
+    write_out(writer, out, write_timeout).await
+}
+
+/// Writes what `out` holds, if anything, and clears it.
+async fn write_out(
+    writer: &mut OwnedWriteHalf,
+    out: &mut SealedBytes,
+    write_timeout: Duration,
+) -> Option<DisconnectReason> {
+    if out.as_slice().is_empty() {
+        return None;
+    }
+    let written = timeout(write_timeout, writer.write_all(out.as_slice())).await;
+    out.clear();
+    match written {
+        Ok(Ok(())) => None,
+        Ok(Err(e)) => Some(DisconnectReason::Io(e.kind())),
+        Err(_) => Some(DisconnectReason::WriteTimeout),
+    }
 }
 
 /// Best-effort sealed goodbye on a connection that is being abandoned after its handshake.

@@ -52,6 +52,9 @@ pub(crate) struct ConnShared {
     bans: Arc<BanList>,
     /// Set by the first violation reported on this connection: one connection, one offence.
     violated: AtomicBool,
+    /// Set by the reader about once per idle period: the writer gives back its sealing buffers the
+    /// next time it finds nothing to write.
+    release_buffers: AtomicBool,
     /// The frames waiting for the writer.
     out: Mutex<Out>,
     /// Bytes queued and not yet written (those the writer holds in its current write included).
@@ -90,6 +93,7 @@ impl ConnShared {
             remote,
             bans,
             violated: AtomicBool::new(false),
+            release_buffers: AtomicBool::new(false),
             out: Mutex::new(Out::default()),
             queued: AtomicUsize::new(0),
             work: Notify::new(),
@@ -130,6 +134,19 @@ impl ConnShared {
             return false;
         }
         true
+    }
+
+    /// Asks the writer to give back its sealing buffers when it next has nothing to write, and wakes
+    /// it so that an idle writer does so now. Called by the reader once per idle period, so a
+    /// connection whose burst is over holds no large buffers, and the busy path costs nothing.
+    pub(crate) fn request_buffer_release(&self) {
+        self.release_buffers.store(true, Ordering::Relaxed);
+        self.work.notify_one();
+    }
+
+    /// For the writer: true once after [`ConnShared::request_buffer_release`].
+    pub(crate) fn take_buffer_release(&self) -> bool {
+        self.release_buffers.swap(false, Ordering::Relaxed)
     }
 
     /// For the writer: moves the next batch of slices into `batch` (see [`OutQueue::take`]); returns

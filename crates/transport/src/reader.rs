@@ -143,8 +143,9 @@ pub(crate) async fn read_loop(
             None => {
                 idle_timer.as_mut().reset(last_read + idle);
                 // The timer fires about once per idle period: a connection whose burst is over
-                // gives its spare read buffers back then.
+                // gives its spare read buffers back then, and its writer its sealing buffers.
                 recycler.clear();
+                shared.request_buffer_release();
                 if stream.sealed.is_empty() && stream.sealed.capacity() > room.current() {
                     stream.sealed = BytesMut::new();
                 }
