@@ -96,9 +96,9 @@ impl ReadRoom {
 /// and `buffer` hold whatever the handshake read past the peer's hello.
 pub(crate) async fn read_loop(
     ctx: &Context,
-    mut stream: SealedStream,
-    mut buffer: BytesMut,
-    mut decoder: FrameCodec,
+    stream: SealedStream,
+    buffer: BytesMut,
+    decoder: FrameCodec,
     shared: &ConnShared,
     peer: &PeerHello,
 ) {
@@ -112,28 +112,17 @@ pub(crate) async fn read_loop(
     let idle_timer = tokio::time::sleep(idle);
     tokio::pin!(idle_timer);
     let mut last_read = tokio::time::Instant::now();
-    let mut recycler = BufferRecycler::new(RETIRED_READ_BUFFERS, 2 * room.max());
-    let mut batch_len = MIN_BATCH_CAPACITY;
-    let mut end = open_and_emit(
-        ctx,
-        &mut stream,
-        &mut buffer,
-        &mut decoder,
-        &mut recycler,
-        room,
-        shared,
-        peer,
-        &mut batch_len,
-    )
-    .await;
+    let recycler = BufferRecycler::new(RETIRED_READ_BUFFERS, 2 * room.max());
+    let mut r = Reading { stream, buffer, decoder, recycler, batch_len: MIN_BATCH_CAPACITY };
+    let mut end = r.open_and_emit(ctx, room, shared, peer).await;
     while end.is_none() {
-        let sealed = &mut stream.sealed;
+        let sealed = &mut r.stream.sealed;
         sealed.reserve(room.current().max(sealed::chunk_rest(sealed)));
         let offered = sealed.capacity() - sealed.len();
         let read = tokio::select! {
             biased;
             _ = &mut closed => return,
-            read = stream.socket.read_buf(sealed) => Some(read),
+            read = r.stream.socket.read_buf(sealed) => Some(read),
             _ = &mut idle_timer => None,
         };
         end = match read {
@@ -144,10 +133,10 @@ pub(crate) async fn read_loop(
                 idle_timer.as_mut().reset(last_read + idle);
                 // The timer fires about once per idle period: a connection whose burst is over
                 // gives its spare read buffers back then, and its writer its sealing buffers.
-                recycler.clear();
+                r.recycler.clear();
                 shared.request_buffer_release();
-                if stream.sealed.is_empty() && stream.sealed.capacity() > room.current() {
-                    stream.sealed = BytesMut::new();
+                if r.stream.sealed.is_empty() && r.stream.sealed.capacity() > room.current() {
+                    r.stream.sealed = BytesMut::new();
                 }
                 continue;
             }
@@ -159,18 +148,7 @@ pub(crate) async fn read_loop(
             Some(Ok(read)) => {
                 last_read = tokio::time::Instant::now();
                 room.after_read(read, offered);
-                open_and_emit(
-                    ctx,
-                    &mut stream,
-                    &mut buffer,
-                    &mut decoder,
-                    &mut recycler,
-                    room,
-                    shared,
-                    peer,
-                    &mut batch_len,
-                )
-                .await
+                r.open_and_emit(ctx, room, shared, peer).await
             }
         };
     }
@@ -179,36 +157,47 @@ pub(crate) async fn read_loop(
     }
 }
 
-/// Opens every complete sealed chunk into `buffer`, then decodes and hands up its frames.
-#[allow(clippy::too_many_arguments)]
-async fn open_and_emit(
-    ctx: &Context,
-    stream: &mut SealedStream,
-    buffer: &mut BytesMut,
-    decoder: &mut FrameCodec,
-    recycler: &mut BufferRecycler,
-    room: ReadRoom,
-    shared: &ConnShared,
-    peer: &PeerHello,
-    batch_len: &mut usize,
-) -> Option<Closing> {
-    let opened = stream.opener.open(&mut stream.sealed, buffer, |plain, n| {
-        let frame_rest =
-            FrameCodec::next_frame_len(plain).map_or(0, |total| total.saturating_sub(plain.len()));
-        make_read_room(plain, room.current(), frame_rest.max(n), recycler);
-    });
-    // Chunks opened before a bad one are authentic: their frames go up first.
-    let end = decode_and_emit(ctx, decoder, buffer, shared, peer, batch_len).await;
-    match opened {
-        Ok(_) => end,
-        Err(_) if end.is_some() => end,
-        Err(OpenError::Unauthentic) => {
-            debug!("a sealed chunk failed authentication");
-            Some(Closing { goodbye: None, flush: false, reason: DisconnectReason::Unauthentic })
-        }
-        Err(OpenError::Empty) => {
-            shared.report_violation("an empty sealed chunk");
-            Some(violation("an empty sealed chunk".to_owned()))
+/// What the read loop keeps from one read to the next: the socket side, the plaintext buffer with its
+/// decoder and spare buffers, and the length of the last batch handed up.
+struct Reading {
+    stream: SealedStream,
+    buffer: BytesMut,
+    decoder: FrameCodec,
+    recycler: BufferRecycler,
+    batch_len: usize,
+}
+
+impl Reading {
+    /// Opens every complete sealed chunk into the plaintext buffer, then decodes and hands up its
+    /// frames.
+    async fn open_and_emit(
+        &mut self,
+        ctx: &Context,
+        room: ReadRoom,
+        shared: &ConnShared,
+        peer: &PeerHello,
+    ) -> Option<Closing> {
+        let recycler = &mut self.recycler;
+        let opened = self.stream.opener.open(&mut self.stream.sealed, &mut self.buffer, |plain, n| {
+            let frame_rest =
+                FrameCodec::next_frame_len(plain).map_or(0, |total| total.saturating_sub(plain.len()));
+            make_read_room(plain, room.current(), frame_rest.max(n), recycler);
+        });
+        // Chunks opened before a bad one are authentic: their frames go up first.
+        let end =
+            decode_and_emit(ctx, &mut self.decoder, &mut self.buffer, shared, peer, &mut self.batch_len)
+                .await;
+        match opened {
+            Ok(_) => end,
+            Err(_) if end.is_some() => end,
+            Err(OpenError::Unauthentic) => {
+                debug!("a sealed chunk failed authentication");
+                Some(Closing { goodbye: None, flush: false, reason: DisconnectReason::Unauthentic })
+            }
+            Err(OpenError::Empty) => {
+                shared.report_violation("an empty sealed chunk");
+                Some(violation("an empty sealed chunk".to_owned()))
+            }
         }
     }
 }
