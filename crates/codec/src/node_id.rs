@@ -24,23 +24,39 @@ pub const NODE_ID_LEN: usize = 32;
 /// assert_eq!(text.parse::<NodeId>()?, id);
 /// # Ok::<(), dotray_codec::ParseNodeIdError>(())
 /// ```
-#[derive(Clone, Copy, Eq, PartialOrd, Ord)]
+#[derive(Clone, Copy, Eq)]
 pub struct NodeId([u8; NODE_ID_LEN]);
 
 impl NodeId {
-    /// The id as two 128-bit halves: what equality compares and hashing reads, in two machine
-    /// operations each instead of a call to `memcmp` or a 32-byte hash loop (ids are map keys on every
-    /// message's path).
+    /// The id as two 128-bit halves, big-endian: what equality and order compare and hashing reads,
+    /// in two machine operations each instead of a call to `memcmp` or a 32-byte hash loop (ids are
+    /// map keys on every message's path). Comparing the halves orders ids as their bytes.
+    #[inline]
     fn halves(&self) -> (u128, u128) {
         let (a, b) = self.0.split_at(NODE_ID_LEN / 2);
-        let half = |bytes: &[u8]| u128::from_le_bytes(bytes.try_into().unwrap_or_default());
+        let half = |bytes: &[u8]| u128::from_be_bytes(bytes.try_into().unwrap_or_default());
         (half(a), half(b))
     }
 }
 
 impl PartialEq for NodeId {
+    #[inline]
     fn eq(&self, other: &Self) -> bool {
         self.halves() == other.halves()
+    }
+}
+
+impl Ord for NodeId {
+    #[inline]
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.halves().cmp(&other.halves())
+    }
+}
+
+impl PartialOrd for NodeId {
+    #[inline]
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
     }
 }
 
@@ -48,6 +64,7 @@ impl PartialEq for NodeId {
 /// maps that hold them use keyed hashers, colliding ids would have to share a 128-bit prefix, which
 /// takes about 2^64 key generations to find for a pair. Equal ids hash equally, as `Hash` requires.
 impl std::hash::Hash for NodeId {
+    #[inline]
     fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
         state.write_u128(self.halves().0);
     }
@@ -176,6 +193,14 @@ mod tests {
         }
         let hasher = std::collections::hash_map::RandomState::new();
         assert_eq!(hasher.hash_one(base), hasher.hash_one(NodeId::from_bytes([9; NODE_ID_LEN])));
+        // Ordered as their bytes, whichever byte differs.
+        for i in 0..NODE_ID_LEN {
+            let (mut low, mut high) = ([5; NODE_ID_LEN], [5; NODE_ID_LEN]);
+            high[i] = 6;
+            low[NODE_ID_LEN - 1 - i.min(NODE_ID_LEN - 1)] = 0xff;
+            low[i] = 4;
+            assert_eq!(NodeId::from_bytes(low).cmp(&NodeId::from_bytes(high)), low.cmp(&high), "byte {i}");
+        }
     }
 
     #[test]
