@@ -308,3 +308,67 @@ async fn a_handshake_message_inside_the_channel_is_a_violation() {
     assert_eq!(reason, DisconnectReason::ProtocolViolation("handshake message after the handshake".into()));
     assert_eq!(raw.expect_goodbye().await, GoodbyeReason::ProtocolViolation);
 }
+
+#[tokio::test]
+async fn a_dial_whose_acceptor_stalls_after_proving_itself_ends_at_the_timeout() {
+    use bytes::BytesMut;
+    use prost::Message as _;
+    use tokio_util::codec::Decoder;
+    let (node, _events) = node(fast_config()).await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    // A raw acceptor: reads message 1, answers with a correct message 2 (a real proof), reads message
+    // 3 and the dialer's hello, and then says nothing.
+    let acceptor = tokio::spawn(async move {
+        let (mut socket, _) = listener.accept().await.unwrap();
+        let key = SecretKey::generate();
+        let params: snow::params::NoiseParams = "Noise_XX_25519_AESGCM_SHA256".parse().unwrap();
+        let keypair = snow::Builder::new(params.clone()).generate_keypair().unwrap();
+        let mut state = snow::Builder::new(params)
+            .local_private_key(&keypair.private)
+            .unwrap()
+            .prologue(b"dotray/2")
+            .unwrap()
+            .build_responder()
+            .unwrap();
+        let mut codec = dotray_codec::FrameCodec::new();
+        let mut buffer = BytesMut::new();
+        let mut next_noise = async |socket: &mut tokio::net::TcpStream, buffer: &mut BytesMut| loop {
+            if let Some(Envelope { body: Some(Body::Handshake(h)) }) = codec.decode(buffer).unwrap() {
+                return h.noise;
+            }
+            assert!(socket.read_buf(buffer).await.unwrap() > 0, "the dialer hung up");
+        };
+        let first = next_noise(&mut socket, &mut buffer).await;
+        let mut payload = [0u8; 1024];
+        state.read_message(&first, &mut payload).unwrap();
+        let signature = key.sign(&[&b"dotray-noise-static-key:"[..], &keypair.public].concat());
+        let proof = proto::IdentityProof {
+            node_id: key.node_id().to_bytes(),
+            signature: bytes::Bytes::copy_from_slice(&signature),
+        };
+        let mut message = [0u8; 1024];
+        let len = state.write_message(&proof.encode_to_vec(), &mut message).unwrap();
+        let frame = RawPeer::frame(
+            &proto::Handshake { noise: bytes::Bytes::copy_from_slice(&message[..len]) }.into(),
+        );
+        socket.write_all(&frame).await.unwrap();
+        let last = next_noise(&mut socket, &mut buffer).await;
+        state.read_message(&last, &mut payload).unwrap();
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        key.node_id()
+    });
+    let started = tokio::time::Instant::now();
+    match node.connect(addr).await {
+        Err(DialError::Handshake(HandshakeError::Timeout)) => {}
+        other => panic!("expected a timeout, got {other:?}"),
+    }
+    let waited = started.elapsed();
+    let timeout = fast_config().handshake_timeout;
+    assert!(
+        waited >= timeout - Duration::from_millis(50) && waited < timeout + Duration::from_secs(2),
+        "{waited:?}"
+    );
+    assert!(node.peers().is_empty());
+    acceptor.abort();
+}
