@@ -295,7 +295,8 @@ async fn the_hello_travels_sealed() {
 
 #[tokio::test]
 async fn a_handshake_message_inside_the_channel_is_a_violation() {
-    // Found by the handshake fuzz target: it was passed up to the layer above as a frame.
+    // A Handshake body belongs to the handshake only: inside the channel it ends the connection and
+    // never reaches the layer above.
     let (node, mut events) = node(fast_config()).await;
     let (mut raw, id) = connected(&node, &mut events).await;
     raw.send(&proto::Handshake::default().into()).await;
