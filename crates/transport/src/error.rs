@@ -14,7 +14,8 @@ pub enum StartError {
     /// The configuration is unusable.
     #[error(transparent)]
     Config(#[from] crate::InvalidConfig),
-    /// The Noise library refused to set up this node's handshake (no usable key generator).
+    /// `snow` could not make this transport's static key: its resolver has no X25519 or no random
+    /// generator for the protocol dotray names. Happens at start, never per connection.
     #[error("cannot set up the Noise handshake: {0}")]
     Noise(String),
     /// The listen address could not be bound.
