@@ -49,6 +49,8 @@ pub enum BodyKind {
     Prune,
     /// [`Sync`] (broadcast).
     Sync,
+    /// [`Manifest`] (broadcast).
+    Manifest,
     /// [`Direct`] (application).
     Direct,
 }
@@ -90,6 +92,7 @@ impl BodyKind {
             Body::Graft(_) => Self::Graft,
             Body::Prune(_) => Self::Prune,
             Body::Sync(_) => Self::Sync,
+            Body::Manifest(_) => Self::Manifest,
             Body::Direct(_) => Self::Direct,
         }
     }
@@ -117,6 +120,7 @@ impl BodyKind {
             Self::Graft => "graft",
             Self::Prune => "prune",
             Self::Sync => "sync",
+            Self::Manifest => "manifest",
             Self::Direct => "direct",
         }
     }
@@ -141,7 +145,8 @@ impl BodyKind {
             | Self::IHave
             | Self::Graft
             | Self::Prune
-            | Self::Sync => Layer::Broadcast,
+            | Self::Sync
+            | Self::Manifest => Layer::Broadcast,
             Self::Direct => Layer::Application,
         }
     }
@@ -192,5 +197,6 @@ envelope_from! {
     Graft => Graft,
     Prune => Prune,
     Sync => Sync,
+    Manifest => Manifest,
     Direct => Direct,
 }

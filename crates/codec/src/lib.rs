@@ -92,6 +92,7 @@ pub use out_frame::{COPY_FRAME_MAX, OutFrame};
 pub use recycle::BufferRecycler;
 
 /// The wire protocol version this crate speaks (`Hello.protocol_version`). Version 2 runs every
-/// connection inside a Noise channel and makes node ids Ed25519 public keys; version 1 (plaintext,
-/// self-asserted 16-byte ids) is refused.
-pub const PROTOCOL_VERSION: u32 = 2;
+/// connection inside a Noise channel and makes node ids Ed25519 public keys. Version 3 adds signed
+/// broadcasts: `Manifest`s prove every payload to be its origin's, and `StreamDecl`s carry the
+/// origin's signature. Other versions are refused.
+pub const PROTOCOL_VERSION: u32 = 3;

@@ -175,11 +175,12 @@ impl NodeBuilder {
             let key = key_file::load_or_create(path, || NetworkKey::generate().to_bytes())?;
             self.transport.network_key = Some(NetworkKey::from_bytes(key));
         }
-        let (transport, transport_events) = Transport::bind(self.listen, key, self.transport).await?;
+        let (transport, transport_events) = Transport::bind(self.listen, key.clone(), self.transport).await?;
         let cancel = CancellationToken::new();
         let (handle, output, task) = dotray_node::driver::spawn(
             transport.clone(),
             transport_events,
+            key,
             self.seeds,
             self.protocol,
             self.driver,

@@ -72,13 +72,15 @@ impl TestNode {
         let neighbours = Arc::new(Mutex::new(HashSet::new()));
         let seen = neighbours.clone();
         let (handle, id, addr) = runtime.block_on(async move {
+            let key = SecretKey::generate();
             let (transport, events) =
-                Transport::bind(listen, SecretKey::generate(), fast_transport()).await.expect("bind");
+                Transport::bind(listen, key.clone(), fast_transport()).await.expect("bind");
             let (id, addr) = (transport.local_id(), transport.local_addr());
             let config = dotray_node::core::Config { membership: config, ..Default::default() };
             let (handle, mut output, _task) = driver::spawn(
                 transport,
                 events,
+                key,
                 seeds.into_iter().map(Into::into),
                 config,
                 DriverConfig::default(),

@@ -87,13 +87,81 @@
 //! * **Bounded against hostile peers.** List lengths, ranges, reorder buffers (per stream and total),
 //!   tracked streams and payloads served per request are all bounded; see [`core::Config`].
 //!
+//! ## Only an origin can speak for its stream
+//!
+//! Links are authenticated (`dotray-transport`'s Noise channel), but a neighbour is just another
+//! node with a key pair of its own: it could relay a payload of its own making under another
+//! origin's stream and sequence number, skip or fill numbers, or rebind where a stream comes from.
+//! So every broadcast message carries its origin's proof, checked by every node before it relays or
+//! delivers anything. The pieces are in [`proof`].
+//!
+//! * **Manifests, not per-message signatures.** An Ed25519 verification costs tens of microseconds,
+//!   many times what relaying a small message costs. The origin numbers each broadcast at once but
+//!   signs them in *batches*: a [`proof::Manifest`] lists the BLAKE3 hash of each payload of a run
+//!   `first..=last` of its stream, and the origin signs the stream (origin and epoch), `first`, the
+//!   count and the hash of the hash list, under a domain tag. A batch closes when it is full
+//!   (`Config::max_batch_len`, 256), when the driver has handed in every broadcast waiting
+//!   ([`core::Router::seal_broadcasts`]: group commit, so a burst shares one signature and a lone
+//!   message waits for no other), or at the latest `Config::max_batch_delay` (1 ms) after its first
+//!   message.
+//! * **Manifest first, on every link.** Before the first `Data` a manifest covers, a sender sends that
+//!   manifest on the same link (it remembers per neighbour and stream the last one sent; a `Graft` or
+//!   `Sync` from the neighbour makes it send them again with the repairs). Repairs carry proofs:
+//!   retention keeps each payload with its manifest (shared by the run).
+//! * **Checked once, then one hash per payload.** A receiver verifies a manifest's signature once (a
+//!   copy of a manifest it holds is compared, not verified again; one for messages it delivered
+//!   already is dropped unread) and keeps it until the messages it covers are delivered, within a
+//!   byte budget per stream and per node (`max_stream_proof_bytes`, `max_proof_bytes`). A new `Data`
+//!   is relayed and delivered only if a held manifest lists its payload's hash at its sequence
+//!   number.
+//! * **Origin addresses are signed too**: a `StreamDecl` carries the origin's signature over its
+//!   listen address (checked once per stream and address by the driver), so no relay can rebind it.
+//!
+//! What a malicious neighbour can and cannot do, and what it costs the honest nodes:
+//!
+//! * **Forge** a payload, or a manifest, for another origin's stream: it cannot without the origin's
+//!   secret key (Ed25519's unforgeability; finding a second payload with a listed BLAKE3 hash is out of
+//!   reach). The first honest node to receive the forgery finds a bad signature or a payload that does
+//!   not match a verified manifest: that is provable misbehaviour (the sender should have checked),
+//!   so it reports [`core::Action::Violation`] and the driver bans the sender's proven identity. The
+//!   forgery goes no further than the forger's own neighbours. Cost: one verification or one hash.
+//! * **Skip, fill or reorder** an origin's sequence numbers: a payload far ahead, with nothing to prove
+//!   it, is not buffered; claims in digests, acks and `Sync` only make a node ask for messages (a
+//!   bounded graft round); and a `Gap` is only ever declared in front of a payload the node holds,
+//!   which a verified manifest proved, so the origin itself said a later number exists: a `Gap` means
+//!   real loss. A newcomer takes a stream's starting point from a neighbour's `Sync` or digest, which
+//!   could lie (too high, to make it skip the real messages; too low, to strand it behind the reorder
+//!   window): the stream stays *provisional* until its first proven payload, which moves the starting
+//!   point to itself if the claim was wrong (`Router::reanchor`).
+//! * **Replay across epochs**: the epoch is part of what the origin signs, so an old epoch's message
+//!   relabelled as the current epoch's fails like any forgery. Replaying an old epoch as itself replays
+//!   authentic messages of the origin's earlier run: a node that has them drops them as duplicates, but
+//!   a node that never had that run delivers them as what they are (messages of that run). Ordering
+//!   epochs per origin, so a superseded run is refused, needs the durable epochs of a later issue.
+//! * **Truncate or split** a manifest: the count and every hash are signed; a shorter or altered list
+//!   fails verification.
+//! * **Withhold a manifest, or send data before it**: the payload is unproven. It is neither relayed
+//!   nor delivered (and not even hashed); it counts as announced by that neighbour, so the repair path
+//!   fetches it, with its manifest, from whoever announces it. This is not reported as a violation: an
+//!   honest neighbour's manifest can be lost to this node's own budget (over `max_proof_bytes`, or a
+//!   stream it had no room for), and a neighbour must never be banned for our limits. A neighbour that
+//!   withholds everything can delay only what it alone could bring (eclipse defences are membership's).
+//! * **The origin itself** can sign two versions of one number (equivocation). Each node keeps the first
+//!   manifest it verified and counts the other (`Counters::equivocations`); different nodes may take
+//!   different versions. Only the origin's own stream suffers.
+//! * What it costs: the origin one signature per batch; every node one Ed25519 verification per
+//!   manifest (about one per 256 messages under load, one per message at a low rate) and one BLAKE3
+//!   hash per payload; every link 32 bytes per message and about a hundred per manifest.
+//!
 //! ## Layout
 //!
 //! * [`core`] — the sans-IO state machine ([`core::Router`]): events in, [`core::Action`]s out, no
 //!   tokio, no clock, no OS randomness.
+//! * [`proof`] — manifests, the signed origin address, and the [`proof::Signer`] the core is given.
 //! * [`wire`] — stream references (`StreamDecl`) and conversion between [`core::Message`] and the
 //!   protobuf bodies of `dotray-codec`, with validation.
 #![forbid(unsafe_code)]
 
 pub mod core;
+pub mod proof;
 pub mod wire;

@@ -23,14 +23,28 @@
 //! # Validation
 //!
 //! [`Inbound::decode`] checks what the core relies on: node ids of 32 bytes, ranges with
-//! `1 <= first <= last`, sequence numbers from 1, and list lengths of at most [`MAX_LIST_LEN`].
+//! `1 <= first <= last`, sequence numbers from 1, list lengths of at most [`MAX_LIST_LEN`], and the
+//! shape of manifests ([`Manifest::parse`]). Signatures are checked above this layer: a manifest's by
+//! the core (once per manifest, not per connection), a declaration's origin address by the driver
+//! ([`verify_origin_addr`]).
+//!
+//! # Origin addresses
+//!
+//! A `StreamDecl` carries the origin's listen address and the origin's signature over it
+//! ([`crate::proof::stream_decl_message`]), which relays pass on unchanged: whoever declares a
+//! stream either proves the origin's address or names none (an empty address and signature, when a
+//! relay no longer knows it).
 
+use std::sync::Arc;
+
+use bytes::Bytes;
 use foldhash::HashMap;
 
 use dotray_codec::NodeId;
 use dotray_codec::proto::{self, Body};
 
 use crate::core::{Message, SeqRange, StreamId, Watermark};
+use crate::proof::{Manifest, ManifestError, stream_decl_message};
 
 pub use crate::core::MAX_LIST_LEN;
 
@@ -75,6 +89,32 @@ pub enum WireError {
     /// Not a broadcast-layer body.
     #[error("not a broadcast body")]
     NotBroadcast,
+    /// A malformed manifest.
+    #[error("bad manifest: {0}")]
+    BadManifest(#[from] ManifestError),
+    /// A `StreamDecl` whose origin address the origin did not sign.
+    #[error("stream declaration with an origin address its origin did not sign")]
+    UnsignedOriginAddr,
+}
+
+/// An origin's listen address as declared, with the origin's signature over it (both empty when
+/// unknown).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct OriginAddr {
+    /// `ip:port`, or empty.
+    pub addr: String,
+    /// The origin's signature of [`stream_decl_message`], or empty.
+    pub signature: Bytes,
+}
+
+/// Checks a received declaration's origin address: true when it names none, or when the stream's
+/// origin signed it. (An Ed25519 verification: callers keep what they verified and skip repeats.)
+pub fn verify_origin_addr(stream: StreamId, origin: &OriginAddr) -> bool {
+    if origin.addr.is_empty() && origin.signature.is_empty() {
+        return true;
+    }
+    let Ok(signature) = <[u8; 64]>::try_from(&origin.signature[..]) else { return false };
+    stream.origin.verify(&stream_decl_message(stream, &origin.addr), &signature)
 }
 
 /// The sending side: node-global stream references and, per peer, which are declared.
@@ -185,7 +225,7 @@ impl Outbound {
         &mut self,
         peer: NodeId,
         stream: StreamId,
-        addr_of: &mut impl FnMut(&StreamId) -> String,
+        addr_of: &mut impl FnMut(&StreamId) -> OriginAddr,
         decls: &mut Vec<proto::StreamDecl>,
     ) -> Result<u32, WireError> {
         let r = self.stream_ref(stream);
@@ -195,11 +235,13 @@ impl Outbound {
                 return Err(WireError::TooManyRefs);
             }
             set.insert(r);
+            let OriginAddr { addr, signature } = addr_of(&stream);
             decls.push(proto::StreamDecl {
                 stream_ref: r,
                 origin: stream.origin.to_bytes(),
                 epoch: stream.epoch,
-                origin_addr: addr_of(&stream),
+                origin_addr: addr,
+                origin_signature: signature,
             });
         }
         Ok(r)
@@ -212,7 +254,7 @@ impl Outbound {
         &mut self,
         peer: NodeId,
         message: &Message,
-        addr_of: &mut impl FnMut(&StreamId) -> String,
+        addr_of: &mut impl FnMut(&StreamId) -> OriginAddr,
         decls: &mut Vec<proto::StreamDecl>,
     ) -> Result<Body, WireError> {
         // Lists are filled in loops: see `Inbound::ranges`.
@@ -244,6 +286,12 @@ impl Outbound {
             Message::Sync { marks } => {
                 Body::Sync(proto::Sync { marks: self.marks(peer, marks, addr_of, decls)? })
             }
+            Message::Manifest(m) => Body::Manifest(proto::Manifest {
+                stream_ref: self.declare(peer, m.stream, addr_of, decls)?,
+                first_seq: m.first,
+                hashes: m.hashes.clone(),
+                signature: Bytes::copy_from_slice(&m.signature),
+            }),
         })
     }
 
@@ -251,7 +299,7 @@ impl Outbound {
         &mut self,
         peer: NodeId,
         marks: &[Watermark],
-        addr_of: &mut impl FnMut(&StreamId) -> String,
+        addr_of: &mut impl FnMut(&StreamId) -> OriginAddr,
         decls: &mut Vec<proto::StreamDecl>,
     ) -> Result<Vec<proto::Watermark>, WireError> {
         let mut out = Vec::with_capacity(marks.len());
@@ -330,6 +378,11 @@ impl Inbound {
             Body::Prune(_) => Message::Prune,
             Body::Ack(a) => Message::Ack { marks: self.marks(&a.marks)? },
             Body::Sync(s) => Message::Sync { marks: self.marks(&s.marks)? },
+            Body::Manifest(m) => {
+                let stream = self.lookup(m.stream_ref)?.0;
+                let manifest = Manifest::parse(stream, m.first_seq, m.hashes.clone(), &m.signature)?;
+                Message::Manifest(Arc::new(manifest))
+            }
             _ => return Err(WireError::NotBroadcast),
         }))
     }

@@ -2,19 +2,22 @@
 //! encoded `Data` serves every peer), round trips of every message through `proto`, and validation
 //! of hostile input (undeclared or rebound refs, bad node ids, bad ranges, huge lists), with proptest.
 
+use std::sync::Arc;
+
 use bytes::Bytes;
-use dotray_codec::NodeId;
 use dotray_codec::proto::{self, Body};
+use dotray_codec::{NodeId, SecretKey};
 use dotray_router::core::{Message, SeqRange, StreamId, Watermark};
-use dotray_router::wire::{Inbound, MAX_LIST_LEN, Outbound, WireError};
+use dotray_router::proof::{Ed25519Signer, HASH_LEN, Manifest, ManifestError, stream_decl_message};
+use dotray_router::wire::{Inbound, MAX_LIST_LEN, OriginAddr, Outbound, WireError, verify_origin_addr};
 use proptest::prelude::*;
 
 fn stream(n: u8) -> StreamId {
     StreamId { origin: NodeId::from_bytes([n; 32]), epoch: u64::from(n) * 1000 }
 }
 
-fn addr(s: &StreamId) -> String {
-    format!("10.0.0.{}:7000", s.origin.as_bytes()[0])
+fn addr(s: &StreamId) -> OriginAddr {
+    OriginAddr { addr: format!("10.0.0.{}:7000", s.origin.as_bytes()[0]), signature: Bytes::new() }
 }
 
 /// Sends `msg` from `out` to the peer's `inbound` the way the driver does: declarations first.
@@ -71,7 +74,7 @@ fn every_message_kind_round_trips() {
     for msg in &messages {
         assert_eq!(&transfer(&mut out, peer, &mut inbound, msg), msg);
     }
-    assert_eq!(inbound.lookup(0).map(|(s, a)| (s, a.to_owned())), Ok((stream(1), addr(&stream(1)))));
+    assert_eq!(inbound.lookup(0).map(|(s, a)| (s, a.to_owned())), Ok((stream(1), addr(&stream(1)).addr)));
 }
 
 #[test]
@@ -84,6 +87,7 @@ fn undeclared_references_are_violations_and_redeclared_ones_rebind() {
         origin: Bytes::copy_from_slice(&[origin; 32]),
         epoch: 1,
         origin_addr: "127.0.0.1:1".into(),
+        origin_signature: Bytes::new(),
     };
     assert_eq!(inbound.declare(&decl(1)), Ok(()));
     assert_eq!(inbound.declare(&decl(1)), Ok(()), "repeating the same binding is harmless");
@@ -108,7 +112,7 @@ fn outbound_recycles_references_of_forgotten_streams_and_declares_them_again() {
     );
     let data = |stream| Message::Data { stream, seq: 1, hops: 0, payload: Bytes::new() };
     let mut out = Outbound::new();
-    let mut addr = |_: &StreamId| "127.0.0.1:1".to_owned();
+    let mut addr = |_: &StreamId| OriginAddr { addr: "127.0.0.1:1".to_owned(), signature: Bytes::new() };
     let mut decls = Vec::new();
     out.encode(peer, &data(a), &mut addr, &mut decls).unwrap();
     assert_eq!(decls.len(), 1, "first use declares");
@@ -134,6 +138,7 @@ fn malformed_fields_are_rejected() {
         origin: Bytes::copy_from_slice(&[1; 32]),
         epoch: 0,
         origin_addr: "x".repeat(1000),
+        origin_signature: Bytes::new(),
     };
     assert_eq!(inbound.declare(&long_addr), Err(WireError::AddrTooLong(1000)));
     let ok = proto::StreamDecl { origin_addr: String::new(), ..long_addr };
@@ -187,6 +192,12 @@ fn arb_message() -> impl Strategy<Value = Message> {
         Just(Message::Prune),
         arb_marks().prop_map(|marks| Message::Ack { marks }),
         arb_marks().prop_map(|marks| Message::Sync { marks }),
+        (arb_stream(), 1u64..1 << 40, 1usize..40, any::<[u8; 64]>()).prop_map(
+            |(stream, first, n, signature)| {
+                let hashes = Bytes::from(vec![7u8; n * HASH_LEN]);
+                Message::Manifest(Arc::new(Manifest { stream, first, hashes, signature }))
+            }
+        ),
     ]
 }
 
@@ -209,7 +220,7 @@ proptest! {
     ) {
         let mut inbound = Inbound::new();
         for (stream_ref, origin, epoch) in decls {
-            let decl = proto::StreamDecl { stream_ref, origin: Bytes::from(origin), epoch, origin_addr: String::new() };
+            let decl = proto::StreamDecl { stream_ref, origin: Bytes::from(origin), epoch, ..Default::default() };
             let _ = inbound.decode(&Body::StreamDecl(decl));
         }
         let ranges: Vec<proto::SeqRange> = refs.iter().map(|&(stream_ref, first, last)| proto::SeqRange { stream_ref, first, last }).collect();
@@ -219,4 +230,62 @@ proptest! {
             let _ = inbound.decode(&Body::Data(proto::Data { stream_ref: stream_ref % 4, seq, hops: 0, payload: Bytes::new() }));
         }
     }
+}
+
+#[test]
+fn a_malformed_manifest_is_a_typed_error() {
+    let mut inbound = Inbound::new();
+    let decl = proto::StreamDecl {
+        stream_ref: 0,
+        origin: stream(1).origin.to_bytes(),
+        epoch: 1,
+        ..Default::default()
+    };
+    inbound.decode(&Body::StreamDecl(decl)).unwrap();
+    let manifest = |first_seq, hashes: usize, signature: usize| {
+        Body::Manifest(proto::Manifest {
+            stream_ref: 0,
+            first_seq,
+            hashes: Bytes::from(vec![1u8; hashes]),
+            signature: Bytes::from(vec![2u8; signature]),
+        })
+    };
+    assert!(matches!(inbound.decode(&manifest(1, 64, 64)), Ok(Some(Message::Manifest(_)))));
+    assert_eq!(inbound.decode(&manifest(0, 32, 64)), Err(WireError::BadManifest(ManifestError::ZeroFirst)));
+    assert_eq!(
+        inbound.decode(&manifest(1, 31, 64)),
+        Err(WireError::BadManifest(ManifestError::BadHashes(31)))
+    );
+    assert_eq!(inbound.decode(&manifest(1, 0, 64)), Err(WireError::BadManifest(ManifestError::BadHashes(0))));
+    assert_eq!(
+        inbound.decode(&manifest(1, 32, 65)),
+        Err(WireError::BadManifest(ManifestError::BadSignatureLen(65)))
+    );
+    let Err(WireError::UndeclaredRef(5)) = inbound.decode(&Body::Manifest(proto::Manifest {
+        stream_ref: 5,
+        first_seq: 1,
+        ..Default::default()
+    })) else {
+        panic!("an undeclared reference");
+    };
+}
+
+#[test]
+fn an_origin_address_counts_only_with_the_origins_signature() {
+    let key = SecretKey::generate();
+    let s = StreamId { origin: key.node_id(), epoch: 3 };
+    let signer = Ed25519Signer::new(key);
+    let signed = |text: &str| {
+        let signature = dotray_router::proof::Signer::sign(&*signer, &stream_decl_message(s, text));
+        OriginAddr { addr: text.to_owned(), signature: Bytes::copy_from_slice(&signature) }
+    };
+    assert!(verify_origin_addr(s, &signed("127.0.0.1:9")));
+    assert!(verify_origin_addr(s, &OriginAddr::default()), "no address at all is no claim");
+    let rebound = OriginAddr { addr: "127.0.0.1:10".into(), ..signed("127.0.0.1:9") };
+    assert!(!verify_origin_addr(s, &rebound), "a relay cannot rebind it");
+    assert!(
+        !verify_origin_addr(StreamId { epoch: 4, ..s }, &signed("127.0.0.1:9")),
+        "nor move it to another epoch"
+    );
+    assert!(!verify_origin_addr(s, &OriginAddr { addr: "127.0.0.1:9".into(), signature: Bytes::new() }));
 }

@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use dotray_codec::NodeId;
 use dotray_membership::core::{CloseReason, Config, LinkEnd, PeerInfo};
 use dotray_node::core::{Action, Event, NodeCore, PeerMessage, Timer};
+use dotray_router::proof::InsecureSigner;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
@@ -240,7 +241,10 @@ impl Sim {
         let now = self.instant();
         let config =
             dotray_node::core::Config { membership: self.membership.clone(), router: self.router.clone() };
-        let core = NodeCore::new(info, seeds.into_iter().map(Into::into), config, rng, now)
+        // Signed broadcasts run as in production, with a stand-in signature (nobody attacks here,
+        // and real Ed25519 would cost most of a simulation's time).
+        let signer = InsecureSigner::new(info.id);
+        let core = NodeCore::new(info, seeds.into_iter().map(Into::into), config, signer, rng, now)
             .expect("valid node config");
         self.nodes.push(SimNode {
             info,

@@ -12,7 +12,7 @@
 //! certain node id gives up as soon as message 2 proves another. The acceptor reads the dialer's
 //! `Hello` before answering, so it can refuse a banned node id with only a goodbye; every other dialer
 //! gets the acceptor's `Hello` (one on another network or version learns why from it). Checks on a
-//! `Hello`, in order: same network id; protocol version 2; a nonce that is not ours (else we dialed
+//! `Hello`, in order: same network id; our protocol version; a nonce that is not ours (else we dialed
 //! ourselves); a parseable listen address; a node id that is not banned.
 //!
 //! A failure is answered with a goodbye that names the reason (sealed once the channel is up), so the

@@ -140,17 +140,26 @@ async fn a_version_1_hello_is_refused_with_a_reason() {
     let hello = raw.hello("dotray", 1);
     raw.send(&hello).await;
     let error = wait_for(&mut events, handshake_failure).await;
-    assert!(matches!(error, HandshakeError::VersionUnsupported { ours: 2, theirs: 1 }), "{error:?}");
+    assert!(
+        matches!(error, HandshakeError::VersionUnsupported { ours: PROTOCOL_VERSION, theirs: 1 }),
+        "{error:?}"
+    );
     assert_eq!(raw.expect_goodbye().await, GoodbyeReason::VersionUnsupported);
 
-    // A hello inside the channel naming another version is refused too, sealed.
-    let mut raw = RawPeer::connect(node.local_addr()).await;
-    raw.noise().await.unwrap();
-    let hello = raw.hello("dotray", 99);
-    raw.send(&hello).await;
-    let error = wait_for(&mut events, handshake_failure).await;
-    assert!(matches!(error, HandshakeError::VersionUnsupported { ours: 2, theirs: 99 }), "{error:?}");
-    assert_eq!(raw.expect_goodbye().await, GoodbyeReason::VersionUnsupported);
+    // A hello inside the channel naming another version (2: encrypted, but without signed broadcasts)
+    // is refused too, sealed.
+    for theirs in [2, 99] {
+        let mut raw = RawPeer::connect(node.local_addr()).await;
+        raw.noise().await.unwrap();
+        let hello = raw.hello("dotray", theirs);
+        raw.send(&hello).await;
+        let error = wait_for(&mut events, handshake_failure).await;
+        assert!(
+            matches!(error, HandshakeError::VersionUnsupported { ours: PROTOCOL_VERSION, theirs: t } if t == theirs),
+            "{error:?}"
+        );
+        assert_eq!(raw.expect_goodbye().await, GoodbyeReason::VersionUnsupported);
+    }
     assert_still_serves(&node, &mut events).await;
 }
 

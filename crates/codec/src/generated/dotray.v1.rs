@@ -349,6 +349,28 @@ pub struct StreamDecl {
     /// The origin's listen address as "ip:port", so receivers can show where a message came from.
     #[prost(string, tag = "4")]
     pub origin_addr: ::prost::alloc::string::String,
+    /// The origin's Ed25519 signature (64 bytes) over the stream and its address (see
+    /// `dotray_router::proof::stream_decl_message`), so no relay can rebind an origin's address.
+    #[prost(bytes = "bytes", tag = "5")]
+    pub origin_signature: ::prost::bytes::Bytes,
+}
+/// The origin's signed statement of what a run of its stream's messages are.
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct Manifest {
+    /// Stream reference, declared earlier on this connection by the sender.
+    #[prost(uint32, tag = "1")]
+    pub stream_ref: u32,
+    /// Sequence number of the first message covered, from 1.
+    #[prost(uint64, tag = "2")]
+    pub first_seq: u64,
+    /// The BLAKE3 hashes (32 bytes each) of the payloads of messages first_seq, first_seq + 1, ...,
+    /// concatenated: at least one, at most `dotray_router::proof::MAX_MANIFEST_LEN`.
+    #[prost(bytes = "bytes", tag = "3")]
+    pub hashes: ::prost::bytes::Bytes,
+    /// The origin's Ed25519 signature (64 bytes) over the stream, `first_seq` and the hashes (see
+    /// `dotray_router::proof::Manifest::signed_message`).
+    #[prost(bytes = "bytes", tag = "4")]
+    pub signature: ::prost::bytes::Bytes,
 }
 /// A broadcast payload. Message id = (the referenced stream's origin and epoch, `seq`).
 #[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
@@ -436,7 +458,7 @@ pub struct Sync {
 pub struct Envelope {
     #[prost(
         oneof = "envelope::Body",
-        tags = "1, 2, 3, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 30, 31, 32, 33, 34, 35, 36, 50"
+        tags = "1, 2, 3, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 30, 31, 32, 33, 34, 35, 36, 37, 50"
     )]
     pub body: ::core::option::Option<envelope::Body>,
 }
@@ -487,6 +509,8 @@ pub mod envelope {
         Prune(super::Prune),
         #[prost(message, tag = "36")]
         Sync(super::Sync),
+        #[prost(message, tag = "37")]
+        Manifest(super::Manifest),
         /// Application layer.
         #[prost(message, tag = "50")]
         Direct(super::Direct),

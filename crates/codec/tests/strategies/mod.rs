@@ -87,9 +87,20 @@ pub(crate) fn body() -> impl Strategy<Value = Body> {
         (any::<u64>(), vec(node_info(), 0..6)).prop_map(|(request_id, nodes)| Body::NodeQueryResponse(
             proto::NodeQueryResponse { request_id, nodes }
         )),
-        (any::<u32>(), node_id(), any::<u64>(), addr()).prop_map(
-            |(stream_ref, origin, epoch, origin_addr)| {
-                Body::StreamDecl(proto::StreamDecl { stream_ref, origin, epoch, origin_addr })
+        (any::<u32>(), node_id(), any::<u64>(), addr(), bytes_field(64)).prop_map(
+            |(stream_ref, origin, epoch, origin_addr, origin_signature)| {
+                Body::StreamDecl(proto::StreamDecl {
+                    stream_ref,
+                    origin,
+                    epoch,
+                    origin_addr,
+                    origin_signature,
+                })
+            }
+        ),
+        (any::<u32>(), any::<u64>(), bytes_field(256), bytes_field(64)).prop_map(
+            |(stream_ref, first_seq, hashes, signature)| {
+                Body::Manifest(proto::Manifest { stream_ref, first_seq, hashes, signature })
             }
         ),
         (any::<u32>(), any::<u64>(), any::<u32>(), bytes_field(2048)).prop_map(

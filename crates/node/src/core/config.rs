@@ -34,4 +34,12 @@ pub enum InvalidNodeConfig {
     /// The driver's settings (`driver::DriverConfig`).
     #[error("driver config: {0}")]
     Driver(InvalidConfig),
+    /// The signing key is not the key of the node's id.
+    #[error("the signing key is not the node's: its id is {signer}, the node's {node}")]
+    WrongKey {
+        /// The id the key signs for.
+        signer: dotray_codec::NodeId,
+        /// The node's id.
+        node: dotray_codec::NodeId,
+    },
 }

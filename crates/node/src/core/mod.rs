@@ -28,6 +28,7 @@ pub use config::{Config, InvalidNodeConfig};
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::Bytes;
@@ -39,6 +40,7 @@ use dotray_membership::core::{
 use dotray_router::core::{
     Action as RouterAction, Counters, Event as RouterEvent, MessageId, Recipients, Router, StreamId, Topology,
 };
+use dotray_router::proof::Signer;
 use rand::{Rng, SeedableRng};
 
 /// The protocol state of one node: membership and broadcast. See the [module docs](self).
@@ -53,24 +55,28 @@ pub struct NodeCore<R: Rng> {
 }
 
 impl<R: Rng + SeedableRng> NodeCore<R> {
-    /// A new node `me` joining through `seeds` (none: the first node of a network). Each core gets a
-    /// generator seeded from `rng`, and the node's stream a random epoch from it, so one seed replays
-    /// a whole node.
+    /// A new node `me` joining through `seeds` (none: the first node of a network), signing its
+    /// broadcasts with `signer` (which must sign for `me.id`). Each core gets a generator seeded from
+    /// `rng`, and the node's stream a random epoch from it, so one seed replays a whole node.
     ///
     /// The first actions (dial a seed, arm the timers) are ready for [`NodeCore::poll_action`].
     pub fn new(
         me: PeerInfo,
         seeds: impl IntoIterator<Item = Seed>,
         config: Config,
+        signer: Arc<dyn Signer>,
         mut rng: R,
         now: Instant,
     ) -> Result<Self, InvalidNodeConfig> {
+        if signer.node_id() != me.id {
+            return Err(InvalidNodeConfig::WrongKey { signer: signer.node_id(), node: me.id });
+        }
         let membership_rng = R::from_rng(&mut rng);
         let epoch = rng.random();
         let router_rng = R::from_rng(&mut rng);
         let membership = Membership::new(me, seeds, config.membership, membership_rng, now)
             .map_err(InvalidNodeConfig::Membership)?;
-        let router = Router::try_new(me.id, epoch, config.router, router_rng, now)
+        let router = Router::try_new(signer, epoch, config.router, router_rng, now)
             .map_err(InvalidNodeConfig::Router)?;
         Ok(Self { membership, router, actions: VecDeque::new(), now })
     }
@@ -150,6 +156,8 @@ impl<R: Rng> NodeCore<R> {
             PeerMessage::Broadcast(message) => {
                 if self.router.is_neighbour(&from) {
                     self.router.handle_message(from, message, now);
+                } else {
+                    tracing::debug!(%from, kind = message.name(), "broadcast message from a node that is not a neighbour ignored");
                 }
             }
             PeerMessage::Direct(payload) => {
@@ -181,10 +189,19 @@ impl<R: Rng> NodeCore<R> {
         }
     }
 
-    /// Broadcasts `payload` to every node; returns its id.
+    /// Broadcasts `payload` to every node; returns its id. It leaves when its batch is signed (see
+    /// [`NodeCore::seal_broadcasts`]).
     pub fn broadcast(&mut self, payload: Bytes, now: Instant) -> MessageId {
         self.now = now;
         self.router.broadcast(payload, now)
+    }
+
+    /// Signs and sends the broadcasts waiting for their manifest: call it after handing in every
+    /// broadcast that is waiting (one signature for the burst). Without the call they leave
+    /// `max_batch_delay` after the first of them.
+    pub fn seal_broadcasts(&mut self, now: Instant) {
+        self.now = now;
+        self.router.seal_broadcasts(now);
     }
 
     /// Asks the connected or known node `peer` what it knows; the answer comes as

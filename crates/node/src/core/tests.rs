@@ -6,6 +6,7 @@ use bytes::Bytes;
 use dotray_codec::NodeId;
 use dotray_membership::core::{LinkEnd, Message as MembershipMessage, PeerInfo};
 use dotray_router::core::Message as BroadcastMessage;
+use dotray_router::proof::InsecureSigner;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
@@ -20,6 +21,7 @@ fn core(me: PeerInfo, seeds: Vec<std::net::SocketAddr>, now: Instant) -> NodeCor
         me,
         seeds.into_iter().map(Into::into),
         Config::default(),
+        InsecureSigner::new(me.id),
         ChaCha8Rng::seed_from_u64(u64::from(me.id.as_bytes()[0])),
         now,
     )
@@ -71,6 +73,7 @@ fn a_neighbour_membership_reports_reaches_the_router_and_the_application() {
     let mut a = core(ia, vec![], now);
     // Something to sync: a node that has sent nothing has no position to tell.
     a.broadcast(Bytes::from_static(b"before"), now);
+    a.seal_broadcasts(now);
     drain(&mut a);
     a.handle_connected(ib, None, now);
     drain(&mut a);
@@ -103,6 +106,8 @@ fn a_broadcast_reaches_the_neighbour_once_in_one_send() {
     let now = Instant::now();
     let (mut a, mut b) = pair(now);
     let id = a.broadcast(Bytes::from_static(b"hello"), now);
+    assert!(drain(&mut a).iter().all(|a| !matches!(a, Action::Send { .. })), "nothing leaves unsigned");
+    a.seal_broadcasts(now);
     let actions = drain(&mut a);
     let data: Vec<&Action> = actions
         .iter()
@@ -194,6 +199,24 @@ fn one_seed_replays_a_node_exactly() {
 fn an_invalid_config_is_refused() {
     let mut config = Config::default();
     config.router.graft_timeout = Duration::ZERO;
-    let refused = NodeCore::new(info(1), vec![], config, ChaCha8Rng::seed_from_u64(1), Instant::now());
+    let signer = InsecureSigner::new(info(1).id);
+    let refused =
+        NodeCore::new(info(1), vec![], config, signer, ChaCha8Rng::seed_from_u64(1), Instant::now());
     assert!(matches!(refused, Err(InvalidNodeConfig::Router(_))));
+}
+
+#[test]
+fn a_signer_for_another_node_is_refused() {
+    let signer = InsecureSigner::new(info(2).id);
+    let refused = NodeCore::new(
+        info(1),
+        vec![],
+        Config::default(),
+        signer,
+        ChaCha8Rng::seed_from_u64(1),
+        Instant::now(),
+    );
+    assert!(
+        matches!(refused, Err(InvalidNodeConfig::WrongKey { signer, node }) if signer == info(2).id && node == info(1).id)
+    );
 }

@@ -43,9 +43,10 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use bytes::Bytes;
-use dotray_codec::NodeId;
+use dotray_codec::{NodeId, SecretKey};
 use dotray_membership::core::{NodeInfo, PeerInfo, QueryError, Seed};
 use dotray_router::core::{Counters, MessageId, StreamId, Topology};
+use dotray_router::proof::Ed25519Signer;
 use dotray_transport::{Events, Transport};
 use rand::SeedableRng;
 use rand::rngs::StdRng;
@@ -176,11 +177,13 @@ pub struct NodeOutput {
 }
 
 /// Starts the driver of the node behind `transport`, joining through `seeds` (none: the first node of
-/// a network). Cancelling `cancel` stops it without a goodbye (use [`NodeHandle::leave`] for a
-/// graceful exit).
+/// a network). `key` is the node's secret key (the one the transport was bound with): the node signs
+/// its broadcasts with it. Cancelling `cancel` stops it without a goodbye (use
+/// [`NodeHandle::leave`] for a graceful exit).
 pub fn spawn(
     transport: Transport,
     events: Events,
+    key: SecretKey,
     seeds: impl IntoIterator<Item = Seed>,
     config: Config,
     driver: DriverConfig,
@@ -189,7 +192,7 @@ pub fn spawn(
     driver.validate().map_err(InvalidNodeConfig::Driver)?;
     let me = PeerInfo::new(transport.local_id(), transport.local_addr());
     let now = Instant::now();
-    let core = NodeCore::new(me, seeds, config, StdRng::from_os_rng(), now)?;
+    let core = NodeCore::new(me, seeds, config, Ed25519Signer::new(key), StdRng::from_os_rng(), now)?;
     let (broadcasts_tx, broadcasts) = mpsc::channel(driver.broadcast_queue_len);
     let (commands_tx, commands) = mpsc::channel(driver.command_queue_len);
     let (deliveries_tx, deliveries) = mpsc::channel(driver.delivery_queue_len);

@@ -6,6 +6,7 @@ use std::time::Instant;
 use dotray_codec::NodeId;
 use dotray_membership::core::{CloseReason, LinkEnd, PeerInfo};
 use dotray_membership::wire::{goodbye_reason, link_end};
+use dotray_router::proof::stream_decl_message;
 use dotray_router::wire::Inbound;
 use dotray_transport::{DisconnectReason, Events, PeerSender, SendError, Transport, TransportEvent};
 use foldhash::{HashMap, HashMapExt};
@@ -85,7 +86,10 @@ async fn reserve(
 impl Driver {
     pub(super) fn new(core: NodeCore<StdRng>, io: Io, config: DriverConfig) -> Self {
         let now = Instant::now();
-        let wire = Wire::new(core.own_stream(), core.me().addr, io.transport.max_frame_len());
+        let own = core.own_stream();
+        let own_addr = core.me().addr;
+        let own_signature = core.router().signer().sign(&stream_decl_message(own, &own_addr.to_string()));
+        let wire = Wire::new(own, own_addr, own_signature, io.transport.max_frame_len());
         Self {
             core,
             io,
@@ -144,6 +148,8 @@ impl Driver {
                             let Ok(broadcast) = self.io.broadcasts.try_recv() else { break };
                             self.on_broadcast(broadcast);
                         }
+                        // One signature for the burst (group commit): nothing waits for company.
+                        self.core.seal_broadcasts(Instant::now());
                     }
                     None => return,
                 },

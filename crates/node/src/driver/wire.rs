@@ -5,7 +5,9 @@
 //! sending peer's protocol violation. Broadcast frames name streams by small per-connection
 //! references (`StreamDecl`, see `dotray_router::wire`): the node keeps one [`Inbound`] table per
 //! connection and one node-wide [`Outbound`] table, and remembers each origin's declared address,
-//! which deliveries carry.
+//! which deliveries carry. A declared address counts only with its origin's signature, checked once
+//! per stream and address (a declaration that repeats a verified one costs a comparison); a bad one
+//! is the declaring peer's violation.
 //!
 //! Encoding builds one [`OutFrame`] per message and hop: a payload that goes to several neighbours
 //! is encoded once (stream references are node-wide, so its frame is the same for all of them),
@@ -13,10 +15,12 @@
 
 use std::net::SocketAddr;
 
+use bytes::Bytes;
 use dotray_codec::proto::{self, Body, Envelope, Layer};
 use dotray_codec::{CodecError, FrameEncoder, NodeId, OutFrame};
 use dotray_router::core::{Message as BroadcastMessage, StreamId};
-use dotray_router::wire::{Inbound, Outbound};
+use dotray_router::proof::Signature;
+use dotray_router::wire::{Inbound, OriginAddr, Outbound, verify_origin_addr};
 use foldhash::{HashMap, HashMapExt};
 
 use crate::core::PeerMessage;
@@ -37,15 +41,37 @@ pub(crate) enum Decoded {
 pub(crate) struct Wire {
     outbound: Outbound,
     encoder: FrameEncoder,
-    /// The declared listen address of each stream's origin (and our own).
-    stream_addrs: HashMap<StreamId, SocketAddr>,
+    /// The declared listen address of each stream's origin (and our own), with the origin's
+    /// signature over it.
+    stream_addrs: HashMap<StreamId, SignedAddr>,
     own: StreamId,
 }
 
+/// An origin's address, as verified (or, for our own stream, as we signed it).
+#[derive(Debug, Clone)]
+struct SignedAddr {
+    addr: SocketAddr,
+    /// The address as the origin wrote it (what its signature covers).
+    text: String,
+    signature: Bytes,
+}
+
 impl Wire {
-    pub(crate) fn new(own: StreamId, own_addr: SocketAddr, max_frame_len: usize) -> Self {
+    /// The wire of the node whose stream is `own`, listening on `own_addr`; `own_signature` is its
+    /// signature over that pair (`dotray_router::proof::stream_decl_message`).
+    pub(crate) fn new(
+        own: StreamId,
+        own_addr: SocketAddr,
+        own_signature: Signature,
+        max_frame_len: usize,
+    ) -> Self {
         let mut stream_addrs = HashMap::new();
-        stream_addrs.insert(own, own_addr);
+        let signed = SignedAddr {
+            addr: own_addr,
+            text: own_addr.to_string(),
+            signature: Bytes::copy_from_slice(&own_signature),
+        };
+        stream_addrs.insert(own, signed);
         Self { outbound: Outbound::new(), encoder: FrameEncoder::new(max_frame_len), stream_addrs, own }
     }
 
@@ -56,7 +82,7 @@ impl Wire {
 
     /// The origin address `stream` declared, if known.
     pub(crate) fn origin_addr(&self, stream: &StreamId) -> Option<SocketAddr> {
-        self.stream_addrs.get(stream).copied()
+        self.stream_addrs.get(stream).map(|s| s.addr)
     }
 
     /// Turns a frame received on a connection with declaration table `inbound` into a message.
@@ -69,15 +95,10 @@ impl Wire {
             },
             Layer::Broadcast => match inbound.decode(&body) {
                 Ok(Some(message)) => Decoded::Message(PeerMessage::Broadcast(message)),
-                Ok(None) => {
-                    if let Body::StreamDecl(decl) = &body
-                        && let Ok((stream, addr)) = inbound.lookup(decl.stream_ref)
-                        && let Ok(addr) = addr.parse()
-                    {
-                        self.stream_addrs.insert(stream, addr);
-                    }
-                    Decoded::Nothing
-                }
+                Ok(None) => match &body {
+                    Body::StreamDecl(decl) => self.origin_declared(inbound, decl),
+                    _ => Decoded::Nothing,
+                },
                 Err(error) => Decoded::Invalid(format!("invalid broadcast message: {error}")),
             },
             _ => match body {
@@ -85,6 +106,31 @@ impl Wire {
                 _ => Decoded::Nothing,
             },
         }
+    }
+
+    /// A `StreamDecl` was recorded in `inbound`: learn its origin's address if the origin signed it.
+    fn origin_declared(&mut self, inbound: &Inbound, decl: &proto::StreamDecl) -> Decoded {
+        let Ok((stream, _)) = inbound.lookup(decl.stream_ref) else { return Decoded::Nothing };
+        if decl.origin_addr.is_empty() && decl.origin_signature.is_empty() {
+            return Decoded::Nothing;
+        }
+        if let Some(known) = self.stream_addrs.get(&stream)
+            && known.text == decl.origin_addr
+            && known.signature == decl.origin_signature
+        {
+            return Decoded::Nothing;
+        }
+        let origin = OriginAddr { addr: decl.origin_addr.clone(), signature: decl.origin_signature.clone() };
+        if !verify_origin_addr(stream, &origin) {
+            return Decoded::Invalid(
+                "stream declaration with an origin address its origin did not sign".into(),
+            );
+        }
+        if let Ok(addr) = decl.origin_addr.parse() {
+            let signed = SignedAddr { addr, text: origin.addr, signature: origin.signature };
+            self.stream_addrs.insert(stream, signed);
+        }
+        Decoded::Nothing
     }
 
     /// Encodes a membership or direct message (one frame for every recipient).
@@ -109,8 +155,12 @@ impl Wire {
         mut emit: impl FnMut(NodeId, &OutFrame<'_>),
     ) -> Result<(), CodecError> {
         let Self { outbound, encoder, stream_addrs, .. } = self;
-        let mut addr_of =
-            |stream: &StreamId| stream_addrs.get(stream).map(|a| a.to_string()).unwrap_or_default();
+        let mut addr_of = |stream: &StreamId| {
+            stream_addrs
+                .get(stream)
+                .map(|s| OriginAddr { addr: s.text.clone(), signature: s.signature.clone() })
+                .unwrap_or_default()
+        };
         let mut decls = Vec::new();
         let mut frame: Option<OutFrame<'_>> = None;
         for &peer in to {

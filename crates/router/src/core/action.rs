@@ -94,6 +94,8 @@ pub enum Timer {
         /// Only the timer matching the stream's current generation acts.
         generation: u64,
     },
+    /// Sign the batch of this node's own messages waiting for a manifest (`Config::max_batch_delay`).
+    Seal,
     /// A stream's head gap has waited `Config::gap_timeout`: report it and move on.
     Gap {
         /// The stream.

@@ -113,6 +113,23 @@ pub struct Config {
     /// while); short enough that a crashed or silent pruning origin is replaced before long (meanwhile
     /// nothing prunes: no message is lost, only redundancy may grow).
     pub prune_origin_timeout: Duration,
+    /// Most of this node's own messages one signed manifest covers (see *Only an origin can speak for
+    /// its stream* in the crate docs). A batch is signed when it is full, when the driver has taken
+    /// every broadcast waiting (`Router::seal_broadcasts`), or `max_batch_delay` after its first
+    /// message. Larger batches spread one signature, and its verification at every node, over more
+    /// messages; a manifest costs every link [`crate::proof::HASH_LEN`] bytes per message either way.
+    /// At most [`crate::proof::MAX_MANIFEST_LEN`]. Default 256.
+    pub max_batch_len: usize,
+    /// Longest a broadcast waits for its batch to be signed when the driver does not seal it sooner.
+    /// Default 1 ms.
+    pub max_batch_delay: Duration,
+    /// Bytes of verified manifests held, over all streams, for messages not delivered yet (delivered
+    /// messages keep theirs in retention). A manifest beyond the budget is dropped, and the messages
+    /// it covers are fetched again with their manifest by the repair path. Default 16 MiB.
+    pub max_proof_bytes: usize,
+    /// The same, per stream: one origin cannot take the whole budget. Default 1 MiB (at least 4,096
+    /// messages ahead of delivery with full manifests).
+    pub max_stream_proof_bytes: usize,
 }
 
 impl Default for Config {
@@ -140,6 +157,10 @@ impl Default for Config {
             optimization_threshold: 7,
             max_announcers: 8,
             prune_origin_timeout: Duration::from_secs(20),
+            max_batch_len: 256,
+            max_batch_delay: Duration::from_millis(1),
+            max_proof_bytes: 16 << 20,
+            max_stream_proof_bytes: 1 << 20,
         }
     }
 }
@@ -166,7 +187,14 @@ impl Config {
             ("max_serve_per_request", self.max_serve_per_request == 0),
             ("max_list_len", self.max_list_len == 0),
             ("max_announcers", self.max_announcers == 0),
+            ("max_batch_len", self.max_batch_len == 0),
+            ("max_proof_bytes", self.max_proof_bytes == 0),
+            ("max_stream_proof_bytes", self.max_stream_proof_bytes == 0),
         ])?;
+        InvalidConfig::check(
+            self.max_batch_len <= crate::proof::MAX_MANIFEST_LEN,
+            "max_batch_len exceeds MAX_MANIFEST_LEN",
+        )?;
         InvalidConfig::check(self.max_list_len <= MAX_LIST_LEN, "max_list_len exceeds MAX_LIST_LEN")?;
         InvalidConfig::check(
             self.stream_idle_timeout >= self.retention_time,

@@ -64,6 +64,22 @@ pub struct Counters {
     pub streams_evicted: u64,
     /// Protocol violations reported.
     pub violations: u64,
+    /// Manifests this node signed for its own messages.
+    pub manifests_signed: u64,
+    /// `Manifest`s sent (every copy to every peer).
+    pub manifests_sent: u64,
+    /// `Manifest`s received.
+    pub manifests_received: u64,
+    /// Of those, signatures checked (a copy of a manifest already held is not checked again).
+    pub manifests_verified: u64,
+    /// New payloads dropped because no verified manifest covered them (the sender did not send one
+    /// first, or it was dropped over the proof budget): fetched again by the repair path.
+    pub unproven_payloads: u64,
+    /// Verified manifests dropped over `max_proof_bytes` or `max_stream_proof_bytes`.
+    pub proofs_dropped: u64,
+    /// Validly signed manifests that contradict one already held (the origin signed two versions of
+    /// one sequence number): the first one stands.
+    pub equivocations: u64,
 }
 
 /// The node's current view of the broadcast tree: which neighbours it pushes payloads to.

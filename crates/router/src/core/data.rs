@@ -1,7 +1,8 @@
 //! The payload path: eager push along tree links and digests on lazy links ([`Router::forward`]),
-//! receiving a payload (dedup, prune on duplicates, reorder, in-order delivery), and arming the
-//! per-stream repair timers when a hole appears.
+//! receiving a payload (dedup, proof, prune on duplicates, reorder, in-order delivery), and arming
+//! the per-stream repair timers when a hole appears.
 
+use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::Bytes;
@@ -12,29 +13,37 @@ use super::ids::{MAX_SEQ, MessageId, StreamId};
 use super::message::Message;
 use super::router::Router;
 use super::stream::{Arrival, Held};
+use crate::proof::Manifest;
 
 impl<R: rand::Rng> Router<R> {
     /// Plumtree's dissemination step for a payload this node just obtained: push it to every eager
     /// neighbour except the one it came from, and queue a digest entry for every lazy one.
     ///
-    /// The eager neighbours get the payload in one [`Action::Send`], so the driver encodes it once.
+    /// The eager neighbours get the payload in one [`Action::Send`], so the driver encodes it once;
+    /// those that have not had its manifest `proof` get that first.
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn forward(
         &mut self,
         stream: StreamId,
         seq: u64,
         wire_hops: u32,
         payload: &Bytes,
+        proof: &Arc<Manifest>,
         except: Option<NodeId>,
         now: Instant,
     ) {
         let mut any_lazy = false;
         let mut eager = Recipients::new();
+        let mut need_proof = Recipients::new();
+        let run = (proof.first, proof.last());
         for (id, peer) in self.peers.iter_mut() {
             if Some(*id) == except {
                 continue;
             }
             if peer.eager {
-                peer.note_sent(stream, seq);
+                if peer.note_sent(stream, seq, run) {
+                    need_proof.push(*id);
+                }
                 self.counters.payloads_sent += 1;
                 self.counters.payload_bytes_sent += payload.len() as u64;
                 eager.push(*id);
@@ -42,6 +51,11 @@ impl<R: rand::Rng> Router<R> {
                 peer.push_ihave(stream, seq, wire_hops);
                 any_lazy = true;
             }
+        }
+        if !need_proof.is_empty() {
+            self.counters.manifests_sent += need_proof.len() as u64;
+            self.actions
+                .push_back(Action::Send { to: need_proof, message: Message::Manifest(proof.clone()) });
         }
         if !eager.is_empty() {
             let message = Message::Data { stream, seq, hops: wire_hops, payload: payload.clone() };
@@ -77,10 +91,17 @@ impl<R: rand::Rng> Router<R> {
             }
             return self.on_duplicate(from, stream, seq, now);
         }
-        let start = self.adoption_start(seq);
         let window = self.config.reorder_window;
-        if !self.ensure_stream(stream, start, now) {
-            return;
+        // A stream is created by its first manifest (`on_manifest`), never by a payload: a payload
+        // nothing proves must not decide where a stream starts.
+        let Some(state) = self.streams.get_mut(&stream) else {
+            return self.on_unproven(from, stream, seq, now);
+        };
+        if state.provisional
+            && let Some(proof) = state.proof_for(seq)
+            && proof.proves(seq, &payload)
+        {
+            self.reanchor(stream, seq);
         }
         let Some(state) = self.streams.get_mut(&stream) else { return };
         match state.classify(seq, window) {
@@ -95,6 +116,14 @@ impl<R: rand::Rng> Router<R> {
             }
             Arrival::New => {}
         }
+        // Only the origin can say what a message is: its manifest, verified, must list this payload.
+        let Some(proof) = state.proof_for(seq).cloned() else {
+            return self.on_unproven(from, stream, seq, now);
+        };
+        if !proof.proves(seq, &payload) {
+            return self.violation(from, "data that does not match its origin's manifest");
+        }
+        let Some(state) = self.streams.get_mut(&stream) else { return };
         state.last_active = now;
         state.parent = Some((from, hops));
         if self.peers.get(&from).is_some_and(|p| p.was_asked(stream, seq)) {
@@ -108,10 +137,10 @@ impl<R: rand::Rng> Router<R> {
         // never go away. Links become eager only at start and through grafts.
         //
         // Relay first, so a hole here never delays the rest of the tree.
-        self.forward(stream, seq, wire_hops, &payload, Some(from), now);
+        self.forward(stream, seq, wire_hops, &payload, &proof, Some(from), now);
 
         let Some(state) = self.streams.get_mut(&stream) else { return };
-        let held = Held { payload, wire_hops };
+        let held = Held { payload, wire_hops, proof };
         if seq == state.delivered + 1 {
             self.deliver(stream, seq, held, now);
             self.drain(stream, now);
@@ -243,8 +272,12 @@ impl<R: rand::Rng> Router<R> {
         };
         let Some(state) = self.streams.get_mut(&stream) else { return };
         state.delivered = seq;
+        state.provisional = false;
         state.known_hi = state.known_hi.max(seq);
         state.retain(seq, held);
+        if state.proofs.first_key_value().is_some_and(|(_, m)| m.last() <= seq) {
+            self.proof_bytes -= state.release_proofs_through(seq);
+        }
         if !state.ack_dirty {
             state.ack_dirty = true;
             self.ack_dirty.push(stream);

@@ -2,9 +2,12 @@
 //! streams are named by their full [`StreamId`] instead of per-connection stream references: the wire
 //! layer (`crate::wire`) translates between the two, so the core never sees references or addresses.
 
+use std::sync::Arc;
+
 use bytes::Bytes;
 
 use super::ids::{SeqRange, StreamId, Watermark};
+use crate::proof::Manifest;
 
 /// One router message between two neighbours.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -46,6 +49,9 @@ pub enum Message {
         /// One watermark per known stream.
         marks: Vec<Watermark>,
     },
+    /// The origin's signed hashes of a run of its messages: sent on a link before the first `Data`
+    /// it covers.
+    Manifest(Arc<Manifest>),
 }
 
 impl Message {
@@ -58,6 +64,7 @@ impl Message {
             Self::Prune => "prune",
             Self::Ack { .. } => "ack",
             Self::Sync { .. } => "sync",
+            Self::Manifest(_) => "manifest",
         }
     }
 }

@@ -3,12 +3,13 @@
 //! No tokio, no clock, no OS randomness: events go in through `handle_*` (with `now`), effects come out
 //! of [`Router::poll_action`] as [`Action`]s. See the [crate docs](crate) for the protocol in prose.
 //!
-//! Files: `router.rs` (state and API), `data.rs` (payload path), `repair.rs` (digests, grafts,
-//! prunes, acks, sync, neighbour changes, gaps), `stream.rs` (per-stream watermark, reorder buffer,
+//! Files: `router.rs` (state and API), `data.rs` (payload path), `authenticity.rs` (manifests and
+//! unproven payloads), `repair.rs` (digests, grafts, prunes, acks, sync, neighbour changes, gaps), `stream.rs` (per-stream watermark, reorder buffer,
 //! retention), `peer.rs` (per-link state), `retention.rs` (global retention order), `ids.rs`,
 //! `message.rs`, `action.rs`, `config.rs`, `counters.rs`, `map.rs`.
 
 mod action;
+mod authenticity;
 mod config;
 mod counters;
 mod data;
@@ -21,6 +22,8 @@ mod retention;
 mod router;
 mod stream;
 
+#[cfg(test)]
+mod authenticity_tests;
 #[cfg(test)]
 mod tests;
 

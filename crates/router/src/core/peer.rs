@@ -14,6 +14,17 @@ pub(crate) struct SentMark {
     pub(crate) sent_hi: u64,
     /// Its latest cumulative acknowledgement.
     pub(crate) acked: u64,
+    /// The run of sequence numbers covered by the last manifest sent to it (`0..=0`, which covers no
+    /// message: none yet). A `Data` outside it needs its manifest sent first.
+    pub(crate) proof_first: u64,
+    pub(crate) proof_last: u64,
+}
+
+impl SentMark {
+    /// Whether the last manifest sent covers `seq`.
+    fn proves(&self, seq: u64) -> bool {
+        self.proof_first <= seq && seq <= self.proof_last
+    }
 }
 
 /// One neighbour.
@@ -90,9 +101,23 @@ impl Peer {
         self.asked.iter().any(|r| r.stream == stream && r.first <= seq && seq <= r.last)
     }
 
-    /// Records that `seq` of `stream` was pushed.
-    pub(crate) fn note_sent(&mut self, stream: StreamId, seq: u64) {
+    /// Records that `seq` of `stream`, covered by the manifest `first..=last`, is being pushed.
+    /// Returns true when that manifest must go first: it is not the last one sent to this peer.
+    pub(crate) fn note_sent(&mut self, stream: StreamId, seq: u64, (first, last): (u64, u64)) -> bool {
         let mark = self.sent.entry(stream).or_default();
         mark.sent_hi = mark.sent_hi.max(seq);
+        if mark.proves(seq) {
+            return false;
+        }
+        (mark.proof_first, mark.proof_last) = (first, last);
+        true
+    }
+
+    /// Forgets which manifests were sent for `stream`: the next payload goes with its manifest again
+    /// (the peer asked for payloads, so it may lack what proves them).
+    pub(crate) fn resend_proofs(&mut self, stream: StreamId) {
+        if let Some(mark) = self.sent.get_mut(&stream) {
+            (mark.proof_first, mark.proof_last) = (0, 0);
+        }
     }
 }

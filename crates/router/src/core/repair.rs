@@ -157,7 +157,7 @@ impl<R: rand::Rng> Router<R> {
     /// Notes that `from` holds `first..=last` of `stream` (digest, ack or out-of-window payload): if we
     /// lack some of it, remember `from` as a source and arm the graft timer. Creates the stream if new
     /// (`adopt`), starting from the first announced message.
-    fn note_announced(&mut self, from: NodeId, range: SeqRange, adopt: bool, now: Instant) {
+    pub(crate) fn note_announced(&mut self, from: NodeId, range: SeqRange, adopt: bool, now: Instant) {
         let stream = range.stream;
         if stream.origin == self.me && stream.epoch == self.own.epoch {
             return;
@@ -339,9 +339,11 @@ impl<R: rand::Rng> Router<R> {
         if !self.peers.contains_key(&from) {
             return;
         }
-        if eager {
-            if let Some(p) = self.peers.get_mut(&from) {
-                p.eager = true;
+        if let Some(p) = self.peers.get_mut(&from) {
+            p.eager |= eager;
+            // It lacks these payloads, so perhaps their manifests too: send each again first.
+            for range in want {
+                p.resend_proofs(range.stream);
             }
         }
         let mut budget = self.config.max_serve_per_request;
@@ -364,7 +366,7 @@ impl<R: rand::Rng> Router<R> {
             let mut seq = a;
             while seq <= b && budget > 0 {
                 if let Some(held) = state.get(seq) {
-                    batch.push((seq, held.wire_hops, held.payload.clone()));
+                    batch.push((seq, held.wire_hops, held.payload.clone(), held.proof.clone()));
                 }
                 budget -= 1;
                 seq += 1;
@@ -374,15 +376,17 @@ impl<R: rand::Rng> Router<R> {
             if budget == 0 {
                 break;
             }
-            batch.push((seq, held.wire_hops, held.payload.clone()));
+            batch.push((seq, held.wire_hops, held.payload.clone(), held.proof.clone()));
             budget -= 1;
         }
-        for (seq, hops, payload) in batch {
+        for (seq, hops, payload, proof) in batch {
             self.counters.resends += 1;
             self.counters.payloads_sent += 1;
             self.counters.payload_bytes_sent += payload.len() as u64;
-            if let Some(p) = self.peers.get_mut(&to) {
-                p.note_sent(stream, seq);
+            let Some(p) = self.peers.get_mut(&to) else { break };
+            if p.note_sent(stream, seq, (proof.first, proof.last())) {
+                self.counters.manifests_sent += 1;
+                self.send(to, Message::Manifest(proof));
             }
             self.send(to, Message::Data { stream, seq, hops, payload });
         }
@@ -443,6 +447,9 @@ impl<R: rand::Rng> Router<R> {
         }
         let per_stream = self.config.max_serve_per_request;
         for mark in marks {
+            if let Some(p) = self.peers.get_mut(&from) {
+                p.resend_proofs(mark.stream);
+            }
             if let Some(sent) = self.peers.get_mut(&from).and_then(|p| p.sent.get_mut(&mark.stream))
                 && mark.seq > sent.acked
             {

@@ -4,6 +4,7 @@
 //! neighbour changes).
 
 use std::collections::{BTreeMap, VecDeque};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -19,6 +20,7 @@ use super::message::Message;
 use super::peer::{Peer, SentMark};
 use super::retention::{LogEntry, RetentionLog};
 use super::stream::{Held, StreamState};
+use crate::proof::{HASH_LEN, Manifest, Signer, payload_hash};
 
 /// The sans-IO Plumtree router of one node. See the [module docs](crate::core) for the protocol.
 #[derive(Debug)]
@@ -54,13 +56,23 @@ pub struct Router<R> {
     /// `graft_timeout..=max_graft_timeout`, so a tree that is merely slower than the lazy links (long
     /// paths, slow hops) is not grafted around on every message.
     pub(crate) tree_lag: Duration,
+    /// Signs our manifests and checks everyone else's.
+    pub(crate) signer: Arc<dyn Signer>,
+    /// Our own messages waiting for their manifest: numbered, not yet sent or retained. The first
+    /// is sequence number `next_seq - batch.len()`.
+    pub(crate) batch: Vec<Bytes>,
+    /// A `Timer::Seal` is pending.
+    pub(crate) seal_armed: bool,
+    /// Bytes of pending manifests over all streams (`StreamState::proof_bytes` summed).
+    pub(crate) proof_bytes: usize,
 }
 
 impl<R: Rng> Router<R> {
-    /// A router for node `me`, whose own stream is `(me, epoch)`. Pick `epoch` at random per start of
-    /// the node. Panics if `config` is invalid; use [`Router::try_new`] to get the error instead.
-    pub fn new(me: NodeId, epoch: u64, config: Config, rng: R, now: Instant) -> Self {
-        match Self::try_new(me, epoch, config, rng, now) {
+    /// A router for the node that `signer` signs for, whose own stream is `(its id, epoch)`. Pick
+    /// `epoch` at random per start of the node. Panics if `config` is invalid; use
+    /// [`Router::try_new`] to get the error instead.
+    pub fn new(signer: Arc<dyn Signer>, epoch: u64, config: Config, rng: R, now: Instant) -> Self {
+        match Self::try_new(signer, epoch, config, rng, now) {
             Ok(router) => router,
             Err(err) => panic!("invalid router config: {err}"),
         }
@@ -68,7 +80,7 @@ impl<R: Rng> Router<R> {
 
     /// Like [`Router::new`], returning the validation error of an invalid `config`.
     pub fn try_new(
-        me: NodeId,
+        signer: Arc<dyn Signer>,
         epoch: u64,
         config: Config,
         mut rng: R,
@@ -76,9 +88,11 @@ impl<R: Rng> Router<R> {
     ) -> Result<Self, InvalidConfig> {
         config.validate()?;
         let hasher = KeyedState(rng.random());
+        let me = signer.node_id();
         let own = StreamId { origin: me, epoch };
         let mut streams = KeyedMap::with_hasher(hasher);
         let mut own_state = StreamState::new(0, now);
+        own_state.provisional = false;
         // No neighbours yet: nobody to hold anything for (`settled_mark` of no neighbours).
         own_state.settled = u64::MAX;
         streams.insert(own, own_state);
@@ -102,6 +116,10 @@ impl<R: Rng> Router<R> {
             ack_pending: 0,
             prune_origin: None,
             tree_lag: Duration::ZERO,
+            signer,
+            batch: Vec::new(),
+            seal_armed: false,
+            proof_bytes: 0,
         };
         Ok(router)
     }
@@ -109,6 +127,11 @@ impl<R: Rng> Router<R> {
     /// This node's id.
     pub fn node_id(&self) -> NodeId {
         self.me
+    }
+
+    /// What signs this node's manifests and checks everyone else's.
+    pub fn signer(&self) -> &Arc<dyn Signer> {
+        &self.signer
     }
 
     /// This node's own stream.
@@ -128,22 +151,53 @@ impl<R: Rng> Router<R> {
 
     /// Broadcasts `payload` to every node. Returns its id. The origin does not deliver its own messages
     /// to itself.
+    ///
+    /// The message is numbered at once and sent when its batch is signed: when the batch is full
+    /// (`Config::max_batch_len`), at [`Router::seal_broadcasts`], or `Config::max_batch_delay` after
+    /// the batch's first message, whichever comes first.
     pub fn broadcast(&mut self, payload: Bytes, now: Instant) -> MessageId {
         let seq = self.next_seq;
         self.next_seq += 1;
         self.counters.broadcasts += 1;
-        let own = self.own;
-        let held = Held { payload: payload.clone(), wire_hops: 0 };
-        if let Some(state) = self.streams.get_mut(&own) {
-            state.delivered = seq;
-            state.known_hi = seq;
-            state.last_active = now;
-            state.retain(seq, held);
+        self.batch.push(payload);
+        if self.batch.len() >= self.config.max_batch_len {
+            self.seal_broadcasts(now);
+        } else if !self.seal_armed {
+            self.seal_armed = true;
+            let at = now + self.config.max_batch_delay;
+            self.actions.push_back(Action::SetTimer { at, timer: Timer::Seal });
         }
-        self.log_retained(own, seq, payload.len(), now);
+        MessageId { stream: self.own, seq }
+    }
+
+    /// Signs the batch of broadcasts waiting for their manifest, and sends them. A driver calls it
+    /// once it has handed in every broadcast waiting: a burst of broadcasts then shares one
+    /// signature, and a lone broadcast waits for no other.
+    pub fn seal_broadcasts(&mut self, now: Instant) {
+        if self.batch.is_empty() {
+            return;
+        }
+        let batch = std::mem::take(&mut self.batch);
+        let own = self.own;
+        let first = self.next_seq - batch.len() as u64;
+        let mut hashes = Vec::with_capacity(batch.len() * HASH_LEN);
+        for payload in &batch {
+            hashes.extend_from_slice(&payload_hash(payload));
+        }
+        let proof = Arc::new(Manifest::sign(&*self.signer, own, first, hashes.into()));
+        self.counters.manifests_signed += 1;
         self.note_origin(own.origin, now);
-        self.forward(own, seq, 0, &payload, None, now);
-        MessageId { stream: own, seq }
+        for (seq, payload) in (first..).zip(batch) {
+            let held = Held { payload: payload.clone(), wire_hops: 0, proof: proof.clone() };
+            if let Some(state) = self.streams.get_mut(&own) {
+                state.delivered = seq;
+                state.known_hi = seq;
+                state.last_active = now;
+                state.retain(seq, held);
+            }
+            self.log_retained(own, seq, payload.len(), now);
+            self.forward(own, seq, 0, &payload, &proof, None, now);
+        }
     }
 
     /// Hands in one message received from neighbour `from` (already converted by [`crate::wire`]).
@@ -157,6 +211,7 @@ impl<R: Rng> Router<R> {
             Message::Prune => self.on_prune(from),
             Message::Ack { marks } => self.on_ack(from, &marks, now),
             Message::Sync { marks } => self.on_sync(from, &marks, now),
+            Message::Manifest(manifest) => self.on_manifest(from, manifest, now),
         }
     }
 
@@ -190,6 +245,10 @@ impl<R: Rng> Router<R> {
                 if !self.retention.is_empty() || self.streams.len() > 1 {
                     self.arm_sweep(now);
                 }
+            }
+            Timer::Seal => {
+                self.seal_armed = false;
+                self.seal_broadcasts(now);
             }
             Timer::Graft { stream, generation } => self.on_graft_timer(stream, generation, now),
             Timer::Gap { stream, generation } => self.on_gap_timer(stream, generation, now),
@@ -372,6 +431,7 @@ impl<R: Rng> Router<R> {
     pub(crate) fn forget_stream(&mut self, id: StreamId) {
         if let Some(state) = self.streams.remove(&id) {
             self.buffered_total -= state.buffer.len();
+            self.proof_bytes -= state.proof_bytes;
             self.counters.streams_evicted += 1;
             for peer in self.peers.values_mut() {
                 peer.sent.remove(&id);

@@ -1,23 +1,39 @@
 //! Receive-side state of one stream: the delivery watermark (which is also the dedup window), the
-//! bounded reorder buffer, the retention cache of delivered payloads, and what repair is under way.
+//! bounded reorder buffer, the retention cache of delivered payloads, the verified manifests of what
+//! is not delivered yet, and what repair is under way.
 //!
 //! Dedup is O(1) for the common case: a message is *held* when `seq <= delivered` (one comparison) or
 //! when it sits in the small reorder buffer. No per-message id set is kept.
 
 use std::collections::{BTreeMap, VecDeque};
+use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::Bytes;
 use dotray_codec::NodeId;
 
 use super::ids::{SeqRange, StreamId};
+use crate::proof::Manifest;
 
-/// A payload held by a stream, with the hop count to put on the wire when sending it on.
+/// A payload held by a stream, with the hop count to put on the wire when sending it on and the
+/// manifest that proves it (sent ahead of it to any peer that has not had it).
 #[derive(Debug, Clone)]
 pub(crate) struct Held {
     pub(crate) payload: Bytes,
     /// Hops for an outgoing `Data`: 0 for our own messages, received hops + 1 otherwise.
     pub(crate) wire_hops: u32,
+    pub(crate) proof: Arc<Manifest>,
+}
+
+/// What became of a verified manifest offered to a stream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Stored {
+    /// Kept: the payloads it covers can now be checked.
+    Kept,
+    /// It contradicts a manifest already held (the origin signed two versions): the first stands.
+    Contradicts,
+    /// Over the stream's proof budget.
+    OverBudget,
 }
 
 /// What a received sequence number means for a stream.
@@ -77,6 +93,14 @@ pub(crate) struct StreamState {
     /// date by `Router::refresh_settled` whenever an acknowledgement or the neighbour set changes, so
     /// that releasing settled payloads costs one lookup per payload rather than one per neighbour.
     pub(crate) settled: u64,
+    /// Verified manifests covering messages not delivered yet, by first sequence number (disjoint).
+    pub(crate) proofs: BTreeMap<u64, Arc<Manifest>>,
+    /// Bytes of `proofs` ([`Manifest::size`]).
+    pub(crate) proof_bytes: usize,
+    /// Nothing of this stream was delivered yet, and its watermark came from a claim nobody proved
+    /// (a digest, a `Sync`, a manifest's position): the first proven payload may move it. See
+    /// `Router::reanchor`.
+    pub(crate) provisional: bool,
 }
 
 impl StreamState {
@@ -101,7 +125,56 @@ impl StreamState {
             repaired: None,
             settled: 0,
             grafted_to: None,
+            proofs: BTreeMap::new(),
+            proof_bytes: 0,
+            provisional: true,
         }
+    }
+
+    /// The verified manifest covering `seq`, if held (pending manifests only: delivered messages
+    /// carry theirs in [`Held`]).
+    pub(crate) fn proof_for(&self, seq: u64) -> Option<&Arc<Manifest>> {
+        self.proofs.range(..=seq).next_back().map(|(_, m)| m).filter(|m| m.covers(seq))
+    }
+
+    /// Whether an identical manifest is held already (then its signature need not be checked again).
+    pub(crate) fn holds_proof(&self, manifest: &Manifest) -> bool {
+        self.proofs.get(&manifest.first).is_some_and(|held| **held == *manifest)
+    }
+
+    /// Keeps a verified manifest, unless it overlaps one held or the stream's proofs would exceed
+    /// `budget` bytes.
+    pub(crate) fn store_proof(&mut self, manifest: Arc<Manifest>, budget: usize) -> Stored {
+        // Held manifests are disjoint, so only the one starting last at or before our end can overlap.
+        let overlaps = self
+            .proofs
+            .range(..=manifest.last())
+            .next_back()
+            .is_some_and(|(_, m)| m.last() >= manifest.first);
+        if overlaps {
+            return Stored::Contradicts;
+        }
+        let size = manifest.size();
+        if self.proof_bytes + size > budget {
+            return Stored::OverBudget;
+        }
+        self.proof_bytes += size;
+        self.proofs.insert(manifest.first, manifest);
+        Stored::Kept
+    }
+
+    /// Drops the pending manifests whose every message is `<= seq` (delivered, or given up as lost).
+    /// Returns the bytes freed.
+    pub(crate) fn release_proofs_through(&mut self, seq: u64) -> usize {
+        let mut freed = 0;
+        while let Some(entry) = self.proofs.first_entry() {
+            if entry.get().last() > seq {
+                break;
+            }
+            freed += entry.remove().size();
+        }
+        self.proof_bytes -= freed;
+        freed
     }
 
     /// Classifies an arriving sequence number against the watermark, the buffer and the window.

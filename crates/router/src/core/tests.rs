@@ -7,26 +7,48 @@ use dotray_codec::NodeId;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
-use super::*;
+use std::sync::Arc;
 
-fn id(n: u8) -> NodeId {
+use super::*;
+use crate::proof::{InsecureSigner, Manifest, payload_hash};
+
+pub(super) fn id(n: u8) -> NodeId {
     NodeId::from_bytes([n; 32])
 }
 
-fn stream(n: u8) -> StreamId {
+pub(super) fn stream(n: u8) -> StreamId {
     StreamId { origin: id(n), epoch: 7 }
 }
 
-fn config() -> Config {
-    Config::default()
+/// Batches of one: a broadcast is signed and sent at once, as a driver that seals after every
+/// broadcast would.
+pub(super) fn config() -> Config {
+    Config { max_batch_len: 1, ..Config::default() }
 }
 
-fn router(me: u8, now: Instant) -> Router<ChaCha8Rng> {
-    Router::new(id(me), 7, config(), ChaCha8Rng::seed_from_u64(u64::from(me)), now)
+pub(super) fn router(me: u8, now: Instant) -> Router<ChaCha8Rng> {
+    Router::new(InsecureSigner::new(id(me)), 7, config(), ChaCha8Rng::seed_from_u64(u64::from(me)), now)
+}
+
+/// A manifest of `stream`'s origin covering `seq` alone, with this payload.
+pub(super) fn proof_of(stream: StreamId, seq: u64, payload: &[u8]) -> Message {
+    let hash = Bytes::copy_from_slice(&payload_hash(payload));
+    Message::Manifest(Arc::new(Manifest::sign(&*InsecureSigner::new(stream.origin), stream, seq, hash)))
+}
+
+/// Hands `message` to `r` as `from` sends it: a `Data` goes after a manifest proving it, as the
+/// protocol wants (a proof for one message; real origins batch).
+pub(super) fn feed(r: &mut Router<ChaCha8Rng>, from: NodeId, message: Message, now: Instant) {
+    if let Message::Data { stream, seq, payload, .. } = &message
+        && (1..=MAX_SEQ).contains(seq)
+    {
+        r.handle_message(from, proof_of(*stream, *seq, payload), now);
+    }
+    r.handle_message(from, message, now);
 }
 
 /// Node 1's router with `peers` as neighbours, the actions of their arrival already drained.
-fn router_with_neighbours(now: Instant, peers: &[u8]) -> Router<ChaCha8Rng> {
+pub(super) fn router_with_neighbours(now: Instant, peers: &[u8]) -> Router<ChaCha8Rng> {
     let mut r = router(1, now);
     for &peer in peers {
         r.handle_neighbour_up(id(peer), now);
@@ -35,21 +57,23 @@ fn router_with_neighbours(now: Instant, peers: &[u8]) -> Router<ChaCha8Rng> {
     r
 }
 
-fn drain(r: &mut Router<ChaCha8Rng>) -> Vec<Action> {
+pub(super) fn drain(r: &mut Router<ChaCha8Rng>) -> Vec<Action> {
     std::iter::from_fn(|| r.poll_action()).collect()
 }
 
-fn sends(actions: &[Action]) -> Vec<(NodeId, Message)> {
+/// The messages `actions` send, manifests left out (`manifests` lists those).
+pub(super) fn sends(actions: &[Action]) -> Vec<(NodeId, Message)> {
     actions
         .iter()
         .flat_map(|a| match a {
+            Action::Send { message: Message::Manifest(_), .. } => Vec::new(),
             Action::Send { to, message } => to.iter().map(|to| (*to, message.clone())).collect(),
             _ => Vec::new(),
         })
         .collect()
 }
 
-fn deliveries(actions: &[Action]) -> Vec<u64> {
+pub(super) fn deliveries(actions: &[Action]) -> Vec<u64> {
     actions
         .iter()
         .filter_map(|a| match a {
@@ -60,7 +84,7 @@ fn deliveries(actions: &[Action]) -> Vec<u64> {
 }
 
 /// The timers `actions` set, housekeeping (`Timer::Sweep`) left out.
-fn timers(actions: &[Action]) -> Vec<(Instant, Timer)> {
+pub(super) fn timers(actions: &[Action]) -> Vec<(Instant, Timer)> {
     actions
         .iter()
         .filter_map(|a| match a {
@@ -99,7 +123,7 @@ fn housekeeping_runs_only_while_there_is_something_to_sweep() {
     assert!(at >= now + r.config().retention_time, "stopped while payloads were retained");
 }
 
-fn data(s: StreamId, seq: u64) -> Message {
+pub(super) fn data(s: StreamId, seq: u64) -> Message {
     Message::Data { stream: s, seq, hops: 0, payload: Bytes::from(vec![seq as u8; 4]) }
 }
 
@@ -146,7 +170,7 @@ fn broadcast_pushes_to_eager_peers_and_batches_digests_for_lazy_ones() {
 fn relays_a_new_payload_to_other_eager_peers_with_one_more_hop() {
     let now = Instant::now();
     let mut r = router_with_neighbours(now, &[2, 3]);
-    r.handle_message(id(2), data(stream(9), 1), now);
+    feed(&mut r, id(2), data(stream(9), 1), now);
     let actions = drain(&mut r);
     assert_eq!(
         sends(&actions),
@@ -167,9 +191,9 @@ fn relays_a_new_payload_to_other_eager_peers_with_one_more_hop() {
 fn duplicate_payload_prunes_its_link() {
     let now = Instant::now();
     let mut r = router_with_neighbours(now, &[2, 3]);
-    r.handle_message(id(2), data(stream(9), 1), now);
+    feed(&mut r, id(2), data(stream(9), 1), now);
     drain(&mut r);
-    r.handle_message(id(3), data(stream(9), 1), now);
+    feed(&mut r, id(3), data(stream(9), 1), now);
     let actions = drain(&mut r);
     assert_eq!(sends(&actions), vec![(id(3), Message::Prune)]);
     assert!(deliveries(&actions).is_empty(), "a duplicate is never delivered");
@@ -187,29 +211,29 @@ fn only_duplicates_of_the_pruning_origin_prune() {
     }
     drain(&mut r);
     // Origin 9 is heard first: the pruning origin. Origin 5 (a smaller id) then takes over.
-    r.handle_message(id(2), data(stream(9), 1), now);
+    feed(&mut r, id(2), data(stream(9), 1), now);
     drain(&mut r);
     assert_eq!(r.prune_origin, Some((id(9), now)));
     let t = now + Duration::from_millis(10);
-    r.handle_message(id(2), data(stream(5), 1), t);
+    feed(&mut r, id(2), data(stream(5), 1), t);
     drain(&mut r);
     assert_eq!(r.prune_origin, Some((id(5), t)));
     // A duplicate from another origin changes nothing: the link stays eager, no prune is sent.
-    r.handle_message(id(3), data(stream(9), 1), t);
+    feed(&mut r, id(3), data(stream(9), 1), t);
     assert!(sends(&drain(&mut r)).is_empty(), "a duplicate of another origin does not prune");
     assert_eq!(r.counters().duplicates, 1);
     assert_eq!(r.counters().duplicates_eager, 1);
     // A duplicate of the pruning origin prunes its link, on both sides.
-    r.handle_message(id(3), data(stream(5), 1), t);
+    feed(&mut r, id(3), data(stream(5), 1), t);
     assert_eq!(sends(&drain(&mut r)), vec![(id(3), Message::Prune)]);
     assert_eq!(r.topology(), Topology { eager: vec![id(2), id(4)], lazy: vec![id(3)] });
     // Once origin 5 has been silent for `prune_origin_timeout`, the next origin heard takes over,
     // even with a larger id.
     let later = t + config().prune_origin_timeout + Duration::from_millis(1);
-    r.handle_message(id(2), data(stream(9), 2), later);
+    feed(&mut r, id(2), data(stream(9), 2), later);
     drain(&mut r);
     assert_eq!(r.prune_origin, Some((id(9), later)));
-    r.handle_message(id(4), data(stream(9), 2), later);
+    feed(&mut r, id(4), data(stream(9), 2), later);
     assert_eq!(sends(&drain(&mut r)), vec![(id(4), Message::Prune)]);
 }
 
@@ -242,7 +266,7 @@ fn digest_of_a_missing_message_leads_to_a_graft_after_the_timeout() {
     assert_eq!(r.counters().grafts_sent, 2);
     // Answered: the payloads are delivered in order and the timer goes stale.
     for seq in 1..=3 {
-        r.handle_message(id(2), data(stream(9), seq), retry_at);
+        feed(&mut r, id(2), data(stream(9), seq), retry_at);
     }
     assert_eq!(deliveries(&drain(&mut r)), vec![1, 2, 3]);
     r.handle_timer(retry, retry_at + Duration::from_millis(40));
@@ -256,7 +280,7 @@ fn a_payload_arriving_before_the_graft_timeout_cancels_the_graft() {
     let range = SeqRange::single(stream(9), 1);
     r.handle_message(id(3), Message::IHave { ranges: vec![range], hops: 0 }, now);
     let [(at, timer)] = timers(&drain(&mut r))[..] else { panic!("one graft timer") };
-    r.handle_message(id(2), data(stream(9), 1), now + Duration::from_millis(10));
+    feed(&mut r, id(2), data(stream(9), 1), now + Duration::from_millis(10));
     drain(&mut r);
     r.handle_timer(timer, at);
     assert!(sends(&drain(&mut r)).is_empty());
@@ -272,7 +296,7 @@ fn the_graft_timeout_adapts_to_a_tree_that_is_slower_than_the_digests() {
     let ihave = |seq| Message::IHave { ranges: vec![SeqRange::single(stream(9), seq)], hops: 0 };
     r.handle_message(id(3), ihave(1), now);
     let t = now + Duration::from_millis(800);
-    r.handle_message(id(2), data(stream(9), 1), t);
+    feed(&mut r, id(2), data(stream(9), 1), t);
     drain(&mut r);
     // Smoothed lag 400 ms: the next graft waits twice that instead of `graft_timeout` (400 ms).
     r.handle_message(id(3), ihave(2), t);
@@ -312,7 +336,7 @@ fn graft_is_answered_from_retention_and_makes_the_link_eager() {
 fn graft_answers_are_capped_per_request() {
     let now = Instant::now();
     let cfg = Config { max_serve_per_request: 2, ..config() };
-    let mut r = Router::new(id(1), 7, cfg, ChaCha8Rng::seed_from_u64(1), now);
+    let mut r = Router::new(InsecureSigner::new(id(1)), 7, cfg, ChaCha8Rng::seed_from_u64(1), now);
     r.handle_neighbour_up(id(2), now);
     for _ in 0..5 {
         r.broadcast(Bytes::from_static(b"x"), now);
@@ -402,7 +426,7 @@ fn sync_of_an_unknown_old_stream_fetches_only_the_recent_backfill() {
     let want = vec![SeqRange { stream: stream(1), first: 1_000_000 - backfill + 1, last: 1_000_000 }];
     assert_eq!(sends(&drain(&mut b)), vec![(id(1), Message::Graft { want, eager: true })]);
     for seq in 1_000_000 - backfill + 1..=1_000_001 {
-        b.handle_message(id(1), data(stream(1), seq), now);
+        feed(&mut b, id(1), data(stream(1), seq), now);
     }
     let delivered = deliveries(&drain(&mut b));
     assert_eq!(delivered.first(), Some(&(1_000_000 - backfill + 1)));
@@ -413,10 +437,10 @@ fn sync_of_an_unknown_old_stream_fetches_only_the_recent_backfill() {
 fn out_of_order_payloads_wait_for_the_hole_and_are_delivered_in_order() {
     let now = Instant::now();
     let mut r = router_with_neighbours(now, &[2]);
-    r.handle_message(id(2), data(stream(9), 3), now);
-    r.handle_message(id(2), data(stream(9), 2), now);
+    feed(&mut r, id(2), data(stream(9), 3), now);
+    feed(&mut r, id(2), data(stream(9), 2), now);
     assert!(deliveries(&drain(&mut r)).is_empty());
-    r.handle_message(id(2), data(stream(9), 1), now);
+    feed(&mut r, id(2), data(stream(9), 1), now);
     assert_eq!(deliveries(&drain(&mut r)), vec![1, 2, 3]);
     assert_eq!(r.watermark(&stream(9)), Some(3));
 }
@@ -425,8 +449,8 @@ fn out_of_order_payloads_wait_for_the_hole_and_are_delivered_in_order() {
 /// hole 2..=3. Returns the router and the actions of the two arrivals.
 fn hole_2_to_3(now: Instant) -> (Router<ChaCha8Rng>, Vec<Action>) {
     let mut r = router_with_neighbours(now, &[2]);
-    r.handle_message(id(2), data(stream(9), 1), now);
-    r.handle_message(id(2), data(stream(9), 4), now);
+    feed(&mut r, id(2), data(stream(9), 1), now);
+    feed(&mut r, id(2), data(stream(9), 4), now);
     let actions = drain(&mut r);
     (r, actions)
 }
@@ -461,8 +485,8 @@ fn no_gap_is_reported_while_alone_and_the_clock_restarts_with_the_first_neighbou
     r.handle_timer(stale, stale_at);
     assert!(!drain(&mut r).iter().any(|a| matches!(a, Action::Event(Event::Gap { .. }))));
     // The new neighbour serves the hole in time: everything is delivered, nothing reported lost.
-    r.handle_message(id(3), data(stream(9), 2), back);
-    r.handle_message(id(3), data(stream(9), 3), back);
+    feed(&mut r, id(3), data(stream(9), 2), back);
+    feed(&mut r, id(3), data(stream(9), 3), back);
     assert_eq!(deliveries(&drain(&mut r)), vec![2, 3, 4]);
     r.handle_timer(fresh, fresh_at);
     drain(&mut r);
@@ -491,7 +515,7 @@ fn a_hole_that_cannot_be_filled_becomes_a_gap_event_then_delivery_continues() {
     assert_eq!(r.counters().gaps, 1);
     assert_eq!(r.counters().gap_messages, 2);
     // A late copy of a message reported lost is not delivered.
-    r.handle_message(id(2), data(stream(9), 2), at);
+    feed(&mut r, id(2), data(stream(9), 2), at);
     assert!(deliveries(&drain(&mut r)).is_empty());
 }
 
@@ -520,14 +544,14 @@ fn congestion_demotes_the_peer_and_reoffers_what_it_may_have_missed() {
 fn a_forged_far_future_sequence_number_creates_no_state_and_blocks_nothing() {
     let now = Instant::now();
     let mut r = router_with_neighbours(now, &[2, 3]);
-    r.handle_message(id(2), data(stream(9), 1), now);
+    feed(&mut r, id(2), data(stream(9), 1), now);
     drain(&mut r);
-    r.handle_message(id(3), data(stream(9), 1 << 60), now);
+    feed(&mut r, id(3), data(stream(9), 1 << 60), now);
     let actions = drain(&mut r);
     assert_eq!(r.counters().dropped_ahead, 1);
     assert!(sends(&actions).iter().all(|(_, m)| !matches!(m, Message::Data { .. })), "not relayed");
     // Real messages keep flowing.
-    r.handle_message(id(2), data(stream(9), 2), now);
+    feed(&mut r, id(2), data(stream(9), 2), now);
     assert_eq!(deliveries(&drain(&mut r)), vec![2]);
     // The forged claim is dropped after one gap timeout of unanswered grafts, with no gap event.
     let mut t = now;
@@ -548,7 +572,8 @@ fn a_forged_far_future_sequence_number_creates_no_state_and_blocks_nothing() {
 fn data_of_our_own_stream_that_we_never_sent_is_a_violation() {
     let now = Instant::now();
     let mut r = router_with_neighbours(now, &[2]);
-    r.handle_message(id(2), data(r.own_stream(), 5), now);
+    let own = r.own_stream();
+    feed(&mut r, id(2), data(own, 5), now);
     let actions = drain(&mut r);
     assert!(actions.iter().any(|a| matches!(a, Action::Violation { peer, .. } if *peer == id(2))));
     assert!(deliveries(&actions).is_empty());
@@ -576,14 +601,14 @@ fn sequence_numbers_beyond_max_seq_are_violations_and_digests_are_cut_there() {
     // The largest possible message is taken (with the backfill before it), and the stream ends there
     // without overflowing.
     let backfill = r.config().backfill_new_stream;
-    r.handle_message(id(2), data(stream(9), MAX_SEQ), now);
+    feed(&mut r, id(2), data(stream(9), MAX_SEQ), now);
     assert!(!violation(&drain(&mut r)));
     for seq in MAX_SEQ - backfill..MAX_SEQ {
-        r.handle_message(id(2), data(stream(9), seq), now);
+        feed(&mut r, id(2), data(stream(9), seq), now);
     }
     assert_eq!(deliveries(&drain(&mut r)).last(), Some(&MAX_SEQ));
     assert_eq!(r.watermark(&stream(9)), Some(MAX_SEQ));
-    r.handle_message(id(2), data(stream(9), MAX_SEQ), now);
+    feed(&mut r, id(2), data(stream(9), MAX_SEQ), now);
     drain(&mut r);
     // A digest reaching past `MAX_SEQ` is cut; one entirely beyond it is ignored.
     let ihave =
@@ -605,7 +630,7 @@ fn acks_are_batched_on_a_timer_and_carry_watermarks() {
     let now = Instant::now();
     let mut r = router_with_neighbours(now, &[2]);
     for seq in 1..=3 {
-        r.handle_message(id(2), data(stream(9), seq), now);
+        feed(&mut r, id(2), data(stream(9), seq), now);
     }
     let actions = drain(&mut r);
     let ack_timers: Vec<_> = timers(&actions).into_iter().filter(|(_, t)| *t == Timer::Ack).collect();
@@ -624,7 +649,7 @@ fn payloads_of_a_neighbours_own_stream_settle_without_its_ack() {
     // stream; once 3 acks, the payloads are held by every neighbour and go beyond the settled budget.
     let now = Instant::now();
     let mut r = Router::new(
-        id(1),
+        InsecureSigner::new(id(1)),
         7,
         Config { retention_settled_max_bytes: 4, ..config() },
         ChaCha8Rng::seed_from_u64(1),
@@ -633,7 +658,7 @@ fn payloads_of_a_neighbours_own_stream_settle_without_its_ack() {
     r.handle_neighbour_up(id(2), now);
     r.handle_neighbour_up(id(3), now);
     for seq in 1..=3 {
-        r.handle_message(id(2), data(stream(2), seq), now);
+        feed(&mut r, id(2), data(stream(2), seq), now);
     }
     drain(&mut r);
     let want = vec![SeqRange { stream: stream(2), first: 1, last: 3 }];
@@ -658,17 +683,17 @@ fn payloads_of_a_neighbours_own_stream_settle_without_its_ack() {
 fn tracked_streams_are_bounded() {
     let now = Instant::now();
     let cfg = Config { max_streams: 3, ..config() };
-    let mut r = Router::new(id(1), 7, cfg, ChaCha8Rng::seed_from_u64(1), now);
+    let mut r = Router::new(InsecureSigner::new(id(1)), 7, cfg, ChaCha8Rng::seed_from_u64(1), now);
     r.handle_neighbour_up(id(2), now);
     for n in 10..20 {
-        r.handle_message(id(2), data(stream(n), 1), now);
+        feed(&mut r, id(2), data(stream(n), 1), now);
     }
     drain(&mut r);
     assert_eq!(r.stream_count(), 3);
     assert_eq!(r.counters().streams_refused, 8);
     // Once the old streams have been idle past retention, new ones evict them.
     let later = now + r.config().retention_time + Duration::from_secs(1);
-    r.handle_message(id(2), data(stream(30), 1), later);
+    feed(&mut r, id(2), data(stream(30), 1), later);
     assert_eq!(r.counters().streams_evicted, 1);
     assert_eq!(r.watermark(&stream(30)), Some(1));
 }
@@ -695,7 +720,7 @@ fn a_much_shorter_path_in_a_single_stream_digest_replaces_the_tree_link() {
     drain(&mut r);
     // The tree brings message 1 of origin 9 over 10 hops through neighbour 2.
     let far = Message::Data { stream: stream(9), seq: 1, hops: 10, payload: Bytes::from_static(b"x") };
-    r.handle_message(id(2), far, now);
+    feed(&mut r, id(2), far, now);
     drain(&mut r);
     // A digest mixing streams carries only the smallest hop count of the batch: it says nothing
     // about origin 9's path, so nothing changes.
@@ -723,7 +748,7 @@ fn the_tree_copy_of_a_grafted_message_swaps_links_only_for_the_pruning_origin() 
     }
     r.handle_message(id(3), Message::Prune, now);
     // Origin 5 is the pruning origin (heard first, smallest id); origin 9 is not.
-    r.handle_message(id(2), data(stream(5), 1), now);
+    feed(&mut r, id(2), data(stream(5), 1), now);
     drain(&mut r);
     // Graft message 1 of `origin` from neighbour 3 (announced, timer fired, answered), then let the
     // tree copy arrive late from neighbour 2.
@@ -733,9 +758,9 @@ fn the_tree_copy_of_a_grafted_message_swaps_links_only_for_the_pruning_origin() 
         let [(at, timer)] = timers(&drain(r))[..] else { panic!("a graft timer") };
         r.handle_timer(timer, at);
         assert_eq!(sends(&drain(r)), vec![(id(3), Message::Graft { want: vec![range], eager: true })]);
-        r.handle_message(id(3), data(stream(origin), seq), at);
+        feed(r, id(3), data(stream(origin), seq), at);
         drain(r);
-        r.handle_message(id(2), data(stream(origin), seq), at);
+        feed(r, id(2), data(stream(origin), seq), at);
         sends(&drain(r))
     };
     // Origin 9: the late tree copy is only counted; both links stay eager.
@@ -765,7 +790,7 @@ fn settled_marks_follow_acks_syncs_and_neighbour_changes() {
             1 => r.handle_neighbour_down(peer, now),
             2..=4 => {
                 let k = rng.random_range(0..origins.len());
-                r.handle_message(peer, data(stream(origins[k]), next_seq[k]), now);
+                feed(&mut r, peer, data(stream(origins[k]), next_seq[k]), now);
                 next_seq[k] += 1;
             }
             5..=8 => {
@@ -796,12 +821,12 @@ fn a_neighbour_that_leaves_no_longer_holds_back_retention() {
     // 3 acked is held by every neighbour and goes beyond the settled budget.
     let now = Instant::now();
     let cfg = Config { retention_settled_max_bytes: 4, ..config() };
-    let mut r = Router::new(id(1), 7, cfg, ChaCha8Rng::seed_from_u64(1), now);
+    let mut r = Router::new(InsecureSigner::new(id(1)), 7, cfg, ChaCha8Rng::seed_from_u64(1), now);
     for peer in [2, 3, 4] {
         r.handle_neighbour_up(id(peer), now);
     }
     for seq in 1..=3 {
-        r.handle_message(id(2), data(stream(9), seq), now);
+        feed(&mut r, id(2), data(stream(9), seq), now);
     }
     let ack = Message::Ack { marks: vec![Watermark { stream: stream(9), seq: 3 }] };
     r.handle_message(id(2), ack.clone(), now);
@@ -841,7 +866,7 @@ fn a_digest_batch_holds_one_range_per_stream_however_the_streams_interleave() {
     // Three streams, their messages interleaved, all arriving from 2: 3 is lazy and gets digests.
     for seq in 1..=5 {
         for origin in [7, 8, 9] {
-            r.handle_message(id(2), data(stream(origin), seq), now);
+            feed(&mut r, id(2), data(stream(origin), seq), now);
         }
     }
     drain(&mut r);
@@ -875,7 +900,7 @@ fn a_long_graft_round_that_keeps_making_progress_still_asks_for_a_fresh_hole() {
             .flatten()
             .collect()
     };
-    r.handle_message(id(2), data(s, 2), now);
+    feed(&mut r, id(2), data(s, 2), now);
     let mut timer = graft_timer(&drain(&mut r)).expect("a hole arms the graft timer");
     r.handle_timer(timer, now + Duration::from_millis(1));
     assert_eq!(grafted(&drain(&mut r)), vec![SeqRange::single(s, 1)]);
@@ -886,8 +911,8 @@ fn a_long_graft_round_that_keeps_making_progress_still_asks_for_a_fresh_hole() {
         // payload after the next hole.
         let ahead = SeqRange { stream: s, first: 2 * k + 1, last: 2 * k + 2 };
         r.handle_message(id(3), Message::IHave { ranges: vec![ahead], hops: 0 }, t);
-        r.handle_message(id(3), data(s, 2 * k - 1), t);
-        r.handle_message(id(2), data(s, 2 * k + 2), t);
+        feed(&mut r, id(3), data(s, 2 * k - 1), t);
+        feed(&mut r, id(2), data(s, 2 * k + 2), t);
         timer = graft_timer(&drain(&mut r)).unwrap_or(timer);
         r.handle_timer(timer, t + Duration::from_millis(1));
         let actions = drain(&mut r);

@@ -12,7 +12,10 @@
 //! `Action::Violation` closes the connection: the neighbour goes down, as in the driver.
 //!
 //! Every payload in the script is the "true" payload of its message id ([`payload`]), so what the core
-//! hands out can be checked. After every step all actions are drained and checked:
+//! hands out can be checked. A `Data` reaches the core after the manifest that proves it (signed by
+//! its origin with [`InsecureSigner`], which the core under test uses too), unless the script says
+//! to leave it out; scripts also send manifests of their own (good or bad signatures, true or false
+//! hashes, any position and length). After every step all actions are drained and checked:
 //!
 //! * no panic;
 //! * exactly once, in order: per stream, each `Deliver` is the watermark plus one and each `Gap` starts
@@ -29,13 +32,15 @@
 #![allow(dead_code, unreachable_pub)]
 
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::{BufMut, Bytes, BytesMut};
 use dotray_codec::proto::{self, Body, BodyKind, Layer};
 use dotray_codec::{FrameCodec, NodeId};
 use dotray_router::core::{Action, Config, Event, Message, Router, SeqRange, StreamId, Timer, Watermark};
-use dotray_router::wire::{Inbound, Outbound};
+use dotray_router::proof::{InsecureSigner, Manifest, payload_hash};
+use dotray_router::wire::{Inbound, OriginAddr, Outbound};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use tokio_util::codec::Decoder;
@@ -125,9 +130,36 @@ fn marks(input: &mut Input<'_>) -> Vec<Watermark> {
     (0..n).map(|_| Watermark { stream: stream(input.u8()), seq: input.seq() }).collect()
 }
 
+/// The origin's manifest of `stream` for `first..` with the true payloads of `count` messages.
+fn true_manifest(stream: StreamId, first: u64, count: u64) -> Manifest {
+    let hashes: Vec<u8> =
+        (first..first + count).flat_map(|seq| payload_hash(&payload(stream, seq))).collect();
+    Manifest::sign(&*InsecureSigner::new(stream.origin), stream, first, hashes.into())
+}
+
+/// A manifest from the script: any stream, position and length; true or false hashes; a good or a
+/// bad signature.
+fn manifest(input: &mut Input<'_>) -> Message {
+    let stream = stream(input.u8());
+    let count = u64::from(input.u8() % 6) + 1;
+    let first = input.seq().clamp(1, dotray_router::core::MAX_SEQ - count);
+    let mut m = true_manifest(stream, first, count);
+    let b = input.u8();
+    if b & 1 == 1 {
+        let mut hashes = m.hashes.to_vec();
+        hashes[0] ^= 1;
+        m = Manifest::sign(&*InsecureSigner::new(stream.origin), stream, first, hashes.into());
+    }
+    if b & 2 == 2 {
+        m.signature[0] ^= 1;
+    }
+    Message::Manifest(Arc::new(m))
+}
+
 /// A core message with arbitrary (not necessarily valid) values.
 fn message(input: &mut Input<'_>) -> Message {
-    match input.u8() % 6 {
+    match input.u8() % 7 {
+        6 => manifest(input),
         0 => {
             let stream = stream(input.u8());
             let seq = input.seq();
@@ -165,7 +197,13 @@ fn body(input: &mut Input<'_>) -> Body {
                 _ => input.u64(),
             };
             let origin_addr = if input.u8() == 255 { "x".repeat(200) } else { "10.0.0.1:2000".to_owned() };
-            Body::StreamDecl(proto::StreamDecl { stream_ref: u32::from(b % 10), origin, epoch, origin_addr })
+            Body::StreamDecl(proto::StreamDecl {
+                stream_ref: u32::from(b % 10),
+                origin,
+                epoch,
+                origin_addr,
+                origin_signature: Bytes::new(),
+            })
         }
         1 => Body::Data(proto::Data {
             stream_ref: u32::from(input.u8() % 10),
@@ -227,8 +265,8 @@ fn config(b: u8) -> Config {
     }
 }
 
-fn addr_of(stream: &StreamId) -> String {
-    format!("10.0.0.{}:2000", stream.origin.as_bytes()[0])
+fn addr_of(stream: &StreamId) -> OriginAddr {
+    OriginAddr { addr: format!("10.0.0.{}:2000", stream.origin.as_bytes()[0]), signature: Bytes::new() }
 }
 
 /// What kind of step ran, for the checks on the `Data` it caused.
@@ -277,6 +315,8 @@ struct Harness {
     received: HashSet<(StreamId, u64)>,
     /// Peers that broke the protocol, to close after the current drain.
     violators: Vec<NodeId>,
+    /// Whether a `Data` from a neighbour goes after its manifest (the script can turn it off).
+    prove: bool,
 }
 
 impl Harness {
@@ -325,6 +365,10 @@ impl Harness {
             Message::Data { stream, seq, payload: p, .. } => {
                 *p = payload(*stream, *seq);
                 self.received.insert((*stream, *seq));
+                if self.prove && (1..=dotray_router::core::MAX_SEQ).contains(seq) {
+                    let proof = Message::Manifest(Arc::new(true_manifest(*stream, *seq, 1)));
+                    self.core.handle_message(from, proof, self.now);
+                }
                 Cause::Forward { from: Some(from), stream: *stream, seq: *seq }
             }
             Message::Graft { .. } => Cause::Serve { budget: self.config.max_serve_per_request },
@@ -524,6 +568,7 @@ impl Harness {
                 let seq = self.core.watermark(&own).unwrap_or(0) + 1;
                 let expected = payload(own, seq);
                 let id = self.core.broadcast(expected.clone(), self.now);
+                self.core.seal_broadcasts(self.now);
                 assert_eq!((id.stream, id.seq), (own, seq), "broadcast ids are consecutive from 1");
                 self.retain(own, seq, expected.len());
                 return Cause::Forward { from: None, stream: own, seq };
@@ -569,7 +614,10 @@ impl Harness {
             }
             10 => {
                 let b = input.u8();
-                if let Some(peer) = Self::pick(self.links.keys().copied(), b) {
+                if b == 255 {
+                    // From now on, payloads arrive without their manifest (or with it again).
+                    self.prove = !self.prove;
+                } else if let Some(peer) = Self::pick(self.links.keys().copied(), b) {
                     self.core.handle_congested(peer, self.now);
                 }
             }
@@ -598,8 +646,10 @@ pub fn router_handler(data: &[u8]) {
     let config = config(input.u8());
     let now = Instant::now();
     let rng = ChaCha8Rng::seed_from_u64(u64::from(input.u8()));
-    let core = Router::try_new(id(0), OWN_EPOCH, config.clone(), rng, now).expect("valid config");
+    let core = Router::try_new(InsecureSigner::new(id(0)), OWN_EPOCH, config.clone(), rng, now)
+        .expect("valid config");
     let mut harness = Harness {
+        prove: true,
         core,
         config,
         now,

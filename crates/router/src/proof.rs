@@ -1,0 +1,341 @@
+//! What proves a broadcast message to be its origin's: signed [`Manifest`]s over payload hashes, the
+//! signed origin address of a stream declaration, and the [`Signer`] that makes and checks signatures.
+//!
+//! The scheme, and what it guarantees against a hostile neighbour, is told once in the crate docs
+//! (*Only an origin can speak for its stream*). This module holds its pieces: what exactly is signed
+//! (fixed-layout messages with a domain tag, so a signature made for one purpose never verifies for
+//! another), and the two signers: [`Ed25519Signer`] for real nodes and [`InsecureSigner`] for the
+//! simulator and tests, where nobody attacks and real signatures would cost most of the run time.
+
+use std::fmt;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use dotray_codec::{NodeId, SIGNATURE_LEN, SecretKey};
+
+use crate::core::{MAX_SEQ, StreamId};
+
+/// A signature: 64 bytes (Ed25519's size; [`InsecureSigner`] fills the same shape).
+pub type Signature = [u8; SIGNATURE_LEN];
+
+/// Length of one payload hash in a manifest: a full BLAKE3 hash. Truncating it would let an origin
+/// find two payloads with one hash (equivocation nobody could see) far sooner than a forger finds a
+/// second preimage; 32 bytes rule out both.
+pub const HASH_LEN: usize = 32;
+
+/// The most messages one manifest may cover. Bounds a manifest to 32 KiB of hashes, whatever a peer
+/// sends; the origin's own batches are `Config::max_batch_len` (at most this).
+pub const MAX_MANIFEST_LEN: usize = 1_024;
+
+/// Domain tags: the first bytes of every signed message, one per kind of statement.
+const MANIFEST_TAG: &[u8; 24] = b"dotray manifest v1\0\0\0\0\0\0";
+const STREAM_DECL_TAG: &[u8; 24] = b"dotray stream decl v1\0\0\0";
+
+/// The BLAKE3 hash of a payload, as a manifest lists it.
+pub fn payload_hash(payload: &[u8]) -> [u8; HASH_LEN] {
+    *blake3::hash(payload).as_bytes()
+}
+
+/// An origin's signed statement: "messages `first`, `first + 1`, … of `stream` have these payload
+/// hashes". Shared (`Arc`) by every retained message it covers, so repairs can send it again.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Manifest {
+    /// The stream (origin and epoch).
+    pub stream: StreamId,
+    /// Sequence number of the first message covered, from 1.
+    pub first: u64,
+    /// The payload hashes, [`HASH_LEN`] bytes each, concatenated: one per message from `first` on.
+    pub hashes: Bytes,
+    /// The origin's signature over [`Manifest::signed_message`].
+    pub signature: Signature,
+}
+
+/// Why a received manifest is malformed (before any signature is checked).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ManifestError {
+    /// `first` is 0.
+    #[error("manifest starting at sequence number 0")]
+    ZeroFirst,
+    /// The hashes are not a whole number of [`HASH_LEN`]-byte hashes, or there are none.
+    #[error("manifest hashes of {0} bytes")]
+    BadHashes(usize),
+    /// More than [`MAX_MANIFEST_LEN`] hashes.
+    #[error("manifest of {0} messages exceeds the limit")]
+    TooLong(usize),
+    /// The covered run reaches past [`MAX_SEQ`].
+    #[error("manifest reaching past the largest sequence number")]
+    PastMaxSeq,
+    /// A signature that is not [`dotray_codec::SIGNATURE_LEN`] bytes.
+    #[error("signature of {0} bytes")]
+    BadSignatureLen(usize),
+}
+
+impl Manifest {
+    /// Signs a manifest of `stream` for the payloads `hashes` (concatenated), the first of them
+    /// sequence number `first`. `signer` must be the stream's origin.
+    pub fn sign(signer: &dyn Signer, stream: StreamId, first: u64, hashes: Bytes) -> Self {
+        let mut manifest = Self { stream, first, hashes, signature: [0; SIGNATURE_LEN] };
+        manifest.signature = signer.sign(&manifest.signed_message());
+        manifest
+    }
+
+    /// A manifest as received, with its shape checked (not its signature: see
+    /// [`Manifest::verify`]).
+    pub fn parse(
+        stream: StreamId,
+        first: u64,
+        hashes: Bytes,
+        signature: &[u8],
+    ) -> Result<Self, ManifestError> {
+        let signature: Signature =
+            signature.try_into().map_err(|_| ManifestError::BadSignatureLen(signature.len()))?;
+        if first == 0 {
+            return Err(ManifestError::ZeroFirst);
+        }
+        if hashes.is_empty() || hashes.len() % HASH_LEN != 0 {
+            return Err(ManifestError::BadHashes(hashes.len()));
+        }
+        let count = hashes.len() / HASH_LEN;
+        if count > MAX_MANIFEST_LEN {
+            return Err(ManifestError::TooLong(count));
+        }
+        if first.checked_add(count as u64 - 1).is_none_or(|last| last > MAX_SEQ) {
+            return Err(ManifestError::PastMaxSeq);
+        }
+        Ok(Self { stream, first, hashes, signature })
+    }
+
+    /// Number of messages covered (at least 1 for a parsed or signed manifest).
+    pub fn count(&self) -> u64 {
+        (self.hashes.len() / HASH_LEN) as u64
+    }
+
+    /// Sequence number of the last message covered.
+    pub fn last(&self) -> u64 {
+        self.first + self.count().saturating_sub(1)
+    }
+
+    /// Whether `seq` is one of the messages covered.
+    pub fn covers(&self, seq: u64) -> bool {
+        self.first <= seq && seq <= self.last()
+    }
+
+    /// The hash listed for `seq`, if covered.
+    pub fn hash_of(&self, seq: u64) -> Option<&[u8]> {
+        let index = usize::try_from(seq.checked_sub(self.first)?).ok()?;
+        self.hashes.get(index * HASH_LEN..(index + 1) * HASH_LEN)
+    }
+
+    /// Whether `payload` is what the origin signed for `seq`.
+    pub fn proves(&self, seq: u64, payload: &[u8]) -> bool {
+        self.hash_of(seq).is_some_and(|hash| hash == payload_hash(payload))
+    }
+
+    /// The bytes the origin signs: a domain tag, the stream, the first sequence number, the count, and
+    /// the BLAKE3 hash of the concatenated payload hashes (so a signature costs the same however many
+    /// messages it covers).
+    pub fn signed_message(&self) -> [u8; 24 + 32 + 8 + 8 + 8 + 32] {
+        let mut out = [0u8; 24 + 32 + 8 + 8 + 8 + 32];
+        out[..24].copy_from_slice(MANIFEST_TAG);
+        out[24..56].copy_from_slice(&self.stream.origin.to_bytes());
+        out[56..64].copy_from_slice(&self.stream.epoch.to_be_bytes());
+        out[64..72].copy_from_slice(&self.first.to_be_bytes());
+        out[72..80].copy_from_slice(&self.count().to_be_bytes());
+        out[80..].copy_from_slice(blake3::hash(&self.hashes).as_bytes());
+        out
+    }
+
+    /// Whether the stream's origin signed this manifest.
+    pub fn verify(&self, signer: &dyn Signer) -> bool {
+        signer.verify(&self.stream.origin, &self.signed_message(), &self.signature)
+    }
+
+    /// Bytes this manifest occupies, for memory bounds.
+    pub fn size(&self) -> usize {
+        std::mem::size_of::<Self>() + self.hashes.len()
+    }
+}
+
+impl fmt::Debug for Manifest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Manifest({:?}/{} {}..={})", self.stream.origin, self.stream.epoch, self.first, self.last())
+    }
+}
+
+/// The bytes an origin signs to bind its listen address to its stream (carried by every
+/// `StreamDecl`): a domain tag, the stream, and the address text.
+pub fn stream_decl_message(stream: StreamId, origin_addr: &str) -> Vec<u8> {
+    let mut out = Vec::with_capacity(24 + 32 + 8 + origin_addr.len());
+    out.extend_from_slice(STREAM_DECL_TAG);
+    out.extend_from_slice(&stream.origin.to_bytes());
+    out.extend_from_slice(&stream.epoch.to_be_bytes());
+    out.extend_from_slice(origin_addr.as_bytes());
+    out
+}
+
+/// Makes this node's signatures and checks other nodes'. The router signs its own manifests with it
+/// and verifies every manifest it relays or delivers.
+pub trait Signer: fmt::Debug + Send + Sync {
+    /// The node whose key signs: the origin of this node's stream.
+    fn node_id(&self) -> NodeId;
+    /// Signs `message` with this node's key.
+    fn sign(&self, message: &[u8]) -> Signature;
+    /// Whether `signature` is `signer`'s signature of `message`.
+    fn verify(&self, signer: &NodeId, message: &[u8], signature: &Signature) -> bool;
+}
+
+/// The signer of real nodes: Ed25519 with the node's secret key (its public key is the node id),
+/// strict verification (`dotray_codec::NodeId::verify`).
+#[derive(Debug, Clone)]
+pub struct Ed25519Signer {
+    key: SecretKey,
+}
+
+impl Ed25519Signer {
+    /// A signer with `key`; wrap it in an `Arc` to hand to the router.
+    pub fn new(key: SecretKey) -> Arc<Self> {
+        Arc::new(Self { key })
+    }
+}
+
+impl Signer for Ed25519Signer {
+    fn node_id(&self) -> NodeId {
+        self.key.node_id()
+    }
+
+    fn sign(&self, message: &[u8]) -> Signature {
+        self.key.sign(message)
+    }
+
+    fn verify(&self, signer: &NodeId, message: &[u8], signature: &Signature) -> bool {
+        signer.verify(message, signature)
+    }
+}
+
+/// A stand-in signer for the simulator and tests: a "signature" is a keyless BLAKE3 hash of the
+/// signer's id and the message, so **anyone can forge one**. It keeps every manifest, batch and repair
+/// step of the protocol running as in production (and tells a tampered manifest or payload from a
+/// good one), at a small fraction of Ed25519's cost. Never use it on a network.
+#[derive(Debug, Clone)]
+pub struct InsecureSigner {
+    id: NodeId,
+}
+
+impl InsecureSigner {
+    /// A stand-in signer for node `id`.
+    pub fn new(id: NodeId) -> Arc<Self> {
+        Arc::new(Self { id })
+    }
+
+    fn signature(signer: &NodeId, message: &[u8]) -> Signature {
+        let mut hasher = blake3::Hasher::new_derive_key("dotray insecure test signature");
+        hasher.update(&signer.to_bytes());
+        hasher.update(message);
+        let mut out = [0u8; SIGNATURE_LEN];
+        hasher.finalize_xof().fill(&mut out);
+        out
+    }
+}
+
+impl Signer for InsecureSigner {
+    fn node_id(&self) -> NodeId {
+        self.id
+    }
+
+    fn sign(&self, message: &[u8]) -> Signature {
+        Self::signature(&self.id, message)
+    }
+
+    fn verify(&self, signer: &NodeId, message: &[u8], signature: &Signature) -> bool {
+        Self::signature(signer, message) == *signature
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn stream(key: &SecretKey) -> StreamId {
+        StreamId { origin: key.node_id(), epoch: 9 }
+    }
+
+    fn hashes(payloads: &[&[u8]]) -> Bytes {
+        payloads.iter().flat_map(|p| payload_hash(p)).collect::<Vec<u8>>().into()
+    }
+
+    #[test]
+    fn a_signed_manifest_proves_exactly_its_payloads() {
+        let key = SecretKey::generate();
+        let signer = Ed25519Signer::new(key.clone());
+        let m = Manifest::sign(&*signer, stream(&key), 5, hashes(&[b"a", b"b", b"c"]));
+        assert!(m.verify(&*signer));
+        assert_eq!((m.first, m.last(), m.count()), (5, 7, 3));
+        assert!(m.proves(5, b"a") && m.proves(6, b"b") && m.proves(7, b"c"));
+        assert!(!m.proves(6, b"a"), "right payload, wrong seq");
+        assert!(!m.proves(8, b"c") && !m.proves(4, b"a"), "outside the run");
+        assert!(!m.proves(5, b"a "), "altered payload");
+    }
+
+    #[test]
+    fn any_change_to_a_manifest_breaks_its_signature() {
+        let key = SecretKey::generate();
+        let signer = Ed25519Signer::new(key.clone());
+        let m = Manifest::sign(&*signer, stream(&key), 5, hashes(&[b"a", b"b"]));
+        let other = SecretKey::generate();
+        let variants = [
+            Manifest { first: 6, ..m.clone() },
+            Manifest { stream: StreamId { epoch: 10, ..m.stream }, ..m.clone() },
+            Manifest { stream: StreamId { origin: other.node_id(), ..m.stream }, ..m.clone() },
+            Manifest { hashes: hashes(&[b"a", b"x"]), ..m.clone() },
+            Manifest { hashes: hashes(&[b"a"]), ..m.clone() },
+        ];
+        for forged in variants {
+            assert!(!forged.verify(&*signer), "{forged:?} verified");
+        }
+        // Signed by someone else for the origin's stream.
+        let by_other = Manifest::sign(&*Ed25519Signer::new(other), stream(&key), 5, hashes(&[b"a", b"b"]));
+        assert!(!by_other.verify(&*signer));
+    }
+
+    #[test]
+    fn parse_checks_the_shape_before_anything_is_verified() {
+        let s = stream(&SecretKey::generate());
+        let sig = [0u8; 64];
+        assert_eq!(Manifest::parse(s, 0, hashes(&[b"a"]), &sig), Err(ManifestError::ZeroFirst));
+        assert_eq!(Manifest::parse(s, 1, Bytes::new(), &sig), Err(ManifestError::BadHashes(0)));
+        assert_eq!(
+            Manifest::parse(s, 1, Bytes::from_static(&[0; 33]), &sig),
+            Err(ManifestError::BadHashes(33))
+        );
+        let too_many = Bytes::from(vec![0u8; HASH_LEN * (MAX_MANIFEST_LEN + 1)]);
+        assert_eq!(Manifest::parse(s, 1, too_many, &sig), Err(ManifestError::TooLong(MAX_MANIFEST_LEN + 1)));
+        assert_eq!(Manifest::parse(s, MAX_SEQ, hashes(&[b"a", b"b"]), &sig), Err(ManifestError::PastMaxSeq));
+        assert_eq!(
+            Manifest::parse(s, 1, hashes(&[b"a"]), &sig[..63]),
+            Err(ManifestError::BadSignatureLen(63))
+        );
+        assert!(Manifest::parse(s, MAX_SEQ, hashes(&[b"a"]), &sig).is_ok());
+    }
+
+    #[test]
+    fn the_insecure_signer_still_tells_a_changed_message() {
+        let a = InsecureSigner::new(NodeId::from_bytes([1; 32]));
+        let sig = a.sign(b"m");
+        assert!(a.verify(&NodeId::from_bytes([1; 32]), b"m", &sig));
+        assert!(!a.verify(&NodeId::from_bytes([2; 32]), b"m", &sig));
+        assert!(!a.verify(&NodeId::from_bytes([1; 32]), b"n", &sig));
+    }
+
+    #[test]
+    fn a_stream_declaration_binds_the_address() {
+        let key = SecretKey::generate();
+        let s = stream(&key);
+        let sig = key.sign(&stream_decl_message(s, "127.0.0.1:9000"));
+        assert!(key.node_id().verify(&stream_decl_message(s, "127.0.0.1:9000"), &sig));
+        assert!(!key.node_id().verify(&stream_decl_message(s, "127.0.0.1:9001"), &sig));
+        assert!(
+            !key.node_id().verify(&stream_decl_message(StreamId { epoch: 1, ..s }, "127.0.0.1:9000"), &sig)
+        );
+    }
+}
