@@ -2,102 +2,14 @@
 //! them as neighbours and hands their frames to membership and the router), they send what a broken or
 //! malicious node would. The node must stay bounded and keep serving its good peers.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bytes::Bytes;
-use dotray::Node;
-use dotray::codec::proto::{self, Body, Envelope};
-use dotray::codec::{NodeId, PROTOCOL_VERSION, SecretKey};
+use dotray::codec::proto::{self, Body};
+use dotray::codec::{NodeId, SecretKey};
 
-#[path = "../../transport/tests/common/mod.rs"]
-mod common;
-use common::RawPeer;
-
-/// A peer that joined `node` through a real handshake and `Join` (so that the node takes it as a
-/// neighbour), and now sends whatever it likes.
-struct Hostile {
-    raw: RawPeer,
-}
-
-impl Hostile {
-    async fn join(node: &Node) -> Self {
-        Self::join_as(node, SecretKey::generate()).await
-    }
-
-    async fn join_as(node: &Node, key: SecretKey) -> Self {
-        let mut raw = RawPeer::connect_as(node.local_addr(), key).await;
-        raw.noise().await.expect("noise handshake");
-        let hello = proto::Hello {
-            network_id: "dotray".into(),
-            protocol_version: PROTOCOL_VERSION,
-            listen_addr: "127.0.0.1:9".into(),
-            nonce: rand::random(),
-        };
-        raw.send(&Envelope::from(hello)).await;
-        raw.send(&Envelope::from(proto::Join {})).await;
-        Self { raw }
-    }
-
-    async fn send(&mut self, body: impl Into<Envelope>) -> bool {
-        self.raw.send(&body.into()).await;
-        true
-    }
-
-    /// Reads (answering pings) until the node's goodbye; `None` if the connection ends without one.
-    async fn goodbye(&mut self) -> Option<proto::Goodbye> {
-        loop {
-            match self.raw.recv_for(Duration::from_secs(10)).await?.body {
-                Some(Body::Goodbye(goodbye)) => return Some(goodbye),
-                Some(Body::Ping(p)) => {
-                    let _ = self.send(proto::Pong { nonce: p.nonce, sent_at_micros: p.sent_at_micros }).await;
-                }
-                _ => {}
-            }
-        }
-    }
-
-    /// Reads (and answers pings) without blocking long, so the node never sees a stalled reader.
-    async fn drain(&mut self) {
-        while let Some(env) = self.raw.recv_for(Duration::from_millis(1)).await {
-            if let Some(Body::Ping(p)) = env.body {
-                let _ = self.send(proto::Pong { nonce: p.nonce, sent_at_micros: p.sent_at_micros }).await;
-            }
-        }
-    }
-}
-
-fn fast() -> dotray::membership::core::Config {
-    dotray::membership::core::Config { ping_interval: Duration::from_millis(200), ..Default::default() }
-}
-
-/// A victim node and a good node joined to it; returns once they are neighbours.
-async fn victim_and_good_peer() -> (Node, Node) {
-    let victim = Node::builder().membership_config(fast()).start().await.unwrap();
-    let good = Node::builder().membership_config(fast()).seed(victim.local_addr()).start().await.unwrap();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while victim.nodes().await.unwrap().iter().all(|n| n.peer.id != good.id()) {
-        assert!(Instant::now() < deadline, "good peer did not join");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    (victim, good)
-}
-
-/// The good node's broadcast still reaches the victim, promptly.
-async fn assert_good_broadcast_arrives(victim: &Node, good: &Node, tag: &str) {
-    let payload = Bytes::from(format!("still-serving-{tag}"));
-    good.broadcast(payload.clone()).await.unwrap();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let m = tokio::time::timeout_at(deadline.into(), victim.recv())
-            .await
-            .expect("good message in time")
-            .unwrap();
-        if m.payload == payload {
-            assert_eq!(m.origin, good.id());
-            return;
-        }
-    }
-}
+mod hostile_peer;
+use hostile_peer::{Hostile, RawPeer, assert_good_broadcast_arrives, fast, victim_and_good_peer};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn thousands_of_fake_addresses_in_peer_exchange_keep_the_views_bounded() {
@@ -146,7 +58,7 @@ async fn forged_far_future_data_and_endless_digests_do_not_stall_delivery() {
             stream_ref: forged_ref,
             origin: good.id().to_bytes(),
             epoch: first.stream.epoch,
-            origin_addr: good.local_addr().to_string(),
+            ..Default::default()
         })
         .await;
     hostile
@@ -163,7 +75,7 @@ async fn forged_far_future_data_and_endless_digests_do_not_stall_delivery() {
                 stream_ref,
                 origin: NodeId::random().to_bytes(),
                 epoch: 7,
-                origin_addr: "127.0.0.1:9".into(),
+                ..Default::default()
             })
             .await;
         hostile
@@ -208,9 +120,7 @@ async fn a_router_level_violation_bans_the_peer_and_its_reconnect_is_refused() {
     let mut hostile = Hostile::join_as(&victim, key.clone()).await;
     // Data with sequence number 0 on a declared stream: the router layer finds the violation.
     let origin = NodeId::random().to_bytes();
-    hostile
-        .send(proto::StreamDecl { stream_ref: 1, origin, epoch: 1, origin_addr: "127.0.0.1:9".into() })
-        .await;
+    hostile.send(proto::StreamDecl { stream_ref: 1, origin, epoch: 1, ..Default::default() }).await;
     hostile.send(proto::Data { stream_ref: 1, seq: 0, hops: 0, payload: Bytes::from_static(b"bad") }).await;
     let goodbye = hostile.goodbye().await.expect("a goodbye");
     assert_eq!(goodbye.reason, proto::GoodbyeReason::ProtocolViolation as i32);
