@@ -78,11 +78,15 @@ pub async fn run(spec: &Spec) -> Result<Report, BenchError> {
     let changes_before = link_changes.load(Ordering::Relaxed);
     let before = usage::now();
     let start_ns = tally.now_ns();
+    let started = tokio::time::Instant::now();
     let mut publishers = JoinSet::new();
     for (publisher, node) in nodes.iter().enumerate().take(spec.publishers) {
         let (node, tally, spec) = (node.clone(), tally.clone(), spec.clone());
         publishers.spawn(async move {
             for index in (publisher..spec.msgs).step_by(spec.publishers) {
+                if let Some(due) = spec.due(index) {
+                    tokio::time::sleep_until(started + due).await;
+                }
                 let header =
                     Header { phase: Phase::Measured, index: index as u32, sent_at_ns: tally.now_ns() };
                 if node.broadcast(payload::make(spec.size, header)).await.is_err() {

@@ -73,11 +73,15 @@ pub async fn run(spec: &Spec) -> Result<Report, BenchError> {
     let before = usage::now();
     let wire_before = wire.load(Ordering::Relaxed);
     let start_ns = tally.now_ns();
+    let started = tokio::time::Instant::now();
     for (publisher, links) in injectors.iter().enumerate().take(spec.publishers) {
         let links = links.clone();
         let (tally, spec) = (tally.clone(), spec.clone());
         tasks.spawn(async move {
             for index in (publisher..spec.msgs).step_by(spec.publishers) {
+                if let Some(due) = spec.due(index) {
+                    tokio::time::sleep_until(started + due).await;
+                }
                 let header =
                     Header { phase: Phase::Measured, index: index as u32, sent_at_ns: tally.now_ns() };
                 let frame = frame(&payload::make(spec.size, header));

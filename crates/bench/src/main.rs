@@ -3,7 +3,11 @@
 //!
 //! ```text
 //! dotray-bench --system dotray|ideal-tree [--nodes N] [--msgs M] [--size S] [--publishers P]
+//!              [--interval-ms I]
 //! ```
+//!
+//! `--interval-ms I` paces the publishers: message `k` leaves `k · I` ms after the measured phase
+//! starts (default 0: as fast as they go). For latency at a low rate.
 
 use anyhow::{Context, Result, bail};
 use dotray_bench::{Spec, System};
@@ -16,7 +20,8 @@ fn main() -> Result<()> {
             .with_writer(std::io::stderr)
             .init();
     }
-    let mut spec = Spec { system: System::Dotray, nodes: 32, msgs: 10_000, size: 1024, publishers: 1 };
+    let mut spec =
+        Spec { system: System::Dotray, nodes: 32, msgs: 10_000, size: 1024, publishers: 1, interval_ms: 0 };
     let mut args = std::env::args().skip(1);
     while let Some(flag) = args.next() {
         let mut value = || args.next().with_context(|| format!("{flag} needs a value"));
@@ -29,6 +34,7 @@ fn main() -> Result<()> {
             "--msgs" => spec.msgs = value()?.parse()?,
             "--size" => spec.size = value()?.parse()?,
             "--publishers" => spec.publishers = value()?.parse()?,
+            "--interval-ms" => spec.interval_ms = value()?.parse()?,
             other => bail!("unknown flag {other}"),
         }
     }

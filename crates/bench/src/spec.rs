@@ -52,12 +52,21 @@ pub struct Spec {
     pub size: usize,
     /// Publishing nodes: message `k` is broadcast by node `k % publishers`.
     pub publishers: usize,
+    /// Pacing: message `k` is broadcast `k · interval_ms` after the measured phase starts. 0: as fast
+    /// as the system takes them (the default). A paced run measures latency at a low rate, where a
+    /// system cannot hide per-message delays behind batching.
+    pub interval_ms: u64,
 }
 
 impl Spec {
     /// Deliveries a complete run makes: every message at every node but its publisher.
     pub fn expected(&self) -> u64 {
         (self.nodes as u64 - 1) * self.msgs as u64
+    }
+
+    /// When message `index` is due, after the measured phase starts (`None`: at once).
+    pub fn due(&self, index: usize) -> Option<Duration> {
+        (self.interval_ms > 0).then(|| Duration::from_millis(self.interval_ms) * index as u32)
     }
 
     /// The node that publishes message `index`.
