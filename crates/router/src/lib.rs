@@ -97,13 +97,13 @@
 //!
 //! * **Manifests, not per-message signatures.** An Ed25519 verification costs tens of microseconds,
 //!   many times what relaying a small message costs. The origin numbers each broadcast at once but
-//!   signs them in *batches*: a [`proof::Manifest`] lists the BLAKE3 hash of each payload of a run
+//!   signs them in *batches*: a [`proof::Manifest`] lists the hash of each payload of a run
 //!   `first..=last` of its stream, and the origin signs the stream (origin and epoch), `first`, the
-//!   count and the hash of the hash list, under a domain tag. A batch closes when it is full
-//!   (`Config::max_batch_len`, 256), when the driver has handed in every broadcast waiting
-//!   ([`core::Router::seal_broadcasts`]: group commit, so a burst shares one signature and a lone
-//!   message waits for no other), or at the latest `Config::max_batch_delay` (1 ms) after its first
-//!   message.
+//!   count and the hash of the hash list, under a domain tag. A full batch (`Config::max_batch_len`,
+//!   256) is signed at once; otherwise the origin signs at most once per `Config::seal_interval`
+//!   (5 ms). After a quiet spell a broadcast is signed as soon as the driver has handed in every
+//!   broadcast waiting ([`core::Router::seal_broadcasts`]), so it waits for no other; under load,
+//!   the broadcasts of an interval share one signature, and each waits at most the interval.
 //! * **Manifest first, on every link.** Before the first `Data` a manifest covers, a sender sends that
 //!   manifest on the same link (it remembers per neighbour and stream the last one sent; a `Graft` or
 //!   `Sync` from the neighbour makes it send them again with the repairs). Repairs carry proofs:
@@ -120,7 +120,7 @@
 //! What a malicious neighbour can and cannot do, and what it costs the honest nodes:
 //!
 //! * **Forge** a payload, or a manifest, for another origin's stream: it cannot without the origin's
-//!   secret key (Ed25519's unforgeability; finding a second payload with a listed BLAKE3 hash is out of
+//!   secret key (Ed25519's unforgeability; finding a second payload with a listed hash is out of
 //!   reach). The first honest node to receive the forgery finds a bad signature or a payload that does
 //!   not match a verified manifest: that is provable misbehaviour (the sender should have checked),
 //!   so it reports [`core::Action::Violation`] and the driver bans the sender's proven identity. The
@@ -150,8 +150,9 @@
 //!   manifest it verified and counts the other (`Counters::equivocations`); different nodes may take
 //!   different versions. Only the origin's own stream suffers.
 //! * What it costs: the origin one signature per batch; every node one Ed25519 verification per
-//!   manifest (about one per 256 messages under load, one per message at a low rate) and one BLAKE3
-//!   hash per payload; every link 32 bytes per message and about a hundred per manifest.
+//!   manifest (one per `seal_interval` of the origin's broadcasts under load, one per message at a
+//!   low rate) and one hash per payload ([`proof::payload_hash`]: SHA-256 or BLAKE3 by length);
+//!   every link 32 bytes per message and about a hundred per manifest.
 //!
 //! ## Layout
 //!

@@ -363,7 +363,8 @@ pub struct Manifest {
     /// Sequence number of the first message covered, from 1.
     #[prost(uint64, tag = "2")]
     pub first_seq: u64,
-    /// The BLAKE3 hashes (32 bytes each) of the payloads of messages first_seq, first_seq + 1, ...,
+    /// The hashes (32 bytes each; SHA-256 below 2 KiB, BLAKE3 from there: see
+    /// `dotray_router::proof::payload_hash`) of the payloads of messages first_seq, first_seq + 1, ...,
     /// concatenated: at least one, at most `dotray_router::proof::MAX_MANIFEST_LEN`.
     #[prost(bytes = "bytes", tag = "3")]
     pub hashes: ::prost::bytes::Bytes,

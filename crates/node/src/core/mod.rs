@@ -196,9 +196,9 @@ impl<R: Rng> NodeCore<R> {
         self.router.broadcast(payload, now)
     }
 
-    /// Signs and sends the broadcasts waiting for their manifest: call it after handing in every
-    /// broadcast that is waiting (one signature for the burst). Without the call they leave
-    /// `max_batch_delay` after the first of them.
+    /// Signs and sends the broadcasts waiting for their manifest (unless a batch was signed within
+    /// the router's `seal_interval`: then its timer does): call it after handing in every broadcast
+    /// that is waiting, so a burst shares one signature and a lone broadcast waits for none.
     pub fn seal_broadcasts(&mut self, now: Instant) {
         self.now = now;
         self.router.seal_broadcasts(now);

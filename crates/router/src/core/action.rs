@@ -94,7 +94,7 @@ pub enum Timer {
         /// Only the timer matching the stream's current generation acts.
         generation: u64,
     },
-    /// Sign the batch of this node's own messages waiting for a manifest (`Config::max_batch_delay`).
+    /// Sign the batch of this node's own messages waiting for a manifest (`Config::seal_interval`).
     Seal,
     /// A stream's head gap has waited `Config::gap_timeout`: report it and move on.
     Gap {

@@ -61,8 +61,8 @@ fn a_burst_of_broadcasts_shares_one_manifest_sent_ahead_of_the_payloads() {
     let actions = drain(&mut r);
     assert!(sends(&actions).is_empty() && manifests(&actions).is_empty(), "nothing leaves unsigned");
     assert!(
-        actions.iter().any(|a| matches!(a, Action::SetTimer { timer: Timer::Seal, at } if *at == now + Duration::from_millis(1))),
-        "the batch waits at most max_batch_delay"
+        actions.iter().any(|a| matches!(a, Action::SetTimer { timer: Timer::Seal, at } if *at == now)),
+        "nothing was signed before: the batch may be signed at once"
     );
     r.seal_broadcasts(now);
     let actions = drain(&mut r);
@@ -82,8 +82,42 @@ fn a_burst_of_broadcasts_shares_one_manifest_sent_ahead_of_the_payloads() {
     assert_eq!(sends(&actions).len(), 6, "three payloads to each of two peers");
     assert_eq!(r.counters().manifests_signed, 1);
     // The seal timer firing later finds nothing to do.
-    r.handle_timer(Timer::Seal, now + Duration::from_millis(1));
+    r.handle_timer(Timer::Seal, now);
     assert!(drain(&mut r).is_empty());
+}
+
+#[test]
+fn under_load_one_signature_covers_each_seal_interval() {
+    let now = Instant::now();
+    let mut r =
+        Router::new(InsecureSigner::new(id(1)), 7, Config::default(), ChaCha8Rng::seed_from_u64(1), now);
+    let interval = r.config().seal_interval;
+    r.handle_neighbour_up(id(2), now);
+    drain(&mut r);
+    r.broadcast(Bytes::from_static(b"a"), now);
+    r.seal_broadcasts(now);
+    assert_eq!(manifests(&drain(&mut r)).len(), 1, "after a quiet spell: signed at once");
+    // More broadcasts within the interval: the driver's seal waits for the interval to pass.
+    let soon = now + interval / 5;
+    for b in [b"b", b"c", b"d"] {
+        r.broadcast(Bytes::from_static(b), soon);
+        r.seal_broadcasts(soon);
+    }
+    assert!(drain(&mut r).is_empty(), "nothing leaves before the interval is over");
+    // The timer armed by the first broadcast fires, finds the interval not over, and waits for it.
+    r.handle_timer(Timer::Seal, soon);
+    let actions = drain(&mut r);
+    assert!(manifests(&actions).is_empty() && sends(&actions).is_empty());
+    let timer = actions.iter().find_map(|a| match a {
+        Action::SetTimer { at, timer: Timer::Seal } => Some(*at),
+        _ => None,
+    });
+    assert_eq!(timer, Some(now + interval), "the seal timer ends the interval");
+    r.handle_timer(Timer::Seal, now + interval);
+    let actions = drain(&mut r);
+    let ranges: Vec<(u64, u64)> = manifests(&actions).iter().map(|(_, m)| (m.first, m.last())).collect();
+    assert_eq!(ranges, vec![(2, 4)], "one signature for the interval's three broadcasts");
+    assert_eq!(r.counters().manifests_signed, 2);
 }
 
 #[test]
@@ -101,7 +135,10 @@ fn a_full_batch_is_signed_at_once_and_the_seal_timer_signs_a_lone_one() {
         manifests(&actions).iter().map(|(_, m)| (m.first, m.last())).collect::<Vec<_>>(),
         vec![(1, 2)]
     );
+    // Too early: the interval since the full batch is not over.
     r.handle_timer(Timer::Seal, now + Duration::from_millis(1));
+    assert!(manifests(&drain(&mut r)).is_empty());
+    r.handle_timer(Timer::Seal, now + r.config().seal_interval);
     let actions = drain(&mut r);
     assert_eq!(
         manifests(&actions).iter().map(|(_, m)| (m.first, m.last())).collect::<Vec<_>>(),

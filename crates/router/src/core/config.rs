@@ -114,15 +114,18 @@ pub struct Config {
     /// nothing prunes: no message is lost, only redundancy may grow).
     pub prune_origin_timeout: Duration,
     /// Most of this node's own messages one signed manifest covers (see *Only an origin can speak for
-    /// its stream* in the crate docs). A batch is signed when it is full, when the driver has taken
-    /// every broadcast waiting (`Router::seal_broadcasts`), or `max_batch_delay` after its first
-    /// message. Larger batches spread one signature, and its verification at every node, over more
-    /// messages; a manifest costs every link [`crate::proof::HASH_LEN`] bytes per message either way.
-    /// At most [`crate::proof::MAX_MANIFEST_LEN`]. Default 256.
+    /// its stream* in the crate docs); a full batch is signed at once. Larger batches spread one
+    /// signature, and its verification at every node, over more messages; a manifest costs every
+    /// link [`crate::proof::HASH_LEN`] bytes per message either way. At most
+    /// [`crate::proof::MAX_MANIFEST_LEN`]. Default 256.
     pub max_batch_len: usize,
-    /// Longest a broadcast waits for its batch to be signed when the driver does not seal it sooner.
-    /// Default 1 ms.
-    pub max_batch_delay: Duration,
+    /// At most one signature per interval (unless batches fill up). A broadcast after a quiet spell
+    /// is signed as soon as the driver has taken every broadcast waiting (`Router::seal_broadcasts`),
+    /// so it waits for nothing; under load, the broadcasts of one interval share one signature, and
+    /// each waits at most this long for it. Verifying costs every node tens of microseconds per
+    /// manifest, several times a small message's whole relay cost, so the interval sets how far that
+    /// cost is spread. Default 5 ms.
+    pub seal_interval: Duration,
     /// Bytes of verified manifests held, over all streams, for messages not delivered yet (delivered
     /// messages keep theirs in retention). A manifest beyond the budget is dropped, and the messages
     /// it covers are fetched again with their manifest by the repair path. Default 16 MiB.
@@ -158,7 +161,7 @@ impl Default for Config {
             max_announcers: 8,
             prune_origin_timeout: Duration::from_secs(20),
             max_batch_len: 256,
-            max_batch_delay: Duration::from_millis(1),
+            seal_interval: Duration::from_millis(5),
             max_proof_bytes: 16 << 20,
             max_stream_proof_bytes: 1 << 20,
         }

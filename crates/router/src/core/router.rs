@@ -63,6 +63,8 @@ pub struct Router<R> {
     pub(crate) batch: Vec<Bytes>,
     /// A `Timer::Seal` is pending.
     pub(crate) seal_armed: bool,
+    /// When our last batch was signed (see `Config::seal_interval`).
+    pub(crate) last_seal: Option<Instant>,
     /// Bytes of pending manifests over all streams (`StreamState::proof_bytes` summed).
     pub(crate) proof_bytes: usize,
 }
@@ -119,6 +121,7 @@ impl<R: Rng> Router<R> {
             signer,
             batch: Vec::new(),
             seal_armed: false,
+            last_seal: None,
             proof_bytes: 0,
         };
         Ok(router)
@@ -152,31 +155,51 @@ impl<R: Rng> Router<R> {
     /// Broadcasts `payload` to every node. Returns its id. The origin does not deliver its own messages
     /// to itself.
     ///
-    /// The message is numbered at once and sent when its batch is signed: when the batch is full
-    /// (`Config::max_batch_len`), at [`Router::seal_broadcasts`], or `Config::max_batch_delay` after
-    /// the batch's first message, whichever comes first.
+    /// The message is numbered at once and sent when its batch is signed: at once when the batch is
+    /// full (`Config::max_batch_len`); otherwise at [`Router::seal_broadcasts`] if no batch was
+    /// signed within `Config::seal_interval`, or when that interval has passed (a `Timer::Seal`).
     pub fn broadcast(&mut self, payload: Bytes, now: Instant) -> MessageId {
         let seq = self.next_seq;
         self.next_seq += 1;
         self.counters.broadcasts += 1;
         self.batch.push(payload);
         if self.batch.len() >= self.config.max_batch_len {
-            self.seal_broadcasts(now);
-        } else if !self.seal_armed {
-            self.seal_armed = true;
-            let at = now + self.config.max_batch_delay;
-            self.actions.push_back(Action::SetTimer { at, timer: Timer::Seal });
+            self.seal(now);
+        } else {
+            self.arm_seal(now);
         }
         MessageId { stream: self.own, seq }
     }
 
-    /// Signs the batch of broadcasts waiting for their manifest, and sends them. A driver calls it
-    /// once it has handed in every broadcast waiting: a burst of broadcasts then shares one
-    /// signature, and a lone broadcast waits for no other.
+    /// Signs and sends the broadcasts waiting for their manifest, unless a batch was signed less
+    /// than `Config::seal_interval` ago (then the seal timer does it when the interval is over). A
+    /// driver calls it once it has handed in every broadcast waiting: a burst shares one signature,
+    /// and a broadcast after a quiet spell waits for no other.
     pub fn seal_broadcasts(&mut self, now: Instant) {
+        if self.next_seal_at(now) <= now {
+            self.seal(now);
+        }
+    }
+
+    /// The earliest time the next batch may be signed.
+    fn next_seal_at(&self, now: Instant) -> Instant {
+        self.last_seal.map_or(now, |last| (last + self.config.seal_interval).max(now))
+    }
+
+    fn arm_seal(&mut self, now: Instant) {
+        if !self.seal_armed && !self.batch.is_empty() {
+            self.seal_armed = true;
+            let at = self.next_seal_at(now);
+            self.actions.push_back(Action::SetTimer { at, timer: Timer::Seal });
+        }
+    }
+
+    /// Signs the waiting batch and sends its messages.
+    fn seal(&mut self, now: Instant) {
         if self.batch.is_empty() {
             return;
         }
+        self.last_seal = Some(now);
         let batch = std::mem::take(&mut self.batch);
         let own = self.own;
         let first = self.next_seq - batch.len() as u64;
@@ -248,7 +271,12 @@ impl<R: Rng> Router<R> {
             }
             Timer::Seal => {
                 self.seal_armed = false;
-                self.seal_broadcasts(now);
+                if self.next_seal_at(now) <= now {
+                    self.seal(now);
+                } else {
+                    // A full batch was signed since the timer was set: wait out the interval again.
+                    self.arm_seal(now);
+                }
             }
             Timer::Graft { stream, generation } => self.on_graft_timer(stream, generation, now),
             Timer::Gap { stream, generation } => self.on_gap_timer(stream, generation, now),
