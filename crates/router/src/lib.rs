@@ -101,7 +101,7 @@
 //!   `first..=last` of its stream, and the origin signs the stream (origin and epoch), `first`, the
 //!   count and the hash of the hash list, under a domain tag. A full batch (`Config::max_batch_len`,
 //!   256) is signed at once; otherwise the origin signs at most once per `Config::seal_interval`
-//!   (5 ms). After a quiet spell a broadcast is signed as soon as the driver has handed in every
+//!   (20 ms). After a quiet spell a broadcast is signed as soon as the driver has handed in every
 //!   broadcast waiting ([`core::Router::seal_broadcasts`]), so it waits for no other; under load,
 //!   the broadcasts of an interval share one signature, and each waits at most the interval.
 //! * **Manifest first, on every link.** Before the first `Data` a manifest covers, a sender sends that

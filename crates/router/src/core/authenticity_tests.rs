@@ -148,6 +148,26 @@ fn a_full_batch_is_signed_at_once_and_the_seal_timer_signs_a_lone_one() {
 }
 
 #[test]
+fn a_batch_of_many_bytes_is_signed_at_once() {
+    let now = Instant::now();
+    let config = Config { max_batch_bytes: 10, ..Config::default() };
+    let mut r = Router::new(InsecureSigner::new(id(1)), 7, config, ChaCha8Rng::seed_from_u64(1), now);
+    r.handle_neighbour_up(id(2), now);
+    drain(&mut r);
+    r.broadcast(Bytes::from_static(b"first"), now);
+    r.seal_broadcasts(now);
+    drain(&mut r);
+    // Within the seal interval, but six and five bytes make eleven: signed at once.
+    let soon = now + Duration::from_millis(1);
+    r.broadcast(Bytes::from_static(b"second"), soon);
+    assert!(manifests(&drain(&mut r)).is_empty());
+    r.broadcast(Bytes::from_static(b"third"), soon);
+    let ranges: Vec<(u64, u64)> =
+        manifests(&drain(&mut r)).iter().map(|(_, m)| (m.first, m.last())).collect();
+    assert_eq!(ranges, vec![(2, 3)]);
+}
+
+#[test]
 fn a_relay_verifies_once_and_passes_the_manifest_on_before_the_first_payload_it_covers() {
     let now = Instant::now();
     let mut r = router_with_neighbours(now, &[2, 3]);

@@ -119,12 +119,20 @@ pub struct Config {
     /// link [`crate::proof::HASH_LEN`] bytes per message either way. At most
     /// [`crate::proof::MAX_MANIFEST_LEN`]. Default 256.
     pub max_batch_len: usize,
+    /// A batch holding this many payload bytes is signed at once too. Nothing of a batch leaves
+    /// before it is signed, so the batch is a burst: without a byte bound, large messages broadcast
+    /// within one `seal_interval` would leave together, far beyond what the links' queues take
+    /// (`DriverConfig::publish_high_water`), and be refused and repaired. A signature per MiB costs
+    /// little beside the hashing and relaying of a MiB. Default 1 MiB.
+    pub max_batch_bytes: usize,
     /// At most one signature per interval (unless batches fill up). A broadcast after a quiet spell
     /// is signed as soon as the driver has taken every broadcast waiting (`Router::seal_broadcasts`),
     /// so it waits for nothing; under load, the broadcasts of one interval share one signature, and
     /// each waits at most this long for it. Verifying costs every node tens of microseconds per
-    /// manifest, several times a small message's whole relay cost, so the interval sets how far that
-    /// cost is spread. Default 5 ms.
+    /// manifest, several times a small message's whole relay cost, and every node verifies every
+    /// origin's manifests: with many origins each at a moderate rate, the interval sets how far that
+    /// cost is spread. Default 20 ms (at 5 ms, 32 origins sending together cost every node three times
+    /// the CPU per message of unsigned delivery; see docs/PERFORMANCE.md).
     pub seal_interval: Duration,
     /// Bytes of verified manifests held, over all streams, for messages not delivered yet (delivered
     /// messages keep theirs in retention). A manifest beyond the budget is dropped, and the messages
@@ -161,7 +169,8 @@ impl Default for Config {
             max_announcers: 8,
             prune_origin_timeout: Duration::from_secs(20),
             max_batch_len: 256,
-            seal_interval: Duration::from_millis(5),
+            max_batch_bytes: 1 << 20,
+            seal_interval: Duration::from_millis(20),
             max_proof_bytes: 16 << 20,
             max_stream_proof_bytes: 1 << 20,
         }
@@ -191,6 +200,7 @@ impl Config {
             ("max_list_len", self.max_list_len == 0),
             ("max_announcers", self.max_announcers == 0),
             ("max_batch_len", self.max_batch_len == 0),
+            ("max_batch_bytes", self.max_batch_bytes == 0),
             ("max_proof_bytes", self.max_proof_bytes == 0),
             ("max_stream_proof_bytes", self.max_stream_proof_bytes == 0),
         ])?;

@@ -61,6 +61,8 @@ pub struct Router<R> {
     /// Our own messages waiting for their manifest: numbered, not yet sent or retained. The first
     /// is sequence number `next_seq - batch.len()`.
     pub(crate) batch: Vec<Bytes>,
+    /// Payload bytes in `batch`.
+    pub(crate) batch_bytes: usize,
     /// A `Timer::Seal` is pending.
     pub(crate) seal_armed: bool,
     /// When our last batch was signed (see `Config::seal_interval`).
@@ -120,6 +122,7 @@ impl<R: Rng> Router<R> {
             tree_lag: Duration::ZERO,
             signer,
             batch: Vec::new(),
+            batch_bytes: 0,
             seal_armed: false,
             last_seal: None,
             proof_bytes: 0,
@@ -156,14 +159,15 @@ impl<R: Rng> Router<R> {
     /// to itself.
     ///
     /// The message is numbered at once and sent when its batch is signed: at once when the batch is
-    /// full (`Config::max_batch_len`); otherwise at [`Router::seal_broadcasts`] if no batch was
+    /// full (`Config::max_batch_len`, `Config::max_batch_bytes`); otherwise at [`Router::seal_broadcasts`] if no batch was
     /// signed within `Config::seal_interval`, or when that interval has passed (a `Timer::Seal`).
     pub fn broadcast(&mut self, payload: Bytes, now: Instant) -> MessageId {
         let seq = self.next_seq;
         self.next_seq += 1;
         self.counters.broadcasts += 1;
+        self.batch_bytes += payload.len();
         self.batch.push(payload);
-        if self.batch.len() >= self.config.max_batch_len {
+        if self.batch.len() >= self.config.max_batch_len || self.batch_bytes >= self.config.max_batch_bytes {
             self.seal(now);
         } else {
             self.arm_seal(now);
@@ -200,6 +204,7 @@ impl<R: Rng> Router<R> {
             return;
         }
         self.last_seal = Some(now);
+        self.batch_bytes = 0;
         let batch = std::mem::take(&mut self.batch);
         let own = self.own;
         let first = self.next_seq - batch.len() as u64;
