@@ -380,7 +380,10 @@ impl Inbound {
             Body::Sync(s) => Message::Sync { marks: self.marks(&s.marks)? },
             Body::Manifest(m) => {
                 let stream = self.lookup(m.stream_ref)?.0;
-                let manifest = Manifest::parse(stream, m.first_seq, m.hashes.clone(), &m.signature)?;
+                // Copied out of the frame: a kept manifest must not pin the whole read buffer its
+                // frame arrived in (the proof budgets count the hashes only).
+                let hashes = Bytes::copy_from_slice(&m.hashes);
+                let manifest = Manifest::parse(stream, m.first_seq, hashes, &m.signature)?;
                 Message::Manifest(Arc::new(manifest))
             }
             _ => return Err(WireError::NotBroadcast),

@@ -85,8 +85,9 @@ impl<R: rand::Rng> Router<R> {
             return self.violation(from, "data with a sequence number beyond MAX_SEQ");
         }
         if stream == self.own {
-            // Our own messages come back as duplicates; one we never sent is forged.
-            if seq >= self.next_seq {
+            // Our own messages come back as duplicates; one we never sent (not numbered yet, or
+            // waiting for its batch to be signed) is forged.
+            if seq >= self.next_seq - self.batch.len() as u64 {
                 return self.violation(from, "data of our own stream that we never sent");
             }
             return self.on_duplicate(from, stream, seq, now);
