@@ -26,8 +26,9 @@
 //!   from retention is one that a replica of the retention log (count, bytes and, at each sweep, age)
 //!   still holds, or one received and not yet delivered (the reorder buffer): nothing outlives the
 //!   retention bounds;
-//! * payloads are only sent where they belong: the forwarded message of a `Data` step or a broadcast
-//!   (never back to its sender), or repairs in a `Graft`/`Sync` step;
+//! * payloads are only sent where they belong: the forwarded message of a `Data` step (never back to
+//!   its sender), our own messages once the core signed them (at a broadcast or a seal timer), or
+//!   repairs in a `Graft`/`Sync` step;
 //! * every message the core sends survives the wire layer (encode, declare, validate, decode) unchanged.
 #![allow(dead_code, unreachable_pub)]
 
@@ -276,6 +277,8 @@ enum Cause {
     Forward { from: Option<NodeId>, stream: StreamId, seq: u64 },
     /// Repairs: at most `budget` payloads from retention or the reorder buffer.
     Serve { budget: u64 },
+    /// Our own messages `first..=last` were signed and may be sent.
+    Seal { first: u64, last: u64 },
     /// Nothing may send a payload.
     Other,
     /// The step drained the actions it caused itself.
@@ -317,6 +320,9 @@ struct Harness {
     violators: Vec<NodeId>,
     /// Whether a `Data` from a neighbour goes after its manifest (the script can turn it off).
     prove: bool,
+    /// Our own messages broadcast, and how many of them were signed (and so retained and sent).
+    broadcasts: u64,
+    signed: u64,
 }
 
 impl Harness {
@@ -449,6 +455,13 @@ impl Harness {
                                         "served {stream:?}/{seq}, which the retention bounds have expired"
                                     );
                                 }
+                                Cause::Seal { first, last } => {
+                                    let own = self.core.own_stream();
+                                    assert!(
+                                        *stream == own && (first..=last).contains(seq),
+                                        "sent {stream:?}/{seq} when {first}..={last} were signed"
+                                    );
+                                }
                                 Cause::Other | Cause::Drained => {
                                     panic!("a payload sent outside forwarding and repair: {message:?}")
                                 }
@@ -515,6 +528,23 @@ impl Harness {
         assert_eq!(&decoded, message, "changed by the wire");
     }
 
+    /// Our own messages the core signed since the last look (its own watermark moved): the
+    /// retention replica takes them, and they may be sent now.
+    fn sealed(&mut self) -> Cause {
+        let own = self.core.own_stream();
+        let mark = self.core.watermark(&own).unwrap_or(0);
+        if mark <= self.signed {
+            return Cause::Other;
+        }
+        assert!(mark <= self.broadcasts, "signed {mark} of {} broadcasts", self.broadcasts);
+        let first = self.signed + 1;
+        for seq in first..=mark {
+            self.retain(own, seq, payload(own, seq).len());
+        }
+        self.signed = mark;
+        Cause::Seal { first, last: mark }
+    }
+
     /// The watermark of every stream of the pool the core tracks, before a step.
     fn snapshot(&self) -> Snapshot {
         Snapshot {
@@ -565,13 +595,17 @@ impl Harness {
             }
             7 => {
                 let own = self.core.own_stream();
-                let seq = self.core.watermark(&own).unwrap_or(0) + 1;
-                let expected = payload(own, seq);
-                let id = self.core.broadcast(expected.clone(), self.now);
-                self.core.seal_broadcasts(self.now);
-                assert_eq!((id.stream, id.seq), (own, seq), "broadcast ids are consecutive from 1");
-                self.retain(own, seq, expected.len());
-                return Cause::Forward { from: None, stream: own, seq };
+                let seq = self.core.next_seq();
+                let id = self.core.broadcast(payload(own, seq), self.now);
+                assert_eq!((id.stream, id.seq), (own, seq), "broadcast ids are consecutive");
+                assert_eq!(seq, self.broadcasts + 1, "broadcast ids are consecutive from 1");
+                self.broadcasts = seq;
+                // The driver seals after taking every broadcast waiting; the script may also leave
+                // the batch to the seal timer.
+                if input.bool() {
+                    self.core.seal_broadcasts(self.now);
+                }
+                return self.sealed();
             }
             8 => {
                 let b = input.u8();
@@ -593,6 +627,7 @@ impl Harness {
                         self.expire(cutoff);
                     }
                     self.core.handle_timer(timer, self.now);
+                    return self.sealed();
                 }
             }
             9 => {
@@ -650,6 +685,8 @@ pub fn router_handler(data: &[u8]) {
         .expect("valid config");
     let mut harness = Harness {
         prove: true,
+        broadcasts: 0,
+        signed: 0,
         core,
         config,
         now,
