@@ -3,7 +3,7 @@
 //! It decides nothing. In one loop it
 //!
 //! 1. takes transport events (connections up and down, failed dials, batches of frames), decodes
-//!    each frame with [`wire`](self::wire) and hands it to the core;
+//!    each frame with `wire` and hands it to the core;
 //! 2. takes the application's broadcasts and queries ([`NodeHandle`]);
 //! 3. fires the core's timers;
 //! 4. carries out the core's [`Action`](crate::core::Action)s: dials, frames queued on connections (one [`OutFrame`] per
