@@ -254,7 +254,7 @@ fn run(name: &'static str, params: &Params, interval: Duration, faults: &[(f64, 
     faults.sort_by_key(|(at, _)| *at);
     let mut faults = faults.into_iter().peekable();
     let mut half = (0, 0);
-    let mut half_causes = [0; 9];
+    let mut half_causes = [0; 10];
     for k in 0..total {
         let at = start + interval * k as u32;
         while let Some((when, fault)) = faults.next_if(|(when, _)| *when <= at) {

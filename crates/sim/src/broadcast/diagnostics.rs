@@ -9,10 +9,11 @@ use crate::sim::Sim;
 
 /// Summed over all routers: duplicate receptions by cause (graft answer beaten by the tree, tree copy
 /// after a graft, pushed on an eager link, pushed on a lazy link), grafts sent, prunes sent, tree
-/// optimisations, repair payloads sent; and neighbour changes of all nodes.
-pub(super) fn causes(sim: &Sim) -> [u64; 9] {
-    let mut out = [0; 9];
-    out[8] = sim.stats.neighbour_changes;
+/// optimisations, repair payloads sent, payloads that came without their manifest; and neighbour
+/// changes of all nodes.
+pub(super) fn causes(sim: &Sim) -> [u64; 10] {
+    let mut out = [0; 10];
+    out[9] = sim.stats.neighbour_changes;
     for node in &sim.nodes {
         let c = node.core.counters();
         let each = [
@@ -24,6 +25,7 @@ pub(super) fn causes(sim: &Sim) -> [u64; 9] {
             c.prunes_sent,
             c.optimisations,
             c.resends,
+            c.unproven_payloads,
         ];
         for (o, v) in out.iter_mut().zip(each) {
             *o += v;
@@ -35,7 +37,7 @@ pub(super) fn causes(sim: &Sim) -> [u64; 9] {
 /// The diagnostics line of a report: second-half duplicate causes, grafts and prunes, and the eager
 /// graph among live nodes at the end (edges eager on both sides, on one side only, and components of
 /// the symmetric ones; a spanning tree has `live - 1` edges and one component).
-pub(super) fn details(sim: &Sim, half: [u64; 9]) -> String {
+pub(super) fn details(sim: &Sim, half: [u64; 10]) -> String {
     let now = causes(sim);
     let d: Vec<u64> = now.iter().zip(half).map(|(a, b)| a - b).collect();
     let index: HashMap<_, _> = sim.nodes.iter().enumerate().map(|(i, n)| (n.info.id, i)).collect();
@@ -70,7 +72,7 @@ pub(super) fn details(sim: &Sim, half: [u64; 9]) -> String {
     let live: Vec<NodeIdx> = (0..sim.nodes.len()).filter(|&i| sim.nodes[i].alive).collect();
     let components = live.iter().filter(|&&i| find(&mut parent, i) == i).count();
     format!(
-        "second-half duplicates: graft-answer {} after-graft {} eager-link {} lazy-link {}; grafts {} prunes {} optimisations {} resends {}; neighbour up/down {}; \
+        "second-half duplicates: graft-answer {} after-graft {} eager-link {} lazy-link {}; grafts {} prunes {} optimisations {} resends {} unproven {}; neighbour up/down {}; \
          eager graph: {both} edges (+{one} one-sided) over {} live nodes, {components} component(s)",
         d[0],
         d[1],
@@ -81,6 +83,7 @@ pub(super) fn details(sim: &Sim, half: [u64; 9]) -> String {
         d[6],
         d[7],
         d[8],
+        d[9],
         live.len()
     )
 }
