@@ -300,8 +300,8 @@ fn graft_answers_carry_their_manifest_even_to_a_peer_that_had_it() {
 
 #[test]
 fn a_forged_far_ahead_payload_causes_no_gap_and_the_stream_goes_on() {
-    // The attack of issue 20: one frame with seq = position + 4,000 used to make every node wait
-    // for messages that never existed, report a gap, and drop the publisher's real messages as old.
+    // A payload far ahead of an honest stream: nobody may wait for messages that never existed,
+    // report a gap for them, or then drop the origin's real messages as old.
     let now = Instant::now();
     let mut r = router_with_neighbours(now, &[2, 3]);
     let s = stream(9);

@@ -131,8 +131,7 @@ pub struct Config {
     /// each waits at most this long for it. Verifying costs every node tens of microseconds per
     /// manifest, several times a small message's whole relay cost, and every node verifies every
     /// origin's manifests: with many origins each at a moderate rate, the interval sets how far that
-    /// cost is spread. Default 20 ms (at 5 ms, 32 origins sending together cost every node three times
-    /// the CPU per message of unsigned delivery; see docs/PERFORMANCE.md).
+    /// cost is spread. Default 20 ms (the measurements behind it are in docs/PERFORMANCE.md).
     pub seal_interval: Duration,
     /// Bytes of verified manifests held, over all streams, for messages not delivered yet (delivered
     /// messages keep theirs in retention). A manifest beyond the budget is dropped, and the messages
