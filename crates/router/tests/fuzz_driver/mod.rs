@@ -521,8 +521,14 @@ impl Harness {
                 _ => {}
             }
         }
-        let core = &self.core;
-        self.started.retain(|s| core.watermark(s).is_some());
+        // A stream the core forgot may come back as a new, provisional one (in the same step, so its
+        // watermark may never have been seen missing): after an eviction nothing counts as started.
+        if evicted {
+            self.started.clear();
+        } else {
+            let core = &self.core;
+            self.started.retain(|s| core.watermark(s).is_some());
+        }
         for peer in std::mem::take(&mut self.violators) {
             let before = self.snapshot();
             self.neighbour_down(peer);
