@@ -138,6 +138,9 @@
 //!   authentic messages of the origin's earlier run: a node that has them drops them as duplicates, but
 //!   a node that never had that run delivers them as what they are (messages of that run). Ordering
 //!   epochs per origin, so a superseded run is refused, needs the durable epochs of a later issue.
+//!   Likewise a stream a node forgot (idle for `stream_idle_timeout`, longer than any retention)
+//!   starts again from its next manifest: authentic old messages of it, replayed by a neighbour that
+//!   kept them, would be delivered again.
 //! * **Truncate or split** a manifest: the count and every hash are signed; a shorter or altered list
 //!   fails verification.
 //! * **Withhold a manifest, or send data before it**: the payload is unproven. It is neither relayed
