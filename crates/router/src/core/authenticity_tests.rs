@@ -33,6 +33,21 @@ fn manifests(actions: &[Action]) -> Vec<(Vec<NodeId>, Arc<Manifest>)> {
         .collect()
 }
 
+/// Node 1's router with `config` and `neighbours`, the actions of their arrival drained.
+fn node_with(config: Config, neighbours: &[u8], now: Instant) -> Router<ChaCha8Rng> {
+    let mut r = Router::new(InsecureSigner::new(id(1)), 7, config, ChaCha8Rng::seed_from_u64(1), now);
+    for &n in neighbours {
+        r.handle_neighbour_up(id(n), now);
+    }
+    drain(&mut r);
+    r
+}
+
+/// The runs `first..=last` of the manifests `actions` send.
+fn signed_runs(actions: &[Action]) -> Vec<(u64, u64)> {
+    manifests(actions).iter().map(|(_, m)| (m.first, m.last())).collect()
+}
+
 fn gaps(actions: &[Action]) -> usize {
     actions.iter().filter(|a| matches!(a, Action::Event(Event::Gap { .. }))).count()
 }
@@ -51,10 +66,7 @@ fn payload(seq: u64) -> Bytes {
 fn a_burst_of_broadcasts_shares_one_manifest_sent_ahead_of_the_payloads() {
     let now = Instant::now();
     let config = Config { max_batch_len: 8, ..Config::default() };
-    let mut r = Router::new(InsecureSigner::new(id(1)), 7, config, ChaCha8Rng::seed_from_u64(1), now);
-    r.handle_neighbour_up(id(2), now);
-    r.handle_neighbour_up(id(3), now);
-    drain(&mut r);
+    let mut r = node_with(config, &[2, 3], now);
     for b in [b"a", b"b", b"c"] {
         r.broadcast(Bytes::from_static(b), now);
     }
@@ -89,11 +101,8 @@ fn a_burst_of_broadcasts_shares_one_manifest_sent_ahead_of_the_payloads() {
 #[test]
 fn under_load_one_signature_covers_each_seal_interval() {
     let now = Instant::now();
-    let mut r =
-        Router::new(InsecureSigner::new(id(1)), 7, Config::default(), ChaCha8Rng::seed_from_u64(1), now);
+    let mut r = node_with(Config::default(), &[2], now);
     let interval = r.config().seal_interval;
-    r.handle_neighbour_up(id(2), now);
-    drain(&mut r);
     r.broadcast(Bytes::from_static(b"a"), now);
     r.seal_broadcasts(now);
     assert_eq!(manifests(&drain(&mut r)).len(), 1, "after a quiet spell: signed at once");
@@ -115,8 +124,7 @@ fn under_load_one_signature_covers_each_seal_interval() {
     assert_eq!(timer, Some(now + interval), "the seal timer ends the interval");
     r.handle_timer(Timer::Seal, now + interval);
     let actions = drain(&mut r);
-    let ranges: Vec<(u64, u64)> = manifests(&actions).iter().map(|(_, m)| (m.first, m.last())).collect();
-    assert_eq!(ranges, vec![(2, 4)], "one signature for the interval's three broadcasts");
+    assert_eq!(signed_runs(&actions), vec![(2, 4)], "one signature for the interval's three broadcasts");
     assert_eq!(r.counters().manifests_signed, 2);
 }
 
@@ -124,26 +132,18 @@ fn under_load_one_signature_covers_each_seal_interval() {
 fn a_full_batch_is_signed_at_once_and_the_seal_timer_signs_a_lone_one() {
     let now = Instant::now();
     let config = Config { max_batch_len: 2, ..Config::default() };
-    let mut r = Router::new(InsecureSigner::new(id(1)), 7, config, ChaCha8Rng::seed_from_u64(1), now);
-    r.handle_neighbour_up(id(2), now);
-    drain(&mut r);
+    let mut r = node_with(config, &[2], now);
     r.broadcast(Bytes::from_static(b"a"), now);
     r.broadcast(Bytes::from_static(b"b"), now);
     r.broadcast(Bytes::from_static(b"c"), now);
     let actions = drain(&mut r);
-    assert_eq!(
-        manifests(&actions).iter().map(|(_, m)| (m.first, m.last())).collect::<Vec<_>>(),
-        vec![(1, 2)]
-    );
+    assert_eq!(signed_runs(&actions), vec![(1, 2)]);
     // Too early: the interval since the full batch is not over.
     r.handle_timer(Timer::Seal, now + Duration::from_millis(1));
     assert!(manifests(&drain(&mut r)).is_empty());
     r.handle_timer(Timer::Seal, now + r.config().seal_interval);
     let actions = drain(&mut r);
-    assert_eq!(
-        manifests(&actions).iter().map(|(_, m)| (m.first, m.last())).collect::<Vec<_>>(),
-        vec![(3, 3)]
-    );
+    assert_eq!(signed_runs(&actions), vec![(3, 3)]);
     assert_eq!(sends(&actions).len(), 1);
 }
 
@@ -151,9 +151,7 @@ fn a_full_batch_is_signed_at_once_and_the_seal_timer_signs_a_lone_one() {
 fn a_batch_of_many_bytes_is_signed_at_once() {
     let now = Instant::now();
     let config = Config { max_batch_bytes: 10, ..Config::default() };
-    let mut r = Router::new(InsecureSigner::new(id(1)), 7, config, ChaCha8Rng::seed_from_u64(1), now);
-    r.handle_neighbour_up(id(2), now);
-    drain(&mut r);
+    let mut r = node_with(config, &[2], now);
     r.broadcast(Bytes::from_static(b"first"), now);
     r.seal_broadcasts(now);
     drain(&mut r);
@@ -162,9 +160,7 @@ fn a_batch_of_many_bytes_is_signed_at_once() {
     r.broadcast(Bytes::from_static(b"second"), soon);
     assert!(manifests(&drain(&mut r)).is_empty());
     r.broadcast(Bytes::from_static(b"third"), soon);
-    let ranges: Vec<(u64, u64)> =
-        manifests(&drain(&mut r)).iter().map(|(_, m)| (m.first, m.last())).collect();
-    assert_eq!(ranges, vec![(2, 3)]);
+    assert_eq!(signed_runs(&drain(&mut r)), vec![(2, 3)]);
 }
 
 #[test]
@@ -394,9 +390,7 @@ fn pending_manifests_are_bounded_per_stream_and_released_on_delivery() {
     let one = manifest(stream(9), 1, &[&payload(1)]).size();
     let config =
         Config { max_stream_proof_bytes: 3 * one, max_proof_bytes: 5 * one, ..super::tests::config() };
-    let mut r = Router::new(InsecureSigner::new(id(1)), 7, config, ChaCha8Rng::seed_from_u64(1), now);
-    r.handle_neighbour_up(id(2), now);
-    drain(&mut r);
+    let mut r = node_with(config, &[2], now);
     for seq in 1..=5 {
         r.handle_message(id(2), Message::Manifest(manifest(stream(9), seq, &[&payload(seq)])), now);
     }
