@@ -94,5 +94,6 @@ pub use recycle::BufferRecycler;
 /// The wire protocol version this crate speaks (`Hello.protocol_version`). Version 2 runs every
 /// connection inside a Noise channel and makes node ids Ed25519 public keys. Version 3 adds signed
 /// broadcasts: `Manifest`s prove every payload to be its origin's, and `StreamDecl`s carry the
-/// origin's signature. Other versions are refused.
-pub const PROTOCOL_VERSION: u32 = 3;
+/// origin's signature. Version 4 gives every broadcast payload a one-byte header, so that a large
+/// message can travel as several payloads (`dotray_node::fragment`). Other versions are refused.
+pub const PROTOCOL_VERSION: u32 = 4;

@@ -22,6 +22,11 @@ pub enum NodeError {
     /// The node has shut down.
     #[error("the node has shut down")]
     Stopped,
+    /// `broadcast`: the message is longer than the node's `max_message_len` (see
+    /// [`crate::NodeBuilder::max_message_len`]). Nothing was numbered or sent: the next broadcast
+    /// goes out as if this one had not been tried.
+    #[error(transparent)]
+    TooLong(#[from] dotray_node::core::MessageTooLong),
     /// `send_to`: the node is not connected and its address is unknown.
     #[error("unknown node")]
     UnknownNode,
@@ -34,6 +39,15 @@ pub enum NodeError {
     /// A remote node query failed.
     #[error(transparent)]
     Query(#[from] dotray_node::RemoteQueryError),
+}
+
+impl From<dotray_node::BroadcastError> for NodeError {
+    fn from(error: dotray_node::BroadcastError) -> Self {
+        match error {
+            dotray_node::BroadcastError::TooLong(too_long) => Self::TooLong(too_long),
+            _ => Self::Stopped,
+        }
+    }
 }
 
 impl From<dotray_node::Stopped> for NodeError {

@@ -133,6 +133,17 @@ impl NodeBuilder {
         self
     }
 
+    /// The longest message [`Node::broadcast`] accepts and this node delivers. Default 16 MiB (see
+    /// `dotray_node::core::Config::max_message_len` for why); use the same value on every node of a
+    /// network. Raises the node's reassembly budget and the router's reorder budget to hold at least
+    /// one such message when they are lower.
+    pub fn max_message_len(mut self, len: usize) -> Self {
+        self.protocol.max_message_len = len;
+        self.protocol.max_reassembly_bytes = self.protocol.max_reassembly_bytes.max(len);
+        self.protocol.router.reorder_max_bytes = self.protocol.router.reorder_max_bytes.max(len);
+        self
+    }
+
     /// Transport limits and timeouts (see [`dotray_transport::Config`]). Keeps the network id and key
     /// set on this builder.
     pub fn transport_config(mut self, config: dotray_transport::Config) -> Self {
@@ -233,8 +244,14 @@ impl Node {
     }
 
     /// Broadcasts `payload` to every node of the network. Waits while the network is saturated
-    /// (back-pressure). Every node that stays connected receives it exactly once; messages from one
-    /// node arrive everywhere in the order they were broadcast.
+    /// (back-pressure). Every node that stays connected receives it exactly once, whole; messages
+    /// from one node arrive everywhere in the order they were broadcast. A message up to
+    /// [`NodeBuilder::max_message_len`] (16 MiB by default) is accepted; a longer one gets
+    /// [`NodeError::TooLong`] and is not numbered.
+    ///
+    /// A message's [`MessageId`] is its position in this node's stream. A large message travels as
+    /// several pieces, each with a position of its own, so the next message's `seq` is more than one
+    /// higher (see `dotray_node::fragment`).
     pub async fn broadcast(&self, payload: Bytes) -> Result<MessageId, NodeError> {
         Ok(self.inner.handle.broadcast(payload).await?)
     }

@@ -21,8 +21,11 @@
 
 pub mod core;
 pub mod driver;
+pub mod fragment;
 mod message;
 pub mod timers;
 
-pub use driver::{DriverConfig, DriverCounters, NodeHandle, NodeOutput, RemoteQueryError, Stopped};
+pub use driver::{
+    BroadcastError, DriverConfig, DriverCounters, NodeHandle, NodeOutput, RemoteQueryError, Stopped,
+};
 pub use message::Message;

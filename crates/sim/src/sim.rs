@@ -239,8 +239,11 @@ impl Sim {
         let info = PeerInfo::new(NodeId::random_from(&mut self.rng), Self::addr_of(idx));
         let rng = ChaCha8Rng::seed_from_u64(self.rng.random());
         let now = self.instant();
-        let config =
-            dotray_node::core::Config { membership: self.membership.clone(), router: self.router.clone() };
+        let config = dotray_node::core::Config {
+            membership: self.membership.clone(),
+            router: self.router.clone(),
+            ..Default::default()
+        };
         // Signed broadcasts run as in production, with a stand-in signature (nobody attacks here,
         // and real Ed25519 would cost most of a simulation's time).
         let signer = InsecureSigner::new(info.id);

@@ -386,7 +386,9 @@ pub struct Data {
     /// and to optimise the tree (a much shorter path announced by a digest replaces a long one).
     #[prost(uint32, tag = "3")]
     pub hops: u32,
-    /// Application bytes, opaque to dotray.
+    /// One application message, or one piece of a large one, behind a one-byte header (WHOLE, FIRST
+    /// with the total length, MORE, LAST; see `dotray_node::fragment`). The router relays it as opaque
+    /// bytes; the origin's manifest covers header and bytes alike.
     #[prost(bytes = "bytes", tag = "4")]
     pub payload: ::prost::bytes::Bytes,
 }

@@ -3,23 +3,77 @@
 
 use dotray_codec::InvalidConfig;
 
-/// The protocol settings of a node: its membership core's and its router core's. Every field of
-/// both is documented where it is defined, with its default.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+/// The protocol settings of a node: its membership core's, its router core's, and how application
+/// messages map onto router payloads. Every field is documented where it is defined, with its
+/// default.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Config {
     /// Views, liveness, peer exchange, healing (see [`dotray_membership::core::Config`]).
     pub membership: dotray_membership::core::Config,
     /// Tree, digests, repair, retention, bounds (see [`dotray_router::core::Config`]).
     pub router: dotray_router::core::Config,
+    /// The longest message `broadcast` accepts, and the longest this node reassembles and delivers
+    /// (a longer one is reported lost). Default 16 MiB: the largest blocks and state snapshots of
+    /// the blockchains dotray is made for, while a node's memory for partly received messages
+    /// ([`Config::max_reassembly_bytes`]) and the retention that repairs them
+    /// ([`dotray_router::core::Config::retention_max_bytes`]) still hold several such messages at
+    /// once. All nodes of a network should use the same value.
+    pub max_message_len: usize,
+    /// A message longer than this travels as several payloads of this many bytes (the last one
+    /// shorter); see [`crate::fragment`]. Default 256 KiB: a relay forwards a piece as soon as it has
+    /// it, so smaller pieces pipeline a large message down the tree, while each piece still costs
+    /// only a hash and a 32-byte manifest entry. At most the transport's frame limit less 1 KiB.
+    pub fragment_len: usize,
+    /// The most memory partly received messages may take at once, all origins together (charged
+    /// for the buffers as they grow). When a piece does not fit, the partly received message of
+    /// another origin that grew least recently is dropped and reported as a gap. Default 64 MiB; at
+    /// least [`Config::max_message_len`].
+    pub max_reassembly_bytes: usize,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            membership: Default::default(),
+            router: Default::default(),
+            max_message_len: 16 << 20,
+            fragment_len: 256 << 10,
+            max_reassembly_bytes: 64 << 20,
+        }
+    }
 }
 
 impl Config {
-    /// Checks both parts.
+    /// Checks every part.
     pub fn validate(&self) -> Result<(), InvalidNodeConfig> {
         self.membership.validate().map_err(InvalidNodeConfig::Membership)?;
-        self.router.validate().map_err(InvalidNodeConfig::Router)
+        self.router.validate().map_err(InvalidNodeConfig::Router)?;
+        InvalidConfig::check_nonzero([
+            ("max_message_len", self.max_message_len == 0),
+            ("fragment_len", self.fragment_len == 0),
+        ])
+        .and_then(|()| {
+            InvalidConfig::check(
+                self.max_reassembly_bytes >= self.max_message_len,
+                "max_reassembly_bytes must hold one message of max_message_len",
+            )
+        })
+        .map_err(InvalidNodeConfig::Messages)
+    }
+
+    /// Checks that a piece of [`Config::fragment_len`] bytes fits in a frame of `max_frame_len`
+    /// bytes with room for its envelope.
+    pub fn check_frame_len(&self, max_frame_len: usize) -> Result<(), InvalidNodeConfig> {
+        InvalidConfig::check(
+            self.fragment_len + FRAME_ROOM <= max_frame_len,
+            "fragment_len must be at most the transport's max_frame_len less 1 KiB",
+        )
+        .map_err(InvalidNodeConfig::Messages)
     }
 }
+
+/// Room kept in a frame beside a piece, for its envelope and header.
+const FRAME_ROOM: usize = 1024;
 
 /// A node's settings cannot work: which part, and why (each layer's [`InvalidConfig`]).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -31,6 +85,9 @@ pub enum InvalidNodeConfig {
     /// The router part.
     #[error("router config: {0}")]
     Router(InvalidConfig),
+    /// The message settings (`max_message_len`, `fragment_len`, `max_reassembly_bytes`).
+    #[error("message config: {0}")]
+    Messages(InvalidConfig),
     /// The driver's settings (`driver::DriverConfig`).
     #[error("driver config: {0}")]
     Driver(InvalidConfig),

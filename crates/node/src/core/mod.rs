@@ -9,6 +9,8 @@
 //! * membership's `NeighbourUp` / `NeighbourDown` / `RttUpdated` become the router's
 //!   `handle_neighbour_up` / `handle_neighbour_down` / `handle_rtt`, in the order membership emits
 //!   them, and neighbour changes are also reported to the application;
+//! * an application message becomes one router payload, or several for a large one, and router
+//!   deliveries become whole messages again ([`crate::fragment`]);
 //! * both cores' timers travel as one [`Timer`] enum, and both cores' effects come out of one
 //!   [`NodeCore::poll_action`], membership's before the router's.
 //!
@@ -26,6 +28,17 @@ mod tests;
 pub use action::{Action, Event, PeerMessage, QueryAnswer, Timer};
 pub use config::{Config, InvalidNodeConfig};
 
+/// A broadcast longer than [`Config::max_message_len`]: refused before it is numbered, so nothing
+/// waits for it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("a message of {len} bytes is longer than the limit of {max} bytes")]
+pub struct MessageTooLong {
+    /// The message's length.
+    pub len: usize,
+    /// [`Config::max_message_len`].
+    pub max: usize,
+}
+
 use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -38,16 +51,25 @@ use dotray_membership::core::{
     QueryError, Seed,
 };
 use dotray_router::core::{
-    Action as RouterAction, Counters, Event as RouterEvent, MessageId, Recipients, Router, StreamId, Topology,
+    Action as RouterAction, Counters, Delivery, Event as RouterEvent, MessageId, Recipients, Router,
+    StreamId, Topology,
 };
 use dotray_router::proof::Signer;
 use rand::{Rng, SeedableRng};
+
+use crate::fragment::{self, Loss, Reassembled, Reassembly};
 
 /// The protocol state of one node: membership and broadcast. See the [module docs](self).
 #[derive(Debug)]
 pub struct NodeCore<R: Rng> {
     membership: Membership<R>,
     router: Router<R>,
+    /// Large messages of other origins being put back together.
+    reassembly: Reassembly,
+    /// [`Config::max_message_len`].
+    max_message_len: usize,
+    /// [`Config::fragment_len`].
+    fragment_len: usize,
     /// Actions ahead of the cores' own queues (direct messages for the application).
     actions: VecDeque<Action>,
     /// The time of the latest `handle_*` call: membership's neighbour events reach the router with it.
@@ -68,6 +90,7 @@ impl<R: Rng + SeedableRng> NodeCore<R> {
         mut rng: R,
         now: Instant,
     ) -> Result<Self, InvalidNodeConfig> {
+        config.validate()?;
         if signer.node_id() != me.id {
             return Err(InvalidNodeConfig::WrongKey { signer: signer.node_id(), node: me.id });
         }
@@ -78,7 +101,15 @@ impl<R: Rng + SeedableRng> NodeCore<R> {
             .map_err(InvalidNodeConfig::Membership)?;
         let router = Router::try_new(signer, epoch, config.router, router_rng, now)
             .map_err(InvalidNodeConfig::Router)?;
-        Ok(Self { membership, router, actions: VecDeque::new(), now })
+        Ok(Self {
+            membership,
+            router,
+            reassembly: Reassembly::new(config.max_message_len, config.max_reassembly_bytes),
+            max_message_len: config.max_message_len,
+            fragment_len: config.fragment_len,
+            actions: VecDeque::new(),
+            now,
+        })
     }
 }
 
@@ -96,6 +127,21 @@ impl<R: Rng> NodeCore<R> {
     /// The sequence number the next [`NodeCore::broadcast`] gets.
     pub fn next_seq(&self) -> u64 {
         self.router.next_seq()
+    }
+
+    /// [`Config::max_message_len`].
+    pub fn max_message_len(&self) -> usize {
+        self.max_message_len
+    }
+
+    /// [`Config::fragment_len`].
+    pub fn fragment_len(&self) -> usize {
+        self.fragment_len
+    }
+
+    /// Bytes held for partly received large messages (see [`Config::max_reassembly_bytes`]).
+    pub fn reassembly_bytes(&self) -> usize {
+        self.reassembly.held_bytes()
     }
 
     /// The membership core (views, connection counts), read-only.
@@ -189,11 +235,47 @@ impl<R: Rng> NodeCore<R> {
         }
     }
 
-    /// Broadcasts `payload` to every node; returns its id. It leaves when its batch is signed (see
-    /// [`NodeCore::seal_broadcasts`]).
-    pub fn broadcast(&mut self, payload: Bytes, now: Instant) -> MessageId {
+    /// Broadcasts `payload` to every node; returns its id. A message longer than
+    /// [`Config::fragment_len`] is cut into pieces, all handed to the router at once and signed at
+    /// once; a short one leaves when its batch is signed (see [`NodeCore::seal_broadcasts`]). A driver
+    /// that paces a large message's pieces uses [`fragment::split`] and
+    /// [`NodeCore::broadcast_piece`] instead.
+    pub fn broadcast(&mut self, payload: Bytes, now: Instant) -> Result<MessageId, MessageTooLong> {
+        self.check_len(payload.len())?;
+        let pieces = fragment::split(&payload, self.fragment_len);
+        let large = pieces.len() > 1;
+        let mut pieces = pieces.into_iter();
+        let id = self.broadcast_piece(pieces.next().expect("at least one piece"), now);
+        pieces.for_each(|piece| {
+            self.broadcast_piece(piece, now);
+        });
+        if large {
+            self.seal_message(now);
+        }
+        Ok(id)
+    }
+
+    /// Refuses a message longer than [`Config::max_message_len`].
+    pub fn check_len(&self, len: usize) -> Result<(), MessageTooLong> {
+        if len > self.max_message_len {
+            Err(MessageTooLong { len, max: self.max_message_len })
+        } else {
+            Ok(())
+        }
+    }
+
+    /// Hands the router one payload made by [`fragment::split`], numbered next; returns its id. The
+    /// pieces of one message must follow each other with nothing between them.
+    pub fn broadcast_piece(&mut self, piece: Bytes, now: Instant) -> MessageId {
         self.now = now;
-        self.router.broadcast(payload, now)
+        self.router.broadcast(piece, now)
+    }
+
+    /// Signs and sends what waits for a manifest now, whatever the seal interval: the end of a large
+    /// message, whose pieces share the signature.
+    pub fn seal_message(&mut self, now: Instant) {
+        self.now = now;
+        self.router.seal_now(now);
     }
 
     /// Signs and sends the broadcasts waiting for their manifest (unless a batch was signed within
@@ -229,7 +311,8 @@ impl<R: Rng> NodeCore<R> {
             let translated = if let Some(action) = self.membership.poll_action() {
                 self.route_membership(action)
             } else {
-                Self::route_router(self.router.poll_action()?)
+                let action = self.router.poll_action()?;
+                self.route_router(action)
             };
             if translated.is_some() {
                 return translated;
@@ -275,19 +358,50 @@ impl<R: Rng> NodeCore<R> {
         })
     }
 
-    fn route_router(action: RouterAction) -> Option<Action> {
+    fn route_router(&mut self, action: RouterAction) -> Option<Action> {
         Some(match action {
             RouterAction::Send { to, message } => {
                 Action::Send { to, message: PeerMessage::Broadcast(message) }
             }
             RouterAction::SetTimer { at, timer } => Action::SetTimer { at, timer: Timer::Router(timer) },
-            RouterAction::Deliver(delivery) => Action::Deliver(delivery),
+            RouterAction::Deliver(delivery) => return self.reassemble(delivery),
             RouterAction::Event(RouterEvent::Gap { stream, first, last }) => {
+                let (first, last) = self.reassembly.gap(stream, first, last);
                 Action::Event(Event::Gap { stream, first, last })
             }
             RouterAction::Violation { peer, reason } => Action::Violation { peer, reason },
             // Router events this node does not know of yet are not the application's business.
             RouterAction::Event(_) => return None,
         })
+    }
+
+    /// A payload the router delivered, as a whole message (now or once its last piece arrives);
+    /// messages lost on the way come out as gaps, first.
+    fn reassemble(&mut self, delivery: Delivery) -> Option<Action> {
+        let Delivery { id: MessageId { stream, seq }, hops, payload } = delivery;
+        let result = self.reassembly.accept(stream, seq, &payload);
+        while let Some((stream, first, last)) = self.reassembly.take_lost() {
+            self.actions.push_back(Action::Event(Event::Gap { stream, first, last }));
+        }
+        let action = match result {
+            Reassembled::Message { seq, payload } => {
+                Action::Deliver(Delivery { id: MessageId { stream, seq }, hops, payload })
+            }
+            Reassembled::Held | Reassembled::Skipped => return None,
+            Reassembled::Lost { first, last, why } => {
+                match why {
+                    Loss::TooLong => tracing::warn!(
+                        origin = %stream.origin, seq = first, max = self.max_message_len,
+                        "a message longer than max_message_len is not delivered"
+                    ),
+                    Loss::Malformed => {
+                        tracing::warn!(origin = %stream.origin, seq, "a message whose pieces do not add up is not delivered")
+                    }
+                }
+                Action::Event(Event::Gap { stream, first, last })
+            }
+        };
+        self.actions.push_back(action);
+        None
     }
 }

@@ -11,16 +11,26 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
 use super::*;
+use dotray_router::core::MessageId;
 
 fn info(n: u8) -> PeerInfo {
     PeerInfo::new(NodeId::from_bytes([n; 32]), format!("127.0.0.1:{}", 2000 + u16::from(n)).parse().unwrap())
 }
 
 fn core(me: PeerInfo, seeds: Vec<std::net::SocketAddr>, now: Instant) -> NodeCore<ChaCha8Rng> {
+    core_with(me, seeds, Config::default(), now)
+}
+
+fn core_with(
+    me: PeerInfo,
+    seeds: Vec<std::net::SocketAddr>,
+    config: Config,
+    now: Instant,
+) -> NodeCore<ChaCha8Rng> {
     NodeCore::new(
         me,
         seeds.into_iter().map(Into::into),
-        Config::default(),
+        config,
         InsecureSigner::new(me.id),
         ChaCha8Rng::seed_from_u64(u64::from(me.id.as_bytes()[0])),
         now,
@@ -50,9 +60,13 @@ fn deliver(actions: &[Action], from: NodeId, to: &mut NodeCore<ChaCha8Rng>, now:
 /// Two nodes, `b` joined through `a`, each with the other as its only neighbour; their actions so far
 /// are drained.
 fn pair(now: Instant) -> (NodeCore<ChaCha8Rng>, NodeCore<ChaCha8Rng>) {
+    pair_with(Config::default(), now)
+}
+
+fn pair_with(config: Config, now: Instant) -> (NodeCore<ChaCha8Rng>, NodeCore<ChaCha8Rng>) {
     let (ia, ib) = (info(1), info(2));
-    let mut a = core(ia, vec![], now);
-    let mut b = core(ib, vec![ia.addr], now);
+    let mut a = core_with(ia, vec![], config.clone(), now);
+    let mut b = core_with(ib, vec![ia.addr], config, now);
     drain(&mut a);
     assert!(drain(&mut b).contains(&Action::Dial { addr: ia.addr, node: None }), "the joiner dials its seed");
     a.handle_connected(ib, None, now);
@@ -72,7 +86,7 @@ fn a_neighbour_membership_reports_reaches_the_router_and_the_application() {
     let (ia, ib) = (info(1), info(2));
     let mut a = core(ia, vec![], now);
     // Something to sync: a node that has sent nothing has no position to tell.
-    a.broadcast(Bytes::from_static(b"before"), now);
+    a.broadcast(Bytes::from_static(b"before"), now).unwrap();
     a.seal_broadcasts(now);
     drain(&mut a);
     a.handle_connected(ib, None, now);
@@ -105,7 +119,7 @@ fn a_neighbour_membership_reports_reaches_the_router_and_the_application() {
 fn a_broadcast_reaches_the_neighbour_once_in_one_send() {
     let now = Instant::now();
     let (mut a, mut b) = pair(now);
-    let id = a.broadcast(Bytes::from_static(b"hello"), now);
+    let id = a.broadcast(Bytes::from_static(b"hello"), now).unwrap();
     assert!(drain(&mut a).iter().all(|a| !matches!(a, Action::Send { .. })), "nothing leaves unsigned");
     a.seal_broadcasts(now);
     let actions = drain(&mut a);
@@ -160,7 +174,7 @@ fn each_timer_goes_back_to_the_core_that_set_it() {
     let (mut a, _b) = pair(now);
     // Membership arms its periodic timers at start; the router arms its own once it has something
     // to do (here: a broadcast to batch digests for, and to retain).
-    a.broadcast(Bytes::from_static(b"x"), now);
+    a.broadcast(Bytes::from_static(b"x"), now).unwrap();
     let timers: Vec<(Instant, Timer)> = drain(&mut a)
         .into_iter()
         .chain(drain(&mut core(info(3), vec![], now)))
@@ -219,4 +233,77 @@ fn a_signer_for_another_node_is_refused() {
     assert!(
         matches!(refused, Err(InvalidNodeConfig::WrongKey { signer, node }) if signer == info(2).id && node == info(1).id)
     );
+}
+
+/// What `actions` deliver: (id, payload) in order.
+fn delivered(actions: &[Action]) -> Vec<(MessageId, Bytes)> {
+    actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::Deliver(d) => Some((d.id, d.payload.clone())),
+            _ => None,
+        })
+        .collect()
+}
+
+fn small_pieces() -> Config {
+    Config { max_message_len: 100, fragment_len: 8, max_reassembly_bytes: 1000, ..Config::default() }
+}
+
+#[test]
+fn a_large_message_arrives_whole_once_and_the_next_one_after_it() {
+    let now = Instant::now();
+    let (mut a, mut b) = pair_with(small_pieces(), now);
+    let large = Bytes::from((0..100u8).collect::<Vec<u8>>());
+    let id = a.broadcast(large.clone(), now).unwrap();
+    assert_eq!(a.next_seq(), id.seq + 13, "100 bytes in pieces of 8 take 13 numbers");
+    let after = a.broadcast(Bytes::from_static(b"after"), now).unwrap();
+    a.seal_broadcasts(now + Duration::from_secs(1));
+    let from_a = drain(&mut a);
+    let pieces = from_a
+        .iter()
+        .filter(|a| {
+            matches!(a, Action::Send { message: PeerMessage::Broadcast(BroadcastMessage::Data { .. }), .. })
+        })
+        .count();
+    assert_eq!(pieces, 14, "13 pieces and the short message, each sent once");
+    let at_b = deliver(&from_a, a.me().id, &mut b, now);
+    assert_eq!(delivered(&at_b), vec![(id, large), (after, Bytes::from_static(b"after"))]);
+    assert!(!at_b.iter().any(|a| matches!(a, Action::Event(Event::Gap { .. }))), "{at_b:#?}");
+    assert_eq!(b.reassembly_bytes(), 0, "nothing held once the message is whole");
+}
+
+#[test]
+fn a_message_over_the_limit_is_refused_before_it_is_numbered() {
+    let now = Instant::now();
+    let (mut a, _b) = pair_with(small_pieces(), now);
+    let before = a.next_seq();
+    assert_eq!(a.broadcast(Bytes::from(vec![0; 101]), now), Err(MessageTooLong { len: 101, max: 100 }));
+    assert_eq!(a.next_seq(), before);
+    assert!(drain(&mut a).iter().all(|a| !matches!(a, Action::Send { .. })));
+    assert_eq!(a.broadcast(Bytes::from(vec![0; 100]), now).map(|id| id.seq), Ok(before));
+}
+
+#[test]
+fn a_message_longer_than_the_receivers_limit_is_a_gap_not_a_stall() {
+    let now = Instant::now();
+    let (ia, ib) = (info(1), info(2));
+    let mut a = core_with(ia, vec![], Config { max_message_len: 1000, ..small_pieces() }, now);
+    let mut b = core_with(ib, vec![ia.addr], small_pieces(), now);
+    drain(&mut a);
+    drain(&mut b);
+    a.handle_connected(ib, None, now);
+    b.handle_connected(ia, Some(ia.addr), now);
+    let from_a = drain(&mut a);
+    let from_b = drain(&mut b);
+    deliver(&from_b, ib.id, &mut a, now);
+    deliver(&from_a, ia.id, &mut b, now);
+    drain(&mut a);
+    let long = a.broadcast(Bytes::from(vec![7; 500]), now).unwrap();
+    let short = a.broadcast(Bytes::from_static(b"short"), now).unwrap();
+    a.seal_broadcasts(now + Duration::from_secs(1));
+    let at_b = deliver(&drain(&mut a), ia.id, &mut b, now);
+    let gap = Event::Gap { stream: long.stream, first: long.seq, last: long.seq };
+    assert!(at_b.contains(&Action::Event(gap)), "{at_b:#?}");
+    assert_eq!(delivered(&at_b), vec![(short, Bytes::from_static(b"short"))]);
 }

@@ -56,7 +56,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{Instrument, info_span};
 
 use crate::Message;
-use crate::core::{Config, Event, InvalidNodeConfig, NodeCore};
+use crate::core::{Config, Event, InvalidNodeConfig, MessageTooLong, NodeCore};
 
 /// The node's driver has stopped (the node shut down).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -99,7 +99,20 @@ impl std::fmt::Debug for Command {
     }
 }
 
-/// A broadcast, with the sequence number the handle gave it (see [`NodeHandle::broadcast`]).
+/// Broadcasting failed: nothing was numbered or sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum BroadcastError {
+    /// The message is longer than the node's `max_message_len`.
+    #[error(transparent)]
+    TooLong(#[from] MessageTooLong),
+    /// The node has stopped.
+    #[error(transparent)]
+    Stopped(#[from] Stopped),
+}
+
+/// A broadcast, with the sequence number the handle gave its first piece (see
+/// [`NodeHandle::broadcast`]).
 #[derive(Debug)]
 struct Broadcast {
     payload: Bytes,
@@ -114,6 +127,9 @@ pub struct NodeHandle {
     /// This node's stream, and the sequence number of its next broadcast.
     own: StreamId,
     next_seq: Arc<Mutex<u64>>,
+    /// The node core's `max_message_len` and `fragment_len`.
+    max_message_len: usize,
+    fragment_len: usize,
 }
 
 impl NodeHandle {
@@ -124,12 +140,17 @@ impl NodeHandle {
     /// The handle numbers broadcasts itself, in the order they enter the driver's queue (under a
     /// lock, so concurrent callers get numbers in queue order), as the core numbers them: a publisher
     /// keeps up to [`DriverConfig::broadcast_queue_len`] broadcasts in flight instead of waiting for
-    /// a round trip to the driver for each id.
-    pub async fn broadcast(&self, payload: Bytes) -> Result<MessageId, Stopped> {
+    /// a round trip to the driver for each id. A message longer than the core's `fragment_len` takes
+    /// one number per piece (see [`crate::fragment`]); its id is its first piece's. A message longer
+    /// than `max_message_len` is refused here, before it is numbered.
+    pub async fn broadcast(&self, payload: Bytes) -> Result<MessageId, BroadcastError> {
+        if payload.len() > self.max_message_len {
+            return Err(MessageTooLong { len: payload.len(), max: self.max_message_len }.into());
+        }
         let slot = self.broadcasts.reserve().await.map_err(|_| Stopped)?;
         let mut next_seq = self.next_seq.lock().unwrap_or_else(|e| e.into_inner());
         let seq = *next_seq;
-        *next_seq += 1;
+        *next_seq += crate::fragment::piece_count(payload.len(), self.fragment_len);
         slot.send(Broadcast { payload, seq });
         Ok(MessageId { stream: self.own, seq })
     }
@@ -192,6 +213,7 @@ pub fn spawn(
     driver.validate().map_err(InvalidNodeConfig::Driver)?;
     let me = PeerInfo::new(transport.local_id(), transport.local_addr());
     let now = Instant::now();
+    config.check_frame_len(transport.max_frame_len())?;
     let core = NodeCore::new(me, seeds, config, Ed25519Signer::new(key), StdRng::from_os_rng(), now)?;
     let (broadcasts_tx, broadcasts) = mpsc::channel(driver.broadcast_queue_len);
     let (commands_tx, commands) = mpsc::channel(driver.command_queue_len);
@@ -202,6 +224,8 @@ pub fn spawn(
         commands: commands_tx,
         own: core.own_stream(),
         next_seq: Arc::new(Mutex::new(core.next_seq())),
+        max_message_len: core.max_message_len(),
+        fragment_len: core.fragment_len(),
     };
     let span = info_span!("node", id = ?me.id, addr = %me.addr);
     let io = run::Io {

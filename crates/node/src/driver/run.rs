@@ -3,6 +3,7 @@
 use std::collections::VecDeque;
 use std::time::Instant;
 
+use bytes::Bytes;
 use dotray_codec::NodeId;
 use dotray_membership::core::{CloseReason, LinkEnd, PeerInfo};
 use dotray_membership::wire::{goodbye_reason, link_end};
@@ -20,6 +21,7 @@ use super::wire::{Decoded, Wire};
 use super::{Broadcast, Command, DriverConfig, RemoteQueryError};
 use crate::Message;
 use crate::core::{Action, Event, NodeCore, PeerMessage, QueryAnswer, Timer};
+use crate::fragment;
 use crate::timers::TimerQueue;
 
 /// What the driver talks to: the transport below, the application above, and its stop signal.
@@ -73,6 +75,10 @@ pub(super) struct Driver {
     now: Instant,
     /// Scratch list of peers a send could not reach (reused).
     refused: Vec<NodeId>,
+    /// The pieces of a large broadcast not handed to the core yet: they go a batch at a time, each
+    /// when no neighbour holds the node back, so a large message flows at the pace of the tree
+    /// instead of flooding the connections' queues. No other broadcast is taken meanwhile.
+    outgoing: VecDeque<Bytes>,
 }
 
 /// Waits for room in the application's queue. (An owned permit: a borrowed one would keep the queue
@@ -106,6 +112,7 @@ impl Driver {
             held_since: None,
             now,
             refused: Vec::new(),
+            outgoing: VecDeque::new(),
         }
     }
 
@@ -140,11 +147,16 @@ impl Driver {
                     Some(event) => self.on_transport_event(event),
                     None => return,
                 },
-                broadcast = self.io.broadcasts.recv(), if !held_back => match broadcast {
+                () = std::future::ready(()), if !held_back && !self.outgoing.is_empty() => self.send_pieces(),
+                broadcast = self.io.broadcasts.recv(), if !held_back && self.outgoing.is_empty() => match broadcast {
                     Some(broadcast) => {
                         self.on_broadcast(broadcast);
-                        // The rest of what is queued, in the same turn (at most a queue's worth).
+                        // The rest of what is queued, in the same turn (at most a queue's worth), up
+                        // to a large message, which goes at its own pace.
                         for _ in 1..self.config.broadcast_queue_len {
+                            if !self.outgoing.is_empty() {
+                                break;
+                            }
                             let Ok(broadcast) = self.io.broadcasts.try_recv() else { break };
                             self.on_broadcast(broadcast);
                         }
@@ -249,9 +261,37 @@ impl Driver {
         }
     }
 
+    /// A broadcast from the application: a short one goes to the core at once; a large one's pieces
+    /// wait in `outgoing` and go a batch at a time ([`Driver::send_pieces`]).
     fn on_broadcast(&mut self, broadcast: Broadcast) {
-        let id = self.core.broadcast(broadcast.payload, Instant::now());
-        debug_assert_eq!(id.seq, broadcast.seq, "the handle numbers broadcasts as the core does");
+        let mut pieces = fragment::split(&broadcast.payload, self.core.fragment_len());
+        if pieces.len() == 1 {
+            let id = self.core.broadcast_piece(pieces.swap_remove(0), Instant::now());
+            debug_assert_eq!(id.seq, broadcast.seq, "the handle numbers broadcasts as the core does");
+            return;
+        }
+        debug_assert_eq!(
+            self.core.next_seq(),
+            broadcast.seq,
+            "the handle numbers broadcasts as the core does"
+        );
+        self.outgoing.extend(pieces);
+        self.send_pieces();
+    }
+
+    /// Hands the core the next pieces of the large broadcast under way, until a batch is signed and
+    /// sent (the neighbours' queues then say when to go on) or the message is complete (its last
+    /// batch is signed at once).
+    fn send_pieces(&mut self) {
+        let now = Instant::now();
+        while let Some(piece) = self.outgoing.pop_front() {
+            self.core.broadcast_piece(piece, now);
+            if self.outgoing.is_empty() {
+                self.core.seal_message(now);
+            } else if self.core.router().unsealed() == 0 {
+                break;
+            }
+        }
     }
 
     fn on_command(&mut self, command: Command) {

@@ -69,6 +69,10 @@ pub struct Config {
     pub reorder_window: u64,
     /// Maximum payloads held for reordering across all streams. Default 65,536.
     pub reorder_max_total: usize,
+    /// Maximum payload bytes held for reordering across all streams. A payload that does not fit is
+    /// dropped (it was relayed, and is asked for again once the hole before it fills). Default
+    /// 128 MiB: eight of the largest messages (`max_message_len` in `dotray-node`) cut into pieces.
+    pub reorder_max_bytes: usize,
     /// How long a hole at the head of a stream may wait for repair before it is reported as
     /// [`crate::core::Event::Gap`] and delivery continues. Default 10 s: several graft rounds through
     /// every announcer; after that the message has almost certainly left the retention caches. Only
@@ -158,6 +162,7 @@ impl Default for Config {
             retention_settled_max_bytes: 256 * 1024,
             reorder_window: 4_096,
             reorder_max_total: 65_536,
+            reorder_max_bytes: 128 << 20,
             gap_timeout: Duration::from_secs(10),
             max_streams: 4_096,
             stream_idle_timeout: Duration::from_secs(600),
@@ -194,6 +199,7 @@ impl Config {
             ("retention_max_bytes", self.retention_max_bytes == 0),
             ("reorder_window", self.reorder_window == 0),
             ("reorder_max_total", self.reorder_max_total == 0),
+            ("reorder_max_bytes", self.reorder_max_bytes == 0),
             ("max_streams", self.max_streams == 0),
             ("max_serve_per_request", self.max_serve_per_request == 0),
             ("max_list_len", self.max_list_len == 0),

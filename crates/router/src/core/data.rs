@@ -145,7 +145,10 @@ impl<R: rand::Rng> Router<R> {
         if seq == state.delivered + 1 {
             self.deliver(stream, seq, held, now);
             self.drain(stream, now);
-        } else if self.buffered_total < self.config.reorder_max_total {
+        } else if self.buffered_total < self.config.reorder_max_total
+            && self.buffered_bytes + held.payload.len() <= self.config.reorder_max_bytes
+        {
+            self.buffered_bytes += held.payload.len();
             state.buffer.insert(seq, held);
             state.known_hi = state.known_hi.max(seq);
             state.add_announcer(from, self.config.max_announcers);
@@ -302,6 +305,7 @@ impl<R: rand::Rng> Router<R> {
             let next = state.delivered + 1;
             let Some(held) = state.buffer.remove(&next) else { break };
             self.buffered_total -= 1;
+            self.buffered_bytes -= held.payload.len();
             self.deliver(stream, next, held, now);
         }
         let Some(state) = self.streams.get_mut(&stream) else { return };

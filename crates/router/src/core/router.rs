@@ -38,6 +38,8 @@ pub struct Router<R> {
     pub(crate) retention: RetentionLog,
     /// Payloads in all reorder buffers.
     pub(crate) buffered_total: usize,
+    /// Payload bytes in all reorder buffers.
+    pub(crate) buffered_bytes: usize,
     pub(crate) actions: VecDeque<Action>,
     pub(crate) counters: Counters,
     pub(crate) flush_armed: bool,
@@ -111,6 +113,7 @@ impl<R: Rng> Router<R> {
             streams,
             retention: RetentionLog::default(),
             buffered_total: 0,
+            buffered_bytes: 0,
             actions: VecDeque::new(),
             counters: Counters::default(),
             flush_armed: false,
@@ -183,6 +186,18 @@ impl<R: Rng> Router<R> {
         if self.next_seal_at(now) <= now {
             self.seal(now);
         }
+    }
+
+    /// Broadcasts numbered but not signed yet (waiting for their batch's manifest).
+    pub fn unsealed(&self) -> usize {
+        self.batch.len()
+    }
+
+    /// Signs and sends the broadcasts waiting for their manifest now, whatever the seal interval:
+    /// for the end of a run of payloads that belong together (a large message cut into pieces),
+    /// which share the signature.
+    pub fn seal_now(&mut self, now: Instant) {
+        self.seal(now);
     }
 
     /// The earliest time the next batch may be signed.
@@ -464,6 +479,7 @@ impl<R: Rng> Router<R> {
     pub(crate) fn forget_stream(&mut self, id: StreamId) {
         if let Some(state) = self.streams.remove(&id) {
             self.buffered_total -= state.buffer.len();
+            self.buffered_bytes -= state.buffer.values().map(|held| held.payload.len()).sum::<usize>();
             self.proof_bytes -= state.proof_bytes;
             self.counters.streams_evicted += 1;
             for peer in self.peers.values_mut() {

@@ -15,14 +15,15 @@ impl Sim {
         self.router = config;
     }
 
-    /// Node `node` broadcasts `payload`. Returns the message id (None if the node is dead). The
-    /// broadcast is recorded, to check later who delivered it.
+    /// Node `node` broadcasts `payload`. Returns the message id (None if the node is dead or the
+    /// message is longer than the node's `max_message_len`). The broadcast is recorded, to check
+    /// later who delivered it.
     pub fn broadcast(&mut self, node: NodeIdx, payload: Bytes) -> Option<MessageId> {
         if !self.nodes[node].alive {
             return None;
         }
         let now = self.instant();
-        let id = self.nodes[node].core.broadcast(payload, now);
+        let id = self.nodes[node].core.broadcast(payload, now).ok()?;
         self.deliveries.broadcast(node, id, self.now);
         self.drain(node);
         Some(id)
