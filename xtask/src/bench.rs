@@ -8,7 +8,7 @@
 //!
 //! * `--quick`: two small workloads, one run each; fails unless both systems complete with nothing
 //!   missing and nothing duplicated (not a speed check: it keeps the benchmark from rotting, in CI).
-//! * `--suite`: the four target workloads of issue #7, with a verdict per target; fails on a miss.
+//! * `--suite`: the target workloads of issues #7 and #22, with a verdict per target; fails on a miss.
 
 use std::io::{BufRead, BufReader, Read};
 use std::path::PathBuf;
@@ -51,8 +51,8 @@ struct Targets {
     peak_rss_mb: Option<f64>,
 }
 
-/// The workloads and targets of issue #7.
-const SUITE: [(Workload, Targets); 4] = [
+/// The workloads and targets of issue #7, and the large-message row of issue #22.
+const SUITE: [(Workload, Targets); 5] = [
     (
         Workload { nodes: 32, msgs: 10_000, size: 1024, publishers: 1 },
         Targets { goodput_ratio: 0.33, amplification: 1.05, rmr: 0.01, p99_ratio: 3.0, peak_rss_mb: None },
@@ -75,6 +75,11 @@ const SUITE: [(Workload, Targets); 4] = [
             p99_ratio: 3.0,
             peak_rss_mb: Some(268.4),
         },
+    ),
+    (
+        // Large messages (issue 22): each travels as 32 pieces of 256 KiB.
+        Workload { nodes: 16, msgs: 20, size: 8 << 20, publishers: 1 },
+        Targets { goodput_ratio: 0.50, amplification: 1.02, rmr: 0.01, p99_ratio: 3.0, peak_rss_mb: None },
     ),
 ];
 

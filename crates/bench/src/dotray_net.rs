@@ -138,6 +138,10 @@ pub async fn run(spec: &Spec) -> Result<Report, BenchError> {
         duplicates_delivered_to_app: merged.duplicates,
         wire_bytes: after_counts.wire_bytes - before_counts.wire_bytes,
         payload_msgs_received: after_counts.payloads_received - before_counts.payloads_received,
+        payloads_per_msg: dotray::node::fragment::piece_count(
+            spec.size,
+            dotray::node::core::Config::default().fragment_len,
+        ),
         cpu_s: after.cpu_s - before.cpu_s,
         peak_rss_mb: after.peak_rss_mb,
         lat_p50_ms: merged.p50_ms,

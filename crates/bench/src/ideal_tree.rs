@@ -117,6 +117,7 @@ pub async fn run(spec: &Spec) -> Result<Report, BenchError> {
         duplicates_delivered_to_app: merged.duplicates,
         wire_bytes,
         payload_msgs_received: received.load(Ordering::Relaxed),
+        payloads_per_msg: 1,
         cpu_s: after.cpu_s - before.cpu_s,
         peak_rss_mb: after.peak_rss_mb,
         lat_p50_ms: merged.p50_ms,

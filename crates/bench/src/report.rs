@@ -46,6 +46,9 @@ pub struct Report {
     pub wire_bytes: u64,
     /// Payload-carrying messages received by all nodes, duplicates included.
     pub payload_msgs_received: u64,
+    /// Payload-carrying messages one message takes on a link: 1, or the number of pieces a large
+    /// message is cut into (`dotray_node::fragment`).
+    pub payloads_per_msg: u64,
     /// Process CPU seconds (user + system) during the measured phase.
     pub cpu_s: f64,
     /// Peak RSS of the process, MB.
@@ -83,9 +86,10 @@ impl Report {
             / (self.spec.msgs as f64 * self.spec.size as f64 * (self.spec.nodes - 1) as f64)
     }
 
-    /// Relative message redundancy: `payload_msgs_received / (M·(N−1)) − 1`.
+    /// Relative message redundancy: `payload_msgs_received / (M·P·(N−1)) − 1`, with P the payloads
+    /// per message.
     pub fn rmr(&self) -> f64 {
-        self.payload_msgs_received as f64 / self.expected() as f64 - 1.0
+        self.payload_msgs_received as f64 / (self.expected() * self.payloads_per_msg.max(1)) as f64 - 1.0
     }
 
     /// The JSON object of this run, with exactly the documented keys.
@@ -173,6 +177,7 @@ mod tests {
             duplicates_delivered_to_app: 0,
             wire_bytes: 42_000,
             payload_msgs_received: 44,
+            payloads_per_msg: 1,
             cpu_s: 0.5,
             peak_rss_mb: 10.0,
             lat_p50_ms: 1.0,
