@@ -23,9 +23,11 @@ pub mod core;
 pub mod driver;
 pub mod fragment;
 mod message;
+mod peer_addr;
 pub mod timers;
 
 pub use driver::{
     BroadcastError, DriverConfig, DriverCounters, NodeHandle, NodeOutput, RemoteQueryError, Stopped,
 };
 pub use message::Message;
+pub use peer_addr::{ParseSeedAddrError, PeerAddr, ResolveError, SeedAddr};

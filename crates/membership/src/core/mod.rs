@@ -502,6 +502,24 @@ impl<R: Rng> Membership<R> {
         }
     }
 
+    /// A seed's address changed (its host name now resolves to `new`): later joins and heals dial
+    /// `new`, with the seed's expected node id if it had one and no back-off (a new address deserves
+    /// a try at once). Nothing happens if `old` is not a seed.
+    pub fn replace_seed(&mut self, old: SocketAddr, new: SocketAddr) {
+        if old == new || !self.seeds.contains(&old) {
+            return;
+        }
+        if self.seeds.contains(&new) {
+            self.seeds.retain(|s| *s != old);
+        } else if let Some(slot) = self.seeds.iter_mut().find(|s| **s == old) {
+            *slot = new;
+        }
+        self.seed_backoff.remove(&old);
+        if let Some(id) = self.seed_ids.remove(&old) {
+            self.seed_ids.insert(new, id);
+        }
+    }
+
     /// A dial of `addr` failed: back off, and drop the address after too many failures (never a seed).
     fn note_failure(&mut self, addr: SocketAddr, now: Instant) {
         if self.seeds.contains(&addr) {

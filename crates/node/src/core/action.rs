@@ -121,6 +121,15 @@ pub enum Event {
         /// Last missing sequence number.
         last: u64,
     },
+    /// A node this one dialed refused it for a reason that retrying will not cure: the two are not
+    /// on the same network, or the other banned this one. Membership backs off from the address
+    /// as from any failed dial.
+    Refused {
+        /// The address dialed.
+        addr: SocketAddr,
+        /// Why.
+        reason: Refusal,
+    },
     /// A direct (not broadcast) message from a connected node.
     Direct {
         /// The sender.
@@ -128,6 +137,32 @@ pub enum Event {
         /// The application bytes.
         payload: Bytes,
     },
+}
+
+/// Why a node refused this one's connection (see [`Event::Refused`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Refusal {
+    /// The other node is on another network (its network id differs).
+    Network,
+    /// The other node speaks another protocol version.
+    Version,
+    /// The handshake's encryption failed: the other node has another network key, or has one where
+    /// this node has none, or the reverse.
+    NetworkKey,
+    /// The other node has banned this one for a while, after protocol violations it saw.
+    Banned,
+}
+
+impl std::fmt::Display for Refusal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Network => "another network id",
+            Self::Version => "another protocol version",
+            Self::NetworkKey => "another network key",
+            Self::Banned => "banned this node",
+        })
+    }
 }
 
 /// How a node query ended.

@@ -25,7 +25,7 @@ mod config;
 #[cfg(test)]
 mod tests;
 
-pub use action::{Action, Event, PeerMessage, QueryAnswer, Timer};
+pub use action::{Action, Event, PeerMessage, QueryAnswer, Refusal, Timer};
 pub use config::{Config, InvalidNodeConfig};
 
 /// A broadcast longer than [`Config::max_message_len`]: refused before it is numbered, so nothing
@@ -210,6 +210,20 @@ impl<R: Rng> NodeCore<R> {
                 self.actions.push_back(Action::Event(Event::Direct { from, payload }));
             }
         }
+    }
+
+    /// A dial of `addr` was refused by the node there, for `reason`: like a failed dial, and the
+    /// application hears of it ([`Event::Refused`]).
+    pub fn handle_dial_refused(&mut self, addr: SocketAddr, reason: Refusal, now: Instant) {
+        self.handle_dial_failed(addr, now);
+        self.actions.push_back(Action::Event(Event::Refused { addr, reason }));
+    }
+
+    /// A seed named by host name now resolves to `new` instead of `old` (see
+    /// `dotray_membership::core::Membership::replace_seed`).
+    pub fn replace_seed(&mut self, old: SocketAddr, new: SocketAddr, now: Instant) {
+        self.now = now;
+        self.membership.replace_seed(old, new);
     }
 
     /// A frame from `from` did not decode into a valid message: the peer broke the protocol. The

@@ -39,6 +39,7 @@ mod wire;
 
 pub use config::DriverConfig;
 
+use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
@@ -55,8 +56,8 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tracing::{Instrument, info_span};
 
-use crate::Message;
 use crate::core::{Config, Event, InvalidNodeConfig, MessageTooLong, NodeCore};
+use crate::{Message, PeerAddr};
 
 /// The node's driver has stopped (the node shut down).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -85,6 +86,7 @@ enum Command {
     Counters(oneshot::Sender<(Counters, DriverCounters)>),
     Topology(oneshot::Sender<Topology>),
     Leave(oneshot::Sender<()>),
+    SeedNames(Vec<(PeerAddr, SocketAddr)>),
 }
 
 impl std::fmt::Debug for Command {
@@ -95,6 +97,7 @@ impl std::fmt::Debug for Command {
             Command::Counters(_) => "Counters",
             Command::Topology(_) => "Topology",
             Command::Leave(_) => "Leave",
+            Command::SeedNames(_) => "SeedNames",
         })
     }
 }
@@ -173,6 +176,13 @@ impl NodeHandle {
     /// This node's tree (eager) and lazy links.
     pub async fn topology(&self) -> Result<Topology, Stopped> {
         self.ask(Command::Topology).await
+    }
+
+    /// Seeds given by host name, with the addresses they resolved to when the node started: when a
+    /// dial of such an address fails, the driver looks the name up again and, if it moved, the
+    /// node's joins and heals use the new address.
+    pub async fn watch_seed_names(&self, names: Vec<(PeerAddr, SocketAddr)>) -> Result<(), Stopped> {
+        self.commands.send(Command::SeedNames(names)).await.map_err(|_| Stopped)
     }
 
     /// Leaves the network gracefully: every peer is told goodbye (`Shutdown`) and replaces this node

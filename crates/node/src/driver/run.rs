@@ -1,15 +1,19 @@
 //! The driver's loop (see the [module docs](super) for what it does and why).
 
 use std::collections::VecDeque;
+use std::net::SocketAddr;
 use std::time::Instant;
 
 use bytes::Bytes;
 use dotray_codec::NodeId;
+use dotray_codec::proto::GoodbyeReason;
 use dotray_membership::core::{CloseReason, LinkEnd, PeerInfo};
 use dotray_membership::wire::{goodbye_reason, link_end};
 use dotray_router::proof::stream_decl_message;
 use dotray_router::wire::Inbound;
-use dotray_transport::{DisconnectReason, Events, PeerSender, SendError, Transport, TransportEvent};
+use dotray_transport::{
+    DialError, DisconnectReason, Events, HandshakeError, PeerSender, SendError, Transport, TransportEvent,
+};
 use foldhash::{HashMap, HashMapExt};
 use rand::rngs::StdRng;
 use tokio::sync::{mpsc, oneshot};
@@ -20,9 +24,10 @@ use super::DriverCounters;
 use super::wire::{Decoded, Wire};
 use super::{Broadcast, Command, DriverConfig, RemoteQueryError};
 use crate::Message;
-use crate::core::{Action, Event, NodeCore, PeerMessage, QueryAnswer, Timer};
+use crate::core::{Action, Event, NodeCore, PeerMessage, QueryAnswer, Refusal, Timer};
 use crate::fragment;
 use crate::timers::TimerQueue;
+use crate::{PeerAddr, ResolveError};
 
 /// What the driver talks to: the transport below, the application above, and its stop signal.
 pub(super) struct Io {
@@ -75,10 +80,41 @@ pub(super) struct Driver {
     now: Instant,
     /// Scratch list of peers a send could not reach (reused).
     refused: Vec<NodeId>,
+    /// Seeds given by host name, looked up again when a dial of their address fails.
+    seed_names: Vec<SeedName>,
+    /// Answers of those lookups: (index in `seed_names`, address).
+    resolved_tx: mpsc::UnboundedSender<(usize, Result<SocketAddr, ResolveError>)>,
+    resolved_rx: mpsc::UnboundedReceiver<(usize, Result<SocketAddr, ResolveError>)>,
     /// The pieces of a large broadcast not handed to the core yet: they go a batch at a time, each
     /// when no neighbour holds the node back, so a large message flows at the pace of the tree
     /// instead of flooding the connections' queues. No other broadcast is taken meanwhile.
     outgoing: VecDeque<Bytes>,
+}
+
+/// A seed given by host name, and the address it resolved to last.
+struct SeedName {
+    name: PeerAddr,
+    addr: SocketAddr,
+    /// A lookup is under way.
+    resolving: bool,
+}
+
+/// The refusal a failed dial reports, if the node there refused this one for a reason that
+/// retrying will not cure.
+fn refusal_of(error: &DialError) -> Option<Refusal> {
+    let DialError::Handshake(error) = error else { return None };
+    Some(match error {
+        HandshakeError::NetworkMismatch { .. } => Refusal::Network,
+        HandshakeError::VersionUnsupported { .. } => Refusal::Version,
+        HandshakeError::Noise(_) => Refusal::NetworkKey,
+        HandshakeError::Refused { reason, .. } => match reason {
+            GoodbyeReason::NetworkMismatch => Refusal::Network,
+            GoodbyeReason::VersionUnsupported => Refusal::Version,
+            GoodbyeReason::Banned => Refusal::Banned,
+            _ => return None,
+        },
+        _ => return None,
+    })
 }
 
 /// Waits for room in the application's queue. (An owned permit: a borrowed one would keep the queue
@@ -96,6 +132,8 @@ impl Driver {
         let own_addr = core.me().addr;
         let own_signature = core.router().signer().sign(&stream_decl_message(own, &own_addr.to_string()));
         let wire = Wire::new(own, own_addr, own_signature, io.transport.max_frame_len());
+        // Unbounded, but holds at most one answer per seed name: one lookup per name at a time.
+        let (resolved_tx, resolved_rx) = mpsc::unbounded_channel();
         Self {
             core,
             io,
@@ -112,6 +150,9 @@ impl Driver {
             held_since: None,
             now,
             refused: Vec::new(),
+            seed_names: Vec::new(),
+            resolved_tx,
+            resolved_rx,
             outgoing: VecDeque::new(),
         }
     }
@@ -184,6 +225,7 @@ impl Driver {
                     }
                 },
                 _ = &mut timer => self.on_deadline(reading),
+                Some((index, answer)) = self.resolved_rx.recv() => self.on_resolved(index, answer),
             }
             self.now = Instant::now();
             self.apply_actions();
@@ -236,7 +278,14 @@ impl Driver {
             }
             TransportEvent::DialFailed { addr, error } => {
                 debug!(%addr, %error, "dial failed");
-                self.core.handle_dial_failed(addr, now);
+                match refusal_of(&error) {
+                    Some(reason) => {
+                        warn!(%addr, %reason, "refused by the node there");
+                        self.core.handle_dial_refused(addr, reason, now);
+                    }
+                    None => self.core.handle_dial_failed(addr, now),
+                }
+                self.resolve_again(addr);
             }
             TransportEvent::HandshakeFailed { remote, error } => {
                 debug!(%remote, %error, "inbound handshake failed");
@@ -294,9 +343,43 @@ impl Driver {
         }
     }
 
+    /// A dial of `addr` failed: if a seed's host name gave that address, look the name up again (at
+    /// most one lookup per name at a time); [`Driver::on_resolved`] takes the answer.
+    fn resolve_again(&mut self, addr: SocketAddr) {
+        for (index, seed) in self.seed_names.iter_mut().enumerate() {
+            if seed.addr != addr || seed.resolving {
+                continue;
+            }
+            seed.resolving = true;
+            let (name, answers) = (seed.name.clone(), self.resolved_tx.clone());
+            tokio::spawn(async move {
+                let _ = answers.send((index, name.resolve().await));
+            });
+        }
+    }
+
+    /// A seed's host name was looked up again: a new address replaces the old one in the core.
+    fn on_resolved(&mut self, index: usize, answer: Result<SocketAddr, ResolveError>) {
+        let Some(seed) = self.seed_names.get_mut(index) else { return };
+        seed.resolving = false;
+        match answer {
+            Ok(new) if new != seed.addr => {
+                tracing::info!(name = %seed.name, old = %seed.addr, %new, "a seed's name resolves to a new address");
+                self.core.replace_seed(seed.addr, new, Instant::now());
+                seed.addr = new;
+            }
+            Ok(_) => {}
+            Err(error) => debug!(%error, "a seed's name did not resolve; its last address stays"),
+        }
+    }
+
     fn on_command(&mut self, command: Command) {
         let now = Instant::now();
         match command {
+            Command::SeedNames(names) => {
+                self.seed_names =
+                    names.into_iter().map(|(name, addr)| SeedName { name, addr, resolving: false }).collect();
+            }
             Command::Nodes(reply) => {
                 let _ = reply.send(self.core.nodes(now));
             }
