@@ -22,8 +22,9 @@
 //!
 //! Every metric carries the label `node`: the first 8 hex digits of the node's id, so that several
 //! nodes in one process (tests, simulations, a host running two networks) publish separate series.
-//! Its values are bounded by the number of nodes the process starts. A node started without a key file
-//! has a new id, and so new series, at each start: aggregate with `sum without (node)`.
+//! Its values are bounded by the number of nodes the process starts. A node that does not keep its
+//! key ([`NodeBuilder::key_file`](crate::NodeBuilder::key_file)) has a new id, and so new series, at
+//! each start: aggregate with `sum without (node)`.
 //! `dotray_known_nodes` adds `state`, one of four values. No metric is labelled by peer: the
 //! round-trip times over all neighbours are summarised as their minimum, median and maximum.
 //!
