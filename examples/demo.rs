@@ -18,7 +18,10 @@
 //! * `--key FILE` — keep this node's secret key in FILE (created, mode 0600, when absent), so that a
 //!   restarted node is the same node (default: a fresh key, a new node id, at each start);
 //! * `--network-key-file FILE` — a private network: only nodes with the key in FILE (created when
-//!   absent; copy it to every member) can connect (default: an open network).
+//!   absent; copy it to every member) can connect (default: an open network);
+//! * `--metrics ADDR` — serve the node's metrics in Prometheus text format at
+//!   `http://ADDR/metrics`, e.g. `--metrics 127.0.0.1:9000` (default: not served). The names are
+//!   listed in the `dotray::metrics` module; they are updated once a second.
 //!
 //! Human output: `send message: hello-3` on each send and
 //! `receive message: hello-3 from other node: "127.0.0.1:2002"` on each delivery (the origin's
@@ -31,10 +34,14 @@
 //! {"event":"up","peer":"127.0.0.1:2001"}
 //! {"event":"down","peer":"127.0.0.1:2001"}
 //! {"event":"gap","origin_id":"<hex>","first":5,"last":7}
-//! {"event":"counters","router":"Counters { .. }","driver":"DriverCounters { .. }"} (at exit)
+//! {"event":"counters","router":{"broadcasts":0,..,"delivered":12,..},"driver":{..},"transport":{..}} (at exit)
 //! {"event":"nodes","known":[{"addr":"127.0.0.1:2001","state":"Active"}]}       (at exit)
 //! {"event":"topology","eager":["127.0.0.1:2001"],"lazy":["127.0.0.1:2003"]}   (at exit)
 //! ```
+//!
+//! With `--metrics`, the `listening` line has a `"metrics"` key too, the address served. The
+//! `counters` line has every field of the router's `Counters`, the driver's `DriverCounters` and the
+//! transport's `TransportStats`, by field name (the human output lists those that are not zero).
 //!
 //! `origin_id` + `seq` identify a message. The node stops cleanly on SIGINT (Ctrl-C) or SIGTERM: it
 //! prints its final topology, tells its neighbours goodbye and exits. Logs (`RUST_LOG=debug`) go to
@@ -48,7 +55,7 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail};
 use bytes::Bytes;
 use dotray::membership::core::Seed;
-use dotray::{Event, Node, NodeId};
+use dotray::{Event, Node, NodeId, metrics};
 use tokio::signal::unix::{SignalKind, signal};
 
 /// Command-line options.
@@ -62,6 +69,7 @@ struct Options {
     count: Option<u64>,
     key: Option<PathBuf>,
     network_key: Option<PathBuf>,
+    metrics: Option<SocketAddr>,
 }
 
 fn parse_args() -> Result<Options> {
@@ -75,6 +83,7 @@ fn parse_args() -> Result<Options> {
         count: None,
         key: None,
         network_key: None,
+        metrics: None,
     };
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
@@ -93,10 +102,14 @@ fn parse_args() -> Result<Options> {
             "--json" => options.json = true,
             "--key" => options.key = Some(value("--key")?.into()),
             "--network-key-file" => options.network_key = Some(value("--network-key-file")?.into()),
+            "--metrics" => {
+                options.metrics = Some(value("--metrics")?.parse().context("--metrics takes ip:port")?)
+            }
             "-h" | "--help" => {
                 println!(
                     "usage: demo [-l ADDR] [-s ADDR]... [-m] [--every SECONDS] [-i ID] [--count N] [--json] \
-                     [--key FILE] [--network-key-file FILE]"
+                     [--key FILE] [--network-key-file FILE] [--metrics ADDR]\n\n\
+                     --metrics ADDR  serve Prometheus metrics at http://ADDR/metrics (e.g. 127.0.0.1:9000)"
                 );
                 std::process::exit(0);
             }
@@ -142,6 +155,13 @@ async fn main() -> Result<()> {
         )
         .init();
     let options = parse_args()?;
+    if let Some(addr) = options.metrics {
+        // Installed before the node starts, so that its first figures are recorded.
+        metrics_exporter_prometheus::PrometheusBuilder::new()
+            .with_http_listener(addr)
+            .install()
+            .with_context(|| format!("--metrics {addr}"))?;
+    }
     let mut builder = Node::builder().listen(options.listen).seeds(options.seeds.clone());
     if let Some(path) = &options.key {
         builder = builder.key_file(path);
@@ -152,13 +172,18 @@ async fn main() -> Result<()> {
     let node = builder.start().await?;
     let me = node.id();
     if options.json {
+        let metrics = options.metrics.map(|a| format!(r#","metrics":{}"#, json_str(&a.to_string())));
         emit(format!(
-            r#"{{"event":"listening","addr":{},"id":{}}}"#,
+            r#"{{"event":"listening","addr":{},"id":{}{}}}"#,
             json_str(&node.local_addr().to_string()),
-            json_str(&me.to_string())
+            json_str(&me.to_string()),
+            metrics.unwrap_or_default()
         ));
     } else {
         println!("listening on {} as node {me}", node.local_addr());
+        if let Some(addr) = options.metrics {
+            println!("metrics at http://{addr}/metrics");
+        }
     }
 
     let mut interrupt = signal(SignalKind::interrupt())?;
@@ -208,17 +233,34 @@ async fn main() -> Result<()> {
         }
     }
 
-    // Leaving: the broadcast counters and who this node knows (for diagnosing a run from its log), the
-    // final topology (for `cargo xtask demo`'s picture), then goodbyes.
+    // Leaving: the counters and who this node knows (for diagnosing a run from its log), the final
+    // topology (for `cargo xtask demo`'s picture), then goodbyes.
     if let Ok((router, driver)) = node.counters().await {
+        let layers = [
+            ("router", metrics::router_figures(&router)),
+            ("driver", metrics::driver_figures(&driver)),
+            ("transport", metrics::transport_figures(&node.transport_stats())),
+        ];
         if options.json {
-            emit(format!(
-                r#"{{"event":"counters","router":{},"driver":{}}}"#,
-                json_str(&format!("{router:?}")),
-                json_str(&format!("{driver:?}"))
-            ));
+            let objects: Vec<String> = layers
+                .iter()
+                .map(|(layer, figures)| {
+                    let fields: Vec<String> =
+                        figures.iter().map(|f| format!("{}:{}", json_str(f.field), f.value)).collect();
+                    format!("{}:{{{}}}", json_str(layer), fields.join(","))
+                })
+                .collect();
+            emit(format!(r#"{{"event":"counters",{}}}"#, objects.join(",")));
         } else {
-            emit(format!("counters: {router:?} {driver:?}"));
+            for (layer, figures) in &layers {
+                let fields: Vec<String> = figures
+                    .iter()
+                    .filter(|f| f.value != 0)
+                    .map(|f| format!("{}={}", f.field, f.value))
+                    .collect();
+                let fields = if fields.is_empty() { "all zero".to_owned() } else { fields.join(" ") };
+                emit(format!("counters ({layer}): {fields}"));
+            }
         }
     }
     if let Ok(known) = node.nodes().await {

@@ -3,7 +3,7 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 
 use bytes::Bytes;
 use dotray_codec::proto::{Direct, Envelope};
@@ -18,6 +18,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::{CancellationToken, DropGuard};
 
 use crate::key_file;
+use crate::metrics::{self, MetricsConfig};
 use crate::{NodeError, StartError};
 
 /// Where a node's secret key comes from.
@@ -52,6 +53,7 @@ pub struct NodeBuilder {
     transport: dotray_transport::Config,
     protocol: dotray_node::core::Config,
     driver: DriverConfig,
+    metrics: MetricsConfig,
 }
 
 impl Default for NodeBuilder {
@@ -64,6 +66,7 @@ impl Default for NodeBuilder {
             transport: Default::default(),
             protocol: Default::default(),
             driver: Default::default(),
+            metrics: Default::default(),
         }
     }
 }
@@ -172,6 +175,13 @@ impl NodeBuilder {
         self
     }
 
+    /// How often the node publishes its figures through the `metrics` facade (see [`MetricsConfig`]
+    /// and the [`metrics`](crate::metrics) module for the names).
+    pub fn metrics_config(mut self, config: MetricsConfig) -> Self {
+        self.metrics = config;
+        self
+    }
+
     /// Binds the listen address and starts the node. Returns once the listener is bound; joining the
     /// network through the seeds continues in the background.
     pub async fn start(mut self) -> Result<Node, StartError> {
@@ -204,9 +214,16 @@ impl NodeBuilder {
             events: Mutex::new(output.events),
             cancel: cancel.clone(),
             task: std::sync::Mutex::new(Some(task)),
-            _stop_on_drop: cancel.drop_guard(),
+            metrics_task: std::sync::Mutex::new(None),
+            _stop_on_drop: cancel.clone().drop_guard(),
         };
-        Ok(Node { inner: Arc::new(inner) })
+        let node = Node { inner: Arc::new(inner) };
+        if !self.metrics.interval.is_zero() {
+            let weak = WeakNode(Arc::downgrade(&node.inner));
+            let task = tokio::spawn(metrics::publish_every(weak, self.metrics, cancel.child_token()));
+            *node.inner.metrics_task.lock().unwrap_or_else(|e| e.into_inner()) = Some(task);
+        }
+        Ok(node)
     }
 }
 
@@ -224,7 +241,26 @@ struct Inner {
     events: Mutex<mpsc::Receiver<Event>>,
     cancel: CancellationToken,
     task: std::sync::Mutex<Option<JoinHandle<()>>>,
+    /// The task publishing metrics, when [`MetricsConfig::interval`] is not zero.
+    metrics_task: std::sync::Mutex<Option<JoinHandle<()>>>,
     _stop_on_drop: DropGuard,
+}
+
+/// A reference to a [`Node`] that does not keep it running (for the metrics task).
+#[derive(Debug, Clone)]
+pub(crate) struct WeakNode(Weak<Inner>);
+
+impl WeakNode {
+    /// The node, unless every [`Node`] clone has been dropped.
+    pub(crate) fn upgrade(&self) -> Option<Node> {
+        self.0.upgrade().map(|inner| Node { inner })
+    }
+}
+
+/// How many items wait in `queue`; none when a reader holds it, since a reader holds it only while it
+/// waits for the next item.
+fn queue_depth<T>(queue: &Mutex<mpsc::Receiver<T>>) -> usize {
+    queue.try_lock().map_or(0, |receiver| receiver.len())
 }
 
 impl Node {
@@ -329,6 +365,11 @@ impl Node {
         self.inner.transport.bans()
     }
 
+    /// Deliveries and events waiting for the application.
+    pub(crate) fn queue_depths(&self) -> (usize, usize) {
+        (queue_depth(&self.inner.deliveries), queue_depth(&self.inner.events))
+    }
+
     /// This node's links in the broadcast tree (eager) and its lazy links.
     pub async fn topology(&self) -> Result<Topology, NodeError> {
         Ok(self.inner.handle.topology().await?)
@@ -340,9 +381,11 @@ impl Node {
         self.inner.handle.leave().await;
         self.inner.cancel.cancel();
         self.inner.transport.shutdown().await;
-        let task = self.inner.task.lock().unwrap_or_else(|e| e.into_inner()).take();
-        if let Some(task) = task {
-            let _ = task.await;
+        for task in [&self.inner.task, &self.inner.metrics_task] {
+            let task = task.lock().unwrap_or_else(|e| e.into_inner()).take();
+            if let Some(task) = task {
+                let _ = task.await;
+            }
         }
     }
 }

@@ -24,12 +24,16 @@
 //! * [`membership`] — HyParView discovery, ping/pong liveness, failure replacement, node query;
 //! * [`router`] — Plumtree spanning-tree broadcast with acks, catch-up and ordered delivery;
 //! * [`node`] — both protocols composed into one node core, and the tokio driver that runs it.
+//!
+//! Each node publishes its counters and gauges through the `metrics` facade: the [`metrics`] module
+//! lists them.
 #![forbid(unsafe_code)]
 
 mod channels;
 mod error;
 mod handle;
 mod key_file;
+pub mod metrics;
 
 pub use dotray_codec as codec;
 pub use dotray_codec::{NodeId, SecretKey};
@@ -45,3 +49,4 @@ pub use dotray_transport::NetworkKey;
 pub use error::{NodeError, StartError};
 pub use handle::{Node, NodeBuilder};
 pub use key_file::KeyFileError;
+pub use metrics::MetricsConfig;
