@@ -4,6 +4,7 @@
 //! ```text
 //! cargo run --example chat -- 127.0.0.1:3000                    # the first node
 //! cargo run --example chat -- 127.0.0.1:3001 127.0.0.1:3000     # a second one, joining the first
+//! cargo run --example chat -- localhost:3002 localhost:3001     # host names work too
 //! ```
 //!
 //! It uses the channel-style entry point, [`dotray::start_node`]: a sender for what to broadcast and a
@@ -15,9 +16,8 @@ use tokio::io::{AsyncBufReadExt, BufReader};
 #[tokio::main]
 async fn main() -> Result<()> {
     let mut args = std::env::args().skip(1);
-    let listen =
-        args.next().unwrap_or_else(|| "127.0.0.1:3000".to_owned()).parse().context("listen ip:port")?;
-    let seed = args.next().map(|s| s.parse()).transpose().context("seed ip:port")?;
+    let listen = args.next().unwrap_or_else(|| "127.0.0.1:3000".to_owned());
+    let seed = args.next().map(|s| s.parse::<dotray::SeedAddr>()).transpose().context("seed host:port")?;
 
     let (send, mut recv, node) = dotray::start_node(listen, seed).await?;
     println!("chatting as {} on {} — type a line and press enter", node.id(), node.local_addr());

@@ -8,8 +8,9 @@
 //!
 //! Flags (those of the original Go demo, plus a few):
 //!
-//! * `-l ADDR` — listen address (default `127.0.0.1:2000`);
-//! * `-s ADDR` — seed: any node already in the network (repeatable; none starts a new network); as
+//! * `-l ADDR` — listen address, `ip:port` or `host:port` (default `127.0.0.1:2000`);
+//! * `-s ADDR` — seed: any node already in the network, `ip:port` or `host:port` (repeatable; none
+//!   starts a new network; a name is looked up again when its address stops answering); as
 //!   `ID@ADDR` (the node id as 64 hex digits, as the node prints it), only that node is joined there;
 //! * `-m` — send a message every 5 seconds; `--every SECONDS` changes the period (fractions allowed);
 //! * `-i ID` — vary the message: `hello-<ID>`;
@@ -34,6 +35,7 @@
 //! {"event":"up","peer":"127.0.0.1:2001"}
 //! {"event":"down","peer":"127.0.0.1:2001"}
 //! {"event":"gap","origin_id":"<hex>","first":5,"last":7}
+//! {"event":"refused","peer":"127.0.0.1:2000","reason":"another network id"}
 //! {"event":"counters","router":{"broadcasts":0,..,"delivered":12,..},"driver":{..},"transport":{..}} (at exit)
 //! {"event":"nodes","known":[{"addr":"127.0.0.1:2001","state":"Active"}]}       (at exit)
 //! {"event":"topology","eager":["127.0.0.1:2001"],"lazy":["127.0.0.1:2003"]}   (at exit)
@@ -54,14 +56,14 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use bytes::Bytes;
-use dotray::membership::core::Seed;
 use dotray::{Event, Node, NodeId, metrics};
+use dotray::{PeerAddr, SeedAddr};
 use tokio::signal::unix::{SignalKind, signal};
 
 /// Command-line options.
 struct Options {
-    listen: SocketAddr,
-    seeds: Vec<Seed>,
+    listen: PeerAddr,
+    seeds: Vec<SeedAddr>,
     send: bool,
     every: Duration,
     id: String,
@@ -74,7 +76,7 @@ struct Options {
 
 fn parse_args() -> Result<Options> {
     let mut options = Options {
-        listen: "127.0.0.1:2000".parse()?,
+        listen: PeerAddr::from("127.0.0.1:2000"),
         seeds: Vec::new(),
         send: false,
         every: Duration::from_secs(5),
@@ -89,8 +91,10 @@ fn parse_args() -> Result<Options> {
     while let Some(arg) = args.next() {
         let mut value = |name: &str| args.next().with_context(|| format!("{name} needs a value"));
         match arg.as_str() {
-            "-l" => options.listen = value("-l")?.parse().context("-l takes ip:port")?,
-            "-s" => options.seeds.push(value("-s")?.parse().context("-s takes ip:port or id@ip:port")?),
+            "-l" => options.listen = PeerAddr::from(value("-l")?),
+            "-s" => {
+                options.seeds.push(value("-s")?.parse().context("-s takes host:port, ip:port or id@either")?)
+            }
             "-m" => options.send = true,
             "-i" => options.id = value("-i")?,
             "--every" => {
@@ -162,7 +166,7 @@ async fn main() -> Result<()> {
             .install()
             .with_context(|| format!("--metrics {addr}"))?;
     }
-    let mut builder = Node::builder().listen(options.listen).seeds(options.seeds.clone());
+    let mut builder = Node::builder().listen(options.listen.clone()).seeds(options.seeds.clone());
     if let Some(path) = &options.key {
         builder = builder.key_file(path);
     }
@@ -319,6 +323,15 @@ fn describe(event: &Event, neighbours: &mut HashMap<NodeId, SocketAddr>, json: b
             )
         } else {
             format!("gap: messages {first}..={last} of {} are lost", stream.origin)
+        }),
+        Event::Refused { addr, reason } => Some(if json {
+            format!(
+                r#"{{"event":"refused","peer":{},"reason":{}}}"#,
+                json_str(&addr.to_string()),
+                json_str(&reason.to_string())
+            )
+        } else {
+            format!("refused by {addr}: {reason}")
         }),
         _ => None,
     }

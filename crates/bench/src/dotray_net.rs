@@ -162,7 +162,7 @@ fn debug() -> bool {
 /// dozen small components that took over a minute to merge (HyParView only lets a node with no
 /// neighbour at all force its way into a full view; see the issue notes).
 async fn start_nodes(count: usize) -> Result<Vec<Node>, BenchError> {
-    let listen = "127.0.0.1:0".parse().expect("a valid address");
+    let listen: std::net::SocketAddr = "127.0.0.1:0".parse().expect("a valid address");
     let mut nodes: Vec<Node> = Vec::with_capacity(count);
     for i in 0..count {
         let mut builder = Node::builder().listen(listen).network_id("dotray-bench");

@@ -1,18 +1,18 @@
 //! [`start_node`]: the channel-style entry point, for people coming from the Go library's
 //! `StartNode(laddr, saddr, send, recv)`.
 
-use std::net::SocketAddr;
-
 use bytes::Bytes;
 use tokio::sync::mpsc;
 
-use crate::{Message, Node, StartError};
+use crate::{Message, Node, PeerAddr, SeedAddr, StartError};
 
 /// Capacity of the two channels [`start_node`] returns. Broadcasting waits when the network is
 /// saturated; receiving buffers this many messages before the node reports lag.
 pub const CHANNEL_CAPACITY: usize = 1024;
 
-/// Starts a node listening on `listen`, joining through `seed` (none: a new network), and returns a
+/// Starts a node listening on `listen`, joining through `seed` (none: a new network), each an
+/// `ip:port` or a `host:port` (see [`crate::NodeBuilder::listen`] and [`crate::NodeBuilder::seed`]),
+/// and returns a
 /// sender whose bytes are broadcast, a receiver of what the other nodes broadcast, and the node itself
 /// (for queries and [`Node::shutdown`]).
 ///
@@ -21,7 +21,7 @@ pub const CHANNEL_CAPACITY: usize = 1024;
 /// ```no_run
 /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
 /// let (send, mut recv, _node) =
-///     dotray::start_node("127.0.0.1:2001".parse()?, Some("127.0.0.1:2000".parse()?)).await?;
+///     dotray::start_node("127.0.0.1:2001", Some("localhost:2000".into())).await?;
 /// send.send("hello".into()).await?;
 /// while let Some(message) = recv.recv().await {
 ///     println!("{:?}", message.payload);
@@ -29,8 +29,8 @@ pub const CHANNEL_CAPACITY: usize = 1024;
 /// # Ok(()) }
 /// ```
 pub async fn start_node(
-    listen: SocketAddr,
-    seed: Option<SocketAddr>,
+    listen: impl Into<PeerAddr>,
+    seed: Option<SeedAddr>,
 ) -> Result<(mpsc::Sender<Bytes>, mpsc::Receiver<Message>, Node), StartError> {
     let node = Node::builder().listen(listen).seeds(seed).start().await?;
     let (send_tx, mut send_rx) = mpsc::channel::<Bytes>(CHANNEL_CAPACITY);

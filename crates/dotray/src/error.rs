@@ -10,9 +10,22 @@ pub enum StartError {
     /// The key file or network key file cannot be used.
     #[error(transparent)]
     KeyFile(#[from] crate::KeyFileError),
+    /// The listen address or a seed's name does not resolve.
+    #[error(transparent)]
+    Resolve(#[from] dotray_node::ResolveError),
+    /// Every seed refused this node (see `NodeBuilder::fail_if_refused`): the address of each and why.
+    #[error("every seed refused this node: {}", describe_refusals(.0))]
+    Refused(Vec<(std::net::SocketAddr, dotray_node::core::Refusal)>),
+    /// The node stopped while starting.
+    #[error("the node stopped while starting")]
+    Stopped,
     /// A protocol or driver setting is invalid.
     #[error(transparent)]
     Config(#[from] dotray_node::core::InvalidNodeConfig),
+}
+
+fn describe_refusals(refusals: &[(std::net::SocketAddr, dotray_node::core::Refusal)]) -> String {
+    refusals.iter().map(|(addr, reason)| format!("{addr} ({reason})")).collect::<Vec<_>>().join(", ")
 }
 
 /// An operation on a running node failed.

@@ -1,16 +1,20 @@
 //! [`Node`] and [`NodeBuilder`]: one running dotray node — its transport and its node driver
 //! (`dotray-node`) — behind one handle.
 
+use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::{Arc, Weak};
+use std::time::Duration;
 
 use bytes::Bytes;
 use dotray_codec::proto::{Direct, Envelope};
 use dotray_codec::{NodeId, OutFrame, SecretKey};
-use dotray_membership::core::{NodeInfo, Seed};
+use dotray_membership::core::NodeInfo;
 use dotray_node::core::Event;
+use dotray_node::core::Refusal;
 use dotray_node::{DriverConfig, DriverCounters, Message, NodeHandle};
+use dotray_node::{PeerAddr, SeedAddr};
 use dotray_router::core::{Counters, MessageId, Topology};
 use dotray_transport::{NetworkKey, Transport};
 use tokio::sync::{Mutex, mpsc};
@@ -37,8 +41,8 @@ enum Identity {
 /// ```no_run
 /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
 /// let node = dotray::Node::builder()
-///     .listen("127.0.0.1:2001".parse()?)
-///     .seed("127.0.0.1:2000".parse()?)
+///     .listen("127.0.0.1:2001")
+///     .seed("localhost:2000")
 ///     .start()
 ///     .await?;
 /// node.broadcast("hello".into()).await?;
@@ -46,8 +50,9 @@ enum Identity {
 /// ```
 #[derive(Debug, Clone)]
 pub struct NodeBuilder {
-    listen: SocketAddr,
-    seeds: Vec<Seed>,
+    listen: PeerAddr,
+    seeds: Vec<SeedAddr>,
+    fail_fast: Option<Duration>,
     identity: Identity,
     network_key_file: Option<PathBuf>,
     transport: dotray_transport::Config,
@@ -59,8 +64,9 @@ pub struct NodeBuilder {
 impl Default for NodeBuilder {
     fn default() -> Self {
         Self {
-            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            listen: PeerAddr::Socket(SocketAddr::from(([127, 0, 0, 1], 0))),
             seeds: Vec::new(),
+            fail_fast: None,
             identity: Identity::Fresh,
             network_key_file: None,
             transport: Default::default(),
@@ -74,27 +80,36 @@ impl Default for NodeBuilder {
 impl NodeBuilder {
     /// Address to listen on. Default `127.0.0.1:0` (loopback, a free port; read it back with
     /// [`Node::local_addr`]). Use `0.0.0.0:PORT` to accept connections from other hosts.
-    pub fn listen(mut self, addr: SocketAddr) -> Self {
-        self.listen = addr;
+    ///
+    /// Takes a [`SocketAddr`] or `host:port` text (`"localhost:2000"`, `"[::1]:2000"`), resolved when
+    /// the node starts; a name that does not resolve makes [`NodeBuilder::start`] fail with
+    /// [`StartError::Resolve`].
+    pub fn listen(mut self, addr: impl Into<PeerAddr>) -> Self {
+        self.listen = addr.into();
         self
     }
 
     /// Adds a seed: an address of any node already in the network. Default none: this node starts a
     /// new network and waits for others to join it.
-    pub fn seed(mut self, addr: SocketAddr) -> Self {
+    ///
+    /// Takes a [`SocketAddr`] or `host:port` text (`"seed.example.org:2000"`). A name is resolved when
+    /// the node starts (one that does not resolve then is [`StartError::Resolve`]) and again each
+    /// time a dial of its address fails, so a seed whose name moves to another address is found
+    /// there.
+    pub fn seed(mut self, addr: impl Into<SeedAddr>) -> Self {
         self.seeds.push(addr.into());
         self
     }
 
     /// Adds a seed whose node id is known: the join counts only if the node at `addr` proves `id`
     /// (an address taken over by another node, or by someone passing for it, is not joined).
-    pub fn seed_node(mut self, id: NodeId, addr: SocketAddr) -> Self {
-        self.seeds.push(Seed { addr, node: Some(id) });
+    pub fn seed_node(mut self, id: NodeId, addr: impl Into<PeerAddr>) -> Self {
+        self.seeds.push(SeedAddr { addr: addr.into(), node: Some(id) });
         self
     }
 
     /// Adds several seeds: addresses, or [`Seed`]s (`"id@ip:port"` parses into one).
-    pub fn seeds(mut self, seeds: impl IntoIterator<Item = impl Into<Seed>>) -> Self {
+    pub fn seeds(mut self, seeds: impl IntoIterator<Item = impl Into<SeedAddr>>) -> Self {
         self.seeds.extend(seeds.into_iter().map(Into::into));
         self
     }
@@ -182,8 +197,21 @@ impl NodeBuilder {
         self
     }
 
+    /// Makes [`NodeBuilder::start`] wait, at most `within`, until the node has a neighbour, and fail
+    /// with [`StartError::Refused`] if every seed refuses it first (another network id, protocol
+    /// version or network key, or a ban: see [`Event::Refused`]). A seed that cannot be reached is
+    /// not a refusal: when `within` passes without a neighbour or a refusal from every seed, the
+    /// node starts and goes on trying. Default: `start` returns once the listener is bound, and
+    /// refusals come only as events. Events seen while waiting are kept for
+    /// [`Node::next_event`].
+    pub fn fail_if_refused(mut self, within: Duration) -> Self {
+        self.fail_fast = Some(within);
+        self
+    }
+
     /// Binds the listen address and starts the node. Returns once the listener is bound; joining the
-    /// network through the seeds continues in the background.
+    /// network through the seeds continues in the background (unless
+    /// [`NodeBuilder::fail_if_refused`] asks to wait for it).
     pub async fn start(mut self) -> Result<Node, StartError> {
         let key = match self.identity {
             Identity::Fresh => SecretKey::generate(),
@@ -196,13 +224,23 @@ impl NodeBuilder {
             let key = key_file::load_or_create(path, || NetworkKey::generate().to_bytes())?;
             self.transport.network_key = Some(NetworkKey::from_bytes(key));
         }
-        let (transport, transport_events) = Transport::bind(self.listen, key.clone(), self.transport).await?;
+        let listen = self.listen.resolve().await?;
+        let mut seeds = Vec::with_capacity(self.seeds.len());
+        let mut names = Vec::new();
+        for seed in &self.seeds {
+            let resolved = seed.resolve().await?;
+            if let PeerAddr::Name(_) = seed.addr {
+                names.push((seed.addr.clone(), resolved.addr));
+            }
+            seeds.push(resolved);
+        }
+        let (transport, transport_events) = Transport::bind(listen, key.clone(), self.transport).await?;
         let cancel = CancellationToken::new();
         let (handle, output, task) = dotray_node::driver::spawn(
             transport.clone(),
             transport_events,
             key,
-            self.seeds,
+            seeds.iter().copied(),
             self.protocol,
             self.driver,
             cancel.child_token(),
@@ -212,12 +250,25 @@ impl NodeBuilder {
             handle,
             deliveries: Mutex::new(output.deliveries),
             events: Mutex::new(output.events),
+            early_events: std::sync::Mutex::new(VecDeque::new()),
             cancel: cancel.clone(),
             task: std::sync::Mutex::new(Some(task)),
             metrics_task: std::sync::Mutex::new(None),
             _stop_on_drop: cancel.clone().drop_guard(),
         };
         let node = Node { inner: Arc::new(inner) };
+        if !names.is_empty() {
+            node.inner.handle.watch_seed_names(names).await.map_err(|_| StartError::Stopped)?;
+        }
+        if let Some(within) = self.fail_fast
+            && !seeds.is_empty()
+        {
+            let seed_addrs: Vec<SocketAddr> = seeds.iter().map(|s| s.addr).collect();
+            if let Err(refusals) = node.wait_for_join(&seed_addrs, within).await {
+                node.shutdown().await;
+                return Err(StartError::Refused(refusals));
+            }
+        }
         if !self.metrics.interval.is_zero() {
             let weak = WeakNode(Arc::downgrade(&node.inner));
             let task = tokio::spawn(metrics::publish_every(weak, self.metrics, cancel.child_token()));
@@ -239,6 +290,8 @@ struct Inner {
     handle: NodeHandle,
     deliveries: Mutex<mpsc::Receiver<Message>>,
     events: Mutex<mpsc::Receiver<Event>>,
+    /// Events read while `start` waited for a join, for [`Node::next_event`].
+    early_events: std::sync::Mutex<VecDeque<Event>>,
     cancel: CancellationToken,
     task: std::sync::Mutex<Option<JoinHandle<()>>>,
     /// The task publishing metrics, when [`MetricsConfig::interval`] is not zero.
@@ -316,9 +369,42 @@ impl Node {
         self.inner.deliveries.lock().await.recv_many(out, limit).await
     }
 
-    /// The next event (neighbour up/down, gap, direct message); `None` once the node has stopped.
+    /// The next event (neighbour up/down, gap, refusal, direct message); `None` once the node has
+    /// stopped.
     pub async fn next_event(&self) -> Option<Event> {
+        if let Some(event) = self.inner.early_events.lock().unwrap_or_else(|e| e.into_inner()).pop_front() {
+            return Some(event);
+        }
         self.inner.events.lock().await.recv().await
+    }
+
+    /// Waits, at most `within`, for a neighbour; fails with the refusals if every address in `seeds`
+    /// refused this node first. Keeps the events it reads for [`Node::next_event`].
+    async fn wait_for_join(
+        &self,
+        seeds: &[SocketAddr],
+        within: Duration,
+    ) -> Result<(), Vec<(SocketAddr, Refusal)>> {
+        let deadline = tokio::time::Instant::now() + within;
+        let mut refusals: Vec<(SocketAddr, Refusal)> = Vec::new();
+        let mut events = self.inner.events.lock().await;
+        while let Ok(Some(event)) = tokio::time::timeout_at(deadline, events.recv()).await {
+            let joined = matches!(event, Event::NeighbourUp { .. });
+            if let Event::Refused { addr, reason } = event
+                && seeds.contains(&addr)
+                && !refusals.iter().any(|(a, _)| *a == addr)
+            {
+                refusals.push((addr, reason));
+            }
+            self.inner.early_events.lock().unwrap_or_else(|e| e.into_inner()).push_back(event);
+            if joined {
+                return Ok(());
+            }
+            if refusals.len() == seeds.len() {
+                return Err(refusals);
+            }
+        }
+        Ok(())
     }
 
     /// What this node knows about the network: active neighbours first, then backup addresses, with

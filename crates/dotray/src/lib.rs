@@ -6,8 +6,8 @@
 //! ```no_run
 //! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
 //! let node = dotray::Node::builder()
-//!     .listen("127.0.0.1:2001".parse()?)
-//!     .seed("127.0.0.1:2000".parse()?)
+//!     .listen("127.0.0.1:2001")
+//!     .seed("localhost:2000")
 //!     .start()
 //!     .await?;
 //! node.broadcast("hello".into()).await?;
@@ -43,8 +43,9 @@ pub use dotray_router as router;
 pub use dotray_transport as transport;
 
 pub use channels::{CHANNEL_CAPACITY, start_node};
-pub use dotray_node::Message;
 pub use dotray_node::core::Event;
+pub use dotray_node::core::Refusal;
+pub use dotray_node::{Message, PeerAddr, ResolveError, SeedAddr};
 pub use dotray_transport::NetworkKey;
 pub use error::{NodeError, StartError};
 pub use handle::{Node, NodeBuilder};

@@ -123,9 +123,9 @@ async fn send_to_reaches_one_node_and_query_works_remotely() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn channel_style_start_node_broadcasts_and_receives() {
-    let (send_a, mut recv_a, a) = dotray::start_node("127.0.0.1:0".parse().unwrap(), None).await.unwrap();
+    let (send_a, mut recv_a, a) = dotray::start_node("127.0.0.1:0", None).await.unwrap();
     let (send_b, mut recv_b, b) =
-        dotray::start_node("127.0.0.1:0".parse().unwrap(), Some(a.local_addr())).await.unwrap();
+        dotray::start_node("127.0.0.1:0", Some(a.local_addr().into())).await.unwrap();
     // Wait for the link, then talk both ways through the channels.
     let deadline = Instant::now() + Duration::from_secs(10);
     while a.nodes().await.unwrap().is_empty() || b.nodes().await.unwrap().is_empty() {
