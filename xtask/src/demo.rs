@@ -14,10 +14,29 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 
+use crate::cli::{Flags, Help};
 use crate::demo_log::{self, Run};
 use crate::demo_net::{self, Cluster};
 
-const USAGE: &str = "usage: cargo xtask demo [--nodes N] [--every SECONDS] [--base-port PORT]";
+/// The command's help.
+pub(crate) static HELP: Help = Help {
+    name: "demo",
+    usage: &["demo [--nodes N] [--every SECONDS] [--base-port PORT]"],
+    about: "\
+the seed's demo as real processes: join, broadcast, kill and restart the middle node,
+then a per-node summary and a picture of the overlay (about 30 s)",
+    details: "\
+options:
+  --nodes N          demo processes (default 5, at least 3)
+  --every SECONDS    how often the two senders broadcast (default 1; fractions allowed)
+  --base-port PORT   the nodes listen on 127.0.0.1:PORT and up (default 2000; free ports when taken)
+  -h, --help         this text
+
+Nodes 3 and 5 say hello-3 and hello-5 (with other sizes, the second and the last node). At the end,
+the overlay as a Graphviz file: target/demo/overlay.dot, rendered to SVG when `dot` is installed.
+Exits non-zero if any message was lost or duplicated.
+",
+};
 
 struct Options {
     nodes: usize,
@@ -27,18 +46,17 @@ struct Options {
 
 fn parse(args: &[String]) -> Result<Options> {
     let mut options = Options { nodes: 5, every: 1.0, base_port: 2000 };
-    let mut args = args.iter();
-    while let Some(arg) = args.next() {
-        let mut value = || args.next().with_context(|| format!("{arg} needs a value\n{USAGE}"));
-        match arg.as_str() {
-            "--nodes" => options.nodes = value()?.parse().context("--nodes takes a number")?,
-            "--every" => options.every = value()?.parse().context("--every takes seconds")?,
-            "--base-port" => options.base_port = value()?.parse().context("--base-port takes a port")?,
-            _ => bail!("unknown argument {arg:?}\n{USAGE}"),
+    let mut flags = Flags::new(&HELP, args);
+    while let Some(flag) = flags.next()? {
+        match flag {
+            "--nodes" => options.nodes = flags.value(flag, "a number")?,
+            "--every" => options.every = flags.value(flag, "seconds")?,
+            "--base-port" => options.base_port = flags.value(flag, "a port")?,
+            other => return Err(flags.unknown(other)),
         }
     }
     if options.nodes < 3 {
-        bail!("--nodes must be at least 3 (one is killed and restarted)");
+        return Err(flags.misuse("--nodes must be at least 3 (one is killed and restarted)"));
     }
     Ok(options)
 }
@@ -162,4 +180,23 @@ fn write_picture(runs: &[Run]) -> Result<()> {
         _ => println!("(install Graphviz to render it: dot -Tsvg {} -o overlay.svg)", dot.display()),
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse;
+    use crate::cli::testing::{args, assert_help, assert_misuse};
+
+    #[test]
+    fn flags() {
+        let options = parse(&args("--nodes 7 --every 0.5 --base-port 3000"));
+        assert!(options.is_ok_and(|o| (o.nodes, o.every, o.base_port) == (7, 0.5, 3000)));
+        assert!(parse(&[]).is_ok_and(|o| (o.nodes, o.every, o.base_port) == (5, 1.0, 2000)));
+        for line in ["--help", "-h", "--nodes 7 --help"] {
+            assert_help(parse(&args(line)), "demo");
+        }
+        assert_misuse(parse(&args("--port 3000")), "unknown flag `--port`");
+        assert_misuse(parse(&args("--base-port 70000")), "--base-port takes a port, not `70000`");
+        assert_misuse(parse(&args("--nodes 2")), "at least 3");
+    }
 }
