@@ -40,8 +40,35 @@ impl Run {
         self.lines.push((at, value));
     }
 
-    fn events<'a>(&'a self, kind: &'a str) -> impl Iterator<Item = &'a (Instant, serde_json::Value)> + 'a {
+    /// The lines of one kind of event (`"up"`, `"topology"`, ...), in order.
+    pub fn events<'a>(
+        &'a self,
+        kind: &'a str,
+    ) -> impl Iterator<Item = &'a (Instant, serde_json::Value)> + 'a {
         self.lines.iter().filter(move |(_, v)| v["event"] == kind)
+    }
+
+    /// The address from the `listening` line, once it came.
+    pub fn addr(&self) -> Option<&str> {
+        self.events("listening").next().and_then(|(_, v)| v["addr"].as_str())
+    }
+
+    /// The neighbours up at the last line: the peers of its `up` lines, less those of later `down` lines.
+    pub fn neighbours(&self) -> HashSet<String> {
+        let mut up = HashSet::new();
+        for (_, v) in &self.lines {
+            let peer = || v["peer"].as_str().unwrap_or_default().to_owned();
+            match v["event"].as_str() {
+                Some("up") => {
+                    up.insert(peer());
+                }
+                Some("down") => {
+                    up.remove(&peer());
+                }
+                _ => {}
+            }
+        }
+        up
     }
 }
 
@@ -251,32 +278,13 @@ impl Overlay {
     /// Reads the overlay from the `listening`, `up` and `down` lines of the runs that have not ended.
     pub fn read(runs: &[Run]) -> Overlay {
         let live: Vec<&Run> = runs.iter().filter(|r| r.ended.is_none()).collect();
-        let mut addrs: Vec<Option<String>> = Vec::with_capacity(live.len());
-        let mut neighbours: Vec<HashSet<String>> = Vec::with_capacity(live.len());
-        for run in &live {
-            let mut addr = None;
-            let mut up = HashSet::new();
-            for (_, v) in &run.lines {
-                let peer = || v["peer"].as_str().unwrap_or_default().to_owned();
-                match v["event"].as_str() {
-                    Some("listening") => addr = v["addr"].as_str().map(str::to_owned),
-                    Some("up") => {
-                        up.insert(peer());
-                    }
-                    Some("down") => {
-                        up.remove(&peer());
-                    }
-                    _ => {}
-                }
-            }
-            addrs.push(addr);
-            neighbours.push(up);
-        }
+        let addrs: Vec<Option<&str>> = live.iter().map(|run| run.addr()).collect();
+        let neighbours: Vec<HashSet<String>> = live.iter().map(|run| run.neighbours()).collect();
         let index: HashMap<&str, usize> =
-            addrs.iter().enumerate().filter_map(|(i, a)| a.as_deref().map(|a| (a, i))).collect();
+            addrs.iter().enumerate().filter_map(|(i, a)| a.map(|a| (a, i))).collect();
         let mut parent: Vec<usize> = (0..live.len()).collect();
         for (i, up) in neighbours.iter().enumerate() {
-            let Some(me) = addrs[i].as_deref() else { continue };
+            let Some(me) = addrs[i] else { continue };
             for &j in up.iter().filter_map(|peer| index.get(peer.as_str())) {
                 if neighbours[j].contains(me) {
                     let (a, b) = (root(&mut parent, i), root(&mut parent, j));
