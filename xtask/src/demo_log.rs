@@ -1,6 +1,6 @@
 //! Reading the demo's `--json` output and judging delivery: exactly once, in per-origin order, to every
-//! node that had joined when a message was sent. Also the overlay as the logs tell it, while the nodes run
-//! ([`Overlay`]) and at the end ([`overlay_dot`]).
+//! node that had joined when a message was sent. Also whether the running nodes form one overlay, as
+//! their logs tell it ([`Overlay`]).
 //!
 //! Shared by `cargo xtask demo` and by the `dotray` crate's multi-process test (which includes this
 //! file by path), so both judge a run the same way. A *run* is one process's lifetime: a restarted node
@@ -230,36 +230,6 @@ impl Verdict {
 
 fn short(id: &str) -> &str {
     id.get(..8).unwrap_or(id)
-}
-
-/// The final overlay as a Graphviz DOT graph: tree (eager) links solid, lazy links dashed, from each
-/// run's closing `topology` line.
-pub fn overlay_dot(runs: &[Run]) -> String {
-    let mut out = String::from("graph overlay {\n  node [shape=box, fontname=monospace];\n");
-    let mut edges: BTreeMap<(String, String), bool> = BTreeMap::new();
-    for run in runs.iter().filter(|r| r.ended.is_some()) {
-        let Some((_, me)) = run.events("listening").next() else { continue };
-        let me = me["addr"].as_str().unwrap_or_default().to_owned();
-        let Some((_, topology)) = run.events("topology").last() else { continue };
-        for (kind, eager) in [("eager", true), ("lazy", false)] {
-            for peer in topology[kind].as_array().into_iter().flatten().filter_map(|p| p.as_str()) {
-                let key = if me.as_str() < peer {
-                    (me.clone(), peer.to_owned())
-                } else {
-                    (peer.to_owned(), me.clone())
-                };
-                let entry = edges.entry(key).or_insert(eager);
-                *entry |= eager;
-            }
-        }
-        out.push_str(&format!("  \"{me}\";\n"));
-    }
-    for ((a, b), eager) in edges {
-        let style = if eager { "solid, penwidth=2" } else { "dashed, color=gray" };
-        out.push_str(&format!("  \"{a}\" -- \"{b}\" [style=\"{style}\"];\n"));
-    }
-    out.push_str("}\n");
-    out
 }
 
 /// The overlay as the logs of the running nodes tell it: each node's `up`/`down` lines give its active
