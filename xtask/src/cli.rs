@@ -106,9 +106,13 @@ impl<'a> Flags<'a> {
         value.parse().map_err(|_| self.misuse(format!("{flag} takes {what}, not `{value}`")))
     }
 
-    /// The error for a flag the command does not know.
+    /// The error for a flag the command does not know (or an argument where a flag should be).
     pub(crate) fn unknown(&self, flag: &str) -> anyhow::Error {
-        self.misuse(format!("unknown flag `{flag}`"))
+        if flag.starts_with('-') {
+            self.misuse(format!("unknown flag `{flag}`"))
+        } else {
+            self.misuse(format!("unexpected argument `{flag}` (flags start with --)"))
+        }
     }
 
     /// A misuse of this command, described by `message`.
@@ -187,6 +191,7 @@ mod tests {
     #[test]
     fn misuses_name_the_flag_or_value() {
         assert_misuse(parse(&args("--bogus")), "unknown flag `--bogus`");
+        assert_misuse(parse(&args("3")), "unexpected argument `3`");
         assert_misuse(parse(&args("--count")), "--count needs a value");
         assert_misuse(parse(&args("--count many")), "--count takes a number, not `many`");
         // A value is taken as given, even one that looks like a flag.
