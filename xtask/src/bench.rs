@@ -17,10 +17,72 @@ use std::process::{Command, Stdio};
 use anyhow::{Context, Result, bail};
 use serde_json::Value;
 
-const USAGE: &str =
-    "usage: cargo xtask bench [--nodes N] [--msgs M] [--size S] [--publishers P] [--runs R] [--json]
-       cargo xtask bench --quick [--json]
-       cargo xtask bench --suite [--runs R] [--json]";
+use crate::cli::{Flags, Help};
+
+/// The command's help.
+pub(crate) static HELP: Help = Help {
+    name: "bench",
+    usage: &[
+        "bench [--nodes N] [--msgs M] [--size S] [--publishers P] [--runs R] [--json]",
+        "bench --quick [--json]",
+        "bench --suite [--runs R] [--json]",
+    ],
+    about: "\
+N dotray nodes in one process vs an ideal binary tree of plain TCP: goodput,
+amplification, redundancy, latency, CPU, memory (--quick: small, checks completion only;
+--suite: the four target workloads with a verdict)",
+    details: "\
+options:
+  --nodes N        nodes (default 32)
+  --msgs M         messages in all (default 10000)
+  --size S         payload bytes (default 1024)
+  --publishers P   nodes that publish, the messages spread over them (default 1)
+  --runs R         runs per system, alternating which goes first; tables show medians (default 3)
+  --json           one JSON object per run on stdout; the tables go to stderr
+  --quick          two small workloads, one run each; fails unless both systems deliver everything
+                   exactly once (not a speed check: CI runs it to keep the benchmark working)
+  --suite          the four target workloads of issue #7, with a verdict per target; fails on a miss
+  -h, --help       this text
+
+Builds the release dotray-bench binary and runs each (system, run) as a process of its own.
+",
+};
+
+/// What the command line asks for.
+#[derive(Debug, PartialEq)]
+struct Options {
+    workload: Workload,
+    runs: usize,
+    json: bool,
+    quick: bool,
+    suite: bool,
+}
+
+fn parse(args: &[String]) -> Result<Options> {
+    let mut options = Options {
+        workload: Workload { nodes: 32, msgs: 10_000, size: 1024, publishers: 1 },
+        runs: 3,
+        json: false,
+        quick: false,
+        suite: false,
+    };
+    let mut flags = Flags::new(&HELP, args);
+    while let Some(flag) = flags.next()? {
+        let w = &mut options.workload;
+        match flag {
+            "--nodes" => w.nodes = flags.value(flag, "a number")?,
+            "--msgs" => w.msgs = flags.value(flag, "a number")?,
+            "--size" => w.size = flags.value(flag, "a number of bytes")?,
+            "--publishers" => w.publishers = flags.value(flag, "a number")?,
+            "--runs" => options.runs = flags.value::<usize>(flag, "a number")?.max(1),
+            "--json" => options.json = true,
+            "--quick" => options.quick = true,
+            "--suite" => options.suite = true,
+            other => return Err(flags.unknown(other)),
+        }
+    }
+    Ok(options)
+}
 
 /// One workload.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -93,26 +155,7 @@ const SYSTEMS: [&str; 2] = ["ideal-tree", "dotray"];
 
 /// Entry point of the command.
 pub(crate) fn run(args: &[String]) -> Result<()> {
-    let mut workload = Workload { nodes: 32, msgs: 10_000, size: 1024, publishers: 1 };
-    let (mut runs, mut json, mut quick, mut suite) = (3usize, false, false, false);
-    let mut it = args.iter();
-    while let Some(flag) = it.next() {
-        let mut value = || -> Result<usize> {
-            let v = it.next().with_context(|| format!("{flag} needs a value\n{USAGE}"))?;
-            v.parse().with_context(|| format!("{flag} {v}: not a number"))
-        };
-        match flag.as_str() {
-            "--nodes" => workload.nodes = value()?,
-            "--msgs" => workload.msgs = value()?,
-            "--size" => workload.size = value()?,
-            "--publishers" => workload.publishers = value()?,
-            "--runs" => runs = value()?.max(1),
-            "--json" => json = true,
-            "--quick" => quick = true,
-            "--suite" => suite = true,
-            other => bail!("unknown flag {other}\n{USAGE}"),
-        }
-    }
+    let Options { workload, runs, json, quick, suite } = parse(args)?;
     let binary = build()?;
     if quick {
         let mut failures = Vec::new();
@@ -322,6 +365,28 @@ fn judge(reports: &[Value], t: &Targets) -> Verdict {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn flags() {
+        use crate::cli::testing::{args, assert_help, assert_misuse};
+        let options = parse(&args("--nodes 8 --msgs 100 --size 64 --publishers 2 --runs 0 --json"));
+        let expected = Options {
+            workload: Workload { nodes: 8, msgs: 100, size: 64, publishers: 2 },
+            runs: 1,
+            json: true,
+            quick: false,
+            suite: false,
+        };
+        assert_eq!(options.ok(), Some(expected));
+        assert!(parse(&args("--quick")).is_ok_and(|o| o.quick && !o.suite));
+        assert!(parse(&args("--suite --runs 5")).is_ok_and(|o| o.suite && o.runs == 5));
+        for line in ["--help", "-h", "--quick --help", "--nodes 4 -h"] {
+            assert_help(parse(&args(line)), "bench");
+        }
+        assert_misuse(parse(&args("--fast")), "unknown flag `--fast`");
+        assert_misuse(parse(&args("--nodes")), "--nodes needs a value");
+        assert_misuse(parse(&args("--size 1k")), "--size takes a number of bytes, not `1k`");
+    }
 
     #[test]
     fn medians_of_odd_and_even_counts() {

@@ -10,11 +10,29 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 
+use crate::cli::{Flags, Help};
 use crate::demo_log;
 use crate::demo_net::{self, Cluster};
 
-const USAGE: &str =
-    "usage: cargo xtask chaos [--nodes N] [--secs S] [--seed SEED] [--senders K] [--every SECONDS]";
+/// The command's help.
+pub(crate) static HELP: Help = Help {
+    name: "chaos",
+    usage: &["chaos [--nodes N] [--secs S] [--seed SEED] [--senders K] [--every SECONDS]"],
+    about: "\
+demo processes under SIGKILL/SIGTERM/restart for a bounded time, then a delivery
+verdict (exit non-zero on any loss or duplicate)",
+    details: "\
+options:
+  --nodes N          demo processes on 127.0.0.1, free ports (default 16, at least 4)
+  --secs S           how long nodes are killed, stopped and restarted (default 120), then a calm end
+  --seed SEED        the seed of the choices, to replay a run (default: from the clock; printed)
+  --senders K        nodes that broadcast (default a quarter of the nodes, at least 2)
+  --every SECONDS    how often each sender broadcasts (default 0.25; fractions allowed)
+  -h, --help         this text
+
+Logs: target/chaos/<node>-<run>.jsonl.
+",
+};
 
 /// How long a node must have been up before a message for it to count as "up when it was sent"
 /// (starting, binding and joining through its seeds).
@@ -36,20 +54,19 @@ struct Options {
 
 fn parse(args: &[String]) -> Result<Options> {
     let mut options = Options { nodes: 16, secs: 120, seed: clock_seed(), senders: 0, every: 0.25 };
-    let mut args = args.iter();
-    while let Some(arg) = args.next() {
-        let mut value = || args.next().with_context(|| format!("{arg} needs a value\n{USAGE}"));
-        match arg.as_str() {
-            "--nodes" => options.nodes = value()?.parse().context("--nodes takes a number")?,
-            "--secs" => options.secs = value()?.parse().context("--secs takes seconds")?,
-            "--seed" => options.seed = value()?.parse().context("--seed takes a number")?,
-            "--senders" => options.senders = value()?.parse().context("--senders takes a number")?,
-            "--every" => options.every = value()?.parse().context("--every takes seconds")?,
-            _ => bail!("unknown argument {arg:?}\n{USAGE}"),
+    let mut flags = Flags::new(&HELP, args);
+    while let Some(flag) = flags.next()? {
+        match flag {
+            "--nodes" => options.nodes = flags.value(flag, "a number")?,
+            "--secs" => options.secs = flags.value(flag, "whole seconds")?,
+            "--seed" => options.seed = flags.value(flag, "a number")?,
+            "--senders" => options.senders = flags.value(flag, "a number")?,
+            "--every" => options.every = flags.value(flag, "seconds")?,
+            other => return Err(flags.unknown(other)),
         }
     }
     if options.nodes < 4 {
-        bail!("--nodes must be at least 4");
+        return Err(flags.misuse("--nodes must be at least 4"));
     }
     if options.senders == 0 {
         options.senders = (options.nodes / 4).max(2);
@@ -181,4 +198,23 @@ pub(crate) fn run(args: &[String]) -> Result<()> {
         bail!("nothing was sent");
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse;
+    use crate::cli::testing::{args, assert_help, assert_misuse};
+
+    #[test]
+    fn flags() {
+        let options = parse(&args("--nodes 8 --secs 30 --seed 5 --every 0.5"));
+        assert!(options.is_ok_and(|o| (o.nodes, o.secs, o.seed, o.senders, o.every) == (8, 30, 5, 2, 0.5)));
+        assert!(parse(&args("--nodes 24 --senders 3")).is_ok_and(|o| o.senders == 3));
+        for line in ["--help", "-h", "--nodes 8 --help"] {
+            assert_help(parse(&args(line)), "chaos");
+        }
+        assert_misuse(parse(&args("--kill 3")), "unknown flag `--kill`");
+        assert_misuse(parse(&args("--nodes 3")), "at least 4");
+        assert_misuse(parse(&args("--secs 1.5")), "--secs takes whole seconds, not `1.5`");
+    }
 }

@@ -4,9 +4,10 @@
 //! free ports when those are taken), each seeded by the previous one, nodes 3 and 5 broadcasting
 //! `hello-3` / `hello-5`. Shows live what flows, kills the middle node (SIGKILL), shows the network
 //! healing, restarts it at the same address, then stops every node and prints a summary per node
-//! (sent, received, duplicates, missed) and the final overlay as a Graphviz file
-//! (`target/demo/overlay.dot`, rendered to SVG when `dot` is installed). Exits non-zero if any message
-//! was lost or duplicated. Stops by itself in about half a minute.
+//! (sent, received, duplicates, missed) and the final overlay: drawn in the terminal, and written as
+//! `target/demo/overlay.svg` (and `overlay.dot` for Graphviz). Pressing Enter while it runs prints the
+//! overlay as it is then. Exits non-zero if any message was lost or duplicated. Stops by itself in
+//! about half a minute.
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -14,10 +15,35 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 
+use crate::cli::{Flags, Help};
 use crate::demo_log::{self, Run};
 use crate::demo_net::{self, Cluster};
+use crate::enter_key::EnterKey;
+use crate::overlay::{dot, svg, terminal, topology::Topology};
 
-const USAGE: &str = "usage: cargo xtask demo [--nodes N] [--every SECONDS] [--base-port PORT]";
+/// The command's help.
+pub(crate) static HELP: Help = Help {
+    name: "demo",
+    usage: &["demo [--nodes N] [--every SECONDS] [--base-port PORT]"],
+    about: "\
+the seed's demo as real processes: join, broadcast, kill and restart the middle node,
+then a per-node summary and a picture of the overlay (about 30 s)",
+    details: "\
+options:
+  --nodes N          demo processes (default 5, at least 3)
+  --every SECONDS    how often the two senders broadcast (default 1; fractions allowed)
+  --base-port PORT   the nodes listen on 127.0.0.1:PORT and up (default 2000; free ports when taken)
+  -h, --help         this text
+
+Nodes 3 and 5 say hello-3 and hello-5 (with other sizes, the second and the last node).
+Press Enter while it runs to see the overlay as it is then: its neighbour links (only when stdin is
+a terminal; which links are tree links the nodes tell when they stop).
+At the end, the overlay as the nodes left it: its broadcast tree drawn in the terminal, then its
+lazy links, and the picture target/demo/overlay.svg (nodes on a circle, tree links solid, lazy
+links dashed; target/demo/overlay.dot holds the same graph for Graphviz).
+Exits non-zero if any message was lost or duplicated.
+",
+};
 
 struct Options {
     nodes: usize,
@@ -27,18 +53,17 @@ struct Options {
 
 fn parse(args: &[String]) -> Result<Options> {
     let mut options = Options { nodes: 5, every: 1.0, base_port: 2000 };
-    let mut args = args.iter();
-    while let Some(arg) = args.next() {
-        let mut value = || args.next().with_context(|| format!("{arg} needs a value\n{USAGE}"));
-        match arg.as_str() {
-            "--nodes" => options.nodes = value()?.parse().context("--nodes takes a number")?,
-            "--every" => options.every = value()?.parse().context("--every takes seconds")?,
-            "--base-port" => options.base_port = value()?.parse().context("--base-port takes a port")?,
-            _ => bail!("unknown argument {arg:?}\n{USAGE}"),
+    let mut flags = Flags::new(&HELP, args);
+    while let Some(flag) = flags.next()? {
+        match flag {
+            "--nodes" => options.nodes = flags.value(flag, "a number")?,
+            "--every" => options.every = flags.value(flag, "seconds")?,
+            "--base-port" => options.base_port = flags.value(flag, "a port")?,
+            other => return Err(flags.unknown(other)),
         }
     }
     if options.nodes < 3 {
-        bail!("--nodes must be at least 3 (one is killed and restarted)");
+        return Err(flags.misuse("--nodes must be at least 3 (one is killed and restarted)"));
     }
     Ok(options)
 }
@@ -68,23 +93,27 @@ pub(crate) fn run(args: &[String]) -> Result<()> {
     for &s in &senders {
         println!("   node {} ({}) says hello-{} every {}s", s + 1, addrs[s], s + 1, options.every);
     }
+    let mut keys = EnterKey::listen();
+    if keys.is_listening() {
+        println!("   press Enter at any time to see the overlay as it is then");
+    }
     let mut cluster = Cluster::new(bin, options.nodes);
     let started = Instant::now();
     for (i, label) in labels.iter().enumerate() {
         cluster.start(i, label, &args_for(i)).context("starting a demo node")?;
         std::thread::sleep(Duration::from_millis(300));
     }
-    watch(&cluster, &labels, started, Duration::from_secs(8));
+    watch(&cluster, &labels, started, Duration::from_secs(8), &mut keys);
 
     println!("== killing node {} ({}) with SIGKILL", middle + 1, addrs[middle]);
     let killed_at = Instant::now();
     cluster.kill(middle);
-    watch(&cluster, &labels, started, Duration::from_secs(6));
+    watch(&cluster, &labels, started, Duration::from_secs(6), &mut keys);
     print_healing(&cluster.runs(), killed_at);
 
     println!("== restarting node {} at {}", middle + 1, addrs[middle]);
     cluster.start(middle, &labels[middle], &args_for(middle)).context("restarting the node")?;
-    watch(&cluster, &labels, started, Duration::from_secs(8));
+    watch(&cluster, &labels, started, Duration::from_secs(8), &mut keys);
 
     println!("== stopping every node (SIGTERM: graceful leave)");
     cluster.stop_all(Duration::from_secs(5));
@@ -95,11 +124,13 @@ pub(crate) fn run(args: &[String]) -> Result<()> {
     for problem in &verdict.problems {
         println!("  problem: {problem}");
     }
-    write_picture(&runs)?;
+    if verdict.clean() {
+        println!("every live node received every message exactly once, in order");
+    }
+    draw_overlay(&runs)?;
     if !verdict.clean() {
         bail!("messages were lost, duplicated or reordered");
     }
-    println!("every live node received every message exactly once, in order");
     Ok(())
 }
 
@@ -120,14 +151,21 @@ pub(crate) fn build_demo() -> Result<PathBuf> {
     Ok(target.join("debug").join("examples").join("demo"))
 }
 
-/// Prints per-node delivery counts once a second for `how_long`.
-fn watch(cluster: &Cluster, labels: &[String], started: Instant, how_long: Duration) {
+/// Prints per-node delivery counts once a second for `how_long`, and the overlay when Enter is pressed.
+fn watch(cluster: &Cluster, labels: &[String], started: Instant, how_long: Duration, keys: &mut EnterKey) {
     let until = Instant::now() + how_long;
-    while Instant::now() < until {
-        std::thread::sleep(Duration::from_secs(1));
+    let mut tick = Instant::now() + Duration::from_secs(1);
+    while tick <= until {
+        if keys.wait(tick) {
+            let topology = cluster.with_runs(Topology::now);
+            println!("== the overlay at t={:.1}s", started.elapsed().as_secs_f64());
+            print!("{}", terminal::draw(&topology));
+            continue;
+        }
         let counts = cluster.received();
         let cells: Vec<String> = labels.iter().zip(&counts).map(|(l, c)| format!("{l}:{c:>4}")).collect();
         println!("   t={:>4.1}s received  {}", started.elapsed().as_secs_f64(), cells.join("  "));
+        tick += Duration::from_secs(1);
     }
 }
 
@@ -149,17 +187,42 @@ fn print_healing(runs: &[Run], since: Instant) {
     }
 }
 
-/// Writes the overlay picture and renders it when Graphviz is installed.
-fn write_picture(runs: &[Run]) -> Result<()> {
+/// Draws the overlay as the nodes left it: writes `target/demo/overlay.svg` and `overlay.dot`, prints
+/// the terminal picture, and last the SVG's path.
+fn draw_overlay(runs: &[Run]) -> Result<()> {
+    let topology = Topology::at_exit(runs);
     let dir = crate::codegen::workspace_root().join("target").join("demo");
-    std::fs::create_dir_all(&dir)?;
-    let dot = dir.join("overlay.dot");
-    std::fs::write(&dot, demo_log::overlay_dot(runs))?;
-    println!("overlay (tree links solid, lazy links dashed): {}", dot.display());
-    let svg = dir.join("overlay.svg");
-    match Command::new("dot").arg("-Tsvg").arg(&dot).arg("-o").arg(&svg).status() {
-        Ok(status) if status.success() => println!("rendered: {}", svg.display()),
-        _ => println!("(install Graphviz to render it: dot -Tsvg {} -o overlay.svg)", dot.display()),
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    let svg_path = dir.join("overlay.svg");
+    for (path, text) in
+        [(dir.join("overlay.dot"), dot::draw(&topology)), (svg_path.clone(), svg::draw(&topology))]
+    {
+        std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))?;
     }
+    println!("\n== the overlay when the nodes stopped");
+    print!("{}", terminal::draw(&topology));
+    // Relative to the working directory when inside it: shorter, and still a path to open.
+    let shown =
+        std::env::current_dir().ok().and_then(|cwd| svg_path.strip_prefix(cwd).ok().map(PathBuf::from));
+    println!("overlay picture: {}", shown.unwrap_or(svg_path).display());
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse;
+    use crate::cli::testing::{args, assert_help, assert_misuse};
+
+    #[test]
+    fn flags() {
+        let options = parse(&args("--nodes 7 --every 0.5 --base-port 3000"));
+        assert!(options.is_ok_and(|o| (o.nodes, o.every, o.base_port) == (7, 0.5, 3000)));
+        assert!(parse(&[]).is_ok_and(|o| (o.nodes, o.every, o.base_port) == (5, 1.0, 2000)));
+        for line in ["--help", "-h", "--nodes 7 --help"] {
+            assert_help(parse(&args(line)), "demo");
+        }
+        assert_misuse(parse(&args("--port 3000")), "unknown flag `--port`");
+        assert_misuse(parse(&args("--base-port 70000")), "--base-port takes a port, not `70000`");
+        assert_misuse(parse(&args("--nodes 2")), "at least 3");
+    }
 }

@@ -1,6 +1,6 @@
 //! Reading the demo's `--json` output and judging delivery: exactly once, in per-origin order, to every
-//! node that had joined when a message was sent. Also the overlay as the logs tell it, while the nodes run
-//! ([`Overlay`]) and at the end ([`overlay_dot`]).
+//! node that had joined when a message was sent. Also whether the running nodes form one overlay, as
+//! their logs tell it ([`Overlay`]).
 //!
 //! Shared by `cargo xtask demo` and by the `dotray` crate's multi-process test (which includes this
 //! file by path), so both judge a run the same way. A *run* is one process's lifetime: a restarted node
@@ -40,8 +40,35 @@ impl Run {
         self.lines.push((at, value));
     }
 
-    fn events<'a>(&'a self, kind: &'a str) -> impl Iterator<Item = &'a (Instant, serde_json::Value)> + 'a {
+    /// The lines of one kind of event (`"up"`, `"topology"`, ...), in order.
+    pub fn events<'a>(
+        &'a self,
+        kind: &'a str,
+    ) -> impl Iterator<Item = &'a (Instant, serde_json::Value)> + 'a {
         self.lines.iter().filter(move |(_, v)| v["event"] == kind)
+    }
+
+    /// The address from the `listening` line, once it came.
+    pub fn addr(&self) -> Option<&str> {
+        self.events("listening").next().and_then(|(_, v)| v["addr"].as_str())
+    }
+
+    /// The neighbours up at the last line: the peers of its `up` lines, less those of later `down` lines.
+    pub fn neighbours(&self) -> HashSet<String> {
+        let mut up = HashSet::new();
+        for (_, v) in &self.lines {
+            let peer = || v["peer"].as_str().unwrap_or_default().to_owned();
+            match v["event"].as_str() {
+                Some("up") => {
+                    up.insert(peer());
+                }
+                Some("down") => {
+                    up.remove(&peer());
+                }
+                _ => {}
+            }
+        }
+        up
     }
 }
 
@@ -205,36 +232,6 @@ fn short(id: &str) -> &str {
     id.get(..8).unwrap_or(id)
 }
 
-/// The final overlay as a Graphviz DOT graph: tree (eager) links solid, lazy links dashed, from each
-/// run's closing `topology` line.
-pub fn overlay_dot(runs: &[Run]) -> String {
-    let mut out = String::from("graph overlay {\n  node [shape=box, fontname=monospace];\n");
-    let mut edges: BTreeMap<(String, String), bool> = BTreeMap::new();
-    for run in runs.iter().filter(|r| r.ended.is_some()) {
-        let Some((_, me)) = run.events("listening").next() else { continue };
-        let me = me["addr"].as_str().unwrap_or_default().to_owned();
-        let Some((_, topology)) = run.events("topology").last() else { continue };
-        for (kind, eager) in [("eager", true), ("lazy", false)] {
-            for peer in topology[kind].as_array().into_iter().flatten().filter_map(|p| p.as_str()) {
-                let key = if me.as_str() < peer {
-                    (me.clone(), peer.to_owned())
-                } else {
-                    (peer.to_owned(), me.clone())
-                };
-                let entry = edges.entry(key).or_insert(eager);
-                *entry |= eager;
-            }
-        }
-        out.push_str(&format!("  \"{me}\";\n"));
-    }
-    for ((a, b), eager) in edges {
-        let style = if eager { "solid, penwidth=2" } else { "dashed, color=gray" };
-        out.push_str(&format!("  \"{a}\" -- \"{b}\" [style=\"{style}\"];\n"));
-    }
-    out.push_str("}\n");
-    out
-}
-
 /// The overlay as the logs of the running nodes tell it: each node's `up`/`down` lines give its active
 /// neighbours; a link counts when both of its ends report it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -251,32 +248,13 @@ impl Overlay {
     /// Reads the overlay from the `listening`, `up` and `down` lines of the runs that have not ended.
     pub fn read(runs: &[Run]) -> Overlay {
         let live: Vec<&Run> = runs.iter().filter(|r| r.ended.is_none()).collect();
-        let mut addrs: Vec<Option<String>> = Vec::with_capacity(live.len());
-        let mut neighbours: Vec<HashSet<String>> = Vec::with_capacity(live.len());
-        for run in &live {
-            let mut addr = None;
-            let mut up = HashSet::new();
-            for (_, v) in &run.lines {
-                let peer = || v["peer"].as_str().unwrap_or_default().to_owned();
-                match v["event"].as_str() {
-                    Some("listening") => addr = v["addr"].as_str().map(str::to_owned),
-                    Some("up") => {
-                        up.insert(peer());
-                    }
-                    Some("down") => {
-                        up.remove(&peer());
-                    }
-                    _ => {}
-                }
-            }
-            addrs.push(addr);
-            neighbours.push(up);
-        }
+        let addrs: Vec<Option<&str>> = live.iter().map(|run| run.addr()).collect();
+        let neighbours: Vec<HashSet<String>> = live.iter().map(|run| run.neighbours()).collect();
         let index: HashMap<&str, usize> =
-            addrs.iter().enumerate().filter_map(|(i, a)| a.as_deref().map(|a| (a, i))).collect();
+            addrs.iter().enumerate().filter_map(|(i, a)| a.map(|a| (a, i))).collect();
         let mut parent: Vec<usize> = (0..live.len()).collect();
         for (i, up) in neighbours.iter().enumerate() {
-            let Some(me) = addrs[i].as_deref() else { continue };
+            let Some(me) = addrs[i] else { continue };
             for &j in up.iter().filter_map(|peer| index.get(peer.as_str())) {
                 if neighbours[j].contains(me) {
                     let (a, b) = (root(&mut parent, i), root(&mut parent, j));

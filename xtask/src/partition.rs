@@ -13,11 +13,30 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 
+use crate::cli::{Flags, Help};
 use crate::netns::{self, NetnsPair};
 use crate::partition_scenario::{self, Plan};
 
-const USAGE: &str =
-    "usage: cargo xtask partition [--nodes-per-side N] [--cut-secs S] [--seed SEED] [--every SECONDS]";
+/// The command's help.
+pub(crate) static HELP: Help = Help {
+    name: "partition",
+    usage: &["partition [--nodes-per-side N] [--cut-secs S] [--seed SEED] [--every SECONDS]"],
+    about: "\
+two network namespaces joined by a veth pair (Linux, root): cut the link while both
+sides broadcast, restore it, then a heal time and a delivery verdict (exit non-zero on
+any loss or duplicate, or no heal within the bound)",
+    details: "\
+options:
+  --nodes-per-side N   demo processes in each namespace (default 4, 1 to 100)
+  --cut-secs S         how long the link stays cut (default 20; fractions allowed)
+  --seed SEED          the seed of the run's choices, to replay it (default: the clock; printed)
+  --every SECONDS      how often every node broadcasts (default 0.2)
+  -h, --help           this text
+
+Needs Linux, root and iproute2's `ip`; the namespaces are deleted again at the end.
+Logs: target/partition/<node>-<run>.jsonl.
+",
+};
 
 fn parse(args: &[String]) -> Result<Plan> {
     let mut plan = Plan {
@@ -29,32 +48,29 @@ fn parse(args: &[String]) -> Result<Plan> {
         seed: clock_seed(),
         log_dir: Some(crate::codegen::workspace_root().join("target").join("partition")),
     };
-    let mut args = args.iter();
-    while let Some(arg) = args.next() {
-        let mut value = || args.next().with_context(|| format!("{arg} needs a value\n{USAGE}"));
-        match arg.as_str() {
-            "--nodes-per-side" => {
-                plan.nodes_per_side = value()?.parse().context("--nodes-per-side takes a number")?
-            }
-            "--cut-secs" => {
-                let secs: f64 = value()?.parse().context("--cut-secs takes seconds")?;
-                plan.cut = Duration::try_from_secs_f64(secs).context("--cut-secs takes seconds")?;
-            }
-            "--seed" => plan.seed = value()?.parse().context("--seed takes a number")?,
-            "--every" => {
-                let secs: f64 = value()?.parse().context("--every takes seconds")?;
-                plan.every = Duration::try_from_secs_f64(secs).context("--every takes seconds")?;
-            }
-            _ => bail!("unknown argument {arg:?}\n{USAGE}"),
+    let mut flags = Flags::new(&HELP, args);
+    while let Some(flag) = flags.next()? {
+        match flag {
+            "--nodes-per-side" => plan.nodes_per_side = flags.value(flag, "a number")?,
+            "--cut-secs" => plan.cut = seconds(&mut flags, flag)?,
+            "--seed" => plan.seed = flags.value(flag, "a number")?,
+            "--every" => plan.every = seconds(&mut flags, flag)?,
+            other => return Err(flags.unknown(other)),
         }
     }
     if !(1..=100).contains(&plan.nodes_per_side) {
-        bail!("--nodes-per-side must be 1 to 100");
+        return Err(flags.misuse("--nodes-per-side must be 1 to 100"));
     }
     if plan.every.is_zero() {
-        bail!("--every must be more than zero");
+        return Err(flags.misuse("--every must be more than zero"));
     }
     Ok(plan)
+}
+
+/// The duration in seconds (fractions allowed) that follows `flag`.
+fn seconds(flags: &mut Flags<'_>, flag: &str) -> Result<Duration> {
+    let secs: f64 = flags.value(flag, "seconds")?;
+    Duration::try_from_secs_f64(secs).map_err(|_| flags.misuse(format!("{flag} takes seconds, not {secs}")))
 }
 
 fn clock_seed() -> u64 {
@@ -124,4 +140,28 @@ pub(crate) fn run(args: &[String]) -> Result<()> {
         "healed and lost nothing: every node delivered every message of both sides exactly once, in order"
     );
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::parse;
+    use crate::cli::testing::{args, assert_help, assert_misuse};
+
+    #[test]
+    fn flags() {
+        let plan = parse(&args("--nodes-per-side 2 --cut-secs 2.5 --seed 9 --every 0.1"));
+        assert!(plan.is_ok_and(|p| p.nodes_per_side == 2
+            && p.cut == Duration::from_millis(2500)
+            && p.seed == 9
+            && p.every == Duration::from_millis(100)));
+        for line in ["--help", "-h", "--cut-secs 5 --help"] {
+            assert_help(parse(&args(line)), "partition");
+        }
+        assert_misuse(parse(&args("--nodes 3")), "unknown flag `--nodes`");
+        assert_misuse(parse(&args("--nodes-per-side 0")), "1 to 100");
+        assert_misuse(parse(&args("--cut-secs -1")), "--cut-secs takes seconds, not -1");
+        assert_misuse(parse(&args("--every 0")), "more than zero");
+    }
 }
