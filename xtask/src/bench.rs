@@ -30,7 +30,7 @@ pub(crate) static HELP: Help = Help {
     about: "\
 N dotray nodes in one process vs an ideal binary tree of plain TCP: goodput,
 amplification, redundancy, latency, CPU, memory (--quick: small, checks completion only;
---suite: the four target workloads with a verdict)",
+--suite: the five target workloads with a verdict)",
     details: "\
 options:
   --nodes N        nodes (default 32)
@@ -41,7 +41,7 @@ options:
   --json           one JSON object per run on stdout; the tables go to stderr
   --quick          two small workloads, one run each; fails unless both systems deliver everything
                    exactly once (not a speed check: CI runs it to keep the benchmark working)
-  --suite          the four target workloads of issue #7, with a verdict per target; fails on a miss
+  --suite          the target workloads of issues #7 and #22, with a verdict per target; fails on a miss
   -h, --help       this text
 
 Builds the release dotray-bench binary and runs each (system, run) as a process of its own.

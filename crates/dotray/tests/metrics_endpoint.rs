@@ -141,10 +141,11 @@ async fn scraped_metrics_follow_three_nodes_broadcasting() {
     assert!(first.contains("# TYPE dotray_connections gauge"), "{first}");
     assert_eq!(value(&first, "dotray_broadcasts_total", &labels[0]), Some(5.0));
     assert_eq!(value(&first, DELIVERED, &labels[0]), Some(0.0), "a node does not deliver its own broadcasts");
-    // Every payload is 9 bytes long; copies that arrive twice count twice in both.
+    // Every message is 9 bytes long, 10 as a payload with its header (`dotray_node::fragment`);
+    // copies that arrive twice count twice in both.
     let received = value(&first, "dotray_payloads_received_total", &labels[1]).expect("payloads received");
     assert!(received >= 5.0, "{received}");
-    assert_eq!(value(&first, "dotray_payload_received_bytes_total", &labels[1]), Some(9.0 * received));
+    assert_eq!(value(&first, "dotray_payload_received_bytes_total", &labels[1]), Some(10.0 * received));
     for label in &labels {
         let connections = value(&first, "dotray_connections", label).expect("connections");
         let active =
