@@ -41,7 +41,7 @@ options:
   --json           one JSON object per run on stdout; the tables go to stderr
   --quick          two small workloads, one run each; fails unless both systems deliver everything
                    exactly once (not a speed check: CI runs it to keep the benchmark working)
-  --suite          the target workloads of issues #7 and #22, with a verdict per target; fails on a miss
+  --suite          the target workloads (issues #7 and #22) with a verdict each; fails on a miss
   -h, --help       this text
 
 Builds the release dotray-bench binary and runs each (system, run) as a process of its own.
