@@ -12,7 +12,20 @@
 use anyhow::{Context, Result, bail};
 use dotray_bench::{Spec, System};
 
-fn main() -> Result<()> {
+const USAGE: &str = "usage: dotray-bench --system dotray|ideal-tree [--nodes N] [--msgs M] [--size S] \
+[--publishers P] [--interval-ms I]";
+
+fn main() -> std::process::ExitCode {
+    match run() {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {error:#}\n{USAGE}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn run() -> Result<()> {
     // Logs only when asked (RUST_LOG=...), on stderr: the JSON line is the only stdout.
     if std::env::var_os("RUST_LOG").is_some() {
         tracing_subscriber::fmt()
@@ -35,6 +48,10 @@ fn main() -> Result<()> {
             "--size" => spec.size = value()?.parse()?,
             "--publishers" => spec.publishers = value()?.parse()?,
             "--interval-ms" => spec.interval_ms = value()?.parse()?,
+            "-h" | "--help" => {
+                println!("{USAGE}");
+                return Ok(());
+            }
             other => bail!("unknown flag {other}"),
         }
     }
