@@ -164,7 +164,7 @@ struct Partial {
     /// The length its first piece announced.
     total: usize,
     /// The pieces so far, copied out of their frames (a piece kept as a slice could pin a much
-    /// larger receive buffer).
+    /// larger receive buffer) into a buffer of `total` bytes.
     buf: BytesMut,
     /// When it last grew, in payloads accepted by this node (the eviction order).
     touched: u64,
@@ -240,8 +240,10 @@ impl Reassembly {
                 if body.is_empty() || body.len() >= total {
                     return Reassembled::Lost { first: seq, last: seq, why: Loss::Malformed };
                 }
-                self.make_room(stream, body.len() + PARTIAL_OVERHEAD);
-                let mut buf = BytesMut::with_capacity(body.len());
+                // The whole message's buffer at once, charged in full: filling it needs no copy of
+                // what came before, and its untouched pages take no memory until written.
+                self.make_room(stream, total + PARTIAL_OVERHEAD);
+                let mut buf = BytesMut::with_capacity(total);
                 buf.put_slice(&body);
                 let partial = Partial { first_seq: seq, total, buf, touched: self.clock };
                 self.bytes += partial.charge();
@@ -257,22 +259,10 @@ impl Reassembly {
         if body.is_empty() || received > partial.total || last != (received == partial.total) {
             return self.fail(stream, seq, Loss::Malformed);
         }
-        // Room for this piece: the buffer doubles, never past the announced total, and the budget is
-        // charged for the growth before it is allocated.
-        let capacity = partial.buf.capacity();
-        let wanted =
-            if capacity >= received { capacity } else { (capacity * 2).max(received).min(partial.total) };
-        self.make_room(stream, wanted - capacity);
+        // The buffer holds the announced total (checked above), so this copy never reallocates.
         let Some(partial) = self.partial.get_mut(&stream) else { return Reassembled::Skipped };
-        let before = partial.charge();
-        if wanted > capacity {
-            let mut buf = BytesMut::with_capacity(wanted);
-            buf.put_slice(&partial.buf);
-            partial.buf = buf;
-        }
         partial.buf.put_slice(&body);
         partial.touched = self.clock;
-        self.bytes = self.bytes - before + partial.charge();
         if !last {
             return Reassembled::Held;
         }
@@ -454,21 +444,27 @@ mod tests {
 
     #[test]
     fn the_budget_evicts_the_partial_message_that_grew_least_recently() {
-        // Two origins' messages of 300 bytes each: two thirds of each fit in 1000 bytes with their
-        // overheads, both whole do not.
-        let mut reassembly = Reassembly::new(300, 1000);
-        let a = split(&Bytes::from(vec![1; 300]), 100);
-        let b = split(&Bytes::from(vec![2; 300]), 100);
-        feed(&mut reassembly, stream(1), 1, &a[..2]);
-        feed(&mut reassembly, stream(2), 1, &b[..2]);
-        assert_eq!(reassembly.held_bytes(), 2 * (200 + PARTIAL_OVERHEAD));
+        // Messages of 300 bytes are charged 300 bytes and the overhead from their first piece on:
+        // three fit in 2,000 bytes, a fourth does not.
+        let mut reassembly = Reassembly::new(300, 2000);
+        let pieces: Vec<Vec<Bytes>> = (1..=4u8).map(|n| split(&Bytes::from(vec![n; 300]), 100)).collect();
+        for n in 0..3u8 {
+            feed(&mut reassembly, stream(n + 1), 1, &pieces[usize::from(n)][..2]);
+        }
+        assert_eq!(reassembly.held_bytes(), 3 * (300 + PARTIAL_OVERHEAD));
+        // Stream 2 grows again, so stream 1 is the one that grew least recently.
+        assert_eq!(reassembly.accept(stream(2), 3, &pieces[1][2]), Reassembled::Message {
+            seq: 1,
+            payload: Bytes::from(vec![2; 300])
+        });
+        feed(&mut reassembly, stream(2), 4, &split(&Bytes::from(vec![2; 300]), 100)[..1]);
         assert_eq!(reassembly.take_lost(), None);
-        // Stream 1 grew least recently: it makes room for stream 2's last piece.
-        let done = reassembly.accept(stream(2), 3, &b[2]);
-        assert_eq!(done, Reassembled::Message { seq: 1, payload: Bytes::from(vec![2; 300]) });
+        // A fourth origin's message evicts stream 1's, which is reported lost and skipped after.
+        assert_eq!(reassembly.accept(stream(4), 1, &pieces[3][0]), Reassembled::Held);
         assert_eq!(reassembly.take_lost(), Some((stream(1), 1, 1)));
-        assert_eq!(reassembly.accept(stream(1), 3, &a[2]), Reassembled::Skipped);
-        assert_eq!((reassembly.held_bytes(), reassembly.held_messages()), (0, 0));
+        assert_eq!(reassembly.accept(stream(1), 3, &pieces[0][2]), Reassembled::Skipped);
+        assert_eq!(reassembly.held_messages(), 3);
+        assert!(reassembly.held_bytes() <= 2000);
     }
 
     #[test]
