@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use dotray::NodeId;
+use dotray::{Node, NodeId};
 
 mod chain;
 use chain::start_chain;
@@ -173,4 +173,25 @@ async fn after_shutdown_calls_fail_with_a_typed_error_and_dropping_the_last_hand
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     nodes[0].shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_broadcast_sent_as_soon_as_the_joiner_sees_its_seed_reaches_the_seed() {
+    // The joiner sees the link before the seed does; what it pushes in between must not be lost.
+    for round in 0..3 {
+        let seed = Node::builder().start().await.unwrap();
+        let joiner = Node::builder().seed(seed.local_addr()).start().await.unwrap();
+        let up = tokio::time::timeout(Duration::from_secs(10), async {
+            while !matches!(joiner.next_event().await, Some(dotray::Event::NeighbourUp { .. })) {}
+        });
+        up.await.expect("joined");
+        let id = joiner.broadcast(Bytes::from_static(b"right away")).await.unwrap();
+        let message = tokio::time::timeout(Duration::from_secs(5), seed.recv())
+            .await
+            .unwrap_or_else(|_| panic!("round {round}: the seed never got the message"))
+            .unwrap();
+        assert_eq!((message.origin, message.seq), (joiner.id(), id.seq));
+        joiner.shutdown().await;
+        seed.shutdown().await;
+    }
 }

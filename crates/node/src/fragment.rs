@@ -453,10 +453,10 @@ mod tests {
         }
         assert_eq!(reassembly.held_bytes(), 3 * (300 + PARTIAL_OVERHEAD));
         // Stream 2 grows again, so stream 1 is the one that grew least recently.
-        assert_eq!(reassembly.accept(stream(2), 3, &pieces[1][2]), Reassembled::Message {
-            seq: 1,
-            payload: Bytes::from(vec![2; 300])
-        });
+        assert_eq!(
+            reassembly.accept(stream(2), 3, &pieces[1][2]),
+            Reassembled::Message { seq: 1, payload: Bytes::from(vec![2; 300]) }
+        );
         feed(&mut reassembly, stream(2), 4, &split(&Bytes::from(vec![2; 300]), 100)[..1]);
         assert_eq!(reassembly.take_lost(), None);
         // A fourth origin's message evicts stream 1's, which is reported lost and skipped after.

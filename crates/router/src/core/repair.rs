@@ -16,9 +16,10 @@ use super::router::{Router, settled_mark};
 
 impl<R: rand::Rng> Router<R> {
     /// `peer` became a neighbour (membership's `NeighbourUp`). Plumtree makes the link eager; we also
-    /// send it our position in every stream (`Sync`) so it can push what we lack, and it ours. A node
-    /// that has neither sent nor delivered anything has no position worth telling: no `Sync` (the
-    /// neighbour learns of our stream with its first message, from 1).
+    /// send it our position in every stream (`Sync`) so it can push what we lack, and it ours. The
+    /// `Sync` goes even when we hold nothing (it names only our own stream, at 0): the two ends see
+    /// the link come up at different moments, and what the other end pushed to us before we saw it
+    /// was dropped here. Its answer names those streams (see [`Router::on_sync`]).
     pub fn handle_neighbour_up(&mut self, peer: NodeId, now: Instant) {
         if peer == self.me {
             return;
@@ -39,9 +40,6 @@ impl<R: rand::Rng> Router<R> {
             .map(|(id, s)| Watermark { stream: *id, seq: s.delivered })
             .collect();
         marks.sort_unstable_by_key(|m| m.stream);
-        if marks.iter().all(|m| m.seq == 0) {
-            return;
-        }
         for chunk in marks.chunks(self.config.max_list_len) {
             self.send(peer, Message::Sync { marks: chunk.to_vec() });
         }
@@ -435,6 +433,10 @@ impl<R: rand::Rng> Router<R> {
 
     /// A `Sync` from a new neighbour: push it, from retention, what it lacks of every stream we know;
     /// adopt its position for streams we have never heard of (so we do not wait for older history).
+    ///
+    /// A stream we pushed to it over this link that its `Sync` does not name is one it has never
+    /// heard of: our pushes reached it before it saw the link come up, and it dropped them. Once per
+    /// link, we answer with our positions in those streams, so it fetches them as a newcomer does.
     pub(crate) fn on_sync(&mut self, from: NodeId, marks: &[Watermark], now: Instant) {
         if marks.len() > MAX_LIST_LEN {
             return self.violation(from, "sync with too many marks");
@@ -479,6 +481,38 @@ impl<R: rand::Rng> Router<R> {
                 }
                 None => {}
             }
+        }
+        self.answer_sync(from, marks);
+    }
+
+    /// The once-per-link answer to `from`'s `Sync` (see [`Router::on_sync`]).
+    fn answer_sync(&mut self, from: NodeId, marks: &[Watermark]) {
+        let Some(peer) = self.peers.get_mut(&from) else { return };
+        if peer.sync_answered {
+            return;
+        }
+        peer.sync_answered = true;
+        let named: std::collections::BTreeSet<StreamId> = marks.iter().map(|m| m.stream).collect();
+        let unnamed: Vec<StreamId> = peer
+            .sent
+            .iter()
+            .filter(|(stream, mark)| mark.sent_hi > 0 && !named.contains(*stream))
+            .map(|(stream, _)| *stream)
+            .collect();
+        let mut answer: Vec<Watermark> = unnamed
+            .into_iter()
+            .filter_map(|stream| {
+                let seq = if stream == self.own {
+                    self.next_seq - 1 - self.batch.len() as u64
+                } else {
+                    self.streams.get(&stream)?.delivered
+                };
+                (seq > 0).then_some(Watermark { stream, seq })
+            })
+            .collect();
+        answer.sort_unstable_by_key(|m| m.stream);
+        for chunk in answer.chunks(self.config.max_list_len) {
+            self.send(from, Message::Sync { marks: chunk.to_vec() });
         }
     }
 
