@@ -294,13 +294,15 @@ impl<R: Rng> Membership<R> {
                 self.refill_not_before = now + self.config.backoff_initial;
             }
         }
-        // Nobody at all, and no request under way: join again through a seed.
-        if self.active.is_empty() && self.pending_neighbour_requests() == 0 {
+        // Nobody at all, and no request under way: join again through a seed. Likewise until a seed
+        // has answered once, however many nodes joined us meanwhile.
+        let unjoined = self.active.is_empty() || !self.seed_reached;
+        if unjoined && self.pending_neighbour_requests() == 0 {
             let seeds: Vec<_> = self
                 .seeds
                 .iter()
                 .filter(|s| self.seed_backoff.get(s).is_none_or(|b| b.retry_at.is_none_or(|at| at <= now)))
-                .filter(|s| !self.connected_to_addr(s))
+                .filter(|s| !self.connected_to_addr(s) && !self.dials.contains_key(*s))
                 .copied()
                 .collect();
             if let Some(&seed) = seeds.choose(&mut self.rng) {
@@ -309,7 +311,7 @@ impl<R: Rng> Membership<R> {
         }
         // Wake up when the first backoff ends, in case nothing else happens meanwhile.
         let mut next = self.passive.iter().filter_map(|e| e.retry_at).filter(|at| *at > now).min();
-        if self.active.is_empty() {
+        if unjoined {
             let seed_next =
                 self.seed_backoff.values().filter_map(|b| b.retry_at).filter(|at| *at > now).min();
             next = match (next, seed_next) {

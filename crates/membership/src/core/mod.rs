@@ -69,6 +69,10 @@ pub struct Membership<R: Rng> {
     seed_ids: BTreeMap<SocketAddr, NodeId>,
     /// Dial failures of seeds (seeds are known by address only).
     seed_backoff: BTreeMap<SocketAddr, Backoff>,
+    /// A seed answered once (or there are none). Until then the node keeps dialing its seeds even
+    /// when others joined it: nodes that joined a node whose own seed was not up yet would otherwise
+    /// form an island until the next heal round with a seed.
+    seed_reached: bool,
     active: ActiveView,
     passive: PassiveView,
     transient: BTreeMap<NodeId, Transient>,
@@ -171,6 +175,7 @@ impl<R: Rng> Membership<R> {
         let seed_ids = seeds.iter().filter_map(|s| Some((s.addr, s.node?))).collect();
         let mut seeds: Vec<SocketAddr> = seeds.iter().map(|s| s.addr).collect();
         seeds.dedup();
+        let seed_reached = seeds.is_empty();
         let mut this = Self {
             me,
             active: ActiveView::new(config.active_view_capacity),
@@ -180,6 +185,7 @@ impl<R: Rng> Membership<R> {
             seeds,
             seed_ids,
             seed_backoff: BTreeMap::new(),
+            seed_reached,
             transient: BTreeMap::new(),
             dials: BTreeMap::new(),
             exchanges: BTreeMap::new(),
@@ -271,6 +277,9 @@ impl<R: Rng> Membership<R> {
         // clears its failure count.
         let seed_returned =
             dialed.is_some_and(|dialed| self.seed_backoff.get(&dialed).is_some_and(|b| b.failures > 0));
+        if dialed.is_some_and(|dialed| self.seeds.contains(&dialed)) {
+            self.seed_reached = true;
+        }
         self.note_success(&peer, dialed, now);
         let link = if dialed.is_some() { Direction::Outbound } else { Direction::Inbound };
         let Some(intent) = intent else {

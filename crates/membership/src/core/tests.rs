@@ -538,6 +538,39 @@ fn a_failing_seed_is_retried_with_growing_backoff_and_never_dropped() {
 }
 
 #[test]
+fn a_seed_that_never_answered_is_retried_even_after_others_joined_us() {
+    // Our seed was not up yet; a third node joined us meanwhile. Without our seed we would be an
+    // island of two.
+    let refill_timer = |actions: Vec<Action>| {
+        actions.into_iter().find_map(|a| match a {
+            Action::SetTimer { at, timer: Timer::Refill { generation } } => Some((at, generation)),
+            _ => None,
+        })
+    };
+    let mut m = node(1, vec![peer(2).addr]);
+    drain(&mut m);
+    m.handle_dial_failed(peer(2).addr, at(0));
+    let (when, generation) = refill_timer(drain(&mut m)).expect("a retry of the seed");
+    make_active(&mut m, 3, at(1));
+    m.handle_timer(Timer::Refill { generation }, when);
+    assert!(drain_no_timers(&mut m).contains(&dial_seed(peer(2))), "the seed is dialed again");
+    // It fails again: still retried, though we have a neighbour.
+    m.handle_dial_failed(peer(2).addr, when);
+    let (later, generation) = refill_timer(drain(&mut m)).expect("the seed keeps its retry");
+    m.handle_timer(Timer::Refill { generation }, later);
+    assert!(drain_no_timers(&mut m).contains(&dial_seed(peer(2))), "and is dialed again");
+    // Once it has answered, a node with neighbours leaves it to the heal rounds.
+    m.handle_connected(peer(2), Some(peer(2).addr), later);
+    drain(&mut m);
+    m.handle_disconnected(peer(2).id, LinkEnd::Failed, later);
+    let after = drain(&mut m);
+    assert!(
+        !after.iter().any(|a| matches!(a, Action::Dial { addr, .. } if *addr == peer(2).addr)),
+        "{after:?}"
+    );
+}
+
+#[test]
 fn a_stale_refill_timer_is_ignored() {
     let mut m = node(1, vec![peer(2).addr]);
     drain(&mut m);
