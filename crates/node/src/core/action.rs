@@ -147,8 +147,10 @@ pub enum Refusal {
     Network,
     /// The other node speaks another protocol version.
     Version,
-    /// The handshake's encryption failed: the other node has another network key, or has one where
-    /// this node has none, or the reverse.
+    /// The other node's handshake reply did not decrypt: it has another network key, or has one
+    /// where this node has none, or the reverse. (A node of a private network drops a stranger's
+    /// first handshake message without a word, so most such dials end as closed connections, not
+    /// as this refusal: a private network does not reveal itself.)
     NetworkKey,
     /// The other node has banned this one for a while, after protocol violations it saw.
     Banned,
