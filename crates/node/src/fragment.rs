@@ -482,4 +482,82 @@ mod tests {
             }
         }
     }
+
+    /// One stream's payloads in order, each with the id of the message it belongs to.
+    fn stream_payloads(lengths: &[usize], fragment_len: usize) -> (Vec<(u64, Bytes)>, Vec<(u64, Bytes)>) {
+        let (mut payloads, mut messages) = (Vec::new(), Vec::new());
+        for (k, len) in lengths.iter().enumerate() {
+            let message = Bytes::from((0..*len).map(|i| (i + k) as u8).collect::<Vec<u8>>());
+            let first = payloads.len() as u64 + 1;
+            messages.push((first, message.clone()));
+            payloads.extend(split(&message, fragment_len).into_iter().map(|p| (first, p)));
+        }
+        (payloads, messages)
+    }
+
+    proptest::proptest! {
+        /// Whatever the interleaving of streams, the losses and the budget: every message is
+        /// delivered whole and in order, or reported lost; the budget is never exceeded.
+        #[test]
+        fn every_message_is_delivered_whole_or_reported_lost(
+            lengths in proptest::collection::vec(proptest::collection::vec(0usize..300, 1..8), 1..4),
+            schedule in proptest::collection::vec(0usize..4, 0..400),
+            lose in proptest::collection::vec((0usize..4, 1u64..40, 0u64..5), 0..3),
+        ) {
+            let (fragment_len, max_bytes) = (16, 800);
+            let mut reassembly = Reassembly::new(300, max_bytes);
+            let streams: Vec<_> = lengths.iter().map(|l| stream_payloads(l, fragment_len)).collect();
+            let mut next = vec![0usize; streams.len()];
+            let mut delivered: Vec<Vec<(u64, Bytes)>> = vec![Vec::new(); streams.len()];
+            let mut lost: Vec<Vec<(u64, u64)>> = vec![Vec::new(); streams.len()];
+            let mut step = |n: usize, reassembly: &mut Reassembly, next: &mut Vec<usize>| {
+                let (payloads, _) = &streams[n];
+                let Some((_, payload)) = payloads.get(next[n]) else { return };
+                let seq = next[n] as u64 + 1;
+                // A loss of this stream starting here: the router reports the range and goes on.
+                if let Some((_, _, len)) = lose.iter().find(|(s, at, _)| *s == n && *at == seq) {
+                    let last = (seq + len).min(payloads.len() as u64);
+                    let (first, last) = reassembly.gap(stream(n as u8), seq, last);
+                    lost[n].push((first, last));
+                    next[n] = last as usize;
+                    return;
+                }
+                match reassembly.accept(stream(n as u8), seq, payload) {
+                    Reassembled::Message { seq, payload } => delivered[n].push((seq, payload)),
+                    Reassembled::Lost { first, last, .. } => lost[n].push((first, last)),
+                    Reassembled::Held | Reassembled::Skipped => {}
+                }
+                while let Some((s, first, last)) = reassembly.take_lost() {
+                    lost[usize::from(s.origin.as_bytes()[0])].push((first, last));
+                }
+                next[n] += 1;
+            };
+            for n in schedule.iter().map(|n| n % streams.len()) {
+                step(n, &mut reassembly, &mut next);
+                proptest::prop_assert!(reassembly.held_bytes() <= max_bytes);
+            }
+            // Then each stream to its end.
+            for n in 0..streams.len() {
+                while next[n] < streams[n].0.len() {
+                    step(n, &mut reassembly, &mut next);
+                    proptest::prop_assert!(reassembly.held_bytes() <= max_bytes);
+                }
+            }
+            for (n, (_, messages)) in streams.iter().enumerate() {
+                let mut previous = 0;
+                for (seq, payload) in &delivered[n] {
+                    proptest::prop_assert!(*seq > previous, "in order");
+                    previous = *seq;
+                    let original = messages.iter().find(|(first, _)| first == seq);
+                    proptest::prop_assert_eq!(original.map(|(_, m)| m), Some(payload), "whole and unaltered");
+                }
+                for (first, _) in messages {
+                    let was_delivered = delivered[n].iter().any(|(seq, _)| seq == first);
+                    let was_lost = lost[n].iter().any(|(f, l)| (f..=l).contains(&first));
+                    proptest::prop_assert!(was_delivered != was_lost, "message {} of stream {}: delivered {} lost {}", first, n, was_delivered, was_lost);
+                }
+            }
+            proptest::prop_assert_eq!(reassembly.held_messages(), 0, "every stream ended on a whole message");
+        }
+    }
 }
