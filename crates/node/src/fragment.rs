@@ -483,8 +483,12 @@ mod tests {
         }
     }
 
-    /// One stream's payloads in order, each with the id of the message it belongs to.
-    fn stream_payloads(lengths: &[usize], fragment_len: usize) -> (Vec<(u64, Bytes)>, Vec<(u64, Bytes)>) {
+    /// Sequence numbers with bytes: payloads with their message's id, or messages with their id.
+    type Numbered = Vec<(u64, Bytes)>;
+
+    /// One stream's payloads in order, each with the id of the message it belongs to, and its
+    /// messages.
+    fn stream_payloads(lengths: &[usize], fragment_len: usize) -> (Numbered, Numbered) {
         let (mut payloads, mut messages) = (Vec::new(), Vec::new());
         for (k, len) in lengths.iter().enumerate() {
             let message = Bytes::from((0..*len).map(|i| (i + k) as u8).collect::<Vec<u8>>());
