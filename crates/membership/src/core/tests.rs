@@ -571,6 +571,28 @@ fn a_seed_that_never_answered_is_retried_even_after_others_joined_us() {
 }
 
 #[test]
+fn a_seed_whose_name_moved_is_dialed_at_its_new_address_with_its_id() {
+    let seed = Seed { addr: peer(2).addr, node: Some(peer(2).id) };
+    let mut m =
+        Membership::new(peer(1), [seed], Config::default(), ChaCha8Rng::seed_from_u64(1), t0()).unwrap();
+    drain(&mut m);
+    m.handle_dial_failed(peer(2).addr, at(0));
+    drain(&mut m);
+    // The driver looked the name up again: it now gives another address.
+    let moved = PeerInfo::new(peer(2).id, peer(5).addr);
+    m.replace_seed(peer(2).addr, moved.addr);
+    // Any event that makes the node look for neighbours (here: another failed dial) dials it.
+    m.handle_dial_failed(peer(9).addr, at(1));
+    let dials: Vec<Action> =
+        drain_no_timers(&mut m).into_iter().filter(|a| matches!(a, Action::Dial { .. })).collect();
+    assert_eq!(
+        dials,
+        vec![Action::Dial { addr: moved.addr, node: Some(peer(2).id) }],
+        "no back-off for a new address"
+    );
+}
+
+#[test]
 fn a_stale_refill_timer_is_ignored() {
     let mut m = node(1, vec![peer(2).addr]);
     drain(&mut m);
