@@ -19,6 +19,15 @@ pub enum CodecError {
     /// The frame's bytes are not a valid protobuf `Envelope`.
     #[error("malformed frame: {0}")]
     Malformed(#[from] prost::DecodeError),
+    /// A field of the frame's body occurs more often than any list of the protocol may hold
+    /// ([`crate::MAX_LIST_ENTRIES`]); found before the frame is decoded.
+    #[error("field {field} of the body occurs more than {max} times")]
+    TooManyEntries {
+        /// The repeated field's number.
+        field: u32,
+        /// The bound.
+        max: usize,
+    },
     /// The envelope has no body, or a body this protocol version does not know.
     #[error("envelope has no body known to protocol version {}", crate::PROTOCOL_VERSION)]
     MissingBody,

@@ -11,6 +11,7 @@ use tokio_util::codec::{Decoder, Encoder};
 use crate::CodecError;
 use crate::data_frame::{ParsedData, parse_data};
 use crate::generated::{Data, Envelope};
+use crate::list_bound::check_list_entries;
 use crate::recycle::BufferRecycler;
 
 /// Size of the length prefix in bytes.
@@ -189,6 +190,7 @@ impl FrameCodec {
                     out.push(Data { stream_ref, seq, hops, payload }.into());
                     continue;
                 }
+                check_list_entries(&chunk[..len])?;
                 let envelope = Envelope::decode((&mut chunk).take(len))?;
                 if envelope.body.is_none() {
                     return Err(CodecError::MissingBody);
@@ -216,6 +218,7 @@ fn decode_envelope(frame: Bytes) -> Result<Envelope, CodecError> {
     if let Some(ParsedData { stream_ref, seq, hops, payload }) = parse_data(&frame) {
         return Ok(Data { stream_ref, seq, hops, payload: frame.slice(payload) }.into());
     }
+    check_list_entries(&frame)?;
     let envelope = Envelope::decode(frame)?;
     if envelope.body.is_none() {
         return Err(CodecError::MissingBody);

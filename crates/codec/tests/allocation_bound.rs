@@ -1,5 +1,6 @@
-//! The acceptance test for bad input: 1 MiB of random bytes and a frame claiming a 4 GiB length give
-//! typed errors, no panic, and no allocation beyond the frame limit.
+//! The acceptance test for bad input: 1 MiB of random bytes, a frame claiming a 4 GiB length, and a
+//! frame of the default limit packed with empty list entries give typed errors, no panic, and no
+//! allocation beyond a small multiple of the frame limit.
 //!
 //! Measured with a counting global allocator, which is why this test lives alone in its own binary (other
 //! tests running in parallel threads would blur the count) and why it needs `unsafe` (implementing
@@ -10,7 +11,7 @@ use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 
 use bytes::BytesMut;
-use dotray_codec::{CodecError, FrameCodec};
+use dotray_codec::{CodecError, DEFAULT_MAX_FRAME_LEN, FrameCodec, MAX_LIST_ENTRIES};
 use tokio_util::codec::Decoder;
 
 struct Counting;
@@ -121,4 +122,37 @@ fn random_mebibyte_and_four_gib_frame_stay_within_the_frame_limit() {
     assert!(largest <= bound, "largest allocation {largest} B exceeds {bound} B");
     assert!(peak <= bound, "peak allocation {peak} B exceeds {bound} B");
     eprintln!("frames {frames}, errors {errors} ({too_large} too large), peak {peak} B, largest {largest} B");
+
+    // A frame of the default limit (4 MiB) holding two million empty `NodeInfo`s (2 bytes each on
+    // the wire, some 80 once decoded): refused before prost allocates the list.
+    let entries = (DEFAULT_MAX_FRAME_LEN - 16) / 2;
+    let mut body = vec![0x08, 0x07]; // request_id = 7
+    for _ in 0..entries {
+        body.extend_from_slice(&[0x12, 0x00]); // nodes: an empty entry
+    }
+    let mut frame = Vec::with_capacity(body.len() + 16);
+    frame.extend_from_slice(&[0; 4]);
+    frame.push(0x9a); // envelope field 19 (node_query_response), length-delimited
+    frame.push(0x01);
+    let mut len = body.len();
+    while len >= 0x80 {
+        frame.push((len as u8) | 0x80);
+        len >>= 7;
+    }
+    frame.push(len as u8);
+    frame.extend_from_slice(&body);
+    let prefix = (frame.len() - 4) as u32;
+    frame[..4].copy_from_slice(&prefix.to_be_bytes());
+    let mut buf = BytesMut::from(&frame[..]);
+    drop((frame, body));
+    let baseline = CURRENT.load(Relaxed);
+    PEAK.store(baseline, Relaxed);
+    match FrameCodec::new().decode(&mut buf) {
+        Err(CodecError::TooManyEntries { field: 2, max: MAX_LIST_ENTRIES }) => {}
+        Ok(decoded) => panic!("expected TooManyEntries, got a frame: {}", decoded.is_some()),
+        Err(other) => panic!("expected TooManyEntries, got {other}"),
+    }
+    let peak = PEAK.load(Relaxed) - baseline;
+    assert!(peak <= 64 * 1024, "refusing the list allocated {peak} B");
+    eprintln!("a frame of {entries} empty entries: refused, {peak} B allocated");
 }

@@ -13,6 +13,10 @@ pub use dotray_codec::InvalidConfig;
 /// them before they reach the core.
 pub const MAX_LIST_LEN: usize = 256;
 
+// The codec refuses a frame with a longer list before decoding it (`dotray_codec::MAX_LIST_ENTRIES`):
+// this core's lists must fit under that bound.
+const _: () = assert!(MAX_LIST_LEN <= dotray_codec::MAX_LIST_ENTRIES);
+
 /// Configuration of a [`crate::core::Membership`] core. Build it with `Config { field: value,
 /// ..Config::default() }`; [`Config::validate`] runs when the core is created.
 ///

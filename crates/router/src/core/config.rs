@@ -9,6 +9,10 @@ pub use dotray_codec::InvalidConfig;
 /// or produces. The wire layer refuses longer lists before they reach the core.
 pub const MAX_LIST_LEN: usize = 4_096;
 
+// The codec refuses a frame with a longer list before decoding it (`dotray_codec::MAX_LIST_ENTRIES`):
+// this core's lists must fit under that bound.
+const _: () = assert!(MAX_LIST_LEN <= dotray_codec::MAX_LIST_ENTRIES);
+
 /// Router configuration. Start from [`Config::default`] and change what you need.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Config {
