@@ -32,6 +32,11 @@ impl<R: rand::Rng> Router<R> {
         }
         // It holds nothing yet.
         self.refresh_all_settled();
+        self.send_sync(peer);
+    }
+
+    /// Sends `peer` our position in every stream we have delivered from, and in our own.
+    fn send_sync(&mut self, peer: NodeId) {
         let own = self.own;
         let mut marks: Vec<Watermark> = self
             .streams
@@ -434,9 +439,9 @@ impl<R: rand::Rng> Router<R> {
     /// A `Sync` from a new neighbour: push it, from retention, what it lacks of every stream we know;
     /// adopt its position for streams we have never heard of (so we do not wait for older history).
     ///
-    /// A stream we pushed to it over this link that its `Sync` does not name is one it has never
-    /// heard of: our pushes reached it before it saw the link come up, and it dropped them. Once per
-    /// link, we answer with our positions in those streams, so it fetches them as a newcomer does.
+    /// A stream we pushed to it over this link that its `Sync` does not name is one it had never
+    /// heard of: our pushes may have reached it before it saw the link come up, and it dropped them.
+    /// Once per link, we then answer with our `Sync` again, so it fetches them as a newcomer does.
     pub(crate) fn on_sync(&mut self, from: NodeId, marks: &[Watermark], now: Instant) {
         if marks.len() > MAX_LIST_LEN {
             return self.violation(from, "sync with too many marks");
@@ -485,7 +490,9 @@ impl<R: rand::Rng> Router<R> {
         self.answer_sync(from, marks);
     }
 
-    /// The once-per-link answer to `from`'s `Sync` (see [`Router::on_sync`]).
+    /// The once-per-link answer to `from`'s `Sync` (see [`Router::on_sync`]): our own `Sync` again,
+    /// whole, when theirs does not name a stream we pushed to them over this link. Whole, so that
+    /// their own answer, if any, is about streams we really lack.
     fn answer_sync(&mut self, from: NodeId, marks: &[Watermark]) {
         let Some(peer) = self.peers.get_mut(&from) else { return };
         if peer.sync_answered {
@@ -493,26 +500,9 @@ impl<R: rand::Rng> Router<R> {
         }
         peer.sync_answered = true;
         let named: std::collections::BTreeSet<StreamId> = marks.iter().map(|m| m.stream).collect();
-        let unnamed: Vec<StreamId> = peer
-            .sent
-            .iter()
-            .filter(|(stream, mark)| mark.sent_hi > 0 && !named.contains(*stream))
-            .map(|(stream, _)| *stream)
-            .collect();
-        let mut answer: Vec<Watermark> = unnamed
-            .into_iter()
-            .filter_map(|stream| {
-                let seq = if stream == self.own {
-                    self.next_seq - 1 - self.batch.len() as u64
-                } else {
-                    self.streams.get(&stream)?.delivered
-                };
-                (seq > 0).then_some(Watermark { stream, seq })
-            })
-            .collect();
-        answer.sort_unstable_by_key(|m| m.stream);
-        for chunk in answer.chunks(self.config.max_list_len) {
-            self.send(from, Message::Sync { marks: chunk.to_vec() });
+        let unnamed = peer.sent.iter().any(|(stream, mark)| mark.sent_hi > 0 && !named.contains(stream));
+        if unnamed {
+            self.send_sync(from);
         }
     }
 
