@@ -161,6 +161,8 @@ const PARTIAL_OVERHEAD: usize = 256;
 #[derive(Debug)]
 struct Partial {
     first_seq: u64,
+    /// The sequence number of its latest piece: the next must follow it directly.
+    last_seq: u64,
     /// The length its first piece announced.
     total: usize,
     /// The pieces so far, copied out of their frames (a piece kept as a slice could pin a much
@@ -245,7 +247,7 @@ impl Reassembly {
                 self.make_room(stream, total + PARTIAL_OVERHEAD);
                 let mut buf = BytesMut::with_capacity(total);
                 buf.put_slice(&body);
-                let partial = Partial { first_seq: seq, total, buf, touched: self.clock };
+                let partial = Partial { first_seq: seq, last_seq: seq, total, buf, touched: self.clock };
                 self.bytes += partial.charge();
                 self.partial.insert(stream, partial);
                 return Reassembled::Held;
@@ -255,6 +257,13 @@ impl Reassembly {
         };
         // The next piece of a message: of the one held, or of one this node does not deliver.
         let Some(partial) = self.partial.get(&stream) else { return Reassembled::Skipped };
+        if seq != partial.last_seq + 1 {
+            // Payloads went missing without a gap report (the stream was forgotten upstream and
+            // met again further on): the held message cannot be completed, and this piece belongs
+            // to another one, begun in the hole.
+            self.cut_short(stream, seq);
+            return Reassembled::Skipped;
+        }
         let received = partial.buf.len() + body.len();
         if body.is_empty() || received > partial.total || last != (received == partial.total) {
             return self.fail(stream, seq, Loss::Malformed);
@@ -262,6 +271,7 @@ impl Reassembly {
         // The buffer holds the announced total (checked above), so this copy never reallocates.
         let Some(partial) = self.partial.get_mut(&stream) else { return Reassembled::Skipped };
         partial.buf.put_slice(&body);
+        partial.last_seq = seq;
         partial.touched = self.clock;
         if !last {
             return Reassembled::Held;
@@ -481,6 +491,19 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn a_piece_after_a_silent_hole_never_completes_an_older_message() {
+        let mut reassembly = Reassembly::new(100, 1000);
+        let old = split(&Bytes::from(vec![1; 24]), 8); // seqs 1..=3
+        let newer = split(&Bytes::from(vec![2; 16]), 8); // seqs 7..=8
+        feed(&mut reassembly, stream(1), 1, &old[..2]);
+        // Seqs 3 to 7 never arrive and no gap is reported; the last piece of the newer message
+        // would make up exactly the length the older one announced.
+        assert_eq!(feed(&mut reassembly, stream(1), 8, &newer[1..]), vec![Reassembled::Skipped]);
+        assert_eq!(reassembly.take_lost(), Some((stream(1), 1, 7)));
+        assert_eq!(reassembly.held_messages(), 0);
     }
 
     /// Sequence numbers with bytes: payloads with their message's id, or messages with their id.
