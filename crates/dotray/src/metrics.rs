@@ -41,7 +41,7 @@
 //! | `dotray_payload_sent_bytes_total` | counter | bytes | Payload bytes of the data messages sent. |
 //! | `dotray_payloads_received_total` | counter | messages | Data messages received. |
 //! | `dotray_payload_received_bytes_total` | counter | bytes | Payload bytes of the data messages received. |
-//! | `dotray_messages_delivered_total` | counter | messages | Messages handed to the application. |
+//! | `dotray_payloads_delivered_total` | counter | messages | Payloads delivered in order (a large message's pieces count one each). |
 //! | `dotray_duplicates_total` | counter | messages | Data received for a message already held or delivered. |
 //! | `dotray_duplicates_graft_answer_total` | counter | messages | Of the duplicates: answers to this node's grafts that the tree copy beat. |
 //! | `dotray_duplicates_after_graft_total` | counter | messages | Of the duplicates: tree copies of messages already obtained by grafting. |
@@ -70,6 +70,7 @@
 //! | `dotray_unproven_payloads_total` | counter | messages | New payloads dropped for want of a verified manifest (fetched again by repair). |
 //! | `dotray_proofs_dropped_total` | counter | manifests | Verified manifests dropped over the proof memory limits. |
 //! | `dotray_equivocations_total` | counter | manifests | Validly signed manifests contradicting one already held. |
+//! | `dotray_messages_delivered_total` | counter | messages | Messages handed to the application (a large message counts once). |
 //! | `dotray_deliveries_dropped_total` | counter | messages | Deliveries dropped because the application had closed its receiver. |
 //! | `dotray_events_dropped_total` | counter | events | Events dropped because the application did not read them. |
 //! | `dotray_sends_refused_total` | counter | messages | Sends refused by a full connection queue. |
@@ -96,7 +97,7 @@
 //! | `dotray_event_queue_depth` | gauge | events | Events waiting for the application to read them (0 while it waits for one). |
 //!
 //! The counters from `dotray_broadcasts_total` to `dotray_equivocations_total` are the fields of
-//! [`Counters`], the next four those of [`DriverCounters`], and those from `dotray_connections` to
+//! [`Counters`], the next five those of [`DriverCounters`], and those from `dotray_connections` to
 //! `dotray_handshake_events_dropped_total` those of [`TransportStats`], in order
 //! ([`router_figures`], [`driver_figures`] and [`transport_figures`] pair each field with its metric).
 //! The round-trip times are gauges rather than a histogram: each interval would observe the same
@@ -203,7 +204,8 @@ figures! {
         payloads_received: Counter "dotray_payloads_received_total" "Data messages received.",
         payload_bytes_received: Counter "dotray_payload_received_bytes_total"
             "Payload bytes of the data messages received.",
-        delivered: Counter "dotray_messages_delivered_total" "Messages handed to the application.",
+        delivered: Counter "dotray_payloads_delivered_total"
+            "Payloads delivered in order (a large message's pieces count one each).",
         duplicates: Counter "dotray_duplicates_total"
             "Data received for a message already held or delivered.",
         duplicates_graft_answer: Counter "dotray_duplicates_graft_answer_total"
@@ -254,6 +256,8 @@ figures! {
 figures! {
     /// Every field of the node driver's [`DriverCounters`], in declaration order, with its metric.
     fn driver_figures(c: &DriverCounters) {
+        messages_delivered: Counter "dotray_messages_delivered_total"
+            "Messages handed to the application (a large message counts once).",
         deliveries_dropped: Counter "dotray_deliveries_dropped_total"
             "Deliveries dropped because the application had closed its receiver.",
         events_dropped: Counter "dotray_events_dropped_total"
@@ -580,7 +584,7 @@ mod tests {
         router.payload_bytes_received = 3_000;
         let sample = Sample {
             router,
-            driver: DriverCounters { sends_refused: 2, ..Default::default() },
+            driver: DriverCounters { messages_delivered: 11, sends_refused: 2, ..Default::default() },
             transport: stats(),
             nodes: vec![
                 info(1, NodeState::Active, Some(30)),
@@ -600,7 +604,8 @@ mod tests {
         let text = handle.render();
 
         let node = r#"{node="0123abcd"}"#;
-        assert_eq!(values(&text, "dotray_messages_delivered_total"), [(node, "12")]);
+        assert_eq!(values(&text, "dotray_messages_delivered_total"), [(node, "11")]);
+        assert_eq!(values(&text, "dotray_payloads_delivered_total"), [(node, "12")]);
         assert_eq!(values(&text, "dotray_payload_received_bytes_total"), [(node, "3000")]);
         assert_eq!(values(&text, "dotray_sends_refused_total"), [(node, "2")]);
         assert_eq!(values(&text, "dotray_connections"), [(node, "1")]);
@@ -608,7 +613,9 @@ mod tests {
         assert!(text.contains("# TYPE dotray_messages_delivered_total counter"), "{text}");
         assert!(text.contains("# TYPE dotray_connections gauge"), "{text}");
         assert!(
-            text.contains("# HELP dotray_messages_delivered_total Messages handed to the application."),
+            text.contains(
+                "# HELP dotray_messages_delivered_total Messages handed to the application (a large message counts once)."
+            ),
             "{text}"
         );
         let mut known = values(&text, "dotray_known_nodes");

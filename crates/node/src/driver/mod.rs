@@ -255,6 +255,8 @@ pub fn spawn(
 /// What the driver's own bookkeeping counted, next to the router core's [`Counters`].
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct DriverCounters {
+    /// Messages handed to the application (a large message counts once).
+    pub messages_delivered: u64,
     /// Deliveries dropped because the application had closed its receiver.
     pub deliveries_dropped: u64,
     /// Events dropped because the application did not read them.

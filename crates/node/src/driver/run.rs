@@ -422,6 +422,7 @@ impl Driver {
                     Timer::Router(_) => self.router_timers.push(at, timer),
                 },
                 Action::Deliver(delivery) => {
+                    self.counters.messages_delivered += 1;
                     let origin_addr = self.wire.origin_addr(&delivery.id.stream);
                     self.deliver(Message::from_delivery(delivery, origin_addr));
                 }

@@ -17,7 +17,8 @@ pub struct Counters {
     pub payloads_received: u64,
     /// Payload bytes received.
     pub payload_bytes_received: u64,
-    /// Payloads handed to the application.
+    /// Payloads delivered in order (to the node core, which makes messages of them: a large
+    /// message's pieces count one each).
     pub delivered: u64,
     /// `Data` received for a message already held (or already delivered).
     pub duplicates: u64,
