@@ -11,21 +11,10 @@ mod demo_log;
 #[path = "../../../xtask/src/demo_net.rs"]
 mod demo_net;
 
-use std::path::PathBuf;
-use std::time::Duration;
+mod demo_binary;
+use demo_binary::demo_binary;
 
-fn demo_binary() -> PathBuf {
-    let test_exe = std::env::current_exe().expect("test binary path");
-    // target/<profile>/deps/demo_processes-<hash> -> target/<profile>/examples/demo
-    let profile_dir = test_exe.parent().and_then(|deps| deps.parent()).expect("target layout");
-    let bin = profile_dir.join("examples").join("demo");
-    assert!(
-        bin.exists(),
-        "{} is missing: run `cargo build --example demo` (cargo test builds it)",
-        bin.display()
-    );
-    bin
-}
+use std::time::Duration;
 
 #[test]
 fn five_demo_processes_kill_and_restart_the_middle_exactly_once_delivery() {

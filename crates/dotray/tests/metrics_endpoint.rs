@@ -5,9 +5,12 @@
 //! The Prometheus recorder is global to a process, so this file installs it once, in one test; the
 //! demo test runs its nodes as processes of their own.
 
+mod chain;
+mod demo_binary;
+use demo_binary::demo_binary;
+
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener};
-use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -74,39 +77,11 @@ async fn scrape_until(addr: SocketAddr, what: &str, done: impl Fn(&str) -> bool)
     panic!("never scraped {what}; last scrape:\n{}", last.unwrap_or_default());
 }
 
-fn fast_membership() -> dotray::membership::core::Config {
-    dotray::membership::core::Config {
-        ping_interval: Duration::from_millis(200),
-        shuffle_interval: Duration::from_millis(700),
-        heal_interval: Duration::from_millis(700),
-        sweep_interval: Duration::from_millis(100),
-        ..Default::default()
-    }
-}
-
 async fn start_chain(n: usize) -> Vec<Node> {
-    let mut nodes: Vec<Node> = Vec::new();
-    for i in 0..n {
-        let mut builder = Node::builder()
-            .membership_config(fast_membership())
-            .metrics_config(MetricsConfig { interval: Duration::from_millis(100) });
-        if i > 0 {
-            builder = builder.seed(nodes[i - 1].local_addr());
-        }
-        nodes.push(builder.start().await.expect("start"));
-    }
-    let deadline = Instant::now() + Duration::from_secs(15);
-    loop {
-        let mut all = true;
-        for node in &nodes {
-            all &= node.nodes().await.expect("running").len() >= n - 1;
-        }
-        if all {
-            return nodes;
-        }
-        assert!(Instant::now() < deadline, "nodes did not discover each other");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    chain::start_chain_with(n, |builder| {
+        builder.metrics_config(MetricsConfig { interval: Duration::from_millis(100) })
+    })
+    .await
 }
 
 async fn receive(node: &Node, count: usize) {
@@ -195,19 +170,6 @@ async fn scraped_metrics_follow_three_nodes_broadcasting() {
     for node in &nodes {
         node.shutdown().await;
     }
-}
-
-fn demo_binary() -> PathBuf {
-    let test_exe = std::env::current_exe().expect("test binary path");
-    // target/<profile>/deps/metrics_endpoint-<hash> -> target/<profile>/examples/demo
-    let profile_dir = test_exe.parent().and_then(|deps| deps.parent()).expect("target layout");
-    let bin = profile_dir.join("examples").join("demo");
-    assert!(
-        bin.exists(),
-        "{} is missing: run `cargo build --example demo` (cargo test builds it)",
-        bin.display()
-    );
-    bin
 }
 
 /// A demo process, killed if the test ends before it exits.

@@ -21,23 +21,13 @@ mod netns;
 #[path = "../../../xtask/src/partition_scenario.rs"]
 mod partition_scenario;
 
+mod demo_binary;
+use demo_binary::demo_binary;
+
 use std::path::PathBuf;
 use std::time::Duration;
 
 use partition_scenario as scenario;
-
-fn demo_binary() -> PathBuf {
-    let test_exe = std::env::current_exe().expect("test binary path");
-    // target/<profile>/deps/netns_partition-<hash> -> target/<profile>/examples/demo
-    let profile_dir = test_exe.parent().and_then(|deps| deps.parent()).expect("target layout");
-    let bin = profile_dir.join("examples").join("demo");
-    assert!(
-        bin.exists(),
-        "{} is missing: run `cargo build --example demo` (cargo test builds it)",
-        bin.display()
-    );
-    bin
-}
 
 /// The scenario's heal bound is computed from copies of the library defaults (xtask does not link the
 /// library crates); this keeps the copies honest, on every machine.

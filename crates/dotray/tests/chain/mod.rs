@@ -3,7 +3,7 @@
 
 use std::time::{Duration, Instant};
 
-use dotray::Node;
+use dotray::{Node, NodeBuilder};
 
 /// Membership timers for tests: pings, exchanges and retries in a fraction of a second.
 pub(crate) fn fast_membership() -> dotray::membership::core::Config {
@@ -21,10 +21,16 @@ pub(crate) fn fast_membership() -> dotray::membership::core::Config {
 }
 
 /// `n` nodes, each seeded by the previous one; returns once every node knows every other.
+#[allow(dead_code)] // not every test binary that includes this module calls both
 pub(crate) async fn start_chain(n: usize) -> Vec<Node> {
+    start_chain_with(n, |builder| builder).await
+}
+
+/// [`start_chain`] with each node's builder passed through `configure` first.
+pub(crate) async fn start_chain_with(n: usize, configure: impl Fn(NodeBuilder) -> NodeBuilder) -> Vec<Node> {
     let mut nodes: Vec<Node> = Vec::new();
     for i in 0..n {
-        let mut builder = Node::builder().membership_config(fast_membership());
+        let mut builder = configure(Node::builder().membership_config(fast_membership()));
         if i > 0 {
             builder = builder.seed(nodes[i - 1].local_addr());
         }
