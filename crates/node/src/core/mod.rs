@@ -28,6 +28,11 @@ mod tests;
 pub use action::{Action, Event, PeerMessage, QueryAnswer, Refusal, Timer};
 pub use config::{Config, InvalidNodeConfig};
 
+/// The most ranges remembered per sender of payloads pushed before it became a neighbour (one per
+/// run of consecutive messages of a stream): a joiner's first broadcasts, or a relay's first pushes,
+/// take one or a few.
+const EARLY_RANGES: usize = 16;
+
 /// A broadcast longer than [`Config::max_message_len`]: refused before it is numbered, so nothing
 /// waits for it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -39,7 +44,7 @@ pub struct MessageTooLong {
     pub max: usize,
 }
 
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, VecDeque};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
@@ -51,8 +56,8 @@ use dotray_membership::core::{
     QueryError, Seed,
 };
 use dotray_router::core::{
-    Action as RouterAction, Counters, Delivery, Event as RouterEvent, MessageId, Recipients, Router,
-    StreamId, Topology,
+    Action as RouterAction, Counters, Delivery, Event as RouterEvent, Message as RouterMessage, MessageId,
+    Recipients, Router, SeqRange, StreamId, Topology,
 };
 use dotray_router::proof::Signer;
 use rand::{Rng, SeedableRng};
@@ -72,6 +77,12 @@ pub struct NodeCore<R: Rng> {
     fragment_len: usize,
     /// Actions ahead of the cores' own queues (direct messages for the application).
     actions: VecDeque<Action>,
+    /// Payloads pushed to us by connected nodes that were not (yet) our neighbours, by sender: the
+    /// two ends of a new link see it come up at different moments, and what the first pushes
+    /// before the second takes broadcast messages from it is dropped. When the sender becomes a
+    /// neighbour, the router hears of them as a digest from it and fetches what it lacks. At most
+    /// [`EARLY_RANGES`] ranges per sender; forgotten when the connection closes.
+    early: BTreeMap<NodeId, Vec<SeqRange>>,
     /// The time of the latest `handle_*` call: membership's neighbour events reach the router with it.
     now: Instant,
 }
@@ -108,6 +119,7 @@ impl<R: Rng + SeedableRng> NodeCore<R> {
             max_message_len: config.max_message_len,
             fragment_len: config.fragment_len,
             actions: VecDeque::new(),
+            early: BTreeMap::new(),
             now,
         })
     }
@@ -184,6 +196,7 @@ impl<R: Rng> NodeCore<R> {
     /// The connection to `peer` closed, for `reason`.
     pub fn handle_disconnected(&mut self, peer: NodeId, reason: LinkEnd, now: Instant) {
         self.now = now;
+        self.early.remove(&peer);
         self.membership.handle_disconnected(peer, reason, now);
     }
 
@@ -204,6 +217,9 @@ impl<R: Rng> NodeCore<R> {
                     self.router.handle_message(from, message, now);
                 } else {
                     tracing::debug!(%from, kind = message.name(), "broadcast message from a node that is not a neighbour ignored");
+                    if let RouterMessage::Data { stream, seq, .. } = message {
+                        self.remember_early(from, stream, seq);
+                    }
                 }
             }
             PeerMessage::Direct(payload) => {
@@ -353,6 +369,11 @@ impl<R: Rng> NodeCore<R> {
         Some(match event {
             MembershipEvent::NeighbourUp(peer) => {
                 self.router.handle_neighbour_up(peer.id, self.now);
+                if let Some(ranges) = self.early.remove(&peer.id) {
+                    // What it pushed before we saw the link: announced, so that we fetch what we lack.
+                    let digest = RouterMessage::IHave { ranges, hops: u32::MAX };
+                    self.router.handle_message(peer.id, digest, self.now);
+                }
                 Action::Event(Event::NeighbourUp { peer: peer.id, addr: peer.addr })
             }
             MembershipEvent::NeighbourDown(peer) => {
@@ -387,6 +408,19 @@ impl<R: Rng> NodeCore<R> {
             // Router events this node does not know of yet are not the application's business.
             RouterAction::Event(_) => return None,
         })
+    }
+
+    /// Remembers that `from`, not a neighbour yet, pushed `seq` of `stream` (see `early`).
+    fn remember_early(&mut self, from: NodeId, stream: StreamId, seq: u64) {
+        if seq == 0 || seq > dotray_router::core::MAX_SEQ {
+            return;
+        }
+        let ranges = self.early.entry(from).or_default();
+        if let Some(range) = ranges.iter_mut().find(|r| r.stream == stream && r.last + 1 == seq) {
+            range.last = seq;
+        } else if ranges.len() < EARLY_RANGES {
+            ranges.push(SeqRange { stream, first: seq, last: seq });
+        }
     }
 
     /// A payload the router delivered, as a whole message (now or once its last piece arrives);

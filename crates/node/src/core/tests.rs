@@ -307,3 +307,40 @@ fn a_message_longer_than_the_receivers_limit_is_a_gap_not_a_stall() {
     assert!(at_b.contains(&Action::Event(gap)), "{at_b:#?}");
     assert_eq!(delivered(&at_b), vec![(short, Bytes::from_static(b"short"))]);
 }
+
+#[test]
+fn what_a_node_pushed_before_the_other_end_saw_the_link_is_fetched_once_it_does() {
+    let now = Instant::now();
+    let (ia, ib) = (info(1), info(2));
+    let mut a = core(ia, vec![], now);
+    let mut b = core(ib, vec![ia.addr], now);
+    drain(&mut a);
+    drain(&mut b);
+    a.handle_connected(ib, None, now);
+    b.handle_connected(ia, Some(ia.addr), now);
+    drain(&mut a);
+    // The joiner takes its seed as a neighbour at once and broadcasts before its Join is read.
+    let join = drain(&mut b);
+    assert!(b.router().is_neighbour(&ia.id) && !a.router().is_neighbour(&ib.id));
+    let id = b.broadcast(Bytes::from_static(b"right away"), now).unwrap();
+    b.seal_broadcasts(now);
+    let pushed = drain(&mut b);
+    assert!(deliver(&pushed, ib.id, &mut a, now).is_empty(), "a drops what a non-neighbour pushes");
+    // a reads the Join: b is its neighbour now, and what b pushed is announced to a's router.
+    let at_a = deliver(&join, ib.id, &mut a, now);
+    let (at, timer) = at_a
+        .iter()
+        .find_map(|action| match action {
+            Action::SetTimer {
+                at,
+                timer: timer @ Timer::Router(dotray_router::core::Timer::Graft { .. }),
+            } => Some((*at, *timer)),
+            _ => None,
+        })
+        .expect("a graft timer for what b pushed");
+    a.handle_timer(timer, at);
+    let graft = drain(&mut a);
+    let served = deliver(&graft, ia.id, &mut b, at);
+    let delivered_at_a = deliver(&served, ib.id, &mut a, at);
+    assert_eq!(delivered(&delivered_at_a), vec![(id, Bytes::from_static(b"right away"))]);
+}

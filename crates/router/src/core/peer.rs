@@ -48,8 +48,6 @@ pub(crate) struct Peer {
     pub(crate) asked: Vec<SeqRange>,
     /// When we last sent it a `Prune`.
     pub(crate) last_prune: Option<Instant>,
-    /// We answered its `Sync` (at most once per link; see `Router::on_sync`).
-    pub(crate) sync_answered: bool,
 }
 
 impl Peer {
@@ -65,7 +63,6 @@ impl Peer {
             sent,
             asked: Vec::new(),
             last_prune: None,
-            sync_answered: false,
         }
     }
 

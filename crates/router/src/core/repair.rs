@@ -16,10 +16,9 @@ use super::router::{Router, settled_mark};
 
 impl<R: rand::Rng> Router<R> {
     /// `peer` became a neighbour (membership's `NeighbourUp`). Plumtree makes the link eager; we also
-    /// send it our position in every stream (`Sync`) so it can push what we lack, and it ours. The
-    /// `Sync` goes even when we hold nothing (it names only our own stream, at 0): the two ends see
-    /// the link come up at different moments, and what the other end pushed to us before we saw it
-    /// was dropped here. Its answer names those streams (see [`Router::on_sync`]).
+    /// send it our position in every stream (`Sync`) so it can push what we lack, and it ours. A node
+    /// that has neither sent nor delivered anything has no position worth telling: no `Sync` (the
+    /// neighbour learns of our stream with its first message, from 1).
     pub fn handle_neighbour_up(&mut self, peer: NodeId, now: Instant) {
         if peer == self.me {
             return;
@@ -32,11 +31,6 @@ impl<R: rand::Rng> Router<R> {
         }
         // It holds nothing yet.
         self.refresh_all_settled();
-        self.send_sync(peer);
-    }
-
-    /// Sends `peer` our position in every stream we have delivered from, and in our own.
-    fn send_sync(&mut self, peer: NodeId) {
         let own = self.own;
         let mut marks: Vec<Watermark> = self
             .streams
@@ -45,6 +39,9 @@ impl<R: rand::Rng> Router<R> {
             .map(|(id, s)| Watermark { stream: *id, seq: s.delivered })
             .collect();
         marks.sort_unstable_by_key(|m| m.stream);
+        if marks.iter().all(|m| m.seq == 0) {
+            return;
+        }
         for chunk in marks.chunks(self.config.max_list_len) {
             self.send(peer, Message::Sync { marks: chunk.to_vec() });
         }
@@ -438,10 +435,6 @@ impl<R: rand::Rng> Router<R> {
 
     /// A `Sync` from a new neighbour: push it, from retention, what it lacks of every stream we know;
     /// adopt its position for streams we have never heard of (so we do not wait for older history).
-    ///
-    /// A stream we pushed to it over this link that its `Sync` does not name is one it had never
-    /// heard of: our pushes may have reached it before it saw the link come up, and it dropped them.
-    /// Once per link, we then answer with our `Sync` again, so it fetches them as a newcomer does.
     pub(crate) fn on_sync(&mut self, from: NodeId, marks: &[Watermark], now: Instant) {
         if marks.len() > MAX_LIST_LEN {
             return self.violation(from, "sync with too many marks");
@@ -486,23 +479,6 @@ impl<R: rand::Rng> Router<R> {
                 }
                 None => {}
             }
-        }
-        self.answer_sync(from, marks);
-    }
-
-    /// The once-per-link answer to `from`'s `Sync` (see [`Router::on_sync`]): our own `Sync` again,
-    /// whole, when theirs does not name a stream we pushed to them over this link. Whole, so that
-    /// their own answer, if any, is about streams we really lack.
-    fn answer_sync(&mut self, from: NodeId, marks: &[Watermark]) {
-        let Some(peer) = self.peers.get_mut(&from) else { return };
-        if peer.sync_answered {
-            return;
-        }
-        peer.sync_answered = true;
-        let named: std::collections::BTreeSet<StreamId> = marks.iter().map(|m| m.stream).collect();
-        let unnamed = peer.sent.iter().any(|(stream, mark)| mark.sent_hi > 0 && !named.contains(stream));
-        if unnamed {
-            self.send_sync(from);
         }
     }
 
