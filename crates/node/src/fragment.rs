@@ -257,7 +257,7 @@ impl Reassembly {
         };
         // The next piece of a message: of the one held, or of one this node does not deliver.
         let Some(partial) = self.partial.get(&stream) else { return Reassembled::Skipped };
-        if seq != partial.last_seq + 1 {
+        if partial.last_seq.checked_add(1) != Some(seq) {
             // Payloads went missing without a gap report (the stream was forgotten upstream and
             // met again further on): the held message cannot be completed, and this piece belongs
             // to another one, begun in the hole.
@@ -299,7 +299,7 @@ impl Reassembly {
     /// A new message starts at `seq`: a partial one of the same stream never got its last piece.
     fn cut_short(&mut self, stream: StreamId, seq: u64) {
         if let Some(first) = self.drop_partial(stream) {
-            self.evicted.push_back((stream, first, seq - 1));
+            self.evicted.push_back((stream, first, seq.saturating_sub(1).max(first)));
         }
     }
 

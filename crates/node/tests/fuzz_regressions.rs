@@ -1,0 +1,15 @@
+//! Fuzz regressions: every input saved under `fuzz/regressions/reassembly/` replayed through the
+//! `reassembly` fuzz target's own checks (`tests/fuzz_driver`), so a fixed bug stays fixed without
+//! running the fuzzer.
+
+mod fuzz_driver;
+#[path = "../../../fuzz/regressions.rs"]
+mod regressions;
+
+#[test]
+fn reassembly_regressions() {
+    for (path, data) in regressions::inputs("reassembly") {
+        eprintln!("replaying {}", path.display());
+        fuzz_driver::reassembly(&data);
+    }
+}
