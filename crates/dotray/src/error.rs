@@ -37,7 +37,8 @@ pub enum NodeError {
     Stopped,
     /// `broadcast`: the message is longer than the node's `max_message_len` (see
     /// [`crate::NodeBuilder::max_message_len`]). Nothing was numbered or sent: the next broadcast
-    /// goes out as if this one had not been tried.
+    /// goes out as if this one had not been tried. `send_to`: the message is longer than the node's
+    /// `max_direct_len` (`dotray_node::core::Config::max_direct_len`); nothing was sent.
     #[error(transparent)]
     TooLong(#[from] dotray_node::core::MessageTooLong),
     /// `send_to`: the node is not connected and its address is unknown.

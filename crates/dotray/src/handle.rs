@@ -234,6 +234,7 @@ impl NodeBuilder {
             }
             seeds.push(resolved);
         }
+        let max_direct_len = self.protocol.max_direct_len;
         let (transport, transport_events) = Transport::bind(listen, key.clone(), self.transport).await?;
         let cancel = CancellationToken::new();
         let (handle, output, task) = dotray_node::driver::spawn(
@@ -251,6 +252,7 @@ impl NodeBuilder {
             deliveries: Mutex::new(output.deliveries),
             events: Mutex::new(output.events),
             early_events: std::sync::Mutex::new(VecDeque::new()),
+            max_direct_len,
             cancel: cancel.clone(),
             task: std::sync::Mutex::new(Some(task)),
             metrics_task: std::sync::Mutex::new(None),
@@ -290,6 +292,8 @@ struct Inner {
     handle: NodeHandle,
     deliveries: Mutex<mpsc::Receiver<Message>>,
     events: Mutex<mpsc::Receiver<Event>>,
+    /// The node core's `max_direct_len`: `send_to` refuses longer messages.
+    max_direct_len: usize,
     /// Events read while `start` waited for a join, for [`Node::next_event`].
     early_events: std::sync::Mutex<VecDeque<Event>>,
     cancel: CancellationToken,
@@ -419,8 +423,13 @@ impl Node {
     }
 
     /// Sends `payload` to one node only (not broadcast), over the existing connection or by dialing its
-    /// known address. It arrives there as [`Event::Direct`].
+    /// known address. It arrives there as [`Event::Direct`]. At most 64 KiB by default
+    /// (`dotray_node::core::Config::max_direct_len`); a longer one gets [`NodeError::TooLong`].
     pub async fn send_to(&self, peer: NodeId, payload: Bytes) -> Result<(), NodeError> {
+        let max = self.inner.max_direct_len;
+        if payload.len() > max {
+            return Err(NodeError::TooLong(dotray_node::core::MessageTooLong { len: payload.len(), max }));
+        }
         let envelope = Envelope::from(Direct { payload });
         let sender = match self.inner.transport.sender(&peer) {
             Some(sender) => sender,

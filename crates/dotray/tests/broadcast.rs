@@ -114,6 +114,14 @@ async fn send_to_reaches_one_node_and_query_works_remotely() {
             break;
         }
     }
+    // One byte over the direct-message limit: refused here, with the typed error.
+    let too_long = Bytes::from(vec![0; 64 * 1024 + 1]);
+    match a.send_to(c.id(), too_long).await {
+        Err(dotray::NodeError::TooLong(error)) => {
+            assert_eq!((error.len, error.max), (64 * 1024 + 1, 64 * 1024))
+        }
+        other => panic!("expected TooLong, got {other:?}"),
+    }
     let remote = a.query_nodes(nodes[1].id()).await.expect("remote query");
     assert!(remote.iter().any(|info| info.peer.id == c.id()), "node 1 knows node 2: {remote:?}");
     for node in &nodes {

@@ -29,6 +29,11 @@ pub struct Config {
     /// another origin that grew least recently is dropped and reported as a gap. Default 64 MiB; at
     /// least [`Config::max_message_len`].
     pub max_reassembly_bytes: usize,
+    /// The longest direct (not broadcast) message a node sends or takes (`send_to`). Default 64 KiB:
+    /// direct messages are point-to-point requests and answers, and each waits whole in the
+    /// application's event queue until read, so this bounds that queue's memory. A longer one from a
+    /// peer is a protocol violation; all nodes of a network should use the same value.
+    pub max_direct_len: usize,
 }
 
 impl Default for Config {
@@ -39,6 +44,7 @@ impl Default for Config {
             max_message_len: 16 << 20,
             fragment_len: 256 << 10,
             max_reassembly_bytes: 64 << 20,
+            max_direct_len: 64 << 10,
         }
     }
 }
@@ -51,6 +57,7 @@ impl Config {
         InvalidConfig::check_nonzero([
             ("max_message_len", self.max_message_len == 0),
             ("fragment_len", self.fragment_len == 0),
+            ("max_direct_len", self.max_direct_len == 0),
         ])
         .and_then(|()| {
             InvalidConfig::check(

@@ -75,6 +75,8 @@ pub struct NodeCore<R: Rng> {
     max_message_len: usize,
     /// [`Config::fragment_len`].
     fragment_len: usize,
+    /// [`Config::max_direct_len`].
+    max_direct_len: usize,
     /// Actions ahead of the cores' own queues (direct messages for the application).
     actions: VecDeque<Action>,
     /// Payloads pushed to us by connected nodes that were not (yet) our neighbours, by sender: the
@@ -118,6 +120,7 @@ impl<R: Rng + SeedableRng> NodeCore<R> {
             reassembly: Reassembly::new(config.max_message_len, config.max_reassembly_bytes),
             max_message_len: config.max_message_len,
             fragment_len: config.fragment_len,
+            max_direct_len: config.max_direct_len,
             actions: VecDeque::new(),
             early: BTreeMap::new(),
             now,
@@ -221,6 +224,12 @@ impl<R: Rng> NodeCore<R> {
                         self.remember_early(from, stream, seq);
                     }
                 }
+            }
+            PeerMessage::Direct(payload) if payload.len() > self.max_direct_len => {
+                self.actions.push_back(Action::Violation {
+                    peer: from,
+                    reason: "a direct message longer than max_direct_len",
+                });
             }
             PeerMessage::Direct(payload) => {
                 self.actions.push_back(Action::Event(Event::Direct { from, payload }));

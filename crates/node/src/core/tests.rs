@@ -344,3 +344,18 @@ fn what_a_node_pushed_before_the_other_end_saw_the_link_is_fetched_once_it_does(
     let delivered_at_a = deliver(&served, ib.id, &mut a, at);
     assert_eq!(delivered(&delivered_at_a), vec![(id, Bytes::from_static(b"right away"))]);
 }
+
+#[test]
+fn a_direct_message_over_the_limit_is_a_violation_of_its_sender() {
+    let now = Instant::now();
+    let (mut a, _b) = pair(now);
+    let from = info(2).id;
+    let max = Config::default().max_direct_len;
+    a.handle_message(from, PeerMessage::Direct(Bytes::from(vec![0; max])), now);
+    assert!(matches!(&drain(&mut a)[..], [Action::Event(Event::Direct { .. })]), "the limit itself is fine");
+    a.handle_message(from, PeerMessage::Direct(Bytes::from(vec![0; max + 1])), now);
+    assert_eq!(
+        drain(&mut a),
+        vec![Action::Violation { peer: from, reason: "a direct message longer than max_direct_len" }]
+    );
+}
