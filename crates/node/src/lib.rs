@@ -30,4 +30,4 @@ pub use driver::{
     BroadcastError, DriverConfig, DriverCounters, NodeHandle, NodeOutput, RemoteQueryError, Stopped,
 };
 pub use message::Message;
-pub use peer_addr::{ParseSeedAddrError, PeerAddr, ResolveError, SeedAddr};
+pub use peer_addr::{PeerAddr, ResolveError, SeedAddr};

@@ -11,7 +11,7 @@ use std::net::SocketAddr;
 use std::str::FromStr;
 
 use dotray_codec::NodeId;
-use dotray_membership::core::Seed;
+use dotray_membership::core::{ParseSeedError, Seed, split_seed, write_seed};
 
 /// An address to listen on or connect to: a socket address, or `host:port` text resolved when it
 /// is used (`localhost:2000`, `seed.example.org:2000`, `[::1]:2000`).
@@ -110,7 +110,7 @@ pub struct ResolveError {
 /// use dotray_node::SeedAddr;
 /// let seed: SeedAddr = "localhost:2000".parse()?;
 /// assert_eq!((seed.addr.to_string(), seed.node), ("localhost:2000".to_owned(), None));
-/// # Ok::<(), dotray_node::ParseSeedAddrError>(())
+/// # Ok::<(), dotray_membership::core::ParseSeedError>(())
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct SeedAddr {
@@ -155,29 +155,20 @@ impl From<&str> for SeedAddr {
 
 impl fmt::Display for SeedAddr {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.node {
-            Some(id) => write!(f, "{id}@{}", self.addr),
-            None => write!(f, "{}", self.addr),
-        }
+        write_seed(f, self.node, &self.addr)
     }
 }
 
-/// Seed text with a malformed `id@` prefix or without a port.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("a seed is host:port, ip:port, or id@ either (the id as 64 hex digits): {0}")]
-pub struct ParseSeedAddrError(&'static str);
-
 impl FromStr for SeedAddr {
-    type Err = ParseSeedAddrError;
+    type Err = ParseSeedError;
 
+    /// The same written form as [`Seed`]'s ([`split_seed`]), with a host name allowed in place of
+    /// the ip.
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let (node, addr) = match s.split_once('@') {
-            Some((id, addr)) => (Some(id.parse().map_err(|_| ParseSeedAddrError("bad node id"))?), addr),
-            None => (None, s),
-        };
+        let (node, addr) = split_seed(s)?;
         let port = addr.rsplit_once(':').map(|(_, port)| port);
         if port.is_none_or(|port| port.parse::<u16>().is_err()) {
-            return Err(ParseSeedAddrError("no port"));
+            return Err(ParseSeedError::BAD_ADDRESS);
         }
         Ok(Self { addr: PeerAddr::from(addr), node })
     }

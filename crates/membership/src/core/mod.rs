@@ -52,7 +52,7 @@ pub use dotray_codec::Direction;
 pub use message::{Message, NodeInfo, NodeState, PeerInfo};
 pub use query::QueryError;
 pub use rtt::RttEstimator;
-pub use seed::{ParseSeedError, Seed};
+pub use seed::{ParseSeedError, Seed, split_seed, write_seed};
 pub use timer::Timer;
 
 use view::{ActivePeer, ActiveView, PassiveEntry, PassiveView};

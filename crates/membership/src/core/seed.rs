@@ -37,28 +37,46 @@ impl From<SocketAddr> for Seed {
 
 impl fmt::Display for Seed {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.node {
-            Some(id) => write!(f, "{id}@{}", self.addr),
-            None => write!(f, "{}", self.addr),
-        }
+        write_seed(f, self.node, &self.addr)
     }
 }
 
-/// Text that is not `ip:port` or `id@ip:port`.
+/// Seed text that does not parse: a malformed `id@` prefix, or an address without a port.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("a seed is ip:port or id@ip:port (the id as 64 hex digits): {0}")]
+#[error(
+    "a seed is ip:port (or host:port where names are taken), optionally behind id@ (the id as 64 hex digits): {0}"
+)]
 pub struct ParseSeedError(&'static str);
+
+impl ParseSeedError {
+    /// The address part is not an address.
+    pub const BAD_ADDRESS: Self = Self("bad address");
+}
 
 impl FromStr for Seed {
     type Err = ParseSeedError;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let (node, addr) = match s.split_once('@') {
-            Some((id, addr)) => (Some(id.parse().map_err(|_| ParseSeedError("bad node id"))?), addr),
-            None => (None, s),
-        };
-        let addr = addr.parse().map_err(|_| ParseSeedError("bad address"))?;
+        let (node, addr) = split_seed(s)?;
+        let addr = addr.parse().map_err(|_| ParseSeedError::BAD_ADDRESS)?;
         Ok(Self { addr, node })
+    }
+}
+
+/// The written form of a seed, shared by every type that names one: `id@address`, or the address
+/// alone. Splits off the node id, if there is one, and returns it with the address text.
+pub fn split_seed(text: &str) -> Result<(Option<NodeId>, &str), ParseSeedError> {
+    match text.split_once('@') {
+        Some((id, addr)) => Ok((Some(id.parse().map_err(|_| ParseSeedError("bad node id"))?), addr)),
+        None => Ok((None, text)),
+    }
+}
+
+/// Writes a seed in the form [`split_seed`] reads.
+pub fn write_seed(f: &mut fmt::Formatter<'_>, node: Option<NodeId>, addr: &dyn fmt::Display) -> fmt::Result {
+    match node {
+        Some(id) => write!(f, "{id}@{addr}"),
+        None => write!(f, "{addr}"),
     }
 }
 
