@@ -431,16 +431,18 @@ impl Node {
             return Err(NodeError::TooLong(dotray_node::core::MessageTooLong { len: payload.len(), max }));
         }
         let envelope = Envelope::from(Direct { payload });
-        let sender = match self.inner.transport.sender(&peer) {
-            Some(sender) => sender,
-            None => {
-                let known = self.nodes().await?;
-                let addr = known.iter().find(|n| n.peer.id == peer).ok_or(NodeError::UnknownNode)?.peer.addr;
-                self.inner.transport.connect(addr).await?.sender
-            }
-        };
         let frame = OutFrame::encode(&envelope, self.inner.transport.max_frame_len())
             .map_err(|_| NodeError::Send(dotray_transport::SendError::TooLarge))?;
+        if let Some(sender) = self.inner.transport.sender(&peer) {
+            match sender.send(&frame).await {
+                // The connection was closing (a join or an exchange ends with it): dial a new one.
+                Err(dotray_transport::SendError::Closed) => {}
+                sent => return Ok(sent?),
+            }
+        }
+        let known = self.nodes().await?;
+        let addr = known.iter().find(|n| n.peer.id == peer).ok_or(NodeError::UnknownNode)?.peer.addr;
+        let sender = self.inner.transport.connect(addr).await?.sender;
         Ok(sender.send(&frame).await?)
     }
 

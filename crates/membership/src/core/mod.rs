@@ -283,11 +283,10 @@ impl<R: Rng> Membership<R> {
         self.note_success(&peer, dialed, now);
         let link = if dialed.is_some() { Direction::Outbound } else { Direction::Inbound };
         let Some(intent) = intent else {
-            if link == Direction::Outbound {
-                // We gave up on this dial already (it outlived `transient_timeout`).
-                self.push(Action::Disconnect { peer: peer.id, reason: CloseReason::Done });
-                return;
-            }
+            // A connection nobody here asked for: the other node's dial, the application's (a direct
+            // message to a node that is not a neighbour), or the late answer to a dial we gave up on.
+            // Each is kept as a transient connection, closed after `transient_timeout` unless it
+            // becomes a neighbour, within the connection budget.
             if self.connections_and_dials() >= self.config.max_connections() {
                 self.push(Action::Disconnect { peer: peer.id, reason: CloseReason::TooManyConnections });
                 self.learn(peer);
