@@ -53,6 +53,29 @@ pub struct Config {
     ///
     /// Default 4: the paper's value; iroh-gossip uses 4.
     pub shuffle_passive_count: usize,
+    /// Active links this node dialed itself that a newcomer (a `Join`, a high-priority `Neighbour`)
+    /// can never evict, oldest first. See the "Who may take a slot" section of the `view` module.
+    ///
+    /// Default 2: a stranger cannot make this node dial it, so links the node chose are the ones an
+    /// eclipse attack cannot take; two of five keep it tied to the honest overlay while leaving room
+    /// for joins.
+    pub protected_outbound: usize,
+    /// Active links with the lowest round-trip time a newcomer can never evict, among the rest.
+    ///
+    /// Default 1: Bitcoin Core protects its fastest peers likewise; an attacker must be closer than
+    /// the node's best honest peer to take that slot.
+    pub protected_low_rtt: usize,
+    /// Oldest active links a newcomer can never evict, among the rest.
+    ///
+    /// Default 1: a long-lived link is costly to fake; an attacker must outlive it. However the three
+    /// protections are set, one slot stays open to newcomers.
+    pub protected_long_lived: usize,
+    /// Most passive entries one source (the peer that told us of them; a node telling of itself counts
+    /// as one shared source) may hold while unverified. Beyond it, its new entries replace its own.
+    ///
+    /// Default 8: a peer-exchange sample is 8 records, so one honest exchange fits whole, while one
+    /// stranger can own at most a quarter of the default 30 backups.
+    pub max_passive_per_source: usize,
     /// Most peer records taken from one peer-exchange message; the rest are ignored.
     ///
     /// Default 16: a sample holds `1 + ka + kp = 8` records; twice that leaves room for peers configured
@@ -143,6 +166,10 @@ impl Default for Config {
             shuffle_active_count: 3,
             shuffle_passive_count: 4,
             max_exchange_peers: 16,
+            protected_outbound: 2,
+            protected_low_rtt: 1,
+            protected_long_lived: 1,
+            max_passive_per_source: 8,
             shuffle_interval: Duration::from_secs(20),
             ping_interval: Duration::from_secs(2),
             max_missed_pongs: 3,
@@ -172,6 +199,7 @@ impl Config {
             ("active_view_capacity", self.active_view_capacity == 0),
             ("passive_view_capacity", self.passive_view_capacity == 0),
             ("max_exchange_peers", self.max_exchange_peers == 0),
+            ("max_passive_per_source", self.max_passive_per_source == 0),
             ("max_missed_pongs", self.max_missed_pongs == 0),
             ("max_dial_failures", self.max_dial_failures == 0),
             ("max_transient_connections", self.max_transient_connections == 0),

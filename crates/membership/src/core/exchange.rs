@@ -6,7 +6,9 @@
 //! walk ends answers the origin directly with a sample of its own passive view of the same size, and
 //! at least a full sample's worth (topped up with active peers when the passive view is thinner)
 //! (`PeerExchangeResponse`), dialing it if they are not connected; both merge what they received into
-//! their passive views, evicting first the entries they sent away. Nodes a walk passes through keep its
+//! their passive views. The paper evicts first the entries just sent away; here what a merge may
+//! displace is bounded per source instead (see the `view` module): a stranger ending a walk at us
+//! would otherwise replace our backups with its own addresses. Nodes a walk passes through keep its
 //! sample too while their passive view has room, evicting nothing: a young node otherwise knows little
 //! beyond its seed until its own first shuffle, and loses everything if its few neighbours crash
 //! (`dotray-sim`'s crash-50 scenario: a node 20 s old knew only its seed and two neighbours).
@@ -49,17 +51,14 @@ impl<R: Rng> Membership<R> {
         self.send(peer, Message::PeerExchangeRequest { origin: self.me, ttl: 0, peers, exchange_id });
     }
 
-    /// Builds our sample for a new exchange sent towards `towards`, and remembers which passive entries
-    /// it contained.
+    /// Builds our sample for a new exchange sent towards `towards`, and remembers the exchange.
     fn new_exchange(&mut self, towards: NodeId, now: Instant) -> (u64, Vec<PeerInfo>) {
         let exchange_id = self.rng.random();
         let mut peers = vec![self.me];
         peers.extend(self.active.sample(&mut self.rng, self.config.shuffle_active_count, &towards));
-        let passive = self.passive.sample(&mut self.rng, self.config.shuffle_passive_count);
-        let sent = passive.iter().map(|p| p.id).collect();
-        peers.extend(passive);
+        peers.extend(self.passive.sample(&mut self.rng, self.config.shuffle_passive_count));
         // Bounded: exchanges expire with `transient_timeout`, and at most one starts per timer tick.
-        self.exchanges.insert(exchange_id, (sent, now + self.config.transient_timeout));
+        self.exchanges.insert(exchange_id, now + self.config.transient_timeout);
         (exchange_id, peers)
     }
 
@@ -83,7 +82,7 @@ impl<R: Rng> Membership<R> {
                 // A walk passing through: its sample costs nothing to keep while our passive view has
                 // room (a young node's view is nearly empty until its own first shuffle), and it never
                 // displaces what we hold.
-                self.learn_while_room(&peers);
+                self.learn_while_room(&peers, from);
                 let message = Message::PeerExchangeRequest { origin, ttl: ttl - 1, peers, exchange_id };
                 self.send(next, message);
                 return;
@@ -102,7 +101,6 @@ impl<R: Rng> Membership<R> {
                 }
             }
         }
-        let reply_ids: Vec<NodeId> = reply.iter().map(|p| p.id).collect();
         if self.is_connected(&origin.id) {
             self.send(origin.id, Message::PeerExchangeResponse { peers: reply, exchange_id });
         } else {
@@ -113,7 +111,7 @@ impl<R: Rng> Membership<R> {
                 now,
             );
         }
-        self.merge(&peers, &reply_ids);
+        self.merge(&peers, from);
     }
 
     /// The answer to an exchange we started.
@@ -126,8 +124,10 @@ impl<R: Rng> Membership<R> {
     ) {
         peers.truncate(self.config.max_exchange_peers);
         // An unknown id is a late answer (we gave up on it): ignore it, it is not harmful.
-        let Some((sent, _)) = self.exchanges.remove(&exchange_id) else { return };
-        self.merge(&peers, &sent);
+        if self.exchanges.remove(&exchange_id).is_none() {
+            return;
+        }
+        self.merge(&peers, from);
         // The answer came over a transient connection (ours for a direct exchange, or the one the
         // walk's last node opened to answer us): its job is done, so close it now rather than at the
         // timeout. A connection that also waits for something else stays open.
@@ -145,20 +145,21 @@ impl<R: Rng> Membership<R> {
         1 + self.config.shuffle_active_count + self.config.shuffle_passive_count
     }
 
-    /// Adds records to the passive view while it has room, evicting nothing.
-    pub(super) fn learn_while_room(&mut self, peers: &[PeerInfo]) {
+    /// Adds records `source` sent to the passive view while it has room, evicting nothing.
+    pub(super) fn learn_while_room(&mut self, peers: &[PeerInfo], source: NodeId) {
         for &peer in peers {
             if self.passive.is_full() {
                 return;
             }
-            self.learn(peer);
+            self.learn(peer, source);
         }
     }
 
-    /// Merges received records into the passive view, evicting first the entries in `sent`.
-    fn merge(&mut self, peers: &[PeerInfo], sent: &[NodeId]) {
+    /// Merges the records `source` sent into the passive view (see `PassiveView::insert` for what they
+    /// may displace).
+    fn merge(&mut self, peers: &[PeerInfo], source: NodeId) {
         for &peer in peers {
-            self.learn_preferring(peer, sent);
+            self.learn(peer, source);
         }
     }
 }

@@ -126,22 +126,22 @@ impl<R: Rng> Membership<R> {
         // the joiner in a passive view, and the network would know too little to heal a later split.
         let linked = self.active.contains(&node.id);
         if !linked && (ttl == 0 || self.active.len() <= 1) {
-            self.connect_to_joiner(node, now);
+            self.connect_to_joiner(node, from, now);
             return;
         }
         if ttl == 0 {
             return;
         }
         if ttl == self.config.passive_random_walk_length && !linked {
-            self.learn(node);
+            self.learn(node, from);
         } else if !linked {
             // Any other hop keeps the joiner too while its passive view has room (see
             // `learn_while_room`): a fresh node is a good backup.
-            self.learn_while_room(&[node]);
+            self.learn_while_room(&[node], from);
         }
         match self.active.random_except(&mut self.rng, &[from, node.id]) {
             Some(next) => self.send(next, Message::ForwardJoin { node, ttl: ttl - 1 }),
-            None if !linked => self.connect_to_joiner(node, now),
+            None if !linked => self.connect_to_joiner(node, from, now),
             None => {}
         }
     }
@@ -152,11 +152,12 @@ impl<R: Rng> Membership<R> {
     /// protocol reserves high priority for nodes without any neighbour. The joining node accepts such
     /// requests anyway for `transient_timeout` after its `Join` (see `accept_neighbours_until`), evicting
     /// a random peer of its own when its view is full.
-    fn connect_to_joiner(&mut self, node: PeerInfo, now: Instant) {
+    /// `from` is the active peer that passed us the walk.
+    fn connect_to_joiner(&mut self, node: PeerInfo, from: NodeId, now: Instant) {
         if self.transient.contains_key(&node.id) {
             self.request_neighbour(node.id);
         } else {
-            self.learn(node);
+            self.learn(node, from);
             self.dial(node.addr, Some(node.id), Purpose::Neighbour, now);
         }
     }
@@ -179,7 +180,7 @@ impl<R: Rng> Membership<R> {
             self.add_active(info, direction, now);
         } else {
             // Refused: the requester closes the connection; keep its address as a backup.
-            self.learn(info);
+            self.learn_connected(info, direction);
             self.send(from, Message::NeighbourReply { accepted: false });
         }
     }
@@ -203,13 +204,15 @@ impl<R: Rng> Membership<R> {
         }
     }
 
-    /// Makes `info` an active peer, evicting a random one (HyParView DISCONNECT) if the view is full.
+    /// Makes `info` an active peer, evicting one (HyParView DISCONNECT) if the view is full: a random
+    /// peer that is not protected (see `ActiveView::eviction_victim`).
     pub(super) fn add_active(&mut self, info: PeerInfo, direction: Direction, now: Instant) {
         if self.active.contains(&info.id) {
             return;
         }
         if self.active.is_full() {
-            if let Some(victim) = self.active.random_except(&mut self.rng, &[info.id]) {
+            let protect = self.protection();
+            if let Some(victim) = self.active.eviction_victim(&mut self.rng, protect, &info.id) {
                 self.close(victim, CloseReason::Replaced, Fate::Keep, now);
             }
         }
@@ -219,6 +222,7 @@ impl<R: Rng> Membership<R> {
             info,
             direction,
             rtt: RttEstimator::new(),
+            since: now,
             last_seen: now,
             pings: Default::default(),
         });

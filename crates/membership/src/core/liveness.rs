@@ -63,7 +63,7 @@ impl<R: Rng> Membership<R> {
             self.dials.remove(&addr);
             self.fail_queries_to_addr(addr);
         }
-        self.exchanges.retain(|_, (_, expires)| *expires > now);
+        self.exchanges.retain(|_, expires| *expires > now);
         let queries: Vec<u64> =
             self.queries.iter().filter(|(_, q)| q.expires <= now).map(|(id, _)| *id).collect();
         for id in queries {

@@ -55,7 +55,7 @@ pub use rtt::RttEstimator;
 pub use seed::{ParseSeedError, Seed, split_seed, write_seed};
 pub use timer::Timer;
 
-use view::{ActivePeer, ActiveView, PassiveEntry, PassiveView};
+use view::{ActivePeer, ActiveView, PassiveEntry, PassiveView, Protection};
 
 /// The HyParView membership state machine of one node. See the [module docs](self).
 #[derive(Debug)]
@@ -77,8 +77,8 @@ pub struct Membership<R: Rng> {
     passive: PassiveView,
     transient: BTreeMap<NodeId, Transient>,
     dials: BTreeMap<SocketAddr, Intent>,
-    /// Peer exchanges we started and await an answer for: id -> (passive ids we sent, expiry).
-    exchanges: BTreeMap<u64, (Vec<NodeId>, Instant)>,
+    /// Peer exchanges we started and await an answer for: id -> expiry.
+    exchanges: BTreeMap<u64, Instant>,
     /// Node queries asked by the user and not answered yet.
     queries: BTreeMap<u64, query::PendingQuery>,
     actions: VecDeque<Action>,
@@ -289,7 +289,7 @@ impl<R: Rng> Membership<R> {
             // becomes a neighbour, within the connection budget.
             if self.connections_and_dials() >= self.config.max_connections() {
                 self.push(Action::Disconnect { peer: peer.id, reason: CloseReason::TooManyConnections });
-                self.learn(peer);
+                self.learn_connected(peer, link);
                 return;
             }
             self.add_transient(peer, link, Awaiting::Nothing, now);
@@ -482,19 +482,38 @@ impl<R: Rng> Membership<R> {
         self.transient.insert(info.id, Transient { info, direction, expires, awaiting });
     }
 
-    /// Puts a node we heard of into the passive view, unless it is us, active, or has no usable address.
-    fn learn(&mut self, info: PeerInfo) {
-        self.learn_preferring(info, &[]);
+    /// Puts a node that `source` told us of into the passive view (see [`PassiveView::insert`]), unless
+    /// it is us, active, or has no usable address.
+    fn learn(&mut self, info: PeerInfo, source: NodeId) {
+        self.learn_entry(PassiveEntry::new(info, Some(source)));
     }
 
-    fn learn_preferring(&mut self, info: PeerInfo, prefer_evict: &[NodeId]) {
+    /// Puts a node we had a connection with into the passive view: verified if we dialed it (the
+    /// handshake proved its id at that address), told by itself otherwise.
+    fn learn_connected(&mut self, info: PeerInfo, direction: Direction) {
+        let mut entry = PassiveEntry::new(info, None);
+        entry.verified = direction == Direction::Outbound;
+        self.learn_entry(entry);
+    }
+
+    fn learn_entry(&mut self, entry: PassiveEntry) {
+        let info = entry.info;
         if info.id == self.me.id || info.addr == self.me.addr || self.active.contains(&info.id) {
             return;
         }
         if !usable(&info.addr) {
             return;
         }
-        self.passive.insert(PassiveEntry::new(info), &mut self.rng, prefer_evict);
+        self.passive.insert(entry, &mut self.rng, self.config.max_passive_per_source);
+    }
+
+    /// How many active links of each kind a newcomer may not evict.
+    fn protection(&self) -> Protection {
+        Protection {
+            outbound: self.config.protected_outbound,
+            low_rtt: self.config.protected_low_rtt,
+            long_lived: self.config.protected_long_lived,
+        }
     }
 
     /// A connection came up: the address works.
@@ -503,6 +522,7 @@ impl<R: Rng> Membership<R> {
             entry.failures = 0;
             entry.retry_at = None;
             entry.last_seen = Some(now);
+            entry.verified |= dialed == Some(entry.info.addr);
         }
         self.seed_backoff.remove(&peer.addr);
         if let Some(dialed) = dialed {
@@ -551,12 +571,12 @@ impl<R: Rng> Membership<R> {
     fn forget(&mut self, peer: NodeId, fate: Fate, now: Instant) {
         let info = if let Some(active) = self.active.remove(&peer) {
             self.push(Action::Event(Event::NeighbourDown(peer)));
-            Some(active.info)
+            Some((active.info, active.direction))
         } else if let Some(t) = self.transient.remove(&peer) {
             if t.awaiting == Awaiting::NeighbourReply {
                 self.note_refusal(peer, now);
             }
-            Some(t.info)
+            Some((t.info, t.direction))
         } else {
             None
         };
@@ -566,16 +586,16 @@ impl<R: Rng> Membership<R> {
                 self.passive.remove(&peer);
             }
             Fate::Keep => {
-                if let Some(info) = info {
-                    self.learn(info);
+                if let Some((info, direction)) = info {
+                    self.learn_connected(info, direction);
                     if let Some(e) = self.passive.get_mut(&peer) {
                         e.last_seen = Some(now);
                     }
                 }
             }
             Fate::Down => {
-                if let Some(info) = info {
-                    self.learn(info);
+                if let Some((info, direction)) = info {
+                    self.learn_connected(info, direction);
                     let delay = self.backoff(1);
                     if let Some(e) = self.passive.get_mut(&peer) {
                         e.down = true;

@@ -291,8 +291,9 @@ fn the_end_of_a_peer_exchange_walk_answers_the_origin_and_merges_a_bounded_sampl
     m.handle_message(peer(2).id, request, at(1));
     // Only one active peer (the sender): the walk ends here, the origin is dialed for the answer.
     assert_eq!(drain_no_timers(&mut m), vec![dial(origin)]);
-    // 40 records are cut to `max_exchange_peers` (16), merged next to the one entry we had.
-    assert_eq!(m.passive_len(), 1 + Config::default().max_exchange_peers);
+    // 40 records are cut to `max_exchange_peers` (16), of which one source (peer 2, which also told us
+    // of the entry we had) keeps at most `max_passive_per_source` (8).
+    assert_eq!(m.passive_len(), Config::default().max_passive_per_source);
     m.handle_connected(origin, Some(origin.addr), at(2));
     // The answer is a sample of our passive view as it was before the merge (one entry), topped up
     // with our active peer since the view was thinner than the sample asked for.
@@ -338,7 +339,8 @@ fn a_newcomers_first_exchange_is_answered_with_a_full_sample() {
 
 #[test]
 fn a_walk_passing_through_fills_a_thin_passive_view_and_never_evicts() {
-    let mut m = node(1, vec![]);
+    // One source may fill the whole view here: this test is about passing walks, not shares.
+    let mut m = node_with(1, vec![], Config { max_passive_per_source: 30, ..Config::default() });
     make_active(&mut m, 2, at(0));
     make_active(&mut m, 3, at(0));
     let peers: Vec<PeerInfo> = (100..104).map(peer).collect();
@@ -375,7 +377,7 @@ fn a_walk_passing_through_fills_a_thin_passive_view_and_never_evicts() {
 
 #[test]
 fn shuffle_responses_never_grow_the_passive_view_beyond_its_capacity() {
-    let mut m = node(1, vec![]);
+    let mut m = node_with(1, vec![], Config { max_passive_per_source: 30, ..Config::default() });
     make_active(&mut m, 2, at(0));
     for round in 0..10u8 {
         m.handle_timer(Timer::Shuffle, at(1));
@@ -721,4 +723,69 @@ fn a_heal_round_to_a_healthy_seed_with_a_full_view_is_a_direct_exchange() {
         }
         other => panic!("unexpected {other:?}"),
     }
+}
+
+/// Makes `p` an active peer of `m` through a connection `m` dialed and an accepted neighbour request.
+fn make_active_outbound(m: &mut Membership<ChaCha8Rng>, p: u8, now: Instant) {
+    learn_passive(m, 2, p, now);
+    m.handle_connected(peer(p), Some(peer(p).addr), now);
+    m.handle_message(peer(p).id, Message::Neighbour { high_priority: false }, now);
+    drain(m);
+}
+
+#[test]
+fn strangers_joining_cannot_take_the_links_a_node_chose() {
+    // An eclipse attempt: one fresh identity after another joins. Each `Join` must be accepted (that
+    // is how a network grows), but the links this node dialed itself stay.
+    let mut m = node(1, vec![]);
+    make_active(&mut m, 2, at(0));
+    make_active_outbound(&mut m, 3, at(1));
+    make_active_outbound(&mut m, 4, at(2));
+    make_active(&mut m, 5, at(3));
+    make_active(&mut m, 6, at(4));
+    drain(&mut m);
+    assert_eq!(m.active_len(), 5);
+    for stranger in 100..160u8 {
+        m.handle_connected(peer(stranger), None, at(10));
+        m.handle_message(peer(stranger).id, Message::Join, at(10));
+        let high = Message::Neighbour { high_priority: true };
+        m.handle_connected(peer(stranger + 60), None, at(10));
+        m.handle_message(peer(stranger + 60).id, high, at(10));
+        drain(&mut m);
+        assert_eq!(m.active_len(), 5);
+    }
+    let active: Vec<NodeId> = m.active_peers().map(|p| p.id).collect();
+    for chosen in [3, 4] {
+        assert!(active.contains(&peer(chosen).id), "{chosen} was evicted: {active:?}");
+    }
+    // The oldest inbound link (2) is protected too; strangers hold at most the two other slots.
+    assert!(active.contains(&peer(2).id), "{active:?}");
+    assert!(active.iter().filter(|id| ![2, 3, 4].iter().any(|&i| peer(i).id == **id)).count() <= 2);
+}
+
+#[test]
+fn a_strangers_exchange_cannot_replace_the_verified_backups() {
+    // Passive-view poisoning: strangers end exchange walks at us with made-up addresses.
+    let mut m = node(1, vec![]);
+    make_active(&mut m, 2, at(0));
+    // Ten backups this node dialed itself (verified), and some hearsay from its neighbour.
+    for p in 10..20u8 {
+        m.handle_connected(peer(p), Some(peer(p).addr), at(1));
+        m.handle_disconnected(peer(p).id, LinkEnd::Local, at(1));
+    }
+    drain(&mut m);
+    let verified: Vec<NodeId> = (10..20u8).map(|p| peer(p).id).collect();
+    for stranger in 0..40u8 {
+        let attacker = peer(100 + stranger);
+        m.handle_connected(attacker, None, at(2));
+        let peers =
+            (0..16u8).map(|i| peer(200u8.wrapping_add(stranger.wrapping_mul(16)).wrapping_add(i))).collect();
+        let request = Message::PeerExchangeRequest { origin: attacker, ttl: 0, peers, exchange_id: 1 };
+        m.handle_message(attacker.id, request, at(2));
+        drain(&mut m);
+    }
+    let passive: Vec<NodeId> =
+        m.nodes(at(3)).iter().filter(|n| n.state == NodeState::Passive).map(|n| n.peer.id).collect();
+    assert!(verified.iter().all(|id| passive.contains(id)), "verified backups kept: {passive:?}");
+    assert!(passive.len() <= Config::default().passive_view_capacity);
 }
