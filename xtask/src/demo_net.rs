@@ -136,6 +136,11 @@ impl Cluster {
         let _ = child.wait();
     }
 
+    /// The process id of node `index`, while it runs.
+    pub fn pid(&self, index: usize) -> Option<u32> {
+        self.children[index].as_ref().map(Child::id)
+    }
+
     /// True while node `index` has a running process.
     pub fn is_running(&self, index: usize) -> bool {
         self.children[index].is_some()

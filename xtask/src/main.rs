@@ -4,6 +4,7 @@
 //! overview (`cargo xtask help`) summarises. Errors print as `error: ...` on stderr: exit code 2 for a
 //! command line that does not parse (with the command's usage), 1 when the command itself fails.
 
+mod attack;
 mod bench;
 mod chaos;
 mod cli;
@@ -29,13 +30,14 @@ struct Command {
 }
 
 /// Every command, in the overview's order.
-static COMMANDS: [Command; 6] = [
+static COMMANDS: [Command; 7] = [
     Command { help: &codegen::HELP, run: codegen::run },
     Command { help: &sim::HELP, run: sim::run },
     Command { help: &demo::HELP, run: demo::run },
     Command { help: &bench::HELP, run: bench::run },
     Command { help: &chaos::HELP, run: chaos::run },
     Command { help: &partition::HELP, run: partition::run },
+    Command { help: &attack::HELP, run: attack::run },
 ];
 
 fn main() -> ExitCode {

@@ -29,7 +29,8 @@ options:
   --nodes N     simulated nodes (default 1000, at least 4)
   --msgs M      broadcast only: messages to send (default 10000)
   --seed S      the seed of the run (default: the SEED environment variable, else a random one)
-  --only NAME   one scenario: membership: join, crash-half, partition, churn, partition-long;
+  --only NAME   one scenario: membership: join, join-storm, crash-half, partition, churn,
+                partition-long;
                 broadcast: steady, crash-20, crash-50, loss-1, partition-30s
   -h, --help    this text
 

@@ -134,8 +134,9 @@ pub(crate) fn write_report(
 pub type Scenario = fn(&Params) -> Report;
 
 /// Every scenario, by name, in the order they are reported.
-pub const ALL: [(&str, Scenario); 5] = [
+pub const ALL: [(&str, Scenario); 6] = [
     ("join", join),
+    ("join-storm", join_storm),
     ("crash-half", crash_half),
     ("partition", partition),
     ("churn", churn),
@@ -225,6 +226,36 @@ pub fn join(params: &Params) -> Report {
     report.check(seed.core.membership().active_len() >= 1, || "the seed has no neighbour".to_owned());
     report.figure("refused conns", sim.stats.refused);
     report.figure("events", sim.stats.events);
+    report
+}
+
+/// How many seeds every node of the join storm is given.
+const STORM_SEEDS: usize = 3;
+/// How soon after the storm the overlay must be one.
+const STORM_LIMIT: Duration = Duration::from_secs(10);
+
+/// Scenario 1b: every node starts in the same instant (a data-centre restart, a deploy), all through
+/// the same three seeds, which start in that instant too. An honest storm is not an attack: the
+/// defences against strangers taking slots must not keep the overlay from forming. One connected
+/// overlay with no isolated node within [`STORM_LIMIT`], every bound held.
+pub fn join_storm(params: &Params) -> Report {
+    let mut report = Report::new("join-storm", params);
+    let mut sim = Sim::new(params.seed, params.network.clone(), params.membership.clone());
+    let seeds: Vec<SocketAddr> = (0..STORM_SEEDS.min(params.nodes)).map(Sim::addr_of).collect();
+    for i in 0..params.nodes {
+        sim.add_node(seeds.iter().copied().filter(|s| *s != Sim::addr_of(i)).collect());
+    }
+    let converged = time_until(&mut sim, STORM_LIMIT, |s| s.connected() && s.isolated == 0);
+    report.figure("one overlay after", secs(converged));
+    report.check(converged.is_some(), || format!("no single overlay within {STORM_LIMIT:?}"));
+    sim.run_for(Duration::from_secs(10));
+    let snap = metrics::snapshot(&sim);
+    report.check(snap.connected() && snap.isolated == 0, || {
+        format!("{} components, {} isolated, 10 s later", snap.components, snap.isolated)
+    });
+    view_figures(&mut report, &snap);
+    check_bounds(&mut report, &sim, &snap);
+    report.figure("refused conns", sim.stats.refused);
     report
 }
 

@@ -24,6 +24,11 @@ fn join_through_one_seed() {
 }
 
 #[test]
+fn a_whole_network_started_in_one_instant_forms_one_overlay() {
+    run(scenarios::join_storm);
+}
+
+#[test]
 fn survivors_reconnect_after_half_the_nodes_crash() {
     run(scenarios::crash_half);
 }

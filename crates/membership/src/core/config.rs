@@ -76,6 +76,18 @@ pub struct Config {
     /// Default 8: a peer-exchange sample is 8 records, so one honest exchange fits whole, while one
     /// stranger can own at most a quarter of the default 30 backups.
     pub max_passive_per_source: usize,
+    /// Dials per second, on average, to addresses other nodes named: the origin of a peer-exchange
+    /// walk that ends here (to answer it) and the joiner at the end of a `ForwardJoin` walk. Beyond
+    /// the budget such walks end without a dial. See the `dial_budget` module.
+    ///
+    /// Default 2: an honest node ends a walk a few times a minute; a hostile neighbour gets this node
+    /// to connect to addresses of its choosing at most this often.
+    pub named_dial_rate: u32,
+    /// Dials to named addresses allowed in a burst (the bucket's size).
+    ///
+    /// Default 8: a join ends `active_view_capacity` walks, and several nodes joining at once end a
+    /// few of them here together.
+    pub named_dial_burst: u32,
     /// Most peer records taken from one peer-exchange message; the rest are ignored.
     ///
     /// Default 16: a sample holds `1 + ka + kp = 8` records; twice that leaves room for peers configured
@@ -170,6 +182,8 @@ impl Default for Config {
             protected_low_rtt: 1,
             protected_long_lived: 1,
             max_passive_per_source: 8,
+            named_dial_rate: 2,
+            named_dial_burst: 8,
             shuffle_interval: Duration::from_secs(20),
             ping_interval: Duration::from_secs(2),
             max_missed_pongs: 3,
@@ -200,6 +214,7 @@ impl Config {
             ("passive_view_capacity", self.passive_view_capacity == 0),
             ("max_exchange_peers", self.max_exchange_peers == 0),
             ("max_passive_per_source", self.max_passive_per_source == 0),
+            ("named_dial_burst", self.named_dial_burst == 0),
             ("max_missed_pongs", self.max_missed_pongs == 0),
             ("max_dial_failures", self.max_dial_failures == 0),
             ("max_transient_connections", self.max_transient_connections == 0),

@@ -76,6 +76,13 @@ impl<R: Rng> Membership<R> {
         if origin.id == self.me.id {
             return; // The walk came back to its origin: nothing to learn.
         }
+        // A walk travels over active links, or is a direct exchange whose origin is the peer that
+        // opened the connection. Anything else comes from a stranger naming someone else as the
+        // origin: answering would mean dialing an address of its choosing, and merging would let a
+        // passer-by write into our passive view.
+        if !self.active.contains(&from) && origin.id != from {
+            return;
+        }
         let ttl = ttl.min(self.config.shuffle_random_walk_length);
         if ttl > 0 && self.active.len() > 1 && self.active.contains(&from) {
             if let Some(next) = self.active.random_except(&mut self.rng, &[from, origin.id]) {
@@ -103,7 +110,7 @@ impl<R: Rng> Membership<R> {
         }
         if self.is_connected(&origin.id) {
             self.send(origin.id, Message::PeerExchangeResponse { peers: reply, exchange_id });
-        } else {
+        } else if self.named_dials.take(now) {
             self.dial(
                 origin.addr,
                 Some(origin.id),

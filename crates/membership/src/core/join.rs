@@ -3,7 +3,8 @@
 //! HyParView's join (paper, section 4.2), as implemented here:
 //!
 //! 1. The new node dials a seed (its *contact*) and sends `Join`. Both sides make the link active at
-//!    once (the contact evicts a random active peer if its view is full).
+//!    once (the contact evicts a random active peer if its view is full; never one of the links the
+//!    `view` module protects from strangers).
 //! 2. The contact sends `ForwardJoin { node, ttl: active_random_walk_length }` to each of its other
 //!    active peers. Each hop decrements the TTL and passes the walk to a random active peer; at
 //!    `ttl == passive_random_walk_length` the hop also keeps the new node as a passive address.
@@ -158,7 +159,9 @@ impl<R: Rng> Membership<R> {
             self.request_neighbour(node.id);
         } else {
             self.learn(node, from);
-            self.dial(node.addr, Some(node.id), Purpose::Neighbour, now);
+            if self.named_dials.take(now) {
+                self.dial(node.addr, Some(node.id), Purpose::Neighbour, now);
+            }
         }
     }
 

@@ -26,6 +26,7 @@
 
 mod action;
 mod config;
+mod dial_budget;
 mod exchange;
 mod join;
 mod liveness;
@@ -55,6 +56,7 @@ pub use rtt::RttEstimator;
 pub use seed::{ParseSeedError, Seed, split_seed, write_seed};
 pub use timer::Timer;
 
+use dial_budget::DialBudget;
 use view::{ActivePeer, ActiveView, PassiveEntry, PassiveView, Protection};
 
 /// The HyParView membership state machine of one node. See the [module docs](self).
@@ -92,6 +94,8 @@ pub struct Membership<R: Rng> {
     refill_refusals: u32,
     /// Until then, accept every `Neighbour` request: they end the walks of the join we just sent.
     accept_neighbours_until: Instant,
+    /// Dials to addresses other nodes named (walk origins, joiners): see the `dial_budget` module.
+    named_dials: DialBudget,
     /// Heal timer rounds so far (every `heal_seed_every`-th goes to a seed).
     heal_round: u32,
     left: bool,
@@ -176,8 +180,10 @@ impl<R: Rng> Membership<R> {
         let mut seeds: Vec<SocketAddr> = seeds.iter().map(|s| s.addr).collect();
         seeds.dedup();
         let seed_reached = seeds.is_empty();
+        let named_dials = DialBudget::new(config.named_dial_rate, config.named_dial_burst, now);
         let mut this = Self {
             me,
+            named_dials,
             active: ActiveView::new(config.active_view_capacity),
             passive: PassiveView::new(config.passive_view_capacity),
             config,

@@ -789,3 +789,48 @@ fn a_strangers_exchange_cannot_replace_the_verified_backups() {
     assert!(verified.iter().all(|id| passive.contains(id)), "verified backups kept: {passive:?}");
     assert!(passive.len() <= Config::default().passive_view_capacity);
 }
+
+#[test]
+fn walks_cannot_make_a_node_dial_addresses_at_will() {
+    // Reflection: every walk that ends here names an address to dial (the origin, to answer it; the
+    // joiner, to link with it). A stranger naming someone else gets nothing at all; an active
+    // neighbour gets the dial budget's burst and then its rate.
+    let mut m = node(1, vec![]);
+    // A full active view: no refill dials to muddle the count.
+    for p in 2..7 {
+        make_active(&mut m, p, at(0));
+    }
+    drain(&mut m);
+    let stranger = peer(9);
+    m.handle_connected(stranger, None, at(1));
+    let victim = |port: u16| {
+        PeerInfo::new(NodeId::from_bytes([port as u8; 32]), SocketAddr::from(([192, 0, 2, 1], port)))
+    };
+    let request =
+        Message::PeerExchangeRequest { origin: victim(80), ttl: 0, peers: vec![victim(81)], exchange_id: 1 };
+    m.handle_message(stranger.id, request, at(1));
+    assert!(drain_no_timers(&mut m).is_empty(), "a stranger's walk for another origin is dropped");
+    assert_eq!(state_of(&m, 81), None, "and not merged");
+    let dials = |actions: Vec<Action>| actions.iter().filter(|a| matches!(a, Action::Dial { .. })).count();
+    let mut dialed = 0;
+    for port in 100..160u16 {
+        let walk = if port % 2 == 0 {
+            Message::PeerExchangeRequest {
+                origin: victim(port),
+                ttl: 0,
+                peers: vec![],
+                exchange_id: port.into(),
+            }
+        } else {
+            Message::ForwardJoin { node: victim(port), ttl: 0 }
+        };
+        m.handle_message(peer(2).id, walk, at(2));
+        dialed += dials(drain(&mut m));
+        // Dials that fail at once free their connection slot: only the budget limits them.
+        for port in 100..160u16 {
+            m.handle_dial_failed(victim(port).addr, at(2));
+        }
+        drain(&mut m);
+    }
+    assert_eq!(dialed, Config::default().named_dial_burst as usize);
+}

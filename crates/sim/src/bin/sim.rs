@@ -12,7 +12,7 @@ use std::time::Instant;
 
 use dotray_sim::{broadcast, scenarios};
 
-const USAGE: &str = "usage: sim membership [--nodes N] [--seed S] [--only join|crash-half|partition|churn|partition-long]
+const USAGE: &str = "usage: sim membership [--nodes N] [--seed S] [--only join|join-storm|crash-half|partition|churn|partition-long]
        sim broadcast [--nodes N] [--msgs M] [--seed S] [--only steady|crash-20|crash-50|loss-1|partition-30s]";
 
 /// Parsed flags (`msgs` only for `broadcast`).

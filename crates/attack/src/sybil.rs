@@ -1,0 +1,128 @@
+//! One hostile identity: a fresh key pair, a transport of its own bound on the attackers' address, and
+//! a connection to one honest node over the real protocol (Noise handshake, `Hello`, sealed frames).
+//!
+//! It answers pings (so the honest node keeps it as a live neighbour) and nothing else: it relays no
+//! broadcast, answers no router message, forwards no walk. Everything it sends goes through
+//! [`Sybil::send`] or [`Sybil::send_frame`], so the attacks read as a list of messages.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use dotray_codec::{DEFAULT_MAX_FRAME_LEN, NodeId, OutFrame, SecretKey, proto};
+use dotray_membership::{Message, NodeInfo};
+use dotray_transport::{Config, Events, PeerSender, Transport, TransportEvent};
+
+/// The address every attacker identity listens on: honest nodes run on 127.0.0.1, so anything an
+/// honest node says about 127.0.0.66 is the attackers' doing.
+pub(crate) const ATTACKER_IP: [u8; 4] = [127, 0, 0, 66];
+
+/// How long to wait for the honest node to answer a query.
+const QUERY_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// One identity connected to one honest node.
+pub(crate) struct Sybil {
+    transport: Transport,
+    events: Events,
+    sender: PeerSender,
+}
+
+impl Sybil {
+    /// A fresh identity, connected to `target`.
+    pub(crate) async fn connect(target: SocketAddr) -> Result<Self> {
+        let listen = SocketAddr::from((ATTACKER_IP, 0));
+        let (transport, events) =
+            Transport::bind(listen, SecretKey::generate(), Config::default()).await.context("binding")?;
+        let peer = match transport.connect(target).await {
+            Ok(peer) => peer,
+            Err(error) => {
+                transport.shutdown().await;
+                bail!("connecting to {target}: {error}");
+            }
+        };
+        Ok(Self { transport, events, sender: peer.sender })
+    }
+
+    /// This identity's node id.
+    pub(crate) fn id(&self) -> NodeId {
+        self.transport.local_id()
+    }
+
+    /// Sends a membership message.
+    pub(crate) fn send(&self, message: Message) -> Result<()> {
+        let frame = OutFrame::encode(&message.into(), DEFAULT_MAX_FRAME_LEN)?;
+        self.send_frame(&frame)
+    }
+
+    /// Sends any frame, waiting for room in the queue.
+    pub(crate) fn send_frame(&self, frame: &OutFrame<'_>) -> Result<()> {
+        self.sender.try_send(frame).context("sending")
+    }
+
+    /// Serves the connection (answering pings) until it closes or `deadline`. Returns true when the
+    /// honest node closed it.
+    pub(crate) async fn serve_until(&mut self, deadline: tokio::time::Instant) -> bool {
+        loop {
+            let event = tokio::select! {
+                event = self.events.recv() => event,
+                () = tokio::time::sleep_until(deadline) => return false,
+            };
+            match event {
+                None | Some(TransportEvent::Disconnected { .. }) => return true,
+                Some(TransportEvent::Frames { frames, .. }) => self.answer_pings(frames),
+                Some(_) => {}
+            }
+        }
+    }
+
+    fn answer_pings(&self, frames: Vec<proto::Envelope>) {
+        for frame in frames {
+            if let Ok(Message::Ping { nonce, sent_at_micros }) = Message::try_from(frame) {
+                let _ = self.send(Message::Pong { nonce, sent_at_micros });
+            }
+        }
+    }
+
+    /// Asks the honest node what it knows (its active and passive views).
+    pub(crate) async fn query(&mut self) -> Result<Vec<NodeInfo>> {
+        let request_id = rand::random();
+        self.send(Message::NodeQueryRequest { request_id, max: 256 })?;
+        let deadline = tokio::time::Instant::now() + QUERY_TIMEOUT;
+        loop {
+            let event = tokio::select! {
+                event = self.events.recv() => event,
+                () = tokio::time::sleep_until(deadline) => bail!("no answer to the query"),
+            };
+            match event {
+                None | Some(TransportEvent::Disconnected { .. }) => bail!("closed before answering"),
+                Some(TransportEvent::Frames { frames, .. }) => {
+                    for frame in frames {
+                        match Message::try_from(frame) {
+                            Ok(Message::NodeQueryResponse { request_id: id, nodes }) if id == request_id => {
+                                return Ok(nodes);
+                            }
+                            Ok(Message::Ping { nonce, sent_at_micros }) => {
+                                let _ = self.send(Message::Pong { nonce, sent_at_micros });
+                            }
+                            _ => {}
+                        }
+                    }
+                }
+                Some(_) => {}
+            }
+        }
+    }
+
+    /// Closes the connection and the transport.
+    pub(crate) async fn close(self) {
+        self.transport.shutdown().await;
+    }
+}
+
+/// Whether an address is one the attackers made up or listen on.
+pub(crate) fn is_attackers(addr: &SocketAddr) -> bool {
+    match addr.ip() {
+        std::net::IpAddr::V4(ip) => ip.octets() == ATTACKER_IP || ip.octets()[..2] == [127, 66],
+        std::net::IpAddr::V6(_) => false,
+    }
+}

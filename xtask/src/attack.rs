@@ -1,0 +1,460 @@
+//! `cargo xtask attack`: hostile peers against a network of honest demo processes, one attack per row,
+//! and a verdict on what the honest network went through.
+//!
+//! For each row a fresh network of `--nodes` honest demo processes starts on loopback, three of them
+//! broadcasting (the target among them). After a warm-up, `dotray-attack` (real peers with key pairs
+//! of their own, speaking the real protocol; see `crates/attack`) attacks for `--secs`, then the
+//! network runs on for a calm period and every node leaves. The honest nodes' `--json` logs are
+//! judged as `chaos` judges them, separately for messages sent during the attack and after it; the
+//! target's peak RSS and CPU time come from `/proc`. A row passes when no honest message was lost
+//! or duplicated, every honest node's peak RSS stayed below `MAX_RSS`, the worst delivery delay was
+//! at most `MAX_EXTRA_DELAY` worse than in the row without an attack, and the attack's own bound
+//! held (see [`Attack::bound`]).
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use serde_json::{Value, json};
+
+use crate::cli::{Flags, Help};
+use crate::demo_log::{self, Run};
+use crate::demo_net::{self, Cluster};
+
+/// The command's help.
+pub(crate) static HELP: Help = Help {
+    name: "attack",
+    usage: &["attack [--only NAME] [--json] [--seed SEED] [--secs S] [--nodes N] [--node-bin PATH]"],
+    about: "\
+hostile peers (real processes, real protocol) against honest demo nodes, one row per attack,
+with a verdict (exit non-zero when an honest message is lost or a bound is broken)",
+    details: "\
+options:
+  --only NAME       one attack: none, decode-amplification, eclipse, passive-poisoning, sybil-swarm
+  --json            one JSON object per row instead of the table
+  --seed SEED       chooses the target and the publishers (default: from the clock; printed)
+  --secs S          how long each attack lasts (default 20)
+  --nodes N         honest demo processes per row (default 8, at least 8)
+  --node-bin PATH   run the honest nodes from this demo binary (e.g. an older build, to compare)
+  -h, --help        this text
+
+Logs: target/attack/<row>/<node>-<run>.jsonl.
+",
+};
+
+/// Highest peak RSS allowed of any honest node.
+const MAX_RSS: u64 = 256 << 20;
+/// How much worse than without an attack the worst honest delivery delay may be.
+const MAX_EXTRA_DELAY: Duration = Duration::from_secs(5);
+/// Time for the network to form before the attack.
+const WARM_UP: Duration = Duration::from_secs(5);
+/// Time after the attack before every node leaves.
+const CALM: Duration = Duration::from_secs(8);
+/// As in `chaos`: how long a node must have been up, and stay up after a send, to owe a delivery.
+const SETTLE: Duration = Duration::from_secs(3);
+const GRACE: Duration = Duration::from_secs(3);
+/// How often each publisher broadcasts, in seconds.
+const EVERY: &str = "0.25";
+
+/// One row of the matrix.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Attack {
+    None,
+    DecodeAmplification,
+    Eclipse,
+    PassivePoisoning,
+    SybilSwarm,
+}
+
+const ALL: [Attack; 5] = [
+    Attack::None,
+    Attack::DecodeAmplification,
+    Attack::Eclipse,
+    Attack::PassivePoisoning,
+    Attack::SybilSwarm,
+];
+
+impl Attack {
+    fn name(self) -> &'static str {
+        match self {
+            Self::None => "none",
+            Self::DecodeAmplification => "decode-amplification",
+            Self::Eclipse => "eclipse",
+            Self::PassivePoisoning => "passive-poisoning",
+            Self::SybilSwarm => "sybil-swarm",
+        }
+    }
+
+    /// What the attacker does, for the table.
+    fn what(self, nodes: usize) -> String {
+        match self {
+            Self::None => "nothing (the baseline)".to_owned(),
+            Self::DecodeAmplification => {
+                "4 connections, one 4 MB frame each: a list of 2 million empty entries".to_owned()
+            }
+            Self::Eclipse => {
+                "5 identities join the target at once; each evicted one rejoins as a new identity".to_owned()
+            }
+            Self::PassivePoisoning => {
+                "a fresh identity every 0.5 s ends a peer exchange at the target with 16 made-up addresses"
+                    .to_owned()
+            }
+            Self::SybilSwarm => {
+                format!(
+                    "{} identities at once join random honest nodes, stay 2-6 s, relay nothing",
+                    nodes * 10
+                )
+            }
+        }
+    }
+
+    /// The attack's own bound on what the attacker saw, if it has one: `Some(problem)` when broken.
+    fn bound(self, attacker: &Value) -> Option<String> {
+        match self {
+            Self::Eclipse => {
+                let share = attacker["attacker_share_max"].as_f64().unwrap_or(1.0);
+                (share >= 1.0).then(|| format!("the attackers held the target's whole active view ({share})"))
+            }
+            Self::PassivePoisoning => {
+                let before = attacker["honest_backups_before"].as_u64().unwrap_or(0);
+                let kept = attacker["honest_backups_kept"].as_u64().unwrap_or(0);
+                (kept < before)
+                    .then(|| format!("the target lost {} of its {before} honest backups", before - kept))
+            }
+            _ => None,
+        }
+    }
+}
+
+struct Options {
+    only: Option<Attack>,
+    json: bool,
+    seed: u64,
+    secs: u64,
+    nodes: usize,
+    node_bin: Option<PathBuf>,
+}
+
+fn parse(args: &[String]) -> Result<Options> {
+    let mut options =
+        Options { only: None, json: false, seed: clock_seed(), secs: 20, nodes: 8, node_bin: None };
+    let mut flags = Flags::new(&HELP, args);
+    while let Some(flag) = flags.next()? {
+        match flag {
+            "--only" => {
+                let name: String = flags.value(flag, "an attack name")?;
+                let attack = ALL.into_iter().find(|a| a.name() == name);
+                options.only = Some(attack.ok_or_else(|| flags.misuse(format!("no attack named `{name}`")))?);
+            }
+            "--json" => options.json = true,
+            "--seed" => options.seed = flags.value(flag, "a number")?,
+            "--secs" => options.secs = flags.value(flag, "whole seconds")?,
+            "--nodes" => options.nodes = flags.value(flag, "a number")?,
+            "--node-bin" => options.node_bin = Some(flags.value::<String>(flag, "a path")?.into()),
+            other => return Err(flags.unknown(other)),
+        }
+    }
+    if options.nodes < 8 {
+        return Err(flags.misuse("--nodes must be at least 8"));
+    }
+    Ok(options)
+}
+
+fn clock_seed() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(1)
+}
+
+/// Entry point of the command.
+pub(crate) fn run(args: &[String]) -> Result<()> {
+    let options = parse(args)?;
+    let node_bin = match &options.node_bin {
+        Some(path) => path.clone(),
+        None => crate::demo::build_demo()?,
+    };
+    let attack_bin = build_attacker()?;
+    // The seed picks the target and two more publishers; the target is never node 0, everyone's seed.
+    let n = options.nodes;
+    let target = 1 + (options.seed % (n as u64 - 1)) as usize;
+    let publishers = [target, (target + n / 3) % n, (target + 2 * n / 3) % n];
+    if !options.json {
+        println!(
+            "== attack: {n} honest nodes, target n{target:02}, publishers {publishers:?} every {EVERY}s, attacks of {} s, seed {}",
+            options.secs, options.seed
+        );
+    }
+    let rows: Vec<Attack> = match options.only {
+        Some(attack) if attack != Attack::None => vec![Attack::None, attack],
+        Some(_) => vec![Attack::None],
+        None => ALL.to_vec(),
+    };
+    let mut baseline_delay = Duration::ZERO;
+    let mut results = Vec::new();
+    for attack in rows {
+        let row = run_row(&options, attack, &node_bin, &attack_bin, target, &publishers)?;
+        if attack == Attack::None {
+            baseline_delay = row.worst_delay;
+        }
+        let result = row.verdict(attack, baseline_delay, options.nodes);
+        if options.json {
+            println!("{result}");
+        } else {
+            print_row(&result);
+        }
+        results.push(result);
+    }
+    let failed: Vec<&str> =
+        results.iter().filter(|r| r["verdict"] != "pass").filter_map(|r| r["attack"].as_str()).collect();
+    if !failed.is_empty() {
+        bail!("failed: {} (replay with --seed {})", failed.join(", "), options.seed);
+    }
+    Ok(())
+}
+
+/// Builds the attacker binary and returns its path.
+fn build_attacker() -> Result<PathBuf> {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
+    let status = Command::new(cargo)
+        .args(["build", "--quiet", "--package", "dotray-attack", "--bin", "dotray-attack"])
+        .status()
+        .context("building dotray-attack")?;
+    if !status.success() {
+        bail!("building dotray-attack failed ({status})");
+    }
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map_or_else(|| crate::codegen::workspace_root().join("target"), PathBuf::from);
+    Ok(target.join("debug").join("dotray-attack"))
+}
+
+/// What one row measured.
+struct Row {
+    during: Window,
+    after: Window,
+    duplicates: u64,
+    worst_delay: Duration,
+    peak_rss: u64,
+    target_cpu: Duration,
+    attacker: Value,
+}
+
+/// Figures of the messages sent within one period.
+#[derive(Debug, Default)]
+struct Window {
+    sent: u64,
+    delivered: u64,
+    missed: u64,
+    worst_delay: Duration,
+}
+
+fn run_row(
+    options: &Options,
+    attack: Attack,
+    node_bin: &Path,
+    attack_bin: &Path,
+    target: usize,
+    publishers: &[usize],
+) -> Result<Row> {
+    let n = options.nodes;
+    let addrs = demo_net::local_addrs(0, n);
+    let log_dir = crate::codegen::workspace_root().join("target").join("attack").join(attack.name());
+    let _ = std::fs::remove_dir_all(&log_dir);
+    let mut cluster = Cluster::new(node_bin.to_path_buf(), n).log_to(log_dir)?;
+    for i in 0..n {
+        let mut args = vec!["-l".to_owned(), addrs[i].to_string()];
+        for seed in [(i + n - 1) % n, i / 2] {
+            if seed != i && (i > 0 || seed != 0) {
+                args.extend(["-s".to_owned(), addrs[seed].to_string()]);
+            }
+        }
+        if publishers.contains(&i) {
+            args.extend(["--every".to_owned(), EVERY.to_owned(), "-i".to_owned(), i.to_string()]);
+        }
+        cluster.start(i, &format!("n{i:02}"), &args).context("starting an honest node")?;
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    std::thread::sleep(WARM_UP);
+    let target_pid = cluster.pid(target).context("the target is not running")?;
+    let cpu_before = cpu_time(target_pid).unwrap_or_default();
+    let started = Instant::now();
+    let attacker = match attack {
+        Attack::None => {
+            std::thread::sleep(Duration::from_secs(options.secs));
+            json!({})
+        }
+        _ => {
+            let honest: Vec<String> = addrs.iter().map(ToString::to_string).collect();
+            let output = Command::new(attack_bin)
+                .arg(attack.name())
+                .args(["--target", &addrs[target].to_string(), "--honest", &honest.join(",")])
+                .args(["--secs", &options.secs.to_string(), "--identities", &(n * 10).to_string()])
+                .output()
+                .context("running dotray-attack")?;
+            let stdout = String::from_utf8_lossy(&output.stdout);
+            if !output.status.success() {
+                bail!("dotray-attack {} failed: {}", attack.name(), String::from_utf8_lossy(&output.stderr));
+            }
+            // The attacks that end early (one burst of frames) leave the rest of the period to the
+            // network, so every row's "during" spans the same time.
+            let left = Duration::from_secs(options.secs).saturating_sub(started.elapsed());
+            std::thread::sleep(left);
+            serde_json::from_str(stdout.lines().last().unwrap_or("{}")).unwrap_or(json!({}))
+        }
+    };
+    let ended = Instant::now();
+    std::thread::sleep(CALM);
+    let target_cpu = cpu_time(target_pid).unwrap_or_default().saturating_sub(cpu_before);
+    let peak_rss = (0..n).filter_map(|i| cluster.pid(i)).filter_map(peak_rss).max().unwrap_or(0);
+    cluster.stop_all(Duration::from_secs(5));
+    let runs = cluster.runs();
+    let verdict = demo_log::judge(&runs, SETTLE, GRACE);
+    Ok(Row {
+        during: window(&runs, started, ended),
+        after: window(&runs, ended, Instant::now()),
+        duplicates: verdict.totals().duplicates,
+        worst_delay: verdict.worst_delay,
+        peak_rss,
+        target_cpu,
+        attacker,
+    })
+}
+
+/// Judges the messages sent in `[from, to)` alone: the runs' other sends are left out.
+fn window(runs: &[Run], from: Instant, to: Instant) -> Window {
+    let mut only: Vec<Run> = runs.to_vec();
+    for run in &mut only {
+        run.lines.retain(|(at, v)| v["event"] != "send" || (from..to).contains(at));
+    }
+    let verdict = demo_log::judge(&only, SETTLE, GRACE);
+    let keys: std::collections::HashSet<(String, u64)> = only
+        .iter()
+        .flat_map(|r| r.events("send"))
+        .map(|(_, v)| {
+            (v["origin_id"].as_str().unwrap_or_default().to_owned(), v["seq"].as_u64().unwrap_or(0))
+        })
+        .collect();
+    let delivered = runs
+        .iter()
+        .flat_map(|r| r.events("receive"))
+        .filter(|(_, v)| {
+            keys.contains(&(
+                v["origin_id"].as_str().unwrap_or_default().to_owned(),
+                v["seq"].as_u64().unwrap_or(0),
+            ))
+        })
+        .count();
+    Window {
+        sent: verdict.sent,
+        delivered: delivered as u64,
+        missed: verdict.totals().missed,
+        worst_delay: verdict.worst_delay,
+    }
+}
+
+impl Row {
+    /// The row as JSON, with its verdict.
+    fn verdict(&self, attack: Attack, baseline_delay: Duration, nodes: usize) -> Value {
+        let mut problems = Vec::new();
+        let missed = self.during.missed + self.after.missed;
+        if missed > 0 {
+            problems.push(format!("{missed} honest deliveries missed"));
+        }
+        if self.duplicates > 0 {
+            problems.push(format!("{} duplicate deliveries", self.duplicates));
+        }
+        if self.peak_rss >= MAX_RSS {
+            problems.push(format!("peak RSS {} MB", self.peak_rss >> 20));
+        }
+        if self.worst_delay > baseline_delay + MAX_EXTRA_DELAY {
+            problems.push(format!(
+                "worst delay {:?} against {:?} without an attack",
+                self.worst_delay, baseline_delay
+            ));
+        }
+        if self.during.sent == 0 {
+            problems.push("no honest message was sent during the attack".to_owned());
+        }
+        problems.extend(attack.bound(&self.attacker));
+        json!({
+            "attack": attack.name(),
+            "did": attack.what(nodes),
+            "sent_during": self.during.sent,
+            "delivered_during": self.during.delivered,
+            "missed_during": self.during.missed,
+            "sent_after": self.after.sent,
+            "delivered_after": self.after.delivered,
+            "missed_after": self.after.missed,
+            "duplicates": self.duplicates,
+            "worst_delay_ms": self.worst_delay.as_millis() as u64,
+            "worst_delay_during_ms": self.during.worst_delay.as_millis() as u64,
+            "peak_rss_mb": (self.peak_rss as f64 / f64::from(1 << 20) * 10.0).round() / 10.0,
+            "target_cpu_s": (self.target_cpu.as_secs_f64() * 100.0).round() / 100.0,
+            "attacker": self.attacker,
+            "verdict": if problems.is_empty() { "pass" } else { "FAIL" },
+            "problems": problems,
+        })
+    }
+}
+
+fn print_row(r: &Value) {
+    println!(
+        "| {} | {} | {}/{}/{} | {}/{}/{} | {} | {} ms | {} MB | {} s | {} | {} |",
+        r["attack"].as_str().unwrap_or_default(),
+        r["did"].as_str().unwrap_or_default(),
+        r["sent_during"],
+        r["delivered_during"],
+        r["missed_during"],
+        r["sent_after"],
+        r["delivered_after"],
+        r["missed_after"],
+        r["duplicates"],
+        r["worst_delay_ms"],
+        r["peak_rss_mb"],
+        r["target_cpu_s"],
+        r["attacker"],
+        r["verdict"].as_str().unwrap_or_default(),
+    );
+    for problem in r["problems"].as_array().into_iter().flatten() {
+        println!("  problem: {}", problem.as_str().unwrap_or_default());
+    }
+}
+
+/// Peak resident set size of a process (`VmHWM` in `/proc/<pid>/status`), in bytes.
+fn peak_rss(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024)
+}
+
+/// CPU time a process's threads have used so far: the sum of their `/proc/<pid>/task/*/schedstat`
+/// first fields (nanoseconds on a CPU). A node's runtime threads live as long as it does.
+fn cpu_time(pid: u32) -> Option<Duration> {
+    let mut nanos = 0u64;
+    for task in std::fs::read_dir(format!("/proc/{pid}/task")).ok()?.flatten() {
+        let stat = std::fs::read_to_string(task.path().join("schedstat")).unwrap_or_default();
+        nanos += stat.split_whitespace().next().and_then(|n| n.parse::<u64>().ok()).unwrap_or(0);
+    }
+    Some(Duration::from_nanos(nanos))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Attack, parse};
+    use crate::cli::testing::{args, assert_help, assert_misuse};
+
+    #[test]
+    fn flags() {
+        let options = parse(&args("--only eclipse --json --seed 5 --secs 10 --nodes 12"));
+        assert!(options.is_ok_and(|o| o.only == Some(Attack::Eclipse)
+            && o.json
+            && o.seed == 5
+            && o.secs == 10
+            && o.nodes == 12));
+        assert_help(parse(&args("--help")), "attack");
+        assert_misuse(parse(&args("--only nothing")), "no attack named `nothing`");
+        assert_misuse(parse(&args("--nodes 4")), "at least 8");
+    }
+}
