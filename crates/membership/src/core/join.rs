@@ -283,15 +283,21 @@ impl<R: Rng> Membership<R> {
             usize::from(pending == 0)
         };
         for _ in 0..wanted {
-            let candidates: Vec<PeerInfo> = self
+            let candidates: Vec<(PeerInfo, bool)> = self
                 .passive
                 .iter()
                 .filter(|e| e.eligible(now) && !self.active.contains(&e.info.id))
                 .filter(|e| !self.dials.contains_key(&e.info.addr))
                 .filter(|e| self.transient.get(&e.info.id).is_none_or(|t| t.awaiting == Awaiting::Nothing))
-                .map(|e| e.info)
+                .map(|e| (e.info, e.verified))
                 .collect();
-            let Some(&pick) = candidates.choose(&mut self.rng) else { break };
+            // Addresses proven to work first (Bitcoin Core's "tried" before "new"): a view that
+            // strangers filled with made-up addresses then costs no failed dials while it still
+            // holds a real one.
+            let verified: Vec<PeerInfo> = candidates.iter().filter(|(_, v)| *v).map(|(p, _)| *p).collect();
+            let all: Vec<PeerInfo> = candidates.iter().map(|(p, _)| *p).collect();
+            let pool = if verified.is_empty() { &all } else { &verified };
+            let Some(&pick) = pool.choose(&mut self.rng) else { break };
             if self.transient.contains_key(&pick.id) {
                 self.request_neighbour(pick.id);
             } else if !self.dial(pick.addr, Some(pick.id), Purpose::Neighbour, now) {

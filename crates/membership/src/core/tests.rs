@@ -834,3 +834,33 @@ fn walks_cannot_make_a_node_dial_addresses_at_will() {
     }
     assert_eq!(dialed, Config::default().named_dial_burst as usize);
 }
+
+#[test]
+fn refill_tries_addresses_that_worked_before_hearsay() {
+    let mut m = node(1, vec![]);
+    make_active(&mut m, 2, at(0));
+    let stranger = peer(50);
+    m.handle_connected(stranger, None, at(1));
+    let peers = (100..116).map(peer).collect();
+    m.handle_message(
+        stranger.id,
+        Message::PeerExchangeRequest { origin: stranger, ttl: 0, peers, exchange_id: 1 },
+        at(1),
+    );
+    // The view is far from full (one active peer of five): refill dials one backup at a time, so far
+    // one of the made-up ones.
+    let pending: Vec<SocketAddr> = drain(&mut m)
+        .into_iter()
+        .filter_map(|a| match a {
+            Action::Dial { addr, .. } => Some(addr),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(pending.len(), 1);
+    // A backup this node dialed before (verified) joins them; once the pending dial fails, it is next.
+    m.handle_connected(peer(10), Some(peer(10).addr), at(2));
+    m.handle_disconnected(peer(10).id, LinkEnd::Local, at(2));
+    m.handle_dial_failed(pending[0], at(2));
+    let dials: Vec<Action> = drain(&mut m).into_iter().filter(|a| matches!(a, Action::Dial { .. })).collect();
+    assert_eq!(dials, vec![dial(peer(10))]);
+}
