@@ -31,7 +31,8 @@ hostile peers (real processes, real protocol) against honest demo nodes, one row
 with a verdict (exit non-zero when an honest message is lost or a bound is broken)",
     details: "\
 options:
-  --only NAME       one attack: none, decode-amplification, eclipse, passive-poisoning, sybil-swarm
+  --only NAME       one attack: none, decode-amplification, eclipse, passive-poisoning,
+                    reflection, sybil-swarm
   --json            one JSON object per row instead of the table
   --seed SEED       chooses the target and the publishers (default: from the clock; printed)
   --secs S          how long each attack lasts (default 20)
@@ -64,14 +65,16 @@ enum Attack {
     DecodeAmplification,
     Eclipse,
     PassivePoisoning,
+    Reflection,
     SybilSwarm,
 }
 
-const ALL: [Attack; 5] = [
+const ALL: [Attack; 6] = [
     Attack::None,
     Attack::DecodeAmplification,
     Attack::Eclipse,
     Attack::PassivePoisoning,
+    Attack::Reflection,
     Attack::SybilSwarm,
 ];
 
@@ -82,6 +85,7 @@ impl Attack {
             Self::DecodeAmplification => "decode-amplification",
             Self::Eclipse => "eclipse",
             Self::PassivePoisoning => "passive-poisoning",
+            Self::Reflection => "reflection",
             Self::SybilSwarm => "sybil-swarm",
         }
     }
@@ -100,6 +104,9 @@ impl Attack {
                 "a fresh identity every 0.5 s ends a peer exchange at the target with 16 made-up addresses"
                     .to_owned()
             }
+            Self::Reflection => {
+                "a stranger and a neighbour send 50 walks/s each naming a victim address".to_owned()
+            }
             Self::SybilSwarm => {
                 format!(
                     "{} identities at once join random honest nodes, stay 2-6 s, relay nothing",
@@ -110,7 +117,8 @@ impl Attack {
     }
 
     /// The attack's own bound on what the attacker saw, if it has one: `Some(problem)` when broken.
-    fn bound(self, attacker: &Value) -> Option<String> {
+    /// `secs`: how long the attack lasted.
+    fn bound(self, attacker: &Value, secs: u64) -> Option<String> {
         match self {
             Self::Eclipse => {
                 let share = attacker["attacker_share_max"].as_f64().unwrap_or(1.0);
@@ -121,6 +129,14 @@ impl Attack {
                 let kept = attacker["honest_backups_kept"].as_u64().unwrap_or(0);
                 (kept < before)
                     .then(|| format!("the target lost {} of its {before} honest backups", before - kept))
+            }
+            Self::Reflection => {
+                // The membership default budget (2 dials a second, 8 at once), and one heal dial of
+                // the victim's address every 15 s once it sits in the passive view.
+                let limit = 8 + 2 * secs + secs / 15 + 1;
+                let hits = attacker["victim_connections"].as_u64().unwrap_or(u64::MAX);
+                (hits > limit)
+                    .then(|| format!("the target connected to the victim {hits} times (limit {limit})"))
             }
             _ => None,
         }
@@ -198,7 +214,7 @@ pub(crate) fn run(args: &[String]) -> Result<()> {
         if attack == Attack::None {
             baseline_delay = row.worst_delay;
         }
-        let result = row.verdict(attack, baseline_delay, options.nodes);
+        let result = row.verdict(attack, baseline_delay, &options);
         if options.json {
             println!("{result}");
         } else {
@@ -355,7 +371,7 @@ fn window(runs: &[Run], from: Instant, to: Instant) -> Window {
 
 impl Row {
     /// The row as JSON, with its verdict.
-    fn verdict(&self, attack: Attack, baseline_delay: Duration, nodes: usize) -> Value {
+    fn verdict(&self, attack: Attack, baseline_delay: Duration, options: &Options) -> Value {
         let mut problems = Vec::new();
         let missed = self.during.missed + self.after.missed;
         if missed > 0 {
@@ -376,10 +392,10 @@ impl Row {
         if self.during.sent == 0 {
             problems.push("no honest message was sent during the attack".to_owned());
         }
-        problems.extend(attack.bound(&self.attacker));
+        problems.extend(attack.bound(&self.attacker, options.secs));
         json!({
             "attack": attack.name(),
-            "did": attack.what(nodes),
+            "did": attack.what(options.nodes),
             "sent_during": self.during.sent,
             "delivered_during": self.during.delivered,
             "missed_during": self.during.missed,

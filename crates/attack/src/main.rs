@@ -9,15 +9,17 @@
 //! dotray-attack decode-amplification --target 127.0.0.1:2003
 //! dotray-attack eclipse --target 127.0.0.1:2003 --secs 20
 //! dotray-attack passive-poisoning --target 127.0.0.1:2003 --secs 20
+//! dotray-attack reflection --target 127.0.0.1:2003 --secs 20
 //! dotray-attack sybil-swarm --honest 127.0.0.1:2000,127.0.0.1:2001 --identities 80 --secs 20
 //! ```
 //!
 //! Attackers listen on 127.0.0.66 and make up addresses on 127.66.0.0/16 only, so anything an honest
-//! node reports there is theirs.
+//! node reports there is theirs; the reflection attack's victim listens on 127.0.0.67.
 
 mod decode;
 mod eclipse;
 mod poisoning;
+mod reflection;
 mod swarm;
 mod sybil;
 
@@ -28,12 +30,13 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail};
 
 /// The attacks this binary knows, by name.
-const ATTACKS: [&str; 4] = ["decode-amplification", "eclipse", "passive-poisoning", "sybil-swarm"];
+const ATTACKS: [&str; 5] =
+    ["decode-amplification", "eclipse", "passive-poisoning", "reflection", "sybil-swarm"];
 
 const USAGE: &str = "\
 usage: dotray-attack ATTACK [--target ADDR] [--honest ADDR,ADDR..] [--secs S] [--identities N]
 
-attacks: decode-amplification, eclipse, passive-poisoning (against --target),
+attacks: decode-amplification, eclipse, passive-poisoning, reflection (against --target),
          sybil-swarm (against every --honest node, --identities at once)
 Prints one JSON line: the attack and its figures.";
 
@@ -106,6 +109,7 @@ async fn main() -> Result<()> {
         "decode-amplification" => decode::run(target()?, &mut report).await?,
         "eclipse" => eclipse::run(target()?, deadline, &mut report).await?,
         "passive-poisoning" => poisoning::run(target()?, deadline, &mut report).await?,
+        "reflection" => reflection::run(target()?, deadline, &mut report).await?,
         "sybil-swarm" => swarm::run(&options.honest, options.identities, deadline, &mut report).await?,
         other => bail!("unknown attack {other}"),
     }

@@ -75,6 +75,20 @@ impl Sybil {
         }
     }
 
+    /// Serves what has already arrived (answering pings) without waiting. Returns true when the
+    /// honest node closed the connection.
+    pub(crate) fn serve_pending(&mut self) -> bool {
+        loop {
+            match self.events.try_recv() {
+                Ok(TransportEvent::Disconnected { .. }) => return true,
+                Ok(TransportEvent::Frames { frames, .. }) => self.answer_pings(frames),
+                Ok(_) => {}
+                Err(tokio::sync::mpsc::error::TryRecvError::Empty) => return false,
+                Err(tokio::sync::mpsc::error::TryRecvError::Disconnected) => return true,
+            }
+        }
+    }
+
     fn answer_pings(&self, frames: Vec<proto::Envelope>) {
         for frame in frames {
             if let Ok(Message::Ping { nonce, sent_at_micros }) = Message::try_from(frame) {
