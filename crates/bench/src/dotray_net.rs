@@ -21,8 +21,6 @@ use crate::payload::{self, Header, Phase};
 use crate::tally::{HandedLog, Tally, merge};
 use crate::{BenchError, End, Report, Spec, usage, watch};
 
-/// Longest wait for one node to join before the next one starts anyway.
-pub const JOIN_WAIT: Duration = Duration::from_secs(2);
 /// Longest wait for the overlay to form.
 pub const OVERLAY_DEADLINE: Duration = Duration::from_secs(60);
 /// Most messages an application task takes per wake-up (`Node::recv_many`).
@@ -155,35 +153,30 @@ fn debug() -> bool {
     std::env::var_os("DOTRAY_BENCH_DEBUG").is_some()
 }
 
-/// Starts node 0, then every other node seeded with node 0 and its predecessor — a rolling start:
-/// each node once the previous one has joined (has an active neighbour), or after [`JOIN_WAIT`].
-///
-/// Starting all nodes in the same instant is a join storm: at 128 nodes it left the overlay in two
-/// dozen small components that took over a minute to merge (HyParView only lets a node with no
-/// neighbour at all force its way into a full view; see the issue notes).
+/// Starts every node in the same instant, each seeded with node 0 and its predecessor: a join storm,
+/// as when a whole network restarts at once. Every node listens on an address chosen beforehand, so
+/// that a node's seeds are known before they run.
 async fn start_nodes(count: usize) -> Result<Vec<Node>, BenchError> {
-    let listen: std::net::SocketAddr = "127.0.0.1:0".parse().expect("a valid address");
+    let addrs = free_loopback_addrs(count)?;
     let mut nodes: Vec<Node> = Vec::with_capacity(count);
     for i in 0..count {
-        let mut builder = Node::builder().listen(listen).network_id("dotray-bench");
+        let mut builder = Node::builder().listen(addrs[i]).network_id("dotray-bench");
         if i > 0 {
-            builder = builder.seed(nodes[0].local_addr());
+            builder = builder.seed(addrs[0]);
         }
         if i > 1 {
-            builder = builder.seed(nodes[i - 1].local_addr());
+            builder = builder.seed(addrs[i - 1]);
         }
-        let node = builder.start().await?;
-        if i > 0 {
-            let deadline = Instant::now() + JOIN_WAIT;
-            while Instant::now() < deadline
-                && !node.nodes().await?.iter().any(|n| n.state == NodeState::Active)
-            {
-                tokio::time::sleep(Duration::from_millis(2)).await;
-            }
-        }
-        nodes.push(node);
+        nodes.push(builder.start().await?);
     }
     Ok(nodes)
+}
+
+/// `count` free loopback addresses: each bound once with port 0 to let the system pick, then released.
+fn free_loopback_addrs(count: usize) -> Result<Vec<std::net::SocketAddr>, BenchError> {
+    let listeners: Vec<std::net::TcpListener> =
+        (0..count).map(|_| std::net::TcpListener::bind("127.0.0.1:0")).collect::<Result<_, _>>()?;
+    Ok(listeners.iter().map(std::net::TcpListener::local_addr).collect::<Result<_, _>>()?)
 }
 
 /// Waits until every node has an active neighbour and the active links connect all nodes. (HyParView
@@ -191,7 +184,8 @@ async fn start_nodes(count: usize) -> Result<Vec<Node>, BenchError> {
 /// others join through it or a link fails, so "every node has k links" is not a settling condition.)
 async fn await_overlay(nodes: &[Node]) -> Result<(), BenchError> {
     let wanted = 1;
-    let deadline = Instant::now() + OVERLAY_DEADLINE;
+    let started = Instant::now();
+    let deadline = started + OVERLAY_DEADLINE;
     loop {
         let mut links: HashMap<NodeId, Vec<NodeId>> = HashMap::new();
         let mut enough = true;
@@ -207,6 +201,9 @@ async fn await_overlay(nodes: &[Node]) -> Result<(), BenchError> {
             links.insert(node.id(), active);
         }
         if enough && connected(&links, nodes.len()) {
+            if debug() {
+                eprintln!("overlay: one component after {:?}", started.elapsed());
+            }
             return Ok(());
         }
         if debug() {

@@ -36,6 +36,7 @@ pub fn link_end(goodbye: proto::GoodbyeReason) -> LinkEnd {
     match goodbye {
         proto::GoodbyeReason::Shutdown => LinkEnd::PeerLeft,
         proto::GoodbyeReason::Replaced => LinkEnd::PeerReplaced,
+        proto::GoodbyeReason::TooManyConnections => LinkEnd::PeerBusy,
         _ => LinkEnd::PeerClosed,
     }
 }

@@ -104,6 +104,7 @@ impl CloseReason {
         match self {
             Self::Shutdown => LinkEnd::PeerLeft,
             Self::Replaced => LinkEnd::PeerReplaced,
+            Self::TooManyConnections => LinkEnd::PeerBusy,
             _ => LinkEnd::PeerClosed,
         }
     }
@@ -119,9 +120,12 @@ pub enum LinkEnd {
     /// The peer said goodbye with `Replaced`: it dropped us from its active view but is alive. Keep it
     /// as a backup.
     PeerReplaced,
-    /// The peer said goodbye with another reason (a transient connection it no longer needs, a
-    /// connection limit, ...). It is alive.
+    /// The peer said goodbye with another reason (a transient connection it no longer needs, ...). It
+    /// is alive.
     PeerClosed,
+    /// The peer said goodbye with `TooManyConnections`: it is alive but had no room for us. A seed
+    /// that says so has not let us in yet: it is dialed again after a back-off.
+    PeerBusy,
     /// The connection broke without a goodbye (reset, timeout, I/O error): the peer may be dead.
     Failed,
 }

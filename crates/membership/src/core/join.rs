@@ -263,7 +263,11 @@ impl<R: Rng> Membership<R> {
     /// through a seed when the node has nobody. Called after every event; cheap when there is nothing
     /// to do.
     pub(super) fn refill(&mut self, now: Instant) {
-        if self.left || self.active.is_full() {
+        if self.left {
+            return;
+        }
+        self.reach_seeds(now);
+        if self.active.is_full() {
             return;
         }
         // With nobody, up to a full view's worth of passive peers are asked at once. With less than
@@ -307,24 +311,15 @@ impl<R: Rng> Membership<R> {
                 self.refill_not_before = now + self.config.backoff_initial;
             }
         }
-        // Nobody at all, and no request under way: join again through a seed. Likewise until a seed
-        // has answered once, however many nodes joined us meanwhile.
-        let unjoined = self.active.is_empty() || !self.seed_reached;
-        if unjoined && self.pending_neighbour_requests() == 0 {
-            let seeds: Vec<_> = self
-                .seeds
-                .iter()
-                .filter(|s| self.seed_backoff.get(s).is_none_or(|b| b.retry_at.is_none_or(|at| at <= now)))
-                .filter(|s| !self.connected_to_addr(s) && !self.dials.contains_key(*s))
-                .copied()
-                .collect();
-            if let Some(&seed) = seeds.choose(&mut self.rng) {
+        // Nobody at all, and no request under way: join again through a seed.
+        if self.active.is_empty() && self.pending_neighbour_requests() == 0 {
+            if let Some(seed) = self.dialable_seeds(false, now).choose(&mut self.rng).copied() {
                 self.dial(seed, self.seed_ids.get(&seed).copied(), Purpose::Join, now);
             }
         }
         // Wake up when the first backoff ends, in case nothing else happens meanwhile.
         let mut next = self.passive.iter().filter_map(|e| e.retry_at).filter(|at| *at > now).min();
-        if unjoined {
+        if self.active.is_empty() || self.seeds_answered.len() < self.seeds.len() {
             let seed_next =
                 self.seed_backoff.values().filter_map(|b| b.retry_at).filter(|at| *at > now).min();
             next = match (next, seed_next) {
@@ -335,6 +330,29 @@ impl<R: Rng> Membership<R> {
         if let Some(at) = next {
             self.schedule_refill(at.max(self.refill_not_before));
         }
+    }
+
+    /// Joins through a seed that never answered yet, if any may be dialed now (see `seeds_answered`):
+    /// one join at a time, whether or not the view is full.
+    fn reach_seeds(&mut self, now: Instant) {
+        if self.active.is_empty() || self.pending_neighbour_requests() > 0 {
+            return; // `refill` joins through any seed; or a join is already under way.
+        }
+        if let Some(seed) = self.dialable_seeds(true, now).choose(&mut self.rng).copied() {
+            self.dial(seed, self.seed_ids.get(&seed).copied(), Purpose::Join, now);
+        }
+    }
+
+    /// Seeds that may be dialed at `now` (past their back-off, not connected, not being dialed); only
+    /// those that never answered if `unanswered`.
+    fn dialable_seeds(&self, unanswered: bool, now: Instant) -> Vec<std::net::SocketAddr> {
+        self.seeds
+            .iter()
+            .filter(|s| !unanswered || !self.seeds_answered.contains(*s))
+            .filter(|s| self.seed_backoff.get(s).is_none_or(|b| b.retry_at.is_none_or(|at| at <= now)))
+            .filter(|s| !self.connected_to_addr(s) && !self.dials.contains_key(*s))
+            .copied()
+            .collect()
     }
 
     /// Sets a `Timer::Refill` at `at` unless one is already due sooner.

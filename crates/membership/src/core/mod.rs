@@ -40,7 +40,7 @@ mod view;
 #[cfg(test)]
 mod tests;
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
@@ -71,10 +71,11 @@ pub struct Membership<R: Rng> {
     seed_ids: BTreeMap<SocketAddr, NodeId>,
     /// Dial failures of seeds (seeds are known by address only).
     seed_backoff: BTreeMap<SocketAddr, Backoff>,
-    /// A seed answered once (or there are none). Until then the node keeps dialing its seeds even
-    /// when others joined it: nodes that joined a node whose own seed was not up yet would otherwise
-    /// form an island until the next heal round with a seed.
-    seed_reached: bool,
+    /// The seeds that answered a dial at least once. Until every seed has, the node keeps dialing
+    /// those that have not (with back-off), even with a full view: nodes started in one instant join
+    /// through whichever seed answers first, and a seed that is itself still joining leads them into
+    /// an island that only the next heal round with another seed would merge, a minute later.
+    seeds_answered: BTreeSet<SocketAddr>,
     active: ActiveView,
     passive: PassiveView,
     transient: BTreeMap<NodeId, Transient>,
@@ -179,7 +180,6 @@ impl<R: Rng> Membership<R> {
         let seed_ids = seeds.iter().filter_map(|s| Some((s.addr, s.node?))).collect();
         let mut seeds: Vec<SocketAddr> = seeds.iter().map(|s| s.addr).collect();
         seeds.dedup();
-        let seed_reached = seeds.is_empty();
         let named_dials = DialBudget::new(config.named_dial_rate, config.named_dial_burst, now);
         let mut this = Self {
             me,
@@ -191,7 +191,7 @@ impl<R: Rng> Membership<R> {
             seeds,
             seed_ids,
             seed_backoff: BTreeMap::new(),
-            seed_reached,
+            seeds_answered: BTreeSet::new(),
             transient: BTreeMap::new(),
             dials: BTreeMap::new(),
             exchanges: BTreeMap::new(),
@@ -283,8 +283,8 @@ impl<R: Rng> Membership<R> {
         // clears its failure count.
         let seed_returned =
             dialed.is_some_and(|dialed| self.seed_backoff.get(&dialed).is_some_and(|b| b.failures > 0));
-        if dialed.is_some_and(|dialed| self.seeds.contains(&dialed)) {
-            self.seed_reached = true;
+        if let Some(dialed) = dialed.filter(|dialed| self.seeds.contains(dialed)) {
+            self.seeds_answered.insert(dialed);
         }
         self.note_success(&peer, dialed, now);
         let link = if dialed.is_some() { Direction::Outbound } else { Direction::Inbound };
@@ -315,8 +315,11 @@ impl<R: Rng> Membership<R> {
     /// The connection to `peer` closed, for `reason`. Reported for every connection that closes,
     /// including those the core closed itself.
     pub fn handle_disconnected(&mut self, peer: NodeId, reason: LinkEnd, now: Instant) {
+        if reason == LinkEnd::PeerBusy {
+            self.seed_was_busy(peer, now);
+        }
         let fate = match reason {
-            LinkEnd::Local | LinkEnd::PeerReplaced | LinkEnd::PeerClosed => Fate::Keep,
+            LinkEnd::Local | LinkEnd::PeerReplaced | LinkEnd::PeerClosed | LinkEnd::PeerBusy => Fate::Keep,
             LinkEnd::PeerLeft => Fate::Forget,
             LinkEnd::Failed if self.active.contains(&peer) => Fate::Down,
             LinkEnd::Failed => Fate::Keep,
@@ -549,8 +552,27 @@ impl<R: Rng> Membership<R> {
             *slot = new;
         }
         self.seed_backoff.remove(&old);
+        if self.seeds_answered.remove(&old) {
+            self.seeds_answered.insert(new);
+        }
         if let Some(id) = self.seed_ids.remove(&old) {
             self.seed_ids.insert(new, id);
+        }
+    }
+
+    /// `peer` closed our connection for lack of room: if it is a seed, it has not let us in after all.
+    fn seed_was_busy(&mut self, peer: NodeId, now: Instant) {
+        let addr = self
+            .active
+            .get(&peer)
+            .map(|p| p.info.addr)
+            .or_else(|| self.transient.get(&peer).map(|t| t.info.addr));
+        let Some(addr) = addr.filter(|a| self.seeds.contains(a)) else { return };
+        if self.seeds_answered.remove(&addr) {
+            // A short pause, not an escalating back-off: a busy seed is alive, and in a join storm
+            // every node hears "busy" a few times before it gets in.
+            let retry_at = Some(now + self.backoff(1));
+            self.seed_backoff.insert(addr, Backoff { failures: 0, retry_at });
         }
     }
 

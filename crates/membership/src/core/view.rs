@@ -92,6 +92,10 @@ impl ActiveView {
         self.peers.contains_key(id)
     }
 
+    pub(crate) fn get(&self, id: &NodeId) -> Option<&ActivePeer> {
+        self.peers.get(id)
+    }
+
     pub(crate) fn get_mut(&mut self, id: &NodeId) -> Option<&mut ActivePeer> {
         self.peers.get_mut(id)
     }

@@ -193,11 +193,12 @@ fn answer(sent: &Message, input: &mut Input<'_>) -> Option<Message> {
 }
 
 fn disconnect_reason(b: u8) -> LinkEnd {
-    match b % 5 {
+    match b % 6 {
         0 => LinkEnd::Local,
         1 => LinkEnd::PeerLeft,
         2 => LinkEnd::PeerReplaced,
         3 => LinkEnd::PeerClosed,
+        4 => LinkEnd::PeerBusy,
         _ => LinkEnd::Failed,
     }
 }
