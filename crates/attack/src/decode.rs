@@ -6,11 +6,10 @@
 
 use std::net::SocketAddr;
 
-use anyhow::Result;
 use dotray_codec::{OutFrame, proto};
 
-use crate::Report;
 use crate::sybil::Sybil;
+use crate::{Report, Result};
 
 /// Entries in the hostile list: as many as fit under the default 4 MiB frame limit.
 const ENTRIES: usize = 2_000_000;
@@ -18,7 +17,7 @@ const ENTRIES: usize = 2_000_000;
 const CONNECTIONS: usize = 4;
 
 /// Runs the attack against `target`.
-pub(crate) async fn run(target: SocketAddr, report: &mut Report) -> Result<()> {
+pub async fn run(target: SocketAddr, report: &mut Report) -> Result<()> {
     let body = proto::NodeQueryResponse { request_id: 1, nodes: vec![proto::NodeInfo::default(); ENTRIES] };
     let frame = OutFrame::encode(&body.into(), usize::MAX)?;
     report.add("frame_bytes", frame.len() as u64);

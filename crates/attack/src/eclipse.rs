@@ -13,12 +13,11 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use anyhow::Result;
 use dotray_membership::{Message, NodeState};
 use tokio::time::Instant;
 
-use crate::Report;
 use crate::sybil::{Sybil, is_attackers};
+use crate::{Report, Result};
 
 /// Attacker identities joined at any time: the size of a default active view.
 const IDENTITIES: usize = 5;
@@ -26,7 +25,7 @@ const IDENTITIES: usize = 5;
 const REJOIN_DELAY: Duration = Duration::from_millis(100);
 
 /// Runs the attack against `target` until `deadline`.
-pub(crate) async fn run(target: SocketAddr, deadline: Instant, report: &mut Report) -> Result<()> {
+pub async fn run(target: SocketAddr, deadline: Instant, report: &mut Report) -> Result<()> {
     let joins = Arc::new(AtomicU64::new(0));
     let evictions = Arc::new(AtomicU64::new(0));
     let mut tasks = Vec::new();

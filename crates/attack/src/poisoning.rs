@@ -13,13 +13,12 @@ use std::collections::BTreeSet;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use anyhow::{Context, Result};
 use dotray_codec::NodeId;
 use dotray_membership::{Message, NodeInfo, NodeState, PeerInfo};
 use tokio::time::Instant;
 
-use crate::Report;
 use crate::sybil::{Sybil, is_attackers};
+use crate::{Report, Result};
 
 /// Records in one request: `dotray_membership::Config::max_exchange_peers`' default.
 const RECORDS: usize = 16;
@@ -27,8 +26,8 @@ const RECORDS: usize = 16;
 const EVERY: Duration = Duration::from_millis(500);
 
 /// Runs the attack against `target` until `deadline`.
-pub(crate) async fn run(target: SocketAddr, deadline: Instant, report: &mut Report) -> Result<()> {
-    let before = honest_backups(target).await.context("querying the target before")?;
+pub async fn run(target: SocketAddr, deadline: Instant, report: &mut Report) -> Result<()> {
+    let before = honest_backups(target).await.map_err(|e| format!("querying the target before: {e}"))?;
     let mut requests = 0u64;
     let mut next_fake = 0u32;
     while Instant::now() + EVERY < deadline {
@@ -52,7 +51,7 @@ pub(crate) async fn run(target: SocketAddr, deadline: Instant, report: &mut Repo
         sybil.close().await;
     }
     let mut watcher = Sybil::connect(target).await?;
-    let after = watcher.query().await.context("querying the target after")?;
+    let after = watcher.query().await.map_err(|e| format!("querying the target after: {e}"))?;
     watcher.close().await;
     let after_honest: BTreeSet<NodeId> =
         after.iter().filter(|n| !is_attackers(&n.peer.addr)).map(|n| n.peer.id).collect();

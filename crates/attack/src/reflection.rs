@@ -15,14 +15,13 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use anyhow::Result;
 use dotray_codec::NodeId;
 use dotray_membership::{Message, PeerInfo};
 use tokio::net::TcpListener;
 use tokio::time::Instant;
 
-use crate::Report;
 use crate::sybil::Sybil;
+use crate::{Report, Result};
 
 /// The victim's address (port chosen by the system).
 const VICTIM_IP: [u8; 4] = [127, 0, 0, 67];
@@ -30,7 +29,7 @@ const VICTIM_IP: [u8; 4] = [127, 0, 0, 67];
 const WALKS_PER_SEC: u64 = 50;
 
 /// Runs the attack against `target` until `deadline`.
-pub(crate) async fn run(target: SocketAddr, deadline: Instant, report: &mut Report) -> Result<()> {
+pub async fn run(target: SocketAddr, deadline: Instant, report: &mut Report) -> Result<()> {
     let listener = TcpListener::bind(SocketAddr::from((VICTIM_IP, 0))).await?;
     let victim = listener.local_addr()?;
     let hits = Arc::new(AtomicU64::new(0));

@@ -10,26 +10,25 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use anyhow::{Result, bail};
 use dotray_membership::Message;
 use rand::Rng;
 use tokio::time::Instant;
 
-use crate::Report;
 use crate::sybil::Sybil;
+use crate::{Report, Result};
 
 /// Shortest and longest stay of one identity, in milliseconds.
 const STAY_MS: std::ops::Range<u64> = 2_000..6_000;
 
 /// Runs the attack against every node of `honest` until `deadline`, with `identities` at once.
-pub(crate) async fn run(
+pub async fn run(
     honest: &[SocketAddr],
     identities: usize,
     deadline: Instant,
     report: &mut Report,
 ) -> Result<()> {
     if honest.is_empty() {
-        bail!("the swarm needs --honest addresses");
+        return Err("the swarm needs --honest addresses".into());
     }
     let joins = Arc::new(AtomicU64::new(0));
     let mut tasks = Vec::new();

@@ -8,10 +8,11 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use anyhow::{Context, Result, bail};
 use dotray_codec::{DEFAULT_MAX_FRAME_LEN, NodeId, OutFrame, SecretKey, proto};
 use dotray_membership::{Message, NodeInfo};
 use dotray_transport::{Config, Events, PeerSender, Transport, TransportEvent};
+
+use crate::Result;
 
 /// The address every attacker identity listens on: honest nodes run on 127.0.0.1, so anything an
 /// honest node says about 127.0.0.66 is the attackers' doing.
@@ -31,13 +32,14 @@ impl Sybil {
     /// A fresh identity, connected to `target`.
     pub(crate) async fn connect(target: SocketAddr) -> Result<Self> {
         let listen = SocketAddr::from((ATTACKER_IP, 0));
-        let (transport, events) =
-            Transport::bind(listen, SecretKey::generate(), Config::default()).await.context("binding")?;
+        let (transport, events) = Transport::bind(listen, SecretKey::generate(), Config::default())
+            .await
+            .map_err(|e| format!("binding: {e}"))?;
         let peer = match transport.connect(target).await {
             Ok(peer) => peer,
             Err(error) => {
                 transport.shutdown().await;
-                bail!("connecting to {target}: {error}");
+                return Err(format!("connecting to {target}: {error}").into());
             }
         };
         Ok(Self { transport, events, sender: peer.sender })
@@ -56,7 +58,7 @@ impl Sybil {
 
     /// Sends any frame, waiting for room in the queue.
     pub(crate) fn send_frame(&self, frame: &OutFrame<'_>) -> Result<()> {
-        self.sender.try_send(frame).context("sending")
+        Ok(self.sender.try_send(frame)?)
     }
 
     /// Serves the connection (answering pings) until it closes or `deadline`. Returns true when the
@@ -105,10 +107,12 @@ impl Sybil {
         loop {
             let event = tokio::select! {
                 event = self.events.recv() => event,
-                () = tokio::time::sleep_until(deadline) => bail!("no answer to the query"),
+                () = tokio::time::sleep_until(deadline) => return Err("no answer to the query".into()),
             };
             match event {
-                None | Some(TransportEvent::Disconnected { .. }) => bail!("closed before answering"),
+                None | Some(TransportEvent::Disconnected { .. }) => {
+                    return Err("closed before answering".into());
+                }
                 Some(TransportEvent::Frames { frames, .. }) => {
                     for frame in frames {
                         match Message::try_from(frame) {
