@@ -183,7 +183,7 @@ impl<R: Rng> Membership<R> {
             self.add_active(info, direction, now);
         } else {
             // Refused: the requester closes the connection; keep its address as a backup.
-            self.learn_connected(info, direction);
+            self.learn_connected(info, direction, false);
             self.send(from, Message::NeighbourReply { accepted: false });
         }
     }
@@ -293,7 +293,7 @@ impl<R: Rng> Membership<R> {
                 .filter(|e| e.eligible(now) && !self.active.contains(&e.info.id))
                 .filter(|e| !self.dials.contains_key(&e.info.addr))
                 .filter(|e| self.transient.get(&e.info.id).is_none_or(|t| t.awaiting == Awaiting::Nothing))
-                .map(|e| (e.info, e.verified))
+                .map(|e| (e.info, e.verified()))
                 .collect();
             // Addresses proven to work first (Bitcoin Core's "tried" before "new"): a view that
             // strangers filled with made-up addresses then costs no failed dials while it still

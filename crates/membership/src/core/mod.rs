@@ -57,7 +57,7 @@ pub use seed::{ParseSeedError, Seed, split_seed, write_seed};
 pub use timer::Timer;
 
 use dial_budget::DialBudget;
-use view::{ActivePeer, ActiveView, PassiveEntry, PassiveView, Protection};
+use view::{ActivePeer, ActiveView, PassiveEntry, PassiveView, Protection, Trust};
 
 /// The HyParView membership state machine of one node. See the [module docs](self).
 #[derive(Debug)]
@@ -295,7 +295,7 @@ impl<R: Rng> Membership<R> {
             // becomes a neighbour, within the connection budget.
             if self.connections_and_dials() >= self.config.max_connections() {
                 self.push(Action::Disconnect { peer: peer.id, reason: CloseReason::TooManyConnections });
-                self.learn_connected(peer, link);
+                self.learn_connected(peer, link, false);
                 return;
             }
             self.add_transient(peer, link, Awaiting::Nothing, now);
@@ -494,15 +494,20 @@ impl<R: Rng> Membership<R> {
     /// Puts a node that `source` told us of into the passive view (see [`PassiveView::insert`]), unless
     /// it is us, active, or has no usable address.
     fn learn(&mut self, info: PeerInfo, source: NodeId) {
-        self.learn_entry(PassiveEntry::new(info, Some(source)));
+        let trust = if self.active.contains(&source) { Trust::Neighbour } else { Trust::Stranger };
+        self.learn_entry(PassiveEntry::new(info, Some(source), trust));
     }
 
     /// Puts a node we had a connection with into the passive view: verified if we dialed it (the
-    /// handshake proved its id at that address), told by itself otherwise.
-    fn learn_connected(&mut self, info: PeerInfo, direction: Direction) {
-        let mut entry = PassiveEntry::new(info, None);
-        entry.verified = direction == Direction::Outbound;
-        self.learn_entry(entry);
+    /// handshake proved its id at that address), a neighbour's word if it was an active peer, a
+    /// stranger's otherwise.
+    fn learn_connected(&mut self, info: PeerInfo, direction: Direction, was_active: bool) {
+        let trust = match direction {
+            Direction::Outbound => Trust::Verified,
+            Direction::Inbound if was_active => Trust::Neighbour,
+            Direction::Inbound => Trust::Stranger,
+        };
+        self.learn_entry(PassiveEntry::new(info, None, trust));
     }
 
     fn learn_entry(&mut self, entry: PassiveEntry) {
@@ -531,7 +536,9 @@ impl<R: Rng> Membership<R> {
             entry.failures = 0;
             entry.retry_at = None;
             entry.last_seen = Some(now);
-            entry.verified |= dialed == Some(entry.info.addr);
+            if dialed == Some(entry.info.addr) {
+                entry.trust = Trust::Verified;
+            }
         }
         self.seed_backoff.remove(&peer.addr);
         if let Some(dialed) = dialed {
@@ -599,12 +606,12 @@ impl<R: Rng> Membership<R> {
     fn forget(&mut self, peer: NodeId, fate: Fate, now: Instant) {
         let info = if let Some(active) = self.active.remove(&peer) {
             self.push(Action::Event(Event::NeighbourDown(peer)));
-            Some((active.info, active.direction))
+            Some((active.info, active.direction, true))
         } else if let Some(t) = self.transient.remove(&peer) {
             if t.awaiting == Awaiting::NeighbourReply {
                 self.note_refusal(peer, now);
             }
-            Some((t.info, t.direction))
+            Some((t.info, t.direction, false))
         } else {
             None
         };
@@ -614,16 +621,16 @@ impl<R: Rng> Membership<R> {
                 self.passive.remove(&peer);
             }
             Fate::Keep => {
-                if let Some((info, direction)) = info {
-                    self.learn_connected(info, direction);
+                if let Some((info, direction, was_active)) = info {
+                    self.learn_connected(info, direction, was_active);
                     if let Some(e) = self.passive.get_mut(&peer) {
                         e.last_seen = Some(now);
                     }
                 }
             }
             Fate::Down => {
-                if let Some((info, direction)) = info {
-                    self.learn_connected(info, direction);
+                if let Some((info, direction, was_active)) = info {
+                    self.learn_connected(info, direction, was_active);
                     let delay = self.backoff(1);
                     if let Some(e) = self.passive.get_mut(&peer) {
                         e.down = true;

@@ -864,3 +864,47 @@ fn refill_tries_addresses_that_worked_before_hearsay() {
     let dials: Vec<Action> = drain(&mut m).into_iter().filter(|a| matches!(a, Action::Dial { .. })).collect();
     assert_eq!(dials, vec![dial(peer(10))]);
 }
+
+#[test]
+fn a_stream_of_strangers_keeps_the_backups_its_neighbours_vouched_for() {
+    let mut m = node(1, vec![]);
+    // Two honest nodes that were our neighbours (they connected to us) and moved on: unverified
+    // backups, a neighbour's word. Then a full view.
+    for p in [20, 21] {
+        make_active(&mut m, p, at(0));
+        m.handle_disconnected(peer(p).id, LinkEnd::PeerReplaced, at(1));
+    }
+    for p in 2..7 {
+        make_active(&mut m, p, at(1));
+    }
+    drain(&mut m);
+    for stranger in 0..40u8 {
+        let attacker = PeerInfo::new(
+            NodeId::from_bytes([100 + stranger; 32]),
+            SocketAddr::from(([10, 66, 0, stranger], 9)),
+        );
+        m.handle_connected(attacker, None, at(2));
+        let peers = (0..16u8)
+            .map(|i| {
+                PeerInfo::new(
+                    NodeId::from_bytes([
+                        i, stranger, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7,
+                        7, 7, 7, 7, 7, 7,
+                    ]),
+                    SocketAddr::from(([10, 67, stranger, i], 9)),
+                )
+            })
+            .collect();
+        let request = Message::PeerExchangeRequest { origin: attacker, ttl: 0, peers, exchange_id: 1 };
+        m.handle_message(attacker.id, request, at(2));
+        m.handle_disconnected(attacker.id, LinkEnd::PeerLeft, at(2));
+        drain(&mut m);
+        for p in [20, 21] {
+            assert_eq!(
+                state_of(&m, p),
+                Some(NodeState::Passive),
+                "honest {p} lost after stranger {stranger}"
+            );
+        }
+    }
+}

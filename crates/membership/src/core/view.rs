@@ -25,12 +25,13 @@
 //!   stranger cannot make it dial them), then the lowest round-trip time among the rest, then the
 //!   longest-lived. The victim is a random unprotected peer, so strangers can hold at most the
 //!   unprotected slots, however many identities they make.
-//! * **Passive view** ([`PassiveView::insert`]): an entry heard from a peer (a *source*) is capped at
-//!   `max_passive_per_source` entries per source, beyond which it replaces that source's own entries;
-//!   a verified entry (one we had a connection with) is never evicted, nor its address or id replaced,
-//!   by an unverified one; and when the view is full the victim is an unverified entry of the source
-//!   that holds the most. One stranger can thus own a small, fixed share of the backups and never the
-//!   addresses this node has proved work.
+//! * **Passive view** ([`PassiveView::insert`]): every entry records who vouches for it ([`Trust`]: a
+//!   stranger's word, a neighbour's word, or a dial that proved it) and never gives way to a newcomer
+//!   vouched for less; one source (the peer that told us; nodes telling of themselves count as one)
+//!   holds at most `max_passive_per_source` entries, beyond which its newcomers replace its newest;
+//!   and a full view evicts the newest entry of the sources holding the most. A flood of strangers,
+//!   however many identities it uses, only ever displaces strangers' entries, newest first, and never
+//!   an address a neighbour vouched for or this node proved.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::net::SocketAddr;
@@ -179,6 +180,20 @@ pub(crate) struct Protection {
     pub(crate) long_lived: usize,
 }
 
+/// What vouches for a passive entry, weakest first. An unverified newcomer only ever displaces an
+/// entry that is vouched for no better than itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) enum Trust {
+    /// A stranger's word: a peer that was not our neighbour told us of it, or the node told of itself
+    /// on a transient connection. Anyone can make any number of these.
+    Stranger,
+    /// A neighbour's word: an active peer told us of it, or it was our active peer itself (its
+    /// liveness proven by pings, its address its own word).
+    Neighbour,
+    /// We dialed this address and the node proved this id in the handshake: the address works.
+    Verified,
+}
+
 /// One address of the passive view.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct PassiveEntry {
@@ -194,14 +209,21 @@ pub(crate) struct PassiveEntry {
     /// The peer that told us of it (a peer exchange, a join walk), or `None` when the node told us
     /// itself (it connected to us, advertising this address).
     pub(crate) source: Option<NodeId>,
-    /// We dialed this address and the node proved this id: the address works.
-    pub(crate) verified: bool,
+    /// How much the entry is worth keeping: what told us of it.
+    pub(crate) trust: Trust,
+    /// When the entry joined the view, as the view's insertion counter (set by `PassiveView::insert`).
+    learned: u64,
 }
 
 impl PassiveEntry {
-    /// An unverified entry for `info`, told by `source` (`None`: by the node itself).
-    pub(crate) fn new(info: PeerInfo, source: Option<NodeId>) -> Self {
-        Self { info, failures: 0, retry_at: None, down: false, last_seen: None, source, verified: false }
+    /// An entry for `info`, told by `source` (`None`: by the node itself), vouched for by `trust`.
+    pub(crate) fn new(info: PeerInfo, source: Option<NodeId>, trust: Trust) -> Self {
+        Self { info, failures: 0, retry_at: None, down: false, last_seen: None, source, trust, learned: 0 }
+    }
+
+    /// We dialed it and it proved its id.
+    pub(crate) fn verified(&self) -> bool {
+        self.trust == Trust::Verified
     }
 
     /// May be dialed at `now`.
@@ -215,11 +237,13 @@ impl PassiveEntry {
 pub(crate) struct PassiveView {
     entries: Vec<PassiveEntry>,
     capacity: usize,
+    /// Insertion counter: `learned` of the next new entry.
+    next_serial: u64,
 }
 
 impl PassiveView {
     pub(crate) fn new(capacity: usize) -> Self {
-        Self { entries: Vec::with_capacity(capacity), capacity }
+        Self { entries: Vec::with_capacity(capacity), capacity, next_serial: 0 }
     }
 
     pub(crate) fn len(&self) -> usize {
@@ -258,10 +282,10 @@ impl PassiveView {
     }
 
     /// Adds an entry (or refreshes the address of a known id), within the rules of the
-    /// [module docs](self): an unverified entry never displaces a verified one, a source that already
-    /// holds `per_source` entries replaces one of its own, and a full view evicts an unverified entry
-    /// of the source holding the most (entries a node told of itself count as one source; down
-    /// entries, our evidence for healing partitions, go last).
+    /// [module docs](self): a newcomer never displaces an entry vouched for better than itself (see
+    /// [`Trust`]), a source that already holds `per_source` entries replaces its newest, and a full
+    /// view evicts the newest entry of the sources holding the most (entries nodes told of
+    /// themselves count as one source; down entries, our evidence for healing partitions, go last).
     ///
     /// Returns the evicted entry's id, if any.
     pub(crate) fn insert<R: Rng>(
@@ -270,64 +294,73 @@ impl PassiveView {
         rng: &mut R,
         per_source: usize,
     ) -> Option<NodeId> {
-        let trusted = entry.verified;
-        // A known id: keep its history, take the (possibly new) address unless only hearsay says so.
+        let trust = entry.trust;
+        // A known id: keep its history, take the (possibly new) address unless weaker word says so.
         if let Some(known) = self.get_mut(&entry.info.id) {
-            if trusted || !known.verified {
+            if trust >= known.trust {
                 known.info.addr = entry.info.addr;
-                known.verified |= trusted;
+                known.trust = trust;
             }
             known.down |= entry.down;
             return None;
         }
         // A known address under a new id: the node restarted with a fresh id and the old id is gone,
-        // unless hearsay claims an address we verified.
+        // unless weaker word claims the address of a better-vouched entry.
         if let Some(known) = self.entries.iter().find(|e| e.info.addr == entry.info.addr) {
-            if !trusted && known.verified {
+            if trust < known.trust {
                 return None;
             }
             self.remove_addr(&entry.info.addr);
         }
-        let crowded =
-            !trusted && self.entries.iter().filter(|e| e.source == entry.source).count() >= per_source;
+        let crowded = trust < Trust::Verified
+            && self.entries.iter().filter(|e| e.source == entry.source).count() >= per_source;
         let victim = if crowded {
-            // The source's share is full: the newcomer replaces one of its own unverified entries.
-            Some(*self.unverified(Some(entry.source)).choose(rng)?)
+            // The source's share is full: the newcomer replaces the newest of its own entries it may
+            // displace, so what a source told before a flood stays.
+            let own =
+                self.displaceable(trust).into_iter().filter(|&i| self.entries[i].source == entry.source);
+            Some(own.max_by_key(|&i| self.entries[i].learned)?)
         } else if self.entries.len() >= self.capacity {
-            Some(self.eviction_victim(rng, trusted)?)
+            Some(self.eviction_victim(rng, trust)?)
         } else {
             None
         };
         let evicted = victim.map(|i| self.entries.swap_remove(i).info.id);
+        let mut entry = entry;
+        entry.learned = self.next_serial;
+        self.next_serial += 1;
         self.entries.push(entry);
         evicted
     }
 
-    /// Indexes of the unverified entries that are not down, of one source (`Some`) or all (`None`).
-    fn unverified(&self, source: Option<Option<NodeId>>) -> Vec<usize> {
+    /// Indexes of the unverified entries that are not down and are vouched for no better than `trust`.
+    fn displaceable(&self, trust: Trust) -> Vec<usize> {
         (0..self.entries.len())
             .filter(|&i| {
                 let e = &self.entries[i];
-                !e.verified && !e.down && source.is_none_or(|s| e.source == s)
+                !e.verified() && !e.down && e.trust <= trust
             })
             .collect()
     }
 
-    /// The entry a full view gives up for a newcomer (`trusted`: verified): an unverified entry of the
-    /// source holding the most unverified ones; for a verified newcomer, failing that, a random entry
-    /// that is not down, then any. `None`: an unverified newcomer finds nothing it may displace.
-    fn eviction_victim<R: Rng>(&self, rng: &mut R, trusted: bool) -> Option<usize> {
+    /// The entry a full view gives up for a newcomer vouched for by `trust`: among the entries it may
+    /// displace, the newest of the sources holding the most; for a verified newcomer, failing that, a
+    /// random entry that is not down, then any. `None`: the newcomer may displace nothing.
+    fn eviction_victim<R: Rng>(&self, rng: &mut R, trust: Trust) -> Option<usize> {
+        let candidates = self.displaceable(trust);
         let mut counts: BTreeMap<Option<NodeId>, usize> = BTreeMap::new();
-        for i in self.unverified(None) {
+        for &i in &candidates {
             *counts.entry(self.entries[i].source).or_default() += 1;
         }
         if let Some(&most) = counts.values().max() {
-            let top: Vec<Option<NodeId>> =
-                counts.iter().filter(|(_, n)| **n == most).map(|(s, _)| *s).collect();
-            let source = *top.choose(rng)?;
-            return self.unverified(Some(source)).choose(rng).copied();
+            // Among sources holding as many, the one that spoke last: a flood, however many sources
+            // it uses, trims itself before what the view held before it.
+            return candidates
+                .into_iter()
+                .filter(|&i| counts.get(&self.entries[i].source) == Some(&most))
+                .max_by_key(|&i| self.entries[i].learned);
         }
-        if !trusted {
+        if trust < Trust::Verified {
             return None;
         }
         let not_down: Vec<usize> = (0..self.entries.len()).filter(|&i| !self.entries[i].down).collect();
@@ -355,11 +388,11 @@ mod tests {
     }
 
     fn heard(i: u8, from: u8) -> PassiveEntry {
-        PassiveEntry::new(peer(i), Some(peer(from).id))
+        PassiveEntry::new(peer(i), Some(peer(from).id), Trust::Stranger)
     }
 
     fn verified(i: u8) -> PassiveEntry {
-        PassiveEntry { verified: true, ..PassiveEntry::new(peer(i), None) }
+        PassiveEntry::new(peer(i), None, Trust::Verified)
     }
 
     fn ids(view: &PassiveView) -> Vec<NodeId> {
@@ -388,10 +421,27 @@ mod tests {
             view.insert(heard(i, 7), &mut rng, 8);
         }
         assert_eq!(view.len(), 8, "a source's new entries replace its own");
+        for i in 100..107 {
+            assert!(view.get(&peer(i).id).is_some(), "what it told first stays: {i}");
+        }
         for i in 1..=20 {
             view.insert(heard(i, i + 30), &mut rng, 8);
         }
         assert_eq!(view.len(), 28, "other sources still have room");
+    }
+
+    #[test]
+    fn a_swarm_of_identities_does_not_displace_the_nodes_that_came_before() {
+        let mut rng = ChaCha8Rng::seed_from_u64(6);
+        let mut view = PassiveView::new(30);
+        // Two honest nodes that connected to us and left (each told us of itself: unverified).
+        view.insert(PassiveEntry::new(peer(1), None, Trust::Stranger), &mut rng, 8);
+        view.insert(PassiveEntry::new(peer(2), None, Trust::Stranger), &mut rng, 8);
+        for sybil in 10..250u8 {
+            view.insert(PassiveEntry::new(peer(sybil), None, Trust::Stranger), &mut rng, 8);
+        }
+        assert!(view.get(&peer(1).id).is_some() && view.get(&peer(2).id).is_some());
+        assert_eq!(view.len(), 8, "one shared share for nodes that told of themselves");
     }
 
     #[test]
@@ -411,9 +461,9 @@ mod tests {
         assert_eq!(ids(&view), before);
         // Nor can hearsay move a verified id to another address, or claim its address for another id.
         let moved = PeerInfo::new(peer(1).id, SocketAddr::from(([192, 0, 2, 1], 9)));
-        view.insert(PassiveEntry::new(moved, Some(peer(99).id)), &mut rng, 8);
+        view.insert(PassiveEntry::new(moved, Some(peer(99).id), Trust::Stranger), &mut rng, 8);
         let taken = PeerInfo::new(NodeId::from_bytes([77; 32]), peer(2).addr);
-        view.insert(PassiveEntry::new(taken, Some(peer(99).id)), &mut rng, 8);
+        view.insert(PassiveEntry::new(taken, Some(peer(99).id), Trust::Stranger), &mut rng, 8);
         assert_eq!(view.get(&peer(1).id).map(|e| e.info.addr), Some(peer(1).addr));
         assert_eq!(ids(&view), before);
     }
@@ -444,7 +494,7 @@ mod tests {
         let mut view = PassiveView::new(5);
         view.insert(heard(1, 9), &mut rng, 8);
         let restarted = PeerInfo::new(NodeId::from_bytes([99; 32]), peer(1).addr);
-        view.insert(PassiveEntry::new(restarted, None), &mut rng, 8);
+        view.insert(PassiveEntry::new(restarted, None, Trust::Stranger), &mut rng, 8);
         assert_eq!(view.len(), 1);
         assert!(view.get(&restarted.id).is_some());
     }
