@@ -4,7 +4,8 @@
 //! answer it) and the joiner of a `ForwardJoin` (to link with it). Two identities send such walks as
 //! fast as they like, all naming the victim, each time under a fresh node id so that no
 //! "already dialing that node" check stops them: a stranger on a transient connection (peer-exchange
-//! requests for someone else's exchange), and a neighbour that joined first (both kinds of walk).
+//! requests for someone else's exchange), and a neighbour that joined first (both kinds of walk; it
+//! joins again under a new identity whenever the target evicts it).
 //!
 //! The victim is a plain TCP listener on 127.0.0.67 that counts the connections it gets and closes
 //! them. One cheap message per connection the target opens is an amplifier for floods and port scans
@@ -44,7 +45,7 @@ pub async fn run(target: SocketAddr, deadline: Instant, report: &mut Report) -> 
     let mut neighbour = Sybil::connect(target).await?;
     neighbour.send(Message::Join)?;
     let named = |_: ()| PeerInfo::new(NodeId::from_bytes(rand::random()), victim);
-    let mut walks = 0u64;
+    let (mut walks, mut rejoins) = (0u64, 0u64);
     let mut tick = tokio::time::interval(Duration::from_millis(1_000 / WALKS_PER_SEC));
     while Instant::now() < deadline {
         tick.tick().await;
@@ -64,8 +65,17 @@ pub async fn run(target: SocketAddr, deadline: Instant, report: &mut Report) -> 
         let _ = neighbour.send(walk);
         walks += 2;
         // Keep both connections served (pings answered) between ticks.
-        stranger.serve_pending();
-        neighbour.serve_pending();
+        if stranger.serve_pending() {
+            stranger.close().await;
+            stranger = Sybil::connect(target).await?;
+        }
+        if neighbour.serve_pending() {
+            // Evicted to make room for someone else: join again, under a new identity.
+            neighbour.close().await;
+            neighbour = Sybil::connect(target).await?;
+            neighbour.send(Message::Join)?;
+            rejoins += 1;
+        }
     }
     // Dials already under way reach the victim a little later.
     tokio::time::sleep(Duration::from_secs(1)).await;
@@ -73,6 +83,7 @@ pub async fn run(target: SocketAddr, deadline: Instant, report: &mut Report) -> 
     stranger.close().await;
     neighbour.close().await;
     report.add("walks_sent", walks);
+    report.add("neighbour_rejoins", rejoins);
     report.add("victim_connections", hits.load(Ordering::Relaxed));
     Ok(())
 }
