@@ -18,17 +18,20 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 use serde_json::{Value, json};
 
-use crate::cli::{Flags, Help};
+use crate::cli::{Flags, Help, clock_seed};
 use crate::demo_log::{self, Run};
 use crate::demo_net::{self, Cluster};
 
 /// The command's help.
 pub(crate) static HELP: Help = Help {
     name: "attack",
-    usage: &["attack [--only NAME] [--json] [--seed SEED] [--secs S] [--nodes N] [--node-bin PATH]"],
+    usage: &[
+        "attack [--only NAME] [--json] [--seed SEED] [--secs S] [--nodes N]",
+        "attack --node-bin PATH [...]",
+    ],
     about: "\
-hostile peers (real processes, real protocol) against honest demo nodes, one row per attack,
-with a verdict (exit non-zero when an honest message is lost or a bound is broken)",
+hostile peers (real processes, real protocol) against honest demo nodes, one row per
+attack, with a verdict (exit non-zero when an honest message is lost or a bound is broken)",
     details: "\
 options:
   --only NAME       one attack: none, decode-amplification, eclipse, passive-poisoning,
@@ -175,13 +178,6 @@ fn parse(args: &[String]) -> Result<Options> {
         return Err(flags.misuse("--nodes must be at least 8"));
     }
     Ok(options)
-}
-
-fn clock_seed() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos() as u64)
-        .unwrap_or(1)
 }
 
 /// Entry point of the command.

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 
-use crate::cli::{Flags, Help};
+use crate::cli::{Flags, Help, clock_seed};
 use crate::demo_log;
 use crate::demo_net::{self, Cluster};
 
@@ -72,13 +72,6 @@ fn parse(args: &[String]) -> Result<Options> {
         options.senders = (options.nodes / 4).max(2);
     }
     Ok(options)
-}
-
-fn clock_seed() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos() as u64)
-        .unwrap_or(1)
 }
 
 /// A small seeded generator (xorshift64*), so the choices depend on the seed alone.

@@ -210,3 +210,11 @@ mod tests {
         );
     }
 }
+
+/// A seed from the clock, for commands whose `--seed` defaults to "new each run" (printed, to replay).
+pub(crate) fn clock_seed() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(1)
+}

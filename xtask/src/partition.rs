@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 
-use crate::cli::{Flags, Help};
+use crate::cli::{Flags, Help, clock_seed};
 use crate::netns::{self, NetnsPair};
 use crate::partition_scenario::{self, Plan};
 
@@ -71,13 +71,6 @@ fn parse(args: &[String]) -> Result<Plan> {
 fn seconds(flags: &mut Flags<'_>, flag: &str) -> Result<Duration> {
     let secs: f64 = flags.value(flag, "seconds")?;
     Duration::try_from_secs_f64(secs).map_err(|_| flags.misuse(format!("{flag} takes seconds, not {secs}")))
-}
-
-fn clock_seed() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos() as u64)
-        .unwrap_or(1)
 }
 
 /// Entry point of the command.

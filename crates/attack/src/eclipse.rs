@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use dotray_membership::{Message, NodeState};
+use dotray_membership::NodeState;
 use tokio::time::Instant;
 
 use crate::sybil::{Sybil, is_attackers};
@@ -32,18 +32,14 @@ pub async fn run(target: SocketAddr, deadline: Instant, report: &mut Report) -> 
     for slot in 0..IDENTITIES {
         let (joins, evictions) = (joins.clone(), evictions.clone());
         tasks.push(tokio::spawn(async move {
-            let mut high_priority = slot % 2 == 1;
+            let mut high_priority = slot % 2 == 0;
             while Instant::now() < deadline {
-                let Ok(mut sybil) = Sybil::connect(target).await else {
+                high_priority = !high_priority;
+                let Some(mut sybil) = Sybil::join(target, high_priority).await else {
                     tokio::time::sleep(REJOIN_DELAY).await;
                     continue;
                 };
-                let message =
-                    if high_priority { Message::Neighbour { high_priority: true } } else { Message::Join };
-                high_priority = !high_priority;
-                if sybil.send(message).is_ok() {
-                    joins.fetch_add(1, Ordering::Relaxed);
-                }
+                joins.fetch_add(1, Ordering::Relaxed);
                 if sybil.serve_until(deadline).await {
                     evictions.fetch_add(1, Ordering::Relaxed);
                 }

@@ -10,7 +10,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use dotray_membership::Message;
 use rand::Rng;
 use tokio::time::Instant;
 
@@ -35,23 +34,19 @@ pub async fn run(
     for slot in 0..identities {
         let (joins, honest) = (joins.clone(), honest.to_vec());
         tasks.push(tokio::spawn(async move {
-            let mut high_priority = slot % 2 == 1;
+            let mut high_priority = slot % 2 == 0;
             // Spread the first joins over a second rather than all in one instant.
             let spread = Duration::from_millis(rand::rng().random_range(0..1_000));
             tokio::time::sleep(spread).await;
             while Instant::now() < deadline {
                 let pick = rand::rng().random_range(0..honest.len());
                 let target = honest[pick];
-                let Ok(mut sybil) = Sybil::connect(target).await else {
+                high_priority = !high_priority;
+                let Some(mut sybil) = Sybil::join(target, high_priority).await else {
                     tokio::time::sleep(Duration::from_millis(200)).await;
                     continue;
                 };
-                let message =
-                    if high_priority { Message::Neighbour { high_priority: true } } else { Message::Join };
-                high_priority = !high_priority;
-                if sybil.send(message).is_ok() {
-                    joins.fetch_add(1, Ordering::Relaxed);
-                }
+                joins.fetch_add(1, Ordering::Relaxed);
                 let stay = Duration::from_millis(rand::rng().random_range(STAY_MS));
                 sybil.serve_until(deadline.min(Instant::now() + stay)).await;
                 sybil.close().await;

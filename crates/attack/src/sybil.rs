@@ -45,6 +45,16 @@ impl Sybil {
         Ok(Self { transport, events, sender: peer.sender })
     }
 
+    /// A fresh identity that connects to `target` and asks into its active view: with `Join` or, when
+    /// `high_priority`, a high-priority `Neighbour` request (both evict an active peer of a full
+    /// view). `None` when the target cannot be reached or the request cannot be sent.
+    pub(crate) async fn join(target: SocketAddr, high_priority: bool) -> Option<Self> {
+        let sybil = Self::connect(target).await.ok()?;
+        let message = if high_priority { Message::Neighbour { high_priority: true } } else { Message::Join };
+        sybil.send(message).ok()?;
+        Some(sybil)
+    }
+
     /// This identity's node id.
     pub(crate) fn id(&self) -> NodeId {
         self.transport.local_id()
