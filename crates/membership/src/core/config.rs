@@ -133,11 +133,17 @@ pub struct Config {
     /// Default 10 s: several round trips on any real network; after it the connection is closed so that
     /// connection counts stay bounded.
     pub transient_timeout: Duration,
-    /// Most connections this node keeps outside the active view at once. Inbound connections beyond
-    /// `active_view_capacity + max_transient_connections` are refused (`TooManyConnections`).
+    /// Most connections other nodes opened that this node keeps outside the active view at once (a
+    /// join on its way, a query, an exchange reply); more are refused (`TooManyConnections`).
     ///
-    /// Default 10: room for a few concurrent joins, exchanges and queries; keeps a seed's total at 15.
+    /// Default 10: room for a few concurrent joins, exchanges and queries.
     pub max_transient_connections: usize,
+    /// Most dials under way plus connections this node opened outside the active view (refill,
+    /// joins, heals, exchange replies, queries). A budget of its own, so that strangers who open
+    /// connections to this node never leave it unable to dial a replacement for a lost neighbour.
+    ///
+    /// Default 5: refill asks one peer at a time, joins and heals a few at once.
+    pub max_dials: usize,
     /// First wait before redialing an address that failed; doubled at each further failure.
     ///
     /// Default 1 s: a restarting peer is usually back within seconds (the Go original retried every 3 s).
@@ -191,6 +197,7 @@ impl Default for Config {
             heal_seed_every: 4,
             transient_timeout: Duration::from_secs(10),
             max_transient_connections: 10,
+            max_dials: 5,
             backoff_initial: Duration::from_secs(1),
             backoff_max: Duration::from_secs(60),
             max_dial_failures: 8,
@@ -202,9 +209,10 @@ impl Default for Config {
 }
 
 impl Config {
-    /// Most connections this node keeps open at once: the active view plus transient connections.
+    /// Most connections this node keeps open (or dials) at once: the active view, the connections
+    /// others opened, and its own dials.
     pub fn max_connections(&self) -> usize {
-        self.active_view_capacity + self.max_transient_connections
+        self.active_view_capacity + self.max_transient_connections + self.max_dials
     }
 
     /// Checks that the values make sense together.
@@ -218,6 +226,7 @@ impl Config {
             ("max_missed_pongs", self.max_missed_pongs == 0),
             ("max_dial_failures", self.max_dial_failures == 0),
             ("max_transient_connections", self.max_transient_connections == 0),
+            ("max_dials", self.max_dials == 0),
             ("heal_seed_every", self.heal_seed_every == 0),
             ("shuffle_interval", self.shuffle_interval.is_zero()),
             ("ping_interval", self.ping_interval.is_zero()),
@@ -253,7 +262,7 @@ mod tests {
     #[test]
     fn default_is_valid() {
         assert_eq!(Config::default().validate(), Ok(()));
-        assert_eq!(Config::default().max_connections(), 15);
+        assert_eq!(Config::default().max_connections(), 20);
     }
 
     #[test]

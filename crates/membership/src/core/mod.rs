@@ -22,7 +22,9 @@
 //! opened for one job (a join, a neighbour request, a peer-exchange reply, a query) and closed by the
 //! core when the job is done or after [`Config::transient_timeout`]. Dials are remembered as *intents*
 //! keyed by the dialed address, because the node id of the other side is only learned when the
-//! connection is up. At any time `active + transient + pending dials <= Config::max_connections()`.
+//! connection is up. Connections others opened and this node's own dials have budgets of their own
+//! (`max_transient_connections`, `max_dials`), so silent strangers cannot keep the node from
+//! dialing; at any time `active + transient + pending dials <= Config::max_connections()`.
 
 mod action;
 mod config;
@@ -293,7 +295,10 @@ impl<R: Rng> Membership<R> {
             // message to a node that is not a neighbour), or the late answer to a dial we gave up on.
             // Each is kept as a transient connection, closed after `transient_timeout` unless it
             // becomes a neighbour, within the connection budget.
-            if self.connections_and_dials() >= self.config.max_connections() {
+            // Other nodes' connections have their budget; ours (the application's) only the total.
+            let full = link == Direction::Inbound
+                && self.inbound_transients() >= self.config.max_transient_connections;
+            if full || self.connections_and_dials() >= self.config.max_connections() {
                 self.push(Action::Disconnect { peer: peer.id, reason: CloseReason::TooManyConnections });
                 self.learn_connected(peer, link, false);
                 return;
@@ -463,7 +468,18 @@ impl<R: Rng> Membership<R> {
 
     /// May we open one more connection?
     fn dial_budget(&self) -> bool {
-        self.connections_and_dials() < self.config.max_connections()
+        self.outbound_pending() < self.config.max_dials
+            && self.connections_and_dials() < self.config.max_connections()
+    }
+
+    /// Connections other nodes opened, outside the active view.
+    fn inbound_transients(&self) -> usize {
+        self.transient.values().filter(|t| t.direction == Direction::Inbound).count()
+    }
+
+    /// Dials under way and connections this node opened, outside the active view.
+    fn outbound_pending(&self) -> usize {
+        self.dials.len() + self.transient.values().filter(|t| t.direction == Direction::Outbound).count()
     }
 
     fn is_connected(&self, id: &NodeId) -> bool {

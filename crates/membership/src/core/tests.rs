@@ -425,19 +425,27 @@ fn an_unasked_neighbour_reply_is_a_protocol_violation() {
 }
 
 #[test]
-fn inbound_connections_beyond_the_limit_are_refused() {
+fn silent_strangers_never_block_the_nodes_own_dials() {
+    // Slot exhaustion: strangers connect and say nothing. Beyond `max_transient_connections` they are
+    // refused, and the node's own dials have a budget of their own.
     let mut m = node(1, vec![]);
-    let limit = Config::default().max_connections() as u8;
+    make_active(&mut m, 2, at(0));
+    let limit = Config::default().max_transient_connections as u8;
     for p in 0..limit {
-        m.handle_connected(peer(10 + p), None, at(0));
+        m.handle_connected(peer(10 + p), None, at(u64::from(p)));
     }
     drain(&mut m);
-    m.handle_connected(peer(99), None, at(0));
+    m.handle_connected(peer(99), None, at(100));
     assert_eq!(
         drain_no_timers(&mut m),
         vec![Action::Disconnect { peer: peer(99).id, reason: CloseReason::TooManyConnections }]
     );
-    assert_eq!(m.connection_count(), usize::from(limit));
+    assert_eq!(m.connection_count(), 1 + usize::from(limit));
+    // A backup to dial: the refill still dials it, strangers or not.
+    m.handle_connected(peer(50), Some(peer(50).addr), at(200));
+    m.handle_disconnected(peer(50).id, LinkEnd::Local, at(200));
+    let dials: Vec<Action> = drain(&mut m).into_iter().filter(|a| matches!(a, Action::Dial { .. })).collect();
+    assert_eq!(dials, vec![dial(peer(50))]);
 }
 
 #[test]
