@@ -18,6 +18,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 use serde_json::{Value, json};
 
+use crate::cargo_build::Binary;
 use crate::cli::{Flags, Help, clock_seed};
 use crate::demo_log::{self, Run};
 use crate::demo_net::{self, Cluster};
@@ -228,17 +229,8 @@ pub(crate) fn run(args: &[String]) -> Result<()> {
 
 /// Builds the attacker binary and returns its path.
 fn build_attacker() -> Result<PathBuf> {
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
-    let status = Command::new(cargo)
-        .args(["build", "--quiet", "--package", "dotray-attack", "--bin", "dotray-attack"])
-        .status()
-        .context("building dotray-attack")?;
-    if !status.success() {
-        bail!("building dotray-attack failed ({status})");
-    }
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map_or_else(|| crate::codegen::workspace_root().join("target"), PathBuf::from);
-    Ok(target.join("debug").join("dotray-attack"))
+    let attacker = Binary { package: "dotray-attack", kind: "--bin", name: "dotray-attack", release: false };
+    crate::cargo_build::build(&attacker)
 }
 
 /// What one row measured.

@@ -17,6 +17,7 @@ use std::process::{Command, Stdio};
 use anyhow::{Context, Result, bail};
 use serde_json::Value;
 
+use crate::cargo_build::Binary;
 use crate::cli::{Flags, Help};
 
 /// The command's help.
@@ -209,17 +210,8 @@ pub(crate) fn run(args: &[String]) -> Result<()> {
 
 /// Builds the benchmark binary in release mode and returns its path.
 fn build() -> Result<PathBuf> {
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
-    let status = Command::new(cargo)
-        .args(["build", "--quiet", "--release", "--package", "dotray-bench", "--bin", "dotray-bench"])
-        .status()
-        .context("building dotray-bench")?;
-    if !status.success() {
-        bail!("building dotray-bench failed ({status})");
-    }
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map_or_else(|| crate::codegen::workspace_root().join("target"), PathBuf::from);
-    Ok(target.join("release").join("dotray-bench"))
+    let bench = Binary { package: "dotray-bench", kind: "--bin", name: "dotray-bench", release: true };
+    crate::cargo_build::build(&bench)
 }
 
 /// Runs both systems `runs` times, alternating which goes first. Returns every run's JSON object.

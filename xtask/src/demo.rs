@@ -10,11 +10,11 @@
 //! about half a minute.
 
 use std::path::PathBuf;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 
+use crate::cargo_build::Binary;
 use crate::cli::{Flags, Help};
 use crate::demo_log::{self, Run};
 use crate::demo_net::{self, Cluster};
@@ -136,19 +136,9 @@ pub(crate) fn run(args: &[String]) -> Result<()> {
 
 /// Builds the demo example and returns the binary's path.
 pub(crate) fn build_demo() -> Result<PathBuf> {
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
     println!("== building the demo (cargo build --example demo)");
-    let status = Command::new(cargo)
-        .args(["build", "--quiet", "--package", "dotray", "--example", "demo"])
-        .status()
-        .context("running cargo build")?;
-    if !status.success() {
-        bail!("building the demo failed");
-    }
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| crate::codegen::workspace_root().join("target"));
-    Ok(target.join("debug").join("examples").join("demo"))
+    let demo = Binary { package: "dotray", kind: "--example", name: "demo", release: false };
+    crate::cargo_build::build(&demo)
 }
 
 /// Prints per-node delivery counts once a second for `how_long`, and the overlay when Enter is pressed.

@@ -6,6 +6,7 @@
 
 mod attack;
 mod bench;
+mod cargo_build;
 mod chaos;
 mod cli;
 mod codegen;

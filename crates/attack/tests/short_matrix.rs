@@ -46,12 +46,32 @@ async fn network() -> Vec<Node> {
     nodes
 }
 
+/// The attacks this test runs.
+#[derive(Debug, Clone, Copy)]
+enum Attack {
+    Decode,
+    Eclipse,
+    Poisoning,
+    Reflection,
+}
+
+impl Attack {
+    async fn run(self, target: std::net::SocketAddr, deadline: Instant) -> Report {
+        let mut report = Report::default();
+        let outcome = match self {
+            Self::Decode => decode::run(target, &mut report).await,
+            Self::Eclipse => eclipse::run(target, deadline, &mut report).await,
+            Self::Poisoning => poisoning::run(target, deadline, &mut report).await,
+            Self::Reflection => reflection::run(target, deadline, &mut report).await,
+        };
+        outcome.unwrap_or_else(|error| panic!("{self:?} did not run: {error}"));
+        report
+    }
+}
+
 /// Runs `attack` against the target while node 0 broadcasts every 50 ms; returns the attacker's report
 /// once the target has delivered every broadcast, in order (or panics after a generous wait).
-async fn under_attack<F>(attack: impl FnOnce(std::net::SocketAddr, Instant) -> F) -> Report
-where
-    F: std::future::Future<Output = (Report, dotray_attack::Result<()>)>,
-{
+async fn under_attack(attack: Attack) -> Report {
     let nodes = network().await;
     let target = nodes[TARGET].clone();
     let deadline = Instant::now() + ATTACK;
@@ -65,8 +85,7 @@ where
         }
         sent
     });
-    let (report, outcome) = attack(target.local_addr(), deadline).await;
-    outcome.expect("the attack ran");
+    let report = attack.run(target.local_addr(), deadline).await;
     let sent = sender.await.expect("sender");
     let mut next = 0u64;
     let wait = Instant::now() + Duration::from_secs(20);
@@ -89,47 +108,27 @@ where
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn decode_amplification_is_refused_before_decoding() {
-    let report = under_attack(|target, _| async move {
-        let mut report = Report::default();
-        let outcome = decode::run(target, &mut report).await;
-        (report, outcome)
-    })
-    .await;
+    let report = under_attack(Attack::Decode).await;
     assert_eq!(report.count("closed_by_target"), Some(4), "{report:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_eclipse_never_takes_the_whole_active_view() {
-    let report = under_attack(|target, deadline| async move {
-        let mut report = Report::default();
-        let outcome = eclipse::run(target, deadline, &mut report).await;
-        (report, outcome)
-    })
-    .await;
+    let report = under_attack(Attack::Eclipse).await;
     assert!(report.count("joins").is_some_and(|joins| joins >= 5), "{report:?}");
     assert!(report.fraction("attacker_share_max").is_some_and(|share| share < 1.0), "{report:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn poisoning_displaces_no_honest_backup() {
-    let report = under_attack(|target, deadline| async move {
-        let mut report = Report::default();
-        let outcome = poisoning::run(target, deadline, &mut report).await;
-        (report, outcome)
-    })
-    .await;
+    let report = under_attack(Attack::Poisoning).await;
     assert!(report.count("requests").is_some_and(|n| n >= 5), "{report:?}");
     assert_eq!(report.count("honest_backups_kept"), report.count("honest_backups_before"), "{report:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn walks_reflect_at_most_the_dial_budget() {
-    let report = under_attack(|target, deadline| async move {
-        let mut report = Report::default();
-        let outcome = reflection::run(target, deadline, &mut report).await;
-        (report, outcome)
-    })
-    .await;
+    let report = under_attack(Attack::Reflection).await;
     let config = dotray::membership::core::Config::default();
     // The budget's burst and rate over the attack, and a heal dial of the victim's address per
     // second (the test's heal interval) once it sits in the passive view.

@@ -203,6 +203,18 @@ fn check_bounds(report: &mut Report, sim: &Sim, snap: &Snapshot) {
     report.check(passive_max <= config.passive_view_capacity, || format!("a passive view of {passive_max}"));
 }
 
+/// After an overlay formed: 10 s more, then it must still be one with no isolated node, every view
+/// and connection count within bounds.
+fn holds_together(report: &mut Report, sim: &mut Sim) {
+    sim.run_for(Duration::from_secs(10));
+    let snap = metrics::snapshot(sim);
+    report.check(snap.connected() && snap.isolated == 0, || {
+        format!("{} components, {} isolated, 10 s after forming", snap.components, snap.isolated)
+    });
+    view_figures(report, &snap);
+    check_bounds(report, sim, &snap);
+}
+
 /// Scenario 1: N nodes join through one seed. The overlay ends connected with no isolated node, every
 /// view within bounds, and no node (the seed included) above the connection limit.
 pub fn join(params: &Params) -> Report {
@@ -211,13 +223,7 @@ pub fn join(params: &Params) -> Report {
     let converged = time_until(&mut sim, Duration::from_secs(60), |s| s.connected() && s.isolated == 0);
     report.figure("converged after last join", secs(converged));
     report.check(converged.is_some(), || "the overlay did not converge within 60 s".to_owned());
-    sim.run_for(Duration::from_secs(10));
-    let snap = metrics::snapshot(&sim);
-    report.check(snap.connected() && snap.isolated == 0, || {
-        format!("{} components, {} isolated, 10 s after converging", snap.components, snap.isolated)
-    });
-    view_figures(&mut report, &snap);
-    check_bounds(&mut report, &sim, &snap);
+    holds_together(&mut report, &mut sim);
     let seed = &sim.nodes[0];
     report.figure(
         "seed active/max conns",
@@ -248,13 +254,7 @@ pub fn join_storm(params: &Params) -> Report {
     let converged = time_until(&mut sim, STORM_LIMIT, |s| s.connected() && s.isolated == 0);
     report.figure("one overlay after", secs(converged));
     report.check(converged.is_some(), || format!("no single overlay within {STORM_LIMIT:?}"));
-    sim.run_for(Duration::from_secs(10));
-    let snap = metrics::snapshot(&sim);
-    report.check(snap.connected() && snap.isolated == 0, || {
-        format!("{} components, {} isolated, 10 s later", snap.components, snap.isolated)
-    });
-    view_figures(&mut report, &snap);
-    check_bounds(&mut report, &sim, &snap);
+    holds_together(&mut report, &mut sim);
     report.figure("refused conns", sim.stats.refused);
     report
 }

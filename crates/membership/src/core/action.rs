@@ -120,8 +120,8 @@ pub enum LinkEnd {
     /// The peer said goodbye with `Replaced`: it dropped us from its active view but is alive. Keep it
     /// as a backup.
     PeerReplaced,
-    /// The peer said goodbye with another reason (a transient connection it no longer needs, ...). It
-    /// is alive.
+    /// The peer said goodbye for a reason not listed here (a transient connection it no longer
+    /// needs, ...). It is alive.
     PeerClosed,
     /// The peer said goodbye with `TooManyConnections`: it is alive but had no room for us. A seed
     /// that says so has not let us in yet: it is dialed again after a back-off.
