@@ -20,7 +20,8 @@
 //! * [`NodeId`] — a node's identity, the public half of its [`SecretKey`] (Ed25519), and
 //!   [`Direction`] — who dialed a connection;
 //! * [`CodecError`] — what can go wrong, typed;
-//! * [`InvalidConfig`] — why a layer's configuration cannot work, the one shape every layer uses.
+//! * [`InvalidConfig`] — why a layer's configuration cannot work, the one shape every layer uses;
+//! * [`TokenBucket`] — the per-second budget every layer puts on what a peer can make this node do.
 //!
 //! ## Safety against bad input
 //!
@@ -70,6 +71,7 @@ mod list_bound;
 mod node_id;
 mod out_frame;
 mod recycle;
+mod token_bucket;
 
 pub mod generated;
 
@@ -92,6 +94,7 @@ pub use list_bound::MAX_LIST_ENTRIES;
 pub use node_id::{NODE_ID_LEN, NodeId, ParseNodeIdError};
 pub use out_frame::{COPY_FRAME_MAX, OutFrame};
 pub use recycle::BufferRecycler;
+pub use token_bucket::TokenBucket;
 
 /// The wire protocol version this crate speaks (`Hello.protocol_version`). Version 2 runs every
 /// connection inside a Noise channel and makes node ids Ed25519 public keys. Version 3 adds signed

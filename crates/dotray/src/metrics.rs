@@ -60,8 +60,9 @@
 //! | `dotray_tree_optimisations_total` | counter | links | Tree links replaced by a shorter lazy path. |
 //! | `dotray_gaps_total` | counter | gaps | Gap events: runs of messages given up as lost. |
 //! | `dotray_gap_messages_total` | counter | messages | Messages covered by those gaps. |
-//! | `dotray_streams_refused_total` | counter | streams | New streams refused: stream limit reached, none old enough to evict. |
+//! | `dotray_streams_refused_total` | counter | streams | New streams refused: over the naming neighbour's new-stream budget. |
 //! | `dotray_streams_evicted_total` | counter | streams | Streams forgotten for idleness or to make room. |
+//! | `dotray_streams_restored_total` | counter | streams | Evicted streams that came back and resumed at their remembered watermark. |
 //! | `dotray_protocol_violations_total` | counter | violations | Protocol violations the broadcast layer found. |
 //! | `dotray_manifests_signed_total` | counter | manifests | Manifests this node signed for its own messages. |
 //! | `dotray_manifests_sent_total` | counter | messages | Manifests sent: every copy to every peer. |
@@ -234,9 +235,11 @@ figures! {
         gaps: Counter "dotray_gaps_total" "Gap events: runs of messages given up as lost.",
         gap_messages: Counter "dotray_gap_messages_total" "Messages covered by those gaps.",
         streams_refused: Counter "dotray_streams_refused_total"
-            "New streams refused: stream limit reached, none old enough to evict.",
+            "New streams refused: over the naming neighbour's new-stream budget.",
         streams_evicted: Counter "dotray_streams_evicted_total"
             "Streams forgotten for idleness or to make room.",
+        streams_restored: Counter "dotray_streams_restored_total"
+            "Evicted streams that came back and resumed at their remembered watermark.",
         violations: Counter "dotray_protocol_violations_total"
             "Protocol violations the broadcast layer found.",
         manifests_signed: Counter "dotray_manifests_signed_total"

@@ -78,7 +78,7 @@ pub struct Config {
     pub max_passive_per_source: usize,
     /// Dials per second, on average, to addresses other nodes named: the origin of a peer-exchange
     /// walk that ends here (to answer it) and the joiner at the end of a `ForwardJoin` walk. Beyond
-    /// the budget such walks end without a dial. See the `dial_budget` module.
+    /// the budget such walks end without a dial. (A [`dotray_codec::TokenBucket`].)
     ///
     /// Default 2: an honest node ends a walk a few times a minute; a hostile neighbour gets this node
     /// to connect to addresses of its choosing at most this often.

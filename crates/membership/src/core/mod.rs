@@ -28,7 +28,6 @@
 
 mod action;
 mod config;
-mod dial_budget;
 mod exchange;
 mod join;
 mod liveness;
@@ -46,7 +45,7 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use dotray_codec::NodeId;
+use dotray_codec::{NodeId, TokenBucket};
 use rand::Rng;
 
 pub use action::{Action, CloseReason, Event, LinkEnd};
@@ -58,7 +57,6 @@ pub use rtt::RttEstimator;
 pub use seed::{ParseSeedError, Seed, split_seed, write_seed};
 pub use timer::Timer;
 
-use dial_budget::DialBudget;
 use view::{ActivePeer, ActiveView, PassiveEntry, PassiveView, Protection, Trust};
 
 /// The HyParView membership state machine of one node. See the [module docs](self).
@@ -97,8 +95,14 @@ pub struct Membership<R: Rng> {
     refill_refusals: u32,
     /// Until then, accept every `Neighbour` request: they end the walks of the join we just sent.
     accept_neighbours_until: Instant,
-    /// Dials to addresses other nodes named (walk origins, joiners): see the `dial_budget` module.
-    named_dials: DialBudget,
+    /// Dials to addresses other nodes named: the origin of a peer-exchange walk that ends here, the
+    /// joiner at the end of a `ForwardJoin` walk. Those dials answer one message each, so without a
+    /// budget a peer could turn one cheap message into one connection attempt to any address of its
+    /// choosing: a reflection (make many nodes connect to a victim) or a port scan in this node's
+    /// name. Honest walks end at a node a few times a minute, and in bursts of a few when many nodes
+    /// join at once; the bucket's burst covers those, and its rate bounds what a hostile neighbour
+    /// can make this node do.
+    named_dials: TokenBucket,
     /// Heal timer rounds so far (every `heal_seed_every`-th goes to a seed).
     heal_round: u32,
     left: bool,
@@ -182,7 +186,7 @@ impl<R: Rng> Membership<R> {
         let seed_ids = seeds.iter().filter_map(|s| Some((s.addr, s.node?))).collect();
         let mut seeds: Vec<SocketAddr> = seeds.iter().map(|s| s.addr).collect();
         seeds.dedup();
-        let named_dials = DialBudget::new(config.named_dial_rate, config.named_dial_burst, now);
+        let named_dials = TokenBucket::new(config.named_dial_rate, config.named_dial_burst, now);
         let mut this = Self {
             me,
             named_dials,

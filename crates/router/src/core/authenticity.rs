@@ -42,7 +42,7 @@ impl<R: rand::Rng> Router<R> {
             return self.violation(from, "manifest with a bad signature");
         }
         let start = self.adoption_start(manifest.first);
-        if !self.ensure_stream(stream, start, now) {
+        if !self.ensure_stream(from, stream, start, now) {
             return;
         }
         let budget = self.config.max_stream_proof_bytes;

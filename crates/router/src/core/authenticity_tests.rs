@@ -396,7 +396,7 @@ fn pending_manifests_are_bounded_per_stream_and_released_on_delivery() {
     }
     assert_eq!(r.counters().proofs_dropped, 2, "three fit the stream's budget");
     for seq in 1..=3 {
-        r.handle_message(id(5), Message::Manifest(manifest(stream(8), seq, &[&payload(seq)])), now);
+        r.handle_message(id(2), Message::Manifest(manifest(stream(8), seq, &[&payload(seq)])), now);
     }
     assert_eq!(r.counters().proofs_dropped, 3, "the node's budget holds five");
     assert_eq!(r.proof_bytes, 5 * one);

@@ -86,11 +86,28 @@ pub struct Config {
     /// 12.6 s for membership to find it a new one, and reported as lost messages its origin still
     /// held).
     pub gap_timeout: Duration,
-    /// Maximum number of streams tracked at once. Default 4,096. When full, a stream idle for longer
-    /// than `retention_time` is evicted to make room; if none is, the new stream is refused (counted),
-    /// so a hostile peer cannot flush the state of live streams.
+    /// Maximum number of streams tracked at once. Default 4,096. When full, the least recently active
+    /// stream (never our own) is evicted to make room, and its watermark remembered
+    /// (`max_forgotten_streams`): a new origin is never refused for lack of room, however many
+    /// streams others keep alive. See `stream_table.rs`.
     pub max_streams: usize,
-    /// A stream with no activity for this long is forgotten. Default 10 min. Safe because no honest
+    /// Streams each neighbour may make this node start tracking per second, on average (by naming
+    /// them in a manifest, a digest or a `Sync`); beyond its budget such a stream is ignored until
+    /// the repair path brings it again. Default 64: a network's new origins appear a few at a time,
+    /// and a node joining a network of thousands of origins learns of them within
+    /// `new_stream_burst`. It bounds how fast strangers can churn the stream table: a neighbour
+    /// evicts at most this many streams per second once its burst is spent.
+    pub new_streams_per_sec: u32,
+    /// New streams a neighbour may name at once (the bucket's size; a new link starts full). Default
+    /// 1,024: a joining node hears of every live origin from its first few neighbours at once.
+    pub new_stream_burst: u32,
+    /// Watermarks of evicted streams remembered, so that a stream that comes back resumes where it
+    /// stood instead of delivering its still-retained messages again. Default 16,384 (about 1 MiB).
+    /// A mark must outlive `retention_time` after its eviction to guard against every duplicate; at
+    /// the default budgets, five neighbours churning the table at `new_streams_per_sec` each evict
+    /// 9,600 streams in 30 s, within the bound. Marks also go after `stream_idle_timeout`.
+    pub max_forgotten_streams: usize,
+    /// A stream with no activity for this long is forgotten (within twice this). Default 10 min. Safe because no honest
     /// node retains its payloads longer than `retention_time`, so none of them can come back.
     pub stream_idle_timeout: Duration,
     /// A node that first hears of a stream at sequence number `s` delivers it from
@@ -169,6 +186,9 @@ impl Default for Config {
             reorder_max_bytes: 128 << 20,
             gap_timeout: Duration::from_secs(10),
             max_streams: 4_096,
+            new_streams_per_sec: 64,
+            new_stream_burst: 1_024,
+            max_forgotten_streams: 16_384,
             stream_idle_timeout: Duration::from_secs(600),
             backfill_new_stream: 64,
             max_serve_per_request: 1_024,
@@ -205,6 +225,7 @@ impl Config {
             ("reorder_max_total", self.reorder_max_total == 0),
             ("reorder_max_bytes", self.reorder_max_bytes == 0),
             ("max_streams", self.max_streams == 0),
+            ("new_stream_burst", self.new_stream_burst == 0),
             ("max_serve_per_request", self.max_serve_per_request == 0),
             ("max_list_len", self.max_list_len == 0),
             ("max_announcers", self.max_announcers == 0),

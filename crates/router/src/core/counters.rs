@@ -59,10 +59,13 @@ pub struct Counters {
     pub gaps: u64,
     /// Messages covered by those gaps.
     pub gap_messages: u64,
-    /// New streams refused because `max_streams` was reached with no stream old enough to evict.
+    /// New streams refused: over the new-stream budget of the neighbour whose message named them
+    /// (`Config::new_stream_burst`), or named by a peer that is not a neighbour.
     pub streams_refused: u64,
     /// Streams forgotten for idleness or to make room.
     pub streams_evicted: u64,
+    /// Streams that came back after an eviction and resumed at their remembered watermark.
+    pub streams_restored: u64,
     /// Protocol violations reported.
     pub violations: u64,
     /// Manifests this node signed for its own messages.

@@ -319,12 +319,12 @@ impl<R: rand::Rng> Router<R> {
                 }
             }
             state.graft_since = None;
-            state.graft_gen += 1;
+            state.graft_gen = 0;
             state.graft_tries = 0;
         }
         state.gap_armed = false;
         if state.buffer.is_empty() {
-            state.gap_gen += 1;
+            state.gap_gen = 0;
         } else {
             // A new hole in front of buffered payloads: restart the gap clock for it.
             self.arm_gap(stream, now);
@@ -337,14 +337,15 @@ impl<R: rand::Rng> Router<R> {
     /// Arms the stream's graft timer if it is not armed (one timer per stream, not per message).
     pub(crate) fn arm_graft(&mut self, stream: StreamId, now: Instant) {
         let at = now + self.graft_delay();
+        let generation = self.timer_generation + 1;
         let Some(state) = self.streams.get_mut(&stream) else { return };
         if state.graft_since.is_none() && state.has_missing() {
             state.graft_since = Some(now);
             state.graft_tries = 0;
             state.graft_mark = state.delivered;
             state.grafted_to = None;
-            state.graft_gen += 1;
-            let generation = state.graft_gen;
+            state.graft_gen = generation;
+            self.timer_generation = generation;
             self.actions.push_back(Action::SetTimer { at, timer: Timer::Graft { stream, generation } });
         }
     }
@@ -352,11 +353,12 @@ impl<R: rand::Rng> Router<R> {
     /// Arms the stream's gap timer if payloads wait behind a hole and it is not armed.
     pub(crate) fn arm_gap(&mut self, stream: StreamId, now: Instant) {
         let at = now + self.config.gap_timeout;
+        let generation = self.timer_generation + 1;
         let Some(state) = self.streams.get_mut(&stream) else { return };
         if !state.gap_armed && !state.buffer.is_empty() {
             state.gap_armed = true;
-            state.gap_gen += 1;
-            let generation = state.gap_gen;
+            state.gap_gen = generation;
+            self.timer_generation = generation;
             self.actions.push_back(Action::SetTimer { at, timer: Timer::Gap { stream, generation } });
         }
     }

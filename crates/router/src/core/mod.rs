@@ -5,7 +5,7 @@
 //!
 //! Files: `router.rs` (state and API), `data.rs` (payload path), `authenticity.rs` (manifests and
 //! unproven payloads), `repair.rs` (digests, grafts, prunes, acks, sync, neighbour changes, gaps), `stream.rs` (per-stream watermark, reorder buffer,
-//! retention), `peer.rs` (per-link state), `retention.rs` (global retention order), `ids.rs`,
+//! retention), `stream_table.rs` (which streams are tracked: new-stream budgets, eviction), `peer.rs` (per-link state), `retention.rs` (global retention order), `ids.rs`,
 //! `message.rs`, `action.rs`, `config.rs`, `counters.rs`, `map.rs`.
 
 mod action;
@@ -21,9 +21,12 @@ mod repair;
 mod retention;
 mod router;
 mod stream;
+mod stream_table;
 
 #[cfg(test)]
 mod authenticity_tests;
+#[cfg(test)]
+mod stream_table_tests;
 #[cfg(test)]
 mod tests;
 

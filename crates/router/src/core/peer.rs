@@ -4,6 +4,8 @@
 
 use std::time::{Duration, Instant};
 
+use dotray_codec::TokenBucket;
+
 use super::ids::{SeqRange, StreamId};
 use super::map::KeyedMap;
 
@@ -48,12 +50,19 @@ pub(crate) struct Peer {
     pub(crate) asked: Vec<SeqRange>,
     /// When we last sent it a `Prune`.
     pub(crate) last_prune: Option<Instant>,
+    /// Its budget for streams this node starts tracking because of its messages (see
+    /// `stream_table.rs`).
+    pub(crate) new_streams: TokenBucket,
 }
 
 impl Peer {
     /// A new neighbour. Plumtree starts every link eager; duplicates prune the tree into shape. The
     /// two maps come empty, with the router's keyed hasher.
-    pub(crate) fn new(sent: KeyedMap<StreamId, SentMark>, ihave_index: KeyedMap<StreamId, usize>) -> Self {
+    pub(crate) fn new(
+        sent: KeyedMap<StreamId, SentMark>,
+        ihave_index: KeyedMap<StreamId, usize>,
+        new_streams: TokenBucket,
+    ) -> Self {
         Self {
             eager: true,
             rtt: None,
@@ -63,6 +72,7 @@ impl Peer {
             sent,
             asked: Vec::new(),
             last_prune: None,
+            new_streams,
         }
     }
 

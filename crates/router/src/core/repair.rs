@@ -4,7 +4,7 @@
 
 use std::time::Instant;
 
-use dotray_codec::NodeId;
+use dotray_codec::{NodeId, TokenBucket};
 
 use super::action::{Action, Event, Timer};
 use super::config::MAX_LIST_LEN;
@@ -25,7 +25,9 @@ impl<R: rand::Rng> Router<R> {
         }
         let was_alone = self.peers.is_empty();
         let (sent, index) = (self.new_sent_map(), KeyedMap::with_hasher(self.hasher));
-        self.peers.entry(peer).or_insert_with(|| Peer::new(sent, index)).eager = true;
+        let (rate, burst) = (self.config.new_streams_per_sec, self.config.new_stream_burst);
+        let new_streams = TokenBucket::new(rate, burst, now);
+        self.peers.entry(peer).or_insert_with(|| Peer::new(sent, index, new_streams)).eager = true;
         if was_alone {
             self.restart_gap_clocks(now);
         }
@@ -170,7 +172,7 @@ impl<R: rand::Rng> Router<R> {
         let window = self.config.reorder_window;
         let max_announcers = self.config.max_announcers;
         let start = self.adoption_start(range.first);
-        if adopt && !self.ensure_stream(stream, start, now) {
+        if adopt && !self.ensure_stream(from, stream, start, now) {
             return;
         }
         let Some(state) = self.streams.get_mut(&stream) else { return };
@@ -472,7 +474,7 @@ impl<R: rand::Rng> Router<R> {
                     // Never heard of it: take the last `backfill_new_stream` messages the peer has
                     // (all of a young stream), sent while we were joining, and nothing older.
                     let start = mark.seq.saturating_sub(self.config.backfill_new_stream);
-                    if self.ensure_stream(mark.stream, start, now) && start < mark.seq {
+                    if self.ensure_stream(from, mark.stream, start, now) && start < mark.seq {
                         let range = SeqRange { stream: mark.stream, first: start + 1, last: mark.seq };
                         self.note_announced(from, range, false, now);
                     }

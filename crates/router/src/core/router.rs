@@ -20,6 +20,7 @@ use super::message::Message;
 use super::peer::{Peer, SentMark};
 use super::retention::{LogEntry, RetentionLog};
 use super::stream::{Held, StreamState};
+use super::stream_table::{Forgotten, Recency};
 use crate::proof::{HASH_LEN, Manifest, Signer, payload_hash};
 
 /// The sans-IO Plumtree router of one node. See the [module docs](crate::core) for the protocol.
@@ -35,6 +36,14 @@ pub struct Router<R> {
     pub(crate) peers: BTreeMap<NodeId, Peer>,
     /// Every tracked stream, including our own.
     pub(crate) streams: KeyedMap<StreamId, StreamState>,
+    /// The tracked streams but our own, least recently active first (see `stream_table.rs`).
+    pub(crate) recency: Recency,
+    /// Watermarks of streams evicted to make room.
+    pub(crate) forgotten: Forgotten,
+    /// The last generation given to a graft or gap timer. Generations are unique over all streams
+    /// and their lifetimes, so a timer armed for a stream that was forgotten since is never taken
+    /// for one of the stream that replaced it.
+    pub(crate) timer_generation: u64,
     pub(crate) retention: RetentionLog,
     /// Payloads in all reorder buffers.
     pub(crate) buffered_total: usize,
@@ -111,6 +120,9 @@ impl<R: Rng> Router<R> {
             hasher,
             peers: BTreeMap::new(),
             streams,
+            recency: Recency::default(),
+            forgotten: Forgotten::new(hasher),
+            timer_generation: 0,
             retention: RetentionLog::default(),
             buffered_total: 0,
             buffered_bytes: 0,
@@ -337,6 +349,11 @@ impl<R: Rng> Router<R> {
         self.streams.len()
     }
 
+    /// Number of evicted streams whose watermark is remembered (`Config::max_forgotten_streams`).
+    pub fn forgotten_count(&self) -> usize {
+        self.forgotten.len()
+    }
+
     // ----- helpers shared by the handlers -----
 
     pub(crate) fn send(&mut self, to: NodeId, message: Message) {
@@ -435,57 +452,9 @@ impl<R: Rng> Router<R> {
         }
     }
 
-    /// Finds the state of `stream`, creating it (with watermark `start`) if it is new and there is room.
-    /// Returns false when the stream is new and refused (`max_streams` reached with nothing evictable).
-    pub(crate) fn ensure_stream(&mut self, stream: StreamId, start: u64, now: Instant) -> bool {
-        if !self.streams.contains_key(&stream) {
-            if self.streams.len() >= self.config.max_streams && !self.evict_one(now) {
-                self.counters.streams_refused += 1;
-                return false;
-            }
-            let mut state = StreamState::new(start, now);
-            state.settled = settled_mark(&self.peers, &stream);
-            self.streams.insert(stream, state);
-            self.arm_sweep(now);
-        }
-        true
-    }
-
     /// The watermark a stream first heard of at `seq` starts from (see `Config::backfill_new_stream`).
     pub(crate) fn adoption_start(&self, seq: u64) -> u64 {
         seq.saturating_sub(1).saturating_sub(self.config.backfill_new_stream)
-    }
-
-    /// Evicts the stream idle the longest, if it has been idle longer than `retention_time` (so none of
-    /// its payloads can come back). O(streams), only when the table is full.
-    fn evict_one(&mut self, now: Instant) -> bool {
-        let own = self.own;
-        let victim = self
-            .streams
-            .iter()
-            .filter(|(id, s)| **id != own && s.buffer.is_empty())
-            .min_by_key(|(_, s)| s.last_active)
-            .filter(|(_, s)| now.saturating_duration_since(s.last_active) > self.config.retention_time)
-            .map(|(id, _)| *id);
-        match victim {
-            Some(id) => {
-                self.forget_stream(id);
-                true
-            }
-            None => false,
-        }
-    }
-
-    pub(crate) fn forget_stream(&mut self, id: StreamId) {
-        if let Some(state) = self.streams.remove(&id) {
-            self.buffered_total -= state.buffer.len();
-            self.buffered_bytes -= state.buffer.values().map(|held| held.payload.len()).sum::<usize>();
-            self.proof_bytes -= state.proof_bytes;
-            self.counters.streams_evicted += 1;
-            for peer in self.peers.values_mut() {
-                peer.sent.remove(&id);
-            }
-        }
     }
 
     /// Whether a duplicate of a message of `stream` may prune the link it came over: only the pruning
@@ -527,19 +496,7 @@ impl<R: Rng> Router<R> {
         let cutoff = now.checked_sub(self.config.retention_time);
         self.expire_retention(cutoff);
         self.release_settled();
-        let idle = self.config.stream_idle_timeout;
-        let own = self.own;
-        let stale: Vec<StreamId> = self
-            .streams
-            .iter()
-            .filter(|(id, s)| {
-                **id != own && s.buffer.is_empty() && now.saturating_duration_since(s.last_active) > idle
-            })
-            .map(|(id, _)| *id)
-            .collect();
-        for id in stale {
-            self.forget_stream(id);
-        }
+        self.sweep_idle_streams(now);
     }
 
     pub(crate) fn new_sent_map(&self) -> KeyedMap<StreamId, SentMark> {

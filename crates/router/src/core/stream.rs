@@ -63,7 +63,7 @@ pub(crate) struct StreamState {
     retained_base: u64,
     /// Neighbours that announced messages we lack, most recent last.
     pub(crate) announcers: Vec<NodeId>,
-    /// Generation of the graft timer; a fired timer with another value is stale.
+    /// Generation of the graft timer; a fired timer with another value is stale (0: none armed).
     pub(crate) graft_gen: u64,
     /// Since when the current graft round has been running (`None`: no graft timer armed).
     pub(crate) graft_since: Option<Instant>,
@@ -72,7 +72,7 @@ pub(crate) struct StreamState {
     /// The watermark when the graft timer was (re)armed: if it moved by the time the timer fires, the
     /// tree is delivering this stream, only late.
     pub(crate) graft_mark: u64,
-    /// Generation of the gap timer.
+    /// Generation of the gap timer (0: none armed).
     pub(crate) gap_gen: u64,
     /// Whether a gap timer is armed.
     pub(crate) gap_armed: bool,
@@ -80,6 +80,8 @@ pub(crate) struct StreamState {
     pub(crate) parent: Option<(NodeId, u32)>,
     /// Last time anything happened on this stream (idle eviction).
     pub(crate) last_active: Instant,
+    /// When the stream's entry in the recency queue was queued (see `stream_table.rs`).
+    pub(crate) queued_at: Instant,
     /// Whether `delivered` moved since the last ack flush.
     pub(crate) ack_dirty: bool,
     /// The latest message of this stream we obtained by grafting, and from whom.
@@ -121,6 +123,7 @@ impl StreamState {
             gap_armed: false,
             parent: None,
             last_active: now,
+            queued_at: now,
             ack_dirty: false,
             repaired: None,
             settled: 0,

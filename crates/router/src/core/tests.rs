@@ -94,7 +94,7 @@ pub(super) fn timers(actions: &[Action]) -> Vec<(Instant, Timer)> {
         .collect()
 }
 
-fn sweeps(actions: &[Action]) -> usize {
+pub(super) fn sweeps(actions: &[Action]) -> usize {
     actions.iter().filter(|a| matches!(a, Action::SetTimer { timer: Timer::Sweep, .. })).count()
 }
 
@@ -677,25 +677,6 @@ fn payloads_of_a_neighbours_own_stream_settle_without_its_ack() {
     drain(&mut r);
     // 12 bytes retained, 4 allowed once settled: the two oldest go.
     assert_eq!(answered(&mut r), vec![3]);
-}
-
-#[test]
-fn tracked_streams_are_bounded() {
-    let now = Instant::now();
-    let cfg = Config { max_streams: 3, ..config() };
-    let mut r = Router::new(InsecureSigner::new(id(1)), 7, cfg, ChaCha8Rng::seed_from_u64(1), now);
-    r.handle_neighbour_up(id(2), now);
-    for n in 10..20 {
-        feed(&mut r, id(2), data(stream(n), 1), now);
-    }
-    drain(&mut r);
-    assert_eq!(r.stream_count(), 3);
-    assert_eq!(r.counters().streams_refused, 8);
-    // Once the old streams have been idle past retention, new ones evict them.
-    let later = now + r.config().retention_time + Duration::from_secs(1);
-    feed(&mut r, id(2), data(stream(30), 1), later);
-    assert_eq!(r.counters().streams_evicted, 1);
-    assert_eq!(r.watermark(&stream(30)), Some(1));
 }
 
 #[test]

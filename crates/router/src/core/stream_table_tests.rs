@@ -1,0 +1,135 @@
+//! Tests of the stream table's defences: new-stream budgets per neighbour, least-recently-active
+//! eviction, and watermarks that survive an eviction.
+
+use std::time::{Duration, Instant};
+
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+
+use super::tests::{config, data, deliveries, drain, feed, id, stream};
+use super::*;
+use crate::proof::InsecureSigner;
+
+/// Node 1's router with `cfg` and neighbours 2 and 3.
+fn router_with(cfg: Config, now: Instant) -> Router<ChaCha8Rng> {
+    let mut r = Router::new(InsecureSigner::new(id(1)), 7, cfg, ChaCha8Rng::seed_from_u64(1), now);
+    r.handle_neighbour_up(id(2), now);
+    r.handle_neighbour_up(id(3), now);
+    drain(&mut r);
+    r
+}
+
+#[test]
+fn a_full_table_evicts_the_least_recently_active_stream() {
+    let t0 = Instant::now();
+    // Our own stream and two others.
+    let mut r = router_with(Config { max_streams: 3, ..config() }, t0);
+    feed(&mut r, id(2), data(stream(10), 1), t0);
+    feed(&mut r, id(2), data(stream(11), 1), t0 + Duration::from_millis(1));
+    // Stream 10 is active again: 11 is now the least recently active, though created later.
+    feed(&mut r, id(2), data(stream(10), 2), t0 + Duration::from_millis(2));
+    feed(&mut r, id(3), data(stream(12), 1), t0 + Duration::from_millis(3));
+    assert_eq!(r.stream_count(), 3);
+    assert_eq!(r.watermark(&stream(10)), Some(2));
+    assert_eq!(r.watermark(&stream(11)), None, "the least recently active stream went");
+    assert_eq!(r.watermark(&stream(12)), Some(1), "a new stream is admitted at once, well within retention");
+    assert_eq!((r.counters().streams_evicted, r.counters().streams_refused), (1, 0));
+    assert_eq!(r.forgotten_count(), 1);
+}
+
+#[test]
+fn an_evicted_stream_resumes_at_its_watermark() {
+    let t0 = Instant::now();
+    let mut r = router_with(Config { max_streams: 2, ..config() }, t0);
+    for seq in 1..=3 {
+        feed(&mut r, id(2), data(stream(10), seq), t0);
+    }
+    feed(&mut r, id(2), data(stream(11), 1), t0 + Duration::from_millis(1));
+    assert_eq!(r.watermark(&stream(10)), None, "evicted for stream 11");
+    drain(&mut r);
+    // A neighbour still retains 1..=3 and offers them again, then the stream goes on: without the
+    // remembered watermark, 1..=3 would be delivered twice.
+    let later = t0 + Duration::from_millis(2);
+    for seq in 1..=4 {
+        feed(&mut r, id(3), data(stream(10), seq), later);
+    }
+    assert_eq!(deliveries(&drain(&mut r)), vec![4], "only the new message is delivered");
+    assert_eq!(r.counters().streams_restored, 1);
+    assert_eq!(r.forgotten_count(), 1, "stream 11 is remembered now, stream 10's mark was taken back");
+}
+
+#[test]
+fn each_neighbour_has_its_own_new_stream_budget() {
+    let t0 = Instant::now();
+    let cfg = Config { new_stream_burst: 4, new_streams_per_sec: 2, ..config() };
+    let mut r = router_with(cfg, t0);
+    for n in 10..20 {
+        feed(&mut r, id(2), data(stream(n), 1), t0);
+    }
+    assert_eq!(r.stream_count(), 1 + 4, "neighbour 2 named four new streams, no more");
+    assert_eq!(r.counters().streams_refused, 6);
+    // Neighbour 3 still has its whole budget, and is the only way stream 19 comes.
+    feed(&mut r, id(3), data(stream(19), 1), t0);
+    assert_eq!(r.watermark(&stream(19)), Some(1));
+    // Known streams cost nothing; after a second neighbour 2 has two more tokens.
+    feed(&mut r, id(2), data(stream(10), 2), t0);
+    let t1 = t0 + Duration::from_secs(1);
+    for n in 30..35 {
+        feed(&mut r, id(2), data(stream(n), 1), t1);
+    }
+    assert_eq!(r.stream_count(), 1 + 4 + 1 + 2);
+    // A peer that is not a neighbour names no stream at all.
+    feed(&mut r, id(9), data(stream(40), 1), t1);
+    assert_eq!(r.watermark(&stream(40)), None);
+}
+
+#[test]
+fn idle_streams_are_swept_and_active_ones_stay() {
+    let t0 = Instant::now();
+    let mut r = router_with(config(), t0);
+    feed(&mut r, id(2), data(stream(10), 1), t0);
+    feed(&mut r, id(2), data(stream(11), 1), t0);
+    let idle = r.config().stream_idle_timeout;
+    let half = t0 + idle / 2;
+    feed(&mut r, id(2), data(stream(11), 2), half);
+    let mut now = t0;
+    while now < t0 + idle + Duration::from_secs(2) {
+        now += r.config().sweep_interval;
+        r.handle_timer(Timer::Sweep, now);
+    }
+    assert_eq!(r.watermark(&stream(10)), None, "idle past the timeout");
+    assert_eq!(r.watermark(&stream(11)), Some(2), "active half way");
+    assert_eq!(r.forgotten_count(), 0, "an idle stream leaves no mark");
+    // Checked once a timeout after it was queued, it was found active and queued again: it goes
+    // after between one and two timeouts of idleness.
+    let end = t0 + 2 * idle + Duration::from_secs(2);
+    r.handle_timer(Timer::Sweep, end);
+    assert_eq!(r.stream_count(), 1, "only our own stream is left");
+}
+
+#[test]
+fn a_timer_of_an_evicted_stream_does_not_fire_for_its_successor() {
+    let t0 = Instant::now();
+    let mut r = router_with(Config { max_streams: 2, ..config() }, t0);
+    // A hole in stream 10 arms its gap timer.
+    feed(&mut r, id(2), data(stream(10), 1), t0);
+    feed(&mut r, id(2), data(stream(10), 3), t0);
+    let stale: Vec<Timer> = drain(&mut r)
+        .into_iter()
+        .filter_map(|a| match a {
+            Action::SetTimer { timer: timer @ Timer::Gap { .. }, .. } => Some(timer),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(stale.len(), 1);
+    // Stream 10 is evicted, comes back, and has a hole of its own again.
+    let t1 = t0 + Duration::from_millis(1);
+    feed(&mut r, id(2), data(stream(11), 1), t1);
+    feed(&mut r, id(3), data(stream(10), 5), t1);
+    drain(&mut r);
+    // The old incarnation's gap timer fires: the new hole (2..=4) is not reported early.
+    r.handle_timer(stale[0], t1 + r.config().gap_timeout);
+    let gaps = drain(&mut r).into_iter().filter(|a| matches!(a, Action::Event(Event::Gap { .. }))).count();
+    assert_eq!(gaps, 0);
+    assert_eq!(r.watermark(&stream(10)), Some(1));
+}
