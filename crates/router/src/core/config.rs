@@ -93,19 +93,27 @@ pub struct Config {
     pub max_streams: usize,
     /// Streams each neighbour may make this node start tracking per second, on average (by naming
     /// them in a manifest, a digest or a `Sync`); beyond its budget such a stream is ignored until
-    /// the repair path brings it again. Default 64: a network's new origins appear a few at a time,
-    /// and a node joining a network of thousands of origins learns of them within
-    /// `new_stream_burst`. It bounds how fast strangers can churn the stream table: a neighbour
-    /// evicts at most this many streams per second once its burst is spent.
+    /// the repair path brings it again. Default 64: a network's new origins appear a few at a time.
+    /// With `new_stream_burst` it keeps one neighbour from spending the node's whole budget
+    /// (`total_new_streams_per_sec`).
     pub new_streams_per_sec: u32,
     /// New streams a neighbour may name at once (the bucket's size; a new link starts full). Default
     /// 1,024: a joining node hears of every live origin from its first few neighbours at once.
     pub new_stream_burst: u32,
+    /// Streams this node starts tracking per second, on average, over all neighbours. Default 256.
+    /// This is the bound that holds however many identities strangers bring (each new link comes
+    /// with a full `new_stream_burst`): it bounds how fast the stream table can be churned, and so
+    /// how fast watermarks of evicted streams are pushed out of `max_forgotten_streams`.
+    pub total_new_streams_per_sec: u32,
+    /// New streams this node starts tracking at once, over all neighbours. Default 4,096 (a whole
+    /// table: a node joining a busy network learns every origin at once).
+    pub total_new_stream_burst: u32,
     /// Watermarks of evicted streams remembered, so that a stream that comes back resumes where it
     /// stood instead of delivering its still-retained messages again. Default 16,384 (about 1 MiB).
-    /// A mark must outlive `retention_time` after its eviction to guard against every duplicate; at
-    /// the default budgets, five neighbours churning the table at `new_streams_per_sec` each evict
-    /// 9,600 streams in 30 s, within the bound. Marks also go after `stream_idle_timeout`.
+    /// A mark must outlive `retention_time` after its eviction to guard against every duplicate, so
+    /// [`Config::validate`] requires room for every stream the node can start tracking within
+    /// `retention_time`: `total_new_stream_burst + total_new_streams_per_sec × retention_time`
+    /// (11,776 at the defaults). Marks also go after `stream_idle_timeout`.
     pub max_forgotten_streams: usize,
     /// A stream with no activity for this long is forgotten (within twice this). Default 10 min. Safe because no honest
     /// node retains its payloads longer than `retention_time`, so none of them can come back.
@@ -188,6 +196,8 @@ impl Default for Config {
             max_streams: 4_096,
             new_streams_per_sec: 64,
             new_stream_burst: 1_024,
+            total_new_streams_per_sec: 256,
+            total_new_stream_burst: 4_096,
             max_forgotten_streams: 16_384,
             stream_idle_timeout: Duration::from_secs(600),
             backfill_new_stream: 64,
@@ -226,6 +236,7 @@ impl Config {
             ("reorder_max_bytes", self.reorder_max_bytes == 0),
             ("max_streams", self.max_streams == 0),
             ("new_stream_burst", self.new_stream_burst == 0),
+            ("total_new_stream_burst", self.total_new_stream_burst == 0),
             ("max_serve_per_request", self.max_serve_per_request == 0),
             ("max_list_len", self.max_list_len == 0),
             ("max_announcers", self.max_announcers == 0),
@@ -242,6 +253,12 @@ impl Config {
         InvalidConfig::check(
             self.stream_idle_timeout >= self.retention_time,
             "stream_idle_timeout must be at least retention_time (or old payloads could be re-delivered)",
+        )?;
+        let churn = u64::from(self.total_new_stream_burst)
+            + u64::from(self.total_new_streams_per_sec).saturating_mul(self.retention_time.as_secs() + 1);
+        InvalidConfig::check(
+            self.max_forgotten_streams as u64 >= churn,
+            "max_forgotten_streams must hold every stream started within retention_time",
         )?;
         InvalidConfig::check(
             self.max_graft_timeout >= self.graft_timeout,

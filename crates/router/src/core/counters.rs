@@ -59,8 +59,9 @@ pub struct Counters {
     pub gaps: u64,
     /// Messages covered by those gaps.
     pub gap_messages: u64,
-    /// New streams refused: over the new-stream budget of the neighbour whose message named them
-    /// (`Config::new_stream_burst`), or named by a peer that is not a neighbour.
+    /// New streams refused: over the new-stream budget of the neighbour whose message named them or
+    /// of the node (`Config::new_stream_burst`, `Config::total_new_stream_burst`), or named by a
+    /// peer that is not a neighbour.
     pub streams_refused: u64,
     /// Streams forgotten for idleness or to make room.
     pub streams_evicted: u64,

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use dotray_codec::NodeId;
+use dotray_codec::{NodeId, TokenBucket};
 use rand::Rng;
 
 use super::action::{Action, Timer};
@@ -40,6 +40,8 @@ pub struct Router<R> {
     pub(crate) recency: Recency,
     /// Watermarks of streams evicted to make room.
     pub(crate) forgotten: Forgotten,
+    /// The node's budget for new streams (`Config::total_new_streams_per_sec`).
+    pub(crate) new_streams: TokenBucket,
     /// The last generation given to a graft or gap timer. Generations are unique over all streams
     /// and their lifetimes, so a timer armed for a stream that was forgotten since is never taken
     /// for one of the stream that replaced it.
@@ -111,6 +113,8 @@ impl<R: Rng> Router<R> {
         // No neighbours yet: nobody to hold anything for (`settled_mark` of no neighbours).
         own_state.settled = u64::MAX;
         streams.insert(own, own_state);
+        let new_streams =
+            TokenBucket::new(config.total_new_streams_per_sec, config.total_new_stream_burst, now);
         let router = Self {
             me,
             own,
@@ -122,6 +126,7 @@ impl<R: Rng> Router<R> {
             streams,
             recency: Recency::default(),
             forgotten: Forgotten::new(hasher),
+            new_streams,
             timer_generation: 0,
             retention: RetentionLog::default(),
             buffered_total: 0,

@@ -5,12 +5,14 @@
 //! stay open to new honest origins however many streams strangers start, without forgetting where
 //! an honest stream's delivery stands. Three rules do it:
 //!
-//! * **A new-stream budget per neighbour.** A stream this node starts tracking because of a
-//!   neighbour's message (a manifest, a digest, a `Sync`) takes a token from that neighbour's bucket
-//!   (`Config::new_streams_per_sec`, `Config::new_stream_burst`). Over budget the message is ignored
-//!   as if unheard: an honest stream comes again by the repair path (other neighbours' digests, the
-//!   origin's next message, from `Config::backfill_new_stream` back), while a flood of new streams
-//!   spreads no faster than the budget allows on any link.
+//! * **New-stream budgets.** A stream this node starts tracking because of a neighbour's message (a
+//!   manifest, a digest, a `Sync`) takes a token from that neighbour's bucket
+//!   (`Config::new_streams_per_sec`, `Config::new_stream_burst`) and one from the node's
+//!   (`Config::total_new_streams_per_sec`, `Config::total_new_stream_burst`). Over budget the
+//!   message is ignored as if unheard: an honest stream comes again by the repair path (other
+//!   neighbours' digests, the origin's next message, from `Config::backfill_new_stream` back), while
+//!   a flood of new streams spreads no faster than the budgets allow. The neighbour's bucket keeps
+//!   one link from spending the node's; the node's holds however many identities strangers bring.
 //! * **A full table evicts the least recently active stream**, whatever its age, so a new stream is
 //!   never refused for lack of room, and streams kept alive at a trickle cannot lock out a new
 //!   origin. Recency is a second-chance queue ([`Recency`]): each stream is queued once with the time
@@ -19,8 +21,8 @@
 //! * **An evicted stream's watermark is remembered** ([`Forgotten`], `Config::max_forgotten_streams`),
 //!   so if it comes back it resumes where it stood: its old messages, still retained by neighbours,
 //!   are not delivered twice, and what it missed meanwhile is repaired or reported as a gap, never
-//!   skipped in silence. The budgets bound how fast strangers can churn the table, and with it how
-//!   fast they can push these marks out: `Config::validate`'s arithmetic is in the config docs.
+//!   skipped in silence. The node's budget bounds how fast the table can be churned, and the marks
+//!   are sized for it (`Config::validate`): none is pushed out within `Config::retention_time`.
 //!
 //! Streams idle for `Config::stream_idle_timeout` are forgotten outright by the sweep, from the same
 //! queue (so after between one and two timeouts of idleness): no honest node retains their
@@ -141,7 +143,8 @@ impl<R: rand::Rng> Router<R> {
         if self.streams.contains_key(&stream) {
             return true;
         }
-        if !self.peers.get_mut(&from).is_some_and(|p| p.new_streams.take(now)) {
+        if !self.peers.get_mut(&from).is_some_and(|p| p.new_streams.take(now)) || !self.new_streams.take(now)
+        {
             self.counters.streams_refused += 1;
             return false;
         }

@@ -84,6 +84,30 @@ fn each_neighbour_has_its_own_new_stream_budget() {
 }
 
 #[test]
+fn the_node_budget_holds_however_many_neighbours_come() {
+    let t0 = Instant::now();
+    let cfg = Config { total_new_stream_burst: 6, total_new_streams_per_sec: 1, ..config() };
+    let mut r = router_with(cfg, t0);
+    // Fresh identities, each with a full bucket of its own.
+    for (n, peer) in (10..20).zip(30..40) {
+        r.handle_neighbour_up(id(peer), t0);
+        feed(&mut r, id(peer), data(stream(n), 1), t0);
+    }
+    assert_eq!(r.stream_count(), 1 + 6);
+    feed(&mut r, id(2), data(stream(19), 1), t0 + Duration::from_secs(1));
+    assert_eq!(r.watermark(&stream(19)), Some(1), "one more a second");
+}
+
+#[test]
+fn marks_must_outlive_the_churn_the_budget_allows() {
+    let retention = Config::default().retention_time.as_secs() + 1;
+    let small = Config { max_forgotten_streams: 4_096 + 256 * retention as usize - 1, ..Config::default() };
+    assert!(matches!(small.validate(), Err(InvalidConfig::Inconsistent(_))));
+    let enough = Config { max_forgotten_streams: 4_096 + 256 * retention as usize, ..Config::default() };
+    assert_eq!(enough.validate(), Ok(()));
+}
+
+#[test]
 fn idle_streams_are_swept_and_active_ones_stay() {
     let t0 = Instant::now();
     let mut r = router_with(config(), t0);
