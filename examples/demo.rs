@@ -16,6 +16,8 @@
 //! * `-i ID` — vary the message: `hello-<ID>`;
 //! * `--json` — one JSON object per line instead of the human output (see below);
 //! * `--count N` — stop sending after N messages (default: no limit);
+//! * `--after SECONDS` — send the first message this long after the start, plus one period
+//!   (default 0: one period in), to bring a new origin into a running network;
 //! * `--key FILE` — keep this node's secret key in FILE (created, mode 0600, when absent), so that a
 //!   restarted node is the same node (default: a fresh key, a new node id, at each start);
 //! * `--network-key-file FILE` — a private network: only nodes with the key in FILE (created when
@@ -69,6 +71,7 @@ struct Options {
     id: String,
     json: bool,
     count: Option<u64>,
+    after: Duration,
     key: Option<PathBuf>,
     network_key: Option<PathBuf>,
     metrics: Option<SocketAddr>,
@@ -83,6 +86,7 @@ fn parse_args() -> Result<Options> {
         id: "0".to_owned(),
         json: false,
         count: None,
+        after: Duration::ZERO,
         key: None,
         network_key: None,
         metrics: None,
@@ -103,6 +107,10 @@ fn parse_args() -> Result<Options> {
                 options.send = true;
             }
             "--count" => options.count = Some(value("--count")?.parse().context("--count takes a number")?),
+            "--after" => {
+                let seconds: f64 = value("--after")?.parse().context("--after takes seconds")?;
+                options.after = Duration::try_from_secs_f64(seconds).context("--after takes seconds")?;
+            }
             "--json" => options.json = true,
             "--key" => options.key = Some(value("--key")?.into()),
             "--network-key-file" => options.network_key = Some(value("--network-key-file")?.into()),
@@ -111,7 +119,7 @@ fn parse_args() -> Result<Options> {
             }
             "-h" | "--help" => {
                 println!(
-                    "usage: demo [-l ADDR] [-s ADDR]... [-m] [--every SECONDS] [-i ID] [--count N] [--json] \
+                    "usage: demo [-l ADDR] [-s ADDR]... [-m] [--every SECONDS] [-i ID] [--count N] [--after SECONDS] [--json] \
                      [--key FILE] [--network-key-file FILE] [--metrics ADDR]\n\n\
                      --metrics ADDR  serve Prometheus metrics at http://ADDR/metrics (e.g. 127.0.0.1:9000)"
                 );
@@ -192,8 +200,9 @@ async fn main() -> Result<()> {
 
     let mut interrupt = signal(SignalKind::interrupt())?;
     let mut terminate = signal(SignalKind::terminate())?;
-    let mut ticker = tokio::time::interval(options.every);
-    ticker.tick().await; // the first tick is immediate; the first message goes out one period in
+    // The first message goes out one period in (after `--after`).
+    let first = tokio::time::Instant::now() + options.after + options.every;
+    let mut ticker = tokio::time::interval_at(first, options.every);
     let message = format!("hello-{}", options.id);
     let mut sent = 0u64;
     let mut neighbours: HashMap<NodeId, SocketAddr> = HashMap::new();

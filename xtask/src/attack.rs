@@ -2,7 +2,8 @@
 //! and a verdict on what the honest network went through.
 //!
 //! For each row a fresh network of `--nodes` honest demo processes starts on loopback, three of them
-//! broadcasting (the target among them). After a warm-up, `dotray-attack` (real peers with key pairs
+//! broadcasting (the target among them) and a fourth starting to broadcast half way through the
+//! attack (a new origin the network must admit while under attack). After a warm-up, `dotray-attack` (real peers with key pairs
 //! of their own, speaking the real protocol; see `crates/attack`) attacks for `--secs`, then the
 //! network runs on for a calm period and every node leaves. The honest nodes' `--json` logs are
 //! judged as `chaos` judges them, separately for messages sent during the attack and after it; the
@@ -36,7 +37,7 @@ attack, with a verdict (exit non-zero when an honest message is lost or a bound 
     details: "\
 options:
   --only NAME       one attack: none, decode-amplification, eclipse, passive-poisoning,
-                    reflection, sybil-swarm
+                    reflection, stream-table-capture, sybil-swarm
   --json            one JSON object per row instead of the table
   --seed SEED       chooses the target and the publishers (default: from the clock; printed)
   --secs S          how long each attack lasts (default 20)
@@ -70,15 +71,17 @@ enum Attack {
     Eclipse,
     PassivePoisoning,
     Reflection,
+    StreamTableCapture,
     SybilSwarm,
 }
 
-const ALL: [Attack; 6] = [
+const ALL: [Attack; 7] = [
     Attack::None,
     Attack::DecodeAmplification,
     Attack::Eclipse,
     Attack::PassivePoisoning,
     Attack::Reflection,
+    Attack::StreamTableCapture,
     Attack::SybilSwarm,
 ];
 
@@ -90,6 +93,7 @@ impl Attack {
             Self::Eclipse => "eclipse",
             Self::PassivePoisoning => "passive-poisoning",
             Self::Reflection => "reflection",
+            Self::StreamTableCapture => "stream-table-capture",
             Self::SybilSwarm => "sybil-swarm",
         }
     }
@@ -110,6 +114,11 @@ impl Attack {
             }
             Self::Reflection => {
                 "a stranger and a neighbour send 50 walks/s each naming a victim address".to_owned()
+            }
+            Self::StreamTableCapture => {
+                "3 identities at the target, 1 at each other node, mint up to 6,000 signed streams each, \
+                 every one refreshed every 10 s"
+                    .to_owned()
             }
             Self::SybilSwarm => {
                 format!(
@@ -141,6 +150,12 @@ impl Attack {
                 let hits = attacker["victim_connections"].as_u64().unwrap_or(u64::MAX);
                 (hits > limit)
                     .then(|| format!("the target connected to the victim {hits} times (limit {limit})"))
+            }
+            Self::StreamTableCapture => {
+                // Not a bound on the defence: a check that the attack was strong enough to fill a
+                // default stream table (4,096), or the row proves nothing.
+                let minted = attacker["streams_minted"].as_u64().unwrap_or(0);
+                (minted < 4_096).then(|| format!("the attacker minted only {minted} streams"))
             }
             _ => None,
         }
@@ -189,14 +204,20 @@ pub(crate) fn run(args: &[String]) -> Result<()> {
         None => crate::demo::build_demo()?,
     };
     let attack_bin = build_attacker()?;
-    // The seed picks the target and two more publishers; the target is never node 0, everyone's seed.
+    // The seed picks the target and three more publishers; the target is never node 0, everyone's
+    // seed.
     let n = options.nodes;
     let target = 1 + (options.seed % (n as u64 - 1)) as usize;
-    let publishers = [target, (target + n / 3) % n, (target + 2 * n / 3) % n];
+    let roles = Roles {
+        target,
+        publishers: [target, (target + n / 3) % n, (target + 2 * n / 3) % n],
+        late: (target + n / 2) % n,
+    };
     if !options.json {
         println!(
-            "== attack: {n} honest nodes, target n{target:02}, publishers {publishers:?} every {EVERY}s, attacks of {} s, seed {}",
-            options.secs, options.seed
+            "== attack: {n} honest nodes, target n{target:02}, publishers {:?} every {EVERY}s and n{:02} from half \
+             way through each attack, attacks of {} s, seed {}",
+            roles.publishers, roles.late, options.secs, options.seed
         );
     }
     let rows: Vec<Attack> = match options.only {
@@ -207,7 +228,7 @@ pub(crate) fn run(args: &[String]) -> Result<()> {
     let mut baseline_delay = Duration::ZERO;
     let mut results = Vec::new();
     for attack in rows {
-        let row = run_row(&options, attack, &node_bin, &attack_bin, target, &publishers)?;
+        let row = run_row(&options, attack, &node_bin, &attack_bin, &roles)?;
         if attack == Attack::None {
             baseline_delay = row.worst_delay;
         }
@@ -231,6 +252,16 @@ pub(crate) fn run(args: &[String]) -> Result<()> {
 fn build_attacker() -> Result<PathBuf> {
     let attacker = Binary { package: "dotray-attack", kind: "--bin", name: "dotray-attack", release: false };
     crate::cargo_build::build(&attacker)
+}
+
+/// Which honest nodes do what.
+struct Roles {
+    /// The node attacked.
+    target: usize,
+    /// The nodes broadcasting from the start.
+    publishers: [usize; 3],
+    /// The node that starts broadcasting half way through the attack.
+    late: usize,
 }
 
 /// What one row measured.
@@ -258,9 +289,9 @@ fn run_row(
     attack: Attack,
     node_bin: &Path,
     attack_bin: &Path,
-    target: usize,
-    publishers: &[usize],
+    roles: &Roles,
 ) -> Result<Row> {
+    let target = roles.target;
     let n = options.nodes;
     let addrs = demo_net::local_addrs(0, n);
     let log_dir = crate::codegen::workspace_root().join("target").join("attack").join(attack.name());
@@ -273,8 +304,12 @@ fn run_row(
                 args.extend(["-s".to_owned(), addrs[seed].to_string()]);
             }
         }
-        if publishers.contains(&i) {
+        if roles.publishers.contains(&i) || i == roles.late {
             args.extend(["--every".to_owned(), EVERY.to_owned(), "-i".to_owned(), i.to_string()]);
+        }
+        if i == roles.late {
+            let after = WARM_UP + Duration::from_secs(options.secs) / 2;
+            args.extend(["--after".to_owned(), after.as_secs_f64().to_string()]);
         }
         cluster.start(i, &format!("n{i:02}"), &args).context("starting an honest node")?;
         std::thread::sleep(Duration::from_millis(100));

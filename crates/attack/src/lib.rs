@@ -13,6 +13,7 @@ pub mod decode;
 pub mod eclipse;
 pub mod poisoning;
 pub mod reflection;
+pub mod streams;
 pub mod swarm;
 mod sybil;
 
@@ -24,8 +25,14 @@ pub type Error = Box<dyn std::error::Error + Send + Sync>;
 pub type Result<T> = std::result::Result<T, Error>;
 
 /// The attacks, by name.
-pub const ATTACKS: [&str; 5] =
-    ["decode-amplification", "eclipse", "passive-poisoning", "reflection", "sybil-swarm"];
+pub const ATTACKS: [&str; 6] = [
+    "decode-amplification",
+    "eclipse",
+    "passive-poisoning",
+    "reflection",
+    "stream-table-capture",
+    "sybil-swarm",
+];
 
 /// What the attacker did and saw: named figures, printed as one JSON object.
 #[derive(Debug, Default)]
