@@ -25,6 +25,12 @@ impl<R: rand::Rng> Router<R> {
             return;
         }
         let window = self.config.reorder_window;
+        // A new stream takes its place in the table before its signature is checked: one the node
+        // has no budget for costs no verification (see `stream_table.rs`).
+        let known = self.streams.contains_key(&stream);
+        if !known && !self.ensure_stream(from, stream, self.adoption_start(manifest.first), now) {
+            return;
+        }
         if let Some(state) = self.streams.get(&stream) {
             if state.holds_proof(&manifest) {
                 return;
@@ -39,11 +45,10 @@ impl<R: rand::Rng> Router<R> {
         }
         self.counters.manifests_verified += 1;
         if !manifest.verify(&*self.signer) {
+            if !known {
+                self.evict_stream(stream, now);
+            }
             return self.violation(from, "manifest with a bad signature");
-        }
-        let start = self.adoption_start(manifest.first);
-        if !self.ensure_stream(from, stream, start, now) {
-            return;
         }
         let budget = self.config.max_stream_proof_bytes;
         if self.proof_bytes + manifest.size() > self.config.max_proof_bytes {

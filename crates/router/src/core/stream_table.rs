@@ -179,14 +179,21 @@ impl<R: rand::Rng> Router<R> {
                 self.recency.push(id, now);
                 continue;
             }
-            if !state.provisional {
-                let max = self.config.max_forgotten_streams;
-                self.forgotten.remember(id, state.delivered, now, max);
-            }
-            self.forget_stream(id);
+            self.evict_stream(id, now);
             return true;
         }
         false
+    }
+
+    /// Forgets `id`, remembering its watermark if anything of it was delivered.
+    pub(crate) fn evict_stream(&mut self, id: StreamId, now: Instant) {
+        if let Some(state) = self.streams.get(&id)
+            && !state.provisional
+        {
+            let max = self.config.max_forgotten_streams;
+            self.forgotten.remember(id, state.delivered, now, max);
+        }
+        self.forget_stream(id);
     }
 
     /// Drops every piece of state of `stream` (its buffered payloads, proofs, per-peer marks).

@@ -157,3 +157,21 @@ fn a_timer_of_an_evicted_stream_does_not_fire_for_its_successor() {
     assert_eq!(gaps, 0);
     assert_eq!(r.watermark(&stream(10)), Some(1));
 }
+
+#[test]
+fn a_stream_without_budget_costs_no_signature_check() {
+    let t0 = Instant::now();
+    let cfg = Config { new_stream_burst: 1, new_streams_per_sec: 0, ..config() };
+    let mut r = router_with(cfg, t0);
+    feed(&mut r, id(2), data(stream(10), 1), t0);
+    assert_eq!(r.counters().manifests_verified, 1);
+    for n in 11..20 {
+        feed(&mut r, id(2), data(stream(n), 1), t0);
+    }
+    assert_eq!(r.counters().manifests_verified, 1, "refused before any verification");
+    assert_eq!(
+        r.counters().streams_refused,
+        9,
+        "each manifest was refused (a payload alone names no stream)"
+    );
+}
