@@ -32,11 +32,16 @@ impl TokenBucket {
     /// Takes a token if there is one at `now`. A `now` earlier than a previous call's counts as that
     /// call's time.
     pub fn take(&mut self, now: Instant) -> bool {
+        self.take_n(1, now)
+    }
+
+    /// Takes `n` tokens if there are that many at `now` (none otherwise): a budget of bytes, say.
+    pub fn take_n(&mut self, n: u32, now: Instant) -> bool {
         let elapsed = now.saturating_duration_since(self.last);
         self.last = self.last.max(now);
         self.tokens = (self.tokens + elapsed.as_secs_f64() * self.rate).min(self.burst);
-        if self.tokens >= 1.0 {
-            self.tokens -= 1.0;
+        if self.tokens >= f64::from(n) {
+            self.tokens -= f64::from(n);
             true
         } else {
             false
@@ -61,6 +66,16 @@ mod tests {
             steady += usize::from(budget.take(later + Duration::from_millis(ms)));
         }
         assert!((19..=21).contains(&steady), "2 per second over 10 s: {steady}");
+    }
+
+    #[test]
+    fn many_at_once_or_none() {
+        let t0 = Instant::now();
+        let mut bytes = TokenBucket::new(1_000, 4_000, t0);
+        assert!(bytes.take_n(3_000, t0));
+        assert!(!bytes.take_n(1_500, t0), "only 1,000 left: nothing is taken");
+        assert!(bytes.take_n(1_000, t0));
+        assert!(bytes.take_n(500, t0 + Duration::from_millis(500)));
     }
 
     #[test]

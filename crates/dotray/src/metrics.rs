@@ -74,6 +74,7 @@
 //! | `dotray_messages_delivered_total` | counter | messages | Messages handed to the application (a large message counts once). |
 //! | `dotray_deliveries_dropped_total` | counter | messages | Deliveries dropped because the application had closed its receiver. |
 //! | `dotray_events_dropped_total` | counter | events | Events dropped because the application did not read them. |
+//! | `dotray_directs_dropped_total` | counter | messages | Direct messages dropped: over their sender's byte budget, or the event queue three quarters full. |
 //! | `dotray_sends_refused_total` | counter | messages | Sends refused by a full connection queue. |
 //! | `dotray_violation_disconnects_total` | counter | connections | Connections closed for protocol violations. |
 //! | `dotray_connections` | gauge | connections | Connections that completed the handshake and are open. |
@@ -265,6 +266,8 @@ figures! {
             "Deliveries dropped because the application had closed its receiver.",
         events_dropped: Counter "dotray_events_dropped_total"
             "Events dropped because the application did not read them.",
+        directs_dropped: Counter "dotray_directs_dropped_total"
+            "Direct messages dropped: over their sender's byte budget, or the event queue three quarters full.",
         sends_refused: Counter "dotray_sends_refused_total" "Sends refused by a full connection queue.",
         violations: Counter "dotray_violation_disconnects_total"
             "Connections closed for protocol violations.",

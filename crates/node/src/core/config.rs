@@ -34,6 +34,15 @@ pub struct Config {
     /// application's event queue until read, so this bounds that queue's memory. A longer one from a
     /// peer is a protocol violation; all nodes of a network should use the same value.
     pub max_direct_len: usize,
+    /// Direct message bytes each connected peer may hand this node per second, on average; beyond
+    /// its budget its direct messages are dropped (counted in `DriverCounters::directs_dropped`), not
+    /// held. Default 256 KiB: requests and answers, not bulk transfer (that is what broadcasts and
+    /// their flow control are for). With `direct_burst_bytes` it bounds what one sender can make the
+    /// application's event queue hold; the queue's length bounds all senders together.
+    pub direct_bytes_per_sec: u32,
+    /// Direct message bytes a peer may hand over at once (the bucket's size). Default 1 MiB; at
+    /// least `max_direct_len`.
+    pub direct_burst_bytes: u32,
 }
 
 impl Default for Config {
@@ -45,6 +54,8 @@ impl Default for Config {
             fragment_len: 256 << 10,
             max_reassembly_bytes: 64 << 20,
             max_direct_len: 64 << 10,
+            direct_bytes_per_sec: 256 << 10,
+            direct_burst_bytes: 1 << 20,
         }
     }
 }
@@ -63,6 +74,12 @@ impl Config {
             InvalidConfig::check(
                 self.max_reassembly_bytes >= self.max_message_len,
                 "max_reassembly_bytes must hold one message of max_message_len",
+            )
+        })
+        .and_then(|()| {
+            InvalidConfig::check(
+                self.direct_burst_bytes as usize >= self.max_direct_len,
+                "direct_burst_bytes must hold one direct message of max_direct_len",
             )
         })
         .map_err(InvalidNodeConfig::Messages)

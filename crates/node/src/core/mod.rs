@@ -50,7 +50,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::Bytes;
-use dotray_codec::NodeId;
+use dotray_codec::{NodeId, TokenBucket};
 use dotray_membership::core::{
     Action as MembershipAction, Event as MembershipEvent, LinkEnd, Membership, NodeInfo, PeerInfo,
     QueryError, Seed,
@@ -77,6 +77,13 @@ pub struct NodeCore<R: Rng> {
     fragment_len: usize,
     /// [`Config::max_direct_len`].
     max_direct_len: usize,
+    /// [`Config::direct_bytes_per_sec`] and [`Config::direct_burst_bytes`].
+    direct_budget: (u32, u32),
+    /// Per connected sender, what is left of its direct-message budget; forgotten when the
+    /// connection closes.
+    direct_budgets: BTreeMap<NodeId, TokenBucket>,
+    /// Direct messages dropped over their sender's budget.
+    directs_dropped: u64,
     /// Actions ahead of the cores' own queues (direct messages for the application).
     actions: VecDeque<Action>,
     /// Payloads pushed to us by connected nodes that were not (yet) our neighbours, by sender: the
@@ -121,6 +128,9 @@ impl<R: Rng + SeedableRng> NodeCore<R> {
             max_message_len: config.max_message_len,
             fragment_len: config.fragment_len,
             max_direct_len: config.max_direct_len,
+            direct_budget: (config.direct_bytes_per_sec, config.direct_burst_bytes),
+            direct_budgets: BTreeMap::new(),
+            directs_dropped: 0,
             actions: VecDeque::new(),
             early: BTreeMap::new(),
             now,
@@ -174,6 +184,12 @@ impl<R: Rng> NodeCore<R> {
         self.router.counters()
     }
 
+    /// Direct messages dropped because their sender was over its budget
+    /// ([`Config::direct_bytes_per_sec`]).
+    pub fn directs_dropped(&self) -> u64 {
+        self.directs_dropped
+    }
+
     /// This node's tree (eager) and lazy links.
     pub fn topology(&self) -> Topology {
         self.router.topology()
@@ -200,6 +216,7 @@ impl<R: Rng> NodeCore<R> {
     pub fn handle_disconnected(&mut self, peer: NodeId, reason: LinkEnd, now: Instant) {
         self.now = now;
         self.early.remove(&peer);
+        self.direct_budgets.remove(&peer);
         self.membership.handle_disconnected(peer, reason, now);
     }
 
@@ -232,7 +249,15 @@ impl<R: Rng> NodeCore<R> {
                 });
             }
             PeerMessage::Direct(payload) => {
-                self.actions.push_back(Action::Event(Event::Direct { from, payload }));
+                let (rate, burst) = self.direct_budget;
+                let budget =
+                    self.direct_budgets.entry(from).or_insert_with(|| TokenBucket::new(rate, burst, now));
+                // Within `max_direct_len`, so within `u32`.
+                if budget.take_n(payload.len() as u32, now) {
+                    self.actions.push_back(Action::Event(Event::Direct { from, payload }));
+                } else {
+                    self.directs_dropped += 1;
+                }
             }
         }
     }

@@ -359,3 +359,28 @@ fn a_direct_message_over_the_limit_is_a_violation_of_its_sender() {
         vec![Action::Violation { peer: from, reason: "a direct message longer than max_direct_len" }]
     );
 }
+
+#[test]
+fn each_sender_has_a_byte_budget_for_direct_messages() {
+    let now = Instant::now();
+    let (mut a, _b) = pair(now);
+    let config = Config::default();
+    let (max, burst) = (config.max_direct_len, config.direct_burst_bytes as usize);
+    let direct = || PeerMessage::Direct(Bytes::from(vec![0; max]));
+    let directs = |actions: Vec<Action>| {
+        actions.iter().filter(|a| matches!(a, Action::Event(Event::Direct { .. }))).count()
+    };
+    let (one, other) = (info(2).id, info(3).id);
+    let mut taken = 0;
+    for _ in 0..2 * burst / max {
+        a.handle_message(one, direct(), now);
+        taken += directs(drain(&mut a));
+    }
+    assert_eq!(taken, burst / max, "the burst, then nothing");
+    assert_eq!(a.directs_dropped(), (burst / max) as u64);
+    a.handle_message(other, direct(), now);
+    assert_eq!(directs(drain(&mut a)), 1, "another sender has a budget of its own");
+    let refill = Duration::from_secs_f64(max as f64 / f64::from(config.direct_bytes_per_sec));
+    a.handle_message(one, direct(), now + refill);
+    assert_eq!(directs(drain(&mut a)), 1, "the rate refills it");
+}

@@ -261,6 +261,10 @@ pub struct DriverCounters {
     pub deliveries_dropped: u64,
     /// Events dropped because the application did not read them.
     pub events_dropped: u64,
+    /// Direct messages dropped: over their sender's byte budget
+    /// (`dotray_node::core::Config::direct_bytes_per_sec`), or because the event queue was three
+    /// quarters full (the rest is kept for neighbour and gap events).
+    pub directs_dropped: u64,
     /// Sends refused by a full connection queue.
     pub sends_refused: u64,
     /// Connections closed for protocol violations.

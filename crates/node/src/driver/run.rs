@@ -392,7 +392,11 @@ impl Driver {
                 }
             },
             Command::Counters(reply) => {
-                let _ = reply.send((*self.core.counters(), self.counters));
+                let counters = DriverCounters {
+                    directs_dropped: self.counters.directs_dropped + self.core.directs_dropped(),
+                    ..self.counters
+                };
+                let _ = reply.send((*self.core.counters(), counters));
             }
             Command::Topology(reply) => {
                 let _ = reply.send(self.core.topology());
@@ -581,7 +585,15 @@ impl Driver {
         }
     }
 
+    /// Hands an event to the application. Direct messages may take three quarters of the queue: the
+    /// rest is kept for the events about the node itself (neighbours, gaps, refusals), so a flood of
+    /// direct messages from many senders cannot hide them.
     fn emit(&mut self, event: Event) {
+        let room = self.io.app_events.capacity();
+        if matches!(event, Event::Direct { .. }) && room <= self.io.app_events.max_capacity() / 4 {
+            self.counters.directs_dropped += 1;
+            return;
+        }
         if self.io.app_events.try_send(event).is_err() {
             self.counters.events_dropped += 1;
         }

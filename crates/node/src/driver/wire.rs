@@ -102,7 +102,11 @@ impl Wire {
                 Err(error) => Decoded::Invalid(format!("invalid broadcast message: {error}")),
             },
             _ => match body {
-                Body::Direct(direct) => Decoded::Message(PeerMessage::Direct(direct.payload)),
+                // Copied out of the read buffer: a direct message may wait long in the application's
+                // queue, and a slice would pin the whole buffer (up to a frame) with it.
+                Body::Direct(direct) => {
+                    Decoded::Message(PeerMessage::Direct(Bytes::copy_from_slice(&direct.payload)))
+                }
                 _ => Decoded::Nothing,
             },
         }
