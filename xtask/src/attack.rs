@@ -36,8 +36,8 @@ hostile peers (real processes, real protocol) against honest demo nodes, one row
 attack, with a verdict (exit non-zero when an honest message is lost or a bound is broken)",
     details: "\
 options:
-  --only NAME       one attack: none, decode-amplification, eclipse, passive-poisoning,
-                    reflection, stream-table-capture, sybil-swarm
+  --only NAME       one attack: none, decode-amplification, direct-flood, eclipse,
+                    passive-poisoning, reflection, stream-table-capture, sybil-swarm
   --json            one JSON object per row instead of the table
   --seed SEED       chooses the target and the publishers (default: from the clock; printed)
   --secs S          how long each attack lasts (default 20)
@@ -68,6 +68,7 @@ const EVERY: &str = "0.25";
 enum Attack {
     None,
     DecodeAmplification,
+    DirectFlood,
     Eclipse,
     PassivePoisoning,
     Reflection,
@@ -75,9 +76,10 @@ enum Attack {
     SybilSwarm,
 }
 
-const ALL: [Attack; 7] = [
+const ALL: [Attack; 8] = [
     Attack::None,
     Attack::DecodeAmplification,
+    Attack::DirectFlood,
     Attack::Eclipse,
     Attack::PassivePoisoning,
     Attack::Reflection,
@@ -90,6 +92,7 @@ impl Attack {
         match self {
             Self::None => "none",
             Self::DecodeAmplification => "decode-amplification",
+            Self::DirectFlood => "direct-flood",
             Self::Eclipse => "eclipse",
             Self::PassivePoisoning => "passive-poisoning",
             Self::Reflection => "reflection",
@@ -104,6 +107,9 @@ impl Attack {
             Self::None => "nothing (the baseline)".to_owned(),
             Self::DecodeAmplification => {
                 "4 connections, one 4 MB frame each: a list of 2 million empty entries".to_owned()
+            }
+            Self::DirectFlood => {
+                "16 connections send 64 KiB direct messages padded to 4 MiB frames as fast as read".to_owned()
             }
             Self::Eclipse => {
                 "5 identities join the target at once; each evicted one rejoins as a new identity".to_owned()

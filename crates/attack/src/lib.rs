@@ -10,6 +10,7 @@
 //! node reports there is theirs; the reflection attack's victim listens on 127.0.0.67.
 
 pub mod decode;
+pub mod directs;
 pub mod eclipse;
 pub mod poisoning;
 pub mod reflection;
@@ -25,8 +26,9 @@ pub type Error = Box<dyn std::error::Error + Send + Sync>;
 pub type Result<T> = std::result::Result<T, Error>;
 
 /// The attacks, by name.
-pub const ATTACKS: [&str; 6] = [
+pub const ATTACKS: [&str; 7] = [
     "decode-amplification",
+    "direct-flood",
     "eclipse",
     "passive-poisoning",
     "reflection",

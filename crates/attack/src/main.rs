@@ -5,6 +5,7 @@
 //!
 //! ```text
 //! dotray-attack decode-amplification --target 127.0.0.1:2003
+//! dotray-attack direct-flood --target 127.0.0.1:2003 --secs 20
 //! dotray-attack eclipse --target 127.0.0.1:2003 --secs 20
 //! dotray-attack passive-poisoning --target 127.0.0.1:2003 --secs 20
 //! dotray-attack reflection --target 127.0.0.1:2003 --secs 20
@@ -17,12 +18,12 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
-use dotray_attack::{ATTACKS, Report, decode, eclipse, poisoning, reflection, streams, swarm};
+use dotray_attack::{ATTACKS, Report, decode, directs, eclipse, poisoning, reflection, streams, swarm};
 
 const USAGE: &str = "\
 usage: dotray-attack ATTACK [--target ADDR] [--honest ADDR,ADDR..] [--secs S] [--identities N]
 
-attacks: decode-amplification, eclipse, passive-poisoning, reflection (against --target),
+attacks: decode-amplification, direct-flood, eclipse, passive-poisoning, reflection (against --target),
          stream-table-capture (against --target and every --honest node),
          sybil-swarm (against every --honest node, --identities at once)
 Prints one JSON line: the attack and its figures.";
@@ -69,6 +70,7 @@ async fn main() -> Result<()> {
     let mut report = Report::default();
     let outcome = match options.attack.as_str() {
         "decode-amplification" => decode::run(target()?, &mut report).await,
+        "direct-flood" => directs::run(target()?, deadline, &mut report).await,
         "eclipse" => eclipse::run(target()?, deadline, &mut report).await,
         "passive-poisoning" => poisoning::run(target()?, deadline, &mut report).await,
         "reflection" => reflection::run(target()?, deadline, &mut report).await,
