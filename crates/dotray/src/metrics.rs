@@ -56,6 +56,7 @@
 //! | `dotray_prunes_received_total` | counter | messages | Prunes received. |
 //! | `dotray_resends_total` | counter | messages | Payloads sent in answer to a graft or sync (repairs). |
 //! | `dotray_sync_resends_total` | counter | messages | Of the resends: those answering a sync. |
+//! | `dotray_repairs_over_budget_total` | counter | messages | Payloads asked for and not sent: the neighbour was over its repair budget. |
 //! | `dotray_reoffers_total` | counter | ranges | Ranges re-offered by digest after a neighbour went down or a send was refused. |
 //! | `dotray_tree_optimisations_total` | counter | links | Tree links replaced by a shorter lazy path. |
 //! | `dotray_gaps_total` | counter | gaps | Gap events: runs of messages given up as lost. |
@@ -229,6 +230,8 @@ figures! {
         prunes_received: Counter "dotray_prunes_received_total" "Prunes received.",
         resends: Counter "dotray_resends_total" "Payloads sent in answer to a graft or sync (repairs).",
         sync_resends: Counter "dotray_sync_resends_total" "Of the resends: those answering a sync.",
+        repairs_over_budget: Counter "dotray_repairs_over_budget_total"
+            "Payloads asked for and not sent: the neighbour was over its repair budget.",
         reoffers: Counter "dotray_reoffers_total"
             "Ranges re-offered by digest after a neighbour went down or a send was refused.",
         optimisations: Counter "dotray_tree_optimisations_total"

@@ -32,6 +32,13 @@ pub struct DriverConfig {
     /// stops holding the node back. Default 1 s: a node starved of CPU for a moment is not a slow
     /// node, and each demotion costs its subtree a graft delay and the tree some churn.
     pub congestion_grace: Duration,
+    /// Once demoted, a neighbour cannot hold the node back again for a while: `congestion_grace`
+    /// after its first demotion, twice as long after each further one, at most this long. Default
+    /// 60 s. A neighbour that reads just enough to be promoted again and then stops (a hostile one,
+    /// or a link that is slow for good) would otherwise freeze the node for `congestion_grace` in
+    /// every such cycle; now it loses only its own share (its sends are refused and repaired when
+    /// its queue is full). Its count of demotions starts over after this long without one.
+    pub congestion_backoff_max: Duration,
     /// How often a held-back driver re-checks its neighbours' queues even if none drains, so that
     /// one that stays full is demoted after `congestion_grace`. Default 10 ms. (Going on once a queue
     /// drains needs no polling: the connection's writer wakes the driver.)
@@ -50,6 +57,7 @@ impl Default for DriverConfig {
             command_queue_len: 64,
             publish_high_water: 64 * 1024,
             congestion_grace: Duration::from_millis(1000),
+            congestion_backoff_max: Duration::from_secs(60),
             held_back_recheck: Duration::from_millis(10),
             cleanup_interval: Duration::from_secs(10),
         }
@@ -66,6 +74,7 @@ impl DriverConfig {
             ("command_queue_len", self.command_queue_len == 0),
             ("publish_high_water", self.publish_high_water == 0),
             ("congestion_grace", self.congestion_grace.is_zero()),
+            ("congestion_backoff_max", self.congestion_backoff_max.is_zero()),
             ("held_back_recheck", self.held_back_recheck.is_zero()),
             ("cleanup_interval", self.cleanup_interval.is_zero()),
         ])

@@ -25,7 +25,10 @@
 //!   network*: a relay whose child is behind stops reading from its parent, TCP carries that
 //!   upstream, and the publisher slows to what the tree can carry. Memory stays bounded at every hop.
 //!   A hold that lasts a whole `congestion_grace` without a break demotes the congested neighbours
-//!   even when no other queue drains, so two nodes waiting for each other cannot deadlock.
+//!   even when no other queue drains, so two nodes waiting for each other cannot deadlock. A demoted
+//!   neighbour cannot hold the node back again for a while, longer after each demotion
+//!   ([`DriverConfig::congestion_backoff_max`]): one that reads just enough to be trusted again and
+//!   then stops slows only its own link.
 //! * **The application.** Deliveries wait in a queue of [`DriverConfig::delivery_queue_len`]; when
 //!   the application falls that far behind, the driver stops taking frames from the network until it
 //!   catches up: nothing is dropped. Meanwhile membership's timers wait too (a pong that cannot be

@@ -52,6 +52,10 @@ struct Link {
     full_since: Option<Instant>,
     /// Demoted for congestion: it no longer holds the node back until its queue drains.
     slow: bool,
+    /// Demotions in a row, and until when the latest keeps it from holding the node back even once
+    /// drained (see `DriverConfig::congestion_backoff_max`).
+    demotions: u32,
+    exempt_until: Option<Instant>,
     /// When a payload (`Data`) was last queued for it.
     last_payload: Option<Instant>,
 }
@@ -266,6 +270,8 @@ impl Driver {
                     neighbour: false,
                     full_since: None,
                     slow: false,
+                    demotions: 0,
+                    exempt_until: None,
                     last_payload: None,
                 };
                 self.links.insert(peer.id, link);
@@ -527,6 +533,7 @@ impl Driver {
                 && link.sender.queued_bytes() <= high / 4
         });
         let stuck = self.held_since.is_some_and(|at| now.duration_since(at) >= grace);
+        let backoff_max = self.config.congestion_backoff_max;
         for (id, link) in self.links.iter_mut().filter(|(_, link)| link.neighbour) {
             let queued = link.sender.queued_bytes();
             if queued <= high / 4 {
@@ -534,7 +541,7 @@ impl Driver {
                 link.slow = false;
                 continue;
             }
-            if link.slow || queued <= high {
+            if link.slow || queued <= high || link.exempt_until.is_some_and(|until| now < until) {
                 continue;
             }
             let since = *link.full_since.get_or_insert(now);
@@ -542,6 +549,12 @@ impl Driver {
             // each waiting for the other to read), so demote whether or not others drain.
             if now.duration_since(since) >= grace && (someone_drained || stuck) {
                 link.slow = true;
+                if link.exempt_until.is_some_and(|until| now.duration_since(until) >= backoff_max) {
+                    link.demotions = 0;
+                }
+                let backoff = grace.saturating_mul(1 << link.demotions.min(16)).min(backoff_max);
+                link.demotions += 1;
+                link.exempt_until = Some(now + backoff);
                 newly_slow.push(*id);
             } else if waiting_on.is_none() {
                 waiting_on = Some(link.sender.clone());

@@ -130,6 +130,17 @@ pub struct Config {
     /// Maximum payloads sent in answer to one `Graft`, and per stream in answer to one `Sync`. Default
     /// 1,024: a hostile request for a huge range costs at most this many sends.
     pub max_serve_per_request: u64,
+    /// Payload bytes per second, on average, this node sends one neighbour in answer to its `Graft`s
+    /// and `Sync`s (repairs); what is over budget is not sent, and the neighbour's graft retries ask
+    /// for it again later. Default 16 MiB/s: several times what honest repair needs after a link
+    /// failure, while a hostile neighbour asking for everything retained again and again (a 20-byte
+    /// `Graft` names up to `max_serve_per_request` payloads) gets no more than this of the node's
+    /// upload.
+    pub serve_bytes_per_sec: u32,
+    /// Repair bytes a neighbour may get at once (the bucket's size; a new link starts full).
+    /// Default 64 MiB: the whole default retention, so that a neighbour back from a partition can
+    /// catch up in one go.
+    pub serve_burst_bytes: u32,
     /// Maximum ranges or watermarks the core puts in one message it sends (longer lists are split).
     /// Must not exceed [`MAX_LIST_LEN`]. Default 1,024.
     pub max_list_len: usize,
@@ -202,6 +213,8 @@ impl Default for Config {
             stream_idle_timeout: Duration::from_secs(600),
             backfill_new_stream: 64,
             max_serve_per_request: 1_024,
+            serve_bytes_per_sec: 16 << 20,
+            serve_burst_bytes: 64 << 20,
             max_list_len: 1_024,
             optimization_threshold: 7,
             max_announcers: 8,
@@ -238,6 +251,7 @@ impl Config {
             ("new_stream_burst", self.new_stream_burst == 0),
             ("total_new_stream_burst", self.total_new_stream_burst == 0),
             ("max_serve_per_request", self.max_serve_per_request == 0),
+            ("serve_burst_bytes", self.serve_burst_bytes == 0),
             ("max_list_len", self.max_list_len == 0),
             ("max_announcers", self.max_announcers == 0),
             ("max_batch_len", self.max_batch_len == 0),

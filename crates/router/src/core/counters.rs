@@ -51,6 +51,9 @@ pub struct Counters {
     pub resends: u64,
     /// Of `resends`: those answering a `Sync`.
     pub sync_resends: u64,
+    /// Payloads asked for by a `Graft` or `Sync` and not sent: the neighbour was over its repair
+    /// budget (`Config::serve_bytes_per_sec`).
+    pub repairs_over_budget: u64,
     /// Ranges re-offered by digest after a neighbour went down or a send was dropped by congestion.
     pub reoffers: u64,
     /// Tree optimisations (a shorter lazy path replaced a tree link).

@@ -53,6 +53,8 @@ pub(crate) struct Peer {
     /// Its budget for streams this node starts tracking because of its messages (see
     /// `stream_table.rs`).
     pub(crate) new_streams: TokenBucket,
+    /// Its budget of repair bytes (`Config::serve_bytes_per_sec`).
+    pub(crate) serve_bytes: TokenBucket,
 }
 
 impl Peer {
@@ -62,6 +64,7 @@ impl Peer {
         sent: KeyedMap<StreamId, SentMark>,
         ihave_index: KeyedMap<StreamId, usize>,
         new_streams: TokenBucket,
+        serve_bytes: TokenBucket,
     ) -> Self {
         Self {
             eager: true,
@@ -73,6 +76,7 @@ impl Peer {
             asked: Vec::new(),
             last_prune: None,
             new_streams,
+            serve_bytes,
         }
     }
 

@@ -27,7 +27,10 @@ impl<R: rand::Rng> Router<R> {
         let (sent, index) = (self.new_sent_map(), KeyedMap::with_hasher(self.hasher));
         let (rate, burst) = (self.config.new_streams_per_sec, self.config.new_stream_burst);
         let new_streams = TokenBucket::new(rate, burst, now);
-        self.peers.entry(peer).or_insert_with(|| Peer::new(sent, index, new_streams)).eager = true;
+        let (rate, burst) = (self.config.serve_bytes_per_sec, self.config.serve_burst_bytes);
+        let serve_bytes = TokenBucket::new(rate, burst, now);
+        self.peers.entry(peer).or_insert_with(|| Peer::new(sent, index, new_streams, serve_bytes)).eager =
+            true;
         if was_alone {
             self.restart_gap_clocks(now);
         }
@@ -330,7 +333,7 @@ impl<R: rand::Rng> Router<R> {
 
     /// A `Graft` from `from`: make the link eager if asked, and send what it wants from retention
     /// (and the reorder buffer), at most `max_serve_per_request` payloads whatever the ranges say.
-    pub(crate) fn on_graft(&mut self, from: NodeId, want: &[SeqRange], eager: bool) {
+    pub(crate) fn on_graft(&mut self, from: NodeId, want: &[SeqRange], eager: bool, now: Instant) {
         self.counters.grafts_received += 1;
         if want.len() > MAX_LIST_LEN {
             return self.violation(from, "graft with too many ranges");
@@ -353,14 +356,22 @@ impl<R: rand::Rng> Router<R> {
             if budget == 0 {
                 break;
             }
-            budget = self.serve(from, range.stream, range.first, range.last, budget);
+            budget = self.serve(from, range.stream, (range.first, range.last), budget, now);
         }
     }
 
     /// Sends `first..=last` of `stream` to `to` from what we hold, spending at most `budget` sends.
     /// Only sequence numbers inside the retained span or the buffer are visited, so a huge range costs
-    /// nothing extra. Returns the budget left.
-    fn serve(&mut self, to: NodeId, stream: StreamId, first: u64, last: u64, mut budget: u64) -> u64 {
+    /// nothing extra. Each payload is charged to `to`'s repair budget (`Config::serve_bytes_per_sec`);
+    /// past it the rest is not sent. Returns the budget of sends left.
+    fn serve(
+        &mut self,
+        to: NodeId,
+        stream: StreamId,
+        (first, last): (u64, u64),
+        mut budget: u64,
+        now: Instant,
+    ) -> u64 {
         let Some(state) = self.streams.get(&stream) else { return budget };
         let mut batch = Vec::new();
         if let Some((lo, hi)) = state.retained_span() {
@@ -381,11 +392,17 @@ impl<R: rand::Rng> Router<R> {
             batch.push((seq, held.wire_hops, held.payload.clone(), held.proof.clone()));
             budget -= 1;
         }
-        for (seq, hops, payload, proof) in batch {
+        let total = batch.len();
+        for (i, (seq, hops, payload, proof)) in batch.into_iter().enumerate() {
+            let Some(p) = self.peers.get_mut(&to) else { break };
+            // Payloads are at most a frame long, far within `u32`.
+            if !p.serve_bytes.take_n(payload.len().try_into().unwrap_or(u32::MAX), now) {
+                self.counters.repairs_over_budget += (total - i) as u64;
+                break;
+            }
             self.counters.resends += 1;
             self.counters.payloads_sent += 1;
             self.counters.payload_bytes_sent += payload.len() as u64;
-            let Some(p) = self.peers.get_mut(&to) else { break };
             if p.note_sent(stream, seq, (proof.first, proof.last())) {
                 self.counters.manifests_sent += 1;
                 self.send(to, Message::Manifest(proof));
@@ -463,7 +480,7 @@ impl<R: rand::Rng> Router<R> {
                     let ours = state.delivered;
                     if ours > mark.seq {
                         let before = self.counters.resends;
-                        self.serve(from, mark.stream, mark.seq + 1, ours, per_stream);
+                        self.serve(from, mark.stream, (mark.seq + 1, ours), per_stream, now);
                         self.counters.sync_resends += self.counters.resends - before;
                     } else if mark.seq > ours {
                         let range = SeqRange { stream: mark.stream, first: ours + 1, last: mark.seq };

@@ -267,7 +267,7 @@ impl<R: Rng> Router<R> {
                 self.on_data(from, stream, seq, hops, payload, now)
             }
             Message::IHave { ranges, hops } => self.on_ihave(from, &ranges, hops, now),
-            Message::Graft { want, eager } => self.on_graft(from, &want, eager),
+            Message::Graft { want, eager } => self.on_graft(from, &want, eager, now),
             Message::Prune => self.on_prune(from),
             Message::Ack { marks } => self.on_ack(from, &marks, now),
             Message::Sync { marks } => self.on_sync(from, &marks, now),

@@ -907,3 +907,32 @@ fn a_long_graft_round_that_keeps_making_progress_still_asks_for_a_fresh_hole() {
     }
     assert_eq!(r.counters().gaps, 0);
 }
+
+#[test]
+fn repairs_to_one_neighbour_are_bounded_in_bytes_per_second() {
+    let now = Instant::now();
+    let cfg = Config { serve_burst_bytes: 3_000, serve_bytes_per_sec: 1_000, ..config() };
+    let mut r = Router::new(InsecureSigner::new(id(1)), 7, cfg, ChaCha8Rng::seed_from_u64(1), now);
+    for p in [2, 3] {
+        r.handle_neighbour_up(id(p), now);
+    }
+    for _ in 0..10 {
+        r.broadcast(Bytes::from(vec![0; 1_000]), now);
+    }
+    drain(&mut r);
+    let own = r.own_stream();
+    let all = || vec![SeqRange { stream: own, first: 1, last: u64::MAX }];
+    let served = |r: &mut Router<ChaCha8Rng>, to: NodeId| {
+        sends(&drain(r)).iter().filter(|(peer, m)| *peer == to && matches!(m, Message::Data { .. })).count()
+    };
+    r.handle_message(id(3), Message::Graft { want: all(), eager: false }, now);
+    assert_eq!(served(&mut r, id(3)), 3, "the burst");
+    assert_eq!(r.counters().repairs_over_budget, 7);
+    r.handle_message(id(3), Message::Graft { want: all(), eager: false }, now);
+    assert_eq!(served(&mut r, id(3)), 0, "asking again does not help");
+    r.handle_message(id(2), Message::Graft { want: all(), eager: false }, now);
+    assert_eq!(served(&mut r, id(2)), 3, "another neighbour has its own budget");
+    let later = now + Duration::from_secs(2);
+    r.handle_message(id(3), Message::Graft { want: all(), eager: false }, later);
+    assert_eq!(served(&mut r, id(3)), 2, "the rate refills it");
+}
