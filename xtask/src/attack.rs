@@ -37,7 +37,8 @@ attack, with a verdict (exit non-zero when an honest message is lost or a bound 
     details: "\
 options:
   --only NAME       one attack: none, decode-amplification, direct-flood, eclipse,
-                    passive-poisoning, reflection, stream-table-capture, sybil-swarm
+                    passive-poisoning, reflection, slow-neighbour, stream-table-capture,
+                    sybil-swarm
   --json            one JSON object per row instead of the table
   --seed SEED       chooses the target and the publishers (default: from the clock; printed)
   --secs S          how long each attack lasts (default 20)
@@ -72,17 +73,19 @@ enum Attack {
     Eclipse,
     PassivePoisoning,
     Reflection,
+    SlowNeighbour,
     StreamTableCapture,
     SybilSwarm,
 }
 
-const ALL: [Attack; 8] = [
+const ALL: [Attack; 9] = [
     Attack::None,
     Attack::DecodeAmplification,
     Attack::DirectFlood,
     Attack::Eclipse,
     Attack::PassivePoisoning,
     Attack::Reflection,
+    Attack::SlowNeighbour,
     Attack::StreamTableCapture,
     Attack::SybilSwarm,
 ];
@@ -96,6 +99,7 @@ impl Attack {
             Self::Eclipse => "eclipse",
             Self::PassivePoisoning => "passive-poisoning",
             Self::Reflection => "reflection",
+            Self::SlowNeighbour => "slow-neighbour",
             Self::StreamTableCapture => "stream-table-capture",
             Self::SybilSwarm => "sybil-swarm",
         }
@@ -120,6 +124,11 @@ impl Attack {
             }
             Self::Reflection => {
                 "a stranger and a neighbour send 50 walks/s each naming a victim address".to_owned()
+            }
+            Self::SlowNeighbour => {
+                "2 identities join the target; each asks for all it retains, publishes 512 KiB, reads \
+                 nothing for 3 s, reads 0.5 s, again"
+                    .to_owned()
             }
             Self::StreamTableCapture => {
                 "3 identities at the target, 1 at each other node, mint up to 6,000 signed streams each, \

@@ -14,6 +14,7 @@ pub mod directs;
 pub mod eclipse;
 pub mod poisoning;
 pub mod reflection;
+pub mod slow;
 pub mod streams;
 pub mod swarm;
 mod sybil;
@@ -26,12 +27,13 @@ pub type Error = Box<dyn std::error::Error + Send + Sync>;
 pub type Result<T> = std::result::Result<T, Error>;
 
 /// The attacks, by name.
-pub const ATTACKS: [&str; 7] = [
+pub const ATTACKS: [&str; 8] = [
     "decode-amplification",
     "direct-flood",
     "eclipse",
     "passive-poisoning",
     "reflection",
+    "slow-neighbour",
     "stream-table-capture",
     "sybil-swarm",
 ];

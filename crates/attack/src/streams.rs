@@ -14,10 +14,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
-use dotray_codec::proto::{self, Envelope};
-use dotray_codec::{DEFAULT_MAX_FRAME_LEN, OutFrame, SecretKey};
+use dotray_codec::SecretKey;
 use dotray_router::core::StreamId;
-use dotray_router::proof::{Ed25519Signer, Manifest, Signer, payload_hash};
+use dotray_router::proof::{Ed25519Signer, Signer};
 use tokio::time::Instant;
 
 use crate::sybil::Sybil;
@@ -119,30 +118,11 @@ impl Minter {
         }
     }
 
-    /// Sends message `seq` of `stream`: its declaration, a manifest signed by the origin, the payload.
+    /// Sends message `seq` of `stream`, declared under the next recycled reference.
     fn send_message(&mut self, stream: StreamId, seq: u64) -> Result<()> {
         let stream_ref = self.next_ref;
         self.next_ref = (self.next_ref + 1) % REFS;
         let payload = Bytes::from(format!("capture-{}-{seq}", stream.epoch));
-        let hash = Bytes::copy_from_slice(&payload_hash(&payload));
-        let manifest = Manifest::sign(&*self.origin, stream, seq, hash);
-        let decl = proto::StreamDecl {
-            stream_ref,
-            origin: stream.origin.to_bytes(),
-            epoch: stream.epoch,
-            origin_addr: String::new(),
-            origin_signature: Bytes::new(),
-        };
-        let manifest = proto::Manifest {
-            stream_ref,
-            first_seq: seq,
-            hashes: manifest.hashes.clone(),
-            signature: Bytes::copy_from_slice(&manifest.signature),
-        };
-        let data = proto::Data { stream_ref, seq, hops: 0, payload };
-        for envelope in [Envelope::from(decl), Envelope::from(manifest), Envelope::from(data)] {
-            self.sybil.send_frame(&OutFrame::encode(&envelope, DEFAULT_MAX_FRAME_LEN)?)?;
-        }
-        Ok(())
+        self.sybil.publish(&self.origin, (stream, seq), payload, stream_ref)
     }
 }

@@ -8,8 +8,11 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use bytes::Bytes;
 use dotray_codec::{DEFAULT_MAX_FRAME_LEN, NodeId, OutFrame, SecretKey, proto};
 use dotray_membership::{Message, NodeInfo};
+use dotray_router::core::StreamId;
+use dotray_router::proof::{Ed25519Signer, Manifest, payload_hash};
 use dotray_transport::{Config, Events, PeerSender, Transport, TransportEvent};
 
 use crate::Result;
@@ -71,6 +74,39 @@ impl Sybil {
         Ok(self.sender.try_send(frame)?)
     }
 
+    /// Sends message `seq` of `stream` (whose origin `origin` signs for): its declaration under
+    /// `stream_ref` on this connection, a manifest signed by the origin, then the payload.
+    pub(crate) fn publish(
+        &self,
+        origin: &Ed25519Signer,
+        (stream, seq): (StreamId, u64),
+        payload: Bytes,
+        stream_ref: u32,
+    ) -> Result<()> {
+        let hash = Bytes::copy_from_slice(&payload_hash(&payload));
+        let manifest = Manifest::sign(origin, stream, seq, hash);
+        let decl = proto::StreamDecl {
+            stream_ref,
+            origin: stream.origin.to_bytes(),
+            epoch: stream.epoch,
+            origin_addr: String::new(),
+            origin_signature: Bytes::new(),
+        };
+        let manifest = proto::Manifest {
+            stream_ref,
+            first_seq: seq,
+            hashes: manifest.hashes.clone(),
+            signature: Bytes::copy_from_slice(&manifest.signature),
+        };
+        let data = proto::Data { stream_ref, seq, hops: 0, payload };
+        for envelope in
+            [proto::Envelope::from(decl), proto::Envelope::from(manifest), proto::Envelope::from(data)]
+        {
+            self.send_frame(&OutFrame::encode(&envelope, DEFAULT_MAX_FRAME_LEN)?)?;
+        }
+        Ok(())
+    }
+
     /// Serves the connection (answering pings) until it closes or `deadline`. Returns true when the
     /// honest node closed it.
     pub(crate) async fn serve_until(&mut self, deadline: tokio::time::Instant) -> bool {
@@ -90,10 +126,19 @@ impl Sybil {
     /// Serves what has already arrived (answering pings) without waiting. Returns true when the
     /// honest node closed the connection.
     pub(crate) fn serve_pending(&mut self) -> bool {
+        self.serve_pending_with(|_| {})
+    }
+
+    /// Like [`Sybil::serve_pending`], handing every frame that is not a ping to `other`.
+    pub(crate) fn serve_pending_with(&mut self, mut other: impl FnMut(proto::Envelope)) -> bool {
         loop {
             match self.events.try_recv() {
                 Ok(TransportEvent::Disconnected { .. }) => return true,
-                Ok(TransportEvent::Frames { frames, .. }) => self.answer_pings(frames),
+                Ok(TransportEvent::Frames { frames, .. }) => {
+                    for frame in frames {
+                        self.answer_ping(frame).map(&mut other);
+                    }
+                }
                 Ok(_) => {}
                 Err(tokio::sync::mpsc::error::TryRecvError::Empty) => return false,
                 Err(tokio::sync::mpsc::error::TryRecvError::Disconnected) => return true,
@@ -103,10 +148,18 @@ impl Sybil {
 
     fn answer_pings(&self, frames: Vec<proto::Envelope>) {
         for frame in frames {
-            if let Ok(Message::Ping { nonce, sent_at_micros }) = Message::try_from(frame) {
-                let _ = self.send(Message::Pong { nonce, sent_at_micros });
-            }
+            self.answer_ping(frame);
         }
+    }
+
+    /// Answers `frame` if it is a ping; gives it back otherwise.
+    fn answer_ping(&self, frame: proto::Envelope) -> Option<proto::Envelope> {
+        if let Some(proto::envelope::Body::Ping(ping)) = &frame.body {
+            let (nonce, sent_at_micros) = (ping.nonce, ping.sent_at_micros);
+            let _ = self.send(Message::Pong { nonce, sent_at_micros });
+            return None;
+        }
+        Some(frame)
     }
 
     /// Asks the honest node what it knows (its active and passive views).
