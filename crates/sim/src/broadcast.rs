@@ -234,6 +234,8 @@ pub fn partition(params: &Params) -> Report {
     let mut params = params.clone();
     params.router.retention_time = params.router.retention_time.max(CUT * 4);
     params.router.stream_idle_timeout = params.router.stream_idle_timeout.max(params.router.retention_time);
+    params.router.max_forgotten_streams =
+        params.router.max_forgotten_streams.max(params.router.min_forgotten_streams());
     let span = CUT * 2;
     let interval = params.interval.max(span / params.messages.max(1) as u32);
     let stream = interval * params.messages as u32;

@@ -35,6 +35,12 @@ pub struct Config {
     /// Default 64: the membership layer needs about 5 active and a few transient connections; the rest is
     /// headroom for joins arriving at a seed.
     pub max_inbound: usize,
+    /// Most inbound connections from one remote address at once (an IPv6 address counts by its /64),
+    /// handshakes included; beyond it new sockets from there are closed at once. Default 16: more
+    /// than the membership layer keeps with any one node (one connection per pair of nodes), so only
+    /// several nodes behind one address come near it, while one host can take at most a quarter of
+    /// `max_inbound`.
+    pub max_inbound_per_address: usize,
     /// Most connections this node dials at once (handshakes in progress included). Default 32.
     pub max_outbound: usize,
     /// Time from TCP connect to the end of the handshake (the Noise messages and both `Hello`s). A peer
@@ -127,6 +133,7 @@ impl Default for Config {
             network_key: None,
             advertise_addr: None,
             max_inbound: 64,
+            max_inbound_per_address: 16,
             max_outbound: 32,
             handshake_timeout: Duration::from_secs(5),
             connect_timeout: Duration::from_secs(5),
@@ -152,6 +159,7 @@ impl Config {
     pub fn validate(&self) -> Result<(), InvalidConfig> {
         InvalidConfig::check_nonzero([
             ("max_inbound", self.max_inbound == 0),
+            ("max_inbound_per_address", self.max_inbound_per_address == 0),
             ("max_outbound", self.max_outbound == 0),
             ("write_batch_bytes", self.write_batch_bytes == 0),
             ("event_queue_len", self.event_queue_len == 0),

@@ -37,6 +37,7 @@ use crate::config::MAX_WRITE_SLICES;
 use crate::context::Context;
 use crate::handshake::{self, Established, GOODBYE_WRITE_TIMEOUT, Local, PeerHello};
 use crate::peer_sender::{Closing, ConnShared};
+use crate::per_address::AddressSlot;
 use crate::reader;
 use crate::registry::{Admission, Entry};
 use crate::sealed::{SealedBytes, Sealer};
@@ -53,13 +54,13 @@ const SEAL_WRITE_BYTES: usize = 64 * 1024;
 pub(crate) type DialReply = oneshot::Sender<Result<ConnectedPeer, DialError>>;
 
 /// Runs a connection from TCP connect to close. `dialed` is the address and the node id (if known)
-/// that a dial asked for; `_permit` holds this connection's inbound or outbound slot until the function
-/// returns.
+/// that a dial asked for; `_slots` hold this connection's inbound or outbound slot, and an inbound
+/// one's share of its address's count, until the function returns.
 pub(crate) async fn run(
     ctx: Arc<Context>,
     stream: TcpStream,
     dialed: Option<(SocketAddr, Option<NodeId>)>,
-    _permit: OwnedSemaphorePermit,
+    _slots: (OwnedSemaphorePermit, Option<AddressSlot>),
     reply: Option<DialReply>,
 ) {
     let direction = if dialed.is_some() { Direction::Outbound } else { Direction::Inbound };

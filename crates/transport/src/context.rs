@@ -3,6 +3,7 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use crate::per_address::PerAddress;
 use tokio::sync::{Semaphore, mpsc};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -27,6 +28,8 @@ pub(crate) struct Context {
     pub(crate) root: CancellationToken,
     pub(crate) tracker: TaskTracker,
     pub(crate) inbound: Arc<Semaphore>,
+    /// Inbound connections per remote address (`Config::max_inbound_per_address`).
+    pub(crate) per_address: Arc<PerAddress>,
     pub(crate) outbound: Arc<Semaphore>,
     pub(crate) stats: Counters,
     pub(crate) span: Span,

@@ -102,6 +102,7 @@ mod network_key;
 mod noise;
 mod out_queue;
 mod peer_sender;
+mod per_address;
 mod reader;
 mod registry;
 mod sealed;

@@ -1,4 +1,5 @@
-//! The accept loop: admits connections up to the inbound limit and closes the rest at once.
+//! The accept loop: admits connections up to the inbound limit, and up to the limit per remote
+//! address (see `per_address.rs`), and closes the rest at once.
 //!
 //! A connection beyond [`crate::Config::max_inbound`] is answered with one non-blocking write of a
 //! `Goodbye(TooManyConnections)` frame and closed, so a flood of connection attempts costs a file
@@ -31,10 +32,18 @@ pub(crate) async fn accept_loop(ctx: Arc<Context>, listener: TcpListener) {
                 }
             }
         };
+        let max_per_address = ctx.config.max_inbound_per_address;
+        let Some(address_slot) = ctx.per_address.take(remote.ip(), max_per_address) else {
+            ctx.stats.inbound_refused.fetch_add(1, Ordering::Relaxed);
+            debug!(%remote, "refused: too many inbound connections from this address");
+            let _ = stream.try_write(&refusal);
+            continue;
+        };
         match ctx.inbound.clone().try_acquire_owned() {
             Ok(permit) => {
                 ctx.stats.inbound_accepted.fetch_add(1, Ordering::Relaxed);
-                let task = crate::connection::run(ctx.clone(), stream, None, permit, None);
+                let task =
+                    crate::connection::run(ctx.clone(), stream, None, (permit, Some(address_slot)), None);
                 ctx.tracker.spawn(task.in_current_span());
             }
             Err(_) => {

@@ -132,6 +132,7 @@ impl Transport {
             root: root.clone(),
             tracker: TaskTracker::new(),
             inbound: Arc::new(Semaphore::new(config.max_inbound)),
+            per_address: Arc::default(),
             outbound: Arc::new(Semaphore::new(config.max_outbound)),
             stats: Counters::default(),
             conn_ids: AtomicU64::new(1),
@@ -294,7 +295,8 @@ async fn dial(
         },
     };
     let (reply, outcome) = oneshot::channel();
-    let task = crate::connection::run(ctx.clone(), stream, Some((addr, expected)), permit, Some(reply));
+    let task =
+        crate::connection::run(ctx.clone(), stream, Some((addr, expected)), (permit, None), Some(reply));
     ctx.tracker.spawn(task);
     outcome.await.unwrap_or(Err(DialError::Shutdown))
 }

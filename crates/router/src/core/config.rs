@@ -112,8 +112,8 @@ pub struct Config {
     /// stood instead of delivering its still-retained messages again. Default 16,384 (about 1 MiB).
     /// A mark must outlive `retention_time` after its eviction to guard against every duplicate, so
     /// [`Config::validate`] requires room for every stream the node can start tracking within
-    /// `retention_time`: `total_new_stream_burst + total_new_streams_per_sec × retention_time`
-    /// (11,776 at the defaults). Marks also go after `stream_idle_timeout`.
+    /// `retention_time` ([`Config::min_forgotten_streams`]: 11,776 at the defaults; raise this with
+    /// `retention_time`). Marks also go after `stream_idle_timeout`.
     pub max_forgotten_streams: usize,
     /// A stream with no activity for this long is forgotten (within twice this). Default 10 min. Safe because no honest
     /// node retains its payloads longer than `retention_time`, so none of them can come back.
@@ -229,6 +229,16 @@ impl Default for Config {
 }
 
 impl Config {
+    /// The least `max_forgotten_streams` that keeps every evicted stream's mark for
+    /// `retention_time`: every stream the node can start tracking within that time
+    /// (`total_new_stream_burst + total_new_streams_per_sec × retention_time`, rounded up).
+    pub fn min_forgotten_streams(&self) -> usize {
+        let per_sec = u64::from(self.total_new_streams_per_sec);
+        let churn = u64::from(self.total_new_stream_burst)
+            .saturating_add(per_sec.saturating_mul(self.retention_time.as_secs() + 1));
+        usize::try_from(churn).unwrap_or(usize::MAX)
+    }
+
     /// Checks that the configuration can work.
     pub fn validate(&self) -> Result<(), InvalidConfig> {
         InvalidConfig::check_nonzero([
@@ -268,10 +278,8 @@ impl Config {
             self.stream_idle_timeout >= self.retention_time,
             "stream_idle_timeout must be at least retention_time (or old payloads could be re-delivered)",
         )?;
-        let churn = u64::from(self.total_new_stream_burst)
-            + u64::from(self.total_new_streams_per_sec).saturating_mul(self.retention_time.as_secs() + 1);
         InvalidConfig::check(
-            self.max_forgotten_streams as u64 >= churn,
+            self.max_forgotten_streams >= self.min_forgotten_streams(),
             "max_forgotten_streams must hold every stream started within retention_time",
         )?;
         InvalidConfig::check(

@@ -105,6 +105,10 @@ fn marks_must_outlive_the_churn_the_budget_allows() {
     assert!(matches!(small.validate(), Err(InvalidConfig::Inconsistent(_))));
     let enough = Config { max_forgotten_streams: 4_096 + 256 * retention as usize, ..Config::default() };
     assert_eq!(enough.validate(), Ok(()));
+    let longer = Config { retention_time: Duration::from_secs(120), ..Config::default() };
+    assert!(longer.validate().is_err(), "a longer retention needs more marks");
+    let fixed = Config { max_forgotten_streams: longer.min_forgotten_streams(), ..longer };
+    assert_eq!(fixed.validate(), Ok(()));
 }
 
 #[test]
