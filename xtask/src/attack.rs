@@ -37,8 +37,8 @@ attack, with a verdict (exit non-zero when an honest message is lost or a bound 
     details: "\
 options:
   --only NAME       one attack: none, decode-amplification, direct-flood, eclipse,
-                    passive-poisoning, reflection, slow-neighbour, stream-table-capture,
-                    sybil-swarm
+                    passive-poisoning, reflection, slot-exhaustion, slow-neighbour,
+                    stream-table-capture, sybil-swarm
   --json            one JSON object per row instead of the table
   --seed SEED       chooses the target and the publishers (default: from the clock; printed)
   --secs S          how long each attack lasts (default 20)
@@ -73,18 +73,20 @@ enum Attack {
     Eclipse,
     PassivePoisoning,
     Reflection,
+    SlotExhaustion,
     SlowNeighbour,
     StreamTableCapture,
     SybilSwarm,
 }
 
-const ALL: [Attack; 9] = [
+const ALL: [Attack; 10] = [
     Attack::None,
     Attack::DecodeAmplification,
     Attack::DirectFlood,
     Attack::Eclipse,
     Attack::PassivePoisoning,
     Attack::Reflection,
+    Attack::SlotExhaustion,
     Attack::SlowNeighbour,
     Attack::StreamTableCapture,
     Attack::SybilSwarm,
@@ -99,6 +101,7 @@ impl Attack {
             Self::Eclipse => "eclipse",
             Self::PassivePoisoning => "passive-poisoning",
             Self::Reflection => "reflection",
+            Self::SlotExhaustion => "slot-exhaustion",
             Self::SlowNeighbour => "slow-neighbour",
             Self::StreamTableCapture => "stream-table-capture",
             Self::SybilSwarm => "sybil-swarm",
@@ -124,6 +127,11 @@ impl Attack {
             }
             Self::Reflection => {
                 "a stranger and a neighbour send 50 walks/s each naming a victim address".to_owned()
+            }
+            Self::SlotExhaustion => {
+                "96 silent sockets from one address, reopened when closed; a newcomer tries to connect \
+                 every 0.5 s"
+                    .to_owned()
             }
             Self::SlowNeighbour => {
                 "2 identities join the target; each asks for all it retains, publishes 512 KiB, reads \
@@ -165,6 +173,12 @@ impl Attack {
                 let hits = attacker["victim_connections"].as_u64().unwrap_or(u64::MAX);
                 (hits > limit)
                     .then(|| format!("the target connected to the victim {hits} times (limit {limit})"))
+            }
+            Self::SlotExhaustion => {
+                let tried = attacker["newcomers_tried"].as_u64().unwrap_or(0);
+                let admitted = attacker["newcomers_admitted"].as_u64().unwrap_or(0);
+                (tried == 0 || admitted * 10 < tried * 9)
+                    .then(|| format!("only {admitted} of {tried} newcomers could connect to the target"))
             }
             Self::StreamTableCapture => {
                 // Not a bound on the defence: a check that the attack was strong enough to fill a

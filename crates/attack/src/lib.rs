@@ -14,6 +14,7 @@ pub mod directs;
 pub mod eclipse;
 pub mod poisoning;
 pub mod reflection;
+pub mod slots;
 pub mod slow;
 pub mod streams;
 pub mod swarm;
@@ -27,12 +28,13 @@ pub type Error = Box<dyn std::error::Error + Send + Sync>;
 pub type Result<T> = std::result::Result<T, Error>;
 
 /// The attacks, by name.
-pub const ATTACKS: [&str; 8] = [
+pub const ATTACKS: [&str; 9] = [
     "decode-amplification",
     "direct-flood",
     "eclipse",
     "passive-poisoning",
     "reflection",
+    "slot-exhaustion",
     "slow-neighbour",
     "stream-table-capture",
     "sybil-swarm",
