@@ -90,6 +90,7 @@ impl<R: rand::Rng> Router<R> {
         for s in &stale {
             if let Some(held) = state.buffer.remove(s) {
                 self.buffered_bytes -= held.payload.len();
+                state.buffer_bytes -= held.payload.len();
             }
         }
         self.buffered_total -= stale.len();

@@ -77,6 +77,11 @@ pub struct Config {
     /// dropped (it was relayed, and is asked for again once the hole before it fills). Default
     /// 128 MiB: eight of the largest messages (`max_message_len` in `dotray-node`) cut into pieces.
     pub reorder_max_bytes: usize,
+    /// The same, per stream: one origin, however its payloads are ordered (a hostile one sends
+    /// everything but the first of each window), holds at most this much of the node's reorder
+    /// memory, and the other streams keep theirs. Default 32 MiB: two of the largest messages cut
+    /// into pieces.
+    pub reorder_max_stream_bytes: usize,
     /// How long a hole at the head of a stream may wait for repair before it is reported as
     /// [`crate::core::Event::Gap`] and delivery continues. Default 10 s: several graft rounds through
     /// every announcer; after that the message has almost certainly left the retention caches. Only
@@ -203,6 +208,7 @@ impl Default for Config {
             reorder_window: 4_096,
             reorder_max_total: 65_536,
             reorder_max_bytes: 128 << 20,
+            reorder_max_stream_bytes: 32 << 20,
             gap_timeout: Duration::from_secs(10),
             max_streams: 4_096,
             new_streams_per_sec: 64,
@@ -257,6 +263,7 @@ impl Config {
             ("reorder_window", self.reorder_window == 0),
             ("reorder_max_total", self.reorder_max_total == 0),
             ("reorder_max_bytes", self.reorder_max_bytes == 0),
+            ("reorder_max_stream_bytes", self.reorder_max_stream_bytes == 0),
             ("max_streams", self.max_streams == 0),
             ("new_stream_burst", self.new_stream_burst == 0),
             ("total_new_stream_burst", self.total_new_stream_burst == 0),

@@ -147,8 +147,10 @@ impl<R: rand::Rng> Router<R> {
             self.drain(stream, now);
         } else if self.buffered_total < self.config.reorder_max_total
             && self.buffered_bytes + held.payload.len() <= self.config.reorder_max_bytes
+            && state.buffer_bytes + held.payload.len() <= self.config.reorder_max_stream_bytes
         {
             self.buffered_bytes += held.payload.len();
+            state.buffer_bytes += held.payload.len();
             state.buffer.insert(seq, held);
             state.known_hi = state.known_hi.max(seq);
             state.add_announcer(from, self.config.max_announcers);
@@ -156,8 +158,8 @@ impl<R: rand::Rng> Router<R> {
             self.arm_graft(stream, now);
             self.arm_gap(stream, now);
         } else {
-            // Every reorder buffer together is full: drop it; it was forwarded, and a graft will fetch
-            // it again once the hole before it fills.
+            // The stream's reorder buffer, or all of them together, is full: drop it; it was
+            // forwarded, and a graft will fetch it again once the hole before it fills.
             self.counters.dropped_ahead += 1;
             state.known_hi = state.known_hi.max(seq);
             state.add_announcer(from, self.config.max_announcers);
@@ -304,6 +306,7 @@ impl<R: rand::Rng> Router<R> {
             let Some(state) = self.streams.get_mut(&stream) else { return };
             let next = state.delivered + 1;
             let Some(held) = state.buffer.remove(&next) else { break };
+            state.buffer_bytes -= held.payload.len();
             self.buffered_total -= 1;
             self.buffered_bytes -= held.payload.len();
             self.deliver(stream, next, held, now);

@@ -58,6 +58,8 @@ pub(crate) struct StreamState {
     pub(crate) known_hi: u64,
     /// Out-of-order payloads waiting for the hole before them.
     pub(crate) buffer: BTreeMap<u64, Held>,
+    /// Payload bytes in `buffer` (`Config::reorder_max_stream_bytes`).
+    pub(crate) buffer_bytes: usize,
     /// Retained delivered payloads: `retained[i]` is sequence number `retained_base + i`.
     retained: VecDeque<Option<Held>>,
     retained_base: u64,
@@ -112,6 +114,7 @@ impl StreamState {
             delivered,
             known_hi: delivered,
             buffer: BTreeMap::new(),
+            buffer_bytes: 0,
             retained: VecDeque::new(),
             retained_base: delivered + 1,
             announcers: Vec::new(),

@@ -936,3 +936,23 @@ fn repairs_to_one_neighbour_are_bounded_in_bytes_per_second() {
     r.handle_message(id(3), Message::Graft { want: all(), eager: false }, later);
     assert_eq!(served(&mut r, id(3)), 2, "the rate refills it");
 }
+
+#[test]
+fn one_stream_holds_at_most_its_share_of_the_reorder_memory() {
+    let now = Instant::now();
+    // `data` payloads are 4 bytes: two fit a stream's reorder buffer.
+    let cfg = Config { reorder_max_stream_bytes: 8, ..config() };
+    let mut r = Router::new(InsecureSigner::new(id(1)), 7, cfg, ChaCha8Rng::seed_from_u64(1), now);
+    r.handle_neighbour_up(id(2), now);
+    for seq in 2..=4 {
+        feed(&mut r, id(2), data(stream(10), seq), now);
+    }
+    assert_eq!(r.counters().dropped_ahead, 1, "the third one does not fit");
+    feed(&mut r, id(2), data(stream(11), 2), now);
+    assert_eq!(r.counters().dropped_ahead, 1, "another stream has room of its own");
+    drain(&mut r);
+    feed(&mut r, id(2), data(stream(10), 1), now);
+    assert_eq!(deliveries(&drain(&mut r)), vec![1, 2, 3]);
+    feed(&mut r, id(2), data(stream(10), 4), now);
+    assert_eq!(deliveries(&drain(&mut r)), vec![4], "room again once delivered");
+}
