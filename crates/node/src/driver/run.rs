@@ -135,7 +135,10 @@ impl Driver {
         let own = core.own_stream();
         let own_addr = core.me().addr;
         let own_signature = core.router().signer().sign(&stream_decl_message(own, &own_addr.to_string()));
-        let wire = Wire::new(own, own_addr, own_signature, io.transport.max_frame_len());
+        // Addresses of the streams tracked, and as many again of streams declared and not tracked
+        // (yet, or any more) until the next cleanup.
+        let max_origin_addrs = 2 * core.router().config().max_streams;
+        let wire = Wire::new((own, own_addr, own_signature), max_origin_addrs, io.transport.max_frame_len());
         // Unbounded, but holds at most one answer per seed name: one lookup per name at a time.
         let (resolved_tx, resolved_rx) = mpsc::unbounded_channel();
         Self {

@@ -42,8 +42,11 @@ pub(crate) struct Wire {
     outbound: Outbound,
     encoder: FrameEncoder,
     /// The declared listen address of each stream's origin (and our own), with the origin's
-    /// signature over it.
+    /// signature over it. Declarations come from any connection, so it is bounded: at most
+    /// `max_origin_addrs` entries; beyond it a new origin's address is not learned (it is for
+    /// display only) until the next `cleanup` makes room.
     stream_addrs: HashMap<StreamId, SignedAddr>,
+    max_origin_addrs: usize,
     own: StreamId,
 }
 
@@ -58,11 +61,11 @@ struct SignedAddr {
 
 impl Wire {
     /// The wire of the node whose stream is `own`, listening on `own_addr`; `own_signature` is its
-    /// signature over that pair (`dotray_router::proof::stream_decl_message`).
+    /// signature over that pair (`dotray_router::proof::stream_decl_message`). It remembers at most
+    /// `max_origin_addrs` origin addresses.
     pub(crate) fn new(
-        own: StreamId,
-        own_addr: SocketAddr,
-        own_signature: Signature,
+        (own, own_addr, own_signature): (StreamId, SocketAddr, Signature),
+        max_origin_addrs: usize,
         max_frame_len: usize,
     ) -> Self {
         let mut stream_addrs = HashMap::new();
@@ -72,7 +75,8 @@ impl Wire {
             signature: Bytes::copy_from_slice(&own_signature),
         };
         stream_addrs.insert(own, signed);
-        Self { outbound: Outbound::new(), encoder: FrameEncoder::new(max_frame_len), stream_addrs, own }
+        let encoder = FrameEncoder::new(max_frame_len);
+        Self { outbound: Outbound::new(), encoder, stream_addrs, max_origin_addrs, own }
     }
 
     /// A new connection to `peer` (or the end of one): nothing is declared on it.
@@ -124,7 +128,12 @@ impl Wire {
         {
             return Decoded::Nothing;
         }
-        let origin = OriginAddr { addr: decl.origin_addr.clone(), signature: decl.origin_signature.clone() };
+        if self.stream_addrs.len() >= self.max_origin_addrs && !self.stream_addrs.contains_key(&stream) {
+            return Decoded::Nothing;
+        }
+        // Copied out of the read buffer, which a slice would keep alive as long as the entry.
+        let signature = Bytes::copy_from_slice(&decl.origin_signature);
+        let origin = OriginAddr { addr: decl.origin_addr.clone(), signature };
         if !verify_origin_addr(stream, &origin) {
             return Decoded::Invalid(
                 "stream declaration with an origin address its origin did not sign".into(),
