@@ -149,6 +149,12 @@
 //!   honest neighbour's manifest can be lost to this node's own budget (over `max_proof_bytes`, or a
 //!   stream it had no room for), and a neighbour must never be banned for our limits. A neighbour that
 //!   withholds everything can delay only what it alone could bring (eclipse defences are membership's).
+//! * **Start streams without end** (any key pair may, one per epoch, each validly signed): the stream
+//!   table stays open to new origins, with budgets of new streams per neighbour and per node and
+//!   least-recently-active eviction that remembers watermarks (`core/stream_table.rs` tells the
+//!   story); a stream over budget costs no verification.
+//! * **Ask for everything, again and again** (a `Graft` or `Sync` naming all of retention): repairs sent
+//!   to one neighbour are budgeted in bytes per second (`serve_bytes_per_sec`).
 //! * **The origin itself** can sign two versions of one number (equivocation). Each node keeps the first
 //!   manifest it verified and counts the other (`Counters::equivocations`); different nodes may take
 //!   different versions. Only the origin's own stream suffers.

@@ -48,7 +48,8 @@
 //! ## Limits
 //!
 //! Every resource a remote peer can make this node spend is capped by a [`Config`] field: inbound and
-//! outbound connections (excess sockets are closed at once), frame length (checked from the length
+//! outbound connections (excess sockets are closed at once), inbound connections per remote address
+//! ([`Config::max_inbound_per_address`], so one host cannot hold every slot), frame length (checked from the length
 //! prefix before allocating; 1 KiB until the handshake is done, and a sealed chunk is at most 64 KiB), queued bytes per peer, time to handshake, idle time, write stall time,
 //! events waiting for the layer above (readers wait: TCP back-pressure), and node ids remembered by
 //! the ban list ([`Config::max_bans`]).
