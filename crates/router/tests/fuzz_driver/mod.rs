@@ -263,6 +263,14 @@ fn config(b: u8) -> Config {
             ack_every: 3,
             backfill_new_stream: 4,
             max_announcers: 2,
+            new_stream_burst: 3,
+            new_streams_per_sec: 1,
+            total_new_stream_burst: 5,
+            total_new_streams_per_sec: 2,
+            max_forgotten_streams: 11,
+            serve_burst_bytes: 300,
+            serve_bytes_per_sec: 100,
+            reorder_max_stream_bytes: 120,
             ..Config::default()
         },
     }
