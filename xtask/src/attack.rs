@@ -134,8 +134,8 @@ impl Attack {
                     .to_owned()
             }
             Self::SlowNeighbour => {
-                "2 identities join the target; each asks for all it retains, publishes 512 KiB, reads \
-                 nothing for 3 s, reads 0.5 s, again"
+                "a neighbour of the target asks for all it retains and reads nothing for 3 s, reads 0.5 s, \
+                 again; another, elsewhere, publishes 2 × 2 MiB each cycle"
                     .to_owned()
             }
             Self::StreamTableCapture => {

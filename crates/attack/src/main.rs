@@ -10,7 +10,7 @@
 //! dotray-attack passive-poisoning --target 127.0.0.1:2003 --secs 20
 //! dotray-attack reflection --target 127.0.0.1:2003 --secs 20
 //! dotray-attack slot-exhaustion --target 127.0.0.1:2003 --secs 20
-//! dotray-attack slow-neighbour --target 127.0.0.1:2003 --secs 20
+//! dotray-attack slow-neighbour --target 127.0.0.1:2003 --honest 127.0.0.1:2000,.. --secs 20
 //! dotray-attack stream-table-capture --target 127.0.0.1:2003 --honest 127.0.0.1:2000,.. --secs 20
 //! dotray-attack sybil-swarm --honest 127.0.0.1:2000,127.0.0.1:2001 --identities 80 --secs 20
 //! ```
@@ -28,7 +28,7 @@ const USAGE: &str = "\
 usage: dotray-attack ATTACK [--target ADDR] [--honest ADDR,ADDR..] [--secs S] [--identities N]
 
 attacks: decode-amplification, direct-flood, eclipse, passive-poisoning, reflection,
-         slot-exhaustion, slow-neighbour (against --target),
+         slot-exhaustion (against --target), slow-neighbour (--target, and one of --honest),
          stream-table-capture (against --target and every --honest node),
          sybil-swarm (against every --honest node, --identities at once)
 Prints one JSON line: the attack and its figures.";
@@ -80,7 +80,7 @@ async fn main() -> Result<()> {
         "passive-poisoning" => poisoning::run(target()?, deadline, &mut report).await,
         "reflection" => reflection::run(target()?, deadline, &mut report).await,
         "slot-exhaustion" => slots::run(target()?, deadline, &mut report).await,
-        "slow-neighbour" => slow::run(target()?, deadline, &mut report).await,
+        "slow-neighbour" => slow::run(target()?, &options.honest, deadline, &mut report).await,
         "stream-table-capture" => streams::run(target()?, &options.honest, deadline, &mut report).await,
         "sybil-swarm" => swarm::run(&options.honest, options.identities, deadline, &mut report).await,
         other => bail!("unknown attack {other}"),

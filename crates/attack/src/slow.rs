@@ -1,11 +1,12 @@
 //! Slow neighbour: join the target, ask it for everything it retains, and stop reading.
 //!
 //! A neighbour's full queue holds a node back (no broadcasts, no frames read) until the neighbour
-//! is found slow and demoted; once its queue drains it is trusted again. `IDENTITIES` attackers join
-//! the target; each, in a cycle, reads for `DRAIN` (answering pings, learning the target's streams
-//! from its declarations), then sends one eager `Graft` asking for every message of every stream it
-//! heard of and publishes a `PAYLOAD`-byte message of its own (which the target pushes to the other
-//! attacker, stalled), and reads nothing for `STALL`. The honest network must not slow down for it.
+//! is found slow and demoted; once its queue drains it is trusted again. One attacker joins the
+//! target and, in a cycle, reads for `DRAIN` (answering pings, learning the target's streams from
+//! its declarations), then sends one eager `Graft` asking for every message of every stream it heard
+//! of, and reads nothing for `STALL`. A second attacker, joined to another honest node, publishes a
+//! `PER_CYCLE` messages of `PAYLOAD` bytes every cycle: the network carries it to the target, which pushes it to the
+//! stalled one. The honest network must not slow down for it.
 
 use std::collections::HashSet;
 use std::net::SocketAddr;
@@ -23,71 +24,98 @@ use tokio::time::Instant;
 use crate::sybil::Sybil;
 use crate::{Report, Result};
 
-/// Attacker identities joined to the target at once.
-const IDENTITIES: usize = 2;
 /// How long each cycle reads (and answers pings).
 const DRAIN: Duration = Duration::from_millis(500);
 /// How long each cycle reads nothing, after its `Graft`.
 const STALL: Duration = Duration::from_secs(3);
-/// The message each identity publishes per cycle: far more than a node lets queue up for a
-/// neighbour before it holds back.
-const PAYLOAD: usize = 512 << 10;
+/// The messages published per cycle: together far more than a node lets queue up for a neighbour
+/// before it holds back, and than the kernel's socket buffers of a loopback connection absorb.
+const PAYLOAD: usize = 2 << 20;
+const PER_CYCLE: u64 = 2;
 /// Pause before an evicted attacker joins again under a new identity.
 const REJOIN_DELAY: Duration = Duration::from_millis(200);
 
-/// Runs the attack against `target` until `deadline`.
-pub async fn run(target: SocketAddr, deadline: Instant, report: &mut Report) -> Result<()> {
-    let grafts = Arc::new(AtomicU64::new(0));
+/// Runs the attack against `target` until `deadline`; the publisher joins the first other node of
+/// `honest`.
+pub async fn run(
+    target: SocketAddr,
+    honest: &[SocketAddr],
+    deadline: Instant,
+    report: &mut Report,
+) -> Result<()> {
+    let elsewhere = *honest.iter().find(|a| **a != target).ok_or("slow-neighbour needs --honest nodes")?;
     let joins = Arc::new(AtomicU64::new(0));
-    let mut tasks = Vec::new();
-    for _ in 0..IDENTITIES {
-        let (grafts, joins) = (grafts.clone(), joins.clone());
-        tasks.push(tokio::spawn(async move {
-            while Instant::now() < deadline {
-                let Some(mut sybil) = Sybil::join(target, false).await else {
-                    tokio::time::sleep(REJOIN_DELAY).await;
-                    continue;
-                };
-                joins.fetch_add(1, Ordering::Relaxed);
-                let origin = Ed25519Signer::new(SecretKey::generate());
-                let own = StreamId { origin: origin.node_id(), epoch: rand::random() };
-                let mut seq = 0;
-                let mut streams: HashSet<(Bytes, u64)> = HashSet::new();
-                while Instant::now() < deadline {
-                    let drained = Instant::now() + DRAIN;
-                    let mut closed = false;
-                    while Instant::now() < drained && !closed {
-                        closed = sybil.serve_pending_with(|frame| {
-                            if let Some(Body::StreamDecl(decl)) = frame.body {
-                                streams.insert((decl.origin, decl.epoch));
-                            }
-                        });
-                        tokio::time::sleep(Duration::from_millis(10)).await;
-                    }
-                    if closed || greedy_graft(&sybil, &streams).is_err() {
-                        break;
-                    }
-                    seq += 1;
-                    let payload = Bytes::from(vec![0; PAYLOAD]);
-                    // Declared after the streams the graft named.
-                    let stream_ref = u32::try_from(streams.len()).unwrap_or(u32::MAX);
-                    if sybil.publish(&origin, (own, seq), payload, stream_ref).is_err() {
-                        break;
-                    }
-                    grafts.fetch_add(1, Ordering::Relaxed);
-                    tokio::time::sleep(STALL).await;
-                }
-                sybil.close().await;
-                tokio::time::sleep(REJOIN_DELAY).await;
+    let published = Arc::new(AtomicU64::new(0));
+    let publisher = tokio::spawn(publish(elsewhere, deadline, joins.clone(), published.clone()));
+    let mut grafts = 0;
+    while Instant::now() < deadline {
+        let Some(mut sybil) = Sybil::join(target, false).await else {
+            tokio::time::sleep(REJOIN_DELAY).await;
+            continue;
+        };
+        joins.fetch_add(1, Ordering::Relaxed);
+        let mut streams: HashSet<(Bytes, u64)> = HashSet::new();
+        while Instant::now() < deadline {
+            if read_for(&mut sybil, DRAIN, &mut streams).await || greedy_graft(&sybil, &streams).is_err() {
+                break;
             }
-        }));
+            grafts += 1;
+            tokio::time::sleep(STALL).await;
+        }
+        sybil.close().await;
+        tokio::time::sleep(REJOIN_DELAY).await;
     }
-    for task in tasks {
-        let _ = task.await;
-    }
+    let _ = publisher.await;
     report.add("joins", joins.load(Ordering::Relaxed));
-    report.add("grafts", grafts.load(Ordering::Relaxed));
+    report.add("grafts", grafts);
+    report.add("published", published.load(Ordering::Relaxed));
     Ok(())
+}
+
+/// Joins `node` and publishes a `PER_CYCLE` messages of `PAYLOAD` bytes every cycle until `deadline`.
+async fn publish(node: SocketAddr, deadline: Instant, joins: Arc<AtomicU64>, published: Arc<AtomicU64>) {
+    let origin = Ed25519Signer::new(SecretKey::generate());
+    let stream = StreamId { origin: origin.node_id(), epoch: rand::random() };
+    let mut seq = 0;
+    while Instant::now() < deadline {
+        let Some(mut sybil) = Sybil::join(node, false).await else {
+            tokio::time::sleep(REJOIN_DELAY).await;
+            continue;
+        };
+        joins.fetch_add(1, Ordering::Relaxed);
+        let mut ignored = HashSet::new();
+        while Instant::now() < deadline {
+            if read_for(&mut sybil, DRAIN + STALL, &mut ignored).await {
+                break;
+            }
+            let burst = (1..=PER_CYCLE).map(|i| (seq + i, Bytes::from(vec![0; PAYLOAD])));
+            if burst.map(|(n, payload)| sybil.publish(&origin, (stream, n), payload, 0)).any(|r| r.is_err()) {
+                break;
+            }
+            seq += PER_CYCLE;
+            published.fetch_add(PER_CYCLE, Ordering::Relaxed);
+        }
+        sybil.close().await;
+        tokio::time::sleep(REJOIN_DELAY).await;
+    }
+}
+
+/// Reads (answering pings, noting the streams declared) for `period`. True when the connection
+/// closed.
+async fn read_for(sybil: &mut Sybil, period: Duration, streams: &mut HashSet<(Bytes, u64)>) -> bool {
+    let until = Instant::now() + period;
+    while Instant::now() < until {
+        let closed = sybil.serve_pending_with(|frame| {
+            if let Some(Body::StreamDecl(decl)) = frame.body {
+                streams.insert((decl.origin, decl.epoch));
+            }
+        });
+        if closed {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    false
 }
 
 /// Declares every stream heard of and asks, in one eager `Graft`, for all of each.
