@@ -14,6 +14,7 @@ pub mod directs;
 pub mod eclipse;
 pub mod poisoning;
 pub mod reflection;
+pub mod reorder;
 pub mod slots;
 pub mod slow;
 pub mod streams;
@@ -28,12 +29,13 @@ pub type Error = Box<dyn std::error::Error + Send + Sync>;
 pub type Result<T> = std::result::Result<T, Error>;
 
 /// The attacks, by name.
-pub const ATTACKS: [&str; 9] = [
+pub const ATTACKS: [&str; 10] = [
     "decode-amplification",
     "direct-flood",
     "eclipse",
     "passive-poisoning",
     "reflection",
+    "reorder-flood",
     "slot-exhaustion",
     "slow-neighbour",
     "stream-table-capture",

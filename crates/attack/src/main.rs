@@ -9,6 +9,7 @@
 //! dotray-attack eclipse --target 127.0.0.1:2003 --secs 20
 //! dotray-attack passive-poisoning --target 127.0.0.1:2003 --secs 20
 //! dotray-attack reflection --target 127.0.0.1:2003 --secs 20
+//! dotray-attack reorder-flood --honest 127.0.0.1:2000,127.0.0.1:2001 --secs 20
 //! dotray-attack slot-exhaustion --target 127.0.0.1:2003 --secs 20
 //! dotray-attack slow-neighbour --target 127.0.0.1:2003 --honest 127.0.0.1:2000,.. --secs 20
 //! dotray-attack stream-table-capture --target 127.0.0.1:2003 --honest 127.0.0.1:2000,.. --secs 20
@@ -21,7 +22,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use dotray_attack::{
-    ATTACKS, Report, decode, directs, eclipse, poisoning, reflection, slots, slow, streams, swarm,
+    ATTACKS, Report, decode, directs, eclipse, poisoning, reflection, reorder, slots, slow, streams, swarm,
 };
 
 const USAGE: &str = "\
@@ -30,6 +31,7 @@ usage: dotray-attack ATTACK [--target ADDR] [--honest ADDR,ADDR..] [--secs S] [-
 attacks: decode-amplification, direct-flood, eclipse, passive-poisoning, reflection,
          slot-exhaustion (against --target), slow-neighbour (--target, and one of --honest),
          stream-table-capture (against --target and every --honest node),
+         reorder-flood (against every --honest node),
          sybil-swarm (against every --honest node, --identities at once)
 Prints one JSON line: the attack and its figures.";
 
@@ -79,6 +81,7 @@ async fn main() -> Result<()> {
         "eclipse" => eclipse::run(target()?, deadline, &mut report).await,
         "passive-poisoning" => poisoning::run(target()?, deadline, &mut report).await,
         "reflection" => reflection::run(target()?, deadline, &mut report).await,
+        "reorder-flood" => reorder::run(&options.honest, deadline, &mut report).await,
         "slot-exhaustion" => slots::run(target()?, deadline, &mut report).await,
         "slow-neighbour" => slow::run(target()?, &options.honest, deadline, &mut report).await,
         "stream-table-capture" => streams::run(target()?, &options.honest, deadline, &mut report).await,
