@@ -17,7 +17,7 @@ use dotray_router::core::StreamId;
 use dotray_router::proof::{Ed25519Signer, Signer};
 use tokio::time::Instant;
 
-use crate::sybil::Sybil;
+use crate::sybil::{REJOIN_DELAY, Sybil};
 use crate::{Report, Result};
 
 /// Messages sent per stream after the missing first one.
@@ -26,8 +26,6 @@ const MESSAGES: u64 = 256;
 const PAYLOAD: usize = 64 << 10;
 /// How often each attacker starts a new stream.
 const NEW_STREAM_EVERY: Duration = Duration::from_secs(4);
-/// Pause before an evicted attacker joins again under a new identity.
-const REJOIN_DELAY: Duration = Duration::from_millis(200);
 
 /// Runs the attack against every node of `honest` until `deadline`.
 pub async fn run(honest: &[SocketAddr], deadline: Instant, report: &mut Report) -> Result<()> {

@@ -21,7 +21,7 @@ use dotray_router::core::StreamId;
 use dotray_router::proof::{Ed25519Signer, Signer};
 use tokio::time::Instant;
 
-use crate::sybil::Sybil;
+use crate::sybil::{REJOIN_DELAY, Sybil};
 use crate::{Report, Result};
 
 /// How long each cycle reads (and answers pings).
@@ -31,9 +31,8 @@ const STALL: Duration = Duration::from_secs(3);
 /// The messages published per cycle: together far more than a node lets queue up for a neighbour
 /// before it holds back, and than the kernel's socket buffers of a loopback connection absorb.
 const PAYLOAD: usize = 2 << 20;
+/// How many such messages each cycle.
 const PER_CYCLE: u64 = 2;
-/// Pause before an evicted attacker joins again under a new identity.
-const REJOIN_DELAY: Duration = Duration::from_millis(200);
 
 /// Runs the attack against `target` until `deadline`; the publisher joins the first other node of
 /// `honest`.

@@ -19,7 +19,7 @@ use dotray_router::core::StreamId;
 use dotray_router::proof::{Ed25519Signer, Signer};
 use tokio::time::Instant;
 
-use crate::sybil::Sybil;
+use crate::sybil::{REJOIN_DELAY, Sybil};
 use crate::{Report, Result};
 
 /// Attacker identities joined to the target (one more joins every other honest node).
@@ -32,8 +32,6 @@ const MAX_STREAMS_PER_IDENTITY: usize = 6_000;
 const BURST: usize = 200;
 /// Stream references recycled on one connection (the protocol allows 8,192 bound at once).
 const REFS: u32 = 4_096;
-/// Pause before an evicted attacker joins again under a new identity.
-const REJOIN_DELAY: Duration = Duration::from_millis(200);
 
 /// Runs the attack against `target` and every node of `honest` until `deadline`.
 pub async fn run(

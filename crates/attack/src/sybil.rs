@@ -21,6 +21,9 @@ use crate::Result;
 /// honest node says about 127.0.0.66 is the attackers' doing.
 pub(crate) const ATTACKER_IP: [u8; 4] = [127, 0, 0, 66];
 
+/// Pause before an attacker the honest node closed joins again under a new identity.
+pub(crate) const REJOIN_DELAY: Duration = Duration::from_millis(200);
+
 /// How long to wait for the honest node to answer a query.
 const QUERY_TIMEOUT: Duration = Duration::from_secs(3);
 
