@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use dotray::Node;
-use dotray_attack::{Report, decode, eclipse, poisoning, reflection};
+use dotray_attack::{Report, decode, eclipse, poisoning, reflection, slots};
 use tokio::time::Instant;
 
 /// Honest nodes per test.
@@ -53,6 +53,7 @@ enum Attack {
     Eclipse,
     Poisoning,
     Reflection,
+    Slots,
 }
 
 impl Attack {
@@ -63,6 +64,7 @@ impl Attack {
             Self::Eclipse => eclipse::run(target, deadline, &mut report).await,
             Self::Poisoning => poisoning::run(target, deadline, &mut report).await,
             Self::Reflection => reflection::run(target, deadline, &mut report).await,
+            Self::Slots => slots::run(target, deadline, &mut report).await,
         };
         outcome.unwrap_or_else(|error| panic!("{self:?} did not run: {error}"));
         report
@@ -135,4 +137,13 @@ async fn walks_reflect_at_most_the_dial_budget() {
     let limit = u64::from(config.named_dial_burst + config.named_dial_rate * 7) + 7;
     assert!(report.count("walks_sent").is_some_and(|n| n > 100), "{report:?}");
     assert!(report.count("victim_connections").is_some_and(|n| n <= limit), "{report:?} (limit {limit})");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn silent_sockets_from_one_address_leave_room_for_newcomers() {
+    let report = under_attack(Attack::Slots).await;
+    let tried = report.count("newcomers_tried").unwrap_or(0);
+    let admitted = report.count("newcomers_admitted").unwrap_or(0);
+    assert!(report.count("sockets_opened").is_some_and(|n| n >= 96), "{report:?}");
+    assert!(tried >= 5 && admitted == tried, "{report:?}");
 }
