@@ -17,7 +17,7 @@ use dotray_router::core::StreamId;
 use dotray_router::proof::{Ed25519Signer, Signer};
 use tokio::time::Instant;
 
-use crate::sybil::{REJOIN_DELAY, Sybil};
+use crate::sybil::Sybil;
 use crate::{Report, Result};
 
 /// Messages sent per stream after the missing first one.
@@ -39,11 +39,7 @@ pub async fn run(honest: &[SocketAddr], deadline: Instant, report: &mut Report) 
         let (sent, streams) = (sent.clone(), streams.clone());
         tasks.push(tokio::spawn(async move {
             let origin = Ed25519Signer::new(SecretKey::generate());
-            while Instant::now() < deadline {
-                let Some(mut sybil) = Sybil::join(node, false).await else {
-                    tokio::time::sleep(REJOIN_DELAY).await;
-                    continue;
-                };
+            while let Some(mut sybil) = Sybil::join_before(node, deadline).await {
                 // Let the join land: a stream named by a non-neighbour is ignored.
                 tokio::time::sleep(Duration::from_millis(300)).await;
                 while Instant::now() < deadline {
@@ -70,8 +66,7 @@ pub async fn run(honest: &[SocketAddr], deadline: Instant, report: &mut Report) 
                     }
                     tokio::time::sleep_until(next.min(deadline)).await;
                 }
-                sybil.close().await;
-                tokio::time::sleep(REJOIN_DELAY).await;
+                sybil.leave().await;
             }
         }));
     }

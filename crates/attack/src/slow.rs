@@ -21,7 +21,7 @@ use dotray_router::core::StreamId;
 use dotray_router::proof::{Ed25519Signer, Signer};
 use tokio::time::Instant;
 
-use crate::sybil::{REJOIN_DELAY, Sybil};
+use crate::sybil::Sybil;
 use crate::{Report, Result};
 
 /// How long each cycle reads (and answers pings).
@@ -47,11 +47,7 @@ pub async fn run(
     let published = Arc::new(AtomicU64::new(0));
     let publisher = tokio::spawn(publish(elsewhere, deadline, joins.clone(), published.clone()));
     let mut grafts = 0;
-    while Instant::now() < deadline {
-        let Some(mut sybil) = Sybil::join(target, false).await else {
-            tokio::time::sleep(REJOIN_DELAY).await;
-            continue;
-        };
+    while let Some(mut sybil) = Sybil::join_before(target, deadline).await {
         joins.fetch_add(1, Ordering::Relaxed);
         let mut streams: HashSet<(Bytes, u64)> = HashSet::new();
         while Instant::now() < deadline {
@@ -61,8 +57,7 @@ pub async fn run(
             grafts += 1;
             tokio::time::sleep(STALL).await;
         }
-        sybil.close().await;
-        tokio::time::sleep(REJOIN_DELAY).await;
+        sybil.leave().await;
     }
     let _ = publisher.await;
     report.add("joins", joins.load(Ordering::Relaxed));
@@ -71,16 +66,12 @@ pub async fn run(
     Ok(())
 }
 
-/// Joins `node` and publishes a `PER_CYCLE` messages of `PAYLOAD` bytes every cycle until `deadline`.
+/// Joins `node` and publishes `PER_CYCLE` messages of `PAYLOAD` bytes every cycle until `deadline`.
 async fn publish(node: SocketAddr, deadline: Instant, joins: Arc<AtomicU64>, published: Arc<AtomicU64>) {
     let origin = Ed25519Signer::new(SecretKey::generate());
     let stream = StreamId { origin: origin.node_id(), epoch: rand::random() };
     let mut seq = 0;
-    while Instant::now() < deadline {
-        let Some(mut sybil) = Sybil::join(node, false).await else {
-            tokio::time::sleep(REJOIN_DELAY).await;
-            continue;
-        };
+    while let Some(mut sybil) = Sybil::join_before(node, deadline).await {
         joins.fetch_add(1, Ordering::Relaxed);
         let mut ignored = HashSet::new();
         while Instant::now() < deadline {
@@ -94,8 +85,7 @@ async fn publish(node: SocketAddr, deadline: Instant, joins: Arc<AtomicU64>, pub
             seq += PER_CYCLE;
             published.fetch_add(PER_CYCLE, Ordering::Relaxed);
         }
-        sybil.close().await;
-        tokio::time::sleep(REJOIN_DELAY).await;
+        sybil.leave().await;
     }
 }
 

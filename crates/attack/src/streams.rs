@@ -19,7 +19,7 @@ use dotray_router::core::StreamId;
 use dotray_router::proof::{Ed25519Signer, Signer};
 use tokio::time::Instant;
 
-use crate::sybil::{REJOIN_DELAY, Sybil};
+use crate::sybil::Sybil;
 use crate::{Report, Result};
 
 /// Attacker identities joined to the target (one more joins every other honest node).
@@ -51,16 +51,11 @@ pub async fn run(
         let (origin, minted, refreshed, joins) =
             (origin.clone(), minted.clone(), refreshed.clone(), joins.clone());
         tasks.push(tokio::spawn(async move {
-            while Instant::now() < deadline {
-                let Some(sybil) = Sybil::join(victim, false).await else {
-                    tokio::time::sleep(REJOIN_DELAY).await;
-                    continue;
-                };
+            while let Some(sybil) = Sybil::join_before(victim, deadline).await {
                 joins.fetch_add(1, Ordering::Relaxed);
                 let mut minter = Minter { sybil, origin: origin.clone(), streams: Vec::new(), next_ref: 0 };
                 minter.flood(deadline, &minted, &refreshed).await;
-                minter.sybil.close().await;
-                tokio::time::sleep(REJOIN_DELAY).await;
+                minter.sybil.leave().await;
             }
         }));
     }

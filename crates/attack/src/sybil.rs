@@ -22,7 +22,7 @@ use crate::Result;
 pub(crate) const ATTACKER_IP: [u8; 4] = [127, 0, 0, 66];
 
 /// Pause before an attacker the honest node closed joins again under a new identity.
-pub(crate) const REJOIN_DELAY: Duration = Duration::from_millis(200);
+const REJOIN_DELAY: Duration = Duration::from_millis(200);
 
 /// How long to wait for the honest node to answer a query.
 const QUERY_TIMEOUT: Duration = Duration::from_secs(3);
@@ -59,6 +59,25 @@ impl Sybil {
         let message = if high_priority { Message::Neighbour { high_priority: true } } else { Message::Join };
         sybil.send(message).ok()?;
         Some(sybil)
+    }
+
+    /// A fresh identity joined to `target` with `Join`, trying again every `REJOIN_DELAY` until one
+    /// gets in; `None` once `deadline` has passed.
+    pub(crate) async fn join_before(target: SocketAddr, deadline: tokio::time::Instant) -> Option<Self> {
+        while tokio::time::Instant::now() < deadline {
+            if let Some(sybil) = Self::join(target, false).await {
+                return Some(sybil);
+            }
+            tokio::time::sleep(REJOIN_DELAY).await;
+        }
+        None
+    }
+
+    /// Closes the connection and the transport, then pauses `REJOIN_DELAY` before the attacker's next
+    /// identity joins.
+    pub(crate) async fn leave(self) {
+        self.close().await;
+        tokio::time::sleep(REJOIN_DELAY).await;
     }
 
     /// This identity's node id.
