@@ -75,13 +75,16 @@ impl Cluster {
     }
 
     /// Spawns `command` (plus `--json`) as node `index` and reads its output on a thread.
+    /// With a log directory, the node's stderr (its warnings: violations, refusals) goes to
+    /// `{label}-{run}.log` beside its `.jsonl`.
     fn spawn(&mut self, index: usize, label: &str, mut command: Command) -> std::io::Result<()> {
-        let mut child = command
-            .arg("--json")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()?;
+        let next_run = self.runs.lock().expect("lock").len();
+        let stderr = match &self.log_dir {
+            Some(dir) => Stdio::from(std::fs::File::create(dir.join(format!("{label}-{next_run:04}.log")))?),
+            None => Stdio::null(),
+        };
+        let mut child =
+            command.arg("--json").stdin(Stdio::null()).stdout(Stdio::piped()).stderr(stderr).spawn()?;
         let stdout = child.stdout.take().expect("piped");
         let run_index = {
             let mut runs = self.runs.lock().expect("lock");

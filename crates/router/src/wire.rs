@@ -214,6 +214,14 @@ impl Outbound {
         }
     }
 
+    /// Marks `stream_ref` undeclared on the connection to `peer`: its declaration never left (the
+    /// connection's queue refused it), so the next use declares it again.
+    pub fn undeclare(&mut self, peer: NodeId, stream_ref: u32) {
+        if let Some(set) = self.declared.get_mut(&peer) {
+            set.remove(stream_ref);
+        }
+    }
+
     /// The streams that currently hold a reference.
     pub fn streams(&self) -> impl Iterator<Item = &StreamId> + '_ {
         self.refs.keys()

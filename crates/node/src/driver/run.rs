@@ -423,8 +423,13 @@ impl Driver {
             match action {
                 Action::Dial { addr, node } => self.io.transport.dial(addr, node),
                 Action::Send { to, message } => self.send(&to, message),
+                // Membership answers every violation with this, including the ones the driver found
+                // itself while decoding (it has closed that connection already: one offence, one
+                // report).
                 Action::Disconnect { peer, reason: CloseReason::ProtocolViolation } => {
-                    self.violation(peer, "membership message out of protocol order");
+                    if self.links.get(&peer).is_some_and(|link| !link.sender.is_closed()) {
+                        self.violation(peer, "membership message out of protocol order");
+                    }
                 }
                 Action::Disconnect { peer, reason } => {
                     self.io.transport.disconnect(&peer, goodbye_reason(reason));
@@ -488,15 +493,20 @@ impl Driver {
         let is_data = matches!(message, dotray_router::core::Message::Data { .. });
         let mut congested: Vec<NodeId> = Vec::new();
         let encoded = wire.encode_broadcast(to, &message, refused, |peer, frame| {
-            let Some(link) = links.get_mut(&peer) else { return };
+            let Some(link) = links.get_mut(&peer) else { return false };
             if is_data {
                 link.last_payload = Some(*now);
             }
-            if matches!(link.sender.try_send(frame), Err(SendError::QueueFull))
-                && congested.last() != Some(&peer)
-            {
-                link.slow = true;
-                congested.push(peer);
+            match link.sender.try_send(frame) {
+                Ok(()) => true,
+                Err(SendError::QueueFull) => {
+                    if congested.last() != Some(&peer) {
+                        link.slow = true;
+                        congested.push(peer);
+                    }
+                    false
+                }
+                Err(_) => false,
             }
         });
         if let Err(error) = encoded {

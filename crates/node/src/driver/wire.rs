@@ -158,14 +158,16 @@ impl Wire {
 
     /// Encodes a broadcast message for the peers in `to`: calls `emit(peer, frame)` for each
     /// declaration a peer still needs, then for the message itself (one frame shared by every peer).
-    /// A peer whose connection cannot take another stream reference gets nothing and is returned in
-    /// `refused`.
+    /// `emit` returns whether the connection took the frame. A declaration it did not take is
+    /// declared again before the next use, and the message is not sent to that peer: a frame naming
+    /// a reference its receiver never saw declared is a protocol violation. A peer whose connection
+    /// cannot take another stream reference gets nothing and is returned in `refused`.
     pub(crate) fn encode_broadcast(
         &mut self,
         to: &[NodeId],
         message: &BroadcastMessage,
         refused: &mut Vec<NodeId>,
-        mut emit: impl FnMut(NodeId, &OutFrame<'_>),
+        mut emit: impl FnMut(NodeId, &OutFrame<'_>) -> bool,
     ) -> Result<(), CodecError> {
         let Self { outbound, encoder, stream_addrs, .. } = self;
         let mut addr_of = |stream: &StreamId| {
@@ -190,8 +192,17 @@ impl Wire {
                     continue;
                 }
             };
+            let mut declared = true;
             for decl in decls.drain(..) {
-                emit(peer, &encoder.encode(&Envelope::from(decl)).map(OutFrame::from)?);
+                let stream_ref = decl.stream_ref;
+                declared =
+                    declared && emit(peer, &encoder.encode(&Envelope::from(decl)).map(OutFrame::from)?);
+                if !declared {
+                    outbound.undeclare(peer, stream_ref);
+                }
+            }
+            if !declared {
+                continue;
             }
             let frame = match (&frame, body, message) {
                 (Some(frame), _, _) => frame,
@@ -218,5 +229,50 @@ impl Wire {
             self.outbound.forget_stream(stream);
         }
         self.stream_addrs.retain(|stream, _| *stream == own || tracked(stream));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use dotray_codec::SecretKey;
+
+    fn wire() -> Wire {
+        let own = StreamId { origin: SecretKey::from_bytes([1; 32]).node_id(), epoch: 1 };
+        Wire::new((own, "127.0.0.1:1".parse().unwrap(), [0; 64]), 16, 1 << 20)
+    }
+
+    fn data(origin: NodeId) -> BroadcastMessage {
+        let stream = StreamId { origin, epoch: 7 };
+        BroadcastMessage::Data { stream, seq: 1, hops: 0, payload: Bytes::from_static(b"x") }
+    }
+
+    /// Sends `message` to `peer`, the connection taking frames while `room` lasts; returns how many
+    /// frames were offered.
+    fn send(wire: &mut Wire, peer: NodeId, message: &BroadcastMessage, mut room: usize) -> usize {
+        let mut offered = 0;
+        let mut refused = Vec::new();
+        wire.encode_broadcast(&[peer], message, &mut refused, |_, _| {
+            offered += 1;
+            let took = room > 0;
+            room = room.saturating_sub(1);
+            took
+        })
+        .unwrap();
+        assert!(refused.is_empty());
+        offered
+    }
+
+    #[test]
+    fn a_declaration_the_connection_refused_is_sent_again_before_the_next_use() {
+        let mut wire = wire();
+        let peer = SecretKey::from_bytes([2; 32]).node_id();
+        let message = data(SecretKey::from_bytes([3; 32]).node_id());
+        // The queue is full: the declaration is refused, and the payload is not offered after it.
+        assert_eq!(send(&mut wire, peer, &message, 0), 1);
+        // Next time the declaration goes first again, then the payload.
+        assert_eq!(send(&mut wire, peer, &message, usize::MAX), 2);
+        // Once declared, only the payload.
+        assert_eq!(send(&mut wire, peer, &message, usize::MAX), 1);
     }
 }
