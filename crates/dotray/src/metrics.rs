@@ -48,6 +48,8 @@
 //! | `dotray_duplicates_eager_total` | counter | messages | Of the duplicates: pushed over a link that is eager in this node's view. |
 //! | `dotray_duplicates_lazy_total` | counter | messages | Of the duplicates: pushed over a link that is lazy in this node's view. |
 //! | `dotray_payloads_dropped_ahead_total` | counter | messages | Data dropped beyond the reorder window or with the reorder buffer full. |
+//! | `dotray_reorder_evicted_total` | counter | messages | Payloads taken from the largest reorder buffer to make room for another stream's. |
+//! | `dotray_retention_evicted_total` | counter | messages | Payloads taken from the largest retention cache to keep the cache within its bounds. |
 //! | `dotray_ihaves_sent_total` | counter | messages | IHave digests sent. |
 //! | `dotray_grafts_sent_total` | counter | messages | Grafts sent. |
 //! | `dotray_grafts_deferred_total` | counter | timers | Graft timers that found their stream moving and waited another graft delay. |
@@ -221,6 +223,10 @@ figures! {
             "Of the duplicates: pushed over a link that is lazy in this node's view.",
         dropped_ahead: Counter "dotray_payloads_dropped_ahead_total"
             "Data dropped beyond the reorder window or with the reorder buffer full.",
+        reorder_evicted: Counter "dotray_reorder_evicted_total"
+            "Payloads taken from the largest reorder buffer to make room for another stream's.",
+        retention_evicted: Counter "dotray_retention_evicted_total"
+            "Payloads taken from the largest retention cache to keep the cache within its bounds.",
         ihaves_sent: Counter "dotray_ihaves_sent_total" "IHave digests sent.",
         grafts_sent: Counter "dotray_grafts_sent_total" "Grafts sent.",
         grafts_deferred: Counter "dotray_grafts_deferred_total"

@@ -73,6 +73,9 @@
 //!   could repair the hole then).
 //! * **Retention and repair.** Recent payloads stay in a bounded retention cache (`retention_time`,
 //!   `retention_max_messages`, `retention_max_bytes`) to answer `Graft`s.
+//! * **Fair shares.** The reorder buffers and the retention cache are node-wide pools; when one is
+//!   full, the streams holding the most give up payloads first (max-min fairness), so a flood from
+//!   one origin, or many, never pushes out what a light origin needs.
 //! * **Acks and resend.** Cumulative `Ack`s (per-stream watermarks, batched every `ack_interval` or
 //!   every `ack_every` deliveries) tell a node what its neighbours hold. When a neighbour goes down with
 //!   unacknowledged payloads, they are re-offered by digest on the remaining links, so whoever lacks

@@ -51,10 +51,13 @@ pub struct Config {
     /// Default 30 s (iroh-gossip's `message_cache_retention`): covers a neighbour failure, its detection
     /// and the repair, and a short network outage.
     pub retention_time: Duration,
-    /// Maximum number of payloads in the retention cache (all streams). Default 32,768.
+    /// Maximum number of payloads in the retention cache (all streams), shared like the bytes.
+    /// Default 32,768.
     pub retention_max_messages: usize,
-    /// Maximum payload bytes in the retention cache (all streams). Default 64 MiB: 30 s of a 2 MiB/s
-    /// broadcast rate.
+    /// Maximum payload bytes in the retention cache (all streams). When it is full, the streams
+    /// retaining the most give up their oldest payloads first (a max-min fair share, see
+    /// `fair_share.rs`), so a heavy origin cannot push a light one's recent messages out. Default
+    /// 64 MiB: 30 s of a 2 MiB/s broadcast rate.
     pub retention_max_bytes: usize,
     /// Of the retention cache, the payload bytes kept once **every neighbour has acknowledged them**
     /// (*settled* payloads). Repair never needs a settled payload from us — no neighbour will graft
@@ -73,8 +76,10 @@ pub struct Config {
     pub reorder_window: u64,
     /// Maximum payloads held for reordering across all streams. Default 65,536.
     pub reorder_max_total: usize,
-    /// Maximum payload bytes held for reordering across all streams. A payload that does not fit is
-    /// dropped (it was relayed, and is asked for again once the hole before it fills). Default
+    /// Maximum payload bytes held for reordering across all streams. When it is full, a payload of
+    /// a stream holding less than another takes the place of that stream's furthest-ahead one (a
+    /// max-min fair share, see `fair_share.rs`); otherwise it is dropped (it was relayed, and is
+    /// asked for again once the hole before it fills). Default
     /// 128 MiB: eight of the largest messages (`max_message_len` in `dotray-node`) cut into pieces.
     pub reorder_max_bytes: usize,
     /// The same, per stream: one origin, however its payloads are ordered (a hostile one sends

@@ -34,6 +34,12 @@ pub struct Counters {
     pub duplicates_lazy: u64,
     /// `Data` dropped because it was beyond the reorder window, or the reorder buffer was full.
     pub dropped_ahead: u64,
+    /// Payloads taken from the reorder buffer of the stream holding the most, to make room for
+    /// another stream's (see `fair_share.rs`).
+    pub reorder_evicted: u64,
+    /// Payloads taken from the retention cache of the stream retaining the most, to keep the cache
+    /// within its bounds (see `fair_share.rs`).
+    pub retention_evicted: u64,
     /// `IHave` messages sent.
     pub ihaves_sent: u64,
     /// `Graft` messages sent.

@@ -140,15 +140,18 @@ impl<R: rand::Rng> Router<R> {
         // Relay first, so a hole here never delays the rest of the tree.
         self.forward(stream, seq, wire_hops, &payload, &proof, Some(from), now);
 
-        let Some(state) = self.streams.get_mut(&stream) else { return };
+        let Some(state) = self.streams.get(&stream) else { return };
         let held = Held { payload, wire_hops, proof };
+        let len = held.payload.len();
         if seq == state.delivered + 1 {
             self.deliver(stream, seq, held, now);
             self.drain(stream, now);
-        } else if self.buffered_total < self.config.reorder_max_total
-            && self.buffered_bytes + held.payload.len() <= self.config.reorder_max_bytes
-            && state.buffer_bytes + held.payload.len() <= self.config.reorder_max_stream_bytes
-        {
+            return;
+        }
+        let fits = state.buffer_bytes + len <= self.config.reorder_max_stream_bytes
+            && self.make_reorder_room(stream, len);
+        let Some(state) = self.streams.get_mut(&stream) else { return };
+        if fits {
             self.buffered_bytes += held.payload.len();
             state.buffer_bytes += held.payload.len();
             state.buffer.insert(seq, held);
@@ -158,8 +161,9 @@ impl<R: rand::Rng> Router<R> {
             self.arm_graft(stream, now);
             self.arm_gap(stream, now);
         } else {
-            // The stream's reorder buffer, or all of them together, is full: drop it; it was
-            // forwarded, and a graft will fetch it again once the hole before it fills.
+            // The stream's reorder buffer is full, or the pool is and no stream holds more than
+            // this one: drop it; it was forwarded, and a graft will fetch it again once the hole
+            // before it fills.
             self.counters.dropped_ahead += 1;
             state.known_hi = state.known_hi.max(seq);
             state.add_announcer(from, self.config.max_announcers);
@@ -269,18 +273,17 @@ impl<R: rand::Rng> Router<R> {
 
     /// Delivers `seq` (which must be `delivered + 1`), retains it and advances the watermark.
     fn deliver(&mut self, stream: StreamId, seq: u64, held: Held, now: Instant) {
-        let len = held.payload.len();
         let delivery = Delivery {
             id: MessageId { stream, seq },
             // Links travelled: the received hop count plus the link it arrived on (1 from the origin).
             hops: held.wire_hops,
             payload: held.payload.clone(),
         };
+        self.retain(stream, seq, held, now);
         let Some(state) = self.streams.get_mut(&stream) else { return };
         state.delivered = seq;
         state.provisional = false;
         state.known_hi = state.known_hi.max(seq);
-        state.retain(seq, held);
         if state.proofs.first_key_value().is_some_and(|(_, m)| m.last() <= seq) {
             self.proof_bytes -= state.release_proofs_through(seq);
         }
@@ -290,7 +293,6 @@ impl<R: rand::Rng> Router<R> {
         }
         self.counters.delivered += 1;
         self.actions.push_back(Action::Deliver(delivery));
-        self.log_retained(stream, seq, len, now);
         self.ack_pending += 1;
         if self.ack_pending >= self.config.ack_every {
             self.flush_acks();

@@ -5,7 +5,8 @@
 //!
 //! Files: `router.rs` (state and API), `data.rs` (payload path), `authenticity.rs` (manifests and
 //! unproven payloads), `repair.rs` (digests, grafts, prunes, acks, sync, neighbour changes, gaps), `stream.rs` (per-stream watermark, reorder buffer,
-//! retention), `stream_table.rs` (which streams are tracked: new-stream budgets, eviction), `peer.rs` (per-link state), `retention.rs` (global retention order), `ids.rs`,
+//! retention), `stream_table.rs` (which streams are tracked: new-stream budgets, eviction), `fair_share.rs`
+//! (max-min fair shares of the reorder and retention pools), `peer.rs` (per-link state), `retention.rs` (global retention order), `ids.rs`,
 //! `message.rs`, `action.rs`, `config.rs`, `counters.rs`, `map.rs`.
 
 mod action;
@@ -13,6 +14,7 @@ mod authenticity;
 mod config;
 mod counters;
 mod data;
+mod fair_share;
 mod ids;
 mod map;
 mod message;
@@ -25,6 +27,8 @@ mod stream_table;
 
 #[cfg(test)]
 mod authenticity_tests;
+#[cfg(test)]
+mod fair_share_tests;
 #[cfg(test)]
 mod stream_table_tests;
 #[cfg(test)]

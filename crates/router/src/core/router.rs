@@ -47,6 +47,10 @@ pub struct Router<R> {
     /// for one of the stream that replaced it.
     pub(crate) timer_generation: u64,
     pub(crate) retention: RetentionLog,
+    /// Payload bytes in all streams' retention caches.
+    pub(crate) retained_bytes: usize,
+    /// Payloads in all streams' retention caches.
+    pub(crate) retained_count: usize,
     /// Payloads in all reorder buffers.
     pub(crate) buffered_total: usize,
     /// Payload bytes in all reorder buffers.
@@ -129,6 +133,8 @@ impl<R: Rng> Router<R> {
             new_streams,
             timer_generation: 0,
             retention: RetentionLog::default(),
+            retained_bytes: 0,
+            retained_count: 0,
             buffered_total: 0,
             buffered_bytes: 0,
             actions: VecDeque::new(),
@@ -253,9 +259,8 @@ impl<R: Rng> Router<R> {
                 state.delivered = seq;
                 state.known_hi = seq;
                 state.last_active = now;
-                state.retain(seq, held);
             }
-            self.log_retained(own, seq, payload.len(), now);
+            self.retain(own, seq, held, now);
             self.forward(own, seq, 0, &payload, &proof, None, now);
         }
     }
@@ -396,22 +401,37 @@ impl<R: Rng> Router<R> {
         }
     }
 
-    /// Records a retained payload in the global log and enforces the count and byte bounds. (Settled
-    /// payloads are released when acks arrive, not here: acks are what settles them, and checking
-    /// every neighbour's ack for every new payload would cost a scan per payload.)
-    pub(crate) fn log_retained(&mut self, stream: StreamId, seq: u64, len: usize, now: Instant) {
-        self.retention.push(LogEntry { stream, seq, at: now, len });
+    /// Keeps a delivered payload in its stream's retention cache and the global log, and enforces
+    /// the cache's bounds (fairly: `fair_share.rs`). (Settled payloads are released when acks arrive,
+    /// not here: acks are what settles them, and checking every neighbour's ack for every new
+    /// payload would cost a scan per payload.)
+    pub(crate) fn retain(&mut self, stream: StreamId, seq: u64, held: Held, now: Instant) {
+        let len = held.payload.len();
+        let Some(state) = self.streams.get_mut(&stream) else { return };
+        let freed = state.retain(seq, held);
+        self.retained_bytes = self.retained_bytes + len - freed.0;
+        self.retained_count = self.retained_count + 1 - freed.1;
+        self.retention.push(LogEntry { stream, seq, at: now });
         self.expire_retention(None);
         self.arm_sweep(now);
     }
 
-    /// Drops retained payloads older than `cutoff` or beyond the size bounds.
+    /// Drops retained payloads older than `cutoff`, then trims the cache to its bounds.
     pub(crate) fn expire_retention(&mut self, cutoff: Option<Instant>) {
-        let (max_messages, max_bytes) = (self.config.retention_max_messages, self.config.retention_max_bytes);
-        while let Some(entry) = self.retention.pop_expired(cutoff, max_messages, max_bytes) {
-            if let Some(state) = self.streams.get_mut(&entry.stream) {
-                state.expire_through(entry.seq);
-            }
+        // The log also holds stale entries (payloads trimmed already): at most as many again.
+        let max_len = self.config.retention_max_messages.saturating_mul(2);
+        while let Some(entry) = self.retention.pop_expired(cutoff, max_len) {
+            self.expire_through(entry.stream, entry.seq);
+        }
+        self.trim_retention();
+    }
+
+    /// Drops `stream`'s retained payloads up to and including `seq`.
+    fn expire_through(&mut self, stream: StreamId, seq: u64) {
+        if let Some(state) = self.streams.get_mut(&stream) {
+            let (bytes, count) = state.expire_through(seq);
+            self.retained_bytes -= bytes;
+            self.retained_count -= count;
         }
     }
 
@@ -431,10 +451,12 @@ impl<R: Rng> Router<R> {
     /// neighbour per payload (that was 3% of the CPU of `cargo xtask bench` with 32 publishers).
     pub(crate) fn release_settled(&mut self) {
         let budget = self.config.retention_settled_max_bytes;
-        while let Some(entry) = self.retention.oldest_beyond(budget).copied() {
-            match self.streams.get_mut(&entry.stream) {
-                Some(state) if state.settled < entry.seq => break,
-                Some(state) => state.expire_through(entry.seq),
+        while self.retained_bytes > budget {
+            let Some(entry) = self.retention.oldest().copied() else { break };
+            match self.streams.get(&entry.stream) {
+                // Still retained, and not yet held by every neighbour: keep it, and what follows.
+                Some(state) if state.retains(entry.seq) && state.settled < entry.seq => break,
+                Some(_) => self.expire_through(entry.stream, entry.seq),
                 // A forgotten stream's payloads went with it.
                 None => {}
             }

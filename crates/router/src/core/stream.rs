@@ -63,6 +63,8 @@ pub(crate) struct StreamState {
     /// Retained delivered payloads: `retained[i]` is sequence number `retained_base + i`.
     retained: VecDeque<Option<Held>>,
     retained_base: u64,
+    /// Payload bytes in `retained`.
+    pub(crate) retained_bytes: usize,
     /// Neighbours that announced messages we lack, most recent last.
     pub(crate) announcers: Vec<NodeId>,
     /// Generation of the graft timer; a fired timer with another value is stale (0: none armed).
@@ -117,6 +119,7 @@ impl StreamState {
             buffer_bytes: 0,
             retained: VecDeque::new(),
             retained_base: delivered + 1,
+            retained_bytes: 0,
             announcers: Vec::new(),
             graft_gen: 0,
             graft_since: None,
@@ -205,24 +208,52 @@ impl StreamState {
         self.retained.get(usize::try_from(index).ok()?)?.as_ref()
     }
 
-    /// Appends a just-delivered payload to the retention cache. Returns false (and retains nothing) if
-    /// it does not follow the retained run (after a gap or an adoption jump the run restarts).
-    pub(crate) fn retain(&mut self, seq: u64, held: Held) {
+    /// Appends a just-delivered payload to the retention cache. If it does not follow the retained
+    /// run (after a gap or an adoption jump), the run restarts with it. Returns the bytes and payloads
+    /// that dropped out of the cache.
+    pub(crate) fn retain(&mut self, seq: u64, held: Held) -> (usize, usize) {
         let next = self.retained_base + self.retained.len() as u64;
+        let mut freed = (0, 0);
         if seq != next {
             // A jump (gap or adoption): start a new run; the old one is rarely useful and is dropped.
+            freed = (std::mem::take(&mut self.retained_bytes), self.retained.len());
             self.retained.clear();
             self.retained_base = seq;
         }
+        self.retained_bytes += held.payload.len();
         self.retained.push_back(Some(held));
+        freed
     }
 
-    /// Drops retained payloads up to and including `seq` (they aged out of the global log).
-    pub(crate) fn expire_through(&mut self, seq: u64) {
-        while self.retained_base <= seq && !self.retained.is_empty() {
-            self.retained.pop_front();
-            self.retained_base += 1;
+    /// Drops retained payloads up to and including `seq` (they aged out of the global log). Returns
+    /// the bytes and payloads dropped.
+    pub(crate) fn expire_through(&mut self, seq: u64) -> (usize, usize) {
+        let mut freed = (0, 0);
+        while self.retained_base <= seq
+            && let Some(len) = self.evict_oldest_retained()
+        {
+            freed = (freed.0 + len, freed.1 + 1);
         }
+        freed
+    }
+
+    /// Drops the oldest retained payload; returns its length.
+    pub(crate) fn evict_oldest_retained(&mut self) -> Option<usize> {
+        let held = self.retained.pop_front()?;
+        self.retained_base += 1;
+        let len = held.map_or(0, |h| h.payload.len());
+        self.retained_bytes -= len;
+        Some(len)
+    }
+
+    /// Payloads in the retention cache.
+    pub(crate) fn retained_count(&self) -> usize {
+        self.retained.len()
+    }
+
+    /// Whether `seq` is in the retention cache's span.
+    pub(crate) fn retains(&self, seq: u64) -> bool {
+        self.retained_span().is_some_and(|(first, last)| (first..=last).contains(&seq))
     }
 
     /// The inclusive sequence-number span of the retention cache, if any.

@@ -202,6 +202,8 @@ impl<R: rand::Rng> Router<R> {
             self.buffered_total -= state.buffer.len();
             self.buffered_bytes -= state.buffer.values().map(|held| held.payload.len()).sum::<usize>();
             self.proof_bytes -= state.proof_bytes;
+            self.retained_bytes -= state.retained_bytes;
+            self.retained_count -= state.retained_count();
             self.counters.streams_evicted += 1;
             for peer in self.peers.values_mut() {
                 peer.sent.remove(&id);

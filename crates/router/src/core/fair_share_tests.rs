@@ -1,0 +1,75 @@
+//! Tests of the fair shares of the reorder and retention pools (`fair_share.rs`).
+
+use std::time::Instant;
+
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+
+use super::tests::{data, deliveries, drain, feed, id, sends, stream};
+use super::*;
+use crate::proof::InsecureSigner;
+
+/// Node 1's router with the given limits and neighbour 2. `data` payloads are 4 bytes.
+fn router(cfg: Config, now: Instant) -> Router<ChaCha8Rng> {
+    let cfg = Config { max_batch_len: 1, ..cfg };
+    let mut r = Router::new(InsecureSigner::new(id(1)), 7, cfg, ChaCha8Rng::seed_from_u64(1), now);
+    r.handle_neighbour_up(id(2), now);
+    drain(&mut r);
+    r
+}
+
+#[test]
+fn a_full_reorder_pool_makes_room_from_the_stream_holding_the_most() {
+    let now = Instant::now();
+    let mut r = router(Config { reorder_max_bytes: 40, ..Config::default() }, now);
+    let (heavy, light) = (stream(10), stream(11));
+    // The heavy stream withholds its first message and fills the whole pool.
+    for seq in 2..=11 {
+        feed(&mut r, id(2), data(heavy, seq), now);
+    }
+    feed(&mut r, id(2), data(heavy, 12), now);
+    assert_eq!(r.counters().dropped_ahead, 1, "the stream holding the most makes no room for itself");
+    assert_eq!(r.counters().reorder_evicted, 0);
+    // A light stream's payload, ahead of a short hole, still finds room.
+    feed(&mut r, id(2), data(light, 2), now);
+    assert_eq!(r.counters().dropped_ahead, 1, "not dropped");
+    let evicted = r.counters().reorder_evicted;
+    assert!(evicted >= 1);
+    drain(&mut r);
+    feed(&mut r, id(2), data(light, 1), now);
+    assert_eq!(deliveries(&drain(&mut r)), vec![1, 2]);
+    // The heavy stream gave up its furthest payloads, and kept the ones next in line.
+    feed(&mut r, id(2), data(heavy, 1), now);
+    let delivered = deliveries(&drain(&mut r));
+    assert_eq!(delivered, (1..=11 - evicted).collect::<Vec<_>>());
+}
+
+#[test]
+fn a_full_retention_cache_keeps_the_light_streams_and_trims_the_heaviest() {
+    let now = Instant::now();
+    let mut r = router(Config { retention_max_bytes: 40, ..Config::default() }, now);
+    let (heavy, light) = (stream(10), stream(11));
+    for seq in 1..=2 {
+        feed(&mut r, id(2), data(light, seq), now);
+    }
+    for seq in 1..=20 {
+        feed(&mut r, id(2), data(heavy, seq), now);
+    }
+    assert!(r.counters().retention_evicted >= 12, "the cache holds 40 bytes at most");
+    drain(&mut r);
+    let graft = |s: StreamId, first: u64, last: u64| Message::Graft {
+        want: vec![SeqRange { stream: s, first, last }],
+        eager: false,
+    };
+    let served = |r: &mut Router<ChaCha8Rng>| {
+        sends(&drain(r)).iter().filter(|(_, m)| matches!(m, Message::Data { .. })).count()
+    };
+    // Older than all of the heavy stream's payloads, the light stream's are all still there.
+    r.handle_message(id(2), graft(light, 1, 2), now);
+    assert_eq!(served(&mut r), 2);
+    r.handle_message(id(2), graft(heavy, 1, 20), now);
+    let kept = served(&mut r);
+    assert!((1..=8).contains(&kept), "the heavy stream keeps at most the rest ({kept})");
+    r.handle_message(id(2), graft(heavy, 20, 20), now);
+    assert_eq!(served(&mut r), 1, "its newest payloads");
+}
