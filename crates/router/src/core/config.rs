@@ -79,8 +79,11 @@ pub struct Config {
     /// Maximum payload bytes held for reordering across all streams. When it is full, a payload of
     /// a stream holding less than another takes the place of that stream's furthest-ahead one (a
     /// max-min fair share, see `fair_share.rs`); otherwise it is dropped (it was relayed, and is
-    /// asked for again once the hole before it fills). Default
-    /// 128 MiB: eight of the largest messages (`max_message_len` in `dotray-node`) cut into pieces.
+    /// asked for again once the hole before it fills). Payloads wait here as copies (a slice
+    /// would keep the whole read buffer it came in alive). Default 32 MiB: two of the largest
+    /// messages (`max_message_len` in `dotray-node`) cut into pieces; honest streams wait here only
+    /// around a repair, and the fair share keeps a flood of out-of-order payloads from taking
+    /// their room.
     pub reorder_max_bytes: usize,
     /// The same, per stream: one origin, however its payloads are ordered (a hostile one sends
     /// everything but the first of each window), holds at most this much of the node's reorder
@@ -212,7 +215,7 @@ impl Default for Config {
             retention_settled_max_bytes: 256 * 1024,
             reorder_window: 4_096,
             reorder_max_total: 65_536,
-            reorder_max_bytes: 128 << 20,
+            reorder_max_bytes: 32 << 20,
             reorder_max_stream_bytes: 32 << 20,
             gap_timeout: Duration::from_secs(10),
             max_streams: 4_096,

@@ -152,6 +152,10 @@ impl<R: rand::Rng> Router<R> {
             && self.make_reorder_room(stream, len);
         let Some(state) = self.streams.get_mut(&stream) else { return };
         if fits {
+            // Copied: it may wait up to `gap_timeout` here, and a slice of the connection's read
+            // buffer would keep all of that buffer (several payloads' worth) alive as long. Honest
+            // payloads wait here only around a repair, so the copy stays off the common path.
+            let held = Held { payload: Bytes::copy_from_slice(&held.payload), ..held };
             self.buffered_bytes += held.payload.len();
             state.buffer_bytes += held.payload.len();
             state.buffer.insert(seq, held);
