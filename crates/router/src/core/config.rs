@@ -151,8 +151,11 @@ pub struct Config {
     /// upload.
     pub serve_bytes_per_sec: u32,
     /// Repair bytes a neighbour may get at once (the bucket's size; a new link starts full).
-    /// Default 64 MiB: the whole default retention, so that a neighbour back from a partition can
-    /// catch up in one go.
+    /// Default 4 MiB: half a connection's outbound queue (`max_queue_bytes` in `dotray-transport`,
+    /// 8 MiB). An answer larger than the queue cannot be queued anyway: what the queue refuses
+    /// marks the link congested, which re-offers everything unacknowledged, which is asked for
+    /// again — a loop that, under a flood, spends the links on repairs. A neighbour back from a
+    /// partition catches up at `serve_bytes_per_sec`, asking again for what was over budget.
     pub serve_burst_bytes: u32,
     /// Maximum ranges or watermarks the core puts in one message it sends (longer lists are split).
     /// Must not exceed [`MAX_LIST_LEN`]. Default 1,024.
@@ -228,7 +231,7 @@ impl Default for Config {
             backfill_new_stream: 64,
             max_serve_per_request: 1_024,
             serve_bytes_per_sec: 16 << 20,
-            serve_burst_bytes: 64 << 20,
+            serve_burst_bytes: 4 << 20,
             max_list_len: 1_024,
             optimization_threshold: 7,
             max_announcers: 8,

@@ -169,6 +169,7 @@ impl<R: rand::Rng> Router<R> {
             // this one: drop it; it was forwarded, and a graft will fetch it again once the hole
             // before it fills.
             self.counters.dropped_ahead += 1;
+            state.shed = true;
             state.known_hi = state.known_hi.max(seq);
             state.add_announcer(from, self.config.max_announcers);
             self.arm_graft(stream, now);
@@ -333,6 +334,7 @@ impl<R: rand::Rng> Router<R> {
         }
         state.gap_armed = false;
         if state.buffer.is_empty() {
+            state.shed = false;
             state.gap_gen = 0;
         } else {
             // A new hole in front of buffered payloads: restart the gap clock for it.

@@ -55,6 +55,7 @@ impl<R: rand::Rng> Router<R> {
             let Some(state) = self.streams.get_mut(&victim) else { continue };
             let Some((_, held)) = state.buffer.pop_last() else { continue };
             state.buffer_bytes -= held.payload.len();
+            state.shed = true;
             self.buffered_bytes -= held.payload.len();
             self.buffered_total -= 1;
             self.counters.reorder_evicted += 1;

@@ -73,3 +73,44 @@ fn a_full_retention_cache_keeps_the_light_streams_and_trims_the_heaviest() {
     r.handle_message(id(2), graft(heavy, 20, 20), now);
     assert_eq!(served(&mut r), 1, "its newest payloads");
 }
+
+#[test]
+fn a_stream_that_did_not_fit_is_repaired_from_its_head_hole_only() {
+    let now = Instant::now();
+    // Room for two 4-byte payloads of one stream.
+    let mut r = router(Config { reorder_max_stream_bytes: 8, ..Config::default() }, now);
+    let s = stream(10);
+    let graft_timer = |actions: &[Action]| {
+        actions.iter().rev().find_map(|a| match a {
+            Action::SetTimer { timer: t @ Timer::Graft { .. }, .. } => Some(*t),
+            _ => None,
+        })
+    };
+    let grafted = |actions: &[Action]| -> Vec<SeqRange> {
+        sends(actions)
+            .into_iter()
+            .filter_map(|(_, m)| match m {
+                Message::Graft { want, .. } => Some(want),
+                _ => None,
+            })
+            .flatten()
+            .collect()
+    };
+    // Holes at 1 and 4; 6 does not fit.
+    feed(&mut r, id(2), data(s, 2), now);
+    feed(&mut r, id(2), data(s, 3), now);
+    feed(&mut r, id(2), data(s, 5), now);
+    feed(&mut r, id(2), data(s, 6), now);
+    assert_eq!(r.counters().dropped_ahead, 2);
+    let timer = graft_timer(&drain(&mut r)).expect("the holes arm the graft timer");
+    r.handle_timer(timer, now + r.config().graft_timeout);
+    let actions = drain(&mut r);
+    assert_eq!(grafted(&actions), vec![SeqRange::single(s, 1)], "what follows would not fit");
+    // Once the head is filled and the buffer drained, everything missing is asked for again.
+    feed(&mut r, id(2), data(s, 1), now);
+    assert_eq!(deliveries(&drain(&mut r)), vec![1, 2, 3]);
+    let timer = graft_timer(&actions).expect("the round goes on");
+    r.handle_timer(timer, now + r.config().graft_timeout * 2);
+    let asked = grafted(&drain(&mut r));
+    assert_eq!(asked, vec![SeqRange { stream: s, first: 4, last: 6 }]);
+}

@@ -293,7 +293,7 @@ impl<R: rand::Rng> Router<R> {
             self.actions.push_back(Action::SetTimer { at, timer: Timer::Graft { stream, generation } });
             return;
         }
-        let want = state.missing_ranges(stream, max_list);
+        let want = state.missing_ranges(stream, if state.shed { 1 } else { max_list });
         let tries = state.graft_tries;
         state.graft_tries += 1;
         // Candidates: announcers that are still neighbours; if none, any neighbour.

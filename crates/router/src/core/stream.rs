@@ -60,6 +60,11 @@ pub(crate) struct StreamState {
     pub(crate) buffer: BTreeMap<u64, Held>,
     /// Payload bytes in `buffer` (`Config::reorder_max_stream_bytes`).
     pub(crate) buffer_bytes: usize,
+    /// Payloads of this stream were dropped or taken from its buffer for want of room since the
+    /// buffer was last empty. Grafts then ask only for the hole at the head: what follows it did
+    /// not fit, and fetched again it would not fit either (a stream that never fills its first hole
+    /// would otherwise be fetched over and over).
+    pub(crate) shed: bool,
     /// Retained delivered payloads: `retained[i]` is sequence number `retained_base + i`.
     retained: VecDeque<Option<Held>>,
     retained_base: u64,
@@ -117,6 +122,7 @@ impl StreamState {
             known_hi: delivered,
             buffer: BTreeMap::new(),
             buffer_bytes: 0,
+            shed: false,
             retained: VecDeque::new(),
             retained_base: delivered + 1,
             retained_bytes: 0,
