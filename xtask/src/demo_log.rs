@@ -149,11 +149,14 @@ impl Verdict {
 /// `settle` before the send and stayed up `grace` after it, and the message's origin run also stayed
 /// up `grace` after sending it (a node killed right after a send may take the message with it). A run
 /// that has not joined yet (all its seeds down, say) is not in the network and cannot be required to
-/// hear it.
+/// hear it; likewise what a run sends before it has joined leaves it only when it joins, so for the
+/// `grace` periods such a message counts as sent then (and not at all from a run that never joined).
 pub fn judge(runs: &[Run], settle: Duration, grace: Duration) -> Verdict {
     let mut verdict = Verdict::default();
     // Every message: when it was sent and by which run.
     let mut sent: HashMap<MessageKey, (Instant, usize)> = HashMap::new();
+    let joined: Vec<Option<Instant>> =
+        runs.iter().map(|run| run.events("up").next().map(|(at, _)| *at)).collect();
     for (i, run) in runs.iter().enumerate() {
         let figures = verdict.nodes.entry(run.node.clone()).or_default();
         for (at, v) in run.events("send") {
@@ -188,15 +191,17 @@ pub fn judge(runs: &[Run], settle: Duration, grace: Duration) -> Verdict {
             delivered_at.insert(key, *at);
         }
         figures.gaps = run.events("gap").count() as u64;
-        let joined = run.events("up").next().map(|(at, _)| *at);
+        let this_joined = run.events("up").next().map(|(at, _)| *at);
         // What this run had to deliver.
         for (key, (sent_at, origin_run)) in &sent {
             if key.0 == run.id {
                 continue; // a node does not deliver its own messages
             }
-            let was_up = joined.is_some_and(|joined| joined + settle <= *sent_at);
-            let stayed_up = run.ended.is_none_or(|end| end >= *sent_at + grace);
-            let origin_stayed = runs[*origin_run].ended.is_none_or(|end| end >= *sent_at + grace);
+            let Some(origin_joined) = joined[*origin_run] else { continue };
+            let left_origin = (*sent_at).max(origin_joined);
+            let was_up = this_joined.is_some_and(|joined| joined + settle <= *sent_at);
+            let stayed_up = run.ended.is_none_or(|end| end >= left_origin + grace);
+            let origin_stayed = runs[*origin_run].ended.is_none_or(|end| end >= left_origin + grace);
             if !(was_up && stayed_up && origin_stayed) {
                 continue; // not required of this run (it may still deliver it, from catch-up)
             }
@@ -316,6 +321,33 @@ mod tests {
             r#"{"event":"receive","data":"x","origin":"","origin_id":"o","seq":2,"hops":1}"#,
         );
         assert!(judge(&[origin, late], settle, Duration::ZERO).clean());
+    }
+
+    #[test]
+    fn a_message_sent_before_its_origin_joined_is_required_only_of_runs_up_after_it_joined() {
+        let start = Instant::now();
+        let at = |ms: u64| start + Duration::from_millis(ms);
+        let mut early = Run::new("e".into(), at(0));
+        early.record(at(0), r#"{"event":"listening","addr":"10.0.0.2:1","id":"e"}"#);
+        early.record(at(100), r#"{"event":"up","peer":"10.0.0.3:1"}"#);
+        // A restarted origin sends at 5 s but joins (its seeds down) only at 9 s.
+        let mut origin = Run::new("o".into(), at(4_000));
+        origin.record(at(4_000), r#"{"event":"listening","addr":"10.0.0.1:1","id":"o"}"#);
+        origin.record(at(5_000), r#"{"event":"send","data":"x","origin_id":"o","seq":1}"#);
+        origin.record(at(9_000), r#"{"event":"up","peer":"10.0.0.3:1"}"#);
+        let (settle, grace) = (Duration::from_secs(3), Duration::from_secs(1));
+        // Killed at 9.5 s: before the message could reach it. Not required.
+        early.ended = Some(at(9_500));
+        let verdict = judge(&[early.clone(), origin.clone()], settle, grace);
+        assert!(verdict.clean(), "{:?}", verdict.problems);
+        // Up until 12 s: required.
+        early.ended = Some(at(12_000));
+        assert_eq!(judge(&[early.clone(), origin.clone()], settle, grace).nodes["e"].missed, 1);
+        // An origin that never joins sends nothing into the network.
+        let mut alone = Run::new("o".into(), at(4_000));
+        alone.record(at(4_000), r#"{"event":"listening","addr":"10.0.0.1:1","id":"o"}"#);
+        alone.record(at(5_000), r#"{"event":"send","data":"x","origin_id":"o","seq":1}"#);
+        assert!(judge(&[early, alone], settle, grace).clean());
     }
 
     #[test]

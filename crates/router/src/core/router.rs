@@ -364,6 +364,18 @@ impl<R: Rng> Router<R> {
         self.forgotten.len()
     }
 
+    /// Payload bytes and payloads in the retention cache now (within `Config::retention_max_bytes`
+    /// and `Config::retention_max_messages`).
+    pub fn retained(&self) -> (usize, usize) {
+        (self.retained_bytes, self.retained_count)
+    }
+
+    /// Payload bytes and payloads waiting in the reorder buffers now (within
+    /// `Config::reorder_max_bytes` and `Config::reorder_max_total`).
+    pub fn buffered(&self) -> (usize, usize) {
+        (self.buffered_bytes, self.buffered_total)
+    }
+
     // ----- helpers shared by the handlers -----
 
     pub(crate) fn send(&mut self, to: NodeId, message: Message) {

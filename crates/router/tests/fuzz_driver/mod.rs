@@ -24,10 +24,11 @@
 //!   payload can move, see `Router::reanchor`); the core's watermark ends where the deliveries and
 //!   gaps say; its own stream is never delivered; payloads are the true ones;
 //! * bounded: at most `max_streams` streams tracked; a `Graft` is answered with at most
-//!   `max_serve_per_request` payloads (a `Sync` with at most that many per mark); and a payload served
-//!   from retention is one that a replica of the retention log (count, bytes and, at each sweep, age)
-//!   still holds, or one received and not yet delivered (the reorder buffer): nothing outlives the
-//!   retention bounds;
+//!   `max_serve_per_request` payloads (a `Sync` with at most that many per mark); a payload served
+//!   from retention is one retained less than `retention_time` ago (at the last sweep), or one
+//!   received and not yet delivered (the reorder buffer); and after every step the retention cache
+//!   and the reorder buffers are within their bounds in bytes and payloads (which payloads go first
+//!   when they are full is the fair share's business, tested on its own);
 //! * payloads are only sent where they belong: the forwarded message of a `Data` step (never back to
 //!   its sender), our own messages once the core signed them (at a broadcast or a seal timer), or
 //!   repairs in a `Graft`/`Sync` step;
@@ -271,6 +272,7 @@ fn config(b: u8) -> Config {
             serve_burst_bytes: 300,
             serve_bytes_per_sec: 100,
             reorder_max_stream_bytes: 120,
+            reorder_max_bytes: 200,
             ..Config::default()
         },
     }
@@ -320,9 +322,8 @@ struct Harness {
     timers: VecDeque<(Instant, Timer)>,
     /// The latest `Graft` the core sent each peer.
     grafts: HashMap<NodeId, Vec<SeqRange>>,
-    /// Replica of the core's retention log: (stream, seq, bytes, when), oldest first.
-    retention: VecDeque<(StreamId, u64, usize, Instant)>,
-    retention_bytes: usize,
+    /// Replica of the core's retention log: (stream, seq, when), oldest first.
+    retention: VecDeque<(StreamId, u64, Instant)>,
     retained: HashMap<(StreamId, u64), usize>,
     /// Payloads handed to the core (they may sit in its reorder buffer until delivered).
     received: HashSet<(StreamId, u64)>,
@@ -413,23 +414,19 @@ impl Harness {
         self.deliver_body(from, &body)
     }
 
-    fn retain(&mut self, stream: StreamId, seq: u64, len: usize) {
-        self.retention.push_back((stream, seq, len, self.now));
-        self.retention_bytes += len;
+    fn retain(&mut self, stream: StreamId, seq: u64) {
+        self.retention.push_back((stream, seq, self.now));
         *self.retained.entry((stream, seq)).or_default() += 1;
-        self.expire(None);
     }
 
-    /// The same expiry as the core's retention log.
+    /// The core's expiry by age. (The core also trims its cache to its bounds, by fair share:
+    /// what it serves is a subset of what this replica holds.)
     fn expire(&mut self, cutoff: Option<Instant>) {
-        let (max_messages, max_bytes) = (self.config.retention_max_messages, self.config.retention_max_bytes);
-        while let Some(&(stream, seq, len, at)) = self.retention.front() {
-            let too_old = cutoff.is_some_and(|c| at < c);
-            if !(too_old || self.retention.len() > max_messages || self.retention_bytes > max_bytes) {
+        while let Some(&(stream, seq, at)) = self.retention.front() {
+            if cutoff.is_none_or(|c| at >= c) {
                 break;
             }
             self.retention.pop_front();
-            self.retention_bytes -= len;
             if let Some(n) = self.retained.get_mut(&(stream, seq)) {
                 *n -= 1;
                 if *n == 0 {
@@ -504,7 +501,7 @@ impl Harness {
                     }
                     self.started.insert(stream);
                     marks.insert(stream, seq);
-                    self.retain(stream, seq, d.payload.len());
+                    self.retain(stream, seq);
                 }
                 Action::Event(Event::Gap { stream, first, last }) => {
                     assert!(first <= last, "empty gap");
@@ -521,6 +518,11 @@ impl Harness {
             }
         }
         assert!(self.core.stream_count() <= self.config.max_streams, "too many streams tracked");
+        let c = &self.config;
+        let (bytes, count) = self.core.retained();
+        assert!(bytes <= c.retention_max_bytes && count <= c.retention_max_messages, "retention over bounds");
+        let (bytes, count) = self.core.buffered();
+        assert!(bytes <= c.reorder_max_bytes && count <= c.reorder_max_total, "reorder over bounds");
         let evicted = self.core.counters().streams_evicted != *evicted_before;
         let own = self.core.own_stream();
         for (stream, mark) in marks.into_iter().filter(|(s, _)| *s != own) {
@@ -567,7 +569,7 @@ impl Harness {
         assert!(mark <= self.broadcasts, "signed {mark} of {} broadcasts", self.broadcasts);
         let first = self.signed + 1;
         for seq in first..=mark {
-            self.retain(own, seq, payload(own, seq).len());
+            self.retain(own, seq);
         }
         self.signed = mark;
         Cause::Seal { first, last: mark }
@@ -725,7 +727,6 @@ pub fn router_handler(data: &[u8]) {
         timers: VecDeque::new(),
         grafts: HashMap::new(),
         retention: VecDeque::new(),
-        retention_bytes: 0,
         retained: HashMap::new(),
         received: HashSet::new(),
         violators: Vec::new(),
