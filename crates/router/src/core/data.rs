@@ -284,11 +284,12 @@ impl<R: rand::Rng> Router<R> {
             hops: held.wire_hops,
             payload: held.payload.clone(),
         };
-        self.retain(stream, seq, held, now);
+        let len = held.payload.len();
         let Some(state) = self.streams.get_mut(&stream) else { return };
         state.delivered = seq;
         state.provisional = false;
         state.known_hi = state.known_hi.max(seq);
+        let freed = state.retain(seq, held);
         if state.proofs.first_key_value().is_some_and(|(_, m)| m.last() <= seq) {
             self.proof_bytes -= state.release_proofs_through(seq);
         }
@@ -298,6 +299,7 @@ impl<R: rand::Rng> Router<R> {
         }
         self.counters.delivered += 1;
         self.actions.push_back(Action::Deliver(delivery));
+        self.log_retained((stream, seq, len), freed, now);
         self.ack_pending += 1;
         if self.ack_pending >= self.config.ack_every {
             self.flush_acks();

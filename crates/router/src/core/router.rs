@@ -259,8 +259,9 @@ impl<R: Rng> Router<R> {
                 state.delivered = seq;
                 state.known_hi = seq;
                 state.last_active = now;
+                let freed = state.retain(seq, held);
+                self.log_retained((own, seq, payload.len()), freed, now);
             }
-            self.retain(own, seq, held, now);
             self.forward(own, seq, 0, &payload, &proof, None, now);
         }
     }
@@ -413,14 +414,17 @@ impl<R: Rng> Router<R> {
         }
     }
 
-    /// Keeps a delivered payload in its stream's retention cache and the global log, and enforces
-    /// the cache's bounds (fairly: `fair_share.rs`). (Settled payloads are released when acks arrive,
-    /// not here: acks are what settles them, and checking every neighbour's ack for every new
-    /// payload would cost a scan per payload.)
-    pub(crate) fn retain(&mut self, stream: StreamId, seq: u64, held: Held, now: Instant) {
-        let len = held.payload.len();
-        let Some(state) = self.streams.get_mut(&stream) else { return };
-        let freed = state.retain(seq, held);
+    /// Records in the totals and the global log a payload just kept in `stream`'s retention cache
+    /// ([`StreamState::retain`], which returned `freed`: what the cache dropped to make it fit), and
+    /// enforces the cache's bounds (fairly: `fair_share.rs`). (Settled payloads are released when
+    /// acks arrive, not here: acks are what settles them, and checking every neighbour's ack for
+    /// every new payload would cost a scan per payload.)
+    pub(crate) fn log_retained(
+        &mut self,
+        (stream, seq, len): (StreamId, u64, usize),
+        freed: (usize, usize),
+        now: Instant,
+    ) {
         self.retained_bytes = self.retained_bytes + len - freed.0;
         self.retained_count = self.retained_count + 1 - freed.1;
         self.retention.push(LogEntry { stream, seq, at: now });
