@@ -5,7 +5,7 @@ use std::time::Instant;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
-use super::tests::{data, deliveries, drain, feed, id, sends, stream};
+use super::tests::{data, deliveries, drain, feed, graft_timer, grafted, id, sends, stream};
 use super::*;
 use crate::proof::InsecureSigner;
 
@@ -80,22 +80,6 @@ fn a_stream_that_did_not_fit_is_repaired_from_its_head_hole_only() {
     // Room for two 4-byte payloads of one stream.
     let mut r = router(Config { reorder_max_stream_bytes: 8, ..Config::default() }, now);
     let s = stream(10);
-    let graft_timer = |actions: &[Action]| {
-        actions.iter().rev().find_map(|a| match a {
-            Action::SetTimer { timer: t @ Timer::Graft { .. }, .. } => Some(*t),
-            _ => None,
-        })
-    };
-    let grafted = |actions: &[Action]| -> Vec<SeqRange> {
-        sends(actions)
-            .into_iter()
-            .filter_map(|(_, m)| match m {
-                Message::Graft { want, .. } => Some(want),
-                _ => None,
-            })
-            .flatten()
-            .collect()
-    };
     // Holes at 1 and 4; 6 does not fit.
     feed(&mut r, id(2), data(s, 2), now);
     feed(&mut r, id(2), data(s, 3), now);

@@ -123,6 +123,23 @@ fn housekeeping_runs_only_while_there_is_something_to_sweep() {
     assert!(at >= now + r.config().retention_time, "stopped while payloads were retained");
 }
 
+/// The last graft timer `actions` set.
+pub(super) fn graft_timer(actions: &[Action]) -> Option<Timer> {
+    timers(actions).into_iter().rev().find(|(_, t)| matches!(t, Timer::Graft { .. })).map(|(_, t)| t)
+}
+
+/// Every range the grafts in `actions` ask for.
+pub(super) fn grafted(actions: &[Action]) -> Vec<SeqRange> {
+    sends(actions)
+        .into_iter()
+        .filter_map(|(_, m)| match m {
+            Message::Graft { want, .. } => Some(want),
+            _ => None,
+        })
+        .flatten()
+        .collect()
+}
+
 pub(super) fn data(s: StreamId, seq: u64) -> Message {
     Message::Data { stream: s, seq, hops: 0, payload: Bytes::from(vec![seq as u8; 4]) }
 }
@@ -868,19 +885,6 @@ fn a_long_graft_round_that_keeps_making_progress_still_asks_for_a_fresh_hole() {
     let now = Instant::now();
     let mut r = router_with_neighbours(now, &[2, 3]);
     let s = stream(9);
-    let graft_timer = |actions: &[Action]| {
-        timers(actions).into_iter().rev().find(|(_, t)| matches!(t, Timer::Graft { .. })).map(|(_, t)| t)
-    };
-    let grafted = |actions: &[Action]| -> Vec<SeqRange> {
-        sends(actions)
-            .into_iter()
-            .filter_map(|(_, m)| match m {
-                Message::Graft { want, .. } => Some(want),
-                _ => None,
-            })
-            .flatten()
-            .collect()
-    };
     feed(&mut r, id(2), data(s, 2), now);
     let mut timer = graft_timer(&drain(&mut r)).expect("a hole arms the graft timer");
     r.handle_timer(timer, now + Duration::from_millis(1));
