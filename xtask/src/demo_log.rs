@@ -298,20 +298,36 @@ mod tests {
         run
     }
 
+    /// A run of node `id` (its id too), listening from `at`.
+    fn started(id: &str, at: Instant) -> Run {
+        let mut run = Run::new(id.into(), at);
+        run.record(at, &format!(r#"{{"event":"listening","addr":"10.0.0.1:1","id":"{id}"}}"#));
+        run
+    }
+
+    /// `run`'s first (or next) neighbour came up at `at`.
+    fn up(run: &mut Run, at: Instant) {
+        run.record(at, r#"{"event":"up","peer":"10.0.0.9:1"}"#);
+    }
+
+    /// `run` broadcast its message `seq` at `at`.
+    fn send(run: &mut Run, at: Instant, seq: u64) {
+        let line = format!(r#"{{"event":"send","data":"x","origin_id":"{}","seq":{seq}}}"#, run.id);
+        run.record(at, &line);
+    }
+
     #[test]
     fn a_run_must_deliver_what_was_sent_after_it_joined_and_only_that() {
         let start = Instant::now();
         let at = |ms: u64| start + Duration::from_millis(ms);
-        let mut origin = Run::new("o".into(), at(0));
-        origin.record(at(0), r#"{"event":"listening","addr":"10.0.0.1:1","id":"o"}"#);
-        origin.record(at(100), r#"{"event":"up","peer":"10.0.0.2:1"}"#);
-        origin.record(at(5_000), r#"{"event":"send","data":"x","origin_id":"o","seq":1}"#);
-        origin.record(at(9_000), r#"{"event":"send","data":"x","origin_id":"o","seq":2}"#);
+        let mut origin = started("o", at(0));
+        up(&mut origin, at(100));
+        send(&mut origin, at(5_000), 1);
+        send(&mut origin, at(9_000), 2);
         // Started at once, but joined only at 5.5 s (its seeds were down): seq 1 is not required of
         // it, seq 2 (sent 3.5 s after it joined) is.
-        let mut late = Run::new("l".into(), at(0));
-        late.record(at(0), r#"{"event":"listening","addr":"10.0.0.2:1","id":"l"}"#);
-        late.record(at(5_500), r#"{"event":"up","peer":"10.0.0.1:1"}"#);
+        let mut late = started("l", at(0));
+        up(&mut late, at(5_500));
         let settle = Duration::from_secs(3);
         let verdict = judge(&[origin.clone(), late.clone()], settle, Duration::ZERO);
         assert_eq!(verdict.nodes["l"].missed, 1, "{:?}", verdict.problems);
@@ -327,14 +343,12 @@ mod tests {
     fn a_message_sent_before_its_origin_joined_is_required_only_of_runs_up_after_it_joined() {
         let start = Instant::now();
         let at = |ms: u64| start + Duration::from_millis(ms);
-        let mut early = Run::new("e".into(), at(0));
-        early.record(at(0), r#"{"event":"listening","addr":"10.0.0.2:1","id":"e"}"#);
-        early.record(at(100), r#"{"event":"up","peer":"10.0.0.3:1"}"#);
+        let mut early = started("e", at(0));
+        up(&mut early, at(100));
         // A restarted origin sends at 5 s but joins (its seeds down) only at 9 s.
-        let mut origin = Run::new("o".into(), at(4_000));
-        origin.record(at(4_000), r#"{"event":"listening","addr":"10.0.0.1:1","id":"o"}"#);
-        origin.record(at(5_000), r#"{"event":"send","data":"x","origin_id":"o","seq":1}"#);
-        origin.record(at(9_000), r#"{"event":"up","peer":"10.0.0.3:1"}"#);
+        let mut origin = started("o", at(4_000));
+        send(&mut origin, at(5_000), 1);
+        up(&mut origin, at(9_000));
         let (settle, grace) = (Duration::from_secs(3), Duration::from_secs(1));
         // Killed at 9.5 s: before the message could reach it. Not required.
         early.ended = Some(at(9_500));
@@ -344,9 +358,8 @@ mod tests {
         early.ended = Some(at(12_000));
         assert_eq!(judge(&[early.clone(), origin.clone()], settle, grace).nodes["e"].missed, 1);
         // An origin that never joins sends nothing into the network.
-        let mut alone = Run::new("o".into(), at(4_000));
-        alone.record(at(4_000), r#"{"event":"listening","addr":"10.0.0.1:1","id":"o"}"#);
-        alone.record(at(5_000), r#"{"event":"send","data":"x","origin_id":"o","seq":1}"#);
+        let mut alone = started("o", at(4_000));
+        send(&mut alone, at(5_000), 1);
         assert!(judge(&[early, alone], settle, grace).clean());
     }
 

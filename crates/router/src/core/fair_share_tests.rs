@@ -2,20 +2,16 @@
 
 use std::time::Instant;
 
-use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
-use super::tests::{data, deliveries, drain, feed, graft_timer, grafted, id, sends, stream};
+use super::tests::{
+    configured_router, data, deliveries, drain, feed, graft_timer, grafted, id, sends, stream,
+};
 use super::*;
-use crate::proof::InsecureSigner;
 
 /// Node 1's router with the given limits and neighbour 2. `data` payloads are 4 bytes.
 fn router(cfg: Config, now: Instant) -> Router<ChaCha8Rng> {
-    let cfg = Config { max_batch_len: 1, ..cfg };
-    let mut r = Router::new(InsecureSigner::new(id(1)), 7, cfg, ChaCha8Rng::seed_from_u64(1), now);
-    r.handle_neighbour_up(id(2), now);
-    drain(&mut r);
-    r
+    configured_router(Config { max_batch_len: 1, ..cfg }, now, &[2])
 }
 
 #[test]

@@ -3,20 +3,14 @@
 
 use std::time::{Duration, Instant};
 
-use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
-use super::tests::{config, data, deliveries, drain, feed, id, stream};
+use super::tests::{config, configured_router, data, deliveries, drain, feed, id, stream};
 use super::*;
-use crate::proof::InsecureSigner;
 
 /// Node 1's router with `cfg` and neighbours 2 and 3.
 fn router_with(cfg: Config, now: Instant) -> Router<ChaCha8Rng> {
-    let mut r = Router::new(InsecureSigner::new(id(1)), 7, cfg, ChaCha8Rng::seed_from_u64(1), now);
-    r.handle_neighbour_up(id(2), now);
-    r.handle_neighbour_up(id(3), now);
-    drain(&mut r);
-    r
+    configured_router(cfg, now, &[2, 3])
 }
 
 #[test]

@@ -49,7 +49,13 @@ pub(super) fn feed(r: &mut Router<ChaCha8Rng>, from: NodeId, message: Message, n
 
 /// Node 1's router with `peers` as neighbours, the actions of their arrival already drained.
 pub(super) fn router_with_neighbours(now: Instant, peers: &[u8]) -> Router<ChaCha8Rng> {
-    let mut r = router(1, now);
+    configured_router(config(), now, peers)
+}
+
+/// Node 1's router with `cfg` and `peers` as neighbours, the actions of their arrival already
+/// drained.
+pub(super) fn configured_router(cfg: Config, now: Instant, peers: &[u8]) -> Router<ChaCha8Rng> {
+    let mut r = Router::new(InsecureSigner::new(id(1)), 7, cfg, ChaCha8Rng::seed_from_u64(1), now);
     for &peer in peers {
         r.handle_neighbour_up(id(peer), now);
     }
@@ -353,8 +359,7 @@ fn graft_is_answered_from_retention_and_makes_the_link_eager() {
 fn graft_answers_are_capped_per_request() {
     let now = Instant::now();
     let cfg = Config { max_serve_per_request: 2, ..config() };
-    let mut r = Router::new(InsecureSigner::new(id(1)), 7, cfg, ChaCha8Rng::seed_from_u64(1), now);
-    r.handle_neighbour_up(id(2), now);
+    let mut r = configured_router(cfg, now, &[2]);
     for _ in 0..5 {
         r.broadcast(Bytes::from_static(b"x"), now);
     }
@@ -819,10 +824,7 @@ fn a_neighbour_that_leaves_no_longer_holds_back_retention() {
     // 3 acked is held by every neighbour and goes beyond the settled budget.
     let now = Instant::now();
     let cfg = Config { retention_settled_max_bytes: 4, ..config() };
-    let mut r = Router::new(InsecureSigner::new(id(1)), 7, cfg, ChaCha8Rng::seed_from_u64(1), now);
-    for peer in [2, 3, 4] {
-        r.handle_neighbour_up(id(peer), now);
-    }
+    let mut r = configured_router(cfg, now, &[2, 3, 4]);
     for seq in 1..=3 {
         feed(&mut r, id(2), data(stream(9), seq), now);
     }
@@ -916,10 +918,7 @@ fn a_long_graft_round_that_keeps_making_progress_still_asks_for_a_fresh_hole() {
 fn repairs_to_one_neighbour_are_bounded_in_bytes_per_second() {
     let now = Instant::now();
     let cfg = Config { serve_burst_bytes: 3_000, serve_bytes_per_sec: 1_000, ..config() };
-    let mut r = Router::new(InsecureSigner::new(id(1)), 7, cfg, ChaCha8Rng::seed_from_u64(1), now);
-    for p in [2, 3] {
-        r.handle_neighbour_up(id(p), now);
-    }
+    let mut r = configured_router(cfg, now, &[2, 3]);
     for _ in 0..10 {
         r.broadcast(Bytes::from(vec![0; 1_000]), now);
     }
@@ -946,8 +945,7 @@ fn one_stream_holds_at_most_its_share_of_the_reorder_memory() {
     let now = Instant::now();
     // `data` payloads are 4 bytes: two fit a stream's reorder buffer.
     let cfg = Config { reorder_max_stream_bytes: 8, ..config() };
-    let mut r = Router::new(InsecureSigner::new(id(1)), 7, cfg, ChaCha8Rng::seed_from_u64(1), now);
-    r.handle_neighbour_up(id(2), now);
+    let mut r = configured_router(cfg, now, &[2]);
     for seq in 2..=4 {
         feed(&mut r, id(2), data(stream(10), seq), now);
     }
