@@ -92,6 +92,20 @@ pub struct Config {
     /// syscalls than with reads of 64 KiB. Only connections that carry a burst grow, and only while
     /// it lasts; at or below `read_buffer_len`, reads never grow.
     pub max_read_buffer_len: usize,
+    /// The kernel's receive buffer of every connection (`SO_RCVBUF`; see the `socket` module), which
+    /// bounds the bytes a peer can have in flight towards this node, and so the kernel memory one
+    /// connection holds. A link's throughput is at most this much per round trip (512 KiB is 5 MB/s
+    /// at 100 ms). Default `None`: the kernel's autotuning (on Linux up to `net.ipv4.tcp_rmem`'s
+    /// maximum, megabytes). Capping it does not shorten the wait of a message behind a flood: the
+    /// bytes wait in the sender's queue instead, where a full queue demotes the link and its messages
+    /// take the slower repair path (measurements in `docs/PERFORMANCE.md`).
+    pub socket_receive_buffer: Option<usize>,
+    /// Most bytes a connection leaves unsent in the kernel before its writer waits
+    /// (`TCP_NOTSENT_LOWAT`, Linux only; see the `socket` module); the rest waits in the
+    /// connection's queue, counted against [`Config::max_queue_bytes`]. Default `None`: the kernel's
+    /// send buffer fills (on Linux up to `net.ipv4.tcp_wmem`'s maximum), for the reason given at
+    /// [`Config::socket_receive_buffer`].
+    pub socket_unsent_max: Option<usize>,
     /// Length of the kernel's queue of connections waiting to be accepted (the `listen` backlog). A burst
     /// of connection attempts beyond it is dropped by the kernel before this node sees it. Default 1024
     /// (Linux caps it at `net.core.somaxconn`).
@@ -145,6 +159,8 @@ impl Default for Config {
             event_queue_len: 8,
             read_buffer_len: 64 * 1024,
             max_read_buffer_len: 256 * 1024,
+            socket_receive_buffer: None,
+            socket_unsent_max: None,
             listen_backlog: 1024,
             accept_error_backoff: Duration::from_millis(100),
             max_bans: 1024,
@@ -165,6 +181,8 @@ impl Config {
             ("event_queue_len", self.event_queue_len == 0),
             ("read_buffer_len", self.read_buffer_len == 0),
             ("listen_backlog", self.listen_backlog == 0),
+            ("socket_receive_buffer", self.socket_receive_buffer == Some(0)),
+            ("socket_unsent_max", self.socket_unsent_max == Some(0)),
             ("handshake_timeout", self.handshake_timeout.is_zero()),
             ("connect_timeout", self.connect_timeout.is_zero()),
             ("idle_timeout", self.idle_timeout.is_zero()),

@@ -78,8 +78,7 @@ async fn run_inner(
     reply: Option<DialReply>,
 ) {
     let config = &ctx.config;
-    // Small frames (pings, acks) must not wait for Nagle's algorithm; the writer batches instead.
-    let _ = stream.set_nodelay(true);
+    crate::socket::connected(&stream, config);
     let local_addr = stream.local_addr().unwrap_or(remote);
     let (mut read_half, mut write_half) = stream.into_split();
     let (dialed, expected) = match dialed {

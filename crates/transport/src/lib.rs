@@ -28,7 +28,8 @@
 //!    closes the connection before any of it is decoded. A reader task opens chunks and decodes frames
 //!    into [`TransportEvent::Frames`] (all that one read completed); a writer task drains a per-peer
 //!    queue bounded in bytes ([`Config::max_queue_bytes`]), sealing what is queued into as few chunks
-//!    as it fills, one write per batch, with `TCP_NODELAY` set. [`PeerSender::try_send`]
+//!    as it fills, one write per batch, with `TCP_NODELAY` set (and the kernel's buffers bounded if
+//!    asked: [`Config::socket_receive_buffer`], [`Config::socket_unsent_max`]). [`PeerSender::try_send`]
 //!    says [`SendError::QueueFull`] when a peer reads too slowly; [`PeerSender::send`] waits for room.
 //!    Both take a [`dotray_codec::OutFrame`], encoded once and queued for as many peers as need it.
 //! 4. **Close.** A goodbye, EOF, a protocol violation, no frame within [`Config::idle_timeout`], a
@@ -107,6 +108,7 @@ mod per_address;
 mod reader;
 mod registry;
 mod sealed;
+mod socket;
 mod transport;
 
 pub use ban::Ban;

@@ -116,8 +116,8 @@ impl Transport {
         let id = key.node_id();
         let identity = LocalIdentity::new(key, config.network_key.clone())
             .map_err(|e| StartError::Noise(e.to_string()))?;
-        let listener = listen_on(listen, config.listen_backlog)
-            .map_err(|source| StartError::Bind { addr: listen, source })?;
+        let listener =
+            listen_on(listen, &config).map_err(|source| StartError::Bind { addr: listen, source })?;
         let local_addr = listener.local_addr().map_err(|source| StartError::Bind { addr: listen, source })?;
         let advertised = config.advertise_addr.unwrap_or(local_addr);
         let (events_tx, events_rx) = mpsc::channel(config.event_queue_len);
@@ -266,11 +266,23 @@ impl Transport {
 
 /// Binds a listening socket. `SO_REUSEADDR` lets a restarted node take its address back while
 /// connections of its previous run linger in TIME_WAIT (it does not allow two live listeners).
-fn listen_on(addr: SocketAddr, backlog: u32) -> std::io::Result<TcpListener> {
-    let socket = if addr.is_ipv4() { TcpSocket::new_v4()? } else { TcpSocket::new_v6()? };
+fn listen_on(addr: SocketAddr, config: &Config) -> std::io::Result<TcpListener> {
+    let socket = new_socket(addr, config)?;
     socket.set_reuseaddr(true)?;
     socket.bind(addr)?;
-    socket.listen(backlog)
+    socket.listen(config.listen_backlog)
+}
+
+/// A socket for `addr`'s family with the options a connection needs before its handshake.
+fn new_socket(addr: SocketAddr, config: &Config) -> std::io::Result<TcpSocket> {
+    let socket = if addr.is_ipv4() { TcpSocket::new_v4()? } else { TcpSocket::new_v6()? };
+    crate::socket::before_connect(&socket, config)?;
+    Ok(socket)
+}
+
+/// Opens a TCP connection to `addr`.
+async fn connect(addr: SocketAddr, config: &Config) -> std::io::Result<TcpStream> {
+    new_socket(addr, config)?.connect(addr).await
 }
 
 /// Connects to `addr` and runs the connection; resolves when its handshake is done.
@@ -288,7 +300,7 @@ async fn dial(
     let permit = ctx.outbound.clone().try_acquire_owned().map_err(|_| DialError::TooManyOutbound)?;
     let stream = tokio::select! {
         _ = ctx.root.cancelled() => return Err(DialError::Shutdown),
-        connected = timeout(ctx.config.connect_timeout, TcpStream::connect(addr)) => match connected {
+        connected = timeout(ctx.config.connect_timeout, connect(addr, &ctx.config)) => match connected {
             Ok(Ok(stream)) => stream,
             Ok(Err(e)) => return Err(DialError::Connect(e)),
             Err(_) => return Err(DialError::ConnectTimeout),
