@@ -48,6 +48,7 @@
 //! | `dotray_duplicates_eager_total` | counter | messages | Of the duplicates: pushed over a link that is eager in this node's view. |
 //! | `dotray_duplicates_lazy_total` | counter | messages | Of the duplicates: pushed over a link that is lazy in this node's view. |
 //! | `dotray_payloads_dropped_ahead_total` | counter | messages | Data dropped beyond the reorder window or with the reorder buffer full. |
+//! | `dotray_relays_deferred_total` | counter | messages | Payloads buffered behind a hole beyond their stream's relay budget, relayed later. |
 //! | `dotray_reorder_evicted_total` | counter | messages | Payloads taken from the largest reorder buffer to make room for another stream's. |
 //! | `dotray_retention_evicted_total` | counter | messages | Payloads taken from the largest retention cache to keep the cache within its bounds. |
 //! | `dotray_ihaves_sent_total` | counter | messages | IHave digests sent. |
@@ -223,6 +224,8 @@ figures! {
             "Of the duplicates: pushed over a link that is lazy in this node's view.",
         dropped_ahead: Counter "dotray_payloads_dropped_ahead_total"
             "Data dropped beyond the reorder window or with the reorder buffer full.",
+        relays_deferred: Counter "dotray_relays_deferred_total"
+            "Payloads buffered behind a hole beyond their stream's relay budget, relayed later.",
         reorder_evicted: Counter "dotray_reorder_evicted_total"
             "Payloads taken from the largest reorder buffer to make room for another stream's.",
         retention_evicted: Counter "dotray_retention_evicted_total"

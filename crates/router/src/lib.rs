@@ -66,9 +66,12 @@
 //! * **Identity and dedup.** A message is `(StreamId { origin, epoch }, seq)`, seq from 1; the epoch
 //!   is random per start of the origin. Dedup is a per-stream contiguous watermark plus a small
 //!   reorder buffer: O(1) per message, memory bounded, no set of every id.
-//! * **Ordered, exactly-once delivery.** Payloads are relayed as soon as they arrive (a hole here never
-//!   delays the rest of the tree) but delivered in order; out-of-order ones wait in a bounded reorder
-//!   buffer. A hole that cannot be filled within `gap_timeout` is reported as [`core::Event::Gap`] and
+//! * **Ordered, exactly-once delivery.** Payloads are delivered in order; out-of-order ones wait in a
+//!   bounded reorder buffer. The next payload in order is relayed as soon as it arrives, and so are
+//!   those behind a hole up to a per-stream relay budget (`relay_ahead_bytes`; the rest go on when the
+//!   hole fills or is given up): a hole here delays the rest of the tree by one repair at most, and a
+//!   stream whose first hole never fills (a hostile origin that never sends it) cannot make the whole
+//!   network carry more than that budget of payloads nobody can deliver yet. A hole that cannot be filled within `gap_timeout` is reported as [`core::Event::Gap`] and
 //!   delivery continues: never skipped silently. Time without any neighbour does not count (nobody
 //!   could repair the hole then).
 //! * **Retention and repair.** Recent payloads stay in a bounded retention cache (`retention_time`,

@@ -78,8 +78,8 @@ pub struct Config {
     pub reorder_max_total: usize,
     /// Maximum payload bytes held for reordering across all streams. When it is full, a payload of
     /// a stream holding less than another takes the place of that stream's furthest-ahead one (a
-    /// max-min fair share, see `fair_share.rs`); otherwise it is dropped (it was relayed, and is
-    /// asked for again once the hole before it fills). Payloads wait here as copies (a slice
+    /// max-min fair share, see `fair_share.rs`); otherwise it is dropped (unrelayed, and asked for
+    /// again once the hole before it fills). Payloads wait here as copies (a slice
     /// would keep the whole read buffer it came in alive). Default 32 MiB: two of the largest
     /// messages (`max_message_len` in `dotray-node`) cut into pieces; honest streams wait here only
     /// around a repair, and the fair share keeps a flood of out-of-order payloads from taking
@@ -90,6 +90,16 @@ pub struct Config {
     /// memory, and the other streams keep theirs. Default 32 MiB: two of the largest messages cut
     /// into pieces.
     pub reorder_max_stream_bytes: usize,
+    /// Bytes of one stream's payloads waiting behind a hole that are relayed before the hole is
+    /// filled. The payload right after the delivered ones is always relayed at once; the next ones
+    /// too, within this budget, so a hole here costs the rest of the tree little; beyond it they
+    /// wait in the reorder buffer and are relayed when the hole fills or is reported as a gap (then
+    /// in order, from this node). This is what a stream whose first hole never fills — a hostile
+    /// origin sending everything but one message — can make every node carry before any node can
+    /// deliver it: without it, a few such streams saturate every link of the network with payloads
+    /// nobody can use, and honest messages queue behind them. Default 256 KiB: a few hundred
+    /// typical messages, several of the largest pieces.
+    pub relay_ahead_bytes: usize,
     /// How long a hole at the head of a stream may wait for repair before it is reported as
     /// [`crate::core::Event::Gap`] and delivery continues. Default 10 s: several graft rounds through
     /// every announcer; after that the message has almost certainly left the retention caches. Only
@@ -220,6 +230,7 @@ impl Default for Config {
             reorder_max_total: 65_536,
             reorder_max_bytes: 32 << 20,
             reorder_max_stream_bytes: 32 << 20,
+            relay_ahead_bytes: 256 << 10,
             gap_timeout: Duration::from_secs(10),
             max_streams: 4_096,
             new_streams_per_sec: 64,

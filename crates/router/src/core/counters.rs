@@ -34,6 +34,9 @@ pub struct Counters {
     pub duplicates_lazy: u64,
     /// `Data` dropped because it was beyond the reorder window, or the reorder buffer was full.
     pub dropped_ahead: u64,
+    /// Payloads buffered behind a hole beyond the stream's relay budget (`relay_ahead_bytes`),
+    /// relayed only once delivered or once the budget has room again.
+    pub relays_deferred: u64,
     /// Payloads taken from the reorder buffer of the stream holding the most, to make room for
     /// another stream's (see `fair_share.rs`).
     pub reorder_evicted: u64,

@@ -15,6 +15,11 @@ use super::router::Router;
 use super::stream::{Arrival, Held};
 use crate::proof::Manifest;
 
+/// Most buffered payloads of one stream looked at for relaying after a delivery freed some of its
+/// relay budget: the walk passes over the payloads relayed already, so it is bounded by count as
+/// well as by bytes. Payloads beyond it wait for the next delivery.
+const RELAY_SCAN_MAX: usize = 1_024;
+
 impl<R: rand::Rng> Router<R> {
     /// Plumtree's dissemination step for a payload this node just obtained: push it to every eager
     /// neighbour except the one it came from, and queue a digest entry for every lazy one.
@@ -137,13 +142,15 @@ impl<R: rand::Rng> Router<R> {
         // concurrent origins, payloads still in flight on a just-pruned link revive it and the cycles
         // never go away. Links become eager only at start and through grafts.
         //
-        // Relay first, so a hole here never delays the rest of the tree.
-        self.forward(stream, seq, wire_hops, &payload, &proof, Some(from), now);
-
+        // The next payload in order is relayed first, then delivered. One behind a hole is relayed
+        // at once only within the stream's relay budget, so a hole here delays the rest of the tree
+        // by one repair at most, while a stream whose holes never fill (a hostile origin's) cannot
+        // make every node carry more than the budget of it before anyone can deliver it.
         let Some(state) = self.streams.get(&stream) else { return };
-        let held = Held { payload, wire_hops, proof };
-        let len = held.payload.len();
+        let len = payload.len();
         if seq == state.delivered + 1 {
+            self.forward(stream, seq, wire_hops, &payload, &proof, Some(from), now);
+            let held = Held { payload, wire_hops, proof, relay_later: None };
             self.deliver(stream, seq, held, now);
             self.drain(stream, now);
             return;
@@ -152,13 +159,20 @@ impl<R: rand::Rng> Router<R> {
             && self.make_reorder_room(stream, len);
         let Some(state) = self.streams.get_mut(&stream) else { return };
         if fits {
+            let relay_now = state.relayed_ahead + len <= self.config.relay_ahead_bytes;
+            if relay_now {
+                self.forward(stream, seq, wire_hops, &payload, &proof, Some(from), now);
+            } else {
+                self.counters.relays_deferred += 1;
+            }
+            let Some(state) = self.streams.get_mut(&stream) else { return };
             // Copied: it may wait up to `gap_timeout` here, and a slice of the connection's read
             // buffer would keep all of that buffer (several payloads' worth) alive as long. Honest
             // payloads wait here only around a repair, so the copy stays off the common path.
-            let held = Held { payload: Bytes::copy_from_slice(&held.payload), ..held };
-            self.buffered_bytes += held.payload.len();
-            state.buffer_bytes += held.payload.len();
-            state.buffer.insert(seq, held);
+            let payload = Bytes::copy_from_slice(&payload);
+            let relay_later = (!relay_now).then_some(from);
+            self.buffered_bytes += len;
+            state.buffer_insert(seq, Held { payload, wire_hops, proof, relay_later });
             state.known_hi = state.known_hi.max(seq);
             state.add_announcer(from, self.config.max_announcers);
             self.buffered_total += 1;
@@ -166,8 +180,8 @@ impl<R: rand::Rng> Router<R> {
             self.arm_gap(stream, now);
         } else {
             // The stream's reorder buffer is full, or the pool is and no stream holds more than
-            // this one: drop it; it was forwarded, and a graft will fetch it again once the hole
-            // before it fills.
+            // this one: drop it, unrelayed; a graft will fetch it again once the hole before it
+            // fills, and it goes on from here then.
             self.counters.dropped_ahead += 1;
             state.shed = true;
             state.known_hi = state.known_hi.max(seq);
@@ -277,7 +291,10 @@ impl<R: rand::Rng> Router<R> {
     }
 
     /// Delivers `seq` (which must be `delivered + 1`), retains it and advances the watermark.
-    fn deliver(&mut self, stream: StreamId, seq: u64, held: Held, now: Instant) {
+    fn deliver(&mut self, stream: StreamId, seq: u64, mut held: Held, now: Instant) {
+        if let Some(from) = held.relay_later.take() {
+            self.forward(stream, seq, held.wire_hops, &held.payload, &held.proof, Some(from), now);
+        }
         let delivery = Delivery {
             id: MessageId { stream, seq },
             // Links travelled: the received hop count plus the link it arrived on (1 from the origin).
@@ -308,17 +325,22 @@ impl<R: rand::Rng> Router<R> {
         }
     }
 
-    /// Delivers every buffered payload that is now contiguous with the watermark, then re-evaluates
-    /// the repair timers of the stream.
+    /// Delivers every buffered payload that is now contiguous with the watermark (relaying those
+    /// not relayed yet), relays what the freed budget allows of the rest, then re-evaluates the
+    /// repair timers of the stream.
     pub(crate) fn drain(&mut self, stream: StreamId, now: Instant) {
+        let mut drained = false;
         loop {
             let Some(state) = self.streams.get_mut(&stream) else { return };
             let next = state.delivered + 1;
-            let Some(held) = state.buffer.remove(&next) else { break };
-            state.buffer_bytes -= held.payload.len();
+            let Some(held) = state.buffer_remove(next) else { break };
             self.buffered_total -= 1;
             self.buffered_bytes -= held.payload.len();
             self.deliver(stream, next, held, now);
+            drained = true;
+        }
+        if drained {
+            self.relay_within_budget(stream, now);
         }
         let Some(state) = self.streams.get_mut(&stream) else { return };
         let mut lag = None;
@@ -344,6 +366,31 @@ impl<R: rand::Rng> Router<R> {
         }
         if let Some(sample) = lag {
             self.note_tree_lag(sample);
+        }
+    }
+
+    /// Relays the buffered payloads of `stream` not relayed yet, in order, while its relay budget
+    /// has room (after deliveries freed some). Looks at most [`RELAY_SCAN_MAX`] buffered payloads.
+    fn relay_within_budget(&mut self, stream: StreamId, now: Instant) {
+        let budget = self.config.relay_ahead_bytes;
+        let mut relay = Vec::new();
+        let Some(state) = self.streams.get_mut(&stream) else { return };
+        let mut room = budget.saturating_sub(state.relayed_ahead);
+        let mut used = 0;
+        for (&seq, held) in state.buffer.iter_mut().take(RELAY_SCAN_MAX) {
+            let Some(from) = held.relay_later else { continue };
+            let len = held.payload.len();
+            if len > room {
+                break;
+            }
+            room -= len;
+            used += len;
+            held.relay_later = None;
+            relay.push((seq, from, held.wire_hops, held.payload.clone(), held.proof.clone()));
+        }
+        state.relayed_ahead += used;
+        for (seq, from, wire_hops, payload, proof) in relay {
+            self.forward(stream, seq, wire_hops, &payload, &proof, Some(from), now);
         }
     }
 

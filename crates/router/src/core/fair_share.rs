@@ -53,8 +53,7 @@ impl<R: rand::Rng> Router<R> {
         {
             let Some((_, victim)) = heaviest.pop() else { break };
             let Some(state) = self.streams.get_mut(&victim) else { continue };
-            let Some((_, held)) = state.buffer.pop_last() else { continue };
-            state.buffer_bytes -= held.payload.len();
+            let Some(held) = state.buffer_pop_last() else { continue };
             state.shed = true;
             self.buffered_bytes -= held.payload.len();
             self.buffered_total -= 1;

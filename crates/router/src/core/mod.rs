@@ -30,6 +30,8 @@ mod authenticity_tests;
 #[cfg(test)]
 mod fair_share_tests;
 #[cfg(test)]
+mod relay_budget_tests;
+#[cfg(test)]
 mod stream_table_tests;
 #[cfg(test)]
 mod tests;

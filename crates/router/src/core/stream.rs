@@ -23,6 +23,10 @@ pub(crate) struct Held {
     /// Hops for an outgoing `Data`: 0 for our own messages, received hops + 1 otherwise.
     pub(crate) wire_hops: u32,
     pub(crate) proof: Arc<Manifest>,
+    /// A buffered payload not relayed yet (it arrived beyond the stream's relay budget,
+    /// `Config::relay_ahead_bytes`): the neighbour it came from, which it is not sent back to when
+    /// it is relayed on delivery. `None` once relayed, and for our own messages.
+    pub(crate) relay_later: Option<NodeId>,
 }
 
 /// What became of a verified manifest offered to a stream.
@@ -60,6 +64,8 @@ pub(crate) struct StreamState {
     pub(crate) buffer: BTreeMap<u64, Held>,
     /// Payload bytes in `buffer` (`Config::reorder_max_stream_bytes`).
     pub(crate) buffer_bytes: usize,
+    /// Bytes of the payloads in `buffer` that were relayed already (`Config::relay_ahead_bytes`).
+    pub(crate) relayed_ahead: usize,
     /// Payloads of this stream were dropped or taken from its buffer for want of room since the
     /// buffer was last empty. Grafts then ask only for the hole at the head: what follows it did
     /// not fit, and fetched again it would not fit either (a stream that never fills its first hole
@@ -122,6 +128,7 @@ impl StreamState {
             known_hi: delivered,
             buffer: BTreeMap::new(),
             buffer_bytes: 0,
+            relayed_ahead: 0,
             shed: false,
             retained: VecDeque::new(),
             retained_base: delivered + 1,
@@ -202,6 +209,38 @@ impl StreamState {
             Arrival::Buffered
         } else {
             Arrival::New
+        }
+    }
+
+    /// Buffers an out-of-order payload.
+    pub(crate) fn buffer_insert(&mut self, seq: u64, held: Held) {
+        let len = held.payload.len();
+        self.buffer_bytes += len;
+        if held.relay_later.is_none() {
+            self.relayed_ahead += len;
+        }
+        self.buffer.insert(seq, held);
+    }
+
+    /// Takes `seq` out of the buffer.
+    pub(crate) fn buffer_remove(&mut self, seq: u64) -> Option<Held> {
+        let held = self.buffer.remove(&seq)?;
+        self.unbuffered(&held);
+        Some(held)
+    }
+
+    /// Takes the furthest-ahead payload out of the buffer.
+    pub(crate) fn buffer_pop_last(&mut self) -> Option<Held> {
+        let (_, held) = self.buffer.pop_last()?;
+        self.unbuffered(&held);
+        Some(held)
+    }
+
+    fn unbuffered(&mut self, held: &Held) {
+        debug_assert!(self.relayed_ahead <= self.buffer_bytes);
+        self.buffer_bytes -= held.payload.len();
+        if held.relay_later.is_none() {
+            self.relayed_ahead -= held.payload.len();
         }
     }
 
