@@ -158,10 +158,19 @@ pub struct Config {
     /// Default 8: with the backoff above that is about 3 minutes of failures, longer than a typical
     /// network partition, so both halves still know each other when it ends.
     pub max_dial_failures: u32,
-    /// How long to leave a peer alone after it refused to become our neighbour (its view was full).
+    /// How long to leave a peer alone after it refused to become our neighbour (its view was full),
+    /// or dropped us from its active view to make room for another node.
     ///
-    /// Default 10 s: its view will not change much sooner; meanwhile we try other passive peers.
+    /// Default 10 s: its view will not change much sooner; meanwhile we try other passive peers. (Two
+    /// nodes with nobody else, asking one full node in turn, would otherwise each evict the other
+    /// from it again and again, a round trip apart.)
     pub neighbour_refusal_backoff: Duration,
+    /// A node with fewer active neighbours than this asks for new ones with high priority: the
+    /// receiver must accept, evicting one of its unprotected peers. HyParView asks so only from an
+    /// empty view; then two nodes left with nobody but each other stay an island that every full
+    /// node refuses. A node evicted this way loses one of a full view's links, so it never becomes
+    /// lonely itself: no cascade. A full view is never lonely. Default 2.
+    pub lonely_below: usize,
     /// Most entries in a node-query answer, whatever the asker wants.
     ///
     /// Default 64: the whole view (5 + 30) fits with room to spare; bounded so a query cannot make us send
@@ -202,6 +211,7 @@ impl Default for Config {
             backoff_max: Duration::from_secs(60),
             max_dial_failures: 8,
             neighbour_refusal_backoff: Duration::from_secs(10),
+            lonely_below: 2,
             max_query_nodes: 64,
             sweep_interval: Duration::from_secs(1),
         }

@@ -13,7 +13,8 @@
 //!    over the overlay, and the seed holds only one of them.
 //!
 //! A `Neighbour` request is accepted when the receiver's active view has room, when it is of high
-//! priority (the requester has no active peer at all), when the receiver had declared the requester
+//! priority (the requester has fewer than `lonely_below` active peers: none, or one, which may be an
+//! island of two), when the receiver had declared the requester
 //! down (a peer that answers again after being declared down is most likely coming back from a
 //! partition, and relinking it is what merges the two halves), or shortly after the receiver sent a
 //! `Join` (the request is the end of one of its join walks). Otherwise it is refused, and the requester
@@ -83,12 +84,13 @@ impl<R: Rng> Membership<R> {
 
     /// Sends `Neighbour` over the (transient) connection to `peer` and waits for the reply.
     ///
-    /// High priority (the receiver must accept, evicting one of its peers) only when we have no active
-    /// peer at all and no other request is waiting for its answer: one forced eviction elsewhere is
-    /// enough to get us back into the overlay.
+    /// High priority (the receiver must accept, evicting one of its peers) only when we have fewer
+    /// active peers than `lonely_below` and no other request is waiting for its answer: one forced
+    /// eviction elsewhere is enough to tie us back into the overlay.
     fn request_neighbour(&mut self, peer: NodeId) {
         let waiting = self.transient.values().any(|t| t.awaiting == Awaiting::NeighbourReply);
-        let high_priority = self.active.is_empty() && !waiting;
+        let lonely = self.active.len() < self.config.lonely_below && !self.active.is_full();
+        let high_priority = lonely && !waiting;
         if let Some(t) = self.transient.get_mut(&peer) {
             t.awaiting = Awaiting::NeighbourReply;
         }
@@ -241,7 +243,8 @@ impl<R: Rng> Membership<R> {
         }
     }
 
-    /// A neighbour request to `peer` was refused (or its connection closed before an answer).
+    /// A neighbour request to `peer` was refused (or its connection closed before an answer), or
+    /// `peer` dropped us from its active view for another node.
     pub(super) fn note_refusal(&mut self, peer: NodeId, now: Instant) {
         let wait = self.jittered(self.config.neighbour_refusal_backoff);
         if let Some(e) = self.passive.get_mut(&peer) {

@@ -334,6 +334,10 @@ impl<R: Rng> Membership<R> {
             LinkEnd::Failed => Fate::Keep,
         };
         self.forget(peer, fate, now);
+        if reason == LinkEnd::PeerReplaced {
+            // It chose another node over us: asking it again at once would evict that one.
+            self.note_refusal(peer, now);
+        }
         self.refill(now);
     }
 

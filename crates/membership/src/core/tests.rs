@@ -916,3 +916,40 @@ fn a_stream_of_strangers_keeps_the_backups_its_neighbours_vouched_for() {
         }
     }
 }
+
+#[test]
+fn a_node_hanging_by_one_link_asks_with_high_priority() {
+    // Two nodes left with nobody but each other would stay an island if full nodes could refuse them.
+    let mut m = node(1, vec![]);
+    make_active(&mut m, 2, at(0));
+    learn_passive(&mut m, 2, 7, at(0));
+    m.handle_connected(peer(7), Some(peer(7).addr), at(1));
+    assert_eq!(drain_no_timers(&mut m), vec![send(7, Message::Neighbour { high_priority: true })]);
+    m.handle_message(peer(7).id, Message::NeighbourReply { accepted: true }, at(2));
+    assert_eq!(drain_no_timers(&mut m), vec![up(7)]);
+    // With two neighbours it asks politely.
+    learn_passive(&mut m, 2, 8, at(3));
+    m.handle_connected(peer(8), Some(peer(8).addr), at(4));
+    assert_eq!(drain_no_timers(&mut m), vec![send(8, Message::Neighbour { high_priority: false })]);
+}
+
+#[test]
+fn a_peer_that_replaced_us_is_left_alone_for_a_while() {
+    // Two lonely nodes asking one full node in turn would each evict the other from it, a round
+    // trip apart, for as long as neither finds anyone else.
+    let mut m = node(1, vec![]);
+    make_active(&mut m, 2, at(0));
+    m.handle_disconnected(peer(2).id, LinkEnd::PeerReplaced, at(1));
+    let actions = drain(&mut m);
+    assert!(!actions.contains(&dial(peer(2))), "{actions:?}");
+    let refill = actions
+        .iter()
+        .find_map(|a| match a {
+            Action::SetTimer { at, timer: timer @ Timer::Refill { .. } } => Some((*at, *timer)),
+            _ => None,
+        })
+        .expect("a refill once the wait is over");
+    assert!(refill.0 >= at(1) + Config::default().neighbour_refusal_backoff.mul_f64(0.75));
+    m.handle_timer(refill.1, refill.0);
+    assert!(drain_no_timers(&mut m).contains(&dial(peer(2))));
+}
