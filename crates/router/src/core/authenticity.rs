@@ -88,7 +88,7 @@ impl<R: rand::Rng> Router<R> {
         let start = seq - 1;
         let stale: Vec<u64> = state.buffer.range(..=start).map(|(s, _)| *s).collect();
         for s in &stale {
-            if let Some(held) = state.buffer_remove(*s) {
+            if let Some((held, _)) = state.buffer_remove(*s) {
                 self.buffered_bytes -= held.payload.len();
             }
         }

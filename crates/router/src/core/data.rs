@@ -15,11 +15,6 @@ use super::router::Router;
 use super::stream::{Arrival, Held};
 use crate::proof::Manifest;
 
-/// Most buffered payloads of one stream looked at for relaying after a delivery freed some of its
-/// relay budget: the walk passes over the payloads relayed already, so it is bounded by count as
-/// well as by bytes. Payloads beyond it wait for the next delivery.
-const RELAY_SCAN_MAX: usize = 1_024;
-
 impl<R: rand::Rng> Router<R> {
     /// Plumtree's dissemination step for a payload this node just obtained: push it to every eager
     /// neighbour except the one it came from, and queue a digest entry for every lazy one.
@@ -150,8 +145,7 @@ impl<R: rand::Rng> Router<R> {
         let len = payload.len();
         if seq == state.delivered + 1 {
             self.forward(stream, seq, wire_hops, &payload, &proof, Some(from), now);
-            let held = Held { payload, wire_hops, proof, relay_later: None };
-            self.deliver(stream, seq, held, now);
+            self.deliver(stream, seq, Held { payload, wire_hops, proof }, None, now);
             self.drain(stream, now);
             return;
         }
@@ -159,7 +153,7 @@ impl<R: rand::Rng> Router<R> {
             && self.make_reorder_room(stream, len);
         let Some(state) = self.streams.get_mut(&stream) else { return };
         if fits {
-            let relay_now = state.relayed_ahead + len <= self.config.relay_ahead_bytes;
+            let relay_now = state.relayed_ahead() + len <= self.config.relay_ahead_bytes;
             if relay_now {
                 self.forward(stream, seq, wire_hops, &payload, &proof, Some(from), now);
             } else {
@@ -170,9 +164,8 @@ impl<R: rand::Rng> Router<R> {
             // buffer would keep all of that buffer (several payloads' worth) alive as long. Honest
             // payloads wait here only around a repair, so the copy stays off the common path.
             let payload = Bytes::copy_from_slice(&payload);
-            let relay_later = (!relay_now).then_some(from);
             self.buffered_bytes += len;
-            state.buffer_insert(seq, Held { payload, wire_hops, proof, relay_later });
+            state.buffer_insert(seq, Held { payload, wire_hops, proof }, (!relay_now).then_some(from));
             state.known_hi = state.known_hi.max(seq);
             state.add_announcer(from, self.config.max_announcers);
             self.buffered_total += 1;
@@ -290,9 +283,17 @@ impl<R: rand::Rng> Router<R> {
         }
     }
 
-    /// Delivers `seq` (which must be `delivered + 1`), retains it and advances the watermark.
-    fn deliver(&mut self, stream: StreamId, seq: u64, mut held: Held, now: Instant) {
-        if let Some(from) = held.relay_later.take() {
+    /// Delivers `seq` (which must be `delivered + 1`), retains it and advances the watermark; relays
+    /// it first if it waited unrelayed (`deferred_from`, its sender).
+    fn deliver(
+        &mut self,
+        stream: StreamId,
+        seq: u64,
+        held: Held,
+        deferred_from: Option<NodeId>,
+        now: Instant,
+    ) {
+        if let Some(from) = deferred_from {
             self.forward(stream, seq, held.wire_hops, &held.payload, &held.proof, Some(from), now);
         }
         let delivery = Delivery {
@@ -333,10 +334,10 @@ impl<R: rand::Rng> Router<R> {
         loop {
             let Some(state) = self.streams.get_mut(&stream) else { return };
             let next = state.delivered + 1;
-            let Some(held) = state.buffer_remove(next) else { break };
+            let Some((held, deferred_from)) = state.buffer_remove(next) else { break };
             self.buffered_total -= 1;
             self.buffered_bytes -= held.payload.len();
-            self.deliver(stream, next, held, now);
+            self.deliver(stream, next, held, deferred_from, now);
             drained = true;
         }
         if drained {
@@ -370,27 +371,26 @@ impl<R: rand::Rng> Router<R> {
     }
 
     /// Relays the buffered payloads of `stream` not relayed yet, in order, while its relay budget
-    /// has room (after deliveries freed some). Looks at most [`RELAY_SCAN_MAX`] buffered payloads.
+    /// has room (after deliveries freed some).
     fn relay_within_budget(&mut self, stream: StreamId, now: Instant) {
         let budget = self.config.relay_ahead_bytes;
         let mut relay = Vec::new();
         let Some(state) = self.streams.get_mut(&stream) else { return };
-        let mut room = budget.saturating_sub(state.relayed_ahead);
-        let mut used = 0;
-        for (&seq, held) in state.buffer.iter_mut().take(RELAY_SCAN_MAX) {
-            let Some(from) = held.relay_later else { continue };
+        let mut room = budget.saturating_sub(state.relayed_ahead());
+        for (&seq, &from) in &state.deferred {
+            let Some(held) = state.buffer.get(&seq) else { continue };
             let len = held.payload.len();
             if len > room {
                 break;
             }
             room -= len;
-            used += len;
-            held.relay_later = None;
-            relay.push((seq, from, held.wire_hops, held.payload.clone(), held.proof.clone()));
+            relay.push((seq, from, held.clone()));
         }
-        state.relayed_ahead += used;
-        for (seq, from, wire_hops, payload, proof) in relay {
-            self.forward(stream, seq, wire_hops, &payload, &proof, Some(from), now);
+        for (seq, _, held) in &relay {
+            state.relayed(*seq, held.payload.len());
+        }
+        for (seq, from, held) in relay {
+            self.forward(stream, seq, held.wire_hops, &held.payload, &held.proof, Some(from), now);
         }
     }
 

@@ -254,8 +254,7 @@ impl<R: Rng> Router<R> {
         self.counters.manifests_signed += 1;
         self.note_origin(own.origin, now);
         for (seq, payload) in (first..).zip(batch) {
-            let held =
-                Held { payload: payload.clone(), wire_hops: 0, proof: proof.clone(), relay_later: None };
+            let held = Held { payload: payload.clone(), wire_hops: 0, proof: proof.clone() };
             if let Some(state) = self.streams.get_mut(&own) {
                 state.delivered = seq;
                 state.known_hi = seq;

@@ -23,10 +23,6 @@ pub(crate) struct Held {
     /// Hops for an outgoing `Data`: 0 for our own messages, received hops + 1 otherwise.
     pub(crate) wire_hops: u32,
     pub(crate) proof: Arc<Manifest>,
-    /// A buffered payload not relayed yet (it arrived beyond the stream's relay budget,
-    /// `Config::relay_ahead_bytes`): the neighbour it came from, which it is not sent back to when
-    /// it is relayed on delivery. `None` once relayed, and for our own messages.
-    pub(crate) relay_later: Option<NodeId>,
 }
 
 /// What became of a verified manifest offered to a stream.
@@ -64,8 +60,12 @@ pub(crate) struct StreamState {
     pub(crate) buffer: BTreeMap<u64, Held>,
     /// Payload bytes in `buffer` (`Config::reorder_max_stream_bytes`).
     pub(crate) buffer_bytes: usize,
-    /// Bytes of the payloads in `buffer` that were relayed already (`Config::relay_ahead_bytes`).
-    pub(crate) relayed_ahead: usize,
+    /// The payloads in `buffer` not relayed yet (they arrived beyond the stream's relay budget,
+    /// `Config::relay_ahead_bytes`), each with the neighbour it came from, which it is not sent back
+    /// to when it is relayed.
+    pub(crate) deferred: BTreeMap<u64, NodeId>,
+    /// Payload bytes of `deferred`.
+    deferred_bytes: usize,
     /// Payloads of this stream were dropped or taken from its buffer for want of room since the
     /// buffer was last empty. Grafts then ask only for the hole at the head: what follows it did
     /// not fit, and fetched again it would not fit either (a stream that never fills its first hole
@@ -128,7 +128,8 @@ impl StreamState {
             known_hi: delivered,
             buffer: BTreeMap::new(),
             buffer_bytes: 0,
-            relayed_ahead: 0,
+            deferred: BTreeMap::new(),
+            deferred_bytes: 0,
             shed: false,
             retained: VecDeque::new(),
             retained_base: delivered + 1,
@@ -212,35 +213,47 @@ impl StreamState {
         }
     }
 
-    /// Buffers an out-of-order payload.
-    pub(crate) fn buffer_insert(&mut self, seq: u64, held: Held) {
+    /// Buffers an out-of-order payload; `deferred_from` is its sender if it was not relayed.
+    pub(crate) fn buffer_insert(&mut self, seq: u64, held: Held, deferred_from: Option<NodeId>) {
         let len = held.payload.len();
         self.buffer_bytes += len;
-        if held.relay_later.is_none() {
-            self.relayed_ahead += len;
+        if let Some(from) = deferred_from {
+            self.deferred.insert(seq, from);
+            self.deferred_bytes += len;
         }
         self.buffer.insert(seq, held);
     }
 
-    /// Takes `seq` out of the buffer.
-    pub(crate) fn buffer_remove(&mut self, seq: u64) -> Option<Held> {
+    /// Takes `seq` out of the buffer, with its sender if it was not relayed yet.
+    pub(crate) fn buffer_remove(&mut self, seq: u64) -> Option<(Held, Option<NodeId>)> {
         let held = self.buffer.remove(&seq)?;
-        self.unbuffered(&held);
-        Some(held)
+        Some(self.unbuffered(seq, held))
     }
 
     /// Takes the furthest-ahead payload out of the buffer.
     pub(crate) fn buffer_pop_last(&mut self) -> Option<Held> {
-        let (_, held) = self.buffer.pop_last()?;
-        self.unbuffered(&held);
-        Some(held)
+        let (seq, held) = self.buffer.pop_last()?;
+        Some(self.unbuffered(seq, held).0)
     }
 
-    fn unbuffered(&mut self, held: &Held) {
-        debug_assert!(self.relayed_ahead <= self.buffer_bytes);
+    fn unbuffered(&mut self, seq: u64, held: Held) -> (Held, Option<NodeId>) {
         self.buffer_bytes -= held.payload.len();
-        if held.relay_later.is_none() {
-            self.relayed_ahead -= held.payload.len();
+        let deferred_from = self.deferred.remove(&seq);
+        if deferred_from.is_some() {
+            self.deferred_bytes -= held.payload.len();
+        }
+        (held, deferred_from)
+    }
+
+    /// Bytes of the buffered payloads that were relayed already (`Config::relay_ahead_bytes`).
+    pub(crate) fn relayed_ahead(&self) -> usize {
+        self.buffer_bytes - self.deferred_bytes
+    }
+
+    /// Marks the deferred payload `seq` (of `len` bytes) as relayed.
+    pub(crate) fn relayed(&mut self, seq: u64, len: usize) {
+        if self.deferred.remove(&seq).is_some() {
+            self.deferred_bytes -= len;
         }
     }
 
