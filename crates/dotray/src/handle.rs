@@ -153,12 +153,12 @@ impl NodeBuilder {
 
     /// The longest message [`Node::broadcast`] accepts and this node delivers. Default 16 MiB (see
     /// `dotray_node::core::Config::max_message_len` for why); use the same value on every node of a
-    /// network. Raises the node's reassembly budget to hold at least one such message when it is
-    /// lower. (The router's reorder budget need not hold one: the pieces of a message that do not
-    /// fit behind a hole are fetched again once it fills.)
+    /// network. Raises the node's reassembly budget and the router's reorder budget to hold at least
+    /// one such message when they are lower.
     pub fn max_message_len(mut self, len: usize) -> Self {
         self.protocol.max_message_len = len;
         self.protocol.max_reassembly_bytes = self.protocol.max_reassembly_bytes.max(len);
+        self.protocol.router.reorder_max_bytes = self.protocol.router.reorder_max_bytes.max(len);
         self
     }
 

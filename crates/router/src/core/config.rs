@@ -80,9 +80,9 @@ pub struct Config {
     /// a stream holding less than another takes the place of that stream's furthest-ahead one (a
     /// max-min fair share, see `fair_share.rs`); otherwise it is dropped (unrelayed, and asked for
     /// again once the hole before it fills). Payloads wait here as copies (a slice
-    /// would keep the whole read buffer it came in alive). Default 8 MiB: honest streams wait here
-    /// only around a repair (a message of up to 8 MiB, cut into pieces, fits whole behind a lost
-    /// first piece; the rest of a larger one is fetched again once the hole fills), and the fair
+    /// would keep the whole read buffer it came in alive). Default 16 MiB: honest streams wait here
+    /// only around a repair (one of the largest messages, `max_message_len` in `dotray-node`, cut
+    /// into pieces, fits whole behind a lost first piece), and the fair
     /// share keeps a flood of out-of-order payloads from taking their room. It is also what each
     /// node releases into the network at once when the holes of a hostile origin's streams are
     /// given up as gaps (see `relay_ahead_bytes`), so it bounds how long honest messages wait
@@ -90,7 +90,7 @@ pub struct Config {
     pub reorder_max_bytes: usize,
     /// The same, per stream: one origin, however its payloads are ordered (a hostile one sends
     /// everything but the first of each window), holds at most this much of the node's reorder
-    /// memory, and the other streams keep theirs. Default 8 MiB, the whole pool: the fair share
+    /// memory, and the other streams keep theirs. Default 16 MiB, the whole pool: the fair share
     /// already divides it between the streams that want it.
     pub reorder_max_stream_bytes: usize,
     /// Bytes of one stream's payloads waiting behind a hole that are relayed before the hole is
@@ -231,8 +231,8 @@ impl Default for Config {
             retention_settled_max_bytes: 256 * 1024,
             reorder_window: 4_096,
             reorder_max_total: 65_536,
-            reorder_max_bytes: 8 << 20,
-            reorder_max_stream_bytes: 8 << 20,
+            reorder_max_bytes: 16 << 20,
+            reorder_max_stream_bytes: 16 << 20,
             relay_ahead_bytes: 256 << 10,
             gap_timeout: Duration::from_secs(10),
             max_streams: 4_096,
