@@ -94,8 +94,8 @@ pub struct Config {
     pub max_read_buffer_len: usize,
     /// The kernel's receive buffer of every connection (`SO_RCVBUF`; see the `socket` module), which
     /// bounds the bytes a peer can have in flight towards this node, and so the kernel memory one
-    /// connection holds; a link's throughput is at most this much per round trip. Default `None`: the kernel's autotuning (on Linux up to `net.ipv4.tcp_rmem`'s
-    /// maximum, megabytes). Capping it does not shorten the wait of a message behind a flood: the
+    /// connection holds; a link's throughput is at most this much per round trip. Default `None`:
+    /// the kernel's autotuning (on Linux up to `net.ipv4.tcp_rmem`'s maximum, megabytes). Capping it does not shorten the wait of a message behind a flood: the
     /// bytes wait in the sender's queue instead, where a full queue demotes the link and its messages
     /// take the slower repair path (measurements in `docs/PERFORMANCE.md`).
     pub socket_receive_buffer: Option<usize>,
