@@ -310,6 +310,12 @@ mod tests {
         run.record(at, r#"{"event":"up","peer":"10.0.0.9:1"}"#);
     }
 
+    /// A test clock: `at(ms)` is `ms` milliseconds after it was made.
+    fn clock() -> impl Fn(u64) -> Instant {
+        let start = Instant::now();
+        move |ms| start + Duration::from_millis(ms)
+    }
+
     /// `run` broadcast its message `seq` at `at`.
     fn send(run: &mut Run, at: Instant, seq: u64) {
         let line = format!(r#"{{"event":"send","data":"x","origin_id":"{}","seq":{seq}}}"#, run.id);
@@ -318,8 +324,7 @@ mod tests {
 
     #[test]
     fn a_run_must_deliver_what_was_sent_after_it_joined_and_only_that() {
-        let start = Instant::now();
-        let at = |ms: u64| start + Duration::from_millis(ms);
+        let at = clock();
         let mut origin = started("o", at(0));
         up(&mut origin, at(100));
         send(&mut origin, at(5_000), 1);
@@ -341,8 +346,7 @@ mod tests {
 
     #[test]
     fn a_message_sent_before_its_origin_joined_is_required_only_of_runs_up_after_it_joined() {
-        let start = Instant::now();
-        let at = |ms: u64| start + Duration::from_millis(ms);
+        let at = clock();
         let mut early = started("e", at(0));
         up(&mut early, at(100));
         // A restarted origin sends at 5 s but joins (its seeds down) only at 9 s.
