@@ -6,7 +6,7 @@ mod broadcast;
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, UNIX_EPOCH};
 
 use dotray_codec::NodeId;
 use dotray_membership::core::{CloseReason, Config, LinkEnd, PeerInfo};
@@ -16,6 +16,10 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 use crate::NodeIdx;
+
+/// The simulated wall clock at the start of a simulation, since the Unix epoch (a date in 2027): it
+/// dates the nodes' streams (see `dotray_router::core::StreamId::epoch_started_at`).
+const WALL_CLOCK_AT_START: Duration = Duration::from_secs(1_800_000_000);
 use crate::network::NetworkConfig;
 use crate::queue::EventQueue;
 use crate::record::Deliveries;
@@ -239,6 +243,7 @@ impl Sim {
         let info = PeerInfo::new(NodeId::random_from(&mut self.rng), Self::addr_of(idx));
         let rng = ChaCha8Rng::seed_from_u64(self.rng.random());
         let now = self.instant();
+        let wall_clock = UNIX_EPOCH + WALL_CLOCK_AT_START + self.now();
         let config = dotray_node::core::Config {
             membership: self.membership.clone(),
             router: self.router.clone(),
@@ -247,8 +252,9 @@ impl Sim {
         // Signed broadcasts run as in production, with a stand-in signature (nobody attacks here,
         // and real Ed25519 would cost most of a simulation's time).
         let signer = InsecureSigner::new(info.id);
-        let core = NodeCore::new(info, seeds.into_iter().map(Into::into), config, signer, rng, now)
-            .expect("valid node config");
+        let core =
+            NodeCore::new(info, seeds.into_iter().map(Into::into), config, signer, rng, now, wall_clock)
+                .expect("valid node config");
         self.nodes.push(SimNode {
             info,
             core,

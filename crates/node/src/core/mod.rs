@@ -47,7 +47,7 @@ pub struct MessageTooLong {
 use std::collections::{BTreeMap, VecDeque};
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use dotray_codec::{NodeId, TokenBucket};
@@ -99,7 +99,9 @@ pub struct NodeCore<R: Rng> {
 impl<R: Rng + SeedableRng> NodeCore<R> {
     /// A new node `me` joining through `seeds` (none: the first node of a network), signing its
     /// broadcasts with `signer` (which must sign for `me.id`). Each core gets a generator seeded from
-    /// `rng`, and the node's stream a random epoch from it, so one seed replays a whole node.
+    /// `rng`, and the node's stream an epoch dated `wall_clock` (the wall-clock time at `now`; see
+    /// [`dotray_router::core::StreamId::epoch_started_at`]) and made unique from it, so one seed and
+    /// one clock replay a whole node.
     ///
     /// The first actions (dial a seed, arm the timers) are ready for [`NodeCore::poll_action`].
     pub fn new(
@@ -109,13 +111,15 @@ impl<R: Rng + SeedableRng> NodeCore<R> {
         signer: Arc<dyn Signer>,
         mut rng: R,
         now: Instant,
+        wall_clock: SystemTime,
     ) -> Result<Self, InvalidNodeConfig> {
         config.validate()?;
         if signer.node_id() != me.id {
             return Err(InvalidNodeConfig::WrongKey { signer: signer.node_id(), node: me.id });
         }
         let membership_rng = R::from_rng(&mut rng);
-        let epoch = rng.random();
+        let unix_secs = wall_clock.duration_since(UNIX_EPOCH).unwrap_or_default().as_secs();
+        let epoch = StreamId::epoch_started_at(unix_secs, rng.random());
         let router_rng = R::from_rng(&mut rng);
         let membership = Membership::new(me, seeds, config.membership, membership_rng, now)
             .map_err(InvalidNodeConfig::Membership)?;

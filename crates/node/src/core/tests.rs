@@ -1,6 +1,6 @@
 //! Unit tests of the composition: two node cores wired by hand, the way a driver wires them.
 
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
 use dotray_codec::NodeId;
@@ -34,6 +34,7 @@ fn core_with(
         InsecureSigner::new(me.id),
         ChaCha8Rng::seed_from_u64(u64::from(me.id.as_bytes()[0])),
         now,
+        SystemTime::now(),
     )
     .expect("default config is valid")
 }
@@ -214,8 +215,15 @@ fn an_invalid_config_is_refused() {
     let mut config = Config::default();
     config.router.graft_timeout = Duration::ZERO;
     let signer = InsecureSigner::new(info(1).id);
-    let refused =
-        NodeCore::new(info(1), vec![], config, signer, ChaCha8Rng::seed_from_u64(1), Instant::now());
+    let refused = NodeCore::new(
+        info(1),
+        vec![],
+        config,
+        signer,
+        ChaCha8Rng::seed_from_u64(1),
+        Instant::now(),
+        SystemTime::now(),
+    );
     assert!(matches!(refused, Err(InvalidNodeConfig::Router(_))));
 }
 
@@ -229,6 +237,7 @@ fn a_signer_for_another_node_is_refused() {
         signer,
         ChaCha8Rng::seed_from_u64(1),
         Instant::now(),
+        SystemTime::now(),
     );
     assert!(
         matches!(refused, Err(InvalidNodeConfig::WrongKey { signer, node }) if signer == info(2).id && node == info(1).id)

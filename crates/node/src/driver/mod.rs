@@ -44,7 +44,7 @@ pub use config::DriverConfig;
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::time::{Instant, SystemTime};
 
 use bytes::Bytes;
 use dotray_codec::{NodeId, SecretKey};
@@ -227,7 +227,15 @@ pub fn spawn(
     let me = PeerInfo::new(transport.local_id(), transport.local_addr());
     let now = Instant::now();
     config.check_frame_len(transport.max_frame_len())?;
-    let core = NodeCore::new(me, seeds, config, Ed25519Signer::new(key), StdRng::from_os_rng(), now)?;
+    let core = NodeCore::new(
+        me,
+        seeds,
+        config,
+        Ed25519Signer::new(key),
+        StdRng::from_os_rng(),
+        now,
+        SystemTime::now(),
+    )?;
     let (broadcasts_tx, broadcasts) = mpsc::channel(driver.broadcast_queue_len);
     let (commands_tx, commands) = mpsc::channel(driver.command_queue_len);
     let (deliveries_tx, deliveries) = mpsc::channel(driver.delivery_queue_len);

@@ -18,7 +18,7 @@
 #![allow(unreachable_pub)]
 
 use std::collections::{BTreeMap, HashMap};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
 use dotray_codec::NodeId;
@@ -136,7 +136,8 @@ pub fn node_handler(data: &[u8]) {
     let signer = InsecureSigner::new(me.id);
     let rng = ChaCha8Rng::seed_from_u64(u64::from(data.first().copied().unwrap_or(0)));
     let mut node = Node {
-        core: NodeCore::new(me, seeds, config, signer, rng, now).expect("a valid config"),
+        core: NodeCore::new(me, seeds, config, signer, rng, now, SystemTime::UNIX_EPOCH)
+            .expect("a valid config"),
         connected: BTreeMap::new(),
         timers: Vec::new(),
     };

@@ -16,7 +16,7 @@ impl<R: rand::Rng> Router<R> {
     /// A `Manifest` from `from`. A copy of one held is dropped without checking its signature again;
     /// one for messages already delivered is useless and dropped unchecked; anything else is
     /// verified, and a bad signature is `from`'s violation (it must check before relaying). A valid
-    /// one creates its stream if new (starting just before it, less `backfill_new_stream`).
+    /// one creates its stream if new (starting where `Router::adoption_start` says).
     pub(crate) fn on_manifest(&mut self, from: NodeId, manifest: Arc<Manifest>, now: Instant) {
         self.counters.manifests_received += 1;
         let stream = manifest.stream;
@@ -28,7 +28,7 @@ impl<R: rand::Rng> Router<R> {
         // A new stream takes its place in the table before its signature is checked: one the node
         // has no budget for costs no verification (see `stream_table.rs`).
         let known = self.streams.contains_key(&stream);
-        if !known && !self.ensure_stream(from, stream, self.adoption_start(manifest.first), now) {
+        if !known && !self.ensure_stream(from, stream, self.adoption_start(stream, manifest.first), now) {
             return;
         }
         if let Some(state) = self.streams.get(&stream) {

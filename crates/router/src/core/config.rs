@@ -153,6 +153,16 @@ pub struct Config {
     /// messages nobody held; starting at the first message seen instead, a node that took 4 s to
     /// join lost the messages sent meanwhile. `cargo xtask chaos` flagged both.)
     pub backfill_new_stream: u64,
+    /// A stream whose origin started it (see [`crate::core::StreamId::started_unix_secs`]) no more
+    /// than this long before this node got its first neighbour is owed to the node whole: when the
+    /// node first hears of it, it delivers it from message 1 (from at most `reorder_window` before
+    /// the first message it hears of), not from `backfill_new_stream` back. Such a stream can only
+    /// be new to a joined node because it began apart from it: in a partition, or at an origin that
+    /// restarted where only a few nodes could reach it. Its neighbours retain its early messages
+    /// for `retention_time`; if they no longer hold them, the hole is reported as a gap. The
+    /// tolerance covers clocks that disagree: an origin whose clock is behind by more looks older,
+    /// and its stream is taken up from `backfill_new_stream` back. Default 30 s.
+    pub stream_start_tolerance: Duration,
     /// Maximum payloads sent in answer to one `Graft`, and per stream in answer to one `Sync`. Default
     /// 1,024: a hostile request for a huge range costs at most this many sends.
     pub max_serve_per_request: u64,
@@ -243,6 +253,7 @@ impl Default for Config {
             max_forgotten_streams: 16_384,
             stream_idle_timeout: Duration::from_secs(600),
             backfill_new_stream: 64,
+            stream_start_tolerance: Duration::from_secs(30),
             max_serve_per_request: 1_024,
             serve_bytes_per_sec: 16 << 20,
             serve_burst_bytes: 4 << 20,

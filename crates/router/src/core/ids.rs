@@ -3,14 +3,41 @@
 
 use dotray_codec::NodeId;
 
-/// One run of one origin node: `(origin, epoch)`. The epoch is random per start of the origin, so a
+/// One run of one origin node: `(origin, epoch)`. The epoch is new per start of the origin, so a
 /// restarted node's messages never collide with those of its previous run.
+///
+/// An honest origin makes its epoch with [`StreamId::epoch_started_at`]: the start time in the high
+/// 32 bits, a random number in the low 32. The start time tells a node that first hears of the stream
+/// whether every message of it is owed to it (see `Config::stream_start_tolerance`). An origin can
+/// write any time there, but it only decides how much of its *own* stream others fetch.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct StreamId {
     /// The node that broadcast the stream's messages.
     pub origin: NodeId,
-    /// The origin's random epoch for this run.
+    /// The origin's epoch for this run.
     pub epoch: u64,
+}
+
+impl StreamId {
+    /// The epoch of a stream started `unix_secs` seconds after the Unix epoch, made unique by `random`
+    /// (two runs of one origin collide only if they start in the same second and draw the same
+    /// 32 bits). Seconds past 2^32 (the year 2106) wrap.
+    ///
+    /// ```
+    /// use dotray_router::core::StreamId;
+    /// let epoch = StreamId::epoch_started_at(1_800_000_000, 42);
+    /// let stream = StreamId { origin: dotray_codec::NodeId::from_bytes([1; 32]), epoch };
+    /// assert_eq!(stream.started_unix_secs(), 1_800_000_000);
+    /// ```
+    pub fn epoch_started_at(unix_secs: u64, random: u32) -> u64 {
+        (unix_secs & u64::from(u32::MAX)) << 32 | u64::from(random)
+    }
+
+    /// When the origin says it started this stream, in seconds since the Unix epoch (the high 32 bits
+    /// of the epoch: see [`StreamId::epoch_started_at`]).
+    pub fn started_unix_secs(&self) -> u64 {
+        self.epoch >> 32
+    }
 }
 
 /// The identity of one broadcast message: its stream and its sequence number (from 1).

@@ -34,6 +34,7 @@ impl<R: rand::Rng> Router<R> {
         if was_alone {
             self.restart_gap_clocks(now);
         }
+        self.note_joined(now);
         // It holds nothing yet.
         self.refresh_all_settled();
         let own = self.own;
@@ -174,7 +175,7 @@ impl<R: rand::Rng> Router<R> {
         }
         let window = self.config.reorder_window;
         let max_announcers = self.config.max_announcers;
-        let start = self.adoption_start(range.first);
+        let start = self.adoption_start(stream, range.first);
         if adopt && !self.ensure_stream(from, stream, start, now) {
             return;
         }
@@ -488,9 +489,9 @@ impl<R: rand::Rng> Router<R> {
                     }
                 }
                 None if mark.stream != self.own && mark.seq > 0 => {
-                    // Never heard of it: take the last `backfill_new_stream` messages the peer has
-                    // (all of a young stream), sent while we were joining, and nothing older.
-                    let start = mark.seq.saturating_sub(self.config.backfill_new_stream);
+                    // Never heard of it: take what is owed to us of what the peer has (see
+                    // `adoption_start`), and nothing older.
+                    let start = self.adoption_start(mark.stream, mark.seq.saturating_add(1));
                     if self.ensure_stream(from, mark.stream, start, now) && start < mark.seq {
                         let range = SeqRange { stream: mark.stream, first: start + 1, last: mark.seq };
                         self.note_announced(from, range, false, now);

@@ -28,6 +28,10 @@ use crate::proof::{HASH_LEN, Manifest, Signer, payload_hash};
 pub struct Router<R> {
     pub(crate) me: NodeId,
     pub(crate) own: StreamId,
+    /// When the router was made: with the start time in `own`'s epoch, the wall clock.
+    pub(crate) created: Instant,
+    /// When the first neighbour came up, in seconds since the Unix epoch (see `adoption_start`).
+    pub(crate) joined_unix_secs: Option<u64>,
     pub(crate) next_seq: u64,
     pub(crate) config: Config,
     pub(crate) rng: R,
@@ -122,6 +126,8 @@ impl<R: Rng> Router<R> {
         let router = Self {
             me,
             own,
+            created: now,
+            joined_unix_secs: None,
             next_seq: 1,
             config,
             rng,
@@ -495,9 +501,27 @@ impl<R: Rng> Router<R> {
         }
     }
 
-    /// The watermark a stream first heard of at `seq` starts from (see `Config::backfill_new_stream`).
-    pub(crate) fn adoption_start(&self, seq: u64) -> u64 {
-        seq.saturating_sub(1).saturating_sub(self.config.backfill_new_stream)
+    /// The watermark `stream`, first heard of at `seq`, starts from: just before message 1 if the
+    /// stream began after this node joined (`Config::stream_start_tolerance`), else
+    /// `Config::backfill_new_stream` before `seq`. Never more than `Config::reorder_window` before
+    /// `seq`, so that the payload at `seq` can be kept.
+    pub(crate) fn adoption_start(&self, stream: StreamId, seq: u64) -> u64 {
+        let tolerance = self.config.stream_start_tolerance.as_secs();
+        let owed_whole = self
+            .joined_unix_secs
+            .is_some_and(|joined| stream.started_unix_secs().saturating_add(tolerance) >= joined);
+        let back = if owed_whole { self.config.reorder_window - 1 } else { self.config.backfill_new_stream };
+        seq.saturating_sub(1).saturating_sub(back)
+    }
+
+    /// Notes the wall-clock time of the first neighbour: from then on, streams that begin are owed
+    /// to this node whole (see `adoption_start`). The clock is the start time in our own epoch plus
+    /// the time since.
+    pub(crate) fn note_joined(&mut self, now: Instant) {
+        if self.joined_unix_secs.is_none() {
+            let since_start = now.saturating_duration_since(self.created).as_secs();
+            self.joined_unix_secs = Some(self.own.started_unix_secs().saturating_add(since_start));
+        }
     }
 
     /// Whether a duplicate of a message of `stream` may prune the link it came over: only the pruning

@@ -10,7 +10,7 @@
 //!   (`Config::new_streams_per_sec`, `Config::new_stream_burst`) and one from the node's
 //!   (`Config::total_new_streams_per_sec`, `Config::total_new_stream_burst`). Over budget the
 //!   message is ignored as if unheard: an honest stream comes again by the repair path (other
-//!   neighbours' digests, the origin's next message, from `Config::backfill_new_stream` back), while
+//!   neighbours' digests, the origin's next message, from where `Router::adoption_start` says), while
 //!   a flood of new streams spreads no faster than the budgets allow. The neighbour's bucket keeps
 //!   one link from spending the node's; the node's holds however many identities strangers bring.
 //! * **A full table evicts the least recently active stream**, whatever its age, so a new stream is

@@ -20,6 +20,11 @@ pub(super) fn stream(n: u8) -> StreamId {
     StreamId { origin: id(n), epoch: 7 }
 }
 
+/// The epoch of every test router's own stream, dated a day after the Unix
+/// epoch, so the test routers join long after `stream`'s streams began and take them up as a
+/// joining node does (from `Config::backfill_new_stream` back).
+pub(super) const OWN_EPOCH: u64 = 86_400 << 32 | 7;
+
 /// Batches of one: a broadcast is signed and sent at once, as a driver that seals after every
 /// broadcast would.
 pub(super) fn config() -> Config {
@@ -27,7 +32,13 @@ pub(super) fn config() -> Config {
 }
 
 pub(super) fn router(me: u8, now: Instant) -> Router<ChaCha8Rng> {
-    Router::new(InsecureSigner::new(id(me)), 7, config(), ChaCha8Rng::seed_from_u64(u64::from(me)), now)
+    Router::new(
+        InsecureSigner::new(id(me)),
+        OWN_EPOCH,
+        config(),
+        ChaCha8Rng::seed_from_u64(u64::from(me)),
+        now,
+    )
 }
 
 /// A manifest of `stream`'s origin covering `seq` alone, with this payload.
@@ -55,7 +66,7 @@ pub(super) fn router_with_neighbours(now: Instant, peers: &[u8]) -> Router<ChaCh
 /// Node 1's router with `cfg` and `peers` as neighbours, the actions of their arrival already
 /// drained.
 pub(super) fn configured_router(cfg: Config, now: Instant, peers: &[u8]) -> Router<ChaCha8Rng> {
-    let mut r = Router::new(InsecureSigner::new(id(1)), 7, cfg, ChaCha8Rng::seed_from_u64(1), now);
+    let mut r = Router::new(InsecureSigner::new(id(1)), OWN_EPOCH, cfg, ChaCha8Rng::seed_from_u64(1), now);
     for &peer in peers {
         r.handle_neighbour_up(id(peer), now);
     }
@@ -453,6 +464,39 @@ fn sync_of_an_unknown_old_stream_fetches_only_the_recent_backfill() {
     let delivered = deliveries(&drain(&mut b));
     assert_eq!(delivered.first(), Some(&(1_000_000 - backfill + 1)));
     assert_eq!(delivered.last(), Some(&1_000_001));
+}
+
+/// A stream that began after this node joined (a partition, or an origin that restarted out of its
+/// reach) is owed to it whole: taken up from message 1, however late the node first hears of it. One
+/// that began before, or more than `stream_start_tolerance` before, is taken up as a joiner does.
+#[test]
+fn a_stream_begun_after_we_joined_is_taken_up_from_its_first_message() {
+    let now = Instant::now();
+    let mut b = router(2, now);
+    let (backfill, tolerance) = (b.config().backfill_new_stream, b.config().stream_start_tolerance);
+    b.handle_neighbour_up(id(1), now);
+    drain(&mut b);
+    let joined = OWN_EPOCH >> 32;
+    let dated =
+        |origin: u8, secs: u64| StreamId { origin: id(origin), epoch: StreamId::epoch_started_at(secs, 1) };
+    let cases = [
+        (dated(3, joined + 100), 0),
+        (dated(4, joined - tolerance.as_secs()), 0),
+        (dated(5, joined - tolerance.as_secs() - 1), 500 - backfill),
+    ];
+    for (stream, start) in cases {
+        b.handle_message(id(1), Message::Sync { marks: vec![Watermark { stream, seq: 500 }] }, now);
+        let [(at, timer)] = timers(&drain(&mut b))[..] else { panic!("a graft timer") };
+        b.handle_timer(timer, at);
+        let want = vec![SeqRange { stream, first: start + 1, last: 500 }];
+        assert_eq!(sends(&drain(&mut b)), vec![(id(1), Message::Graft { want, eager: true })], "{stream:?}");
+        assert_eq!(b.watermark(&stream), Some(start));
+    }
+    // However young the stream, the node takes up at most a reorder window of it at once.
+    let young = dated(6, joined + 1);
+    let window = b.config().reorder_window;
+    feed(&mut b, id(1), data(young, 1_000_000), now);
+    assert_eq!(b.watermark(&young), Some(1_000_000 - window));
 }
 
 #[test]
