@@ -169,7 +169,10 @@ pub struct Config {
     /// receiver must accept, evicting one of its unprotected peers. HyParView asks so only from an
     /// empty view; then two nodes left with nobody but each other stay an island that every full
     /// node refuses. A node evicted this way loses one of a full view's links, so it never becomes
-    /// lonely itself: no cascade. A full view is never lonely. Default 2.
+    /// lonely itself: no cascade. A lonely node also joins again through its seeds, whether they
+    /// answered before or not (past their back-off, one join at a time): two restarted nodes whose
+    /// other contacts are all down find the network again as soon as a seed is back. A full view
+    /// is never lonely. Default 2.
     pub lonely_below: usize,
     /// Most entries in a node-query answer, whatever the asker wants.
     ///

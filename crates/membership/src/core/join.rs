@@ -82,6 +82,12 @@ impl<R: Rng> Membership<R> {
         }
     }
 
+    /// Fewer active peers than `Config::lonely_below` (and room for more): the node hangs by a
+    /// thread, and asks and joins more insistently (see `request_neighbour` and `refill`).
+    fn lonely(&self) -> bool {
+        self.active.len() < self.config.lonely_below && !self.active.is_full()
+    }
+
     /// Sends `Neighbour` over the (transient) connection to `peer` and waits for the reply.
     ///
     /// High priority (the receiver must accept, evicting one of its peers) only when we have fewer
@@ -89,8 +95,7 @@ impl<R: Rng> Membership<R> {
     /// eviction elsewhere is enough to tie us back into the overlay.
     fn request_neighbour(&mut self, peer: NodeId) {
         let waiting = self.transient.values().any(|t| t.awaiting == Awaiting::NeighbourReply);
-        let lonely = self.active.len() < self.config.lonely_below && !self.active.is_full();
-        let high_priority = lonely && !waiting;
+        let high_priority = self.lonely() && !waiting;
         if let Some(t) = self.transient.get_mut(&peer) {
             t.awaiting = Awaiting::NeighbourReply;
         }
@@ -314,15 +319,17 @@ impl<R: Rng> Membership<R> {
                 self.refill_not_before = now + self.config.backoff_initial;
             }
         }
-        // Nobody at all, and no request under way: join again through a seed.
-        if self.active.is_empty() && self.pending_neighbour_requests() == 0 {
+        // Nobody, or one neighbour (possibly as cut off as we are: two restarted nodes whose other
+        // contacts are all down), and no request under way: join again through a seed.
+        let lonely = self.lonely();
+        if lonely && self.pending_neighbour_requests() == 0 {
             if let Some(seed) = self.dialable_seeds(false, now).choose(&mut self.rng).copied() {
                 self.dial(seed, self.seed_ids.get(&seed).copied(), Purpose::Join, now);
             }
         }
         // Wake up when the first backoff ends, in case nothing else happens meanwhile.
         let mut next = self.passive.iter().filter_map(|e| e.retry_at).filter(|at| *at > now).min();
-        if self.active.is_empty() || self.seeds_answered.len() < self.seeds.len() {
+        if lonely || self.seeds_answered.len() < self.seeds.len() {
             let seed_next =
                 self.seed_backoff.values().filter_map(|b| b.retry_at).filter(|at| *at > now).min();
             next = match (next, seed_next) {

@@ -569,8 +569,11 @@ fn a_seed_that_never_answered_is_retried_even_after_others_joined_us() {
     let (later, generation) = refill_timer(drain(&mut m)).expect("the seed keeps its retry");
     m.handle_timer(Timer::Refill { generation }, later);
     assert!(drain_no_timers(&mut m).contains(&dial_seed(peer(2))), "and is dialed again");
-    // Once it has answered, a node with neighbours leaves it to the heal rounds.
+    // Once it has answered, a node with neighbours enough not to be lonely leaves it to the heal
+    // rounds (a lonely one joins through it again: see
+    // `a_node_hanging_by_one_link_joins_again_through_a_seed_that_answered_before`).
     m.handle_connected(peer(2), Some(peer(2).addr), later);
+    make_active(&mut m, 4, later);
     drain(&mut m);
     m.handle_disconnected(peer(2).id, LinkEnd::Failed, later);
     let after = drain(&mut m);
@@ -931,6 +934,42 @@ fn a_node_hanging_by_one_link_asks_with_high_priority() {
     learn_passive(&mut m, 2, 8, at(3));
     m.handle_connected(peer(8), Some(peer(8).addr), at(4));
     assert_eq!(drain_no_timers(&mut m), vec![send(8, Message::Neighbour { high_priority: false })]);
+}
+
+#[test]
+fn a_node_hanging_by_one_link_joins_again_through_a_seed_that_answered_before() {
+    // A restarted node and the one node it found, both cut off from the rest: their seed went down.
+    let seed = peer(5);
+    let mut m = node(1, vec![seed.addr]);
+    drain(&mut m);
+    m.handle_connected(seed, Some(seed.addr), at(0));
+    m.handle_message(seed.id, Message::NeighbourReply { accepted: true }, at(0));
+    make_active(&mut m, 2, at(0));
+    drain(&mut m);
+    m.handle_disconnected(seed.id, LinkEnd::Failed, at(1));
+    let actions = drain(&mut m);
+    assert!(actions.contains(&dial_seed(seed)), "joins again through the seed: {actions:?}");
+    // It is still down: retried after a back-off, not at once.
+    m.handle_dial_failed(seed.addr, at(2));
+    let actions = drain(&mut m);
+    assert!(!actions.contains(&dial_seed(seed)), "{actions:?}");
+    let retry = actions.iter().find_map(|a| match a {
+        Action::SetTimer { at, timer: timer @ Timer::Refill { .. } } => Some((*at, *timer)),
+        _ => None,
+    });
+    let (when, timer) = retry.expect("a refill when the seed's back-off ends");
+    m.handle_timer(timer, when);
+    assert!(drain(&mut m).contains(&dial_seed(seed)));
+    // With two neighbours it waits for the seed as any node does.
+    let mut m = node(1, vec![seed.addr]);
+    drain(&mut m);
+    m.handle_connected(seed, Some(seed.addr), at(0));
+    m.handle_message(seed.id, Message::NeighbourReply { accepted: true }, at(0));
+    make_active(&mut m, 2, at(0));
+    make_active(&mut m, 3, at(0));
+    drain(&mut m);
+    m.handle_disconnected(seed.id, LinkEnd::Failed, at(1));
+    assert!(!drain(&mut m).contains(&dial_seed(seed)));
 }
 
 #[test]
