@@ -64,7 +64,7 @@
 //! ## What dotray adds for reliability
 //!
 //! * **Identity and dedup.** A message is `(StreamId { origin, epoch }, seq)`, seq from 1; the epoch
-//!   is random per start of the origin. Dedup is a per-stream contiguous watermark plus a small
+//!   is new per start of the origin: its start time (Unix seconds) above 32 random bits. Dedup is a per-stream contiguous watermark plus a small
 //!   reorder buffer: O(1) per message, memory bounded, no set of every id.
 //! * **Ordered, exactly-once delivery.** Payloads are delivered in order; out-of-order ones wait in a
 //!   bounded reorder buffer. The next payload in order is relayed as soon as it arrives, and so are
@@ -85,8 +85,11 @@
 //!   them pulls them.
 //! * **Sync.** Two new neighbours exchange `Sync` (their watermarks) and push each other, from
 //!   retention, what the other lacks: a node cut off briefly catches up. A node that never heard of a
-//!   stream adopts the peer's position (or, for a young stream, starts from 1): a newcomer is not
-//!   flooded with history and does not wait for messages from before it joined.
+//!   stream takes it up `backfill_new_stream` messages before the first it hears of: a newcomer is
+//!   not flooded with history and does not wait for messages from before it joined. A stream that
+//!   its origin started after the node joined (the epoch's start time, within
+//!   `stream_start_tolerance`) began apart from it, in a partition or at a restarted origin only a
+//!   few nodes could reach; every message of it is owed, and the node takes it up from message 1.
 //! * **Slow peers.** When the driver reports a full outbound queue (`handle_congested`), that peer is
 //!   demoted to lazy and everything it has not acknowledged is re-offered by digest: it pulls at its
 //!   own pace and never stalls the others.
