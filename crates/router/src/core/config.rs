@@ -159,7 +159,7 @@ pub struct Config {
     /// the first message it hears of), not from `backfill_new_stream` back. Such a stream can only
     /// be new to a joined node because it began apart from it: in a partition, or at an origin that
     /// restarted where only a few nodes could reach it. Its neighbours retain its early messages
-    /// for `retention_time`; if they no longer hold them, the hole is reported as a gap. The
+    /// for `retention_time`; a hole they cannot fill is reported as a gap. The
     /// tolerance covers clocks that disagree: an origin whose clock is behind by more looks older,
     /// and its stream is taken up from `backfill_new_stream` back. Default 30 s.
     pub stream_start_tolerance: Duration,
