@@ -112,6 +112,14 @@ pub struct Config {
     /// 12.6 s for membership to find it a new one, and reported as lost messages its origin still
     /// held).
     pub gap_timeout: Duration,
+    /// How long a stream taken up from `backfill_new_stream` back waits, while it has delivered
+    /// nothing, for the hole before the first payload it holds. Those messages were sent before
+    /// this node joined, and the neighbour it heard the stream from may have joined late itself
+    /// and never had them: each newcomer in a chain would otherwise wait a whole `gap_timeout`
+    /// for its stream's live messages. After it the hole is reported as a gap, as any other.
+    /// Streams owed whole (`stream_start_tolerance`) wait `gap_timeout`. Default 3 s: several
+    /// graft rounds.
+    pub backfill_timeout: Duration,
     /// Maximum number of streams tracked at once. Default 4,096. When full, the least recently active
     /// stream (never our own) is evicted to make room, and its watermark remembered
     /// (`max_forgotten_streams`): a new origin is never refused for lack of room, however many
@@ -245,6 +253,7 @@ impl Default for Config {
             reorder_max_stream_bytes: 16 << 20,
             relay_ahead_bytes: 256 << 10,
             gap_timeout: Duration::from_secs(10),
+            backfill_timeout: Duration::from_secs(3),
             max_streams: 4_096,
             new_streams_per_sec: 64,
             new_stream_burst: 1_024,
@@ -291,6 +300,7 @@ impl Config {
             ("sweep_interval", self.sweep_interval.is_zero()),
             ("retention_time", self.retention_time.is_zero()),
             ("gap_timeout", self.gap_timeout.is_zero()),
+            ("backfill_timeout", self.backfill_timeout.is_zero()),
             ("stream_idle_timeout", self.stream_idle_timeout.is_zero()),
             ("prune_origin_timeout", self.prune_origin_timeout.is_zero()),
             ("ack_every", self.ack_every == 0),

@@ -412,7 +412,15 @@ impl<R: rand::Rng> Router<R> {
 
     /// Arms the stream's gap timer if payloads wait behind a hole and it is not armed.
     pub(crate) fn arm_gap(&mut self, stream: StreamId, now: Instant) {
-        let at = now + self.config.gap_timeout;
+        // A stream that has delivered nothing yet, taken up by the joiner's rule, waits only
+        // `backfill_timeout` for the messages before the first it heard of.
+        let backfill = self.streams.get(&stream).is_some_and(|s| s.provisional) && !self.owed_whole(stream);
+        let timeout = if backfill {
+            self.config.gap_timeout.min(self.config.backfill_timeout)
+        } else {
+            self.config.gap_timeout
+        };
+        let at = now + timeout;
         let generation = self.timer_generation + 1;
         let Some(state) = self.streams.get_mut(&stream) else { return };
         if !state.gap_armed && !state.buffer.is_empty() {

@@ -506,12 +506,17 @@ impl<R: Rng> Router<R> {
     /// `Config::backfill_new_stream` before `seq`. Never more than `Config::reorder_window` before
     /// `seq`, so that the payload at `seq` can be kept.
     pub(crate) fn adoption_start(&self, stream: StreamId, seq: u64) -> u64 {
-        let tolerance = self.config.stream_start_tolerance.as_secs();
-        let owed_whole = self
-            .joined_unix_secs
-            .is_some_and(|joined| stream.started_unix_secs().saturating_add(tolerance) >= joined);
+        let owed_whole = self.owed_whole(stream);
         let back = if owed_whole { self.config.reorder_window - 1 } else { self.config.backfill_new_stream };
         seq.saturating_sub(1).saturating_sub(back)
+    }
+
+    /// Whether `stream` began after this node joined (within `Config::stream_start_tolerance`), so
+    /// that every message of it is owed to this node.
+    pub(crate) fn owed_whole(&self, stream: StreamId) -> bool {
+        let tolerance = self.config.stream_start_tolerance.as_secs();
+        self.joined_unix_secs
+            .is_some_and(|joined| stream.started_unix_secs().saturating_add(tolerance) >= joined)
     }
 
     /// Notes the wall-clock time of the first neighbour: from then on, streams that begin are owed

@@ -499,6 +499,37 @@ fn a_stream_begun_after_we_joined_is_taken_up_from_its_first_message() {
     assert_eq!(b.watermark(&young), Some(1_000_000 - window));
 }
 
+/// A newcomer that hears of an old stream from a neighbour that joined late itself: the neighbour
+/// never had the backfill before its own first message, so the hole is given up after
+/// `backfill_timeout`, not `gap_timeout`, and the live messages flow. A stream owed whole, and any
+/// hole after the first delivery, wait the whole `gap_timeout`.
+#[test]
+fn a_backfill_nobody_holds_is_given_up_after_the_backfill_timeout() {
+    let now = Instant::now();
+    let mut b = router(2, now);
+    let config = b.config().clone();
+    b.handle_neighbour_up(id(1), now);
+    drain(&mut b);
+    let gap_timer = |actions: &[Action]| {
+        timers(actions).into_iter().find(|(_, t)| matches!(t, Timer::Gap { .. })).expect("a gap timer")
+    };
+    feed(&mut b, id(1), data(stream(3), 100), now);
+    let (at, timer) = gap_timer(&drain(&mut b));
+    assert_eq!(at, now + config.backfill_timeout);
+    b.handle_timer(timer, at);
+    let actions = drain(&mut b);
+    let first = 100 - config.backfill_new_stream;
+    assert!(actions.contains(&Action::Event(Event::Gap { stream: stream(3), first, last: 99 })));
+    assert_eq!(deliveries(&actions), vec![100]);
+    // A later hole in the same stream, now that it has delivered: the whole gap timeout.
+    feed(&mut b, id(1), data(stream(3), 102), at);
+    assert_eq!(gap_timer(&drain(&mut b)).0, at + config.gap_timeout);
+    // A stream that began after we joined is owed whole: the whole gap timeout from the start.
+    let young = StreamId { origin: id(4), epoch: StreamId::epoch_started_at((OWN_EPOCH >> 32) + 5, 1) };
+    feed(&mut b, id(1), data(young, 100), at);
+    assert_eq!(gap_timer(&drain(&mut b)).0, at + config.gap_timeout);
+}
+
 #[test]
 fn out_of_order_payloads_wait_for_the_hole_and_are_delivered_in_order() {
     let now = Instant::now();
