@@ -88,7 +88,7 @@ pub mod proto {
 pub use direction::Direction;
 pub use error::CodecError;
 pub use frame::{DEFAULT_MAX_FRAME_LEN, FRAME_HEADER_LEN, FrameCodec, FrameEncoder, encode_frame};
-pub use identity::{SECRET_KEY_LEN, SIGNATURE_LEN, SecretKey};
+pub use identity::{PublicKey, SECRET_KEY_LEN, SIGNATURE_LEN, SecretKey};
 pub use invalid_config::InvalidConfig;
 pub use list_bound::MAX_LIST_ENTRIES;
 pub use node_id::{NODE_ID_LEN, NodeId, ParseNodeIdError};

@@ -182,5 +182,6 @@
 #![forbid(unsafe_code)]
 
 pub mod core;
+mod key_cache;
 pub mod proof;
 pub mod wire;

@@ -8,12 +8,13 @@
 //! simulator and tests, where nobody attacks and real signatures would cost most of the run time.
 
 use std::fmt;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 use dotray_codec::{NodeId, SIGNATURE_LEN, SecretKey};
 
 use crate::core::{MAX_SEQ, StreamId};
+use crate::key_cache::KeyCache;
 
 /// A signature: 64 bytes (Ed25519's size; [`InsecureSigner`] fills the same shape).
 pub type Signature = [u8; SIGNATURE_LEN];
@@ -201,17 +202,20 @@ pub trait Signer: fmt::Debug + Send + Sync {
     fn verify(&self, signer: &NodeId, message: &[u8], signature: &Signature) -> bool;
 }
 
-/// The signer of real nodes: Ed25519 with the node's secret key (its public key is the node id),
-/// strict verification (`dotray_codec::NodeId::verify`).
-#[derive(Debug, Clone)]
+/// The signer of real nodes: Ed25519 with the node's secret key (its public key is the node id).
+/// It checks signatures with each origin's key parsed once ([`dotray_codec::PublicKey::verify`],
+/// which accepts what only the key's holder can sign, as the strict check does).
+#[derive(Debug)]
 pub struct Ed25519Signer {
     key: SecretKey,
+    /// Origins' parsed keys; a lock because the trait's methods take `&self` (one node uses it).
+    keys: Mutex<KeyCache>,
 }
 
 impl Ed25519Signer {
     /// A signer with `key`; wrap it in an `Arc` to hand to the router.
     pub fn new(key: SecretKey) -> Arc<Self> {
-        Arc::new(Self { key })
+        Arc::new(Self { key, keys: Mutex::new(KeyCache::new()) })
     }
 }
 
@@ -225,7 +229,8 @@ impl Signer for Ed25519Signer {
     }
 
     fn verify(&self, signer: &NodeId, message: &[u8], signature: &Signature) -> bool {
-        signer.verify(message, signature)
+        let key = self.keys.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).get(signer);
+        key.is_some_and(|key| key.verify(message, signature))
     }
 }
 
