@@ -218,7 +218,9 @@ impl Driver {
                     None => return,
                 },
                 _ = async { if let Some(s) = &waiting_on { s.queue_drained(high).await } }, if held_back => {}
-                _ = tokio::time::sleep(recheck), if held_back => {}
+                // In a block: `select!` builds every branch's future on every turn, enabled or not,
+                // and a bare `sleep` reads the clock and takes a timer entry when built.
+                _ = async { tokio::time::sleep(recheck).await }, if held_back => {}
                 permit = reserve(&self.io.deliveries), if app_behind => match permit {
                     Ok(permit) => {
                         if let Some(message) = self.pending.pop_front() {
@@ -534,7 +536,8 @@ impl Driver {
     /// Returns the connection of one neighbour the driver waits for (any one will do: when it drains,
     /// the driver checks again), or `None` when it is not held back.
     fn hold_back(&mut self) -> Option<PeerSender> {
-        let now = Instant::now();
+        // The time read at the end of the last turn: this runs at the top of every turn.
+        let now = self.now;
         let (high, grace) = (self.config.publish_high_water, self.config.congestion_grace);
         let mut waiting_on: Option<PeerSender> = None;
         let mut newly_slow = Vec::new();
