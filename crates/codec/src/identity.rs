@@ -1,9 +1,11 @@
 //! [`SecretKey`]: the Ed25519 key pair whose public half is a node's [`NodeId`], and the signatures
 //! made and checked with it.
 //!
-//! The cryptography is `ed25519-dalek`'s; this module only names it in dotray's terms. Signatures are
-//! checked with `verify_strict`, which refuses the malleable and small-order encodings that plain
-//! Ed25519 verification lets through.
+//! The cryptography is `ed25519-dalek`'s; this module only names it in dotray's terms.
+//! [`NodeId::verify`] checks a signature with `verify_strict`, which refuses the malleable and
+//! small-order encodings that plain Ed25519 verification lets through. [`PublicKey`] is a key parsed
+//! once for checking many signatures of one node; it refuses the same forgeries at less cost (see its
+//! docs).
 
 use std::fmt;
 
