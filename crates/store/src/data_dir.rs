@@ -1,0 +1,216 @@
+//! [`DataDir`]: the database file in a node's data directory, and the few records it holds.
+
+use std::fs;
+use std::io;
+use std::path::{Path, PathBuf};
+
+use dotray_codec::{SECRET_KEY_LEN, SecretKey};
+use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
+
+use crate::StoreError;
+
+/// The database file's name inside the data directory.
+pub const DATA_FILE: &str = "node.redb";
+
+/// The format this version writes, recorded in the file: a file naming another is refused.
+pub const FORMAT: &str = "dotray data 1";
+
+/// Every record, by name: the format, the secret key, the own stream's epoch and position.
+const META: TableDefinition<'_, &str, &[u8]> = TableDefinition::new("dotray");
+const FORMAT_KEY: &str = "format";
+const SECRET_KEY: &str = "secret_key";
+const OWN_EPOCH: &str = "own_stream_epoch";
+const OWN_SEALED: &str = "own_stream_sealed_through";
+
+/// A node's own stream as stored: its epoch, and the highest sequence number the node may have sent
+/// in it (written before the messages up to it leave).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OwnStream {
+    /// The stream's epoch (the router's `StreamId::epoch`).
+    pub epoch: u64,
+    /// The last sequence number that may have left the node; a restart numbers on from the next.
+    pub sealed_through: u64,
+}
+
+/// An open data directory. Holds the database's exclusive lock until dropped.
+#[derive(Debug)]
+pub struct DataDir {
+    db: Database,
+    file: PathBuf,
+}
+
+impl DataDir {
+    /// Opens the data directory `dir`, creating it (readable by its owner only) and its database file
+    /// if they do not exist.
+    ///
+    /// Refuses a directory another process has open ([`StoreError::InUse`]), a file that fails its
+    /// integrity check ([`StoreError::Corrupt`]), one that is not a dotray data file
+    /// ([`StoreError::Foreign`]) and one of another format ([`StoreError::UnknownFormat`]).
+    pub fn open(dir: impl AsRef<Path>) -> Result<Self, StoreError> {
+        let dir = dir.as_ref();
+        create_private_dir(dir).map_err(|source| StoreError::Io { path: dir.to_owned(), source })?;
+        let file = dir.join(DATA_FILE);
+        let fresh = fs::metadata(&file).map(|m| m.len() == 0).unwrap_or(true);
+        if fresh {
+            create_private_file(&file).map_err(|source| StoreError::Io { path: file.clone(), source })?;
+        }
+        let db = Database::builder()
+            .set_check_integrity_on_open(true)
+            .create(&file)
+            .map_err(|e| classify(&file, e.into()))?;
+        let store = Self { db, file };
+        store.check_format(fresh)?;
+        Ok(store)
+    }
+
+    /// The database file.
+    pub fn file(&self) -> &Path {
+        &self.file
+    }
+
+    /// The stored secret key, if one was saved.
+    pub fn secret_key(&self) -> Result<Option<SecretKey>, StoreError> {
+        let Some(bytes) = self.get(SECRET_KEY)? else { return Ok(None) };
+        let seed: [u8; SECRET_KEY_LEN] = bytes.try_into().map_err(|bytes: Vec<u8>| {
+            self.corrupt(format!("the secret key has {} bytes, not {SECRET_KEY_LEN}", bytes.len()))
+        })?;
+        Ok(Some(SecretKey::from_bytes(seed)))
+    }
+
+    /// Stores `key` as the node's secret key (durably, before returning).
+    pub fn save_secret_key(&self, key: &SecretKey) -> Result<(), StoreError> {
+        self.put(&[(SECRET_KEY, &key.to_bytes())])
+    }
+
+    /// The stored own stream, if the node ever saved one.
+    pub fn own_stream(&self) -> Result<Option<OwnStream>, StoreError> {
+        let (Some(epoch), Some(sealed)) = (self.get(OWN_EPOCH)?, self.get(OWN_SEALED)?) else {
+            return Ok(None);
+        };
+        Ok(Some(OwnStream {
+            epoch: self.decode_u64(OWN_EPOCH, epoch)?,
+            sealed_through: self.decode_u64(OWN_SEALED, sealed)?,
+        }))
+    }
+
+    /// Stores the own stream's epoch and position, durably, before returning: a node calls it before
+    /// the messages up to `sealed_through` leave.
+    pub fn save_own_stream(&self, own: OwnStream) -> Result<(), StoreError> {
+        self.put(&[(OWN_EPOCH, &own.epoch.to_le_bytes()), (OWN_SEALED, &own.sealed_through.to_le_bytes())])
+    }
+
+    /// Checks the recorded format; records it in a fresh file.
+    fn check_format(&self, fresh: bool) -> Result<(), StoreError> {
+        match self.get(FORMAT_KEY)? {
+            Some(found) if found == FORMAT.as_bytes() => Ok(()),
+            Some(found) => Err(StoreError::UnknownFormat {
+                path: self.file.clone(),
+                found: String::from_utf8_lossy(&found).into_owned(),
+                expected: FORMAT,
+            }),
+            None if fresh || self.is_empty()? => self.put(&[(FORMAT_KEY, FORMAT.as_bytes())]),
+            None => Err(StoreError::Foreign {
+                path: self.file.clone(),
+                detail: "a database without dotray's records".to_owned(),
+            }),
+        }
+    }
+
+    /// Whether the database holds no table at all (created, then never written).
+    fn is_empty(&self) -> Result<bool, StoreError> {
+        let read = self.db.begin_read().map_err(|e| classify(&self.file, e.into()))?;
+        let mut tables = read.list_tables().map_err(|e| classify(&self.file, e.into()))?;
+        Ok(tables.next().is_none())
+    }
+
+    fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        let read = self.db.begin_read().map_err(|e| classify(&self.file, e.into()))?;
+        let table = match read.open_table(META) {
+            Ok(table) => table,
+            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(None),
+            Err(e) => return Err(classify(&self.file, e.into())),
+        };
+        let value = table.get(key).map_err(|e| classify(&self.file, e.into()))?;
+        Ok(value.map(|v| v.value().to_vec()))
+    }
+
+    /// Writes `records` in one transaction, committed durably (the commit returns once the data is on
+    /// disk).
+    fn put(&self, records: &[(&str, &[u8])]) -> Result<(), StoreError> {
+        let write = self.db.begin_write().map_err(|e| classify(&self.file, e.into()))?;
+        {
+            let mut table = write.open_table(META).map_err(|e| classify(&self.file, e.into()))?;
+            for (key, value) in records {
+                table.insert(*key, *value).map_err(|e| classify(&self.file, e.into()))?;
+            }
+        }
+        write.commit().map_err(|e| classify(&self.file, e.into()))
+    }
+
+    fn decode_u64(&self, key: &str, bytes: Vec<u8>) -> Result<u64, StoreError> {
+        let bytes: [u8; 8] =
+            bytes.try_into().map_err(|_| self.corrupt(format!("the record {key:?} is not 8 bytes")))?;
+        Ok(u64::from_le_bytes(bytes))
+    }
+
+    fn corrupt(&self, detail: String) -> StoreError {
+        StoreError::Corrupt { path: self.file.clone(), detail }
+    }
+}
+
+/// The [`StoreError`] of a redb error on `file`.
+fn classify(file: &Path, error: redb::Error) -> StoreError {
+    let path = file.to_owned();
+    match error {
+        redb::Error::DatabaseAlreadyOpen | redb::Error::LockProtocolMismatch => StoreError::InUse { path },
+        redb::Error::Io(source) if source.kind() == io::ErrorKind::InvalidData && !looks_like_redb(file) => {
+            StoreError::Foreign { path, detail: source.to_string() }
+        }
+        redb::Error::Io(source) => StoreError::Io { path, source },
+        redb::Error::UpgradeRequired(version) => {
+            StoreError::Foreign { path, detail: format!("a redb file of an older format ({version})") }
+        }
+        redb::Error::Corrupted(detail) if !looks_like_redb(file) => StoreError::Foreign { path, detail },
+        redb::Error::Corrupted(detail) => StoreError::Corrupt { path, detail },
+        redb::Error::TableTypeMismatch(_) | redb::Error::TableIsMultimap(_) => {
+            StoreError::Foreign { path, detail: error.to_string() }
+        }
+        other => StoreError::Corrupt { path, detail: other.to_string() },
+    }
+}
+
+/// Whether `file` starts with redb's magic number (then a failed check means damage, not another
+/// kind of file).
+fn looks_like_redb(file: &Path) -> bool {
+    use std::io::Read;
+    const MAGIC: [u8; 9] = [b'r', b'e', b'd', b'b', 0x1A, 0x0A, 0xA9, 0x0D, 0x0A];
+    let mut start = [0u8; MAGIC.len()];
+    fs::File::open(file).and_then(|mut f| f.read_exact(&mut start)).is_ok() && start == MAGIC
+}
+
+#[cfg(unix)]
+fn create_private_dir(dir: &Path) -> io::Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    match fs::DirBuilder::new().recursive(true).mode(0o700).create(dir) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists && dir.is_dir() => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+#[cfg(not(unix))]
+fn create_private_dir(dir: &Path) -> io::Result<()> {
+    fs::create_dir_all(dir)
+}
+
+/// Creates the (empty) database file readable by its owner only: it holds the secret key.
+#[cfg(unix)]
+fn create_private_file(file: &Path) -> io::Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    fs::OpenOptions::new().write(true).create(true).truncate(false).mode(0o600).open(file).map(drop)
+}
+
+#[cfg(not(unix))]
+fn create_private_file(file: &Path) -> io::Result<()> {
+    fs::OpenOptions::new().write(true).create(true).truncate(false).open(file).map(drop)
+}
