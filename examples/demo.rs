@@ -20,6 +20,10 @@
 //!   (default 0: one period in), to bring a new origin into a running network;
 //! * `--key FILE` — keep this node's secret key in FILE (created, mode 0600, when absent), so that a
 //!   restarted node is the same node (default: a fresh key, a new node id, at each start);
+//! * `--data DIR` — keep the node's state in the directory DIR (created when absent): its key, so it
+//!   is the same node, and its own stream, so a restarted node's messages go on from the number
+//!   where it stopped instead of starting a new stream (default: none). One process per directory;
+//!   with `--data`, `--key` must name the key stored there, or be left out;
 //! * `--network-key-file FILE` — a private network: only nodes with the key in FILE (created when
 //!   absent; copy it to every member) can connect (default: an open network);
 //! * `--metrics ADDR` — serve the node's metrics in Prometheus text format at
@@ -38,6 +42,7 @@
 //! {"event":"down","peer":"127.0.0.1:2001"}
 //! {"event":"gap","origin_id":"<hex>","first":5,"last":7}
 //! {"event":"refused","peer":"127.0.0.1:2000","reason":"another network id"}
+//! {"event":"data_dir_failed","error":"..."}   (the data directory could not be written; the node stops)
 //! {"event":"counters","router":{"broadcasts":0,..,"delivered":12,..},"driver":{..},"transport":{..}} (at exit)
 //! {"event":"nodes","known":[{"addr":"127.0.0.1:2001","state":"Active"}]}       (at exit)
 //! {"event":"topology","eager":["127.0.0.1:2001"],"lazy":["127.0.0.1:2003"]}   (at exit)
@@ -73,6 +78,7 @@ struct Options {
     count: Option<u64>,
     after: Duration,
     key: Option<PathBuf>,
+    data: Option<PathBuf>,
     network_key: Option<PathBuf>,
     metrics: Option<SocketAddr>,
 }
@@ -88,6 +94,7 @@ fn parse_args() -> Result<Options> {
         count: None,
         after: Duration::ZERO,
         key: None,
+        data: None,
         network_key: None,
         metrics: None,
     };
@@ -113,6 +120,7 @@ fn parse_args() -> Result<Options> {
             }
             "--json" => options.json = true,
             "--key" => options.key = Some(value("--key")?.into()),
+            "--data" => options.data = Some(value("--data")?.into()),
             "--network-key-file" => options.network_key = Some(value("--network-key-file")?.into()),
             "--metrics" => {
                 options.metrics = Some(value("--metrics")?.parse().context("--metrics takes ip:port")?)
@@ -120,7 +128,7 @@ fn parse_args() -> Result<Options> {
             "-h" | "--help" => {
                 println!(
                     "usage: demo [-l ADDR] [-s ADDR]... [-m] [--every SECONDS] [-i ID] [--count N] [--after SECONDS] [--json] \
-                     [--key FILE] [--network-key-file FILE] [--metrics ADDR]\n\n\
+                     [--key FILE] [--data DIR] [--network-key-file FILE] [--metrics ADDR]\n\n\
                      --metrics ADDR  serve Prometheus metrics at http://ADDR/metrics (e.g. 127.0.0.1:9000)"
                 );
                 std::process::exit(0);
@@ -177,6 +185,9 @@ async fn main() -> Result<()> {
     let mut builder = Node::builder().listen(options.listen.clone()).seeds(options.seeds.clone());
     if let Some(path) = &options.key {
         builder = builder.key_file(path);
+    }
+    if let Some(path) = &options.data {
+        builder = builder.data_dir(path);
     }
     if let Some(path) = &options.network_key {
         builder = builder.network_key_file(path);
@@ -341,6 +352,11 @@ fn describe(event: &Event, neighbours: &mut HashMap<NodeId, SocketAddr>, json: b
             )
         } else {
             format!("refused by {addr}: {reason}")
+        }),
+        Event::DataDirFailed { error } => Some(if json {
+            format!(r#"{{"event":"data_dir_failed","error":{}}}"#, json_str(error))
+        } else {
+            format!("the data directory cannot be written ({error}); the node stops")
         }),
         _ => None,
     }

@@ -22,6 +22,19 @@ pub enum StartError {
     /// A protocol or driver setting is invalid.
     #[error(transparent)]
     Config(#[from] dotray_node::core::InvalidNodeConfig),
+    /// The data directory cannot be used: in use by another process, damaged, foreign, or not
+    /// readable or writable (see [`crate::NodeBuilder::data_dir`]).
+    #[error(transparent)]
+    DataDir(#[from] dotray_store::StoreError),
+    /// The key given to the builder is not the one stored in its data directory: starting would make
+    /// the directory's stream and the node's id disagree.
+    #[error("the data directory holds the key of node {stored:?}, not of the given {given:?}")]
+    WrongKey {
+        /// The node id of the stored key.
+        stored: dotray_codec::NodeId,
+        /// The node id of the key given.
+        given: dotray_codec::NodeId,
+    },
 }
 
 fn describe_refusals(refusals: &[(std::net::SocketAddr, dotray_node::core::Refusal)]) -> String {

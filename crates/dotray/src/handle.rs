@@ -13,9 +13,11 @@ use dotray_codec::{NodeId, OutFrame, SecretKey};
 use dotray_membership::core::NodeInfo;
 use dotray_node::core::Event;
 use dotray_node::core::Refusal;
+use dotray_node::driver::SpawnError;
 use dotray_node::{DriverConfig, DriverCounters, Message, NodeHandle};
 use dotray_node::{PeerAddr, SeedAddr};
 use dotray_router::core::{Counters, MessageId, Topology};
+use dotray_store::DataDir;
 use dotray_transport::{NetworkKey, Transport};
 use tokio::sync::{Mutex, mpsc};
 use tokio::task::JoinHandle;
@@ -54,6 +56,7 @@ pub struct NodeBuilder {
     seeds: Vec<SeedAddr>,
     fail_fast: Option<Duration>,
     identity: Identity,
+    data_dir: Option<PathBuf>,
     network_key_file: Option<PathBuf>,
     transport: dotray_transport::Config,
     protocol: dotray_node::core::Config,
@@ -68,6 +71,7 @@ impl Default for NodeBuilder {
             seeds: Vec::new(),
             fail_fast: None,
             identity: Identity::Fresh,
+            data_dir: None,
             network_key_file: None,
             transport: Default::default(),
             protocol: Default::default(),
@@ -209,17 +213,48 @@ impl NodeBuilder {
         self
     }
 
+    /// Keeps the node's state in the directory `path` (created, readable by its owner only, if
+    /// absent), so that a restart continues where the last run stopped:
+    ///
+    /// * the node keeps its **key pair**, and with it its node id. A key given with
+    ///   [`NodeBuilder::secret_key`] or [`NodeBuilder::key_file`] must be the one stored there
+    ///   ([`StartError::WrongKey`]); without one, the stored key is used, or a fresh one stored;
+    /// * its **own stream continues**: same stream, numbers going on from the last one sent. The
+    ///   node stores the position of each signed batch before the batch leaves, so a crash never
+    ///   makes it send one number twice with different content. A broadcast numbered but not yet
+    ///   signed when the process dies was never sent: its number goes to the next broadcast.
+    ///
+    /// One process at a time: a directory in use is refused ([`StartError::DataDir`]), as is a
+    /// damaged or foreign one. If the directory cannot be written while the node runs, the node
+    /// stops and reports [`Event::DataDirFailed`]. Default: none (a new stream on every start).
+    pub fn data_dir(mut self, path: impl Into<PathBuf>) -> Self {
+        self.data_dir = Some(path.into());
+        self
+    }
+
     /// Binds the listen address and starts the node. Returns once the listener is bound; joining the
     /// network through the seeds continues in the background (unless
     /// [`NodeBuilder::fail_if_refused`] asks to wait for it).
     pub async fn start(mut self) -> Result<Node, StartError> {
-        let key = match self.identity {
-            Identity::Fresh => SecretKey::generate(),
-            Identity::Key(key) => *key,
-            Identity::File(path) => {
+        let store = self.data_dir.as_ref().map(DataDir::open).transpose()?;
+        let stored = store.as_ref().map(DataDir::secret_key).transpose()?.flatten();
+        let key = match (self.identity, stored) {
+            (Identity::Fresh, Some(stored)) => stored,
+            (Identity::Fresh, None) => SecretKey::generate(),
+            (Identity::Key(key), _) => *key,
+            (Identity::File(path), _) => {
                 SecretKey::from_bytes(key_file::load_or_create(&path, || SecretKey::generate().to_bytes())?)
             }
         };
+        if let Some(store) = &store {
+            match store.secret_key()? {
+                Some(stored) if stored.node_id() != key.node_id() => {
+                    return Err(StartError::WrongKey { stored: stored.node_id(), given: key.node_id() });
+                }
+                Some(_) => {}
+                None => store.save_secret_key(&key)?,
+            }
+        }
         if let Some(path) = &self.network_key_file {
             let key = key_file::load_or_create(path, || NetworkKey::generate().to_bytes())?;
             self.transport.network_key = Some(NetworkKey::from_bytes(key));
@@ -244,8 +279,13 @@ impl NodeBuilder {
             seeds.iter().copied(),
             self.protocol,
             self.driver,
+            store,
             cancel.child_token(),
-        )?;
+        )
+        .map_err(|error| match error {
+            SpawnError::Config(error) => StartError::Config(error),
+            SpawnError::DataDir(error) => StartError::DataDir(error),
+        })?;
         let inner = Inner {
             transport,
             handle,

@@ -23,7 +23,9 @@
 //! * [`transport`] — TCP connections with a checked handshake and hard limits;
 //! * [`membership`] — HyParView discovery, ping/pong liveness, failure replacement, node query;
 //! * [`router`] — Plumtree spanning-tree broadcast with acks, catch-up and ordered delivery;
-//! * [`node`] — both protocols composed into one node core, and the tokio driver that runs it.
+//! * [`node`] — both protocols composed into one node core, and the tokio driver that runs it;
+//! * [`store`] — the data directory that lets a node continue its identity and stream across
+//!   restarts ([`NodeBuilder::data_dir`]).
 //!
 //! Each node publishes its counters and gauges through the `metrics` facade: the [`metrics`] module
 //! lists them.
@@ -40,6 +42,7 @@ pub use dotray_codec::{NodeId, SecretKey};
 pub use dotray_membership as membership;
 pub use dotray_node as node;
 pub use dotray_router as router;
+pub use dotray_store as store;
 pub use dotray_transport as transport;
 
 pub use channels::{CHANNEL_CAPACITY, start_node};

@@ -84,6 +84,7 @@ impl TestNode {
                 seeds.into_iter().map(Into::into),
                 config,
                 DriverConfig::default(),
+                None,
                 CancellationToken::new(),
             )
             .expect("valid config");

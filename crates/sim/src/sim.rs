@@ -448,6 +448,8 @@ impl Sim {
                     }
                 }
                 Action::QueryAnswered { .. } => {}
+                // Simulated nodes keep nothing on disk: a restarted one starts a new stream.
+                Action::Sealed { .. } => {}
             }
         }
         let open = self.nodes[node].conns.len();

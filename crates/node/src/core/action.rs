@@ -86,6 +86,16 @@ pub enum Action {
     Deliver(Delivery),
     /// Something else for the application.
     Event(Event),
+    /// This node's own messages up to `through` were just signed, and their sends follow this action.
+    /// A driver that keeps the node's stream across restarts (a data directory) stores the position
+    /// durably before it carries out anything after it, so a restart continues after `through`
+    /// ([`crate::core::NodeCore::continue_stream`]) and never sends a number twice.
+    Sealed {
+        /// The node's own stream.
+        stream: StreamId,
+        /// The last sequence number signed.
+        through: u64,
+    },
     /// The answer to the node query `request_id` (see `NodeCore::query_node`).
     QueryAnswered {
         /// The id `query_node` returned.
@@ -129,6 +139,12 @@ pub enum Event {
         addr: SocketAddr,
         /// Why.
         reason: Refusal,
+    },
+    /// The node's data directory could not be written (a full disk, a failing device): the node
+    /// stopped before sending anything whose position it could not record.
+    DataDirFailed {
+        /// What the store reported.
+        error: String,
     },
     /// A direct (not broadcast) message from a connected node.
     Direct {

@@ -153,6 +153,13 @@ impl<R: Rng> NodeCore<R> {
         self.router.own_stream()
     }
 
+    /// Continues this node's stream of an earlier run (epoch `epoch`, last signed number
+    /// `sealed_through`, as the earlier run's last [`Action::Sealed`] said): see
+    /// `dotray_router::core::Router::continue_stream`. Call it right after [`NodeCore::new`].
+    pub fn continue_stream(&mut self, epoch: u64, sealed_through: u64) {
+        self.router.continue_stream(epoch, sealed_through);
+    }
+
     /// The sequence number the next [`NodeCore::broadcast`] gets.
     pub fn next_seq(&self) -> u64 {
         self.router.next_seq()
@@ -443,6 +450,7 @@ impl<R: Rng> NodeCore<R> {
                 Action::Event(Event::Gap { stream, first, last })
             }
             RouterAction::Violation { peer, reason } => Action::Violation { peer, reason },
+            RouterAction::Sealed { stream, through } => Action::Sealed { stream, through },
             // Router events this node does not know of yet are not the application's business.
             RouterAction::Event(_) => return None,
         })

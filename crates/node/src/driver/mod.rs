@@ -51,6 +51,7 @@ use dotray_codec::{NodeId, SecretKey};
 use dotray_membership::core::{NodeInfo, PeerInfo, QueryError, Seed};
 use dotray_router::core::{Counters, MessageId, StreamId, Topology};
 use dotray_router::proof::Ed25519Signer;
+use dotray_store::{DataDir, StoreError};
 use dotray_transport::{Events, Transport};
 use rand::SeedableRng;
 use rand::rngs::StdRng;
@@ -212,8 +213,10 @@ pub struct NodeOutput {
 
 /// Starts the driver of the node behind `transport`, joining through `seeds` (none: the first node of
 /// a network). `key` is the node's secret key (the one the transport was bound with): the node signs
-/// its broadcasts with it. Cancelling `cancel` stops it without a goodbye (use
-/// [`NodeHandle::leave`] for a graceful exit).
+/// its broadcasts with it. With a data directory `store`, the node continues the stream stored there
+/// (same epoch, next number) and stores its position before each signed batch leaves. Cancelling
+/// `cancel` stops it without a goodbye (use [`NodeHandle::leave`] for a graceful exit).
+#[allow(clippy::too_many_arguments)]
 pub fn spawn(
     transport: Transport,
     events: Events,
@@ -221,13 +224,14 @@ pub fn spawn(
     seeds: impl IntoIterator<Item = Seed>,
     config: Config,
     driver: DriverConfig,
+    store: Option<DataDir>,
     cancel: CancellationToken,
-) -> Result<(NodeHandle, NodeOutput, JoinHandle<()>), InvalidNodeConfig> {
+) -> Result<(NodeHandle, NodeOutput, JoinHandle<()>), SpawnError> {
     driver.validate().map_err(InvalidNodeConfig::Driver)?;
     let me = PeerInfo::new(transport.local_id(), transport.local_addr());
     let now = Instant::now();
     config.check_frame_len(transport.max_frame_len())?;
-    let core = NodeCore::new(
+    let mut core = NodeCore::new(
         me,
         seeds,
         config,
@@ -236,6 +240,20 @@ pub fn spawn(
         now,
         SystemTime::now(),
     )?;
+    if let Some(store) = &store
+        && let Some(own) = store.own_stream()?
+    {
+        if own.sealed_through >= dotray_router::core::MAX_SEQ {
+            return Err(SpawnError::DataDir(StoreError::Corrupt {
+                path: store.file().to_owned(),
+                detail: format!(
+                    "the own stream's position {} is beyond any sequence number",
+                    own.sealed_through
+                ),
+            }));
+        }
+        core.continue_stream(own.epoch, own.sealed_through);
+    }
     let (broadcasts_tx, broadcasts) = mpsc::channel(driver.broadcast_queue_len);
     let (commands_tx, commands) = mpsc::channel(driver.command_queue_len);
     let (deliveries_tx, deliveries) = mpsc::channel(driver.delivery_queue_len);
@@ -257,10 +275,22 @@ pub fn spawn(
         deliveries: deliveries_tx,
         app_events: events_tx,
         cancel,
+        store,
     };
     let state = run::Driver::new(core, io, driver);
     let task = tokio::spawn(state.run().instrument(span));
     Ok((handle, NodeOutput { deliveries, events: app_events }, task))
+}
+
+/// Why [`spawn`] could not start a node.
+#[derive(Debug, thiserror::Error)]
+pub enum SpawnError {
+    /// A configuration value is out of range or inconsistent.
+    #[error(transparent)]
+    Config(#[from] InvalidNodeConfig),
+    /// The data directory could not be read, or holds a position no stream can continue from.
+    #[error(transparent)]
+    DataDir(#[from] StoreError),
 }
 
 /// What the driver's own bookkeeping counted, next to the router core's [`Counters`].

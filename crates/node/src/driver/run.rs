@@ -9,8 +9,10 @@ use dotray_codec::NodeId;
 use dotray_codec::proto::GoodbyeReason;
 use dotray_membership::core::{CloseReason, LinkEnd, PeerInfo};
 use dotray_membership::wire::{goodbye_reason, link_end};
+use dotray_router::core::StreamId;
 use dotray_router::proof::stream_decl_message;
 use dotray_router::wire::Inbound;
+use dotray_store::{DataDir, OwnStream};
 use dotray_transport::{
     DialError, DisconnectReason, Events, HandshakeError, PeerSender, SendError, Transport, TransportEvent,
 };
@@ -38,6 +40,8 @@ pub(super) struct Io {
     pub(super) deliveries: mpsc::Sender<Message>,
     pub(super) app_events: mpsc::Sender<Event>,
     pub(super) cancel: CancellationToken,
+    /// The data directory, if the node keeps its stream across restarts.
+    pub(super) store: Option<DataDir>,
 }
 
 /// A connection to a peer (a neighbour or a transient one) and what the driver tracks about it.
@@ -76,6 +80,9 @@ pub(super) struct Driver {
     queries: HashMap<u64, oneshot::Sender<Result<Vec<dotray_membership::core::NodeInfo>, RemoteQueryError>>>,
     /// Set once `leave` was asked: answered when the goodbyes are queued.
     leaving: Option<oneshot::Sender<()>>,
+    /// Set when the data directory could not be written: the driver stops without carrying out
+    /// another action (the sends of a batch whose position is not stored must not leave).
+    store_failed: bool,
     counters: DriverCounters,
     next_cleanup: Instant,
     /// Since when the driver has been holding back without a break (no broadcasts, no frames taken).
@@ -153,6 +160,7 @@ impl Driver {
             pending: VecDeque::new(),
             queries: HashMap::new(),
             leaving: None,
+            store_failed: false,
             counters: DriverCounters::default(),
             held_since: None,
             now,
@@ -167,6 +175,9 @@ impl Driver {
     pub(super) async fn run(mut self) {
         // The core's first actions (dial the seeds, arm the timers) are already waiting.
         self.apply_actions();
+        if self.store_failed {
+            return;
+        }
         // One cancellation future for the whole loop: building one per turn takes the token's lock.
         let cancelled = self.io.cancel.clone().cancelled_owned();
         tokio::pin!(cancelled);
@@ -238,6 +249,9 @@ impl Driver {
             }
             self.now = Instant::now();
             self.apply_actions();
+            if self.store_failed {
+                return;
+            }
             if let Some(done) = self.leaving.take() {
                 // The goodbyes are queued on every connection; the transport flushes them.
                 let _ = done.send(());
@@ -421,8 +435,11 @@ impl Driver {
 
     /// Carries out everything the core asked for.
     fn apply_actions(&mut self) {
-        while let Some(action) = self.core.poll_action() {
+        while !self.store_failed
+            && let Some(action) = self.core.poll_action()
+        {
             match action {
+                Action::Sealed { stream, through } => self.store_sealed(stream, through),
                 Action::Dial { addr, node } => self.io.transport.dial(addr, node),
                 Action::Send { to, message } => self.send(&to, message),
                 // Membership answers every violation with this, including the ones the driver found
@@ -468,6 +485,20 @@ impl Driver {
                     }
                 }
             }
+        }
+    }
+
+    /// Stores the own stream's position before the batch up to `through` is sent (the sends are the
+    /// actions after this one). The write is synchronous: it takes one durable commit per signed
+    /// batch, and the router signs at most one batch per `seal_interval` under load. If it fails,
+    /// nothing after it is carried out and the node stops.
+    fn store_sealed(&mut self, stream: StreamId, through: u64) {
+        let Some(store) = &self.io.store else { return };
+        if let Err(error) = store.save_own_stream(OwnStream { epoch: stream.epoch, sealed_through: through })
+        {
+            tracing::error!(%error, "cannot store the own stream's position; stopping the node");
+            self.emit(Event::DataDirFailed { error: error.to_string() });
+            self.store_failed = true;
         }
     }
 

@@ -46,6 +46,16 @@ pub enum Action {
         /// What it did.
         reason: &'static str,
     },
+    /// This node's own messages up to `through` were just signed, and their sends follow this action.
+    /// A driver that keeps the node's stream across restarts stores the position durably before it
+    /// carries out anything after it: then no number can leave twice with different content, and a
+    /// restart continues after `through` ([`crate::core::Router::continue_stream`]).
+    Sealed {
+        /// The node's own stream.
+        stream: StreamId,
+        /// The last sequence number signed.
+        through: u64,
+    },
 }
 
 /// A payload delivered to the application.

@@ -28,6 +28,8 @@ mod stream_table;
 #[cfg(test)]
 mod authenticity_tests;
 #[cfg(test)]
+mod continuation_tests;
+#[cfg(test)]
 mod fair_share_tests;
 #[cfg(test)]
 mod relay_budget_tests;

@@ -14,7 +14,7 @@ use rand::Rng;
 use super::action::{Action, Timer};
 use super::config::{Config, InvalidConfig};
 use super::counters::{Counters, Topology};
-use super::ids::{MessageId, StreamId};
+use super::ids::{MAX_SEQ, MessageId, StreamId};
 use super::map::{KeyedMap, KeyedState};
 use super::message::Message;
 use super::peer::{Peer, SentMark};
@@ -207,6 +207,31 @@ impl<R: Rng> Router<R> {
         MessageId { stream: self.own, seq }
     }
 
+    /// Continues this node's stream of an earlier run: its epoch becomes `epoch` and the next
+    /// broadcast is numbered `sealed_through + 1`, the position the earlier run stored at its last
+    /// [`Action::Sealed`]. Neighbours that hold the stream then see its numbers go on without a gap.
+    /// The earlier run's messages are not retained here: a neighbour missing some fetches them from
+    /// others, as from any origin.
+    ///
+    /// # Panics
+    ///
+    /// If called after the router broadcast or met a neighbour (it belongs right after
+    /// [`Router::new`]), or with `sealed_through` at or beyond [`MAX_SEQ`].
+    pub fn continue_stream(&mut self, epoch: u64, sealed_through: u64) {
+        assert!(
+            self.next_seq == 1 && self.peers.is_empty(),
+            "continue_stream belongs right after Router::new"
+        );
+        assert!(sealed_through < MAX_SEQ, "sealed_through {sealed_through} leaves no sequence number");
+        let own = StreamId { origin: self.me, epoch };
+        let Some(mut state) = self.streams.remove(&self.own) else { return };
+        state.delivered = sealed_through;
+        state.known_hi = sealed_through;
+        self.streams.insert(own, state);
+        self.own = own;
+        self.next_seq = sealed_through + 1;
+    }
+
     /// Signs and sends the broadcasts waiting for their manifest, unless a batch was signed less
     /// than `Config::seal_interval` ago (then the seal timer does it when the interval is over). A
     /// driver calls it once it has handed in every broadcast waiting: a burst shares one signature,
@@ -258,6 +283,7 @@ impl<R: Rng> Router<R> {
         }
         let proof = Arc::new(Manifest::sign(&*self.signer, own, first, hashes.into()));
         self.counters.manifests_signed += 1;
+        self.actions.push_back(Action::Sealed { stream: own, through: self.next_seq - 1 });
         self.note_origin(own.origin, now);
         for (seq, payload) in (first..).zip(batch) {
             let held = Held { payload: payload.clone(), wire_hops: 0, proof: proof.clone() };

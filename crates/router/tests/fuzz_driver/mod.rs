@@ -441,6 +441,8 @@ impl Harness {
         let Snapshot { marks: before, evicted: evicted_before } = before;
         let mut marks: HashMap<StreamId, u64> = before.clone();
         let mut served = 0u64;
+        // The last position announced with `Action::Sealed`: own payloads may leave only up to it.
+        let mut sealed: Option<u64> = None;
         while let Some(action) = self.core.poll_action() {
             match action {
                 Action::Send { to: recipients, message } => {
@@ -469,6 +471,10 @@ impl Harness {
                                     assert!(
                                         *stream == own && (first..=last).contains(seq),
                                         "sent {stream:?}/{seq} when {first}..={last} were signed"
+                                    );
+                                    assert!(
+                                        sealed.is_some_and(|through| *seq <= through),
+                                        "own {seq} sent before its position was announced ({sealed:?})"
                                     );
                                 }
                                 Cause::Other | Cause::Drained => {
@@ -515,6 +521,16 @@ impl Harness {
                 }
                 Action::Event(_) => {}
                 Action::Violation { peer, .. } => self.violators.push(peer),
+                Action::Sealed { stream, through } => {
+                    assert_eq!(stream, self.core.own_stream(), "a position announced for another stream");
+                    match cause {
+                        Cause::Seal { last, .. } => {
+                            assert_eq!(through, last, "announced {through}, signed to {last}")
+                        }
+                        _ => panic!("a position announced outside a seal: {through}"),
+                    }
+                    sealed = Some(through);
+                }
             }
         }
         assert!(self.core.stream_count() <= self.config.max_streams, "too many streams tracked");

@@ -1,0 +1,119 @@
+//! A node's own stream across a restart: every signed batch announces its position before it
+//! leaves ([`Action::Sealed`]), and a router given that position ([`Router::continue_stream`])
+//! numbers on in the same stream, so its neighbours deliver on without a gap or a repeat.
+
+use std::time::Instant;
+
+use bytes::Bytes;
+use dotray_codec::NodeId;
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+
+use super::tests::{OWN_EPOCH, config, deliveries, drain, id};
+use super::*;
+use crate::proof::InsecureSigner;
+
+fn router(me: u8, now: Instant) -> Router<ChaCha8Rng> {
+    Router::new(
+        InsecureSigner::new(id(me)),
+        OWN_EPOCH,
+        config(),
+        ChaCha8Rng::seed_from_u64(u64::from(me)),
+        now,
+    )
+}
+
+/// Hands every message `from` sends to `to` to the router `to` (by id `to_id`).
+fn pass(actions: &[Action], to_id: NodeId, from: NodeId, to: &mut Router<ChaCha8Rng>, now: Instant) {
+    for action in actions {
+        if let Action::Send { to: recipients, message } = action
+            && recipients.contains(&to_id)
+        {
+            to.handle_message(from, message.clone(), now);
+        }
+    }
+}
+
+#[test]
+fn each_signed_batch_announces_its_position_before_it_leaves() {
+    let now = Instant::now();
+    let mut r = router(1, now);
+    r.handle_neighbour_up(id(2), now);
+    drain(&mut r);
+    r.broadcast(Bytes::from_static(b"a"), now);
+    r.broadcast(Bytes::from_static(b"b"), now);
+    let actions = drain(&mut r);
+    let own = r.own_stream();
+    let sealed = |through| actions.iter().position(|a| *a == Action::Sealed { stream: own, through });
+    let first_send_of = |seq| {
+        actions.iter().position(|a| match a {
+            Action::Send { message: Message::Manifest(m), .. } => m.first == seq,
+            Action::Send { message: Message::Data { seq: s, .. }, .. } => *s == seq,
+            _ => false,
+        })
+    };
+    for seq in [1, 2] {
+        let (Some(at), Some(sent)) = (sealed(seq), first_send_of(seq)) else {
+            panic!("no announcement or no send of {seq}: {actions:?}");
+        };
+        assert!(at < sent, "{seq} was sent before its position was announced");
+    }
+}
+
+#[test]
+fn a_continued_stream_numbers_on_and_its_neighbours_deliver_on() {
+    let now = Instant::now();
+    let mut receiver = router(2, now);
+    receiver.handle_neighbour_up(id(1), now);
+    drain(&mut receiver);
+
+    // The origin's first run: three messages, then it dies.
+    let mut first_run = router(1, now);
+    first_run.handle_neighbour_up(id(2), now);
+    drain(&mut first_run);
+    for payload in [b"a", b"b", b"c"] {
+        first_run.broadcast(Bytes::from_static(payload), now);
+    }
+    let actions = drain(&mut first_run);
+    let stored = actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::Sealed { through, .. } => Some(*through),
+            _ => None,
+        })
+        .max()
+        .expect("a position announced");
+    assert_eq!(stored, 3);
+    pass(&actions, id(2), id(1), &mut receiver, now);
+    assert_eq!(deliveries(&drain(&mut receiver)), vec![1, 2, 3]);
+
+    // The second run continues the stored stream.
+    let stream = first_run.own_stream();
+    let mut second_run = router(1, now);
+    second_run.continue_stream(stream.epoch, stored);
+    assert_eq!(second_run.own_stream(), stream);
+    assert_eq!(second_run.next_seq(), 4);
+    second_run.handle_neighbour_up(id(2), now);
+    receiver.handle_neighbour_down(id(1), now);
+    receiver.handle_neighbour_up(id(1), now);
+    let hello = drain(&mut second_run);
+    pass(&drain(&mut receiver), id(1), id(2), &mut second_run, now);
+    pass(&hello, id(2), id(1), &mut receiver, now);
+    drain(&mut second_run);
+    let id4 = second_run.broadcast(Bytes::from_static(b"d"), now);
+    assert_eq!(id4, MessageId { stream, seq: 4 });
+    pass(&drain(&mut second_run), id(2), id(1), &mut receiver, now);
+    let actions = drain(&mut receiver);
+    assert_eq!(deliveries(&actions), vec![4], "{actions:?}");
+    assert!(!actions.iter().any(|a| matches!(a, Action::Event(Event::Gap { .. }))));
+    assert!(!actions.iter().any(|a| matches!(a, Action::Violation { .. })));
+}
+
+#[test]
+#[should_panic(expected = "right after Router::new")]
+fn a_stream_cannot_be_continued_once_the_router_has_broadcast() {
+    let now = Instant::now();
+    let mut r = router(1, now);
+    r.broadcast(Bytes::from_static(b"a"), now);
+    r.continue_stream(5, 10);
+}
