@@ -22,8 +22,9 @@
 //!   restarted node is the same node (default: a fresh key, a new node id, at each start);
 //! * `--data DIR` — keep the node's state in the directory DIR (created when absent): its key, so it
 //!   is the same node, and its own stream, so a restarted node's messages go on from the number
-//!   where it stopped instead of starting a new stream (default: none). One process per directory;
-//!   with `--data`, `--key` must name the key stored there, or be left out;
+//!   where it stopped instead of starting a new stream, and it acknowledges each message it prints,
+//!   so a restarted node prints what it missed and nothing twice (default: none). One process per
+//!   directory; with `--data`, `--key` must name the key stored there, or be left out;
 //! * `--network-key-file FILE` — a private network: only nodes with the key in FILE (created when
 //!   absent; copy it to every member) can connect (default: an open network);
 //! * `--metrics ADDR` — serve the node's metrics in Prometheus text format at
@@ -247,6 +248,8 @@ async fn main() -> Result<()> {
                 } else {
                     emit(format!("receive message: {data} from other node: \"{origin}\""));
                 }
+                // Printed, so processed: with a data directory a restart will not print it again.
+                node.ack(&m).await?;
             }
             event = node.next_event() => {
                 let Some(event) = event else { break };

@@ -66,6 +66,18 @@ pub enum NodeError {
     /// A remote node query failed.
     #[error(transparent)]
     Query(#[from] dotray_node::RemoteQueryError),
+    /// `ack`: the position could not be stored (see [`crate::Node::ack`]).
+    #[error("{0}")]
+    Ack(String),
+}
+
+impl From<dotray_node::AckError> for NodeError {
+    fn from(error: dotray_node::AckError) -> Self {
+        match error {
+            dotray_node::AckError::DataDir(error) => Self::Ack(error),
+            _ => Self::Stopped,
+        }
+    }
 }
 
 impl From<dotray_node::BroadcastError> for NodeError {

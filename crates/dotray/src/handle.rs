@@ -394,6 +394,33 @@ impl Node {
         self.inner.deliveries.lock().await.recv().await
     }
 
+    /// Acknowledges `message`: the application has processed it and every earlier message of its
+    /// origin's stream. With a data directory ([`NodeBuilder::data_dir`]) the position is stored
+    /// before this returns, and from then on:
+    ///
+    /// * a restart of this node never delivers those messages again;
+    /// * every later message of the stream that some neighbour still holds (retention: 30 s by
+    ///   default) is delivered after the restart, in order, whether the earlier run delivered it
+    ///   (without an acknowledgement) or not; one no neighbour holds any more is reported as an
+    ///   [`Event::Gap`], never skipped silently.
+    ///
+    /// So delivery across restarts is exactly once up to the last acknowledgement and at least once
+    /// after it: acknowledge a message once its effects are safe. Acknowledgements that arrive
+    /// together share one durable commit. Without a data directory there is nothing to keep, and
+    /// this returns at once.
+    ///
+    /// ```no_run
+    /// # async fn run(node: dotray::Node) -> Result<(), dotray::NodeError> {
+    /// while let Some(message) = node.recv().await {
+    ///     // ... apply the message to the application's state ...
+    ///     node.ack(&message).await?;
+    /// }
+    /// # Ok(()) }
+    /// ```
+    pub async fn ack(&self, message: &Message) -> Result<(), NodeError> {
+        Ok(self.inner.handle.ack(message.id().stream, message.through).await?)
+    }
+
     /// Waits for the next broadcast messages and appends up to `limit` of them to `out` (all that are
     /// waiting, without waiting for more); returns how many, 0 once the node has stopped. For
     /// applications that read at high rates: one wake-up and one lock for a whole batch instead of

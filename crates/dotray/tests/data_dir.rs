@@ -97,3 +97,53 @@ async fn a_key_other_than_the_stored_one_is_refused() {
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restarted_node_delivers_exactly_what_its_application_did_not_acknowledge() {
+    let dir = scratch("acks");
+    let origin = Node::builder().start().await.unwrap();
+    let first = Node::builder().data_dir(&dir).seed(origin.local_addr()).start().await.unwrap();
+    let mut sent = Vec::new();
+    for payload in [&b"m1"[..], b"m2", b"m3", b"m4", b"m5"] {
+        sent.push(broadcast_joined(&origin, payload).await);
+    }
+    let mut received = Vec::new();
+    for _ in 0..5 {
+        received.push(next_message(&first).await);
+    }
+    assert_eq!(received.iter().map(Message::id).collect::<Vec<_>>(), sent);
+    // The application processed three of the five before it stopped.
+    first.ack(&received[2]).await.unwrap();
+    first.shutdown().await;
+    // While it is away, two more.
+    for payload in [&b"m6"[..], b"m7"] {
+        sent.push(origin.broadcast(Bytes::from_static(payload)).await.unwrap());
+    }
+
+    let second = Node::builder().data_dir(&dir).seed(origin.local_addr()).start().await.unwrap();
+    let mut again = Vec::new();
+    for _ in 0..4 {
+        again.push(next_message(&second).await.id());
+    }
+    assert_eq!(again, sent[3..].to_vec(), "4 and 5 (never acknowledged), then 6 and 7; not 1..=3");
+    // Nothing more comes, and nothing was reported lost.
+    let extra = tokio::time::timeout(Duration::from_millis(500), second.recv()).await;
+    assert!(extra.is_err(), "a delivery beyond the stream: {extra:?}");
+    while let Ok(Some(event)) = tokio::time::timeout(Duration::from_millis(50), second.next_event()).await {
+        assert!(!matches!(event, Event::Gap { .. }), "{event:?}");
+    }
+    second.shutdown().await;
+    origin.shutdown().await;
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test]
+async fn without_a_data_dir_an_acknowledgement_is_a_no_op() {
+    let a = Node::builder().start().await.unwrap();
+    let b = Node::builder().seed(a.local_addr()).start().await.unwrap();
+    broadcast_joined(&a, b"x").await;
+    let message = next_message(&b).await;
+    b.ack(&message).await.expect("nothing to store, nothing to fail");
+    a.shutdown().await;
+    b.shutdown().await;
+}

@@ -27,7 +27,7 @@ mod peer_addr;
 pub mod timers;
 
 pub use driver::{
-    BroadcastError, DriverConfig, DriverCounters, NodeHandle, NodeOutput, RemoteQueryError, Stopped,
+    AckError, BroadcastError, DriverConfig, DriverCounters, NodeHandle, NodeOutput, RemoteQueryError, Stopped,
 };
 pub use message::Message;
 pub use peer_addr::{PeerAddr, ResolveError, SeedAddr};

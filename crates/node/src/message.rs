@@ -15,19 +15,25 @@ pub struct Message {
     pub origin: NodeId,
     /// That node's listen address, as it declared it.
     pub origin_addr: Option<SocketAddr>,
-    /// The origin's run (random per start of the origin), so a restarted node's messages are distinct.
+    /// The origin's stream: a new one at each start of the origin, unless the origin keeps a data
+    /// directory (then its stream goes on across restarts).
     pub epoch: u64,
     /// Position in the origin's stream, from 1. Messages of one origin arrive in this order.
     pub seq: u64,
     /// Hops travelled (1: straight from the origin).
     pub hops: u32,
+    /// The last position in the origin's stream this message takes: `seq` for a message sent in one
+    /// piece, its last piece's for a large one. [`Message::id`] names the message;
+    /// acknowledging it (`dotray::Node::ack`) stores the stream's position through this.
+    pub through: u64,
 }
 
 impl Message {
     /// The message the router core delivered, with its origin's declared address.
     pub fn from_delivery(delivery: Delivery, origin_addr: Option<SocketAddr>) -> Self {
         let MessageId { stream: StreamId { origin, epoch }, seq } = delivery.id;
-        Self { payload: delivery.payload, origin, origin_addr, epoch, seq, hops: delivery.hops }
+        let through = delivery.through;
+        Self { payload: delivery.payload, origin, origin_addr, epoch, seq, hops: delivery.hops, through }
     }
 
     /// Its id: origin, epoch and sequence number.

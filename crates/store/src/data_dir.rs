@@ -3,9 +3,10 @@
 use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 
-use dotray_codec::{SECRET_KEY_LEN, SecretKey};
-use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
+use dotray_codec::{NodeId, SECRET_KEY_LEN, SecretKey};
+use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition};
 
 use crate::StoreError;
 
@@ -22,6 +23,13 @@ const SECRET_KEY: &str = "secret_key";
 const OWN_EPOCH: &str = "own_stream_epoch";
 const OWN_SEALED: &str = "own_stream_sealed_through";
 
+/// Acknowledged positions of the streams the node receives: key the stream (origin, then epoch
+/// big-endian), value the position and the generation of the commit that last raised it (both
+/// little-endian), so the oldest can go first when there are too many.
+const DELIVERED: TableDefinition<'_, &[u8], &[u8]> = TableDefinition::new("delivered");
+const STREAM_KEY_LEN: usize = 32 + 8;
+const POSITION_LEN: usize = 16;
+
 /// A node's own stream as stored: its epoch, and the highest sequence number the node may have sent
 /// in it (written before the messages up to it leave).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -32,11 +40,25 @@ pub struct OwnStream {
     pub sealed_through: u64,
 }
 
+/// How far the application has processed one stream it receives: it acknowledged every message of
+/// `origin`'s stream `epoch` through position `through`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Delivered {
+    /// The stream's origin.
+    pub origin: NodeId,
+    /// The stream's epoch.
+    pub epoch: u64,
+    /// The last position acknowledged.
+    pub through: u64,
+}
+
 /// An open data directory. Holds the database's exclusive lock until dropped.
 #[derive(Debug)]
 pub struct DataDir {
     db: Database,
     file: PathBuf,
+    /// The generation the next commit of delivered positions gets (one more than any stored).
+    generation: AtomicU64,
 }
 
 impl DataDir {
@@ -58,8 +80,10 @@ impl DataDir {
             .set_check_integrity_on_open(true)
             .create(&file)
             .map_err(|e| classify(&file, e.into()))?;
-        let store = Self { db, file };
+        let store = Self { db, file, generation: AtomicU64::new(0) };
         store.check_format(fresh)?;
+        let next = store.read_delivered()?.iter().map(|(_, generation)| generation + 1).max().unwrap_or(0);
+        store.generation.store(next, Ordering::Relaxed);
         Ok(store)
     }
 
@@ -97,6 +121,73 @@ impl DataDir {
     /// the messages up to `sealed_through` leave.
     pub fn save_own_stream(&self, own: OwnStream) -> Result<(), StoreError> {
         self.put(&[(OWN_EPOCH, &own.epoch.to_le_bytes()), (OWN_SEALED, &own.sealed_through.to_le_bytes())])
+    }
+
+    /// Stores acknowledged positions, durably, in one commit (one commit for however many streams: a
+    /// caller gathers the acknowledgements that arrive meanwhile). A position is raised, never
+    /// lowered. At most `keep` streams are kept: past twice that, those acknowledged longest ago go.
+    pub fn save_delivered(&self, positions: &[Delivered], keep: usize) -> Result<(), StoreError> {
+        let generation = self.generation.fetch_add(1, Ordering::Relaxed);
+        let write = self.db.begin_write().map_err(|e| classify(&self.file, e.into()))?;
+        {
+            let mut table = write.open_table(DELIVERED).map_err(|e| classify(&self.file, e.into()))?;
+            for position in positions {
+                let key = stream_key(position.origin, position.epoch);
+                let stored = table.get(&key[..]).map_err(|e| classify(&self.file, e.into()))?;
+                let old = stored.map(|v| decode_position(v.value()).map(|(through, _)| through)).transpose();
+                let old = old.map_err(|detail| self.corrupt(detail))?;
+                let through = old.map_or(position.through, |old| old.max(position.through));
+                let mut value = [0u8; POSITION_LEN];
+                value[..8].copy_from_slice(&through.to_le_bytes());
+                value[8..].copy_from_slice(&generation.to_le_bytes());
+                table.insert(&key[..], &value[..]).map_err(|e| classify(&self.file, e.into()))?;
+            }
+            let len = table.len().map_err(|e| classify(&self.file, e.into()))?;
+            if len > 2 * keep as u64 {
+                let mut all = Vec::with_capacity(len as usize);
+                for entry in table.iter().map_err(|e| classify(&self.file, e.into()))? {
+                    let (key, value) = entry.map_err(|e| classify(&self.file, e.into()))?;
+                    let (_, generation) =
+                        decode_position(value.value()).map_err(|detail| self.corrupt(detail))?;
+                    all.push((generation, key.value().to_vec()));
+                }
+                all.sort_unstable_by_key(|entry| std::cmp::Reverse(entry.0));
+                for (_, key) in all.into_iter().skip(keep) {
+                    table.remove(&key[..]).map_err(|e| classify(&self.file, e.into()))?;
+                }
+            }
+        }
+        write.commit().map_err(|e| classify(&self.file, e.into()))
+    }
+
+    /// The stored acknowledged positions, those acknowledged most recently first, at most `limit`.
+    pub fn delivered(&self, limit: usize) -> Result<Vec<Delivered>, StoreError> {
+        let mut all = self.read_delivered()?;
+        all.sort_unstable_by_key(|entry| std::cmp::Reverse(entry.1));
+        Ok(all.into_iter().take(limit).map(|(position, _)| position).collect())
+    }
+
+    /// Every stored position with its generation.
+    fn read_delivered(&self) -> Result<Vec<(Delivered, u64)>, StoreError> {
+        let read = self.db.begin_read().map_err(|e| classify(&self.file, e.into()))?;
+        let table = match read.open_table(DELIVERED) {
+            Ok(table) => table,
+            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(Vec::new()),
+            Err(e) => return Err(classify(&self.file, e.into())),
+        };
+        let mut out = Vec::new();
+        for entry in table.iter().map_err(|e| classify(&self.file, e.into()))? {
+            let (key, value) = entry.map_err(|e| classify(&self.file, e.into()))?;
+            let key: [u8; STREAM_KEY_LEN] = key.value().try_into().map_err(|_| {
+                self.corrupt(format!("a delivered position's key is not {STREAM_KEY_LEN} bytes"))
+            })?;
+            let (through, generation) =
+                decode_position(value.value()).map_err(|detail| self.corrupt(detail))?;
+            let origin = NodeId::from_bytes(key[..32].try_into().expect("32 bytes"));
+            let epoch = u64::from_be_bytes(key[32..].try_into().expect("8 bytes"));
+            out.push((Delivered { origin, epoch, through }, generation));
+        }
+        Ok(out)
     }
 
     /// Checks the recorded format; records it in a fresh file.
@@ -156,6 +247,23 @@ impl DataDir {
     fn corrupt(&self, detail: String) -> StoreError {
         StoreError::Corrupt { path: self.file.clone(), detail }
     }
+}
+
+/// The key of a stream in the delivered table.
+fn stream_key(origin: NodeId, epoch: u64) -> [u8; STREAM_KEY_LEN] {
+    let mut key = [0u8; STREAM_KEY_LEN];
+    key[..32].copy_from_slice(&origin.to_bytes());
+    key[32..].copy_from_slice(&epoch.to_be_bytes());
+    key
+}
+
+/// A delivered position's value: (position, generation).
+fn decode_position(value: &[u8]) -> Result<(u64, u64), String> {
+    let value: [u8; POSITION_LEN] =
+        value.try_into().map_err(|_| format!("a delivered position is not {POSITION_LEN} bytes"))?;
+    let through = u64::from_le_bytes(value[..8].try_into().expect("8 bytes"));
+    let generation = u64::from_le_bytes(value[8..].try_into().expect("8 bytes"));
+    Ok((through, generation))
 }
 
 /// The [`StoreError`] of a redb error on `file`.

@@ -8,7 +8,10 @@
 //!   position durably *before* the messages up to it leave (the router signs its broadcasts in
 //!   batches, and each batch's position is written before the batch is sent), so a crash can never
 //!   make it send a number twice with different content: a restarted node numbers on from the
-//!   stored position, in the same stream.
+//!   stored position, in the same stream;
+//! * how far its application has processed each stream it **receives** ([`Delivered`]): the
+//!   positions the application acknowledged, stored before the acknowledgement returns, so a
+//!   restarted node delivers on from there, neither repeating nor skipping.
 //!
 //! The database is [redb](https://docs.rs/redb): crash-safe commits, checksums, and an exclusive lock
 //! on the file, so a second process that opens the same directory is refused instead of writing
@@ -32,5 +35,5 @@
 mod data_dir;
 mod error;
 
-pub use data_dir::{DATA_FILE, DataDir, FORMAT, OwnStream};
+pub use data_dir::{DATA_FILE, DataDir, Delivered, FORMAT, OwnStream};
 pub use error::StoreError;

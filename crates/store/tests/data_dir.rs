@@ -128,3 +128,31 @@ fn a_damaged_file_is_corrupt_not_trusted() {
     let opened = DataDir::open(&dir.0);
     assert!(matches!(opened, Err(StoreError::Corrupt { .. })), "{opened:?}");
 }
+
+#[test]
+fn delivered_positions_rise_survive_reopening_and_stay_bounded() {
+    use dotray_codec::NodeId;
+    use dotray_store::Delivered;
+    let dir = TempDir::new("delivered");
+    let origin = |n: u8| NodeId::from_bytes([n; 32]);
+    let at = |n: u8, through| Delivered { origin: origin(n), epoch: 9, through };
+    {
+        let store = DataDir::open(&dir.0).unwrap();
+        assert!(store.delivered(10).unwrap().is_empty());
+        store.save_delivered(&[at(1, 5), at(2, 7)], 10).unwrap();
+        store.save_delivered(&[at(1, 3)], 10).unwrap();
+        store.save_delivered(&[at(2, 8)], 10).unwrap();
+    }
+    let store = DataDir::open(&dir.0).unwrap();
+    // Most recently acknowledged first; a lower position never replaces a higher one.
+    assert_eq!(store.delivered(10).unwrap(), vec![at(2, 8), at(1, 5)]);
+    assert_eq!(store.delivered(1).unwrap(), vec![at(2, 8)]);
+    // Past twice the bound, the streams acknowledged longest ago go.
+    for n in 10..20 {
+        store.save_delivered(&[at(n, 1)], 3).unwrap();
+    }
+    let kept = store.delivered(100).unwrap();
+    assert!(kept.len() <= 6, "{kept:?}");
+    assert_eq!(kept[0], at(19, 1));
+    assert!(!kept.contains(&at(1, 5)), "the oldest went first: {kept:?}");
+}

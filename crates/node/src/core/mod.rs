@@ -160,6 +160,12 @@ impl<R: Rng> NodeCore<R> {
         self.router.continue_stream(epoch, sealed_through);
     }
 
+    /// Resumes another origin's stream after `delivered` (what the application acknowledged in an
+    /// earlier run): see `dotray_router::core::Router::resume_stream`.
+    pub fn resume_stream(&mut self, stream: StreamId, delivered: u64, now: Instant) {
+        self.router.resume_stream(stream, delivered, now);
+    }
+
     /// The sequence number the next [`NodeCore::broadcast`] gets.
     pub fn next_seq(&self) -> u64 {
         self.router.next_seq()
@@ -472,15 +478,18 @@ impl<R: Rng> NodeCore<R> {
     /// A payload the router delivered, as a whole message (now or once its last piece arrives);
     /// messages lost on the way come out as gaps, first.
     fn reassemble(&mut self, delivery: Delivery) -> Option<Action> {
-        let Delivery { id: MessageId { stream, seq }, hops, payload } = delivery;
+        let Delivery { id: MessageId { stream, seq }, hops, payload, .. } = delivery;
         let result = self.reassembly.accept(stream, seq, &payload);
         while let Some((stream, first, last)) = self.reassembly.take_lost() {
             self.actions.push_back(Action::Event(Event::Gap { stream, first, last }));
         }
         let action = match result {
-            Reassembled::Message { seq, payload } => {
-                Action::Deliver(Delivery { id: MessageId { stream, seq }, hops, payload })
-            }
+            Reassembled::Message { seq: first, payload } => Action::Deliver(Delivery {
+                id: MessageId { stream, seq: first },
+                hops,
+                payload,
+                through: seq,
+            }),
             Reassembled::Held | Reassembled::Skipped => return None,
             Reassembled::Lost { first, last, why } => {
                 match why {

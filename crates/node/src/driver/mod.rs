@@ -83,8 +83,22 @@ pub enum RemoteQueryError {
     Stopped(#[from] Stopped),
 }
 
+/// Acknowledging a delivery failed (see [`NodeHandle::ack`]).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum AckError {
+    /// The data directory could not be written: the position is not stored, and a restart may
+    /// deliver the message again.
+    #[error("the acknowledgement could not be stored: {0}")]
+    DataDir(String),
+    /// The node stopped.
+    #[error(transparent)]
+    Stopped(#[from] Stopped),
+}
+
 /// What the application asks of the driver, besides broadcasts.
 enum Command {
+    Ack { stream: StreamId, through: u64, done: oneshot::Sender<Result<(), AckError>> },
     Nodes(oneshot::Sender<Vec<NodeInfo>>),
     Query(NodeId, oneshot::Sender<Result<Vec<NodeInfo>, RemoteQueryError>>),
     Counters(oneshot::Sender<(Counters, DriverCounters)>),
@@ -96,6 +110,7 @@ enum Command {
 impl std::fmt::Debug for Command {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(match self {
+            Command::Ack { .. } => "Ack",
             Command::Nodes(_) => "Nodes",
             Command::Query(..) => "Query",
             Command::Counters(_) => "Counters",
@@ -160,6 +175,14 @@ impl NodeHandle {
         *next_seq += crate::fragment::piece_count(payload.len(), self.fragment_len);
         slot.send(Broadcast { payload, seq });
         Ok(MessageId { stream: self.own, seq })
+    }
+
+    /// Acknowledges that the application has processed `stream` through position `through` (a
+    /// [`Message`]'s `through`): with a data directory, a restart will not deliver those messages
+    /// again. Returns once the position is stored durably. Acknowledgements that arrive together
+    /// share one commit. Without a data directory there is nothing to store, and it returns at once.
+    pub async fn ack(&self, stream: StreamId, through: u64) -> Result<(), AckError> {
+        self.ask(|done| Command::Ack { stream, through, done }).await?
     }
 
     /// What this node knows: active neighbours first, then backup addresses.
@@ -253,6 +276,13 @@ pub fn spawn(
             }));
         }
         core.continue_stream(own.epoch, own.sealed_through);
+    }
+    if let Some(store) = &store {
+        // The streams it receives: taken up after what the application acknowledged.
+        for position in store.delivered(core.router().config().max_forgotten_streams)? {
+            let stream = StreamId { origin: position.origin, epoch: position.epoch };
+            core.resume_stream(stream, position.through, now);
+        }
     }
     let (broadcasts_tx, broadcasts) = mpsc::channel(driver.broadcast_queue_len);
     let (commands_tx, commands) = mpsc::channel(driver.command_queue_len);

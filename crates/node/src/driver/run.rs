@@ -12,7 +12,7 @@ use dotray_membership::wire::{goodbye_reason, link_end};
 use dotray_router::core::StreamId;
 use dotray_router::proof::stream_decl_message;
 use dotray_router::wire::Inbound;
-use dotray_store::{DataDir, OwnStream};
+use dotray_store::{DataDir, Delivered, OwnStream};
 use dotray_transport::{
     DialError, DisconnectReason, Events, HandshakeError, PeerSender, SendError, Transport, TransportEvent,
 };
@@ -24,7 +24,7 @@ use tracing::{debug, warn};
 
 use super::DriverCounters;
 use super::wire::{Decoded, Wire};
-use super::{Broadcast, Command, DriverConfig, RemoteQueryError};
+use super::{AckError, Broadcast, Command, DriverConfig, RemoteQueryError};
 use crate::Message;
 use crate::core::{Action, Event, NodeCore, PeerMessage, QueryAnswer, Refusal, Timer};
 use crate::fragment;
@@ -83,6 +83,10 @@ pub(super) struct Driver {
     /// Set when the data directory could not be written: the driver stops without carrying out
     /// another action (the sends of a batch whose position is not stored must not leave).
     store_failed: bool,
+    /// Acknowledged positions not stored yet, and who waits for them: stored together at the end
+    /// of the turn (one commit for every acknowledgement that arrived meanwhile).
+    acks: HashMap<StreamId, u64>,
+    ack_waiters: Vec<oneshot::Sender<Result<(), AckError>>>,
     counters: DriverCounters,
     next_cleanup: Instant,
     /// Since when the driver has been holding back without a break (no broadcasts, no frames taken).
@@ -161,6 +165,8 @@ impl Driver {
             queries: HashMap::new(),
             leaving: None,
             store_failed: false,
+            acks: HashMap::new(),
+            ack_waiters: Vec::new(),
             counters: DriverCounters::default(),
             held_since: None,
             now,
@@ -225,7 +231,15 @@ impl Driver {
                     None => return,
                 },
                 command = self.io.commands.recv() => match command {
-                    Some(command) => self.on_command(command),
+                    Some(command) => {
+                        self.on_command(command);
+                        // The rest of what is queued, in the same turn: acknowledgements that
+                        // arrive together share one commit.
+                        for _ in 1..self.config.command_queue_len {
+                            let Ok(command) = self.io.commands.try_recv() else { break };
+                            self.on_command(command);
+                        }
+                    }
                     None => return,
                 },
                 _ = async { if let Some(s) = &waiting_on { s.queue_drained(high).await } }, if held_back => {}
@@ -252,6 +266,7 @@ impl Driver {
             if self.store_failed {
                 return;
             }
+            self.store_acks();
             if let Some(done) = self.leaving.take() {
                 // The goodbyes are queued on every connection; the transport flushes them.
                 let _ = done.send(());
@@ -401,6 +416,15 @@ impl Driver {
     fn on_command(&mut self, command: Command) {
         let now = Instant::now();
         match command {
+            Command::Ack { stream, through, done } => {
+                if self.io.store.is_none() {
+                    let _ = done.send(Ok(()));
+                    return;
+                }
+                let position = self.acks.entry(stream).or_insert(through);
+                *position = (*position).max(through);
+                self.ack_waiters.push(done);
+            }
             Command::SeedNames(names) => {
                 self.seed_names =
                     names.into_iter().map(|(name, addr)| SeedName { name, addr, resolving: false }).collect();
@@ -499,6 +523,29 @@ impl Driver {
             tracing::error!(%error, "cannot store the own stream's position; stopping the node");
             self.emit(Event::DataDirFailed { error: error.to_string() });
             self.store_failed = true;
+        }
+    }
+
+    /// Stores the acknowledged positions gathered this turn in one durable commit, then answers
+    /// everyone who waited for them (with the error, if the commit failed: a restart may then
+    /// deliver those messages again, and the application is told so).
+    fn store_acks(&mut self) {
+        let Some(store) = &self.io.store else { return };
+        if self.acks.is_empty() {
+            return;
+        }
+        let positions: Vec<Delivered> = self
+            .acks
+            .drain()
+            .map(|(stream, through)| Delivered { origin: stream.origin, epoch: stream.epoch, through })
+            .collect();
+        let keep = self.core.router().config().max_forgotten_streams;
+        let result = store.save_delivered(&positions, keep).map_err(|error| {
+            warn!(%error, "cannot store acknowledged positions");
+            AckError::DataDir(error.to_string())
+        });
+        for waiter in self.ack_waiters.drain(..) {
+            let _ = waiter.send(result.clone());
         }
     }
 

@@ -67,6 +67,11 @@ pub struct Delivery {
     pub hops: u32,
     /// The application bytes.
     pub payload: Bytes,
+    /// The last position in its stream that this delivery covers: `id.seq` for one payload. (A
+    /// layer above that joins several payloads into one message, as `dotray-node` does for large
+    /// ones, sets it to the last one's.) Acknowledging a delivery acknowledges its stream through
+    /// this position.
+    pub through: u64,
 }
 
 /// Something the application should know that is not a payload.

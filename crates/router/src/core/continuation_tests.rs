@@ -117,3 +117,23 @@ fn a_stream_cannot_be_continued_once_the_router_has_broadcast() {
     r.broadcast(Bytes::from_static(b"a"), now);
     r.continue_stream(5, 10);
 }
+
+#[test]
+fn a_resumed_stream_is_taken_up_right_after_the_stored_position() {
+    use super::tests::{data, feed, router_with_neighbours, stream};
+    let now = Instant::now();
+    let deliver_all = |r: &mut Router<ChaCha8Rng>| {
+        for seq in 1..=6 {
+            feed(r, id(3), data(stream(9), seq), now);
+        }
+        deliveries(&drain(r))
+    };
+    // A node that never saw the stream takes up all it is sent.
+    let mut fresh = router_with_neighbours(now, &[3]);
+    assert_eq!(deliver_all(&mut fresh), vec![1, 2, 3, 4, 5, 6]);
+    // A restarted node whose application acknowledged 3 takes up 4 onwards, and 1..=3 are duplicates.
+    let mut restarted = router_with_neighbours(now, &[3]);
+    restarted.resume_stream(stream(9), 3, now);
+    assert_eq!(deliver_all(&mut restarted), vec![4, 5, 6]);
+    assert_eq!(restarted.watermark(&stream(9)), Some(6));
+}

@@ -301,6 +301,7 @@ impl<R: rand::Rng> Router<R> {
             // Links travelled: the received hop count plus the link it arrived on (1 from the origin).
             hops: held.wire_hops,
             payload: held.payload.clone(),
+            through: seq,
         };
         let len = held.payload.len();
         let Some(state) = self.streams.get_mut(&stream) else { return };

@@ -232,6 +232,21 @@ impl<R: Rng> Router<R> {
         self.next_seq = sealed_through + 1;
     }
 
+    /// Resumes another origin's stream after `delivered` when it comes back: for a restarted node,
+    /// the position its application acknowledged in an earlier run. The position is kept as an
+    /// evicted stream's is (`Config::max_forgotten_streams`, for as long as an idle stream is kept):
+    /// when a neighbour next tells of the stream, it is taken up right after `delivered` instead of by
+    /// the newcomer's rule, so nothing at or before `delivered` is delivered again and everything
+    /// after it that a neighbour still holds is, in order (what none holds becomes a gap, as on any
+    /// stream). Ignored for this node's own stream and for a stream already tracked.
+    pub fn resume_stream(&mut self, stream: StreamId, delivered: u64, now: Instant) {
+        if stream.origin == self.me || self.streams.contains_key(&stream) || delivered >= MAX_SEQ {
+            return;
+        }
+        let max = self.config.max_forgotten_streams;
+        self.forgotten.remember(stream, delivered, now, max);
+    }
+
     /// Signs and sends the broadcasts waiting for their manifest, unless a batch was signed less
     /// than `Config::seal_interval` ago (then the seal timer does it when the interval is over). A
     /// driver calls it once it has handed in every broadcast waiting: a burst shares one signature,

@@ -96,7 +96,7 @@ impl Forgotten {
     }
 
     /// Remembers `stream`'s watermark, keeping at most `max` marks.
-    fn remember(&mut self, stream: StreamId, delivered: u64, now: Instant, max: usize) {
+    pub(crate) fn remember(&mut self, stream: StreamId, delivered: u64, now: Instant, max: usize) {
         self.marks.insert(stream, (delivered, now));
         self.order.push_back((stream, now));
         while self.marks.len() > max {
