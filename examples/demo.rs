@@ -43,6 +43,7 @@
 //! {"event":"down","peer":"127.0.0.1:2001"}
 //! {"event":"gap","origin_id":"<hex>","first":5,"last":7}
 //! {"event":"refused","peer":"127.0.0.1:2000","reason":"another network id"}
+//! {"event":"acked","origin_id":"<hex>","seq":1,"through":1}   (with --data: the receive before it is stored as processed)
 //! {"event":"data_dir_failed","error":"..."}   (the data directory could not be written; the node stops)
 //! {"event":"counters","router":{"broadcasts":0,..,"delivered":12,..},"driver":{..},"transport":{..}} (at exit)
 //! {"event":"nodes","known":[{"addr":"127.0.0.1:2001","state":"Active"}]}       (at exit)
@@ -249,7 +250,15 @@ async fn main() -> Result<()> {
                     emit(format!("receive message: {data} from other node: \"{origin}\""));
                 }
                 // Printed, so processed: with a data directory a restart will not print it again.
-                node.ack(&m).await?;
+                if options.data.is_some() {
+                    node.ack(&m).await?;
+                    if options.json {
+                        emit(format!(
+                            r#"{{"event":"acked","origin_id":{},"seq":{},"through":{}}}"#,
+                            json_str(&m.origin.to_string()), m.seq, m.through
+                        ));
+                    }
+                }
             }
             event = node.next_event() => {
                 let Some(event) = event else { break };

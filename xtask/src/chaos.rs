@@ -17,7 +17,7 @@ use crate::demo_net::{self, Cluster};
 /// The command's help.
 pub(crate) static HELP: Help = Help {
     name: "chaos",
-    usage: &["chaos [--nodes N] [--secs S] [--seed SEED] [--senders K] [--every SECONDS]"],
+    usage: &["chaos [--nodes N] [--secs S] [--seed SEED] [--senders K] [--every SECONDS] [--durable]"],
     about: "\
 demo processes under SIGKILL/SIGTERM/restart for a bounded time, then a delivery
 verdict (exit non-zero on any loss or duplicate)",
@@ -28,9 +28,14 @@ options:
   --seed SEED        the seed of the choices, to replay a run (default: from the clock; printed)
   --senders K        nodes that broadcast (default a quarter of the nodes, at least 2)
   --every SECONDS    how often each sender broadcasts (default 0.25; fractions allowed)
+  --durable          every node keeps a data directory (demo --data), reused by its restarts: the
+                     verdict is across each node's runs (what one run acknowledged must never come
+                     again; what was sent while a node was down is owed when it is back within
+                     20 s; a message delivered but not acknowledged when a run was killed may come
+                     again, counted as redelivered)
   -h, --help         this text
 
-Logs: target/chaos/<node>-<run>.jsonl.
+Logs: target/chaos/<node>-<run>.jsonl; data directories (--durable): target/chaos/data/<node>.
 ",
 };
 
@@ -41,6 +46,9 @@ const SETTLE: Duration = Duration::from_secs(3);
 const GRACE: Duration = Duration::from_secs(3);
 /// Quiet time at the end, without kills, so the last messages can settle before the verdict.
 const COOL_DOWN: Duration = Duration::from_secs(5);
+/// With `--durable`: a node back this soon after a send owes the message (its neighbours retain
+/// messages for 30 s by default; the rest is time to rejoin and catch up).
+const CATCH_UP_WINDOW: Duration = Duration::from_secs(20);
 /// Most nodes down at once, as a fraction of all.
 const MAX_DOWN_FRACTION: f64 = 0.3;
 
@@ -50,10 +58,12 @@ struct Options {
     seed: u64,
     senders: usize,
     every: f64,
+    durable: bool,
 }
 
 fn parse(args: &[String]) -> Result<Options> {
-    let mut options = Options { nodes: 16, secs: 120, seed: clock_seed(), senders: 0, every: 0.25 };
+    let mut options =
+        Options { nodes: 16, secs: 120, seed: clock_seed(), senders: 0, every: 0.25, durable: false };
     let mut flags = Flags::new(&HELP, args);
     while let Some(flag) = flags.next()? {
         match flag {
@@ -62,6 +72,7 @@ fn parse(args: &[String]) -> Result<Options> {
             "--seed" => options.seed = flags.value(flag, "a number")?,
             "--senders" => options.senders = flags.value(flag, "a number")?,
             "--every" => options.every = flags.value(flag, "seconds")?,
+            "--durable" => options.durable = true,
             other => return Err(flags.unknown(other)),
         }
     }
@@ -101,8 +112,13 @@ pub(crate) fn run(args: &[String]) -> Result<()> {
     // timer found it, seconds later: its first messages then reached nodes that had left meanwhile too
     // late. Seeds that are down are retried with backoff.)
     let n = options.nodes;
+    let log_dir = crate::codegen::workspace_root().join("target").join("chaos");
+    let data_dir = log_dir.join("data");
     let args_for = |i: usize| -> Vec<String> {
         let mut args = vec!["-l".to_owned(), addrs[i].to_string()];
+        if options.durable {
+            args.extend(["--data".to_owned(), data_dir.join(&labels[i]).display().to_string()]);
+        }
         let second = if i >= 2 { i / 2 } else { n / 2 };
         for seed in [(i + n - 1) % n, second] {
             if seed != i {
@@ -117,10 +133,14 @@ pub(crate) fn run(args: &[String]) -> Result<()> {
         args
     };
     println!(
-        "== chaos: {} nodes, {} senders every {}s, {} s, seed {}",
-        options.nodes, options.senders, options.every, options.secs, options.seed
+        "== chaos: {} nodes, {} senders every {}s, {} s, seed {}{}",
+        options.nodes,
+        options.senders,
+        options.every,
+        options.secs,
+        options.seed,
+        if options.durable { ", durable (data directories)" } else { "" }
     );
-    let log_dir = crate::codegen::workspace_root().join("target").join("chaos");
     let _ = std::fs::remove_dir_all(&log_dir);
     let mut cluster = Cluster::new(bin, options.nodes).log_to(log_dir.clone())?;
     println!("   logs: {}/<node>-<run>.jsonl", log_dir.display());
@@ -162,7 +182,11 @@ pub(crate) fn run(args: &[String]) -> Result<()> {
     cluster.stop_all(Duration::from_secs(5));
 
     let runs = cluster.runs();
-    let verdict = demo_log::judge(&runs, SETTLE, GRACE);
+    let verdict = if options.durable {
+        demo_log::judge_durable(&runs, SETTLE, GRACE, CATCH_UP_WINDOW)
+    } else {
+        demo_log::judge(&runs, SETTLE, GRACE)
+    };
     let totals = verdict.totals();
     println!("\n{}", verdict.table());
     println!(
@@ -181,6 +205,12 @@ pub(crate) fn run(args: &[String]) -> Result<()> {
         totals.gaps,
         verdict.worst_delay
     );
+    if options.durable {
+        println!(
+            "\nredelivered by a restarted run (delivered, not yet acknowledged, when its earlier run was killed): {}",
+            totals.redelivered
+        );
+    }
     for problem in &verdict.problems {
         println!("  problem: {problem}");
     }
@@ -203,6 +233,8 @@ mod tests {
         let options = parse(&args("--nodes 8 --secs 30 --seed 5 --every 0.5"));
         assert!(options.is_ok_and(|o| (o.nodes, o.secs, o.seed, o.senders, o.every) == (8, 30, 5, 2, 0.5)));
         assert!(parse(&args("--nodes 24 --senders 3")).is_ok_and(|o| o.senders == 3));
+        assert!(parse(&args("--nodes 8 --durable")).is_ok_and(|o| o.durable));
+        assert!(parse(&args("--nodes 8")).is_ok_and(|o| !o.durable));
         for line in ["--help", "-h", "--nodes 8 --help"] {
             assert_help(parse(&args(line)), "chaos");
         }

@@ -90,6 +90,10 @@ pub struct NodeFigures {
     pub out_of_order: u64,
     /// Gap events reported.
     pub gaps: u64,
+    /// With data directories ([`judge_durable`]): deliveries, by a restarted run, of a message an
+    /// earlier run delivered but had not acknowledged when it was killed. Allowed: delivery is at
+    /// least once after the last acknowledgement.
+    pub redelivered: u64,
 }
 
 /// The verdict over all runs.
@@ -122,6 +126,7 @@ impl Verdict {
             t.missed += n.missed;
             t.out_of_order += n.out_of_order;
             t.gaps += n.gaps;
+            t.redelivered += n.redelivered;
         }
         t
     }
@@ -221,6 +226,139 @@ pub fn judge(runs: &[Run], settle: Duration, grace: Duration) -> Verdict {
         total.missed += figures.missed;
         total.out_of_order += figures.out_of_order;
         total.gaps += figures.gaps;
+    }
+    verdict
+}
+
+/// Judges the runs of nodes that keep a data directory (the demo's `--data`, which acknowledges each
+/// message it prints and says so with an `acked` line): a node is all its runs. Across them:
+///
+/// * a message acknowledged by one run is never delivered again by a later run (counted as a
+///   duplicate, like two deliveries within one run); a message an earlier run delivered without
+///   acknowledging it (killed between the two) may be delivered again (`redelivered`);
+/// * per origin, each run delivers in order, and a later run starts after what was acknowledged;
+/// * a message is required of a node when the node had joined `settle` before it was sent and, the
+///   origin run staying up `grace` after sending it, either a run of the node was up from `settle`
+///   before the send to `grace` after it, or the node came back within `window` after the send (its
+///   neighbours still retain the message) and stayed up `grace` after joining again.
+pub fn judge_durable(runs: &[Run], settle: Duration, grace: Duration, window: Duration) -> Verdict {
+    let mut verdict = Verdict::default();
+    let mut sent: HashMap<MessageKey, (Instant, usize)> = HashMap::new();
+    let joined: Vec<Option<Instant>> =
+        runs.iter().map(|run| run.events("up").next().map(|(at, _)| *at)).collect();
+    for (i, run) in runs.iter().enumerate() {
+        let figures = verdict.nodes.entry(run.node.clone()).or_default();
+        for (at, v) in run.events("send") {
+            let key =
+                (v["origin_id"].as_str().unwrap_or_default().to_owned(), v["seq"].as_u64().unwrap_or(0));
+            sent.insert(key, (*at, i));
+            figures.sent += 1;
+        }
+    }
+    verdict.sent = sent.len() as u64;
+    let mut labels: Vec<&str> = runs.iter().map(|r| r.node.as_str()).collect();
+    labels.sort_unstable();
+    labels.dedup();
+    for label in labels {
+        let node_runs: Vec<usize> = (0..runs.len()).filter(|&i| runs[i].node == label).collect();
+        let node_id = node_runs.iter().map(|&i| runs[i].id.as_str()).find(|id| !id.is_empty()).unwrap_or("");
+        let first_join = node_runs.iter().filter_map(|&i| joined[i]).min();
+        let mut figures = NodeFigures::default();
+        // Per message: the run that delivered it first, and when; per origin: acknowledged through.
+        let mut delivered: HashMap<MessageKey, (usize, Instant)> = HashMap::new();
+        let mut acked: HashMap<String, u64> = HashMap::new();
+        for &i in &node_runs {
+            let run = &runs[i];
+            let mut last_seq: HashMap<String, u64> = HashMap::new();
+            let acked_at_start = acked.clone();
+            for (at, v) in &run.lines {
+                let key = || {
+                    (v["origin_id"].as_str().unwrap_or_default().to_owned(), v["seq"].as_u64().unwrap_or(0))
+                };
+                match v["event"].as_str() {
+                    Some("receive") => {
+                        let key = key();
+                        figures.received += 1;
+                        let through = acked_at_start.get(&key.0).copied().unwrap_or(0);
+                        if key.1 <= through {
+                            figures.duplicates += 1;
+                            verdict.problem(format!(
+                                "{label} ({}) delivered {key:?}, acknowledged before, again",
+                                short(&run.id)
+                            ));
+                            continue;
+                        }
+                        match delivered.get(&key) {
+                            Some((by, _)) if *by == i => {
+                                figures.duplicates += 1;
+                                verdict
+                                    .problem(format!("{label} ({}) delivered {key:?} twice", short(&run.id)));
+                                continue;
+                            }
+                            Some(_) => figures.redelivered += 1,
+                            None => {
+                                delivered.insert(key.clone(), (i, *at));
+                            }
+                        }
+                        let last = last_seq.entry(key.0.clone()).or_insert(0);
+                        if key.1 < *last {
+                            figures.out_of_order += 1;
+                            verdict.problem(format!("{label} delivered {key:?} after seq {last}"));
+                        } else {
+                            *last = key.1;
+                        }
+                    }
+                    Some("acked") => {
+                        let through = v["through"].as_u64().unwrap_or(0);
+                        let origin = v["origin_id"].as_str().unwrap_or_default().to_owned();
+                        let mark = acked.entry(origin).or_insert(0);
+                        *mark = (*mark).max(through);
+                    }
+                    Some("gap") => figures.gaps += 1,
+                    _ => {}
+                }
+            }
+        }
+        for (key, (sent_at, origin_run)) in &sent {
+            if key.0 == node_id {
+                continue;
+            }
+            let Some(origin_joined) = joined[*origin_run] else { continue };
+            let left_origin = (*sent_at).max(origin_joined);
+            let origin_stayed = runs[*origin_run].ended.is_none_or(|end| end >= left_origin + grace);
+            let had_joined = first_join.is_some_and(|j| j + settle <= *sent_at);
+            if !origin_stayed || !had_joined {
+                continue;
+            }
+            let mut up_through = false;
+            let mut returned = false;
+            for &i in &node_runs {
+                let Some(j) = joined[i] else { continue };
+                let stayed = |from: Instant| runs[i].ended.is_none_or(|end| end >= from + grace);
+                up_through |= j + settle <= *sent_at && stayed(left_origin);
+                returned |= j > *sent_at && j <= *sent_at + window && stayed(j);
+            }
+            if !(up_through || returned) {
+                continue;
+            }
+            match delivered.get(key) {
+                Some((_, at)) if up_through => {
+                    verdict.worst_delay = verdict.worst_delay.max(at.saturating_duration_since(*sent_at))
+                }
+                Some(_) => {}
+                None => {
+                    figures.missed += 1;
+                    verdict.problem(format!("{label} missed {key:?}"));
+                }
+            }
+        }
+        let total = verdict.nodes.entry(label.to_owned()).or_default();
+        total.received += figures.received;
+        total.duplicates += figures.duplicates;
+        total.missed += figures.missed;
+        total.out_of_order += figures.out_of_order;
+        total.gaps += figures.gaps;
+        total.redelivered += figures.redelivered;
     }
     verdict
 }
@@ -365,6 +503,73 @@ mod tests {
         let mut alone = started("o", at(4_000));
         send(&mut alone, at(5_000), 1);
         assert!(judge(&[early, alone], settle, grace).clean());
+    }
+
+    fn receive(run: &mut Run, at: Instant, origin: &str, seq: u64) {
+        let line = format!(
+            r#"{{"event":"receive","data":"x","origin":"","origin_id":"{origin}","seq":{seq},"hops":1}}"#
+        );
+        run.record(at, &line);
+    }
+
+    fn acked(run: &mut Run, at: Instant, origin: &str, seq: u64) {
+        run.record(at, &format!(r#"{{"event":"acked","origin_id":"{origin}","seq":{seq},"through":{seq}}}"#));
+    }
+
+    #[test]
+    fn across_restarts_only_what_was_acknowledged_must_not_come_again() {
+        let at = clock();
+        let mut origin = started("o", at(0));
+        up(&mut origin, at(100));
+        for seq in 1..=3 {
+            send(&mut origin, at(5_000 + seq * 100), seq);
+        }
+        // Node "n" delivers 1..=3, acknowledges 1 and 2, and is killed before acknowledging 3.
+        let mut first = started("n", at(0));
+        up(&mut first, at(200));
+        for seq in 1..=3 {
+            receive(&mut first, at(5_050 + seq * 100), "o", seq);
+        }
+        acked(&mut first, at(5_160), "o", 1);
+        acked(&mut first, at(5_260), "o", 2);
+        first.ended = Some(at(9_000));
+        // Its next run delivers 3 again: allowed, the run before had not acknowledged it.
+        let mut second = started("n", at(9_500));
+        up(&mut second, at(9_600));
+        receive(&mut second, at(9_700), "o", 3);
+        let (settle, grace, window) =
+            (Duration::from_secs(3), Duration::from_secs(1), Duration::from_secs(20));
+        let verdict = judge_durable(&[origin.clone(), first.clone(), second.clone()], settle, grace, window);
+        assert!(verdict.clean(), "{:?}", verdict.problems);
+        assert_eq!(verdict.nodes["n"].redelivered, 1);
+        // Delivering 2 again, acknowledged before, is a duplicate.
+        receive(&mut second, at(9_800), "o", 2);
+        let verdict = judge_durable(&[origin, first, second], settle, grace, window);
+        assert_eq!(verdict.nodes["n"].duplicates, 1, "{:?}", verdict.problems);
+    }
+
+    #[test]
+    fn a_node_back_within_the_window_owes_what_was_sent_while_it_was_down() {
+        let at = clock();
+        let mut origin = started("o", at(0));
+        up(&mut origin, at(100));
+        send(&mut origin, at(10_000), 1);
+        let mut first = started("n", at(0));
+        up(&mut first, at(200));
+        first.ended = Some(at(8_000));
+        let (settle, grace, window) =
+            (Duration::from_secs(3), Duration::from_secs(1), Duration::from_secs(20));
+        // Back 5 s after the send: it owes the message.
+        let mut back = started("n", at(14_000));
+        up(&mut back, at(15_000));
+        let verdict = judge_durable(&[origin.clone(), first.clone(), back.clone()], settle, grace, window);
+        assert_eq!(verdict.nodes["n"].missed, 1, "{:?}", verdict.problems);
+        receive(&mut back, at(15_200), "o", 1);
+        assert!(judge_durable(&[origin.clone(), first.clone(), back], settle, grace, window).clean());
+        // Back only after the window: not owed.
+        let mut late = started("n", at(40_000));
+        up(&mut late, at(40_100));
+        assert!(judge_durable(&[origin, first, late], settle, grace, window).clean());
     }
 
     #[test]
