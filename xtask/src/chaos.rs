@@ -49,6 +49,9 @@ const COOL_DOWN: Duration = Duration::from_secs(5);
 /// With `--durable`: a node back this soon after a send owes the message (its neighbours retain
 /// messages for 30 s by default; the rest is time to rejoin and catch up).
 const CATCH_UP_WINDOW: Duration = Duration::from_secs(20);
+/// The router's default `gap_timeout`: with `--durable`, how long a restarted origin's first messages
+/// may wait behind numbers its killed run stored but never sent.
+const GAP_TIMEOUT: Duration = Duration::from_secs(10);
 /// Most nodes down at once, as a fraction of all.
 const MAX_DOWN_FRACTION: f64 = 0.3;
 
@@ -183,7 +186,7 @@ pub(crate) fn run(args: &[String]) -> Result<()> {
 
     let runs = cluster.runs();
     let verdict = if options.durable {
-        demo_log::judge_durable(&runs, SETTLE, GRACE, CATCH_UP_WINDOW)
+        demo_log::judge_durable(&runs, SETTLE, GRACE, CATCH_UP_WINDOW, GAP_TIMEOUT)
     } else {
         demo_log::judge(&runs, SETTLE, GRACE)
     };

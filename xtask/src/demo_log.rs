@@ -240,8 +240,17 @@ pub fn judge(runs: &[Run], settle: Duration, grace: Duration) -> Verdict {
 /// * a message is required of a node when the node had joined `settle` before it was sent and, the
 ///   origin run staying up `grace` after sending it, either a run of the node was up from `settle`
 ///   before the send to `grace` after it, or the node came back within `window` after the send (its
-///   neighbours still retain the message) and stayed up `grace` after joining again.
-pub fn judge_durable(runs: &[Run], settle: Duration, grace: Duration, window: Duration) -> Verdict {
+///   neighbours still retain the message) and stayed up `grace` after joining again;
+/// * a restarted origin's messages sent within `gap_timeout` of its restart get `gap_timeout` more
+///   grace: a killed run may have stored a batch's numbers and died before sending it, and then
+///   every node holds the next messages behind that hole until its gap timer reports it.
+pub fn judge_durable(
+    runs: &[Run],
+    settle: Duration,
+    grace: Duration,
+    window: Duration,
+    gap_timeout: Duration,
+) -> Verdict {
     let mut verdict = Verdict::default();
     let mut sent: HashMap<MessageKey, (Instant, usize)> = HashMap::new();
     let joined: Vec<Option<Instant>> =
@@ -325,24 +334,35 @@ pub fn judge_durable(runs: &[Run], settle: Duration, grace: Duration, window: Du
             }
             let Some(origin_joined) = joined[*origin_run] else { continue };
             let left_origin = (*sent_at).max(origin_joined);
-            let origin_stayed = runs[*origin_run].ended.is_none_or(|end| end >= left_origin + grace);
+            let origin = &runs[*origin_run];
+            let restarted = runs.iter().any(|r| r.node == origin.node && r.started < origin.started);
+            let grace = if restarted && *sent_at < origin.started + gap_timeout {
+                grace + gap_timeout
+            } else {
+                grace
+            };
+            let origin_stayed = origin.ended.is_none_or(|end| end >= left_origin + grace);
             let had_joined = first_join.is_some_and(|j| j + settle <= *sent_at);
             if !origin_stayed || !had_joined {
                 continue;
             }
-            let mut up_through = false;
+            // The run up from before the send to `grace` after it, if any; or a run back soon after.
+            let mut up_through = None;
             let mut returned = false;
             for &i in &node_runs {
                 let Some(j) = joined[i] else { continue };
                 let stayed = |from: Instant| runs[i].ended.is_none_or(|end| end >= from + grace);
-                up_through |= j + settle <= *sent_at && stayed(left_origin);
+                if j + settle <= *sent_at && stayed(left_origin) {
+                    up_through = Some(i);
+                }
                 returned |= j > *sent_at && j <= *sent_at + window && stayed(j);
             }
-            if !(up_through || returned) {
+            if up_through.is_none() && !returned {
                 continue;
             }
             match delivered.get(key) {
-                Some((_, at)) if up_through => {
+                // The delay counts for the run that was up when it was sent (not for catch-up).
+                Some((by, at)) if up_through == Some(*by) => {
                     verdict.worst_delay = verdict.worst_delay.max(at.saturating_duration_since(*sent_at))
                 }
                 Some(_) => {}
@@ -537,14 +557,19 @@ mod tests {
         let mut second = started("n", at(9_500));
         up(&mut second, at(9_600));
         receive(&mut second, at(9_700), "o", 3);
-        let (settle, grace, window) =
-            (Duration::from_secs(3), Duration::from_secs(1), Duration::from_secs(20));
-        let verdict = judge_durable(&[origin.clone(), first.clone(), second.clone()], settle, grace, window);
+        let (settle, grace, window, gap) = (
+            Duration::from_secs(3),
+            Duration::from_secs(1),
+            Duration::from_secs(20),
+            Duration::from_secs(10),
+        );
+        let verdict =
+            judge_durable(&[origin.clone(), first.clone(), second.clone()], settle, grace, window, gap);
         assert!(verdict.clean(), "{:?}", verdict.problems);
         assert_eq!(verdict.nodes["n"].redelivered, 1);
         // Delivering 2 again, acknowledged before, is a duplicate.
         receive(&mut second, at(9_800), "o", 2);
-        let verdict = judge_durable(&[origin, first, second], settle, grace, window);
+        let verdict = judge_durable(&[origin, first, second], settle, grace, window, gap);
         assert_eq!(verdict.nodes["n"].duplicates, 1, "{:?}", verdict.problems);
     }
 
@@ -557,19 +582,50 @@ mod tests {
         let mut first = started("n", at(0));
         up(&mut first, at(200));
         first.ended = Some(at(8_000));
-        let (settle, grace, window) =
-            (Duration::from_secs(3), Duration::from_secs(1), Duration::from_secs(20));
+        let (settle, grace, window, gap) = (
+            Duration::from_secs(3),
+            Duration::from_secs(1),
+            Duration::from_secs(20),
+            Duration::from_secs(10),
+        );
         // Back 5 s after the send: it owes the message.
         let mut back = started("n", at(14_000));
         up(&mut back, at(15_000));
-        let verdict = judge_durable(&[origin.clone(), first.clone(), back.clone()], settle, grace, window);
+        let verdict =
+            judge_durable(&[origin.clone(), first.clone(), back.clone()], settle, grace, window, gap);
         assert_eq!(verdict.nodes["n"].missed, 1, "{:?}", verdict.problems);
         receive(&mut back, at(15_200), "o", 1);
-        assert!(judge_durable(&[origin.clone(), first.clone(), back], settle, grace, window).clean());
+        assert!(judge_durable(&[origin.clone(), first.clone(), back], settle, grace, window, gap).clean());
         // Back only after the window: not owed.
         let mut late = started("n", at(40_000));
         up(&mut late, at(40_100));
-        assert!(judge_durable(&[origin, first, late], settle, grace, window).clean());
+        assert!(judge_durable(&[origin, first, late], settle, grace, window, gap).clean());
+    }
+
+    #[test]
+    fn a_restarted_origins_first_messages_get_a_gap_timeout_more_grace() {
+        let at = clock();
+        let mut before = started("o", at(0));
+        up(&mut before, at(100));
+        before.ended = Some(at(5_000));
+        let mut origin = started("o", at(6_000));
+        up(&mut origin, at(6_100));
+        send(&mut origin, at(7_000), 1);
+        let mut node = started("n", at(0));
+        up(&mut node, at(200));
+        let (settle, grace, window, gap) = (
+            Duration::from_secs(3),
+            Duration::from_secs(1),
+            Duration::from_secs(20),
+            Duration::from_secs(10),
+        );
+        // Stopped 5 s after the send, before a receiver's gap timer could have let it through.
+        node.ended = Some(at(12_000));
+        let runs = [before.clone(), origin.clone(), node.clone()];
+        assert!(judge_durable(&runs, settle, grace, window, gap).clean());
+        // Up 12 s after it: owed.
+        node.ended = Some(at(19_000));
+        assert_eq!(judge_durable(&[before, origin, node], settle, grace, window, gap).nodes["n"].missed, 1);
     }
 
     #[test]

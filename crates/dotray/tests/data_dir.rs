@@ -1,8 +1,13 @@
 //! A node with a data directory continues across restarts: the same id, the same stream, numbers
-//! going on where they stopped, so the rest of the network delivers on without a gap or a repeat.
-//! A directory in use, or a key that is not the stored one, is refused at start.
+//! going on where they stopped, so the rest of the network delivers on without a gap or a repeat;
+//! and what its application acknowledged is not delivered again, while what it did not is. A
+//! directory in use, one that cannot be written, or a key that is not the stored one is refused at
+//! start.
 
 use std::path::PathBuf;
+
+#[cfg(unix)]
+mod demo_binary;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -146,4 +151,27 @@ async fn without_a_data_dir_an_acknowledgement_is_a_no_op() {
     b.ack(&message).await.expect("nothing to store, nothing to fail");
     a.shutdown().await;
     b.shutdown().await;
+}
+
+/// A full disk at start: the demo cannot create its data file and refuses to start with the
+/// directory named in its error. (`ulimit -f 1` lets the process write files of one 512-byte block
+/// at most; with SIGXFSZ ignored, a longer write fails with EFBIG, as a write to a full disk fails
+/// with ENOSPC.)
+#[cfg(unix)]
+#[test]
+fn a_data_dir_that_cannot_be_written_is_refused_at_start() {
+    let dir = scratch("full");
+    let demo = demo_binary::demo_binary();
+    let script = format!(
+        "trap '' XFSZ; ulimit -f 1; exec '{}' -l 127.0.0.1:0 --data '{}' --json",
+        demo.display(),
+        dir.display()
+    );
+    let out = std::process::Command::new("sh").arg("-c").arg(script).output().expect("sh runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "started on an unwritable directory: {stdout}");
+    assert!(!stdout.contains("listening"), "{stdout}");
+    assert!(stderr.contains("data directory") && stderr.contains(&*dir.to_string_lossy()), "{stderr}");
+    let _ = std::fs::remove_dir_all(&dir);
 }
