@@ -240,7 +240,10 @@ pub fn judge(runs: &[Run], settle: Duration, grace: Duration) -> Verdict {
 /// * a message is required of a node when the node had joined `settle` before it was sent and, the
 ///   origin run staying up `grace` after sending it, either a run of the node was up from `settle`
 ///   before the send to `grace` after it, or the node came back within `window` after the send (its
-///   neighbours still retain the message) and stayed up `grace` after joining again;
+///   neighbours still retain the message);
+/// * a node that came back owes them if it stayed up `gap_timeout` and `grace` after joining again:
+///   when it was away longer than its neighbours retain messages, the stream resumes behind a hole
+///   that the gap timer reports first;
 /// * a restarted origin's messages sent within `gap_timeout` of its restart get `gap_timeout` more
 ///   grace: a killed run may have stored a batch's numbers and died before sending it, and then
 ///   every node holds the next messages behind that hole until its gap timer reports it.
@@ -355,7 +358,9 @@ pub fn judge_durable(
                 if j + settle <= *sent_at && stayed(left_origin) {
                     up_through = Some(i);
                 }
-                returned |= j > *sent_at && j <= *sent_at + window && stayed(j);
+                // Back after longer than its neighbours retain, a run first waits for its gap timer to
+                // report what none of them holds any more, then delivers what they do.
+                returned |= j > *sent_at && j <= *sent_at + window && stayed(j + gap_timeout);
             }
             if up_through.is_none() && !returned {
                 continue;
@@ -594,6 +599,10 @@ mod tests {
         let verdict =
             judge_durable(&[origin.clone(), first.clone(), back.clone()], settle, grace, window, gap);
         assert_eq!(verdict.nodes["n"].missed, 1, "{:?}", verdict.problems);
+        // Stopped 5 s after it was back: it may still have been waiting for its gap timer.
+        let mut brief = back.clone();
+        brief.ended = Some(at(20_000));
+        assert!(judge_durable(&[origin.clone(), first.clone(), brief], settle, grace, window, gap).clean());
         receive(&mut back, at(15_200), "o", 1);
         assert!(judge_durable(&[origin.clone(), first.clone(), back], settle, grace, window, gap).clean());
         // Back only after the window: not owed.
