@@ -24,9 +24,9 @@ use crate::cli::{Flags, Help};
 pub(crate) static HELP: Help = Help {
     name: "bench",
     usage: &[
-        "bench [--nodes N] [--msgs M] [--size S] [--publishers P] [--runs R] [--json]",
+        "bench [--nodes N] [--msgs M] [--size S] [--publishers P] [--runs R] [--json] [--data DIR]",
         "bench --quick [--json]",
-        "bench --suite [--runs R] [--json]",
+        "bench --suite [--runs R] [--json] [--data DIR]",
     ],
     about: "\
 N dotray nodes in one process vs an ideal binary tree of plain TCP: goodput,
@@ -43,6 +43,9 @@ options:
   --quick          two small workloads, one run each; fails unless both systems deliver everything
                    exactly once (not a speed check: CI runs it to keep the benchmark working)
   --suite          the target workloads (issues #7 and #22) with a verdict each; fails on a miss
+  --data DIR       every dotray node keeps a data directory under DIR (emptied at each run) and
+                   its application acknowledges what it receives; use a tmpfs (/dev/shm/...) to
+                   measure dotray rather than the disk (default: no data directories)
   -h, --help       this text
 
 Builds the release dotray-bench binary and runs each (system, run) as a process of its own.
@@ -57,6 +60,7 @@ struct Options {
     json: bool,
     quick: bool,
     suite: bool,
+    data: Option<PathBuf>,
 }
 
 fn parse(args: &[String]) -> Result<Options> {
@@ -66,6 +70,7 @@ fn parse(args: &[String]) -> Result<Options> {
         json: false,
         quick: false,
         suite: false,
+        data: None,
     };
     let mut flags = Flags::new(&HELP, args);
     while let Some(flag) = flags.next()? {
@@ -79,6 +84,7 @@ fn parse(args: &[String]) -> Result<Options> {
             "--json" => options.json = true,
             "--quick" => options.quick = true,
             "--suite" => options.suite = true,
+            "--data" => options.data = Some(flags.value::<String>(flag, "a directory")?.into()),
             other => return Err(flags.unknown(other)),
         }
     }
@@ -156,12 +162,12 @@ const SYSTEMS: [&str; 2] = ["ideal-tree", "dotray"];
 
 /// Entry point of the command.
 pub(crate) fn run(args: &[String]) -> Result<()> {
-    let Options { workload, runs, json, quick, suite } = parse(args)?;
-    let binary = build()?;
+    let Options { workload, runs, json, quick, suite, data } = parse(args)?;
+    let runner = Runner { binary: build()?, data };
     if quick {
         let mut failures = Vec::new();
         for w in QUICK {
-            let reports = measure(&binary, w, 1, json)?;
+            let reports = runner.measure(w, 1, json)?;
             print_table(w, &reports, json);
             for r in &reports {
                 if !r["completed"].as_bool().unwrap_or(false)
@@ -180,7 +186,7 @@ pub(crate) fn run(args: &[String]) -> Result<()> {
     if suite {
         let mut verdicts = Vec::new();
         for (w, targets) in SUITE {
-            let reports = measure(&binary, w, runs, json)?;
+            let reports = runner.measure(w, runs, json)?;
             print_table(w, &reports, json);
             verdicts.push((w, judge(&reports, &targets)));
         }
@@ -203,7 +209,7 @@ pub(crate) fn run(args: &[String]) -> Result<()> {
         }
         return Ok(());
     }
-    let reports = measure(&binary, workload, runs, json)?;
+    let reports = runner.measure(workload, runs, json)?;
     print_table(workload, &reports, json);
     Ok(())
 }
@@ -214,8 +220,28 @@ fn build() -> Result<PathBuf> {
     crate::cargo_build::build(&bench)
 }
 
+/// The benchmark binary, and what every dotray run gets besides its workload.
+struct Runner {
+    binary: PathBuf,
+    /// `--data`: the data directories' parent.
+    data: Option<PathBuf>,
+}
+
+impl Runner {
+    /// [`measure`] with this binary and options.
+    fn measure(&self, w: Workload, runs: usize, json: bool) -> Result<Vec<Value>> {
+        measure(&self.binary, w, runs, json, self.data.as_deref())
+    }
+}
+
 /// Runs both systems `runs` times, alternating which goes first. Returns every run's JSON object.
-fn measure(binary: &PathBuf, w: Workload, runs: usize, json: bool) -> Result<Vec<Value>> {
+fn measure(
+    binary: &PathBuf,
+    w: Workload,
+    runs: usize,
+    json: bool,
+    data: Option<&std::path::Path>,
+) -> Result<Vec<Value>> {
     let mut reports = Vec::new();
     for run in 0..runs {
         let order: Vec<&str> =
@@ -224,7 +250,7 @@ fn measure(binary: &PathBuf, w: Workload, runs: usize, json: bool) -> Result<Vec
             if !json {
                 eprintln!("{}: {system}, run {}/{runs}", w.describe(), run + 1);
             }
-            let report = run_one(binary, system, w)?;
+            let report = run_one(binary, system, w, data)?;
             if json {
                 println!("{report}");
             }
@@ -235,8 +261,12 @@ fn measure(binary: &PathBuf, w: Workload, runs: usize, json: bool) -> Result<Vec
 }
 
 /// One process of the benchmark binary; its last stdout line is the report.
-fn run_one(binary: &PathBuf, system: &str, w: Workload) -> Result<Value> {
-    let mut child = Command::new(binary)
+fn run_one(binary: &PathBuf, system: &str, w: Workload, data: Option<&std::path::Path>) -> Result<Value> {
+    let mut command = Command::new(binary);
+    if let Some(dir) = data.filter(|_| system == "dotray") {
+        command.arg("--data").arg(dir);
+    }
+    let mut child = command
         .args(["--system", system])
         .args(["--nodes", &w.nodes.to_string(), "--msgs", &w.msgs.to_string()])
         .args(["--size", &w.size.to_string(), "--publishers", &w.publishers.to_string()])
@@ -368,8 +398,10 @@ mod tests {
             json: true,
             quick: false,
             suite: false,
+            data: None,
         };
         assert_eq!(options.ok(), Some(expected));
+        assert!(parse(&args("--suite --data /dev/shm/d")).is_ok_and(|o| o.data == Some("/dev/shm/d".into())));
         assert!(parse(&args("--quick")).is_ok_and(|o| o.quick && !o.suite));
         assert!(parse(&args("--suite --runs 5")).is_ok_and(|o| o.suite && o.runs == 5));
         for line in ["--help", "-h", "--quick --help", "--nodes 4 -h"] {

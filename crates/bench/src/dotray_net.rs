@@ -45,12 +45,13 @@ const OVERLAY_POLL: Duration = Duration::from_millis(50);
 /// Runs dotray once.
 pub async fn run(spec: &Spec) -> Result<Report, BenchError> {
     let tally = Arc::new(Tally::new());
-    let nodes = start_nodes(spec.nodes).await?;
+    let nodes = start_nodes(spec.nodes, spec.data_dir.as_deref()).await?;
 
     let mut receivers = JoinSet::new();
     let (log_tx, mut log_rx) = mpsc::unbounded_channel();
     for node in &nodes {
-        let receiver = Receiver { log: HandedLog::new(spec.msgs, log_tx.clone()) };
+        let receiver =
+            Receiver { log: HandedLog::new(spec.msgs, log_tx.clone()), ack: spec.data_dir.is_some() };
         receivers.spawn(receiver.run(node.clone(), tally.clone()));
     }
     let link_changes = Arc::new(std::sync::atomic::AtomicU64::new(0));
@@ -156,11 +157,17 @@ fn debug() -> bool {
 /// Starts every node in the same instant, each seeded with node 0 and its predecessor: a join storm,
 /// as when a whole network restarts at once. Every node listens on an address chosen beforehand, so
 /// that a node's seeds are known before they run.
-async fn start_nodes(count: usize) -> Result<Vec<Node>, BenchError> {
+async fn start_nodes(count: usize, data_dir: Option<&std::path::Path>) -> Result<Vec<Node>, BenchError> {
     let addrs = free_loopback_addrs(count)?;
     let mut nodes: Vec<Node> = Vec::with_capacity(count);
+    if let Some(dir) = data_dir {
+        let _ = std::fs::remove_dir_all(dir);
+    }
     for i in 0..count {
         let mut builder = Node::builder().listen(addrs[i]).network_id("dotray-bench");
+        if let Some(dir) = data_dir {
+            builder = builder.data_dir(dir.join(format!("node-{i}")));
+        }
         if i > 0 {
             builder = builder.seed(addrs[0]);
         }
@@ -350,6 +357,8 @@ async fn snapshot(nodes: &[Node]) -> Result<Snapshot, BenchError> {
 /// One node's application: receives and records every delivery.
 struct Receiver {
     log: HandedLog,
+    /// Acknowledge what it receives (with data directories).
+    ack: bool,
 }
 
 impl Receiver {
@@ -357,11 +366,16 @@ impl Receiver {
         let mut batch = Vec::new();
         while node.recv_many(&mut batch, RECV_BATCH).await > 0 {
             let now = tally.now_ns();
-            for message in batch.drain(..) {
+            for message in &batch {
                 if let Some(header) = payload::read(&message.payload) {
                     self.log.log.record(header, now, &tally);
                 }
             }
+            // Processed: the whole batch acknowledged at once (one commit).
+            if self.ack && node.ack_all(&batch).await.is_err() {
+                return;
+            }
+            batch.clear();
         }
     }
 }

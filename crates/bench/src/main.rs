@@ -3,8 +3,12 @@
 //!
 //! ```text
 //! dotray-bench --system dotray|ideal-tree [--nodes N] [--msgs M] [--size S] [--publishers P]
-//!              [--interval-ms I]
+//!              [--interval-ms I] [--data DIR]
 //! ```
+//!
+//! `--data DIR` gives every dotray node a data directory under DIR (emptied first; put it on a tmpfs
+//! such as `/dev/shm` to measure dotray rather than the disk), and the receivers acknowledge what
+//! they take.
 //!
 //! `--interval-ms I` paces the publishers: message `k` leaves `k · I` ms after the measured phase
 //! starts (default 0: as fast as they go). For latency at a low rate.
@@ -13,7 +17,7 @@ use anyhow::{Context, Result, bail};
 use dotray_bench::{Spec, System};
 
 const USAGE: &str = "usage: dotray-bench --system dotray|ideal-tree [--nodes N] [--msgs M] [--size S] \
-[--publishers P] [--interval-ms I]";
+[--publishers P] [--interval-ms I] [--data DIR]";
 
 fn main() -> std::process::ExitCode {
     match run() {
@@ -33,8 +37,15 @@ fn run() -> Result<()> {
             .with_writer(std::io::stderr)
             .init();
     }
-    let mut spec =
-        Spec { system: System::Dotray, nodes: 32, msgs: 10_000, size: 1024, publishers: 1, interval_ms: 0 };
+    let mut spec = Spec {
+        system: System::Dotray,
+        nodes: 32,
+        msgs: 10_000,
+        size: 1024,
+        publishers: 1,
+        interval_ms: 0,
+        data_dir: None,
+    };
     let mut args = std::env::args().skip(1);
     while let Some(flag) = args.next() {
         let mut value = || args.next().with_context(|| format!("{flag} needs a value"));
@@ -48,6 +59,7 @@ fn run() -> Result<()> {
             "--size" => spec.size = value()?.parse()?,
             "--publishers" => spec.publishers = value()?.parse()?,
             "--interval-ms" => spec.interval_ms = value()?.parse()?,
+            "--data" => spec.data_dir = Some(value()?.into()),
             "-h" | "--help" => {
                 println!("{USAGE}");
                 return Ok(());

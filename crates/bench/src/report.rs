@@ -166,8 +166,15 @@ mod tests {
 
     #[test]
     fn json_has_exactly_the_documented_keys_and_derived_figures() {
-        let spec =
-            Spec { system: System::Dotray, nodes: 5, msgs: 10, size: 1000, publishers: 1, interval_ms: 0 };
+        let spec = Spec {
+            system: System::Dotray,
+            nodes: 5,
+            msgs: 10,
+            size: 1000,
+            publishers: 1,
+            interval_ms: 0,
+            data_dir: None,
+        };
         let report = Report {
             spec,
             end: End::Completed,

@@ -56,6 +56,10 @@ pub struct Spec {
     /// as the system takes them (the default). A paced run measures latency at a low rate, where a
     /// system cannot hide per-message delays behind batching.
     pub interval_ms: u64,
+    /// dotray only: every node keeps a data directory (`<data_dir>/node-<i>`, emptied first), and
+    /// the application acknowledges what it receives (the last message of each stream in each batch
+    /// it takes), as a durable application does. `None`: no data directory (the default).
+    pub data_dir: Option<std::path::PathBuf>,
 }
 
 impl Spec {

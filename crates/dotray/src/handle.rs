@@ -421,6 +421,13 @@ impl Node {
         Ok(self.inner.handle.ack(message.id().stream, message.through).await?)
     }
 
+    /// [`Node::ack`] for every message of `messages` (a batch from [`Node::recv_many`], say), in one
+    /// commit.
+    pub async fn ack_all(&self, messages: &[Message]) -> Result<(), NodeError> {
+        let positions = messages.iter().map(|m| (m.id().stream, m.through)).collect();
+        Ok(self.inner.handle.ack_all(positions).await?)
+    }
+
     /// Waits for the next broadcast messages and appends up to `limit` of them to `out` (all that are
     /// waiting, without waiting for more); returns how many, 0 once the node has stopped. For
     /// applications that read at high rates: one wake-up and one lock for a whole batch instead of

@@ -98,7 +98,7 @@ pub enum AckError {
 
 /// What the application asks of the driver, besides broadcasts.
 enum Command {
-    Ack { stream: StreamId, through: u64, done: oneshot::Sender<Result<(), AckError>> },
+    Ack { positions: Vec<(StreamId, u64)>, done: oneshot::Sender<Result<(), AckError>> },
     Nodes(oneshot::Sender<Vec<NodeInfo>>),
     Query(NodeId, oneshot::Sender<Result<Vec<NodeInfo>, RemoteQueryError>>),
     Counters(oneshot::Sender<(Counters, DriverCounters)>),
@@ -182,7 +182,13 @@ impl NodeHandle {
     /// again. Returns once the position is stored durably. Acknowledgements that arrive together
     /// share one commit. Without a data directory there is nothing to store, and it returns at once.
     pub async fn ack(&self, stream: StreamId, through: u64) -> Result<(), AckError> {
-        self.ask(|done| Command::Ack { stream, through, done }).await?
+        self.ack_all(vec![(stream, through)]).await
+    }
+
+    /// [`NodeHandle::ack`] for several positions at once (of one stream or many): one command, one
+    /// commit.
+    pub async fn ack_all(&self, positions: Vec<(StreamId, u64)>) -> Result<(), AckError> {
+        self.ask(|done| Command::Ack { positions, done }).await?
     }
 
     /// What this node knows: active neighbours first, then backup addresses.

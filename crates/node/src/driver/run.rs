@@ -416,13 +416,15 @@ impl Driver {
     fn on_command(&mut self, command: Command) {
         let now = Instant::now();
         match command {
-            Command::Ack { stream, through, done } => {
+            Command::Ack { positions, done } => {
                 if self.io.store.is_none() {
                     let _ = done.send(Ok(()));
                     return;
                 }
-                let position = self.acks.entry(stream).or_insert(through);
-                *position = (*position).max(through);
+                for (stream, through) in positions {
+                    let position = self.acks.entry(stream).or_insert(through);
+                    *position = (*position).max(through);
+                }
                 self.ack_waiters.push(done);
             }
             Command::SeedNames(names) => {
