@@ -28,6 +28,9 @@ const OWN_SEALED: &str = "own_stream_sealed_through";
 /// little-endian), so the oldest can go first when there are too many.
 const DELIVERED: TableDefinition<'_, &[u8], &[u8]> = TableDefinition::new("delivered");
 const STREAM_KEY_LEN: usize = 32 + 8;
+/// The newest signed batches of the node's own stream, by first sequence number; the value is the
+/// node's own encoding of the batch (manifest and payloads), opaque here.
+const OWN_BATCHES: TableDefinition<'_, u64, &[u8]> = TableDefinition::new("own_batches");
 const POSITION_LEN: usize = 16;
 
 /// A node's own stream as stored: its epoch, and the highest sequence number the node may have sent
@@ -59,6 +62,8 @@ pub struct DataDir {
     file: PathBuf,
     /// The generation the next commit of delivered positions gets (one more than any stored).
     generation: AtomicU64,
+    /// Bytes of the stored own batches.
+    own_batch_bytes: AtomicU64,
 }
 
 impl DataDir {
@@ -80,8 +85,10 @@ impl DataDir {
             .set_check_integrity_on_open(true)
             .create(&file)
             .map_err(|e| classify(&file, e.into()))?;
-        let store = Self { db, file, generation: AtomicU64::new(0) };
+        let store = Self { db, file, generation: AtomicU64::new(0), own_batch_bytes: AtomicU64::new(0) };
         store.check_format(fresh)?;
+        let stored: u64 = store.own_batches()?.iter().map(|(_, batch)| batch.len() as u64).sum();
+        store.own_batch_bytes.store(stored, Ordering::Relaxed);
         let next = store.read_delivered()?.iter().map(|(_, generation)| generation + 1).max().unwrap_or(0);
         store.generation.store(next, Ordering::Relaxed);
         Ok(store)
@@ -121,6 +128,54 @@ impl DataDir {
     /// the messages up to `sealed_through` leave.
     pub fn save_own_stream(&self, own: OwnStream) -> Result<(), StoreError> {
         self.put(&[(OWN_EPOCH, &own.epoch.to_le_bytes()), (OWN_SEALED, &own.sealed_through.to_le_bytes())])
+    }
+
+    /// Stores the own stream's position and the batch that ends at it (`batch`, starting at sequence
+    /// number `first`) in one durable commit, before the batch leaves. Keeps the newest batches
+    /// within `keep_bytes` (the oldest go first; the newest is kept whatever its size).
+    pub fn save_sealed(
+        &self,
+        own: OwnStream,
+        first: u64,
+        batch: &[u8],
+        keep_bytes: u64,
+    ) -> Result<(), StoreError> {
+        let write = self.db.begin_write().map_err(|e| classify(&self.file, e.into()))?;
+        {
+            let mut meta = write.open_table(META).map_err(|e| classify(&self.file, e.into()))?;
+            meta.insert(OWN_EPOCH, &own.epoch.to_le_bytes()[..])
+                .map_err(|e| classify(&self.file, e.into()))?;
+            meta.insert(OWN_SEALED, &own.sealed_through.to_le_bytes()[..])
+                .map_err(|e| classify(&self.file, e.into()))?;
+            let mut batches = write.open_table(OWN_BATCHES).map_err(|e| classify(&self.file, e.into()))?;
+            batches.insert(first, batch).map_err(|e| classify(&self.file, e.into()))?;
+            let mut total = self.own_batch_bytes.load(Ordering::Relaxed) + batch.len() as u64;
+            while total > keep_bytes && batches.len().map_err(|e| classify(&self.file, e.into()))? > 1 {
+                let Some((_, oldest)) = batches.pop_first().map_err(|e| classify(&self.file, e.into()))?
+                else {
+                    break;
+                };
+                total -= (oldest.value().len() as u64).min(total);
+            }
+            self.own_batch_bytes.store(total, Ordering::Relaxed);
+        }
+        write.commit().map_err(|e| classify(&self.file, e.into()))
+    }
+
+    /// The stored batches of the own stream, oldest first: (first sequence number, batch).
+    pub fn own_batches(&self) -> Result<Vec<(u64, Vec<u8>)>, StoreError> {
+        let read = self.db.begin_read().map_err(|e| classify(&self.file, e.into()))?;
+        let table = match read.open_table(OWN_BATCHES) {
+            Ok(table) => table,
+            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(Vec::new()),
+            Err(e) => return Err(classify(&self.file, e.into())),
+        };
+        let mut out = Vec::new();
+        for entry in table.iter().map_err(|e| classify(&self.file, e.into()))? {
+            let (first, batch) = entry.map_err(|e| classify(&self.file, e.into()))?;
+            out.push((first.value(), batch.value().to_vec()));
+        }
+        Ok(out)
     }
 
     /// Stores acknowledged positions, durably, in one commit (one commit for however many streams: a

@@ -95,6 +95,11 @@ pub enum Action {
         stream: StreamId,
         /// The last sequence number signed.
         through: u64,
+        /// The batch's manifest; a driver that stores it with the payloads can hand both back after
+        /// a restart ([`crate::core::NodeCore::restore_own_batch`]).
+        proof: std::sync::Arc<dotray_router::proof::Manifest>,
+        /// The batch's payloads (pieces, for a large message), in order.
+        payloads: Vec<Bytes>,
     },
     /// The answer to the node query `request_id` (see `NodeCore::query_node`).
     QueryAnswered {

@@ -59,7 +59,7 @@ use dotray_router::core::{
     Action as RouterAction, Counters, Delivery, Event as RouterEvent, Message as RouterMessage, MessageId,
     Recipients, Router, SeqRange, StreamId, Topology,
 };
-use dotray_router::proof::Signer;
+use dotray_router::proof::{Manifest, Signer};
 use rand::{Rng, SeedableRng};
 
 use crate::fragment::{self, Loss, Reassembled, Reassembly};
@@ -158,6 +158,12 @@ impl<R: Rng> NodeCore<R> {
     /// `dotray_router::core::Router::continue_stream`. Call it right after [`NodeCore::new`].
     pub fn continue_stream(&mut self, epoch: u64, sealed_through: u64) {
         self.router.continue_stream(epoch, sealed_through);
+    }
+
+    /// Puts a batch of this node's own messages, stored from an earlier run's [`Action::Sealed`],
+    /// back into retention: see `dotray_router::core::Router::restore_own_batch`.
+    pub fn restore_own_batch(&mut self, proof: Arc<Manifest>, payloads: Vec<Bytes>, now: Instant) -> bool {
+        self.router.restore_own_batch(proof, payloads, now)
     }
 
     /// Resumes another origin's stream after `delivered` (what the application acknowledged in an
@@ -456,7 +462,9 @@ impl<R: Rng> NodeCore<R> {
                 Action::Event(Event::Gap { stream, first, last })
             }
             RouterAction::Violation { peer, reason } => Action::Violation { peer, reason },
-            RouterAction::Sealed { stream, through } => Action::Sealed { stream, through },
+            RouterAction::Sealed { stream, through, proof, payloads } => {
+                Action::Sealed { stream, through, proof, payloads }
+            }
             // Router events this node does not know of yet are not the application's business.
             RouterAction::Event(_) => return None,
         })

@@ -46,6 +46,11 @@ pub struct DriverConfig {
     /// How often stream bookkeeping (origin addresses, wire references of streams the core no longer
     /// tracks) is cleaned. Default 10 s.
     pub cleanup_interval: Duration,
+    /// With a data directory: bytes of the newest signed batches of the node's own messages kept on
+    /// disk with their position. A restarted node serves them to neighbours that missed them, such
+    /// as a batch its earlier run stored and died before sending. Default 16 MiB (the newest batch
+    /// is kept whatever its size).
+    pub stored_own_bytes: u64,
 }
 
 impl Default for DriverConfig {
@@ -60,6 +65,7 @@ impl Default for DriverConfig {
             congestion_backoff_max: Duration::from_secs(60),
             held_back_recheck: Duration::from_millis(10),
             cleanup_interval: Duration::from_secs(10),
+            stored_own_bytes: 16 << 20,
         }
     }
 }

@@ -36,7 +36,9 @@
 //!
 //! [`OutFrame`]: dotray_codec::OutFrame
 
+mod ack_writer;
 mod config;
+mod own_batch;
 mod run;
 mod wire;
 
@@ -282,6 +284,13 @@ pub fn spawn(
             }));
         }
         core.continue_stream(own.epoch, own.sealed_through);
+        // Its newest batches, back into retention for neighbours that missed them.
+        let stream = core.own_stream();
+        for (first, bytes) in store.own_batches()? {
+            let (proof, payloads) = own_batch::decode(stream, first, &bytes)
+                .map_err(|detail| StoreError::Corrupt { path: store.file().to_owned(), detail })?;
+            core.restore_own_batch(proof, payloads, now);
+        }
     }
     if let Some(store) = &store {
         // The streams it receives: taken up after what the application acknowledged.
@@ -302,6 +311,13 @@ pub fn spawn(
         max_message_len: core.max_message_len(),
         fragment_len: core.fragment_len(),
     };
+    let store = store.map(Arc::new);
+    let keep = core.router().config().max_forgotten_streams;
+    let acks = store
+        .as_ref()
+        .map(|store| ack_writer::spawn(store.clone(), keep))
+        .transpose()
+        .map_err(|source| StoreError::Io { path: "dotray-acks thread".into(), source })?;
     let span = info_span!("node", id = ?me.id, addr = %me.addr);
     let io = run::Io {
         transport,
@@ -311,6 +327,7 @@ pub fn spawn(
         deliveries: deliveries_tx,
         app_events: events_tx,
         cancel,
+        acks,
         store,
     };
     let state = run::Driver::new(core, io, driver);

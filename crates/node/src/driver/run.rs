@@ -10,9 +10,9 @@ use dotray_codec::proto::GoodbyeReason;
 use dotray_membership::core::{CloseReason, LinkEnd, PeerInfo};
 use dotray_membership::wire::{goodbye_reason, link_end};
 use dotray_router::core::StreamId;
-use dotray_router::proof::stream_decl_message;
+use dotray_router::proof::{Manifest, stream_decl_message};
 use dotray_router::wire::Inbound;
-use dotray_store::{DataDir, Delivered, OwnStream};
+use dotray_store::{DataDir, OwnStream};
 use dotray_transport::{
     DialError, DisconnectReason, Events, HandshakeError, PeerSender, SendError, Transport, TransportEvent,
 };
@@ -23,6 +23,8 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, warn};
 
 use super::DriverCounters;
+use super::ack_writer::AckWriter;
+use super::own_batch;
 use super::wire::{Decoded, Wire};
 use super::{AckError, Broadcast, Command, DriverConfig, RemoteQueryError};
 use crate::Message;
@@ -41,7 +43,9 @@ pub(super) struct Io {
     pub(super) app_events: mpsc::Sender<Event>,
     pub(super) cancel: CancellationToken,
     /// The data directory, if the node keeps its stream across restarts.
-    pub(super) store: Option<DataDir>,
+    pub(super) store: Option<std::sync::Arc<DataDir>>,
+    /// The acknowledgement writer of that data directory ([`super::ack_writer`]).
+    pub(super) acks: Option<AckWriter>,
 }
 
 /// A connection to a peer (a neighbour or a transient one) and what the driver tracks about it.
@@ -83,10 +87,7 @@ pub(super) struct Driver {
     /// Set when the data directory could not be written: the driver stops without carrying out
     /// another action (the sends of a batch whose position is not stored must not leave).
     store_failed: bool,
-    /// Acknowledged positions not stored yet, and who waits for them: stored together at the end
-    /// of the turn (one commit for every acknowledgement that arrived meanwhile).
-    acks: HashMap<StreamId, u64>,
-    ack_waiters: Vec<oneshot::Sender<Result<(), AckError>>>,
+
     counters: DriverCounters,
     next_cleanup: Instant,
     /// Since when the driver has been holding back without a break (no broadcasts, no frames taken).
@@ -165,8 +166,7 @@ impl Driver {
             queries: HashMap::new(),
             leaving: None,
             store_failed: false,
-            acks: HashMap::new(),
-            ack_waiters: Vec::new(),
+
             counters: DriverCounters::default(),
             held_since: None,
             now,
@@ -266,7 +266,6 @@ impl Driver {
             if self.store_failed {
                 return;
             }
-            self.store_acks();
             if let Some(done) = self.leaving.take() {
                 // The goodbyes are queued on every connection; the transport flushes them.
                 let _ = done.send(());
@@ -416,17 +415,17 @@ impl Driver {
     fn on_command(&mut self, command: Command) {
         let now = Instant::now();
         match command {
-            Command::Ack { positions, done } => {
-                if self.io.store.is_none() {
+            Command::Ack { positions, done } => match &self.io.acks {
+                // The writer answers once they are stored; its thread gone, the node is stopping.
+                Some(writer) => {
+                    if let Err((_, done)) = writer.send((positions, done)) {
+                        let _ = done.send(Err(AckError::Stopped(super::Stopped)));
+                    }
+                }
+                None => {
                     let _ = done.send(Ok(()));
-                    return;
                 }
-                for (stream, through) in positions {
-                    let position = self.acks.entry(stream).or_insert(through);
-                    *position = (*position).max(through);
-                }
-                self.ack_waiters.push(done);
-            }
+            },
             Command::SeedNames(names) => {
                 self.seed_names =
                     names.into_iter().map(|(name, addr)| SeedName { name, addr, resolving: false }).collect();
@@ -465,7 +464,9 @@ impl Driver {
             && let Some(action) = self.core.poll_action()
         {
             match action {
-                Action::Sealed { stream, through } => self.store_sealed(stream, through),
+                Action::Sealed { stream, through, proof, payloads } => {
+                    self.store_sealed(stream, through, &proof, &payloads)
+                }
                 Action::Dial { addr, node } => self.io.transport.dial(addr, node),
                 Action::Send { to, message } => self.send(&to, message),
                 // Membership answers every violation with this, including the ones the driver found
@@ -514,40 +515,18 @@ impl Driver {
         }
     }
 
-    /// Stores the own stream's position before the batch up to `through` is sent (the sends are the
-    /// actions after this one). The write is synchronous: it takes one durable commit per signed
-    /// batch, and the router signs at most one batch per `seal_interval` under load. If it fails,
-    /// nothing after it is carried out and the node stops.
-    fn store_sealed(&mut self, stream: StreamId, through: u64) {
+    /// Stores the own stream's position, with the batch that ends at it, before the batch is sent
+    /// (the sends are the actions after this one). The write is synchronous: it takes one durable
+    /// commit per signed batch, and the router signs at most one batch per `seal_interval` under
+    /// load. If it fails, nothing after it is carried out and the node stops.
+    fn store_sealed(&mut self, stream: StreamId, through: u64, proof: &Manifest, payloads: &[Bytes]) {
         let Some(store) = &self.io.store else { return };
-        if let Err(error) = store.save_own_stream(OwnStream { epoch: stream.epoch, sealed_through: through })
-        {
+        let own = OwnStream { epoch: stream.epoch, sealed_through: through };
+        let batch = own_batch::encode(proof, payloads);
+        if let Err(error) = store.save_sealed(own, proof.first, &batch, self.config.stored_own_bytes) {
             tracing::error!(%error, "cannot store the own stream's position; stopping the node");
             self.emit(Event::DataDirFailed { error: error.to_string() });
             self.store_failed = true;
-        }
-    }
-
-    /// Stores the acknowledged positions gathered this turn in one durable commit, then answers
-    /// everyone who waited for them (with the error, if the commit failed: a restart may then
-    /// deliver those messages again, and the application is told so).
-    fn store_acks(&mut self) {
-        let Some(store) = &self.io.store else { return };
-        if self.acks.is_empty() {
-            return;
-        }
-        let positions: Vec<Delivered> = self
-            .acks
-            .drain()
-            .map(|(stream, through)| Delivered { origin: stream.origin, epoch: stream.epoch, through })
-            .collect();
-        let keep = self.core.router().config().max_forgotten_streams;
-        let result = store.save_delivered(&positions, keep).map_err(|error| {
-            warn!(%error, "cannot store acknowledged positions");
-            AckError::DataDir(error.to_string())
-        });
-        for waiter in self.ack_waiters.drain(..) {
-            let _ = waiter.send(result.clone());
         }
     }
 

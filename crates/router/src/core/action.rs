@@ -5,6 +5,7 @@
 //! [`Timer::Sweep`]) are scheduled at most once at a time, and the per-stream ones carry a generation
 //! number, so a timer that fires after its stream moved on (or was evicted) is recognised and ignored.
 
+use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::Bytes;
@@ -12,6 +13,7 @@ use dotray_codec::NodeId;
 
 use super::ids::{MessageId, StreamId};
 use super::message::Message;
+use crate::proof::Manifest;
 
 /// The neighbours one [`Action::Send`] goes to: a handful, kept inline (no allocation per send).
 pub type Recipients = smallvec::SmallVec<[NodeId; 4]>;
@@ -49,12 +51,18 @@ pub enum Action {
     /// This node's own messages up to `through` were just signed, and their sends follow this action.
     /// A driver that keeps the node's stream across restarts stores the position durably before it
     /// carries out anything after it: then no number can leave twice with different content, and a
-    /// restart continues after `through` ([`crate::core::Router::continue_stream`]).
+    /// restart continues after `through` ([`crate::core::Router::continue_stream`]). Storing the
+    /// batch too lets the restarted node serve it ([`crate::core::Router::restore_own_batch`]), so a
+    /// batch stored but not yet sent when the process died is not lost.
     Sealed {
         /// The node's own stream.
         stream: StreamId,
         /// The last sequence number signed.
         through: u64,
+        /// The batch's manifest (`proof.first..=through`).
+        proof: Arc<Manifest>,
+        /// The batch's payloads, in order.
+        payloads: Vec<Bytes>,
     },
 }
 

@@ -44,7 +44,12 @@ fn each_signed_batch_announces_its_position_before_it_leaves() {
     r.broadcast(Bytes::from_static(b"b"), now);
     let actions = drain(&mut r);
     let own = r.own_stream();
-    let sealed = |through| actions.iter().position(|a| *a == Action::Sealed { stream: own, through });
+    let sealed = |at: u64| {
+        actions.iter().position(|a| {
+            matches!(a, Action::Sealed { stream, through, proof, payloads }
+                if *stream == own && *through == at && proof.last() == at && payloads.len() == 1)
+        })
+    };
     let first_send_of = |seq| {
         actions.iter().position(|a| match a {
             Action::Send { message: Message::Manifest(m), .. } => m.first == seq,
@@ -136,4 +141,81 @@ fn a_resumed_stream_is_taken_up_right_after_the_stored_position() {
     restarted.resume_stream(stream(9), 3, now);
     assert_eq!(deliver_all(&mut restarted), vec![4, 5, 6]);
     assert_eq!(restarted.watermark(&stream(9)), Some(6));
+}
+
+/// Passes messages both ways between `a` (id 1) and `b` (id 2) and fires their timers, for
+/// `millis` of simulated time from `start` in 10 ms steps; returns `b`'s actions.
+fn pump(a: &mut Router<ChaCha8Rng>, b: &mut Router<ChaCha8Rng>, start: Instant, millis: u64) -> Vec<Action> {
+    let mut b_actions = Vec::new();
+    let mut timers: Vec<(bool, Instant, Timer)> = Vec::new();
+    for step in 0..=millis / 10 {
+        let now = start + std::time::Duration::from_millis(step * 10);
+        let due: Vec<(bool, Timer)> = {
+            let (due, later): (Vec<_>, Vec<_>) = timers.drain(..).partition(|(_, at, _)| *at <= now);
+            timers = later;
+            due.into_iter().map(|(is_a, _, t)| (is_a, t)).collect()
+        };
+        for (is_a, timer) in due {
+            if is_a { a.handle_timer(timer, now) } else { b.handle_timer(timer, now) }
+        }
+        for _ in 0..4 {
+            let from_a = drain(a);
+            let from_b = drain(b);
+            for action in &from_a {
+                if let Action::SetTimer { at, timer } = action {
+                    timers.push((true, *at, *timer));
+                }
+            }
+            for action in &from_b {
+                if let Action::SetTimer { at, timer } = action {
+                    timers.push((false, *at, *timer));
+                }
+            }
+            pass(&from_a, id(2), id(1), b, now);
+            pass(&from_b, id(1), id(2), a, now);
+            b_actions.extend(from_b);
+        }
+    }
+    b_actions
+}
+
+#[test]
+fn a_batch_stored_but_never_sent_is_served_by_the_restarted_origin() {
+    let now = Instant::now();
+    let mut receiver = router(2, now);
+    receiver.handle_neighbour_up(id(1), now);
+    drain(&mut receiver);
+    let mut first_run = router(1, now);
+    first_run.handle_neighbour_up(id(2), now);
+    drain(&mut first_run);
+    for payload in [b"a", b"b", b"c"] {
+        first_run.broadcast(Bytes::from_static(payload), now);
+    }
+    pass(&drain(&mut first_run), id(2), id(1), &mut receiver, now);
+    assert_eq!(deliveries(&drain(&mut receiver)), vec![1, 2, 3]);
+    // Message 4 is signed and its batch stored, then the process dies before sending it.
+    first_run.broadcast(Bytes::from_static(b"d"), now);
+    let stored = drain(&mut first_run)
+        .into_iter()
+        .find_map(|a| match a {
+            Action::Sealed { through: 4, proof, payloads, .. } => Some((proof, payloads)),
+            _ => None,
+        })
+        .expect("the batch of 4 announced");
+
+    let stream = first_run.own_stream();
+    let mut second_run = router(1, now);
+    second_run.continue_stream(stream.epoch, 4);
+    assert!(second_run.restore_own_batch(stored.0.clone(), stored.1.clone(), now));
+    // A batch of another stream, or with payloads it does not list, is refused.
+    assert!(!router(3, now).restore_own_batch(stored.0.clone(), stored.1.clone(), now));
+    assert!(!second_run.restore_own_batch(stored.0, vec![Bytes::from_static(b"x")], now));
+
+    receiver.handle_neighbour_down(id(1), now);
+    second_run.handle_neighbour_up(id(2), now);
+    receiver.handle_neighbour_up(id(1), now);
+    second_run.broadcast(Bytes::from_static(b"e"), now);
+    let actions = pump(&mut second_run, &mut receiver, now, 3_000);
+    assert_eq!(deliveries(&actions), vec![4, 5], "{actions:?}");
+    assert!(!actions.iter().any(|a| matches!(a, Action::Event(Event::Gap { .. }))));
 }

@@ -232,6 +232,31 @@ impl<R: Rng> Router<R> {
         self.next_seq = sealed_through + 1;
     }
 
+    /// Puts a batch of this node's own messages, signed in an earlier run and stored from its
+    /// [`Action::Sealed`], back into the retention cache, so that neighbours that missed it (the
+    /// earlier run may have died before sending it) fetch it from here as from any retention.
+    /// Call it after [`Router::continue_stream`], oldest batch first. Refused (false) unless the
+    /// manifest is of this node's stream, lies before the next broadcast, and lists exactly these
+    /// payloads.
+    pub fn restore_own_batch(&mut self, proof: Arc<Manifest>, payloads: Vec<Bytes>, now: Instant) -> bool {
+        let own = self.own;
+        let fits = proof.stream == own
+            && proof.last() < self.next_seq
+            && proof.count() == payloads.len() as u64
+            && (proof.first..).zip(&payloads).all(|(seq, payload)| proof.proves(seq, payload));
+        if !fits {
+            return false;
+        }
+        for (seq, payload) in (proof.first..).zip(payloads) {
+            let len = payload.len();
+            let held = Held { payload, wire_hops: 0, proof: proof.clone() };
+            let Some(state) = self.streams.get_mut(&own) else { return false };
+            let freed = state.retain(seq, held);
+            self.log_retained((own, seq, len), freed, now);
+        }
+        true
+    }
+
     /// Resumes another origin's stream after `delivered` when it comes back: for a restarted node,
     /// the position its application acknowledged in an earlier run. The position is kept as an
     /// evicted stream's is (`Config::max_forgotten_streams`, for as long as an idle stream is kept):
@@ -298,7 +323,12 @@ impl<R: Rng> Router<R> {
         }
         let proof = Arc::new(Manifest::sign(&*self.signer, own, first, hashes.into()));
         self.counters.manifests_signed += 1;
-        self.actions.push_back(Action::Sealed { stream: own, through: self.next_seq - 1 });
+        self.actions.push_back(Action::Sealed {
+            stream: own,
+            through: self.next_seq - 1,
+            proof: proof.clone(),
+            payloads: batch.clone(),
+        });
         self.note_origin(own.origin, now);
         for (seq, payload) in (first..).zip(batch) {
             let held = Held { payload: payload.clone(), wire_hops: 0, proof: proof.clone() };

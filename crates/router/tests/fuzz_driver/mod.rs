@@ -521,7 +521,12 @@ impl Harness {
                 }
                 Action::Event(_) => {}
                 Action::Violation { peer, .. } => self.violators.push(peer),
-                Action::Sealed { stream, through } => {
+                Action::Sealed { stream, through, proof, payloads } => {
+                    assert_eq!(
+                        (proof.last(), proof.count()),
+                        (through, payloads.len() as u64),
+                        "the batch announced"
+                    );
                     assert_eq!(stream, self.core.own_stream(), "a position announced for another stream");
                     match cause {
                         Cause::Seal { last, .. } => {
