@@ -8,7 +8,8 @@
 //!   position durably *before* the messages up to it leave (the router signs its broadcasts in
 //!   batches, and each batch's position is written before the batch is sent), so a crash can never
 //!   make it send a number twice with different content: a restarted node numbers on from the
-//!   stored position, in the same stream;
+//!   stored position, in the same stream. The newest signed batches are stored with the position
+//!   ([`DataDir::save_sealed`]), so a restarted node can serve one it stored and died before sending;
 //! * how far its application has processed each stream it **receives** ([`Delivered`]): the
 //!   positions the application acknowledged, stored before the acknowledgement returns, so a
 //!   restarted node delivers on from there, neither repeating nor skipping.
