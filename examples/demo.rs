@@ -249,15 +249,19 @@ async fn main() -> Result<()> {
                 } else {
                     emit(format!("receive message: {data} from other node: \"{origin}\""));
                 }
-                // Printed, so processed: with a data directory a restart will not print it again.
+                // Printed, so processed: with a data directory a restart will not print it again. The
+                // acknowledgement commits in the background (the next messages need not wait for
+                // it); its line is printed once it is stored.
                 if options.data.is_some() {
-                    node.ack(&m).await?;
-                    if options.json {
-                        emit(format!(
-                            r#"{{"event":"acked","origin_id":{},"seq":{},"through":{}}}"#,
-                            json_str(&m.origin.to_string()), m.seq, m.through
-                        ));
-                    }
+                    let (node, json) = (node.clone(), options.json);
+                    tokio::spawn(async move {
+                        if node.ack(&m).await.is_ok() && json {
+                            emit(format!(
+                                r#"{{"event":"acked","origin_id":{},"seq":{},"through":{}}}"#,
+                                json_str(&m.origin.to_string()), m.seq, m.through
+                            ));
+                        }
+                    });
                 }
             }
             event = node.next_event() => {

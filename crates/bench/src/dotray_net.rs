@@ -364,18 +364,31 @@ struct Receiver {
 impl Receiver {
     async fn run(mut self, node: Node, tally: Arc<Tally>) {
         let mut batch = Vec::new();
+        // With data directories: the newest message of each stream not acknowledged yet, and the
+        // acknowledgement under way. One at a time, as an application that keeps processing while
+        // its last acknowledgement commits: the next covers everything taken meanwhile.
+        let mut unacked: HashMap<(NodeId, u64), dotray::Message> = HashMap::new();
+        let mut acking: Option<tokio::task::JoinHandle<()>> = None;
         while node.recv_many(&mut batch, RECV_BATCH).await > 0 {
             let now = tally.now_ns();
-            for message in &batch {
+            for message in batch.drain(..) {
                 if let Some(header) = payload::read(&message.payload) {
                     self.log.log.record(header, now, &tally);
                 }
+                if self.ack {
+                    // Kept without its payload: a delivered payload is a slice of the connection's
+                    // read buffer, and holding it would keep that whole buffer from being reused.
+                    let position = dotray::Message { payload: bytes::Bytes::new(), ..message };
+                    unacked.insert((position.origin, position.epoch), position);
+                }
             }
-            // Processed: the whole batch acknowledged at once (one commit).
-            if self.ack && node.ack_all(&batch).await.is_err() {
-                return;
+            if !unacked.is_empty() && acking.as_ref().is_none_or(|ack| ack.is_finished()) {
+                let messages: Vec<dotray::Message> = unacked.drain().map(|(_, m)| m).collect();
+                let node = node.clone();
+                acking = Some(tokio::spawn(async move {
+                    let _ = node.ack_all(&messages).await;
+                }));
             }
-            batch.clear();
         }
     }
 }

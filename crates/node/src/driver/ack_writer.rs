@@ -1,13 +1,16 @@
 //! The acknowledgement writer: a thread of its own that stores acknowledged positions in the data
 //! directory, so the driver (which relays for the whole network) never waits for those commits.
 //!
-//! Whatever arrives while a commit runs goes into the next one (group commit): under load one
-//! commit covers many acknowledgements, and each waiter is answered once its positions are durable.
+//! Group commit: after a commit the writer lets `DriverConfig::ack_commit_interval` pass before the
+//! next, and everything that arrived meanwhile goes into it. A node then makes at most one commit per
+//! interval however fast its application acknowledges, and each waiter is answered once its
+//! positions are durable (at most an interval and a commit later).
 
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::mpsc;
 use std::thread;
+use std::time::{Duration, Instant};
 
 use dotray_router::core::StreamId;
 use dotray_store::{DataDir, Delivered};
@@ -46,11 +49,18 @@ impl Drop for AckWriter {
     }
 }
 
-/// Starts the writer for `store`, keeping at most `keep` positions (see `DataDir::save_delivered`).
-pub(super) fn spawn(store: Arc<DataDir>, keep: usize) -> std::io::Result<AckWriter> {
+/// Starts the writer for `store`, keeping at most `keep` positions (see `DataDir::save_delivered`),
+/// committing at most once per `interval`.
+pub(super) fn spawn(store: Arc<DataDir>, keep: usize, interval: Duration) -> std::io::Result<AckWriter> {
     let (tx, rx) = mpsc::channel::<AckRequest>();
     let thread = thread::Builder::new().name("dotray-acks".to_owned()).spawn(move || {
+        let mut last_commit: Option<Instant> = None;
         while let Ok(first) = rx.recv() {
+            if let Some(wait) =
+                last_commit.and_then(|at| (at + interval).checked_duration_since(Instant::now()))
+            {
+                thread::sleep(wait);
+            }
             let mut positions: HashMap<StreamId, u64> = HashMap::new();
             let mut waiters = Vec::new();
             for (acked, done) in std::iter::once(first).chain(rx.try_iter()) {
@@ -68,6 +78,7 @@ pub(super) fn spawn(store: Arc<DataDir>, keep: usize) -> std::io::Result<AckWrit
                 warn!(%error, "cannot store acknowledged positions");
                 AckError::DataDir(error.to_string())
             });
+            last_commit = Some(Instant::now());
             for done in waiters {
                 let _ = done.send(result.clone());
             }

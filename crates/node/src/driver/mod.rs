@@ -315,7 +315,7 @@ pub fn spawn(
     let keep = core.router().config().max_forgotten_streams;
     let acks = store
         .as_ref()
-        .map(|store| ack_writer::spawn(store.clone(), keep))
+        .map(|store| ack_writer::spawn(store.clone(), keep, driver.ack_commit_interval))
         .transpose()
         .map_err(|source| StoreError::Io { path: "dotray-acks thread".into(), source })?;
     let span = info_span!("node", id = ?me.id, addr = %me.addr);
