@@ -54,8 +54,9 @@ pub struct DriverConfig {
     /// With a data directory: acknowledgements (`NodeHandle::ack`) are gathered for up to this long
     /// into one durable commit, on a thread of their own. An acknowledgement returns within about
     /// this much plus one commit; a node commits at most once per interval however fast its
-    /// application acknowledges. Default 25 ms: each commit writes and flushes the file, so a node
-    /// whose application acknowledges continuously makes at most 40 a second.
+    /// application acknowledges. Default 100 ms: each commit writes and flushes the file, so a node
+    /// whose application acknowledges continuously makes at most 10 a second (acknowledging is
+    /// asynchronous: an application need not wait for one before processing the next messages).
     pub ack_commit_interval: Duration,
 }
 
@@ -72,7 +73,7 @@ impl Default for DriverConfig {
             held_back_recheck: Duration::from_millis(10),
             cleanup_interval: Duration::from_secs(10),
             stored_own_bytes: 16 << 20,
-            ack_commit_interval: Duration::from_millis(25),
+            ack_commit_interval: Duration::from_millis(100),
         }
     }
 }
