@@ -24,7 +24,7 @@ use crate::cli::{Flags, Help};
 pub(crate) static HELP: Help = Help {
     name: "bench",
     usage: &[
-        "bench [--nodes N] [--msgs M] [--size S] [--publishers P] [--runs R] [--json] [--data DIR]",
+        "bench [--nodes N] [--msgs M] [--size S] [--publishers P] [--runs R] [--json]",
         "bench --quick [--json]",
         "bench --suite [--runs R] [--json] [--data DIR]",
     ],
@@ -43,7 +43,8 @@ options:
   --quick          two small workloads, one run each; fails unless both systems deliver everything
                    exactly once (not a speed check: CI runs it to keep the benchmark working)
   --suite          the target workloads (issues #7 and #22) with a verdict each; fails on a miss
-  --data DIR       every dotray node keeps a data directory under DIR (emptied at each run) and
+  --data DIR       (any form but --quick) every dotray node keeps a data directory under DIR
+                   (emptied at each run) and
                    its application acknowledges what it receives; use a tmpfs (/dev/shm/...) to
                    measure dotray rather than the disk (default: no data directories)
   -h, --help       this text

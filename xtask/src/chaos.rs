@@ -17,7 +17,10 @@ use crate::demo_net::{self, Cluster};
 /// The command's help.
 pub(crate) static HELP: Help = Help {
     name: "chaos",
-    usage: &["chaos [--nodes N] [--secs S] [--seed SEED] [--senders K] [--every SECONDS] [--durable]"],
+    usage: &[
+        "chaos [--nodes N] [--secs S] [--seed SEED] [--senders K] [--every SECONDS]",
+        "chaos --durable [options as above]",
+    ],
     about: "\
 demo processes under SIGKILL/SIGTERM/restart for a bounded time, then a delivery
 verdict (exit non-zero on any loss or duplicate)",

@@ -150,6 +150,29 @@ impl Verdict {
     }
 }
 
+/// Every message sent (when, and by which run), each run's join time (its first neighbour), and a
+/// verdict with the senders' counts filled in.
+#[allow(clippy::type_complexity)]
+fn sends(runs: &[Run]) -> (Verdict, HashMap<MessageKey, (Instant, usize)>, Vec<Option<Instant>>) {
+    let mut verdict = Verdict::default();
+    let mut sent: HashMap<MessageKey, (Instant, usize)> = HashMap::new();
+    let joined = runs.iter().map(|run| run.events("up").next().map(|(at, _)| *at)).collect();
+    for (i, run) in runs.iter().enumerate() {
+        let figures = verdict.nodes.entry(run.node.clone()).or_default();
+        for (at, v) in run.events("send") {
+            sent.insert(message_key(v), (*at, i));
+            figures.sent += 1;
+        }
+    }
+    verdict.sent = sent.len() as u64;
+    (verdict, sent, joined)
+}
+
+/// The message a `send`, `receive` or `acked` line names.
+fn message_key(v: &serde_json::Value) -> MessageKey {
+    (v["origin_id"].as_str().unwrap_or_default().to_owned(), v["seq"].as_u64().unwrap_or(0))
+}
+
 /// Judges the runs. A run must deliver a message when it had joined (its first neighbour came up)
 /// `settle` before the send and stayed up `grace` after it, and the message's origin run also stayed
 /// up `grace` after sending it (a node killed right after a send may take the message with it). A run
@@ -157,29 +180,14 @@ impl Verdict {
 /// hear it; likewise what a run sends before it has joined leaves it only when it joins, so for the
 /// `grace` periods such a message counts as sent then (and not at all from a run that never joined).
 pub fn judge(runs: &[Run], settle: Duration, grace: Duration) -> Verdict {
-    let mut verdict = Verdict::default();
-    // Every message: when it was sent and by which run.
-    let mut sent: HashMap<MessageKey, (Instant, usize)> = HashMap::new();
-    let joined: Vec<Option<Instant>> =
-        runs.iter().map(|run| run.events("up").next().map(|(at, _)| *at)).collect();
-    for (i, run) in runs.iter().enumerate() {
-        let figures = verdict.nodes.entry(run.node.clone()).or_default();
-        for (at, v) in run.events("send") {
-            let key =
-                (v["origin_id"].as_str().unwrap_or_default().to_owned(), v["seq"].as_u64().unwrap_or(0));
-            sent.insert(key, (*at, i));
-            figures.sent += 1;
-        }
-    }
-    verdict.sent = sent.len() as u64;
+    let (mut verdict, sent, joined) = sends(runs);
     for run in runs {
         let mut seen: HashSet<MessageKey> = HashSet::new();
         let mut delivered_at: HashMap<MessageKey, Instant> = HashMap::new();
         let mut last_seq: HashMap<String, u64> = HashMap::new();
         let mut figures = NodeFigures::default();
         for (at, v) in run.events("receive") {
-            let key =
-                (v["origin_id"].as_str().unwrap_or_default().to_owned(), v["seq"].as_u64().unwrap_or(0));
+            let key = message_key(v);
             figures.received += 1;
             if !seen.insert(key.clone()) {
                 figures.duplicates += 1;
@@ -254,20 +262,7 @@ pub fn judge_durable(
     window: Duration,
     gap_timeout: Duration,
 ) -> Verdict {
-    let mut verdict = Verdict::default();
-    let mut sent: HashMap<MessageKey, (Instant, usize)> = HashMap::new();
-    let joined: Vec<Option<Instant>> =
-        runs.iter().map(|run| run.events("up").next().map(|(at, _)| *at)).collect();
-    for (i, run) in runs.iter().enumerate() {
-        let figures = verdict.nodes.entry(run.node.clone()).or_default();
-        for (at, v) in run.events("send") {
-            let key =
-                (v["origin_id"].as_str().unwrap_or_default().to_owned(), v["seq"].as_u64().unwrap_or(0));
-            sent.insert(key, (*at, i));
-            figures.sent += 1;
-        }
-    }
-    verdict.sent = sent.len() as u64;
+    let (mut verdict, sent, joined) = sends(runs);
     let mut labels: Vec<&str> = runs.iter().map(|r| r.node.as_str()).collect();
     labels.sort_unstable();
     labels.dedup();
@@ -284,12 +279,9 @@ pub fn judge_durable(
             let mut last_seq: HashMap<String, u64> = HashMap::new();
             let acked_at_start = acked.clone();
             for (at, v) in &run.lines {
-                let key = || {
-                    (v["origin_id"].as_str().unwrap_or_default().to_owned(), v["seq"].as_u64().unwrap_or(0))
-                };
                 match v["event"].as_str() {
                     Some("receive") => {
-                        let key = key();
+                        let key = message_key(v);
                         figures.received += 1;
                         let through = acked_at_start.get(&key.0).copied().unwrap_or(0);
                         if key.1 <= through {

@@ -6,21 +6,36 @@ use std::time::Instant;
 
 use bytes::Bytes;
 use dotray_codec::NodeId;
-use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
-use super::tests::{OWN_EPOCH, config, deliveries, drain, id};
+use super::tests::{deliveries, drain, id, router};
 use super::*;
-use crate::proof::InsecureSigner;
 
-fn router(me: u8, now: Instant) -> Router<ChaCha8Rng> {
-    Router::new(
-        InsecureSigner::new(id(me)),
-        OWN_EPOCH,
-        config(),
-        ChaCha8Rng::seed_from_u64(u64::from(me)),
-        now,
-    )
+/// A receiver (node 2) and the first run of an origin (node 1), neighbours, after the origin
+/// broadcast three messages and the receiver delivered them; with the last position the origin
+/// announced for storing.
+fn first_run_delivered_three(now: Instant) -> (Router<ChaCha8Rng>, Router<ChaCha8Rng>, u64) {
+    let mut receiver = router(2, now);
+    receiver.handle_neighbour_up(id(1), now);
+    drain(&mut receiver);
+    let mut first_run = router(1, now);
+    first_run.handle_neighbour_up(id(2), now);
+    drain(&mut first_run);
+    for payload in [b"a", b"b", b"c"] {
+        first_run.broadcast(Bytes::from_static(payload), now);
+    }
+    let actions = drain(&mut first_run);
+    let stored = actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::Sealed { through, .. } => Some(*through),
+            _ => None,
+        })
+        .max()
+        .expect("a position announced");
+    pass(&actions, id(2), id(1), &mut receiver, now);
+    assert_eq!(deliveries(&drain(&mut receiver)), vec![1, 2, 3]);
+    (receiver, first_run, stored)
 }
 
 /// Hands every message `from` sends to `to` to the router `to` (by id `to_id`).
@@ -68,29 +83,9 @@ fn each_signed_batch_announces_its_position_before_it_leaves() {
 #[test]
 fn a_continued_stream_numbers_on_and_its_neighbours_deliver_on() {
     let now = Instant::now();
-    let mut receiver = router(2, now);
-    receiver.handle_neighbour_up(id(1), now);
-    drain(&mut receiver);
-
     // The origin's first run: three messages, then it dies.
-    let mut first_run = router(1, now);
-    first_run.handle_neighbour_up(id(2), now);
-    drain(&mut first_run);
-    for payload in [b"a", b"b", b"c"] {
-        first_run.broadcast(Bytes::from_static(payload), now);
-    }
-    let actions = drain(&mut first_run);
-    let stored = actions
-        .iter()
-        .filter_map(|a| match a {
-            Action::Sealed { through, .. } => Some(*through),
-            _ => None,
-        })
-        .max()
-        .expect("a position announced");
+    let (mut receiver, first_run, stored) = first_run_delivered_three(now);
     assert_eq!(stored, 3);
-    pass(&actions, id(2), id(1), &mut receiver, now);
-    assert_eq!(deliveries(&drain(&mut receiver)), vec![1, 2, 3]);
 
     // The second run continues the stored stream.
     let stream = first_run.own_stream();
@@ -182,17 +177,7 @@ fn pump(a: &mut Router<ChaCha8Rng>, b: &mut Router<ChaCha8Rng>, start: Instant, 
 #[test]
 fn a_batch_stored_but_never_sent_is_served_by_the_restarted_origin() {
     let now = Instant::now();
-    let mut receiver = router(2, now);
-    receiver.handle_neighbour_up(id(1), now);
-    drain(&mut receiver);
-    let mut first_run = router(1, now);
-    first_run.handle_neighbour_up(id(2), now);
-    drain(&mut first_run);
-    for payload in [b"a", b"b", b"c"] {
-        first_run.broadcast(Bytes::from_static(payload), now);
-    }
-    pass(&drain(&mut first_run), id(2), id(1), &mut receiver, now);
-    assert_eq!(deliveries(&drain(&mut receiver)), vec![1, 2, 3]);
+    let (mut receiver, mut first_run, _) = first_run_delivered_three(now);
     // Message 4 is signed and its batch stored, then the process dies before sending it.
     first_run.broadcast(Bytes::from_static(b"d"), now);
     let stored = drain(&mut first_run)
