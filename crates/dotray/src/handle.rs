@@ -409,6 +409,10 @@ impl Node {
     /// together share one durable commit. Without a data directory there is nothing to keep, and
     /// this returns at once.
     ///
+    /// A delivered payload shares the buffer its connection read it into: an application that keeps
+    /// many messages until it acknowledges them keeps those buffers too. To acknowledge later, keep
+    /// only what `ack` reads (a [`Message`] with an empty payload acknowledges the same position).
+    ///
     /// ```no_run
     /// # async fn run(node: dotray::Node) -> Result<(), dotray::NodeError> {
     /// while let Some(message) = node.recv().await {
