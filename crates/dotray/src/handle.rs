@@ -112,7 +112,7 @@ impl NodeBuilder {
         self
     }
 
-    /// Adds several seeds: addresses, or [`Seed`]s (`"id@ip:port"` parses into one).
+    /// Adds several seeds: addresses, or [`SeedAddr`]s (`"id@ip:port"` parses into one).
     pub fn seeds(mut self, seeds: impl IntoIterator<Item = impl Into<SeedAddr>>) -> Self {
         self.seeds.extend(seeds.into_iter().map(Into::into));
         self
