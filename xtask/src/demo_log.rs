@@ -96,6 +96,19 @@ pub struct NodeFigures {
     pub redelivered: u64,
 }
 
+impl NodeFigures {
+    /// Adds `other`'s deliveries, duplicates, misses, reorderings, gaps and redeliveries (not its
+    /// sends, which the verdict counts once per node).
+    fn add(&mut self, other: &NodeFigures) {
+        self.received += other.received;
+        self.duplicates += other.duplicates;
+        self.missed += other.missed;
+        self.out_of_order += other.out_of_order;
+        self.gaps += other.gaps;
+        self.redelivered += other.redelivered;
+    }
+}
+
 /// The verdict over all runs.
 #[derive(Debug, Clone, Default)]
 pub struct Verdict {
@@ -121,12 +134,7 @@ impl Verdict {
         let mut t = NodeFigures::default();
         for n in self.nodes.values() {
             t.sent += n.sent;
-            t.received += n.received;
-            t.duplicates += n.duplicates;
-            t.missed += n.missed;
-            t.out_of_order += n.out_of_order;
-            t.gaps += n.gaps;
-            t.redelivered += n.redelivered;
+            t.add(n);
         }
         t
     }
@@ -228,12 +236,7 @@ pub fn judge(runs: &[Run], settle: Duration, grace: Duration) -> Verdict {
                 }
             }
         }
-        let total = verdict.nodes.entry(run.node.clone()).or_default();
-        total.received += figures.received;
-        total.duplicates += figures.duplicates;
-        total.missed += figures.missed;
-        total.out_of_order += figures.out_of_order;
-        total.gaps += figures.gaps;
+        verdict.nodes.entry(run.node.clone()).or_default().add(&figures);
     }
     verdict
 }
@@ -369,13 +372,7 @@ pub fn judge_durable(
                 }
             }
         }
-        let total = verdict.nodes.entry(label.to_owned()).or_default();
-        total.received += figures.received;
-        total.duplicates += figures.duplicates;
-        total.missed += figures.missed;
-        total.out_of_order += figures.out_of_order;
-        total.gaps += figures.gaps;
-        total.redelivered += figures.redelivered;
+        verdict.nodes.entry(label.to_owned()).or_default().add(&figures);
     }
     verdict
 }
