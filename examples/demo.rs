@@ -44,7 +44,7 @@
 //! {"event":"gap","origin_id":"<hex>","first":5,"last":7}
 //! {"event":"refused","peer":"127.0.0.1:2000","reason":"another network id"}
 //! {"event":"acked","origin_id":"<hex>","seq":1,"through":1}   (with --data: the receive before it is stored as processed)
-//! {"event":"data_dir_failed","error":"..."}   (the data directory could not be written; the node stops)
+//! {"event":"data_dir_failed","error":"..."}   (the data directory could not be written: the node stops, the demo fails)
 //! {"event":"counters","router":{"broadcasts":0,..,"delivered":12,..},"driver":{..},"transport":{..}} (at exit)
 //! {"event":"nodes","known":[{"addr":"127.0.0.1:2001","state":"Active"}]}       (at exit)
 //! {"event":"topology","eager":["127.0.0.1:2001"],"lazy":["127.0.0.1:2003"]}   (at exit)
@@ -271,6 +271,20 @@ async fn main() -> Result<()> {
                 }
             }
         }
+    }
+    // Events the node reported as it stopped by itself (a data directory it could not write):
+    // printed, and then the demo fails.
+    let mut stopped_by = None;
+    while let Ok(Some(event)) = tokio::time::timeout(Duration::from_millis(100), node.next_event()).await {
+        if let Event::DataDirFailed { error } = &event {
+            stopped_by = Some(error.clone());
+        }
+        if let Some(line) = describe(&event, &mut neighbours, options.json) {
+            emit(line);
+        }
+    }
+    if let Some(error) = stopped_by {
+        bail!("the node stopped: its data directory cannot be written ({error})");
     }
 
     // Leaving: the counters and who this node knows (for diagnosing a run from its log), the final

@@ -2,7 +2,7 @@
 //! going on where they stopped, so the rest of the network delivers on without a gap or a repeat;
 //! and what its application acknowledged is not delivered again, while what it did not is. A
 //! directory in use, one that cannot be written, or a key that is not the stored one is refused at
-//! start.
+//! start; a directory that fills up while the node runs stops it.
 
 use std::path::PathBuf;
 
@@ -173,5 +173,49 @@ fn a_data_dir_that_cannot_be_written_is_refused_at_start() {
     assert!(!out.status.success(), "started on an unwritable directory: {stdout}");
     assert!(!stdout.contains("listening"), "{stdout}");
     assert!(stderr.contains("data directory") && stderr.contains(&*dir.to_string_lossy()), "{stderr}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A disk that fills up while the node runs: the write of a signed batch's position fails, the node
+/// stops before sending that batch and says why, and the demo fails. (`ulimit -f` lets the data
+/// file grow to 150 KiB, about twice its size when new; the node broadcasts every 2 ms, each signed
+/// batch stored with its position, until the file can grow no more. Its output is a pipe, which
+/// the limit does not cover.)
+#[cfg(unix)]
+#[test]
+fn a_data_dir_that_fills_up_while_running_stops_the_node() {
+    let dir = scratch("fills-up");
+    let demo = demo_binary::demo_binary();
+    let script = format!(
+        "trap '' XFSZ; ulimit -f 300; exec '{}' -l 127.0.0.1:0 -m --every 0.002 --data '{}' --json",
+        demo.display(),
+        dir.display()
+    );
+    let mut child = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(script)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("sh runs");
+    let stdout = child.stdout.take().expect("piped");
+    // Bounded: the file fills in a few seconds; a node that never stops is killed after 60 s.
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let reader = std::thread::spawn(move || std::io::read_to_string(stdout).unwrap_or_default());
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            break Some(status);
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let out = reader.join().unwrap();
+    let status = status.expect("the node stopped by itself");
+    assert!(!status.success(), "the demo failed: {status}");
+    assert!(out.contains(r#""event":"data_dir_failed""#), "{out}");
+    assert!(out.contains("File too large"), "{out}");
     let _ = std::fs::remove_dir_all(&dir);
 }
