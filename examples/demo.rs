@@ -219,6 +219,8 @@ async fn main() -> Result<()> {
     let message = format!("hello-{}", options.id);
     let mut sent = 0u64;
     let mut neighbours: HashMap<NodeId, SocketAddr> = HashMap::new();
+    // Set when the node stopped because it could not write its data directory.
+    let mut stopped_by: Option<String> = None;
 
     loop {
         let sending = options.send && options.count.is_none_or(|n| sent < n);
@@ -226,7 +228,12 @@ async fn main() -> Result<()> {
             _ = interrupt.recv() => break,
             _ = terminate.recv() => break,
             _ = ticker.tick(), if sending => {
-                let id = node.broadcast(Bytes::from(message.clone())).await?;
+                let id = match node.broadcast(Bytes::from(message.clone())).await {
+                    Ok(id) => id,
+                    // Stopped by itself: what it reported is read below.
+                    Err(dotray::NodeError::Stopped) => break,
+                    Err(error) => return Err(error.into()),
+                };
                 sent += 1;
                 if options.json {
                     emit(format!(
@@ -266,15 +273,17 @@ async fn main() -> Result<()> {
             }
             event = node.next_event() => {
                 let Some(event) = event else { break };
+                if let Event::DataDirFailed { error } = &event {
+                    stopped_by = Some(error.clone());
+                }
                 if let Some(line) = describe(&event, &mut neighbours, options.json) {
                     emit(line);
                 }
             }
         }
     }
-    // Events the node reported as it stopped by itself (a data directory it could not write):
-    // printed, and then the demo fails.
-    let mut stopped_by = None;
+    // Events the node reported as it stopped by itself (a data directory it could not write) and
+    // that the loop did not read: printed, and then the demo fails.
     while let Ok(Some(event)) = tokio::time::timeout(Duration::from_millis(100), node.next_event()).await {
         if let Event::DataDirFailed { error } = &event {
             stopped_by = Some(error.clone());
