@@ -219,3 +219,34 @@ fn a_data_dir_that_fills_up_while_running_stops_the_node() {
     assert!(out.contains("File too large"), "{out}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Two processes, one data directory: the second demo refuses to start and says the directory is in
+/// use; the first goes on.
+#[cfg(unix)]
+#[test]
+fn a_second_process_on_the_same_data_dir_is_refused() {
+    let dir = scratch("two-processes");
+    let demo = demo_binary::demo_binary();
+    let start = || {
+        std::process::Command::new(&demo)
+            .args(["-l", "127.0.0.1:0", "--json", "--data"])
+            .arg(&dir)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("the demo starts")
+    };
+    let mut first = start();
+    // Wait for the first one's `listening` line: it holds the directory from then on.
+    let mut lines = std::io::BufRead::lines(std::io::BufReader::new(first.stdout.take().expect("piped")));
+    let listening = lines.next().expect("a line").expect("text");
+    assert!(listening.contains("listening"), "{listening}");
+    let second = start().wait_with_output().expect("the second ends");
+    let stderr = String::from_utf8_lossy(&second.stderr);
+    assert!(!second.status.success(), "a second process started on the same directory");
+    assert!(stderr.contains("in use by another process"), "{stderr}");
+    assert_eq!(first.try_wait().expect("wait"), None, "the first one goes on");
+    let _ = first.kill();
+    let _ = first.wait();
+    let _ = std::fs::remove_dir_all(&dir);
+}
