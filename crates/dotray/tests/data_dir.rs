@@ -153,6 +153,22 @@ async fn without_a_data_dir_an_acknowledgement_is_a_no_op() {
     b.shutdown().await;
 }
 
+/// The demo on loopback with the data directory `dir` and `args`, its files limited to `blocks`
+/// blocks of 512 bytes (`ulimit -f`), SIGXFSZ ignored: a write past the limit fails with EFBIG, as
+/// one to a full disk fails with ENOSPC.
+#[cfg(unix)]
+fn demo_with_file_limit(blocks: u32, dir: &std::path::Path, args: &[&str]) -> std::process::Command {
+    let script = format!(
+        "trap '' XFSZ; ulimit -f {blocks}; exec '{}' -l 127.0.0.1:0 --data '{}' --json {}",
+        demo_binary::demo_binary().display(),
+        dir.display(),
+        args.join(" ")
+    );
+    let mut command = std::process::Command::new("sh");
+    command.arg("-c").arg(script);
+    command
+}
+
 /// A full disk at start: the demo cannot create its data file and refuses to start with the
 /// directory named in its error. (`ulimit -f 1` lets the process write files of one 512-byte block
 /// at most; with SIGXFSZ ignored, a longer write fails with EFBIG, as a write to a full disk fails
@@ -161,13 +177,7 @@ async fn without_a_data_dir_an_acknowledgement_is_a_no_op() {
 #[test]
 fn a_data_dir_that_cannot_be_written_is_refused_at_start() {
     let dir = scratch("full");
-    let demo = demo_binary::demo_binary();
-    let script = format!(
-        "trap '' XFSZ; ulimit -f 1; exec '{}' -l 127.0.0.1:0 --data '{}' --json",
-        demo.display(),
-        dir.display()
-    );
-    let out = std::process::Command::new("sh").arg("-c").arg(script).output().expect("sh runs");
+    let out = demo_with_file_limit(1, &dir, &[]).output().expect("sh runs");
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success(), "started on an unwritable directory: {stdout}");
@@ -185,15 +195,7 @@ fn a_data_dir_that_cannot_be_written_is_refused_at_start() {
 #[test]
 fn a_data_dir_that_fills_up_while_running_stops_the_node() {
     let dir = scratch("fills-up");
-    let demo = demo_binary::demo_binary();
-    let script = format!(
-        "trap '' XFSZ; ulimit -f 300; exec '{}' -l 127.0.0.1:0 -m --every 0.002 --data '{}' --json",
-        demo.display(),
-        dir.display()
-    );
-    let mut child = std::process::Command::new("sh")
-        .arg("-c")
-        .arg(script)
+    let mut child = demo_with_file_limit(300, &dir, &["-m", "--every", "0.002"])
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::null())
         .spawn()

@@ -164,18 +164,7 @@ impl DataDir {
 
     /// The stored batches of the own stream, oldest first: (first sequence number, batch).
     pub fn own_batches(&self) -> Result<Vec<(u64, Vec<u8>)>, StoreError> {
-        let read = self.db.begin_read().map_err(|e| classify(&self.file, e.into()))?;
-        let table = match read.open_table(OWN_BATCHES) {
-            Ok(table) => table,
-            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(Vec::new()),
-            Err(e) => return Err(classify(&self.file, e.into())),
-        };
-        let mut out = Vec::new();
-        for entry in table.iter().map_err(|e| classify(&self.file, e.into()))? {
-            let (first, batch) = entry.map_err(|e| classify(&self.file, e.into()))?;
-            out.push((first.value(), batch.value().to_vec()));
-        }
-        Ok(out)
+        self.scan(OWN_BATCHES, |first, batch| Ok((first.value(), batch.value().to_vec())))
     }
 
     /// Stores acknowledged positions, durably, in one commit (one commit for however many streams: a
@@ -224,15 +213,7 @@ impl DataDir {
 
     /// Every stored position with its generation.
     fn read_delivered(&self) -> Result<Vec<(Delivered, u64)>, StoreError> {
-        let read = self.db.begin_read().map_err(|e| classify(&self.file, e.into()))?;
-        let table = match read.open_table(DELIVERED) {
-            Ok(table) => table,
-            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(Vec::new()),
-            Err(e) => return Err(classify(&self.file, e.into())),
-        };
-        let mut out = Vec::new();
-        for entry in table.iter().map_err(|e| classify(&self.file, e.into()))? {
-            let (key, value) = entry.map_err(|e| classify(&self.file, e.into()))?;
+        self.scan(DELIVERED, |key, value| {
             let key: [u8; STREAM_KEY_LEN] = key.value().try_into().map_err(|_| {
                 self.corrupt(format!("a delivered position's key is not {STREAM_KEY_LEN} bytes"))
             })?;
@@ -240,7 +221,26 @@ impl DataDir {
                 decode_position(value.value()).map_err(|detail| self.corrupt(detail))?;
             let origin = NodeId::from_bytes(key[..32].try_into().expect("32 bytes"));
             let epoch = u64::from_be_bytes(key[32..].try_into().expect("8 bytes"));
-            out.push((Delivered { origin, epoch, through }, generation));
+            Ok((Delivered { origin, epoch, through }, generation))
+        })
+    }
+
+    /// Every entry of `table`, in key order, through `each`; none when the table was never written.
+    fn scan<K: redb::Key + 'static, V: redb::Value + 'static, T>(
+        &self,
+        table: TableDefinition<'_, K, V>,
+        mut each: impl FnMut(redb::AccessGuard<'_, K>, redb::AccessGuard<'_, V>) -> Result<T, StoreError>,
+    ) -> Result<Vec<T>, StoreError> {
+        let read = self.db.begin_read().map_err(|e| classify(&self.file, e.into()))?;
+        let table = match read.open_table(table) {
+            Ok(table) => table,
+            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(Vec::new()),
+            Err(e) => return Err(classify(&self.file, e.into())),
+        };
+        let mut out = Vec::new();
+        for entry in table.iter().map_err(|e| classify(&self.file, e.into()))? {
+            let (key, value) = entry.map_err(|e| classify(&self.file, e.into()))?;
+            out.push(each(key, value)?);
         }
         Ok(out)
     }
