@@ -29,6 +29,13 @@ async fn next_message(node: &Node) -> Message {
         .expect("running")
 }
 
+/// Fails if `node` has reported a `Gap` (reads its waiting events).
+async fn assert_no_gap(node: &Node) {
+    while let Ok(Some(event)) = tokio::time::timeout(Duration::from_millis(50), node.next_event()).await {
+        assert!(!matches!(event, Event::Gap { .. }), "{event:?}");
+    }
+}
+
 /// Broadcasts `payload` from `node` until a neighbour exists to take it (a fresh node has none for a
 /// moment), then returns its id.
 async fn broadcast_joined(node: &Node, payload: &'static [u8]) -> dotray::router::core::MessageId {
@@ -69,9 +76,7 @@ async fn a_restarted_node_continues_its_stream_where_it_stopped() {
         assert_eq!((message.id(), &message.payload[..]), (expected, payload));
     }
     // Nothing lost on the way: no gap was reported.
-    while let Ok(Some(event)) = tokio::time::timeout(Duration::from_millis(50), listener.next_event()).await {
-        assert!(!matches!(event, Event::Gap { .. }), "{event:?}");
-    }
+    assert_no_gap(&listener).await;
     second.shutdown().await;
     listener.shutdown().await;
     let _ = std::fs::remove_dir_all(&dir);
@@ -134,9 +139,7 @@ async fn a_restarted_node_delivers_exactly_what_its_application_did_not_acknowle
     // Nothing more comes, and nothing was reported lost.
     let extra = tokio::time::timeout(Duration::from_millis(500), second.recv()).await;
     assert!(extra.is_err(), "a delivery beyond the stream: {extra:?}");
-    while let Ok(Some(event)) = tokio::time::timeout(Duration::from_millis(50), second.next_event()).await {
-        assert!(!matches!(event, Event::Gap { .. }), "{event:?}");
-    }
+    assert_no_gap(&second).await;
     second.shutdown().await;
     origin.shutdown().await;
     let _ = std::fs::remove_dir_all(&dir);
