@@ -9,6 +9,7 @@ use dotray_codec::{NodeId, SECRET_KEY_LEN, SecretKey};
 use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition};
 
 use crate::StoreError;
+use crate::history::{History, HistoryLimits};
 
 /// The database file's name inside the data directory.
 pub const DATA_FILE: &str = "node.redb";
@@ -97,6 +98,13 @@ impl DataDir {
     /// The database file.
     pub fn file(&self) -> &Path {
         &self.file
+    }
+
+    /// Opens the directory's [`History`] (a file of its own beside the database), creating it if
+    /// absent, keeping within `limits` from the next [`History::append`] on.
+    pub fn open_history(&self, limits: HistoryLimits) -> Result<History, StoreError> {
+        let dir = self.file.parent().unwrap_or(Path::new("."));
+        History::open(dir, limits)
     }
 
     /// The stored secret key, if one was saved.
@@ -322,7 +330,7 @@ fn decode_position(value: &[u8]) -> Result<(u64, u64), String> {
 }
 
 /// The [`StoreError`] of a redb error on `file`.
-fn classify(file: &Path, error: redb::Error) -> StoreError {
+pub(crate) fn classify(file: &Path, error: redb::Error) -> StoreError {
     let path = file.to_owned();
     match error {
         redb::Error::DatabaseAlreadyOpen | redb::Error::LockProtocolMismatch => StoreError::InUse { path },
@@ -368,12 +376,12 @@ fn create_private_dir(dir: &Path) -> io::Result<()> {
 
 /// Creates the (empty) database file readable by its owner only: it holds the secret key.
 #[cfg(unix)]
-fn create_private_file(file: &Path) -> io::Result<()> {
+pub(crate) fn create_private_file(file: &Path) -> io::Result<()> {
     use std::os::unix::fs::OpenOptionsExt;
     fs::OpenOptions::new().write(true).create(true).truncate(false).mode(0o600).open(file).map(drop)
 }
 
 #[cfg(not(unix))]
-fn create_private_file(file: &Path) -> io::Result<()> {
+pub(crate) fn create_private_file(file: &Path) -> io::Result<()> {
     fs::OpenOptions::new().write(true).create(true).truncate(false).open(file).map(drop)
 }

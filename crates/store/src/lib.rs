@@ -12,7 +12,9 @@
 //!   ([`DataDir::save_sealed`]), so a restarted node can serve one it stored and died before sending;
 //! * how far its application has processed each stream it **receives** ([`Delivered`]): the
 //!   positions the application acknowledged, stored before the acknowledgement returns, so a
-//!   restarted node delivers on from there, neither repeating nor skipping.
+//!   restarted node delivers on from there, neither repeating nor skipping;
+//! * optionally its **history** ([`History`], a file of its own): the messages it delivered, within
+//!   limits of age and size, which it serves to nodes catching up and its application can read again.
 //!
 //! The database is [redb](https://docs.rs/redb): crash-safe commits, checksums, and an exclusive lock
 //! on the file, so a second process that opens the same directory is refused instead of writing
@@ -35,6 +37,8 @@
 
 mod data_dir;
 mod error;
+mod history;
 
 pub use data_dir::{DATA_FILE, DataDir, Delivered, FORMAT, OwnStream};
 pub use error::StoreError;
+pub use history::{HISTORY_FILE, HISTORY_FORMAT, History, HistoryLimits, NewRun, StoredRun};
