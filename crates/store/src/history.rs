@@ -111,11 +111,7 @@ impl History {
         let db = Database::builder().create(&file).map_err(|e| classify(&file, e.into()))?;
         let history = Self { db, file, limits, totals: Mutex::new(Totals::default()) };
         history.check_format()?;
-        let mut totals = Totals::default();
-        for (order, (_, size, _)) in history.order_entries()? {
-            totals.bytes += size;
-            totals.next_order = order + 1;
-        }
+        let totals = history.read_totals()?;
         *history.totals.lock().unwrap_or_else(|e| e.into_inner()) = totals;
         Ok(history)
     }
@@ -263,21 +259,23 @@ impl History {
         Ok(epochs)
     }
 
-    /// Every order entry: (counter, (run key, size, storage time)).
-    fn order_entries(&self) -> Result<Vec<(u64, ([u8; RUN_KEY_LEN], u64, u64))>, StoreError> {
+    /// The totals of the stored runs, from the order table.
+    fn read_totals(&self) -> Result<Totals, StoreError> {
         let err = |e: redb::Error| classify(&self.file, e);
         let read = self.db.begin_read().map_err(|e| err(e.into()))?;
         let table = match read.open_table(ORDER) {
             Ok(table) => table,
-            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(Vec::new()),
+            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(Totals::default()),
             Err(e) => return Err(err(e.into())),
         };
-        let mut out = Vec::new();
+        let mut totals = Totals::default();
         for entry in table.iter().map_err(|e| err(e.into()))? {
             let (counter, value) = entry.map_err(|e| err(e.into()))?;
-            out.push((counter.value(), decode_order(value.value()).map_err(|detail| self.corrupt(detail))?));
+            let (_, size, _) = decode_order(value.value()).map_err(|detail| self.corrupt(detail))?;
+            totals.bytes += size;
+            totals.next_order = counter.value() + 1;
         }
-        Ok(out)
+        Ok(totals)
     }
 
     /// Checks the recorded format; records it in a new file.
