@@ -37,15 +37,27 @@ impl TokenBucket {
 
     /// Takes `n` tokens if there are that many at `now` (none otherwise): a budget of bytes, say.
     pub fn take_n(&mut self, n: u32, now: Instant) -> bool {
-        let elapsed = now.saturating_duration_since(self.last);
-        self.last = self.last.max(now);
-        self.tokens = (self.tokens + elapsed.as_secs_f64() * self.rate).min(self.burst);
+        self.refill(now);
         if self.tokens >= f64::from(n) {
             self.tokens -= f64::from(n);
             true
         } else {
             false
         }
+    }
+
+    /// The whole tokens there are at `now`, taking none: how much an action may cost that is
+    /// charged later, once its cost is known.
+    pub fn available(&mut self, now: Instant) -> u32 {
+        self.refill(now);
+        // At most `burst`, itself a `u32`.
+        self.tokens as u32
+    }
+
+    fn refill(&mut self, now: Instant) {
+        let elapsed = now.saturating_duration_since(self.last);
+        self.last = self.last.max(now);
+        self.tokens = (self.tokens + elapsed.as_secs_f64() * self.rate).min(self.burst);
     }
 }
 
@@ -66,6 +78,17 @@ mod tests {
             steady += usize::from(budget.take(later + Duration::from_millis(ms)));
         }
         assert!((19..=21).contains(&steady), "2 per second over 10 s: {steady}");
+    }
+
+    #[test]
+    fn available_counts_without_taking() {
+        let t0 = Instant::now();
+        let mut budget = TokenBucket::new(10, 100, t0);
+        assert!(budget.take_n(95, t0));
+        assert_eq!(budget.available(t0), 5);
+        assert_eq!(budget.available(t0), 5, "looking takes nothing");
+        assert_eq!(budget.available(t0 + Duration::from_secs(1)), 15);
+        assert_eq!(budget.available(t0 + Duration::from_secs(60)), 100, "at most the burst");
     }
 
     #[test]

@@ -69,6 +69,9 @@ pub enum NodeError {
     /// `ack`: the position could not be stored (see [`crate::Node::ack`]).
     #[error("{0}")]
     Ack(String),
+    /// `replay`: the node keeps no history, or it could not be read (see [`crate::Node::replay`]).
+    #[error(transparent)]
+    Replay(#[from] dotray_node::ReplayError),
 }
 
 impl From<dotray_node::AckError> for NodeError {

@@ -16,8 +16,8 @@ use dotray_node::core::Refusal;
 use dotray_node::driver::SpawnError;
 use dotray_node::{DriverConfig, DriverCounters, Message, NodeHandle};
 use dotray_node::{PeerAddr, SeedAddr};
-use dotray_router::core::{Counters, MessageId, Topology};
-use dotray_store::DataDir;
+use dotray_router::core::{Counters, MessageId, StreamId, Topology};
+use dotray_store::{DataDir, HistoryLimits};
 use dotray_transport::{NetworkKey, Transport};
 use tokio::sync::{Mutex, mpsc};
 use tokio::task::JoinHandle;
@@ -232,6 +232,18 @@ impl NodeBuilder {
         self
     }
 
+    /// With a data directory ([`NodeBuilder::data_dir`]), also keeps a **history**: every message
+    /// the node delivers, and its own, on disk within `limits` (the oldest go first, by age and by
+    /// bytes). The node serves neighbours that catch up from it when they ask for more than memory
+    /// retains (a node that was away for an hour, say), and [`Node::replay`] reads it. Writes are
+    /// grouped into one commit per `DriverConfig::history_commit_interval` on a thread of their own:
+    /// delivery never waits for the disk. Without a data directory, `start` refuses it
+    /// ([`StartError::Config`]). Default: no history.
+    pub fn history(mut self, limits: HistoryLimits) -> Self {
+        self.driver.history = Some(limits);
+        self
+    }
+
     /// Binds the listen address and starts the node. Returns once the listener is bound; joining the
     /// network through the seeds continues in the background (unless
     /// [`NodeBuilder::fail_if_refused`] asks to wait for it).
@@ -423,6 +435,28 @@ impl Node {
     /// ```
     pub async fn ack(&self, message: &Message) -> Result<(), NodeError> {
         Ok(self.inner.handle.ack(message.id().stream, message.through).await?)
+    }
+
+    /// Reads up to `max_messages` messages of `stream` from this node's history
+    /// ([`NodeBuilder::history`]), from the one numbered `from_seq` on, in order: what the node
+    /// delivered (or sent) earlier, for an application that rebuilds its state or serves a reader.
+    /// Messages the history no longer holds are skipped (a message's `seq` then differs from the
+    /// previous one's `through + 1`); a history that fails its checks is an error, never a wrong
+    /// message. Replayed messages have no `origin_addr`, and `hops` 0.
+    ///
+    /// ```no_run
+    /// # async fn demo(node: dotray::Node, message: dotray::Message) -> Result<(), dotray::NodeError> {
+    /// // Everything stored of `message`'s stream, from its start.
+    /// let earlier = node.replay(message.id().stream, 1, 1_000).await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn replay(
+        &self,
+        stream: StreamId,
+        from_seq: u64,
+        max_messages: usize,
+    ) -> Result<Vec<Message>, NodeError> {
+        Ok(self.inner.handle.replay(stream, from_seq, max_messages).await?)
     }
 
     /// [`Node::ack`] for every message of `messages` (a batch from [`Node::recv_many`], say), in one

@@ -49,6 +49,7 @@ pub use channels::{CHANNEL_CAPACITY, start_node};
 pub use dotray_node::core::Event;
 pub use dotray_node::core::Refusal;
 pub use dotray_node::{Message, PeerAddr, ResolveError, SeedAddr};
+pub use dotray_store::HistoryLimits;
 pub use dotray_transport::NetworkKey;
 pub use error::{NodeError, StartError};
 pub use handle::{Node, NodeBuilder};

@@ -4,50 +4,15 @@
 //! directory in use, one that cannot be written, or a key that is not the stored one is refused at
 //! start; a directory that fills up while the node runs stops it.
 
-use std::path::PathBuf;
-
 #[cfg(unix)]
 mod demo_binary;
+mod durable;
+use durable::{assert_no_gap, broadcast_joined, next_message, scratch};
 use std::time::Duration;
 
 use bytes::Bytes;
-use dotray::membership::core::NodeState;
 use dotray::store::StoreError;
-use dotray::{Event, Message, Node, SecretKey, StartError};
-
-fn scratch(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("dotray-data-dir-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    dir
-}
-
-/// The next delivery at `node`, within a bound.
-async fn next_message(node: &Node) -> Message {
-    tokio::time::timeout(Duration::from_secs(20), node.recv())
-        .await
-        .expect("a delivery in time")
-        .expect("running")
-}
-
-/// Fails if `node` has reported a `Gap` (reads its waiting events).
-async fn assert_no_gap(node: &Node) {
-    while let Ok(Some(event)) = tokio::time::timeout(Duration::from_millis(50), node.next_event()).await {
-        assert!(!matches!(event, Event::Gap { .. }), "{event:?}");
-    }
-}
-
-/// Broadcasts `payload` from `node` until a neighbour exists to take it (a fresh node has none for a
-/// moment), then returns its id.
-async fn broadcast_joined(node: &Node, payload: &'static [u8]) -> dotray::router::core::MessageId {
-    for _ in 0..200 {
-        if !node.nodes().await.unwrap().iter().any(|n| n.state == NodeState::Active) {
-            tokio::time::sleep(Duration::from_millis(25)).await;
-            continue;
-        }
-        return node.broadcast(Bytes::from_static(payload)).await.unwrap();
-    }
-    panic!("no neighbour within 5 s");
-}
+use dotray::{Message, Node, SecretKey, StartError};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_restarted_node_continues_its_stream_where_it_stopped() {

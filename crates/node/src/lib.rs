@@ -27,7 +27,8 @@ mod peer_addr;
 pub mod timers;
 
 pub use driver::{
-    AckError, BroadcastError, DriverConfig, DriverCounters, NodeHandle, NodeOutput, RemoteQueryError, Stopped,
+    AckError, BroadcastError, DriverConfig, DriverCounters, NodeHandle, NodeOutput, RemoteQueryError,
+    ReplayError, Stopped,
 };
 pub use message::Message;
 pub use peer_addr::{PeerAddr, ResolveError, SeedAddr};

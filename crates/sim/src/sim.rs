@@ -450,6 +450,8 @@ impl Sim {
                 Action::QueryAnswered { .. } => {}
                 // Simulated nodes keep nothing on disk: a restarted one starts a new stream.
                 Action::Sealed { .. } => {}
+                // Nor a history: `Config::history` is off.
+                Action::Archive { .. } | Action::Recall { .. } => {}
             }
         }
         let open = self.nodes[node].conns.len();

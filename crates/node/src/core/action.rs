@@ -101,6 +101,33 @@ pub enum Action {
         /// The batch's payloads (pieces, for a large message), in order.
         payloads: Vec<Bytes>,
     },
+    /// Another origin's payload (a piece, for a large message) was just delivered: a driver that
+    /// keeps a history on disk stores it with its manifest (router `Config::history`).
+    Archive {
+        /// The stream.
+        stream: StreamId,
+        /// Its sequence number.
+        seq: u64,
+        /// The payload (piece).
+        payload: Bytes,
+        /// The manifest that proves it.
+        proof: std::sync::Arc<dotray_router::proof::Manifest>,
+    },
+    /// Read `first..=last` of `stream` from the history on disk for neighbour `to` (at most about
+    /// `max_bytes`), and answer with [`crate::core::NodeCore::handle_recalled`], also when nothing
+    /// is found (router `Config::history`).
+    Recall {
+        /// The neighbour that asked.
+        to: NodeId,
+        /// The stream.
+        stream: StreamId,
+        /// First sequence number asked for.
+        first: u64,
+        /// Last sequence number asked for.
+        last: u64,
+        /// Bytes worth reading at most (the neighbour's repair budget left).
+        max_bytes: u32,
+    },
     /// The answer to the node query `request_id` (see `NodeCore::query_node`).
     QueryAnswered {
         /// The id `query_node` returned.
@@ -148,6 +175,12 @@ pub enum Event {
     /// The node's data directory could not be written (a full disk, a failing device): the node
     /// stopped before sending anything whose position it could not record.
     DataDirFailed {
+        /// What the store reported.
+        error: String,
+    },
+    /// The node's history (in its data directory) could not be written: the node goes on, and
+    /// stores no more messages in it until it restarts.
+    HistoryFailed {
         /// What the store reported.
         error: String,
     },

@@ -57,7 +57,7 @@ use dotray_membership::core::{
 };
 use dotray_router::core::{
     Action as RouterAction, Counters, Delivery, Event as RouterEvent, Message as RouterMessage, MessageId,
-    Recipients, Router, SeqRange, StreamId, Topology,
+    RecalledRun, Recipients, Router, SeqRange, StreamId, Topology,
 };
 use dotray_router::proof::{Manifest, Signer};
 use rand::{Rng, SeedableRng};
@@ -170,6 +170,12 @@ impl<R: Rng> NodeCore<R> {
     /// earlier run): see `dotray_router::core::Router::resume_stream`.
     pub fn resume_stream(&mut self, stream: StreamId, delivered: u64, now: Instant) {
         self.router.resume_stream(stream, delivered, now);
+    }
+
+    /// The answer to an [`Action::Recall`] for `to`: what the history holds of the range (see
+    /// `dotray_router::core::Router::handle_recalled`).
+    pub fn handle_recalled(&mut self, to: NodeId, runs: Vec<RecalledRun>, now: Instant) {
+        self.router.handle_recalled(to, runs, now);
     }
 
     /// The sequence number the next [`NodeCore::broadcast`] gets.
@@ -464,6 +470,12 @@ impl<R: Rng> NodeCore<R> {
             RouterAction::Violation { peer, reason } => Action::Violation { peer, reason },
             RouterAction::Sealed { stream, through, proof, payloads } => {
                 Action::Sealed { stream, through, proof, payloads }
+            }
+            RouterAction::Archive { stream, seq, payload, proof } => {
+                Action::Archive { stream, seq, payload, proof }
+            }
+            RouterAction::Recall { to, stream, first, last, max_bytes, .. } => {
+                Action::Recall { to, stream, first, last, max_bytes }
             }
             // Router events this node does not know of yet are not the application's business.
             RouterAction::Event(_) => return None,

@@ -3,6 +3,7 @@
 use std::time::Duration;
 
 use dotray_codec::InvalidConfig;
+use dotray_store::HistoryLimits;
 
 /// Settings of the tokio driver: queues towards the application and hop-by-hop back-pressure.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -58,6 +59,19 @@ pub struct DriverConfig {
     /// whose application acknowledges continuously makes at most 10 a second (acknowledging is
     /// asynchronous: an application need not wait for one before processing the next messages).
     pub ack_commit_interval: Duration,
+    /// With a data directory: keep a history of every message the node delivers (and its own), on
+    /// disk beside the directory's database, within these limits (the oldest go first). The node
+    /// serves catch-up from it to neighbours asking for more than its memory retains, and
+    /// `NodeHandle::replay` reads it. Default `None`: no history.
+    pub history: Option<HistoryLimits>,
+    /// With a history: messages are gathered for up to this long into one commit, on a thread of
+    /// their own. Default 100 ms (at most 10 commits a second, each one write and flush).
+    pub history_commit_interval: Duration,
+    /// With a history: payload bytes waiting for the history's writer at most. A message delivered
+    /// while the writer is this far behind (a disk slower than the network) is not stored, and is
+    /// counted in `DriverCounters::history_dropped`: the history has a hole there, and delivery
+    /// goes on at the network's pace. Default 64 MiB.
+    pub history_queue_bytes: usize,
 }
 
 impl Default for DriverConfig {
@@ -74,6 +88,9 @@ impl Default for DriverConfig {
             cleanup_interval: Duration::from_secs(10),
             stored_own_bytes: 16 << 20,
             ack_commit_interval: Duration::from_millis(100),
+            history: None,
+            history_commit_interval: Duration::from_millis(100),
+            history_queue_bytes: 64 << 20,
         }
     }
 }
@@ -92,6 +109,9 @@ impl DriverConfig {
             ("held_back_recheck", self.held_back_recheck.is_zero()),
             ("cleanup_interval", self.cleanup_interval.is_zero()),
             ("stored_own_bytes", self.stored_own_bytes == 0),
+            ("history_queue_bytes", self.history_queue_bytes == 0),
+            ("history.max_bytes", self.history.is_some_and(|h| h.max_bytes == 0)),
+            ("history.max_age", self.history.is_some_and(|h| h.max_age.is_zero())),
         ])
     }
 }

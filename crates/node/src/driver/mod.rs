@@ -38,22 +38,25 @@
 
 mod ack_writer;
 mod config;
-mod own_batch;
+mod history;
 mod run;
+mod stored_batch;
 mod wire;
 
 pub use config::DriverConfig;
+pub use history::ReplayError;
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Instant, SystemTime};
 
 use bytes::Bytes;
+use dotray_codec::InvalidConfig;
 use dotray_codec::{NodeId, SecretKey};
 use dotray_membership::core::{NodeInfo, PeerInfo, QueryError, Seed};
 use dotray_router::core::{Counters, MessageId, StreamId, Topology};
-use dotray_router::proof::Ed25519Signer;
-use dotray_store::{DataDir, StoreError};
+use dotray_router::proof::{Ed25519Signer, Signer};
+use dotray_store::{DataDir, History, StoreError};
 use dotray_transport::{Events, Transport};
 use rand::SeedableRng;
 use rand::rngs::StdRng;
@@ -154,6 +157,8 @@ pub struct NodeHandle {
     /// The node core's `max_message_len` and `fragment_len`.
     max_message_len: usize,
     fragment_len: usize,
+    /// The history on disk, and the signer that checks what is read from it.
+    history: Option<(Arc<History>, Arc<dyn Signer>)>,
 }
 
 impl NodeHandle {
@@ -191,6 +196,29 @@ impl NodeHandle {
     /// commit.
     pub async fn ack_all(&self, positions: Vec<(StreamId, u64)>) -> Result<(), AckError> {
         self.ask(|done| Command::Ack { positions, done }).await?
+    }
+
+    /// Reads up to `max_messages` messages of `stream` from this node's history on disk, from the
+    /// one numbered `from` on, in order (see [`DriverConfig::history`]). Whatever the history no
+    /// longer holds (dropped for age or size) or never stored is skipped: where a message's `seq`
+    /// is not the previous one's `through + 1`, messages are missing. Reads on a thread of the
+    /// blocking pool; the node goes on meanwhile. Replayed messages have no `origin_addr` and
+    /// `hops` 0.
+    pub async fn replay(
+        &self,
+        stream: StreamId,
+        from: u64,
+        max_messages: usize,
+    ) -> Result<Vec<Message>, ReplayError> {
+        let Some((history, signer)) = self.history.clone() else { return Err(ReplayError::NoHistory) };
+        let max_message_len = self.max_message_len;
+        let read = tokio::task::spawn_blocking(move || {
+            history::replay(&history, &*signer, stream, from, max_messages, max_message_len)
+        });
+        match read.await {
+            Ok(result) => Ok(result?),
+            Err(join) => std::panic::resume_unwind(join.into_panic()),
+        }
     }
 
     /// What this node knows: active neighbours first, then backup addresses.
@@ -259,6 +287,10 @@ pub fn spawn(
     cancel: CancellationToken,
 ) -> Result<(NodeHandle, NodeOutput, JoinHandle<()>), SpawnError> {
     driver.validate().map_err(InvalidNodeConfig::Driver)?;
+    InvalidConfig::check(driver.history.is_none() || store.is_some(), "a history needs a data directory")
+        .map_err(InvalidNodeConfig::Driver)?;
+    let mut config = config;
+    config.router.history = driver.history.is_some();
     let me = PeerInfo::new(transport.local_id(), transport.local_addr());
     let now = Instant::now();
     config.check_frame_len(transport.max_frame_len())?;
@@ -287,7 +319,7 @@ pub fn spawn(
         // Its newest batches, back into retention for neighbours that missed them.
         let stream = core.own_stream();
         for (first, bytes) in store.own_batches()? {
-            let (proof, payloads) = own_batch::decode(stream, first, &bytes)
+            let (proof, payloads) = stored_batch::decode(stream, first, &bytes)
                 .map_err(|detail| StoreError::Corrupt { path: store.file().to_owned(), detail })?;
             core.restore_own_batch(proof, payloads, now);
         }
@@ -310,6 +342,24 @@ pub fn spawn(
         next_seq: Arc::new(Mutex::new(core.next_seq())),
         max_message_len: core.max_message_len(),
         fragment_len: core.fragment_len(),
+        history: None,
+    };
+    let history = match (&store, driver.history) {
+        (Some(store), Some(limits)) => {
+            let history = Arc::new(store.open_history(limits)?);
+            let writer = history::HistoryIo::start(
+                history,
+                driver.history_commit_interval,
+                driver.history_queue_bytes,
+            )
+            .map_err(|source| StoreError::Io { path: "dotray-history thread".into(), source })?;
+            Some(writer)
+        }
+        _ => None,
+    };
+    let handle = NodeHandle {
+        history: history.as_ref().map(|h| (h.history().clone(), core.router().signer().clone())),
+        ..handle
     };
     let store = store.map(Arc::new);
     let keep = core.router().config().max_forgotten_streams;
@@ -329,6 +379,7 @@ pub fn spawn(
         cancel,
         acks,
         store,
+        history,
     };
     let state = run::Driver::new(core, io, driver);
     let task = tokio::spawn(state.run().instrument(span));
@@ -363,4 +414,6 @@ pub struct DriverCounters {
     pub sends_refused: u64,
     /// Connections closed for protocol violations.
     pub violations: u64,
+    /// Delivered messages not stored in the history: its writer was `history_queue_bytes` behind.
+    pub history_dropped: u64,
 }

@@ -24,7 +24,8 @@ use tracing::{debug, warn};
 
 use super::DriverCounters;
 use super::ack_writer::AckWriter;
-use super::own_batch;
+use super::history::{Archived, HistoryIo};
+use super::stored_batch;
 use super::wire::{Decoded, Wire};
 use super::{AckError, Broadcast, Command, DriverConfig, RemoteQueryError};
 use crate::Message;
@@ -46,6 +47,8 @@ pub(super) struct Io {
     pub(super) store: Option<std::sync::Arc<DataDir>>,
     /// The acknowledgement writer of that data directory ([`super::ack_writer`]).
     pub(super) acks: Option<AckWriter>,
+    /// The history's writer and reads, if the node keeps one ([`super::history`]).
+    pub(super) history: Option<HistoryIo>,
 }
 
 /// A connection to a peer (a neighbour or a transient one) and what the driver tracks about it.
@@ -260,6 +263,10 @@ impl Driver {
                 },
                 _ = &mut timer => self.on_deadline(reading),
                 Some((index, answer)) = self.resolved_rx.recv() => self.on_resolved(index, answer),
+                Some((to, runs)) = async { match &mut self.io.history {
+                    Some(history) => history.recalled.recv().await,
+                    None => std::future::pending().await,
+                } } => self.core.handle_recalled(to, runs, Instant::now()),
             }
             self.now = Instant::now();
             self.apply_actions();
@@ -465,8 +472,16 @@ impl Driver {
         {
             match action {
                 Action::Sealed { stream, through, proof, payloads } => {
-                    self.store_sealed(stream, through, &proof, &payloads)
+                    self.store_sealed(stream, through, &proof, &payloads);
+                    for (seq, payload) in (proof.first..).zip(payloads) {
+                        self.archive(stream, seq, payload, proof.clone());
+                    }
                 }
+                Action::Archive { stream, seq, payload, proof } => self.archive(stream, seq, payload, proof),
+                Action::Recall { to, stream, first, last, max_bytes } => match &self.io.history {
+                    Some(history) => history.recall(to, stream, (first, last), max_bytes),
+                    None => self.core.handle_recalled(to, Vec::new(), self.now),
+                },
                 Action::Dial { addr, node } => self.io.transport.dial(addr, node),
                 Action::Send { to, message } => self.send(&to, message),
                 // Membership answers every violation with this, including the ones the driver found
@@ -522,11 +537,22 @@ impl Driver {
     fn store_sealed(&mut self, stream: StreamId, through: u64, proof: &Manifest, payloads: &[Bytes]) {
         let Some(store) = &self.io.store else { return };
         let own = OwnStream { epoch: stream.epoch, sealed_through: through };
-        let batch = own_batch::encode(proof, payloads);
+        let batch = stored_batch::encode(proof, proof.first, payloads);
         if let Err(error) = store.save_sealed(own, proof.first, &batch, self.config.stored_own_bytes) {
             tracing::error!(%error, "cannot store the own stream's position; stopping the node");
             self.emit(Event::DataDirFailed { error: error.to_string() });
             self.store_failed = true;
+        }
+    }
+
+    /// Hands a delivered (or own, signed) payload to the history's writer, if the node keeps a
+    /// history.
+    fn archive(&mut self, stream: StreamId, seq: u64, payload: Bytes, proof: std::sync::Arc<Manifest>) {
+        let Some(history) = &mut self.io.history else { return };
+        match history.archive(stream, seq, payload, proof) {
+            Archived::Queued => {}
+            Archived::Dropped => self.counters.history_dropped += 1,
+            Archived::Failed(error) => self.emit(Event::HistoryFailed { error }),
         }
     }
 

@@ -64,6 +64,38 @@ pub enum Action {
         /// The batch's payloads, in order.
         payloads: Vec<Bytes>,
     },
+    /// Another origin's payload was just delivered (this follows its `Deliver`): a driver that keeps
+    /// a history on disk stores it with its manifest, to serve it back when asked
+    /// ([`Action::Recall`]). Only with `Config::history`.
+    Archive {
+        /// The stream.
+        stream: StreamId,
+        /// Its sequence number.
+        seq: u64,
+        /// The payload.
+        payload: Bytes,
+        /// The manifest that proves it.
+        proof: Arc<Manifest>,
+    },
+    /// Neighbour `to` asked for `first..=last` of `stream`, older than this node retains in memory:
+    /// read what the history holds of it (the runs that hold any of the range, up to about
+    /// `max_bytes`) and hand it to [`crate::core::Router::handle_recalled`] — also when nothing is
+    /// found: one recall per neighbour is under way at a time, and the next waits for that answer.
+    /// Only with `Config::history`.
+    Recall {
+        /// The neighbour that asked.
+        to: NodeId,
+        /// The stream.
+        stream: StreamId,
+        /// First sequence number asked for.
+        first: u64,
+        /// Last sequence number asked for.
+        last: u64,
+        /// The most messages that will be sent.
+        max_messages: u64,
+        /// The neighbour's repair budget left, in bytes: reading more is wasted.
+        max_bytes: u32,
+    },
 }
 
 /// A payload delivered to the application.

@@ -231,6 +231,12 @@ pub struct Config {
     /// The same, per stream: one origin cannot take the whole budget. Default 1 MiB (at least 4,096
     /// messages ahead of delivery with full manifests).
     pub max_stream_proof_bytes: usize,
+    /// The driver keeps a history of delivered messages on disk: the core hands it every delivered
+    /// payload ([`Action::Archive`](crate::core::Action::Archive)) and asks it for messages older than
+    /// it retains in memory when a neighbour wants them
+    /// ([`Action::Recall`](crate::core::Action::Recall)). Default false (a driver without a
+    /// history would never answer).
+    pub history: bool,
 }
 
 impl Default for Config {
@@ -275,6 +281,7 @@ impl Default for Config {
             seal_interval: Duration::from_millis(20),
             max_proof_bytes: 16 << 20,
             max_stream_proof_bytes: 1 << 20,
+            history: false,
         }
     }
 }

@@ -63,6 +63,13 @@ pub struct Counters {
     /// Payloads asked for by a `Graft` or `Sync` and not sent: the neighbour was over its repair
     /// budget (`Config::serve_bytes_per_sec`).
     pub repairs_over_budget: u64,
+    /// Reads of the history on disk asked of the driver (`Action::Recall`).
+    pub recalls: u64,
+    /// Payloads sent from the history on disk (not counted in `resends`).
+    pub recalled: u64,
+    /// Runs or payloads read back from the history that failed their check (a damaged file) and were
+    /// not sent.
+    pub history_damaged: u64,
     /// Ranges re-offered by digest after a neighbour went down or a send was dropped by congestion.
     pub reoffers: u64,
     /// Tree optimisations (a shorter lazy path replaced a tree link).

@@ -304,6 +304,12 @@ impl<R: rand::Rng> Router<R> {
             through: seq,
         };
         let len = held.payload.len();
+        let archive = self.config.history.then(|| Action::Archive {
+            stream,
+            seq,
+            payload: held.payload.clone(),
+            proof: held.proof.clone(),
+        });
         let Some(state) = self.streams.get_mut(&stream) else { return };
         state.delivered = seq;
         state.provisional = false;
@@ -318,6 +324,7 @@ impl<R: rand::Rng> Router<R> {
         }
         self.counters.delivered += 1;
         self.actions.push_back(Action::Deliver(delivery));
+        self.actions.extend(archive);
         self.log_retained((stream, seq, len), freed, now);
         self.ack_pending += 1;
         if self.ack_pending >= self.config.ack_every {

@@ -6,7 +6,7 @@
 //! Files: `router.rs` (state and API), `data.rs` (payload path), `authenticity.rs` (manifests and
 //! unproven payloads), `repair.rs` (digests, grafts, prunes, acks, sync, neighbour changes, gaps), `stream.rs` (per-stream watermark, reorder buffer,
 //! retention), `stream_table.rs` (which streams are tracked: new-stream budgets, eviction), `fair_share.rs`
-//! (max-min fair shares of the reorder and retention pools), `peer.rs` (per-link state), `retention.rs` (global retention order), `ids.rs`,
+//! (max-min fair shares of the reorder and retention pools), `history.rs` (serving from a history on disk), `peer.rs` (per-link state), `retention.rs` (global retention order), `ids.rs`,
 //! `message.rs`, `action.rs`, `config.rs`, `counters.rs`, `map.rs`.
 
 mod action;
@@ -15,6 +15,7 @@ mod config;
 mod counters;
 mod data;
 mod fair_share;
+mod history;
 mod ids;
 mod map;
 mod message;
@@ -32,6 +33,8 @@ mod continuation_tests;
 #[cfg(test)]
 mod fair_share_tests;
 #[cfg(test)]
+mod history_tests;
+#[cfg(test)]
 mod relay_budget_tests;
 #[cfg(test)]
 mod stream_table_tests;
@@ -41,6 +44,7 @@ mod tests;
 pub use action::{Action, Delivery, Event, Recipients, Timer};
 pub use config::{Config, InvalidConfig, MAX_LIST_LEN};
 pub use counters::{Counters, Topology};
+pub use history::RecalledRun;
 pub use ids::{MAX_SEQ, MessageId, SeqRange, StreamId, Watermark};
 pub use message::Message;
 pub use router::Router;

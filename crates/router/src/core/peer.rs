@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 
 use dotray_codec::TokenBucket;
 
+use super::history::PendingRecall;
 use super::ids::{SeqRange, StreamId};
 use super::map::KeyedMap;
 
@@ -55,6 +56,8 @@ pub(crate) struct Peer {
     pub(crate) new_streams: TokenBucket,
     /// Its budget of repair bytes (`Config::serve_bytes_per_sec`).
     pub(crate) serve_bytes: TokenBucket,
+    /// Its read of the history on disk under way, if any (see `history.rs`).
+    pub(crate) recalling: Option<PendingRecall>,
 }
 
 impl Peer {
@@ -77,6 +80,7 @@ impl Peer {
             last_prune: None,
             new_streams,
             serve_bytes,
+            recalling: None,
         }
     }
 

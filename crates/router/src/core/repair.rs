@@ -373,6 +373,24 @@ impl<R: rand::Rng> Router<R> {
         mut budget: u64,
         now: Instant,
     ) -> u64 {
+        if self.config.history {
+            // What lies before the retained span (everything, for a stream no longer tracked) may
+            // be in the history. Asked for, it comes first; what is retained is sent when the
+            // neighbour asks again, since it could not keep it beyond the older part anyway.
+            let before = match self.streams.get(&stream) {
+                None => Some(last),
+                Some(state) => {
+                    let held = last.min(state.delivered);
+                    Some(state.retained_span().map_or(held, |(lo, _)| held.min(lo.saturating_sub(1))))
+                }
+            };
+            if let Some(top) = before.filter(|top| *top >= first) {
+                let left = self.recall(to, stream, (first, top), budget, now);
+                if left < budget || self.peers.get(&to).is_some_and(|p| p.recalling.is_some()) {
+                    return left;
+                }
+            }
+        }
         let Some(state) = self.streams.get(&stream) else { return budget };
         let mut batch = Vec::new();
         if let Some((lo, hi)) = state.retained_span() {

@@ -536,6 +536,9 @@ impl Harness {
                     }
                     sealed = Some(through);
                 }
+                Action::Archive { .. } | Action::Recall { .. } => {
+                    panic!("a history action without a history: {action:?}")
+                }
             }
         }
         assert!(self.core.stream_count() <= self.config.max_streams, "too many streams tracked");
