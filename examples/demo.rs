@@ -25,6 +25,9 @@
 //!   where it stopped instead of starting a new stream, and it acknowledges each message it prints,
 //!   so a restarted node prints what it missed and nothing twice (default: none). One process per
 //!   directory; with `--data`, `--key` must name the key stored there, or be left out;
+//! * `--history MIB` — with `--data`: also keep the messages it delivers and sends in DIR, up to MIB
+//!   mebibytes (the oldest go first), and serve them to nodes that come back after longer than
+//!   memory retains (default: none);
 //! * `--network-key-file FILE` — a private network: only nodes with the key in FILE (created when
 //!   absent; copy it to every member) can connect (default: an open network);
 //! * `--metrics ADDR` — serve the node's metrics in Prometheus text format at
@@ -81,6 +84,8 @@ struct Options {
     after: Duration,
     key: Option<PathBuf>,
     data: Option<PathBuf>,
+    /// `--history MIB`: keep a history of up to this many mebibytes.
+    history_mib: Option<u64>,
     network_key: Option<PathBuf>,
     metrics: Option<SocketAddr>,
 }
@@ -97,6 +102,7 @@ fn parse_args() -> Result<Options> {
         after: Duration::ZERO,
         key: None,
         data: None,
+        history_mib: None,
         network_key: None,
         metrics: None,
     };
@@ -123,6 +129,9 @@ fn parse_args() -> Result<Options> {
             "--json" => options.json = true,
             "--key" => options.key = Some(value("--key")?.into()),
             "--data" => options.data = Some(value("--data")?.into()),
+            "--history" => {
+                options.history_mib = Some(value("--history")?.parse().context("--history takes mebibytes")?)
+            }
             "--network-key-file" => options.network_key = Some(value("--network-key-file")?.into()),
             "--metrics" => {
                 options.metrics = Some(value("--metrics")?.parse().context("--metrics takes ip:port")?)
@@ -130,7 +139,7 @@ fn parse_args() -> Result<Options> {
             "-h" | "--help" => {
                 println!(
                     "usage: demo [-l ADDR] [-s ADDR]... [-m] [--every SECONDS] [-i ID] [--count N] [--after SECONDS] [--json] \
-                     [--key FILE] [--data DIR] [--network-key-file FILE] [--metrics ADDR]\n\n\
+                     [--key FILE] [--data DIR [--history MIB]] [--network-key-file FILE] [--metrics ADDR]\n\n\
                      --metrics ADDR  serve Prometheus metrics at http://ADDR/metrics (e.g. 127.0.0.1:9000)"
                 );
                 std::process::exit(0);
@@ -190,6 +199,10 @@ async fn main() -> Result<()> {
     }
     if let Some(path) = &options.data {
         builder = builder.data_dir(path);
+    }
+    if let Some(mib) = options.history_mib {
+        let limits = dotray::HistoryLimits { max_bytes: mib << 20, ..Default::default() };
+        builder = builder.history(limits);
     }
     if let Some(path) = &options.network_key {
         builder = builder.network_key_file(path);
@@ -391,6 +404,11 @@ fn describe(event: &Event, neighbours: &mut HashMap<NodeId, SocketAddr>, json: b
             )
         } else {
             format!("refused by {addr}: {reason}")
+        }),
+        Event::HistoryFailed { error } => Some(if json {
+            format!(r#"{{"event":"history_failed","error":{}}}"#, json_str(error))
+        } else {
+            format!("the history cannot be written ({error}); the node goes on without it")
         }),
         Event::DataDirFailed { error } => Some(if json {
             format!(r#"{{"event":"data_dir_failed","error":{}}}"#, json_str(error))

@@ -31,11 +31,11 @@ options:
   --seed SEED        the seed of the choices, to replay a run (default: from the clock; printed)
   --senders K        nodes that broadcast (default a quarter of the nodes, at least 2)
   --every SECONDS    how often each sender broadcasts (default 0.25; fractions allowed)
-  --durable          every node keeps a data directory (demo --data), reused by its restarts: the
-                     verdict is across each node's runs (what one run acknowledged must never come
-                     again; what was sent while a node was down is owed when it is back within
-                     20 s; a message delivered but not acknowledged when a run was killed may come
-                     again, counted as redelivered)
+  --durable          every node keeps a data directory with a history (demo --data --history 64),
+                     reused by its restarts: the verdict is across each node's runs (what one run
+                     acknowledged must never come again; what was sent while a node was down is
+                     owed when it is back, however long it was away; a message delivered but not
+                     acknowledged when a run was killed may come again, counted as redelivered)
   -h, --help         this text
 
 Logs: target/chaos/<node>-<run>.jsonl; data directories (--durable): target/chaos/data/<node>.
@@ -49,9 +49,11 @@ const SETTLE: Duration = Duration::from_secs(3);
 const GRACE: Duration = Duration::from_secs(3);
 /// Quiet time at the end, without kills, so the last messages can settle before the verdict.
 const COOL_DOWN: Duration = Duration::from_secs(5);
-/// With `--durable`: a node back this soon after a send owes the message (its neighbours retain
-/// messages for 30 s by default; the rest is time to rejoin and catch up).
-const CATCH_UP_WINDOW: Duration = Duration::from_secs(20);
+/// With `--durable`: a node back this soon after a send owes the message. Every node keeps a history
+/// larger than a run sends, so this is longer than any run: everything sent is owed.
+const CATCH_UP_WINDOW: Duration = Duration::from_secs(24 * 3600);
+/// With `--durable`: each node's history, in MiB (demo `--history`).
+const HISTORY_MIB: &str = "64";
 /// The router's default `gap_timeout`: with `--durable`, how long a restarted origin's first messages
 /// may wait behind numbers its killed run stored but never sent.
 const GAP_TIMEOUT: Duration = Duration::from_secs(10);
@@ -123,7 +125,8 @@ pub(crate) fn run(args: &[String]) -> Result<()> {
     let args_for = |i: usize| -> Vec<String> {
         let mut args = vec!["-l".to_owned(), addrs[i].to_string()];
         if options.durable {
-            args.extend(["--data".to_owned(), data_dir.join(&labels[i]).display().to_string()]);
+            let dir = data_dir.join(&labels[i]).display().to_string();
+            args.extend(["--data".to_owned(), dir, "--history".to_owned(), HISTORY_MIB.to_owned()]);
         }
         let second = if i >= 2 { i / 2 } else { n / 2 };
         for seed in [(i + n - 1) % n, second] {

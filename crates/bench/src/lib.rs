@@ -29,6 +29,7 @@
 pub mod dotray_net;
 pub mod ideal_tree;
 pub mod payload;
+pub mod recovery;
 pub mod report;
 pub mod spec;
 pub mod tally;

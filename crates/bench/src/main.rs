@@ -10,6 +10,13 @@
 //! such as `/dev/shm` to measure dotray rather than the disk), and the receivers acknowledge what
 //! they take.
 //!
+//! Recovery from a large history (see `dotray_bench::recovery`), in two processes:
+//!
+//! ```text
+//! dotray-bench --recovery-fill DIR --mib M [--crash]
+//! dotray-bench --recovery DIR --mib M
+//! ```
+//!
 //! `--interval-ms I` paces the publishers: message `k` leaves `k · I` ms after the measured phase
 //! starts (default 0: as fast as they go). For latency at a low rate.
 
@@ -17,7 +24,8 @@ use anyhow::{Context, Result, bail};
 use dotray_bench::{Spec, System};
 
 const USAGE: &str = "usage: dotray-bench --system dotray|ideal-tree [--nodes N] [--msgs M] [--size S] \
-[--publishers P] [--interval-ms I] [--data DIR]";
+[--publishers P] [--interval-ms I] [--data DIR]
+       dotray-bench --recovery-fill DIR --mib M [--crash] | --recovery DIR --mib M";
 
 fn main() -> std::process::ExitCode {
     match run() {
@@ -46,6 +54,7 @@ fn run() -> Result<()> {
         interval_ms: 0,
         data_dir: None,
     };
+    let (mut recovery, mut fill, mut mib, mut crash) = (None::<std::path::PathBuf>, false, 1024u64, false);
     let mut args = std::env::args().skip(1);
     while let Some(flag) = args.next() {
         let mut value = || args.next().with_context(|| format!("{flag} needs a value"));
@@ -60,12 +69,23 @@ fn run() -> Result<()> {
             "--publishers" => spec.publishers = value()?.parse()?,
             "--interval-ms" => spec.interval_ms = value()?.parse()?,
             "--data" => spec.data_dir = Some(value()?.into()),
+            "--recovery" => recovery = Some(value()?.into()),
+            "--recovery-fill" => (recovery, fill) = (Some(value()?.into()), true),
+            "--mib" => mib = value()?.parse()?,
+            "--crash" => crash = true,
             "-h" | "--help" => {
                 println!("{USAGE}");
                 return Ok(());
             }
             other => bail!("unknown flag {other}"),
         }
+    }
+    if let Some(dir) = recovery {
+        if fill {
+            return dotray_bench::recovery::fill(&dir, mib, crash);
+        }
+        println!("{}", dotray_bench::recovery::measure(&dir, mib)?);
+        return Ok(());
     }
     let report = dotray_bench::run(&spec)?;
     println!("{}", report.to_json());

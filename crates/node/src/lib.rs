@@ -24,6 +24,7 @@ pub mod driver;
 pub mod fragment;
 mod message;
 mod peer_addr;
+pub mod stored_batch;
 pub mod timers;
 
 pub use driver::{

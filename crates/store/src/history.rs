@@ -1,14 +1,21 @@
 //! [`History`]: the messages a node delivered, kept on disk so that it can serve catch-up beyond what
-//! its memory retains, and so its application can read a stream again ([`History::read`]).
-//!
-//! A file of its own in the data directory ([`HISTORY_FILE`]), apart from the node's small records:
-//! it grows to gigabytes, and the node's file is checked whole at every open while this one opens in
-//! the time it takes to read its allocator state (redb repairs it after a crash, as it must).
+//! its memory retains, and so its application can read a stream again.
 //!
 //! What is stored is **runs**: consecutive messages of one stream, written by one commit. The store
 //! does not look inside a run (the node encodes the payloads and the proof that vouches for them);
-//! it knows each run's stream, first and last sequence number, size and when it was stored, and
-//! drops whole runs, oldest first, to stay within [`HistoryLimits`].
+//! it knows each run's stream, first and last sequence number, and when it was stored.
+//!
+//! The history is a directory of **segments** ([`HISTORY_DIR`]), each a redb database of its own:
+//! runs go into the newest until it is a sixteenth of [`HistoryLimits::max_bytes`], then a new one
+//! begins. Two things follow from that shape:
+//!
+//! * **Bounds are exact and cheap**: what the history takes on disk is the size of its files, and
+//!   the oldest go first — a whole segment is deleted when the files exceed `max_bytes`, or when
+//!   its newest run is older than `max_age`. Deleting a file costs nothing per run.
+//! * **A crash costs one segment's repair**: every segment but the newest was closed cleanly when
+//!   the next began, so after a crash redb repairs (reads whole) only the newest, not gigabytes.
+//!
+//! Apart from the node's small records (`node.redb`), which are checked whole at every open.
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -16,37 +23,41 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use dotray_codec::NodeId;
-use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
+use redb::{Database, ReadOnlyDatabase, ReadableDatabase, ReadableTable, TableDefinition};
 
 use crate::StoreError;
-use crate::data_dir::{classify, create_private_file};
+use crate::data_dir::{classify, create_private_dir, create_private_file};
 
-/// The history's file name inside the data directory.
-pub const HISTORY_FILE: &str = "history.redb";
+/// The history's directory inside the data directory.
+pub const HISTORY_DIR: &str = "history";
 
-/// The format this version writes, recorded in the file.
+/// The format each segment records.
 pub const HISTORY_FORMAT: &str = "dotray history 1";
+
+/// Segments per `max_bytes`: the history is dropped a sixteenth at a time.
+const SEGMENTS: u64 = 16;
+/// The smallest segment, whatever `max_bytes` says.
+const MIN_SEGMENT_BYTES: u64 = 256 << 10;
 
 const META: TableDefinition<'_, &str, &[u8]> = TableDefinition::new("dotray");
 const FORMAT_KEY: &str = "format";
+/// The storage time of the segment's newest run (milliseconds since the Unix epoch, little-endian).
+const NEWEST_KEY: &str = "newest_ms";
 /// Runs by (origin, epoch big-endian, first sequence number big-endian), so a stream's runs are
-/// adjacent and in order. Value: last sequence number and storage time (both little-endian), then
-/// the run's bytes.
+/// adjacent and in order. Value: the last sequence number (little-endian), then the run's bytes.
 const RUNS: TableDefinition<'_, &[u8], &[u8]> = TableDefinition::new("runs");
-/// Runs in the order they were stored: key a counter, value the run's key, its size and its storage
-/// time. What is dropped first.
-const ORDER: TableDefinition<'_, u64, &[u8]> = TableDefinition::new("order");
 
 const RUN_KEY_LEN: usize = 32 + 8 + 8;
-const RUN_HEADER_LEN: usize = 16;
-const ORDER_VALUE_LEN: usize = RUN_KEY_LEN + 16;
+const RUN_HEADER_LEN: usize = 8;
 
 /// How much history a node keeps: the oldest runs go first once either bound is passed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct HistoryLimits {
-    /// Runs older than this are dropped.
+    /// Runs older than this are dropped (a segment at a time: a segment goes once its newest run
+    /// is this old).
     pub max_age: Duration,
-    /// Bytes of runs (their stored encoding) kept at most.
+    /// Bytes of history files on disk at most (redb's own space included). The oldest sixteenth
+    /// goes first.
     pub max_bytes: u64,
 }
 
@@ -54,6 +65,13 @@ impl Default for HistoryLimits {
     /// A day, and 1 GiB.
     fn default() -> Self {
         Self { max_age: Duration::from_secs(24 * 3600), max_bytes: 1 << 30 }
+    }
+}
+
+impl HistoryLimits {
+    /// The size at which a segment is closed and the next begins.
+    fn segment_bytes(&self) -> u64 {
+        (self.max_bytes / SEGMENTS).max(MIN_SEGMENT_BYTES)
     }
 }
 
@@ -83,109 +101,129 @@ pub struct StoredRun {
     pub bytes: Vec<u8>,
 }
 
-/// Totals kept in memory, rebuilt from the order table at open.
-#[derive(Debug, Default)]
-struct Totals {
-    bytes: u64,
-    next_order: u64,
+/// A segment's database: the newest is written; the others are closed and read only, so that a
+/// crash leaves them clean.
+enum Db {
+    Writable(Database),
+    ReadOnly(ReadOnlyDatabase),
 }
 
-/// An open history file. Reads may run on any thread beside the writer (redb's readers see the last
-/// commit).
+impl std::fmt::Debug for Db {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Db::Writable(_) => "Writable",
+            Db::ReadOnly(_) => "ReadOnly",
+        })
+    }
+}
+
+impl Db {
+    fn begin_read(&self) -> Result<redb::ReadTransaction, redb::TransactionError> {
+        match self {
+            Db::Writable(db) => db.begin_read(),
+            Db::ReadOnly(db) => db.begin_read(),
+        }
+    }
+}
+
+/// One segment file.
+#[derive(Debug)]
+struct Segment {
+    number: u64,
+    db: Db,
+    file: PathBuf,
+    /// Storage time of its newest run (0: none yet).
+    newest_ms: u64,
+}
+
+/// An open history. Reads may run on any thread beside the writer (redb's readers see the last
+/// commit); the segments' list is behind a lock held for the length of one read or one append.
 #[derive(Debug)]
 pub struct History {
-    db: Database,
-    file: PathBuf,
+    dir: PathBuf,
     limits: HistoryLimits,
-    totals: Mutex<Totals>,
+    /// Oldest first; never empty (the last is the one written).
+    segments: Mutex<Vec<Segment>>,
 }
 
 impl History {
-    /// Opens (or creates, readable by its owner only) the history file in the directory `dir`.
+    /// Opens (or creates, readable by its owner only) the history under the data directory `dir`.
     pub(crate) fn open(dir: &Path, limits: HistoryLimits) -> Result<Self, StoreError> {
-        let file = dir.join(HISTORY_FILE);
-        let fresh = fs::metadata(&file).map(|m| m.len() == 0).unwrap_or(true);
-        if fresh {
-            create_private_file(&file).map_err(|source| StoreError::Io { path: file.clone(), source })?;
+        let dir = dir.join(HISTORY_DIR);
+        create_private_dir(&dir).map_err(|source| StoreError::Io { path: dir.clone(), source })?;
+        let mut numbers = Vec::new();
+        for entry in fs::read_dir(&dir).map_err(|source| StoreError::Io { path: dir.clone(), source })? {
+            let entry = entry.map_err(|source| StoreError::Io { path: dir.clone(), source })?;
+            let name = entry.file_name();
+            let number =
+                name.to_str().and_then(|n| n.strip_suffix(".redb")).and_then(|n| n.parse::<u64>().ok());
+            match number {
+                Some(number) => numbers.push(number),
+                None => {
+                    return Err(StoreError::Foreign {
+                        path: entry.path(),
+                        detail: "a file that is not a history segment".to_owned(),
+                    });
+                }
+            }
         }
-        let db = Database::builder().create(&file).map_err(|e| classify(&file, e.into()))?;
-        let history = Self { db, file, limits, totals: Mutex::new(Totals::default()) };
-        history.check_format()?;
-        let totals = history.read_totals()?;
-        *history.totals.lock().unwrap_or_else(|e| e.into_inner()) = totals;
-        Ok(history)
+        numbers.sort_unstable();
+        if numbers.is_empty() {
+            numbers.push(1);
+        }
+        let newest = *numbers.last().expect("at least one");
+        let segments = numbers
+            .into_iter()
+            .map(|n| if n == newest { Segment::open(&dir, n) } else { Segment::open_closed(&dir, n) })
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Self { dir, limits, segments: Mutex::new(segments) })
     }
 
-    /// The file.
-    pub fn file(&self) -> &Path {
-        &self.file
+    /// The history's directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
     }
 
-    /// Bytes of the runs kept.
+    /// Bytes of the history's files on disk.
     pub fn bytes(&self) -> u64 {
-        self.totals.lock().unwrap_or_else(|e| e.into_inner()).bytes
+        let segments = self.segments.lock().unwrap_or_else(|e| e.into_inner());
+        segments.iter().map(Segment::size).sum()
     }
 
     /// Stores `runs` in one durable commit, at wall-clock time `now_ms` (milliseconds since the Unix
-    /// epoch), and drops the oldest runs beyond the limits (those older than `max_age` at `now_ms`,
-    /// then the oldest while over `max_bytes`). A run stored again under the same stream and first
-    /// number replaces the earlier one.
+    /// epoch); then begins a new segment if this one is full, and deletes the oldest segments
+    /// beyond the limits. A run stored again under the same stream and first number replaces the
+    /// earlier one for readers.
     pub fn append(&self, runs: &[NewRun<'_>], now_ms: u64) -> Result<(), StoreError> {
-        let err = |e: redb::Error| classify(&self.file, e);
-        let mut totals = self.totals.lock().unwrap_or_else(|e| e.into_inner());
-        let (mut bytes, mut next_order) = (totals.bytes, totals.next_order);
-        let write = self.db.begin_write().map_err(|e| err(e.into()))?;
-        {
-            let mut table = write.open_table(RUNS).map_err(|e| err(e.into()))?;
-            let mut order = write.open_table(ORDER).map_err(|e| err(e.into()))?;
-            for run in runs {
-                let key = run_key(run.origin, run.epoch, run.first);
-                let mut value = Vec::with_capacity(RUN_HEADER_LEN + run.bytes.len());
-                value.extend_from_slice(&run.last.to_le_bytes());
-                value.extend_from_slice(&now_ms.to_le_bytes());
-                value.extend_from_slice(run.bytes);
-                if let Some(old) = table.insert(&key[..], &value[..]).map_err(|e| err(e.into()))? {
-                    bytes -= (old.value().len() as u64).min(bytes);
-                }
-                bytes += value.len() as u64;
-                let mut entry = [0u8; ORDER_VALUE_LEN];
-                entry[..RUN_KEY_LEN].copy_from_slice(&key);
-                entry[RUN_KEY_LEN..RUN_KEY_LEN + 8].copy_from_slice(&(value.len() as u64).to_le_bytes());
-                entry[RUN_KEY_LEN + 8..].copy_from_slice(&now_ms.to_le_bytes());
-                order.insert(next_order, &entry[..]).map_err(|e| err(e.into()))?;
-                next_order += 1;
-            }
-            let cutoff =
-                now_ms.saturating_sub(u64::try_from(self.limits.max_age.as_millis()).unwrap_or(u64::MAX));
-            loop {
-                let Some((_, oldest)) = order.first().map_err(|e| err(e.into()))? else { break };
-                let (key, size, stored_at) =
-                    decode_order(oldest.value()).map_err(|detail| self.corrupt(detail))?;
-                drop(oldest);
-                if stored_at >= cutoff && bytes <= self.limits.max_bytes {
-                    break;
-                }
-                order.pop_first().map_err(|e| err(e.into()))?;
-                // The run may have been stored again since (same key, later time): then this entry
-                // is stale and the run stays.
-                let current =
-                    table.get(&key[..]).map_err(|e| err(e.into()))?.map(|v| decode_run_header(v.value()));
-                if let Some(Ok((_, at))) = current
-                    && at == stored_at
-                {
-                    table.remove(&key[..]).map_err(|e| err(e.into()))?;
-                    bytes -= size.min(bytes);
-                }
-            }
+        let mut segments = self.segments.lock().unwrap_or_else(|e| e.into_inner());
+        let active = segments.last_mut().expect("never empty");
+        active.append(runs, now_ms)?;
+        if active.size() >= self.limits.segment_bytes() {
+            let full = segments.pop().expect("never empty");
+            let next = full.number + 1;
+            segments.push(full.close()?);
+            segments.push(Segment::open(&self.dir, next)?);
         }
-        write.commit().map_err(|e| err(e.into()))?;
-        *totals = Totals { bytes, next_order };
+        let cutoff =
+            now_ms.saturating_sub(u64::try_from(self.limits.max_age.as_millis()).unwrap_or(u64::MAX));
+        while segments.len() > 1 {
+            let total: u64 = segments.iter().map(Segment::size).sum();
+            let oldest = &segments[0];
+            if total <= self.limits.max_bytes && oldest.newest_ms >= cutoff {
+                break;
+            }
+            let oldest = segments.remove(0);
+            let file = oldest.file.clone();
+            drop(oldest);
+            fs::remove_file(&file).map_err(|source| StoreError::Io { path: file, source })?;
+        }
         Ok(())
     }
 
-    /// The runs of `origin`'s stream `epoch` that hold any of `first..=last`, in order, stopping once
-    /// `max_bytes` are gathered (the first run is returned whatever its size). Runs may overlap (a
-    /// message delivered again after a restart is stored again): a reader skips what it has seen.
+    /// The runs of `origin`'s stream `epoch` that hold any of `first..=last`, in order of their
+    /// first number, stopping once `max_bytes` are gathered (the first run is returned whatever its
+    /// size). Runs may overlap (a message delivered again after a restart is stored again): a
+    /// reader skips what it has seen.
     pub fn read(
         &self,
         origin: NodeId,
@@ -193,36 +231,158 @@ impl History {
         (first, last): (u64, u64),
         max_bytes: usize,
     ) -> Result<Vec<StoredRun>, StoreError> {
-        let err = |e: redb::Error| classify(&self.file, e);
         if first > last {
             return Ok(Vec::new());
         }
-        let read = self.db.begin_read().map_err(|e| err(e.into()))?;
+        let segments = self.segments.lock().unwrap_or_else(|e| e.into_inner());
+        // Newest segment first, so that of two runs with one first number the newer is kept.
+        let mut found: Vec<StoredRun> = Vec::new();
+        for segment in segments.iter().rev() {
+            for run in segment.read(origin, epoch, (first, last), max_bytes)? {
+                if !found.iter().any(|r| r.first == run.first) {
+                    found.push(run);
+                }
+            }
+        }
+        found.sort_by_key(|run| run.first);
+        let mut gathered = 0usize;
+        let keep = found
+            .iter()
+            .position(|run| {
+                gathered += run.bytes.len();
+                gathered >= max_bytes
+            })
+            .map_or(found.len(), |at| at + 1);
+        found.truncate(keep);
+        Ok(found)
+    }
+
+    /// The epochs of `origin`'s streams that have runs stored, in order.
+    pub fn epochs(&self, origin: NodeId) -> Result<Vec<u64>, StoreError> {
+        let segments = self.segments.lock().unwrap_or_else(|e| e.into_inner());
+        let mut epochs = Vec::new();
+        for segment in segments.iter() {
+            epochs.extend(segment.epochs(origin)?);
+        }
+        epochs.sort_unstable();
+        epochs.dedup();
+        Ok(epochs)
+    }
+}
+
+impl Segment {
+    /// Opens (or creates) segment `number` in `dir`.
+    fn open(dir: &Path, number: u64) -> Result<Self, StoreError> {
+        let file = dir.join(format!("{number:010}.redb"));
+        let fresh = fs::metadata(&file).map(|m| m.len() == 0).unwrap_or(true);
+        if fresh {
+            create_private_file(&file).map_err(|source| StoreError::Io { path: file.clone(), source })?;
+        }
+        let db = Database::builder().create(&file).map_err(|e| classify(&file, e.into()))?;
+        let mut segment = Self { number, db: Db::Writable(db), file, newest_ms: 0 };
+        segment.newest_ms = segment.check_format()?;
+        Ok(segment)
+    }
+
+    /// Opens segment `number`, written no more, read only (repairing it first if it was not closed
+    /// cleanly: a crash while the next one began).
+    fn open_closed(dir: &Path, number: u64) -> Result<Self, StoreError> {
+        let file = dir.join(format!("{number:010}.redb"));
+        match ReadOnlyDatabase::open(&file) {
+            Ok(db) => {
+                let mut segment = Self { number, db: Db::ReadOnly(db), file, newest_ms: 0 };
+                segment.newest_ms = segment.check_format()?;
+                Ok(segment)
+            }
+            Err(_) => Self::open(dir, number)?.close(),
+        }
+    }
+
+    /// Closes the database for writing — cleanly, so a crash from now on leaves it as it is — and
+    /// opens it again to read.
+    fn close(self) -> Result<Self, StoreError> {
+        let Self { number, db, file, newest_ms } = self;
+        if let Db::Writable(mut db) = db {
+            // Gives back the space redb keeps for growth: a closed segment never grows again.
+            db.compact(redb::CompactionMode::Balanced).map_err(|e| classify(&file, e.into()))?;
+        }
+        let db = ReadOnlyDatabase::open(&file).map_err(|e| classify(&file, e.into()))?;
+        Ok(Self { number, db: Db::ReadOnly(db), file, newest_ms })
+    }
+
+    fn size(&self) -> u64 {
+        fs::metadata(&self.file).map_or(0, |m| m.len())
+    }
+
+    fn err(&self, error: impl Into<redb::Error>) -> StoreError {
+        classify(&self.file, error.into())
+    }
+
+    fn corrupt(&self, detail: String) -> StoreError {
+        StoreError::Corrupt { path: self.file.clone(), detail }
+    }
+
+    fn append(&mut self, runs: &[NewRun<'_>], now_ms: u64) -> Result<(), StoreError> {
+        let Db::Writable(db) = &self.db else {
+            return Err(self.corrupt("a closed segment written".to_owned()));
+        };
+        let write = db.begin_write().map_err(|e| self.err(e))?;
+        {
+            let mut table = write.open_table(RUNS).map_err(|e| self.err(e))?;
+            for run in runs {
+                let key = run_key(run.origin, run.epoch, run.first);
+                let mut value = Vec::with_capacity(RUN_HEADER_LEN + run.bytes.len());
+                value.extend_from_slice(&run.last.to_le_bytes());
+                value.extend_from_slice(run.bytes);
+                table.insert(&key[..], &value[..]).map_err(|e| self.err(e))?;
+            }
+            let mut meta = write.open_table(META).map_err(|e| self.err(e))?;
+            meta.insert(NEWEST_KEY, &now_ms.to_le_bytes()[..]).map_err(|e| self.err(e))?;
+        }
+        write.commit().map_err(|e| self.err(e))?;
+        self.newest_ms = now_ms;
+        Ok(())
+    }
+
+    /// This segment's runs for `read`, at most about `max_bytes` of them.
+    fn read(
+        &self,
+        origin: NodeId,
+        epoch: u64,
+        (first, last): (u64, u64),
+        max_bytes: usize,
+    ) -> Result<Vec<StoredRun>, StoreError> {
+        let read = self.db.begin_read().map_err(|e| self.err(e))?;
         let table = match read.open_table(RUNS) {
             Ok(table) => table,
             Err(redb::TableError::TableDoesNotExist(_)) => return Ok(Vec::new()),
-            Err(e) => return Err(err(e.into())),
+            Err(e) => return Err(self.err(e)),
         };
         let (lo, at, hi) =
             (run_key(origin, epoch, 0), run_key(origin, epoch, first), run_key(origin, epoch, last));
-        let mut out = Vec::new();
+        let mut out: Vec<StoredRun> = Vec::new();
         let mut gathered = 0usize;
         // The run that starts at or before `first` may reach into the range; those that start
         // after it, up to `last`, do.
-        let before = table.range(&lo[..]..=&at[..]).map_err(|e| err(e.into()))?.next_back();
-        let after = table.range(&at[..]..=&hi[..]).map_err(|e| err(e.into()))?;
+        let before = table.range(&lo[..]..=&at[..]).map_err(|e| self.err(e))?.next_back();
+        let after = table.range(&at[..]..=&hi[..]).map_err(|e| self.err(e))?;
         for entry in before.into_iter().chain(after) {
-            let (key, value) = entry.map_err(|e| err(e.into()))?;
+            let (key, value) = entry.map_err(|e| self.err(e))?;
             let run_first = u64::from_be_bytes(
                 key.value()[RUN_KEY_LEN - 8..]
                     .try_into()
                     .map_err(|_| self.corrupt(format!("a history key is not {RUN_KEY_LEN} bytes")))?,
             );
-            let (run_last, _) = decode_run_header(value.value()).map_err(|detail| self.corrupt(detail))?;
-            if run_last < first || out.last().is_some_and(|r: &StoredRun| r.first == run_first) {
+            let value = value.value();
+            let header: [u8; RUN_HEADER_LEN] = value
+                .get(..RUN_HEADER_LEN)
+                .and_then(|h| h.try_into().ok())
+                .ok_or_else(|| self.corrupt("a history run shorter than its header".to_owned()))?;
+            let run_last = u64::from_le_bytes(header);
+            if run_last < first || out.last().is_some_and(|r| r.first == run_first) {
                 continue;
             }
-            let bytes = value.value()[RUN_HEADER_LEN..].to_vec();
+            let bytes = value[RUN_HEADER_LEN..].to_vec();
             gathered += bytes.len();
             out.push(StoredRun { first: run_first, last: run_last, bytes });
             if gathered >= max_bytes {
@@ -232,21 +392,19 @@ impl History {
         Ok(out)
     }
 
-    /// The epochs of `origin`'s streams that have runs stored, in order.
-    pub fn epochs(&self, origin: NodeId) -> Result<Vec<u64>, StoreError> {
-        let err = |e: redb::Error| classify(&self.file, e);
-        let read = self.db.begin_read().map_err(|e| err(e.into()))?;
+    fn epochs(&self, origin: NodeId) -> Result<Vec<u64>, StoreError> {
+        let read = self.db.begin_read().map_err(|e| self.err(e))?;
         let table = match read.open_table(RUNS) {
             Ok(table) => table,
             Err(redb::TableError::TableDoesNotExist(_)) => return Ok(Vec::new()),
-            Err(e) => return Err(err(e.into())),
+            Err(e) => return Err(self.err(e)),
         };
         let mut epochs: Vec<u64> = Vec::new();
         let mut from = run_key(origin, 0, 0);
         let end = run_key(origin, u64::MAX, u64::MAX);
         // One lookup per epoch, not one per run.
-        while let Some(entry) = table.range(&from[..]..=&end[..]).map_err(|e| err(e.into()))?.next() {
-            let (key, _) = entry.map_err(|e| err(e.into()))?;
+        while let Some(entry) = table.range(&from[..]..=&end[..]).map_err(|e| self.err(e))?.next() {
+            let (key, _) = entry.map_err(|e| self.err(e))?;
             let epoch = u64::from_be_bytes(
                 key.value()[32..40]
                     .try_into()
@@ -259,63 +417,55 @@ impl History {
         Ok(epochs)
     }
 
-    /// The totals of the stored runs, from the order table.
-    fn read_totals(&self) -> Result<Totals, StoreError> {
-        let err = |e: redb::Error| classify(&self.file, e);
-        let read = self.db.begin_read().map_err(|e| err(e.into()))?;
-        let table = match read.open_table(ORDER) {
-            Ok(table) => table,
-            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(Totals::default()),
-            Err(e) => return Err(err(e.into())),
+    /// Checks the recorded format (recording it in a new file); returns the newest run's time.
+    fn check_format(&self) -> Result<u64, StoreError> {
+        let read = self.db.begin_read().map_err(|e| self.err(e))?;
+        let (found, newest) = match read.open_table(META) {
+            Ok(table) => {
+                let format = table.get(FORMAT_KEY).map_err(|e| self.err(e))?.map(|v| v.value().to_vec());
+                let newest = table.get(NEWEST_KEY).map_err(|e| self.err(e))?.map(|v| v.value().to_vec());
+                (format, newest)
+            }
+            Err(redb::TableError::TableDoesNotExist(_)) => (None, None),
+            Err(e) => return Err(self.err(e)),
         };
-        let mut totals = Totals::default();
-        for entry in table.iter().map_err(|e| err(e.into()))? {
-            let (counter, value) = entry.map_err(|e| err(e.into()))?;
-            let (_, size, _) = decode_order(value.value()).map_err(|detail| self.corrupt(detail))?;
-            totals.bytes += size;
-            totals.next_order = counter.value() + 1;
-        }
-        Ok(totals)
-    }
-
-    /// Checks the recorded format; records it in a new file.
-    fn check_format(&self) -> Result<(), StoreError> {
-        let err = |e: redb::Error| classify(&self.file, e);
-        let read = self.db.begin_read().map_err(|e| err(e.into()))?;
-        let found = match read.open_table(META) {
-            Ok(table) => table.get(FORMAT_KEY).map_err(|e| err(e.into()))?.map(|v| v.value().to_vec()),
-            Err(redb::TableError::TableDoesNotExist(_)) => None,
-            Err(e) => return Err(err(e.into())),
-        };
+        let empty = read.list_tables().map_err(|e| self.err(e))?.next().is_none();
         drop(read);
         match found {
-            Some(found) if found == HISTORY_FORMAT.as_bytes() => Ok(()),
-            Some(found) => Err(StoreError::UnknownFormat {
-                path: self.file.clone(),
-                found: String::from_utf8_lossy(&found).into_owned(),
-                expected: HISTORY_FORMAT,
-            }),
-            None => {
-                let read = self.db.begin_read().map_err(|e| err(e.into()))?;
-                if read.list_tables().map_err(|e| err(e.into()))?.next().is_some() {
-                    return Err(StoreError::Foreign {
-                        path: self.file.clone(),
-                        detail: "a database without dotray's records".to_owned(),
-                    });
-                }
-                drop(read);
-                let write = self.db.begin_write().map_err(|e| err(e.into()))?;
+            Some(found) if found == HISTORY_FORMAT.as_bytes() => {}
+            Some(found) => {
+                return Err(StoreError::UnknownFormat {
+                    path: self.file.clone(),
+                    found: String::from_utf8_lossy(&found).into_owned(),
+                    expected: HISTORY_FORMAT,
+                });
+            }
+            None if empty => {
+                let Db::Writable(db) = &self.db else {
+                    return Err(self.corrupt("a closed segment without its format".to_owned()));
+                };
+                let write = db.begin_write().map_err(|e| self.err(e))?;
                 {
-                    let mut meta = write.open_table(META).map_err(|e| err(e.into()))?;
-                    meta.insert(FORMAT_KEY, HISTORY_FORMAT.as_bytes()).map_err(|e| err(e.into()))?;
+                    let mut meta = write.open_table(META).map_err(|e| self.err(e))?;
+                    meta.insert(FORMAT_KEY, HISTORY_FORMAT.as_bytes()).map_err(|e| self.err(e))?;
                 }
-                write.commit().map_err(|e| err(e.into()))
+                write.commit().map_err(|e| self.err(e))?;
+            }
+            None => {
+                return Err(StoreError::Foreign {
+                    path: self.file.clone(),
+                    detail: "a database without dotray's records".to_owned(),
+                });
             }
         }
-    }
-
-    fn corrupt(&self, detail: String) -> StoreError {
-        StoreError::Corrupt { path: self.file.clone(), detail }
+        match newest {
+            None => Ok(0),
+            Some(bytes) => Ok(u64::from_le_bytes(
+                bytes
+                    .try_into()
+                    .map_err(|_| self.corrupt("the newest run's time is not 8 bytes".to_owned()))?,
+            )),
+        }
     }
 }
 
@@ -325,25 +475,4 @@ fn run_key(origin: NodeId, epoch: u64, first: u64) -> [u8; RUN_KEY_LEN] {
     key[32..40].copy_from_slice(&epoch.to_be_bytes());
     key[40..].copy_from_slice(&first.to_be_bytes());
     key
-}
-
-/// A run's (last sequence number, storage time).
-fn decode_run_header(value: &[u8]) -> Result<(u64, u64), String> {
-    let header: &[u8; RUN_HEADER_LEN] = value
-        .get(..RUN_HEADER_LEN)
-        .and_then(|h| h.try_into().ok())
-        .ok_or_else(|| "a history run shorter than its header".to_owned())?;
-    let last = u64::from_le_bytes(header[..8].try_into().expect("8 bytes"));
-    let at = u64::from_le_bytes(header[8..].try_into().expect("8 bytes"));
-    Ok((last, at))
-}
-
-/// An order entry's (run key, size, storage time).
-fn decode_order(value: &[u8]) -> Result<([u8; RUN_KEY_LEN], u64, u64), String> {
-    let value: &[u8; ORDER_VALUE_LEN] =
-        value.try_into().map_err(|_| format!("a history order entry is not {ORDER_VALUE_LEN} bytes"))?;
-    let key: [u8; RUN_KEY_LEN] = value[..RUN_KEY_LEN].try_into().expect("key length");
-    let size = u64::from_le_bytes(value[RUN_KEY_LEN..RUN_KEY_LEN + 8].try_into().expect("8 bytes"));
-    let at = u64::from_le_bytes(value[RUN_KEY_LEN + 8..].try_into().expect("8 bytes"));
-    Ok((key, size, at))
 }

@@ -41,4 +41,4 @@ mod history;
 
 pub use data_dir::{DATA_FILE, DataDir, Delivered, FORMAT, OwnStream};
 pub use error::StoreError;
-pub use history::{HISTORY_FILE, HISTORY_FORMAT, History, HistoryLimits, NewRun, StoredRun};
+pub use history::{HISTORY_DIR, HISTORY_FORMAT, History, HistoryLimits, NewRun, StoredRun};

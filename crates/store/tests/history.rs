@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use dotray_codec::NodeId;
-use dotray_store::{DataDir, HISTORY_FILE, HistoryLimits, NewRun, StoreError};
+use dotray_store::{DataDir, HISTORY_DIR, HistoryLimits, NewRun, StoreError};
 
 /// A fresh directory under the system's temporary directory, removed when dropped.
 struct TempDir(PathBuf);
@@ -61,40 +61,63 @@ fn a_range_reads_back_every_run_that_holds_part_of_it() {
 }
 
 #[test]
-fn the_oldest_runs_go_first_by_size_and_by_age() {
+fn the_oldest_runs_go_first_and_the_files_stay_within_the_bound() {
     let dir = TempDir::new("limits");
     let store = DataDir::open(&dir.0).unwrap();
-    let limits = HistoryLimits { max_age: Duration::from_secs(60), max_bytes: 3 * (16 + 100) };
+    let limits = HistoryLimits { max_age: Duration::from_secs(3600), max_bytes: 8 << 20 };
     let history = store.open_history(limits).unwrap();
-    let payload = [7u8; 100];
-    for i in 0..5u64 {
+    let payload = vec![7u8; 60 << 10];
+    for i in 0..400u64 {
         history.append(&[run(i * 10 + 1, i * 10 + 10, &payload)], 1_000 + i).unwrap();
-        assert!(history.bytes() <= limits.max_bytes, "{} bytes kept", history.bytes());
+        assert!(history.bytes() <= limits.max_bytes, "{} bytes on disk after run {i}", history.bytes());
     }
-    assert_eq!(spans(&history, (1, 50), usize::MAX), [(21, 30), (31, 40), (41, 50)]);
-    // Sixty seconds after the newest was stored, nothing is young enough.
-    history.append(&[run(51, 60, &payload)], 1_004 + 60_001).unwrap();
-    assert_eq!(spans(&history, (1, 60), usize::MAX), [(51, 60)]);
-    assert_eq!(history.bytes(), 116);
+    let kept = spans(&history, (1, 4_000), usize::MAX);
+    let oldest = kept.first().expect("the newest runs are kept").0;
+    assert!(oldest > 1, "the oldest were dropped");
+    // What is kept is everything from some point on: dropped oldest first, nothing in between.
+    let expected: Vec<(u64, u64)> = (oldest / 10..400).map(|i| (i * 10 + 1, i * 10 + 10)).collect();
+    assert_eq!(kept, expected);
+    assert!(kept.len() > 60, "most of the bound is used: {} runs of 60 KiB in 8 MiB", kept.len());
+    // Dropped a segment at a time, not all at once.
+    let segments = std::fs::read_dir(dir.0.join(HISTORY_DIR)).unwrap().count();
+    assert!(segments >= 8, "{segments} segments");
 }
 
 #[test]
-fn a_run_stored_again_replaces_the_first_and_keeps_its_count() {
+fn runs_older_than_the_age_limit_go() {
+    let dir = TempDir::new("age");
+    let store = DataDir::open(&dir.0).unwrap();
+    let limits = HistoryLimits { max_age: Duration::from_secs(60), max_bytes: 4 << 20 };
+    let history = store.open_history(limits).unwrap();
+    let payload = vec![1u8; 60 << 10];
+    // Enough to fill a few segments (256 KiB each), all stored at time 1 s.
+    for i in 0..20u64 {
+        history.append(&[run(i * 10 + 1, i * 10 + 10, &payload)], 1_000).unwrap();
+    }
+    assert_eq!(spans(&history, (1, 10), usize::MAX), [(1, 10)]);
+    // Sixty seconds later, only the segment being written is young enough to stay.
+    history.append(&[run(201, 210, &payload)], 1_000 + 60_001).unwrap();
+    assert_eq!(spans(&history, (1, 10), usize::MAX), []);
+    assert!(spans(&history, (201, 210), usize::MAX) == [(201, 210)]);
+}
+
+#[test]
+fn a_run_stored_again_replaces_the_first_for_readers() {
     let dir = TempDir::new("again");
     let store = DataDir::open(&dir.0).unwrap();
-    let limits = HistoryLimits { max_age: Duration::from_secs(3600), max_bytes: 1_000 };
+    let limits = HistoryLimits { max_age: Duration::from_secs(3600), max_bytes: 4 << 20 };
     let history = store.open_history(limits).unwrap();
     history.append(&[run(1, 10, b"first")], 1).unwrap();
     history.append(&[run(1, 12, b"second")], 2).unwrap();
-    assert_eq!(history.bytes(), 16 + 6);
     let runs = history.read(ORIGIN, 5, (1, 1), usize::MAX).unwrap();
     assert_eq!((runs.len(), runs[0].last, &runs[0].bytes[..]), (1, 12, &b"second"[..]));
-    // The first store's order entry is stale: dropping it for age leaves the newer run.
-    let young = HistoryLimits { max_age: Duration::from_millis(1), ..limits };
-    drop(history);
-    let history = store.open_history(young).unwrap();
-    history.append(&[], 2).unwrap();
-    assert_eq!(spans(&history, (1, 12), usize::MAX), [(1, 12)]);
+    // Also when the two are in different segments: fill the first one, then store again.
+    for i in 0..8u64 {
+        history.append(&[run(100 + i * 10, 109 + i * 10, &[0u8; 60 << 10])], 3).unwrap();
+    }
+    history.append(&[run(1, 14, b"third")], 4).unwrap();
+    let runs = history.read(ORIGIN, 5, (1, 1), usize::MAX).unwrap();
+    assert_eq!((runs.len(), runs[0].last, &runs[0].bytes[..]), (1, 14, &b"third"[..]));
 }
 
 #[test]
@@ -109,23 +132,33 @@ fn history_survives_reopening_and_two_openers_are_refused() {
     }
     let store = DataDir::open(&dir.0).unwrap();
     let history = store.open_history(HistoryLimits::default()).unwrap();
-    assert_eq!(history.bytes(), 16 + 3);
+    assert!(history.bytes() > 0);
     assert_eq!(spans(&history, (2, 2), usize::MAX), [(1, 3)]);
+    assert_eq!(history.read(ORIGIN, 5, (2, 2), usize::MAX).unwrap()[0].bytes, b"abc");
 }
 
 #[test]
 fn a_history_file_that_is_not_ours_is_refused() {
     let dir = TempDir::new("foreign");
     drop(DataDir::open(&dir.0).unwrap());
-    fs::write(dir.0.join(HISTORY_FILE), vec![0x55; 8192]).unwrap();
+    fs::create_dir_all(dir.0.join(HISTORY_DIR)).unwrap();
+    fs::write(dir.0.join(HISTORY_DIR).join("0000000001.redb"), vec![0x55; 8192]).unwrap();
     let store = DataDir::open(&dir.0).unwrap();
+    let opened = store.open_history(HistoryLimits::default());
+    assert!(matches!(opened, Err(StoreError::Foreign { .. })), "{opened:?}");
+    // A file that is not a segment at all.
+    let stranger = TempDir::new("stranger");
+    drop(DataDir::open(&stranger.0).unwrap());
+    fs::create_dir_all(stranger.0.join(HISTORY_DIR)).unwrap();
+    fs::write(stranger.0.join(HISTORY_DIR).join("notes.txt"), b"hello").unwrap();
+    let store = DataDir::open(&stranger.0).unwrap();
     let opened = store.open_history(HistoryLimits::default());
     assert!(matches!(opened, Err(StoreError::Foreign { .. })), "{opened:?}");
 
     let other = TempDir::new("other-db");
-    fs::create_dir_all(&other.0).unwrap();
+    fs::create_dir_all(other.0.join(HISTORY_DIR)).unwrap();
     {
-        let db = redb::Database::create(other.0.join(HISTORY_FILE)).unwrap();
+        let db = redb::Database::create(other.0.join(HISTORY_DIR).join("0000000001.redb")).unwrap();
         let write = db.begin_write().unwrap();
         let table: redb::TableDefinition<'_, u64, u64> = redb::TableDefinition::new("accounts");
         write.open_table(table).unwrap().insert(1, 2).unwrap();

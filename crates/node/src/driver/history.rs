@@ -27,9 +27,9 @@ use dotray_store::{History, NewRun, StoreError};
 use tokio::sync::mpsc as tokio_mpsc;
 use tracing::warn;
 
-use super::stored_batch;
 use crate::Message;
 use crate::fragment::{Reassembled, Reassembly};
+use crate::stored_batch;
 
 /// One delivered (or own, signed) payload on its way to the writer.
 struct Record {
@@ -213,15 +213,27 @@ impl Writer {
 /// A run being gathered: its stream, first sequence number, manifest and payloads.
 type OpenRun = (StreamId, u64, Arc<Manifest>, Vec<Bytes>);
 
+/// The most bytes a run takes stored, unless one payload alone is larger. The store allocates
+/// space in powers of two, so a run just under one wastes nothing, and one just over wastes half:
+/// runs are cut before 256 KiB (with the store's own bytes per run to spare).
+const MAX_RUN_BYTES: usize = (256 << 10) - 512;
+
 /// Groups records into runs: a stream's consecutive messages under one manifest make one run,
-/// however the streams interleave.
+/// however the streams interleave, up to `MAX_RUN_BYTES`.
 fn into_runs(records: Vec<Record>) -> Vec<OpenRun> {
+    // Stored size of a run: the manifest once, then each payload with its length (see
+    // `stored_batch`).
+    let size = |run: &OpenRun| {
+        12 + run.2.hashes.len()
+            + dotray_codec::SIGNATURE_LEN
+            + run.3.iter().map(|p| 4 + p.len()).sum::<usize>()
+    };
     let mut open: HashMap<StreamId, OpenRun> = HashMap::new();
     let mut done = Vec::new();
     for Record { stream, seq, payload, proof } in records {
         if let Some(run) = open.get_mut(&stream) {
             let next = run.1 + run.3.len() as u64;
-            if next == seq && Arc::ptr_eq(&run.2, &proof) {
+            if next == seq && Arc::ptr_eq(&run.2, &proof) && size(run) + 4 + payload.len() <= MAX_RUN_BYTES {
                 run.3.push(payload);
                 continue;
             }
@@ -261,7 +273,7 @@ pub(super) fn replay(
     max_messages: usize,
     max_message_len: usize,
 ) -> Result<Vec<Message>, StoreError> {
-    let corrupt = |detail: String| StoreError::Corrupt { path: history.file().to_owned(), detail };
+    let corrupt = |detail: String| StoreError::Corrupt { path: history.dir().to_owned(), detail };
     let mut out = Vec::new();
     let mut reassembly = Reassembly::new(max_message_len, max_message_len);
     let mut next = from.max(1);

@@ -40,7 +40,6 @@ mod ack_writer;
 mod config;
 mod history;
 mod run;
-mod stored_batch;
 mod wire;
 
 pub use config::DriverConfig;
@@ -319,7 +318,7 @@ pub fn spawn(
         // Its newest batches, back into retention for neighbours that missed them.
         let stream = core.own_stream();
         for (first, bytes) in store.own_batches()? {
-            let (proof, payloads) = stored_batch::decode(stream, first, &bytes)
+            let (proof, payloads) = crate::stored_batch::decode(stream, first, &bytes)
                 .map_err(|detail| StoreError::Corrupt { path: store.file().to_owned(), detail })?;
             core.restore_own_batch(proof, payloads, now);
         }

@@ -25,12 +25,12 @@ use tracing::{debug, warn};
 use super::DriverCounters;
 use super::ack_writer::AckWriter;
 use super::history::{Archived, HistoryIo};
-use super::stored_batch;
 use super::wire::{Decoded, Wire};
 use super::{AckError, Broadcast, Command, DriverConfig, RemoteQueryError};
 use crate::Message;
 use crate::core::{Action, Event, NodeCore, PeerMessage, QueryAnswer, Refusal, Timer};
 use crate::fragment;
+use crate::stored_batch;
 use crate::timers::TimerQueue;
 use crate::{PeerAddr, ResolveError};
 

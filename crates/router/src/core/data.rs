@@ -351,8 +351,15 @@ impl<R: rand::Rng> Router<R> {
         if drained {
             self.relay_within_budget(stream, now);
         }
+        let window = self.config.reorder_window;
         let Some(state) = self.streams.get_mut(&stream) else { return };
         let mut lag = None;
+        let mut next_window = false;
+        if !state.has_missing() && state.announced_hi > state.known_hi {
+            // Catching up from far behind: the window is in, and more was announced.
+            state.known_hi = state.announced_hi.min(state.delivered + window);
+            next_window = true;
+        }
         if !state.has_missing() {
             // Nothing missing: any armed graft timer is now stale. If the tree filled the hole on
             // its own (no graft sent), that is one sample of how far the tree lags the digests.
@@ -375,6 +382,10 @@ impl<R: rand::Rng> Router<R> {
         }
         if let Some(sample) = lag {
             self.note_tree_lag(sample);
+        }
+        if next_window {
+            // The messages are known to exist: ask at once rather than wait for the tree.
+            self.arm_graft_at(stream, now, now);
         }
     }
 
@@ -404,7 +415,11 @@ impl<R: rand::Rng> Router<R> {
 
     /// Arms the stream's graft timer if it is not armed (one timer per stream, not per message).
     pub(crate) fn arm_graft(&mut self, stream: StreamId, now: Instant) {
-        let at = now + self.graft_delay();
+        self.arm_graft_at(stream, now + self.graft_delay(), now);
+    }
+
+    /// Arms the stream's graft timer for `at` if it is not armed.
+    fn arm_graft_at(&mut self, stream: StreamId, at: Instant, now: Instant) {
         let generation = self.timer_generation + 1;
         let Some(state) = self.streams.get_mut(&stream) else { return };
         if state.graft_since.is_none() && state.has_missing() {

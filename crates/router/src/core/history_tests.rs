@@ -159,3 +159,20 @@ fn without_a_history_nothing_is_recalled() {
     let mut r = configured_router(config(), now, &[2]);
     assert!(recalls(&graft(&mut r, 2, 1, 3, now)).is_empty());
 }
+
+#[test]
+fn a_resumed_stream_far_behind_a_neighbour_asks_for_everything_after_its_mark() {
+    use super::tests::{graft_timer, grafted, router_with_neighbours};
+    let now = Instant::now();
+    let mut r = router_with_neighbours(now, &[]);
+    // Acknowledged through 0 in an earlier run: owed the whole stream, however far it went on.
+    r.resume_stream(stream(5), 0, now);
+    r.handle_neighbour_up(id(2), now);
+    drain(&mut r);
+    let marks = vec![Watermark { stream: stream(5), seq: 100_000 }];
+    r.handle_message(id(2), Message::Sync { marks }, now);
+    let timer = graft_timer(&drain(&mut r)).expect("a graft armed");
+    r.handle_timer(timer, now + Duration::from_secs(2));
+    let want = grafted(&drain(&mut r));
+    assert_eq!(want.first().map(|w| (w.stream, w.first)), Some((stream(5), 1)), "{want:?}");
+}

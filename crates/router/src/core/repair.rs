@@ -183,6 +183,7 @@ impl<R: rand::Rng> Router<R> {
         if range.last <= state.delivered || range.first > state.delivered + window {
             return;
         }
+        state.announced_hi = state.announced_hi.max(range.last);
         let hi = range.last.min(state.delivered + window);
         if hi > state.known_hi {
             state.known_hi = hi;
@@ -284,6 +285,7 @@ impl<R: rand::Rng> Router<R> {
             } else if let Some((&last, _)) = state.buffer.iter().next_back() {
                 state.known_hi = last;
             }
+            state.announced_hi = state.known_hi;
             return;
         }
         if state.graft_tries == 0 && state.delivered > state.graft_mark {
@@ -508,11 +510,15 @@ impl<R: rand::Rng> Router<R> {
                 }
                 None if mark.stream != self.own && mark.seq > 0 => {
                     // Never heard of it: take what is owed to us of what the peer has (see
-                    // `adoption_start`), and nothing older.
+                    // `adoption_start`), and nothing older; or, for a stream this node delivered
+                    // before (evicted, or resumed after a restart), everything after its mark.
                     let start = self.adoption_start(mark.stream, mark.seq.saturating_add(1));
-                    if self.ensure_stream(from, mark.stream, start, now) && start < mark.seq {
-                        let range = SeqRange { stream: mark.stream, first: start + 1, last: mark.seq };
-                        self.note_announced(from, range, false, now);
+                    if self.ensure_stream(from, mark.stream, start, now) {
+                        let have = self.streams.get(&mark.stream).map_or(start, |s| s.delivered);
+                        if have < mark.seq {
+                            let range = SeqRange { stream: mark.stream, first: have + 1, last: mark.seq };
+                            self.note_announced(from, range, false, now);
+                        }
                     }
                 }
                 None => {}

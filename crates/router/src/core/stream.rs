@@ -56,6 +56,11 @@ pub(crate) struct StreamState {
     pub(crate) delivered: u64,
     /// Highest sequence number a neighbour claims exists (capped to the reorder window).
     pub(crate) known_hi: u64,
+    /// Highest sequence number a neighbour claimed exists, beyond the reorder window too: once the
+    /// window's messages are in, the next window is asked for, so a node far behind (back after a
+    /// long absence, served from a history) catches up a window at a time. Lowered with `known_hi`
+    /// when a graft round gives up, so a claim nobody can serve is not chased again.
+    pub(crate) announced_hi: u64,
     /// Out-of-order payloads waiting for the hole before them.
     pub(crate) buffer: BTreeMap<u64, Held>,
     /// Payload bytes in `buffer` (`Config::reorder_max_stream_bytes`).
@@ -126,6 +131,7 @@ impl StreamState {
         Self {
             delivered,
             known_hi: delivered,
+            announced_hi: delivered,
             buffer: BTreeMap::new(),
             buffer_bytes: 0,
             deferred: BTreeMap::new(),

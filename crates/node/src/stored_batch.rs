@@ -19,8 +19,9 @@ use dotray_codec::SIGNATURE_LEN;
 use dotray_router::core::StreamId;
 use dotray_router::proof::{HASH_LEN, MAX_MANIFEST_LEN, Manifest};
 
-/// The bytes of `payloads`, sequence numbers `first…` of the manifest `proof`.
-pub(super) fn encode(proof: &Manifest, first: u64, payloads: &[Bytes]) -> Vec<u8> {
+/// The bytes of `payloads`, sequence numbers `first…` of the manifest `proof` (which must cover
+/// them: `proof.first <= first` and `first + payloads.len() - 1 <= proof.last()`).
+pub fn encode(proof: &Manifest, first: u64, payloads: &[Bytes]) -> Vec<u8> {
     let body: usize = payloads.iter().map(|p| 4 + p.len()).sum();
     let mut out = Vec::with_capacity(12 + proof.hashes.len() + SIGNATURE_LEN + body);
     out.extend_from_slice(&(proof.count() as u32).to_le_bytes());
@@ -37,12 +38,8 @@ pub(super) fn encode(proof: &Manifest, first: u64, payloads: &[Bytes]) -> Vec<u8
 }
 
 /// The manifest (of `stream`) and payloads of stored messages whose first is sequence number
-/// `first`.
-pub(super) fn decode(
-    stream: StreamId,
-    first: u64,
-    bytes: &[u8],
-) -> Result<(Arc<Manifest>, Vec<Bytes>), String> {
+/// `first`; an error (never a panic) for bytes [`encode`] did not make.
+pub fn decode(stream: StreamId, first: u64, bytes: &[u8]) -> Result<(Arc<Manifest>, Vec<Bytes>), String> {
     let mut rest = bytes;
     let take_u32 = |rest: &mut &[u8]| -> Result<usize, String> {
         if rest.len() < 4 {
