@@ -27,6 +27,7 @@ pub(crate) static HELP: Help = Help {
         "bench [--nodes N] [--msgs M] [--size S] [--publishers P] [--runs R] [--json]",
         "bench --quick [--json]",
         "bench --suite [--runs R] [--json] [--data DIR]",
+        "bench --recovery [--mib M] [--json] [--data DIR]",
     ],
     about: "\
 N dotray nodes in one process vs an ideal binary tree of plain TCP: goodput,
@@ -47,6 +48,10 @@ options:
                    (emptied at each run) and
                    its application acknowledges what it receives; use a tmpfs (/dev/shm/...) to
                    measure dotray rather than the disk (default: no data directories)
+  --recovery       a node with M MiB of history (default 1024) starts, and a node away since
+                   the stream began catches up from it: after a clean stop and after a crash;
+                   fails unless the first catch-up message comes within 2 s (--data DIR: where)
+  --mib M          (--recovery) MiB of messages in the history
   -h, --help       this text
 
 Builds the release dotray-bench binary and runs each (system, run) as a process of its own.
@@ -62,6 +67,8 @@ struct Options {
     quick: bool,
     suite: bool,
     data: Option<PathBuf>,
+    recovery: bool,
+    mib: u64,
 }
 
 fn parse(args: &[String]) -> Result<Options> {
@@ -72,6 +79,8 @@ fn parse(args: &[String]) -> Result<Options> {
         quick: false,
         suite: false,
         data: None,
+        recovery: false,
+        mib: 1024,
     };
     let mut flags = Flags::new(&HELP, args);
     while let Some(flag) = flags.next()? {
@@ -85,6 +94,8 @@ fn parse(args: &[String]) -> Result<Options> {
             "--json" => options.json = true,
             "--quick" => options.quick = true,
             "--suite" => options.suite = true,
+            "--recovery" => options.recovery = true,
+            "--mib" => options.mib = flags.value(flag, "a number of MiB")?,
             "--data" => options.data = Some(flags.value::<String>(flag, "a directory")?.into()),
             other => return Err(flags.unknown(other)),
         }
@@ -163,7 +174,10 @@ const SYSTEMS: [&str; 2] = ["ideal-tree", "dotray"];
 
 /// Entry point of the command.
 pub(crate) fn run(args: &[String]) -> Result<()> {
-    let Options { workload, runs, json, quick, suite, data } = parse(args)?;
+    let Options { workload, runs, json, quick, suite, data, recovery, mib } = parse(args)?;
+    if recovery {
+        return crate::recovery::run(&build()?, data, mib, json);
+    }
     let runner = Runner { binary: build()?, data };
     if quick {
         let mut failures = Vec::new();
@@ -400,8 +414,11 @@ mod tests {
             quick: false,
             suite: false,
             data: None,
+            recovery: false,
+            mib: 1024,
         };
         assert_eq!(options.ok(), Some(expected));
+        assert!(parse(&args("--recovery --mib 64")).is_ok_and(|o| o.recovery && o.mib == 64));
         assert!(parse(&args("--suite --data /dev/shm/d")).is_ok_and(|o| o.data == Some("/dev/shm/d".into())));
         assert!(parse(&args("--quick")).is_ok_and(|o| o.quick && !o.suite));
         assert!(parse(&args("--suite --runs 5")).is_ok_and(|o| o.suite && o.runs == 5));

@@ -18,6 +18,7 @@ mod netns;
 mod overlay;
 mod partition;
 mod partition_scenario;
+mod recovery;
 mod sim;
 
 use std::process::ExitCode;
