@@ -110,6 +110,47 @@ async fn a_restarted_node_delivers_exactly_what_its_application_did_not_acknowle
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stream_never_acknowledged_is_taken_up_where_the_earlier_run_took_it_up() {
+    let dir = scratch("never-acked");
+    // A newcomer would take up only the last message of a stream older than it: what the earlier
+    // run took up is owed instead.
+    let newcomer_takes_one = || {
+        let router = dotray::router::core::Config {
+            backfill_new_stream: 1,
+            stream_start_tolerance: Duration::ZERO,
+            ..Default::default()
+        };
+        Node::builder().data_dir(&dir).router_config(router)
+    };
+    let first = newcomer_takes_one().start().await.unwrap();
+    let origin = Node::builder().seed(first.local_addr()).start().await.unwrap();
+    let mut sent = vec![broadcast_joined(&origin, b"m1").await];
+    for payload in [&b"m2"[..], b"m3"] {
+        sent.push(origin.broadcast(Bytes::from_static(payload)).await.unwrap());
+    }
+    for expected in &sent {
+        assert_eq!(next_message(&first).await.id(), *expected);
+    }
+    // Nothing acknowledged; the node stops, and two more are sent meanwhile.
+    first.shutdown().await;
+    for payload in [&b"m4"[..], b"m5"] {
+        sent.push(origin.broadcast(Bytes::from_static(payload)).await.unwrap());
+    }
+    // Stream start times count in whole seconds: make the stream plainly older than the next run.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let second = newcomer_takes_one().seed(origin.local_addr()).start().await.unwrap();
+    let mut again = Vec::new();
+    for _ in 0..5 {
+        again.push(next_message(&second).await.id());
+    }
+    assert_eq!(again, sent, "from the first message the earlier run delivered");
+    assert_no_gap(&second).await;
+    second.shutdown().await;
+    origin.shutdown().await;
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 #[tokio::test]
 async fn without_a_data_dir_an_acknowledgement_is_a_no_op() {
     let a = Node::builder().start().await.unwrap();

@@ -379,6 +379,7 @@ pub fn spawn(
         acks,
         store,
         history,
+        started: Default::default(),
     };
     let state = run::Driver::new(core, io, driver);
     let task = tokio::spawn(state.run().instrument(span));

@@ -49,6 +49,9 @@ pub(super) struct Io {
     pub(super) acks: Option<AckWriter>,
     /// The history's writer and reads, if the node keeps one ([`super::history`]).
     pub(super) history: Option<HistoryIo>,
+    /// With a data directory: the streams this run has delivered from, whose starting point is
+    /// stored (see `Driver::note_stream_start`). At most `max_forgotten_streams`, then started over.
+    pub(super) started: std::collections::HashSet<StreamId>,
 }
 
 /// A connection to a peer (a neighbour or a transient one) and what the driver tracks about it.
@@ -502,6 +505,7 @@ impl Driver {
                 },
                 Action::Deliver(delivery) => {
                     self.counters.messages_delivered += 1;
+                    self.note_stream_start(delivery.id.stream, delivery.id.seq);
                     let origin_addr = self.wire.origin_addr(&delivery.id.stream);
                     self.deliver(Message::from_delivery(delivery, origin_addr));
                 }
@@ -543,6 +547,25 @@ impl Driver {
             self.emit(Event::DataDirFailed { error: error.to_string() });
             self.store_failed = true;
         }
+    }
+
+    /// With a data directory, stores where this run took up `stream` (just before `seq`, its first
+    /// delivery), unless a position is stored already: a restart then takes the stream up from
+    /// there too, rather than as a newcomer would (from its last few messages), even if the
+    /// application never acknowledges anything of it. Positions only rise, so an acknowledged one
+    /// stays.
+    fn note_stream_start(&mut self, stream: StreamId, seq: u64) {
+        let Some(writer) = &self.io.acks else { return };
+        if self.io.started.contains(&stream) {
+            return;
+        }
+        if self.io.started.len() >= self.core.router().config().max_forgotten_streams {
+            self.io.started.clear();
+        }
+        self.io.started.insert(stream);
+        // Nobody waits for this one.
+        let (done, _) = oneshot::channel();
+        let _ = writer.send((vec![(stream, seq - 1)], done));
     }
 
     /// Hands a delivered (or own, signed) payload to the history's writer, if the node keeps a
