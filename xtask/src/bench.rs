@@ -26,7 +26,7 @@ pub(crate) static HELP: Help = Help {
     usage: &[
         "bench [--nodes N] [--msgs M] [--size S] [--publishers P] [--runs R] [--json]",
         "bench --quick [--json]",
-        "bench --suite [--runs R] [--json] [--data DIR]",
+        "bench --suite [--runs R] [--json] [--data DIR [--history MIB]]",
         "bench --recovery [--mib M] [--json] [--data DIR]",
     ],
     about: "\
@@ -48,6 +48,7 @@ options:
                    (emptied at each run) and
                    its application acknowledges what it receives; use a tmpfs (/dev/shm/...) to
                    measure dotray rather than the disk (default: no data directories)
+  --history MIB    (with --data) every dotray node also keeps a history of MIB MiB
   --recovery       a node with M MiB of history (default 1024) starts, and a node away since
                    the stream began catches up from it: after a clean stop and after a crash;
                    fails unless the first catch-up message comes within 2 s (--data DIR: where)
@@ -69,6 +70,7 @@ struct Options {
     data: Option<PathBuf>,
     recovery: bool,
     mib: u64,
+    history: Option<u64>,
 }
 
 fn parse(args: &[String]) -> Result<Options> {
@@ -81,6 +83,7 @@ fn parse(args: &[String]) -> Result<Options> {
         data: None,
         recovery: false,
         mib: 1024,
+        history: None,
     };
     let mut flags = Flags::new(&HELP, args);
     while let Some(flag) = flags.next()? {
@@ -96,6 +99,7 @@ fn parse(args: &[String]) -> Result<Options> {
             "--suite" => options.suite = true,
             "--recovery" => options.recovery = true,
             "--mib" => options.mib = flags.value(flag, "a number of MiB")?,
+            "--history" => options.history = Some(flags.value(flag, "a number of MiB")?),
             "--data" => options.data = Some(flags.value::<String>(flag, "a directory")?.into()),
             other => return Err(flags.unknown(other)),
         }
@@ -174,11 +178,14 @@ const SYSTEMS: [&str; 2] = ["ideal-tree", "dotray"];
 
 /// Entry point of the command.
 pub(crate) fn run(args: &[String]) -> Result<()> {
-    let Options { workload, runs, json, quick, suite, data, recovery, mib } = parse(args)?;
+    let Options { workload, runs, json, quick, suite, data, recovery, mib, history } = parse(args)?;
     if recovery {
         return crate::recovery::run(&build()?, data, mib, json);
     }
-    let runner = Runner { binary: build()?, data };
+    if history.is_some() && data.is_none() {
+        bail!("--history needs --data");
+    }
+    let runner = Runner { binary: build()?, data, history };
     if quick {
         let mut failures = Vec::new();
         for w in QUICK {
@@ -240,12 +247,14 @@ struct Runner {
     binary: PathBuf,
     /// `--data`: the data directories' parent.
     data: Option<PathBuf>,
+    /// `--history`: each node's history, in MiB.
+    history: Option<u64>,
 }
 
 impl Runner {
     /// [`measure`] with this binary and options.
     fn measure(&self, w: Workload, runs: usize, json: bool) -> Result<Vec<Value>> {
-        measure(&self.binary, w, runs, json, self.data.as_deref())
+        measure(&self.binary, w, runs, json, (self.data.as_deref(), self.history))
     }
 }
 
@@ -255,7 +264,7 @@ fn measure(
     w: Workload,
     runs: usize,
     json: bool,
-    data: Option<&std::path::Path>,
+    data: (Option<&std::path::Path>, Option<u64>),
 ) -> Result<Vec<Value>> {
     let mut reports = Vec::new();
     for run in 0..runs {
@@ -276,10 +285,18 @@ fn measure(
 }
 
 /// One process of the benchmark binary; its last stdout line is the report.
-fn run_one(binary: &PathBuf, system: &str, w: Workload, data: Option<&std::path::Path>) -> Result<Value> {
+fn run_one(
+    binary: &PathBuf,
+    system: &str,
+    w: Workload,
+    (data, history): (Option<&std::path::Path>, Option<u64>),
+) -> Result<Value> {
     let mut command = Command::new(binary);
     if let Some(dir) = data.filter(|_| system == "dotray") {
         command.arg("--data").arg(dir);
+        if let Some(mib) = history {
+            command.args(["--history", &mib.to_string()]);
+        }
     }
     let mut child = command
         .args(["--system", system])
@@ -416,6 +433,7 @@ mod tests {
             data: None,
             recovery: false,
             mib: 1024,
+            history: None,
         };
         assert_eq!(options.ok(), Some(expected));
         assert!(parse(&args("--recovery --mib 64")).is_ok_and(|o| o.recovery && o.mib == 64));

@@ -45,7 +45,7 @@ const OVERLAY_POLL: Duration = Duration::from_millis(50);
 /// Runs dotray once.
 pub async fn run(spec: &Spec) -> Result<Report, BenchError> {
     let tally = Arc::new(Tally::new());
-    let nodes = start_nodes(spec.nodes, spec.data_dir.as_deref()).await?;
+    let nodes = start_nodes(spec.nodes, spec.data_dir.as_deref(), spec.history_mib).await?;
 
     let mut receivers = JoinSet::new();
     let (log_tx, mut log_rx) = mpsc::unbounded_channel();
@@ -157,7 +157,11 @@ fn debug() -> bool {
 /// Starts every node in the same instant, each seeded with node 0 and its predecessor: a join storm,
 /// as when a whole network restarts at once. Every node listens on an address chosen beforehand, so
 /// that a node's seeds are known before they run.
-async fn start_nodes(count: usize, data_dir: Option<&std::path::Path>) -> Result<Vec<Node>, BenchError> {
+async fn start_nodes(
+    count: usize,
+    data_dir: Option<&std::path::Path>,
+    history_mib: Option<u64>,
+) -> Result<Vec<Node>, BenchError> {
     let addrs = free_loopback_addrs(count)?;
     let mut nodes: Vec<Node> = Vec::with_capacity(count);
     if let Some(dir) = data_dir {
@@ -167,6 +171,9 @@ async fn start_nodes(count: usize, data_dir: Option<&std::path::Path>) -> Result
         let mut builder = Node::builder().listen(addrs[i]).network_id("dotray-bench");
         if let Some(dir) = data_dir {
             builder = builder.data_dir(dir.join(format!("node-{i}")));
+        }
+        if let Some(mib) = history_mib {
+            builder = builder.history(dotray::HistoryLimits { max_bytes: mib << 20, ..Default::default() });
         }
         if i > 0 {
             builder = builder.seed(addrs[0]);

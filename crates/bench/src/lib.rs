@@ -17,7 +17,7 @@
 //! ```no_run
 //! use dotray_bench::{Spec, System};
 //! # fn main() -> Result<(), dotray_bench::BenchError> {
-//! let spec = Spec { system: System::IdealTree, nodes: 8, msgs: 100, size: 1024, publishers: 1, interval_ms: 0, data_dir: None };
+//! let spec = Spec { system: System::IdealTree, nodes: 8, msgs: 100, size: 1024, publishers: 1, interval_ms: 0, data_dir: None, history_mib: None };
 //! let report = dotray_bench::run(&spec)?;
 //! assert_eq!(report.missing(), 0);
 //! println!("{}", report.to_json());

@@ -3,7 +3,7 @@
 //!
 //! ```text
 //! dotray-bench --system dotray|ideal-tree [--nodes N] [--msgs M] [--size S] [--publishers P]
-//!              [--interval-ms I] [--data DIR]
+//!              [--interval-ms I] [--data DIR [--history MIB]]
 //! ```
 //!
 //! `--data DIR` gives every dotray node a data directory under DIR (emptied first; put it on a tmpfs
@@ -24,7 +24,7 @@ use anyhow::{Context, Result, bail};
 use dotray_bench::{Spec, System};
 
 const USAGE: &str = "usage: dotray-bench --system dotray|ideal-tree [--nodes N] [--msgs M] [--size S] \
-[--publishers P] [--interval-ms I] [--data DIR]
+[--publishers P] [--interval-ms I] [--data DIR [--history MIB]]
        dotray-bench --recovery-fill DIR --mib M [--crash] | --recovery DIR --mib M";
 
 fn main() -> std::process::ExitCode {
@@ -53,6 +53,7 @@ fn run() -> Result<()> {
         publishers: 1,
         interval_ms: 0,
         data_dir: None,
+        history_mib: None,
     };
     let (mut recovery, mut fill, mut mib, mut crash) = (None::<std::path::PathBuf>, false, 1024u64, false);
     let mut args = std::env::args().skip(1);
@@ -69,6 +70,7 @@ fn run() -> Result<()> {
             "--publishers" => spec.publishers = value()?.parse()?,
             "--interval-ms" => spec.interval_ms = value()?.parse()?,
             "--data" => spec.data_dir = Some(value()?.into()),
+            "--history" => spec.history_mib = Some(value()?.parse()?),
             "--recovery" => recovery = Some(value()?.into()),
             "--recovery-fill" => (recovery, fill) = (Some(value()?.into()), true),
             "--mib" => mib = value()?.parse()?,

@@ -174,6 +174,7 @@ mod tests {
             publishers: 1,
             interval_ms: 0,
             data_dir: None,
+            history_mib: None,
         };
         let report = Report {
             spec,

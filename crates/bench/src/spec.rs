@@ -60,6 +60,9 @@ pub struct Spec {
     /// the application acknowledges what it receives (the last message of each stream in each batch
     /// it takes), as a durable application does. `None`: no data directory (the default).
     pub data_dir: Option<std::path::PathBuf>,
+    /// dotray only, with `data_dir`: every node also keeps a history of this many MiB
+    /// (`NodeBuilder::history`). `None`: no history (the default).
+    pub history_mib: Option<u64>,
 }
 
 impl Spec {
