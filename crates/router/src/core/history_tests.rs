@@ -176,3 +176,29 @@ fn a_resumed_stream_far_behind_a_neighbour_asks_for_everything_after_its_mark() 
     let want = grafted(&drain(&mut r));
     assert_eq!(want.first().map(|w| (w.stream, w.first)), Some((stream(5), 1)), "{want:?}");
 }
+
+#[test]
+fn with_a_history_an_idle_stream_keeps_its_mark_and_old_messages_are_not_delivered_again() {
+    use super::tests::deliveries;
+    let t0 = Instant::now();
+    let mut r = configured_router(history_config(), t0, &[2]);
+    for seq in 1..=3 {
+        feed(&mut r, id(2), Message::Data { stream: stream(5), seq, hops: 0, payload: payload(seq) }, t0);
+    }
+    drain(&mut r);
+    // Idle for hours: forgotten from the table, but its mark stays.
+    let idle = r.config().stream_idle_timeout;
+    let mut now = t0;
+    while now < t0 + 6 * idle {
+        now += Duration::from_secs(30);
+        r.handle_timer(Timer::Sweep, now);
+    }
+    drain(&mut r);
+    assert_eq!(r.watermark(&stream(5)), None, "not tracked any more");
+    assert_eq!(r.forgotten_count(), 1, "its mark is kept");
+    // A neighbour's history serves 2..=4: only 4 is new.
+    for seq in 2..=4 {
+        feed(&mut r, id(2), Message::Data { stream: stream(5), seq, hops: 0, payload: payload(seq) }, now);
+    }
+    assert_eq!(deliveries(&drain(&mut r)), [4]);
+}

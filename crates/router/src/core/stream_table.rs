@@ -26,7 +26,9 @@
 //!
 //! Streams idle for `Config::stream_idle_timeout` are forgotten outright by the sweep, from the same
 //! queue (so after between one and two timeouts of idleness): no honest node retains their
-//! messages any more, so nothing of them can come back.
+//! messages any more, so nothing of them can come back. With `Config::history` they can (histories
+//! keep them for hours): then an idle stream is evicted like any other, its watermark remembered,
+//! and marks are dropped only for room, never for age.
 
 use std::collections::VecDeque;
 use std::time::Instant;
@@ -217,12 +219,17 @@ impl<R: rand::Rng> Router<R> {
     /// recency queue that is older than the timeout.
     pub(crate) fn sweep_idle_streams(&mut self, now: Instant) {
         let Some(cutoff) = now.checked_sub(self.config.stream_idle_timeout) else { return };
-        self.forgotten.expire(cutoff);
+        let history = self.config.history;
+        if !history {
+            self.forgotten.expire(cutoff);
+        }
         while let Some((id, at)) = self.recency.pop_live(&self.streams, Some(cutoff)) {
             let Some(state) = self.streams.get_mut(&id) else { continue };
             if state.last_active > at || !state.buffer.is_empty() {
                 state.queued_at = now;
                 self.recency.push(id, now);
+            } else if history {
+                self.evict_stream(id, now);
             } else {
                 self.forget_stream(id);
             }
