@@ -37,9 +37,21 @@ impl<R: rand::Rng> Router<R> {
             }
             // While a stream is provisional its watermark is only a claim: keep what the origin
             // proves wherever it lies, so the first proven payload can move the watermark.
-            if !state.provisional
-                && (manifest.last() <= state.delivered || manifest.first > state.delivered + window)
-            {
+            if !state.provisional && manifest.first > state.delivered + window {
+                // Beyond the window: not kept, but one (per skip) is checked, as proof that the
+                // stream went on that far (see `StreamState::proven_ahead`).
+                if state.proven_ahead.is_none() {
+                    self.counters.manifests_verified += 1;
+                    if !manifest.verify(&*self.signer) {
+                        return self.violation(from, "manifest with a bad signature");
+                    }
+                    if let Some(state) = self.streams.get_mut(&stream) {
+                        state.proven_ahead = Some(manifest.first);
+                    }
+                }
+                return;
+            }
+            if !state.provisional && manifest.last() <= state.delivered {
                 return;
             }
         }

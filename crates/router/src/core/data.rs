@@ -313,6 +313,9 @@ impl<R: rand::Rng> Router<R> {
         let Some(state) = self.streams.get_mut(&stream) else { return };
         state.delivered = seq;
         state.provisional = false;
+        if state.proven_ahead.is_some_and(|ahead| ahead <= seq) {
+            state.proven_ahead = None;
+        }
         state.known_hi = state.known_hi.max(seq);
         let freed = state.retain(seq, held);
         if state.proofs.first_key_value().is_some_and(|(_, m)| m.last() <= seq) {
@@ -419,7 +422,7 @@ impl<R: rand::Rng> Router<R> {
     }
 
     /// Arms the stream's graft timer for `at` if it is not armed.
-    fn arm_graft_at(&mut self, stream: StreamId, at: Instant, now: Instant) {
+    pub(crate) fn arm_graft_at(&mut self, stream: StreamId, at: Instant, now: Instant) {
         let generation = self.timer_generation + 1;
         let Some(state) = self.streams.get_mut(&stream) else { return };
         if state.graft_since.is_none() && state.has_missing() {

@@ -202,3 +202,60 @@ fn with_a_history_an_idle_stream_keeps_its_mark_and_old_messages_are_not_deliver
     }
     assert_eq!(deliveries(&drain(&mut r)), [4]);
 }
+
+/// Fires `r`'s timers in order until `until`, starting from `actions`; returns every action.
+fn run_timers(r: &mut Router<ChaCha8Rng>, mut actions: Vec<Action>, until: Instant) -> Vec<Action> {
+    let mut all = Vec::new();
+    let mut timers: Vec<(Instant, Timer)> = Vec::new();
+    loop {
+        for action in &actions {
+            if let Action::SetTimer { at, timer } = action {
+                timers.push((*at, *timer));
+            }
+        }
+        all.append(&mut actions);
+        timers.sort_by_key(|(at, _)| *at);
+        if timers.is_empty() || timers[0].0 > until {
+            return all;
+        }
+        let (at, timer) = timers.remove(0);
+        r.handle_timer(timer, at);
+        actions = drain(r);
+    }
+}
+
+#[test]
+fn a_stream_resumed_behind_what_anyone_holds_reports_the_gap_and_goes_on() {
+    use super::tests::grafted;
+    let now = Instant::now();
+    let mut r = configured_router(config(), now, &[2]);
+    r.resume_stream(stream(5), 0, now);
+    // The stream went on to 10,000 meanwhile: its origin's manifest proves it.
+    feed(&mut r, id(2), Message::Data { stream: stream(5), seq: 10_000, hops: 0, payload: payload(10_000) }, now);
+    let actions = drain(&mut r);
+    let gap_timeout = r.config().gap_timeout;
+    let actions = run_timers(&mut r, actions, now + gap_timeout + Duration::from_secs(1));
+    let gaps: Vec<(u64, u64)> = actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::Event(Event::Gap { first, last, .. }) => Some((*first, *last)),
+            _ => None,
+        })
+        .collect();
+    let window = r.config().reorder_window;
+    assert_eq!(gaps, [(1, 10_000 - window)], "what nobody served, reported once");
+    let last_ask = grafted(&actions).into_iter().last().expect("grafts sent");
+    assert_eq!((last_ask.first, last_ask.last), (10_000 - window + 1, 10_000), "then the window up to the proof");
+
+    // A neighbour's unproven claim of a far-ahead number skips nothing.
+    let mut other = configured_router(config(), now, &[2]);
+    other.resume_stream(stream(5), 0, now);
+    feed(&mut other, id(2), Message::Data { stream: stream(5), seq: 3, hops: 0, payload: payload(3) }, now);
+    let marks = vec![Watermark { stream: stream(5), seq: 1_000_000 }];
+    other.handle_message(id(2), Message::Sync { marks }, now);
+    other.handle_message(id(2), Message::Data { stream: stream(5), seq: 900_000, hops: 0, payload: payload(1) }, now);
+    let actions = drain(&mut other);
+    let actions = run_timers(&mut other, actions, now + 3 * gap_timeout);
+    let skipped = actions.iter().any(|a| matches!(a, Action::Event(Event::Gap { first: 1, last, .. }) if *last > 3));
+    assert!(!skipped, "{actions:?}");
+}

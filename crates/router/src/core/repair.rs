@@ -275,7 +275,11 @@ impl<R: rand::Rng> Router<R> {
             state.graft_tries = 0;
         }
         let Some(since) = state.graft_since else { return };
-        if !state.has_missing() || now.saturating_duration_since(since) >= gap_timeout {
+        let expired = now.saturating_duration_since(since) >= gap_timeout;
+        if expired && state.buffer.is_empty() && state.proven_ahead.is_some() {
+            return self.skip_unservable(stream, now);
+        }
+        if !state.has_missing() || expired {
             // Filled, or nobody could serve it for a whole gap timeout: stop asking. A real loss
             // becomes a `Gap` through the gap timer (if later payloads are held); an unfounded claim
             // (a forged digest) is forgotten.
@@ -537,6 +541,35 @@ impl<R: rand::Rng> Router<R> {
             }
             self.arm_gap(stream, now);
         }
+    }
+
+    /// Nobody served the window after `stream`'s watermark for a whole gap timeout, nothing is
+    /// buffered, and the origin proved the stream goes on beyond the window
+    /// (`StreamState::proven_ahead`): report the messages up to a window before that proof as a
+    /// `Gap`, and ask at once for the window that reaches it (the newest messages are the ones
+    /// neighbours are likeliest to hold). A node that resumed a stream behind everything its
+    /// neighbours hold goes on this way, a window per gap timeout, instead of waiting for ever.
+    fn skip_unservable(&mut self, stream: StreamId, now: Instant) {
+        let window = self.config.reorder_window;
+        let Some(state) = self.streams.get_mut(&stream) else { return };
+        let Some(ahead) = state.proven_ahead.take() else { return };
+        state.graft_since = None;
+        let first = state.delivered + 1;
+        let last = ahead.saturating_sub(window).max(state.delivered);
+        if last >= first {
+            state.delivered = last;
+            state.known_hi = ahead.min(last + window);
+            state.announced_hi = state.announced_hi.max(ahead);
+            self.proof_bytes -= state.release_proofs_through(last);
+            if !state.ack_dirty {
+                state.ack_dirty = true;
+                self.ack_dirty.push(stream);
+            }
+            self.counters.gaps += 1;
+            self.counters.gap_messages += last - first + 1;
+            self.actions.push_back(Action::Event(Event::Gap { stream, first, last }));
+        }
+        self.arm_graft_at(stream, now, now);
     }
 
     /// The gap timer of `stream` fired: the hole in front of the buffered payloads could not be filled

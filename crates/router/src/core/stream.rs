@@ -61,6 +61,13 @@ pub(crate) struct StreamState {
     /// long absence, served from a history) catches up a window at a time. Lowered with `known_hi`
     /// when a graft round gives up, so a claim nobody can serve is not chased again.
     pub(crate) announced_hi: u64,
+    /// A sequence number beyond the reorder window that a verified manifest of the origin proves
+    /// exists (so every number before it does too). When nobody serves the window after the
+    /// watermark for a whole gap timeout and nothing is buffered, those messages are lost as far
+    /// as this node can reach: the stream reports a gap up to a window before this number and goes
+    /// on (`Router::skip_unservable`), rather than wait for ever. Only the origin can make one, so
+    /// no neighbour's claim can make the node skip.
+    pub(crate) proven_ahead: Option<u64>,
     /// Out-of-order payloads waiting for the hole before them.
     pub(crate) buffer: BTreeMap<u64, Held>,
     /// Payload bytes in `buffer` (`Config::reorder_max_stream_bytes`).
@@ -132,6 +139,7 @@ impl StreamState {
             delivered,
             known_hi: delivered,
             announced_hi: delivered,
+            proven_ahead: None,
             buffer: BTreeMap::new(),
             buffer_bytes: 0,
             deferred: BTreeMap::new(),
