@@ -60,6 +60,9 @@
 //! | `dotray_resends_total` | counter | messages | Payloads sent in answer to a graft or sync (repairs). |
 //! | `dotray_sync_resends_total` | counter | messages | Of the resends: those answering a sync. |
 //! | `dotray_repairs_over_budget_total` | counter | messages | Payloads asked for and not sent: the neighbour was over its repair budget. |
+//! | `dotray_history_reads_total` | counter | reads | Reads of the history on disk for neighbours catching up. |
+//! | `dotray_history_resends_total` | counter | messages | Payloads sent from the history on disk. |
+//! | `dotray_history_damaged_total` | counter | runs | Runs or payloads read back from the history that failed their check and were not sent. |
 //! | `dotray_reoffers_total` | counter | ranges | Ranges re-offered by digest after a neighbour went down or a send was refused. |
 //! | `dotray_tree_optimisations_total` | counter | links | Tree links replaced by a shorter lazy path. |
 //! | `dotray_gaps_total` | counter | gaps | Gap events: runs of messages given up as lost. |
@@ -81,6 +84,7 @@
 //! | `dotray_directs_dropped_total` | counter | messages | Direct messages dropped: over their sender's byte budget, or the event queue three quarters full. |
 //! | `dotray_sends_refused_total` | counter | messages | Sends refused by a full connection queue. |
 //! | `dotray_violation_disconnects_total` | counter | connections | Connections closed for protocol violations. |
+//! | `dotray_history_dropped_total` | counter | messages | Delivered messages not stored in the history: its writer was too far behind. |
 //! | `dotray_connections` | gauge | connections | Connections that completed the handshake and are open. |
 //! | `dotray_inbound_sockets` | gauge | sockets | Inbound sockets open, handshakes in progress included. |
 //! | `dotray_outbound_sockets` | gauge | sockets | Outbound sockets open, dials in progress included. |
@@ -241,6 +245,11 @@ figures! {
         sync_resends: Counter "dotray_sync_resends_total" "Of the resends: those answering a sync.",
         repairs_over_budget: Counter "dotray_repairs_over_budget_total"
             "Payloads asked for and not sent: the neighbour was over its repair budget.",
+        recalls: Counter "dotray_history_reads_total"
+            "Reads of the history on disk for neighbours catching up.",
+        recalled: Counter "dotray_history_resends_total" "Payloads sent from the history on disk.",
+        history_damaged: Counter "dotray_history_damaged_total"
+            "Runs or payloads read back from the history that failed their check and were not sent.",
         reoffers: Counter "dotray_reoffers_total"
             "Ranges re-offered by digest after a neighbour went down or a send was refused.",
         optimisations: Counter "dotray_tree_optimisations_total"
@@ -283,6 +292,8 @@ figures! {
         sends_refused: Counter "dotray_sends_refused_total" "Sends refused by a full connection queue.",
         violations: Counter "dotray_violation_disconnects_total"
             "Connections closed for protocol violations.",
+        history_dropped: Counter "dotray_history_dropped_total"
+            "Delivered messages not stored in the history: its writer was too far behind.",
     }
 }
 

@@ -135,3 +135,51 @@ async fn a_history_without_a_data_directory_is_refused() {
     let started = Node::builder().history(HistoryLimits::default()).start().await;
     assert!(matches!(started, Err(StartError::Config(_))), "{:?}", started.err());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_newcomer_asking_for_whole_streams_gets_their_past_from_a_history() {
+    let (seed_dir, newcomer_dir) = (scratch("h-whole-seed"), scratch("h-whole-new"));
+    let seed = with_history(Node::builder(), &seed_dir).start().await.unwrap();
+    let publisher = forgetful(Node::builder()).seed(seed.local_addr()).start().await.unwrap();
+    let first = broadcast_joined(&publisher, b"1").await;
+    for n in 2..=20 {
+        publisher.broadcast(Bytes::from(n.to_string())).await.unwrap();
+    }
+    for _ in 1..=20 {
+        next_message(&seed).await;
+    }
+    // The stream is older than a newcomer's tolerance, and every memory has forgotten it.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    // A small reorder window, so the stream's past is more than one window.
+    let whole = dotray::router::core::Config {
+        backfill_new_stream: u64::MAX,
+        reorder_window: 8,
+        stream_start_tolerance: Duration::ZERO,
+        retention_time: Duration::from_millis(500),
+        sweep_interval: Duration::from_millis(200),
+        ..Default::default()
+    };
+    let newcomer = Node::builder()
+        .router_config(whole)
+        .data_dir(&newcomer_dir)
+        .seed(seed.local_addr())
+        .start()
+        .await
+        .unwrap();
+    // A new message reaches the newcomer first, far beyond its window: it must not make it skip
+    // the past.
+    broadcast_joined(&newcomer, b"hello").await;
+    publisher.broadcast(Bytes::from_static(b"21")).await.unwrap();
+    for n in 1..=21u64 {
+        let message = next_message(&newcomer).await;
+        assert_eq!(
+            (message.id().stream, message.seq, message.payload.clone()),
+            (first.stream, n, Bytes::from(n.to_string()))
+        );
+    }
+    assert_no_gap(&newcomer).await;
+    for node in [&newcomer, &publisher, &seed] {
+        node.shutdown().await;
+    }
+    let _ = (std::fs::remove_dir_all(seed_dir), std::fs::remove_dir_all(newcomer_dir));
+}

@@ -257,7 +257,7 @@ fn the_demo_serves_metrics_and_prints_its_counters_as_json() {
     assert_eq!(counters["router"]["delivered"], received, "the counters agree with the receive lines");
     assert!(received as f64 >= second, "{received} received, {second} scraped before");
     let driver = counters["driver"].as_object().expect("driver fields");
-    assert_eq!(driver.len(), 6, "{driver:?}");
+    assert_eq!(driver.len(), 7, "{driver:?}");
     assert_eq!(driver["messages_delivered"], received, "{driver:?}");
     let others = driver.iter().filter(|(name, _)| *name != "messages_delivered");
     assert!(others.clone().all(|(_, v)| v.as_u64() == Some(0)), "nothing dropped or refused: {driver:?}");

@@ -150,7 +150,9 @@ pub struct Config {
     /// `retention_time`). Marks also go after `stream_idle_timeout`.
     pub max_forgotten_streams: usize,
     /// A stream with no activity for this long is forgotten (within twice this). Default 10 min. Safe because no honest
-    /// node retains its payloads longer than `retention_time`, so none of them can come back.
+    /// node retains its payloads longer than `retention_time`, so none of them can come back. With
+    /// `history` they can, so the stream's watermark is remembered instead (see
+    /// `max_forgotten_streams`), and kept for as long as there is room.
     pub stream_idle_timeout: Duration,
     /// A node that first hears of a stream at sequence number `s` delivers it from
     /// `s - backfill_new_stream` (from 1 while `s <= backfill_new_stream`): the messages sent while it
@@ -160,6 +162,10 @@ pub struct Config {
     /// joining a 150-message stream older than `retention_time` waited a whole `gap_timeout` for
     /// messages nobody held; starting at the first message seen instead, a node that took 4 s to
     /// join lost the messages sent meanwhile. `cargo xtask chaos` flagged both.)
+    ///
+    /// `u64::MAX` asks for every stream from its first message: where nodes keep histories on disk
+    /// (`history`), a newcomer gets each stream's whole past from them. What nobody holds any more
+    /// is reported as a gap once the origin's signed manifests prove the stream went on past it.
     pub backfill_new_stream: u64,
     /// A stream whose origin started it (see [`crate::core::StreamId::started_unix_secs`]) no more
     /// than this long before this node got its first neighbour is owed to the node whole: when the

@@ -231,7 +231,12 @@ fn a_stream_resumed_behind_what_anyone_holds_reports_the_gap_and_goes_on() {
     let mut r = configured_router(config(), now, &[2]);
     r.resume_stream(stream(5), 0, now);
     // The stream went on to 10,000 meanwhile: its origin's manifest proves it.
-    feed(&mut r, id(2), Message::Data { stream: stream(5), seq: 10_000, hops: 0, payload: payload(10_000) }, now);
+    feed(
+        &mut r,
+        id(2),
+        Message::Data { stream: stream(5), seq: 10_000, hops: 0, payload: payload(10_000) },
+        now,
+    );
     let actions = drain(&mut r);
     let gap_timeout = r.config().gap_timeout;
     let actions = run_timers(&mut r, actions, now + gap_timeout + Duration::from_secs(1));
@@ -245,7 +250,11 @@ fn a_stream_resumed_behind_what_anyone_holds_reports_the_gap_and_goes_on() {
     let window = r.config().reorder_window;
     assert_eq!(gaps, [(1, 10_000 - window)], "what nobody served, reported once");
     let last_ask = grafted(&actions).into_iter().last().expect("grafts sent");
-    assert_eq!((last_ask.first, last_ask.last), (10_000 - window + 1, 10_000), "then the window up to the proof");
+    assert_eq!(
+        (last_ask.first, last_ask.last),
+        (10_000 - window + 1, 10_000),
+        "then the window up to the proof"
+    );
 
     // A neighbour's unproven claim of a far-ahead number skips nothing.
     let mut other = configured_router(config(), now, &[2]);
@@ -253,9 +262,14 @@ fn a_stream_resumed_behind_what_anyone_holds_reports_the_gap_and_goes_on() {
     feed(&mut other, id(2), Message::Data { stream: stream(5), seq: 3, hops: 0, payload: payload(3) }, now);
     let marks = vec![Watermark { stream: stream(5), seq: 1_000_000 }];
     other.handle_message(id(2), Message::Sync { marks }, now);
-    other.handle_message(id(2), Message::Data { stream: stream(5), seq: 900_000, hops: 0, payload: payload(1) }, now);
+    other.handle_message(
+        id(2),
+        Message::Data { stream: stream(5), seq: 900_000, hops: 0, payload: payload(1) },
+        now,
+    );
     let actions = drain(&mut other);
     let actions = run_timers(&mut other, actions, now + 3 * gap_timeout);
-    let skipped = actions.iter().any(|a| matches!(a, Action::Event(Event::Gap { first: 1, last, .. }) if *last > 3));
+    let skipped =
+        actions.iter().any(|a| matches!(a, Action::Event(Event::Gap { first: 1, last, .. }) if *last > 3));
     assert!(!skipped, "{actions:?}");
 }

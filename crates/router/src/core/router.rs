@@ -575,8 +575,12 @@ impl<R: Rng> Router<R> {
     /// The watermark `stream`, first heard of at `seq`, starts from: just before message 1 if the
     /// stream began after this node joined (`Config::stream_start_tolerance`), else
     /// `Config::backfill_new_stream` before `seq`. Never more than `Config::reorder_window` before
-    /// `seq`, so that the payload at `seq` can be kept.
+    /// `seq`, so that the payload at `seq` can be kept, unless `backfill_new_stream` is `u64::MAX`:
+    /// then from message 1, whatever `seq` (what lies beyond the window comes a window at a time).
     pub(crate) fn adoption_start(&self, stream: StreamId, seq: u64) -> u64 {
+        if self.config.backfill_new_stream == u64::MAX {
+            return 0;
+        }
         let owed_whole = self.owed_whole(stream);
         let back = if owed_whole { self.config.reorder_window - 1 } else { self.config.backfill_new_stream };
         seq.saturating_sub(1).saturating_sub(back)

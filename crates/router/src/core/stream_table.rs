@@ -161,7 +161,13 @@ impl<R: rand::Rng> Router<R> {
                 state.provisional = false;
                 state
             }
-            None => StreamState::new(start, now),
+            None => {
+                let mut state = StreamState::new(start, now);
+                // Asked from its first message, the start is no neighbour's claim: nothing to
+                // re-anchor (see `Router::reanchor`).
+                state.provisional = self.config.backfill_new_stream != u64::MAX;
+                state
+            }
         };
         state.settled = settled_mark(&self.peers, &stream);
         self.streams.insert(stream, state);
