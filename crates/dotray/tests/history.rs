@@ -183,3 +183,49 @@ async fn a_newcomer_asking_for_whole_streams_gets_their_past_from_a_history() {
     }
     let _ = (std::fs::remove_dir_all(seed_dir), std::fs::remove_dir_all(newcomer_dir));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_damaged_history_is_an_error_never_a_wrong_message() {
+    let (dir, publisher_dir) = (scratch("h-damaged"), scratch("h-damaged-pub"));
+    let node = Node::builder().data_dir(&dir).history(HistoryLimits::default()).start().await.unwrap();
+    let publisher = Node::builder().data_dir(&publisher_dir).seed(node.local_addr()).start().await.unwrap();
+    let first = broadcast_joined(&publisher, b"an unmistakable payload").await;
+    next_message(&node).await;
+    let mut stored = Vec::new();
+    for _ in 0..100 {
+        stored = node.replay(first.stream, 1, 10).await.unwrap();
+        if !stored.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(stored.len(), 1, "stored");
+    node.shutdown().await;
+    drop(node);
+
+    // One byte of the payload changes on disk.
+    let mut damaged = 0;
+    for entry in std::fs::read_dir(dir.join(dotray::store::HISTORY_DIR)).unwrap() {
+        let path = entry.unwrap().path();
+        let mut bytes = std::fs::read(&path).unwrap();
+        let needle = b"an unmistakable payload";
+        if let Some(at) = bytes.windows(needle.len()).position(|w| w == needle) {
+            bytes[at + 3] ^= 0x01;
+            std::fs::write(&path, &bytes).unwrap();
+            damaged += 1;
+        }
+    }
+    assert_eq!(damaged, 1, "the payload is in one segment");
+    let node = Node::builder().data_dir(&dir).history(HistoryLimits::default()).start().await;
+    match node {
+        // redb's checks may refuse the file at open; if not, the read must.
+        Err(error) => assert!(matches!(error, StartError::DataDir(_)), "{error:?}"),
+        Ok(node) => {
+            let read = node.replay(first.stream, 1, 10).await;
+            assert!(matches!(read, Err(dotray::NodeError::Replay(_))), "{read:?}");
+            node.shutdown().await;
+        }
+    }
+    publisher.shutdown().await;
+    let _ = (std::fs::remove_dir_all(dir), std::fs::remove_dir_all(publisher_dir));
+}
