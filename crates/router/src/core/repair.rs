@@ -561,15 +561,23 @@ impl<R: rand::Rng> Router<R> {
             state.known_hi = ahead.min(last + window);
             state.announced_hi = state.announced_hi.max(ahead);
             self.proof_bytes -= state.release_proofs_through(last);
-            if !state.ack_dirty {
-                state.ack_dirty = true;
-                self.ack_dirty.push(stream);
-            }
-            self.counters.gaps += 1;
-            self.counters.gap_messages += last - first + 1;
-            self.actions.push_back(Action::Event(Event::Gap { stream, first, last }));
+            self.report_gap(stream, first, last);
         }
         self.arm_graft_at(stream, now, now);
+    }
+
+    /// Reports `first..=last` of `stream` lost (its watermark already past them): a `Gap` event,
+    /// counted, and the new watermark acknowledged to the neighbours.
+    fn report_gap(&mut self, stream: StreamId, first: u64, last: u64) {
+        if let Some(state) = self.streams.get_mut(&stream)
+            && !state.ack_dirty
+        {
+            state.ack_dirty = true;
+            self.ack_dirty.push(stream);
+        }
+        self.counters.gaps += 1;
+        self.counters.gap_messages += last - first + 1;
+        self.actions.push_back(Action::Event(Event::Gap { stream, first, last }));
     }
 
     /// The gap timer of `stream` fired: the hole in front of the buffered payloads could not be filled
@@ -589,13 +597,7 @@ impl<R: rand::Rng> Router<R> {
         let first = state.delivered + 1;
         let last = first_held - 1;
         state.delivered = last;
-        if !state.ack_dirty {
-            state.ack_dirty = true;
-            self.ack_dirty.push(stream);
-        }
-        self.counters.gaps += 1;
-        self.counters.gap_messages += last - first + 1;
-        self.actions.push_back(Action::Event(Event::Gap { stream, first, last }));
+        self.report_gap(stream, first, last);
         self.drain(stream, now);
     }
 }
