@@ -32,7 +32,12 @@
 //! * payloads are only sent where they belong: the forwarded message of a `Data` step (never back to
 //!   its sender), our own messages once the core signed them (at a broadcast or a seal timer), or
 //!   repairs in a `Graft`/`Sync` step;
-//! * every message the core sends survives the wire layer (encode, declare, validate, decode) unchanged.
+//! * every message the core sends survives the wire layer (encode, declare, validate, decode) unchanged;
+//! * with a history (`Config::history`, half the configurations): every `Archive` is of a payload
+//!   just delivered, with a manifest that proves it; at most one `Recall` per neighbour is under way,
+//!   within the request's budget; and the answer the script makes up from what was archived (runs
+//!   overlapping, beyond the range, or damaged) sends only true payloads of the range asked, to the
+//!   neighbour that asked, at most as many as the recall allowed.
 #![allow(dead_code, unreachable_pub)]
 
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
@@ -42,7 +47,9 @@ use std::time::{Duration, Instant};
 use bytes::{BufMut, Bytes, BytesMut};
 use dotray_codec::proto::{self, Body, BodyKind, Layer};
 use dotray_codec::{FrameCodec, NodeId};
-use dotray_router::core::{Action, Config, Event, Message, Router, SeqRange, StreamId, Timer, Watermark};
+use dotray_router::core::{
+    Action, Config, Event, Message, RecalledRun, Router, SeqRange, StreamId, Timer, Watermark,
+};
 use dotray_router::proof::{InsecureSigner, Manifest, payload_hash};
 use dotray_router::wire::{Inbound, OriginAddr, Outbound};
 use rand::SeedableRng;
@@ -248,6 +255,11 @@ fn body(input: &mut Input<'_>) -> Body {
 }
 
 fn config(b: u8) -> Config {
+    let config = small_or_default(b);
+    Config { history: b % 4 >= 2, ..config }
+}
+
+fn small_or_default(b: u8) -> Config {
     match b % 2 {
         0 => Config::default(),
         // Small bounds and short times: every limit is reached within a short script.
@@ -291,6 +303,9 @@ enum Cause {
     Serve { budget: u64 },
     /// Our own messages `first..=last` were signed and may be sent.
     Seal { first: u64, last: u64 },
+    /// Payloads read back from the history for `to`'s recall: of `stream`, within `first..=last`,
+    /// at most `max`.
+    Recall { to: NodeId, stream: StreamId, first: u64, last: u64, max: u64 },
     /// Nothing may send a payload.
     Other,
     /// The step drained the actions it caused itself.
@@ -336,6 +351,9 @@ struct Harness {
     signed: u64,
     /// Streams that delivered or reported a gap since the core last took them up.
     started: HashSet<StreamId>,
+    /// With a history: what the core archived, and the recalls it asked for and are not answered.
+    archive: HashMap<(StreamId, u64), Arc<Manifest>>,
+    recalls: HashMap<NodeId, (StreamId, u64, u64, u64)>,
 }
 
 impl Harness {
@@ -361,6 +379,7 @@ impl Harness {
         if self.links.remove(&peer).is_some() {
             self.receivers.remove(&peer);
             self.grafts.remove(&peer);
+            self.recalls.remove(&peer);
             self.core.handle_neighbour_down(peer, self.now);
         }
     }
@@ -477,6 +496,12 @@ impl Harness {
                                         "own {seq} sent before its position was announced ({sealed:?})"
                                     );
                                 }
+                                Cause::Recall { to: asked_by, stream: s, first, last, max } => {
+                                    served += 1;
+                                    assert_eq!((to, *stream), (asked_by, s), "recalled for another");
+                                    assert!((first..=last).contains(seq), "recalled {seq}, not asked");
+                                    assert!(served <= max, "more than {max} recalled payloads");
+                                }
                                 Cause::Other | Cause::Drained => {
                                     panic!("a payload sent outside forwarding and repair: {message:?}")
                                 }
@@ -536,8 +561,20 @@ impl Harness {
                     }
                     sealed = Some(through);
                 }
-                Action::Archive { .. } | Action::Recall { .. } => {
-                    panic!("a history action without a history: {action:?}")
+                Action::Archive { stream, seq, payload: p, proof } => {
+                    assert!(self.config.history, "archived without a history");
+                    assert_ne!(stream, self.core.own_stream(), "own message archived");
+                    assert_eq!(p, payload(stream, seq), "wrong payload archived");
+                    assert!(proof.proves(seq, &p), "archived with a manifest that does not prove it");
+                    assert!(marks.get(&stream).is_some_and(|m| *m >= seq), "archived before delivery");
+                    self.archive.insert((stream, seq), proof);
+                }
+                Action::Recall { to, stream, first, last, max_messages, max_bytes } => {
+                    assert!(self.config.history, "a recall without a history");
+                    assert!(first <= last && max_messages >= 1 && max_bytes >= 1, "an empty recall");
+                    assert!(max_messages <= self.config.max_serve_per_request, "a recall over the budget");
+                    let earlier = self.recalls.insert(to, (stream, first, last, max_messages));
+                    assert!(earlier.is_none(), "a second recall for {to:?} before the first was answered");
                 }
             }
         }
@@ -607,8 +644,47 @@ impl Harness {
         }
     }
 
+    /// The driver's answer to a recall the core asked for: what the archive holds of the range, as
+    /// runs (the script may overlap them, add some beyond the range, or damage a payload).
+    fn answer_recall(&mut self, input: &mut Input<'_>) -> Cause {
+        let b = input.u8();
+        let Some(to) = Self::pick(self.recalls.keys().copied(), b) else { return Cause::Other };
+        let (stream, first, last, max) = self.recalls.remove(&to).expect("picked");
+        let (overlap, beyond, damage) = (input.bool(), input.bool(), input.u8());
+        let hi = if beyond { last.saturating_add(3) } else { last };
+        let mut seqs: Vec<u64> = self
+            .archive
+            .keys()
+            .filter(|(s, q)| *s == stream && (first..=hi).contains(q))
+            .map(|(_, q)| *q)
+            .collect();
+        seqs.sort_unstable();
+        let mut runs: Vec<RecalledRun> = Vec::new();
+        for seq in seqs {
+            let proof = self.archive[&(stream, seq)].clone();
+            let mut p = payload(stream, seq);
+            if damage == (seq % 256) as u8 {
+                p = Bytes::from_static(b"damaged on disk");
+            }
+            match runs.last_mut() {
+                Some(run)
+                    if Arc::ptr_eq(&run.proof, &proof) && run.first + run.payloads.len() as u64 == seq =>
+                {
+                    run.payloads.push(p);
+                }
+                _ => runs.push(RecalledRun { proof, first: seq, payloads: vec![p] }),
+            }
+        }
+        if overlap && let Some(run) = runs.first().cloned() {
+            runs.push(run);
+        }
+        self.core.handle_recalled(to, runs, self.now);
+        Cause::Recall { to, stream, first, last, max }
+    }
+
     fn step(&mut self, input: &mut Input<'_>) -> Cause {
-        match input.u8() % 13 {
+        match input.u8() % 14 {
+            13 => return self.answer_recall(input),
             0 => self.now += Duration::from_millis(u64::from(input.u16()) * 4),
             1 => self.neighbour_up(id(input.u8() & 7)),
             2 => {
@@ -742,6 +818,8 @@ pub fn router_handler(data: &[u8]) {
         broadcasts: 0,
         signed: 0,
         started: HashSet::new(),
+        archive: HashMap::new(),
+        recalls: HashMap::new(),
         core,
         config,
         now,
