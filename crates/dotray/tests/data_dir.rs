@@ -231,6 +231,65 @@ fn a_data_dir_that_fills_up_while_running_stops_the_node() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// A history that cannot grow any more (the disk is full) is given up: the node says so once and
+/// goes on delivering. (The files may grow to 150 KiB: the history's first segment outgrows that
+/// within about a hundred messages of 1 KiB; the node's own records stay far below it.)
+#[cfg(unix)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_history_that_fills_up_is_given_up_and_the_node_goes_on() {
+    use std::io::BufRead;
+    let dir = scratch("history-full");
+    let publisher = Node::builder().start().await.unwrap();
+    let addr = publisher.local_addr().to_string();
+    let mut child = demo_with_file_limit(300, &dir, &["-s", &addr, "--history", "16"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("sh runs");
+    let stdout = child.stdout.take().expect("piped");
+    // Receives after the failure, counted by a reader thread; bounded by the deadline below.
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<String>();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let sending = tokio::spawn({
+        let publisher = publisher.clone();
+        async move {
+            for n in 0..20_000u32 {
+                let mut payload = vec![b'x'; 1024];
+                payload[..4].copy_from_slice(&n.to_le_bytes());
+                if publisher.broadcast(Bytes::from(payload)).await.is_err() {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        }
+    });
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    let (mut failed, mut after) = (0, 0);
+    while after < 50 {
+        let Ok(Some(line)) = tokio::time::timeout_at(deadline, rx.recv()).await else { break };
+        if line.contains(r#""event":"history_failed""#) {
+            assert!(line.contains("File too large"), "{line}");
+            failed += 1;
+        } else if failed > 0 && line.contains(r#""event":"receive""#) {
+            after += 1;
+        }
+        assert!(!line.contains(r#""event":"data_dir_failed""#), "{line}");
+    }
+    sending.abort();
+    let _ = child.kill();
+    let _ = child.wait();
+    assert_eq!(failed, 1, "the history's failure is told once");
+    assert_eq!(after, 50, "deliveries go on after it");
+    publisher.shutdown().await;
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 /// Two processes, one data directory: the second demo refuses to start and says the directory is in
 /// use; the first goes on.
 #[cfg(unix)]
