@@ -96,6 +96,27 @@
 //! * **Bounded against hostile peers.** List lengths, ranges, reorder buffers (per stream and total),
 //!   tracked streams and payloads served per request are all bounded; see [`core::Config`].
 //!
+//! ## Across restarts, and history on disk
+//!
+//! The core reads no disk; it tells its driver what to keep and asks it what to read.
+//!
+//! * **Its own stream.** Each signed batch is announced ([`core::Action::Sealed`]) before its sends;
+//!   a driver with a data directory stores it first, and a restarted router numbers on after it
+//!   ([`core::Router::continue_stream`]) and serves the stored batches
+//!   ([`core::Router::restore_own_batch`]).
+//! * **Where it stood in others' streams.** A stored position becomes a remembered watermark
+//!   ([`core::Router::resume_stream`]): when a neighbour tells of the stream, the router asks for
+//!   everything after it, a reorder window at a time (`StreamState::announced_hi`).
+//! * **History** (`Config::history`). Every delivered payload goes to the driver with its manifest
+//!   ([`core::Action::Archive`]); a request for what lies before the retained span becomes
+//!   [`core::Action::Recall`] (one per neighbour at a time, sized by its repair budget), and what the
+//!   driver reads back is checked against its manifest before it is sent
+//!   ([`core::Router::handle_recalled`]).
+//! * **What nobody holds.** A stream whose window after the watermark nobody serves for
+//!   `gap_timeout`, with nothing buffered, reports a gap up to a window before a number the origin's
+//!   verified manifest proves exists, and goes on: it never waits for ever, and no neighbour's
+//!   unsigned claim can make it skip.
+//!
 //! ## Only an origin can speak for its stream
 //!
 //! Links are authenticated (`dotray-transport`'s Noise channel), but a neighbour is just another
