@@ -2,31 +2,16 @@
 //! of directory it cannot trust with a typed error.
 
 use std::fs;
-use std::path::PathBuf;
 
 use dotray_codec::SecretKey;
 use dotray_store::{DATA_FILE, DataDir, FORMAT, OwnStream, StoreError};
 
-/// A fresh directory under the system's temporary directory, removed when dropped.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(name: &str) -> Self {
-        let dir = std::env::temp_dir().join(format!("dotray-store-{}-{name}", std::process::id()));
-        let _ = fs::remove_dir_all(&dir);
-        Self(dir)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = fs::remove_dir_all(&self.0);
-    }
-}
+mod temp_dir;
+use temp_dir::TempDir;
 
 #[test]
 fn the_key_and_the_own_stream_survive_reopening() {
-    let dir = TempDir::new("roundtrip");
+    let dir = TempDir::new("store", "roundtrip");
     let key = SecretKey::generate();
     {
         let store = DataDir::open(&dir.0).unwrap();
@@ -45,7 +30,7 @@ fn the_key_and_the_own_stream_survive_reopening() {
 #[test]
 fn the_directory_and_file_are_private_to_their_owner() {
     use std::os::unix::fs::PermissionsExt;
-    let dir = TempDir::new("private");
+    let dir = TempDir::new("store", "private");
     let store = DataDir::open(&dir.0).unwrap();
     let mode = |p: &std::path::Path| fs::metadata(p).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode(&dir.0), 0o700);
@@ -54,7 +39,7 @@ fn the_directory_and_file_are_private_to_their_owner() {
 
 #[test]
 fn a_directory_in_use_is_refused() {
-    let dir = TempDir::new("in-use");
+    let dir = TempDir::new("store", "in-use");
     let first = DataDir::open(&dir.0).unwrap();
     let second = DataDir::open(&dir.0);
     assert!(matches!(second, Err(StoreError::InUse { .. })), "{second:?}");
@@ -64,7 +49,7 @@ fn a_directory_in_use_is_refused() {
 
 #[test]
 fn a_file_that_is_no_database_is_foreign() {
-    let dir = TempDir::new("garbage");
+    let dir = TempDir::new("store", "garbage");
     fs::create_dir_all(&dir.0).unwrap();
     fs::write(dir.0.join(DATA_FILE), vec![0x5a; 10_000]).unwrap();
     let opened = DataDir::open(&dir.0);
@@ -74,7 +59,7 @@ fn a_file_that_is_no_database_is_foreign() {
 
 #[test]
 fn another_programs_database_is_foreign() {
-    let dir = TempDir::new("other-program");
+    let dir = TempDir::new("store", "other-program");
     fs::create_dir_all(&dir.0).unwrap();
     {
         let db = redb::Database::create(dir.0.join(DATA_FILE)).unwrap();
@@ -91,7 +76,7 @@ fn another_programs_database_is_foreign() {
 
 #[test]
 fn a_file_of_another_format_is_refused() {
-    let dir = TempDir::new("format");
+    let dir = TempDir::new("store", "format");
     drop(DataDir::open(&dir.0).unwrap());
     {
         let db = redb::Database::create(dir.0.join(DATA_FILE)).unwrap();
@@ -113,7 +98,7 @@ fn a_file_of_another_format_is_refused() {
 
 #[test]
 fn a_damaged_file_is_corrupt_not_trusted() {
-    let dir = TempDir::new("damaged");
+    let dir = TempDir::new("store", "damaged");
     {
         let store = DataDir::open(&dir.0).unwrap();
         store.save_secret_key(&SecretKey::from_bytes([9; 32])).unwrap();
@@ -133,7 +118,7 @@ fn a_damaged_file_is_corrupt_not_trusted() {
 fn delivered_positions_rise_survive_reopening_and_stay_bounded() {
     use dotray_codec::NodeId;
     use dotray_store::Delivered;
-    let dir = TempDir::new("delivered");
+    let dir = TempDir::new("store", "delivered");
     let origin = |n: u8| NodeId::from_bytes([n; 32]);
     let at = |n: u8, through| Delivered { origin: origin(n), epoch: 9, through };
     {

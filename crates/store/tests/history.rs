@@ -2,30 +2,24 @@
 //! oldest first by age and size, survives reopening and refuses files it cannot trust.
 
 use std::fs;
-use std::path::PathBuf;
 use std::time::Duration;
 
 use dotray_codec::NodeId;
 use dotray_store::{DataDir, HISTORY_DIR, HistoryLimits, NewRun, StoreError};
 
-/// A fresh directory under the system's temporary directory, removed when dropped.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(name: &str) -> Self {
-        let dir = std::env::temp_dir().join(format!("dotray-history-{}-{name}", std::process::id()));
-        let _ = fs::remove_dir_all(&dir);
-        Self(dir)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = fs::remove_dir_all(&self.0);
-    }
-}
+mod temp_dir;
+use temp_dir::TempDir;
 
 const ORIGIN: NodeId = NodeId::from_bytes([3; 32]);
+
+/// A data directory named `name` and its history under `limits` (the directory goes when the first
+/// is dropped).
+fn history_in(name: &str, limits: HistoryLimits) -> (TempDir, DataDir, dotray_store::History) {
+    let dir = TempDir::new("history", name);
+    let store = DataDir::open(&dir.0).unwrap();
+    let history = store.open_history(limits).unwrap();
+    (dir, store, history)
+}
 
 fn run(first: u64, last: u64, bytes: &[u8]) -> NewRun<'_> {
     NewRun { origin: ORIGIN, epoch: 5, first, last, bytes }
@@ -39,9 +33,7 @@ fn spans(history: &dotray_store::History, range: (u64, u64), max_bytes: usize) -
 
 #[test]
 fn a_range_reads_back_every_run_that_holds_part_of_it() {
-    let dir = TempDir::new("ranges");
-    let store = DataDir::open(&dir.0).unwrap();
-    let history = store.open_history(HistoryLimits::default()).unwrap();
+    let (_dir, _store, history) = history_in("ranges", HistoryLimits::default());
     history.append(&[run(1, 10, b"one"), run(11, 20, b"two")], 1_000).unwrap();
     history.append(&[run(21, 30, b"three")], 2_000).unwrap();
     // Another stream of the same origin, and another origin, do not mix in.
@@ -62,10 +54,8 @@ fn a_range_reads_back_every_run_that_holds_part_of_it() {
 
 #[test]
 fn the_oldest_runs_go_first_and_the_files_stay_within_the_bound() {
-    let dir = TempDir::new("limits");
-    let store = DataDir::open(&dir.0).unwrap();
     let limits = HistoryLimits { max_age: Duration::from_secs(3600), max_bytes: 8 << 20 };
-    let history = store.open_history(limits).unwrap();
+    let (dir, _store, history) = history_in("limits", limits);
     let payload = vec![7u8; 60 << 10];
     for i in 0..400u64 {
         history.append(&[run(i * 10 + 1, i * 10 + 10, &payload)], 1_000 + i).unwrap();
@@ -85,10 +75,8 @@ fn the_oldest_runs_go_first_and_the_files_stay_within_the_bound() {
 
 #[test]
 fn runs_older_than_the_age_limit_go() {
-    let dir = TempDir::new("age");
-    let store = DataDir::open(&dir.0).unwrap();
     let limits = HistoryLimits { max_age: Duration::from_secs(60), max_bytes: 4 << 20 };
-    let history = store.open_history(limits).unwrap();
+    let (_dir, _store, history) = history_in("age", limits);
     let payload = vec![1u8; 60 << 10];
     // Enough to fill a few segments (256 KiB each), all stored at time 1 s.
     for i in 0..20u64 {
@@ -103,10 +91,8 @@ fn runs_older_than_the_age_limit_go() {
 
 #[test]
 fn a_run_stored_again_replaces_the_first_for_readers() {
-    let dir = TempDir::new("again");
-    let store = DataDir::open(&dir.0).unwrap();
     let limits = HistoryLimits { max_age: Duration::from_secs(3600), max_bytes: 4 << 20 };
-    let history = store.open_history(limits).unwrap();
+    let (_dir, _store, history) = history_in("again", limits);
     history.append(&[run(1, 10, b"first")], 1).unwrap();
     history.append(&[run(1, 12, b"second")], 2).unwrap();
     let runs = history.read(ORIGIN, 5, (1, 1), usize::MAX).unwrap();
@@ -122,7 +108,7 @@ fn a_run_stored_again_replaces_the_first_for_readers() {
 
 #[test]
 fn history_survives_reopening_and_two_openers_are_refused() {
-    let dir = TempDir::new("reopen");
+    let dir = TempDir::new("history", "reopen");
     {
         let store = DataDir::open(&dir.0).unwrap();
         let history = store.open_history(HistoryLimits::default()).unwrap();
@@ -139,7 +125,7 @@ fn history_survives_reopening_and_two_openers_are_refused() {
 
 #[test]
 fn a_history_file_that_is_not_ours_is_refused() {
-    let dir = TempDir::new("foreign");
+    let dir = TempDir::new("history", "foreign");
     drop(DataDir::open(&dir.0).unwrap());
     fs::create_dir_all(dir.0.join(HISTORY_DIR)).unwrap();
     fs::write(dir.0.join(HISTORY_DIR).join("0000000001.redb"), vec![0x55; 8192]).unwrap();
@@ -147,7 +133,7 @@ fn a_history_file_that_is_not_ours_is_refused() {
     let opened = store.open_history(HistoryLimits::default());
     assert!(matches!(opened, Err(StoreError::Foreign { .. })), "{opened:?}");
     // A file that is not a segment at all.
-    let stranger = TempDir::new("stranger");
+    let stranger = TempDir::new("history", "stranger");
     drop(DataDir::open(&stranger.0).unwrap());
     fs::create_dir_all(stranger.0.join(HISTORY_DIR)).unwrap();
     fs::write(stranger.0.join(HISTORY_DIR).join("notes.txt"), b"hello").unwrap();
@@ -155,7 +141,7 @@ fn a_history_file_that_is_not_ours_is_refused() {
     let opened = store.open_history(HistoryLimits::default());
     assert!(matches!(opened, Err(StoreError::Foreign { .. })), "{opened:?}");
 
-    let other = TempDir::new("other-db");
+    let other = TempDir::new("history", "other-db");
     fs::create_dir_all(other.0.join(HISTORY_DIR)).unwrap();
     {
         let db = redb::Database::create(other.0.join(HISTORY_DIR).join("0000000001.redb")).unwrap();
