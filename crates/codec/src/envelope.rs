@@ -51,6 +51,8 @@ pub enum BodyKind {
     Sync,
     /// [`Manifest`] (broadcast).
     Manifest,
+    /// [`Beacon`] (broadcast).
+    Beacon,
     /// [`Direct`] (application).
     Direct,
 }
@@ -93,6 +95,7 @@ impl BodyKind {
             Body::Prune(_) => Self::Prune,
             Body::Sync(_) => Self::Sync,
             Body::Manifest(_) => Self::Manifest,
+            Body::Beacon(_) => Self::Beacon,
             Body::Direct(_) => Self::Direct,
         }
     }
@@ -121,6 +124,7 @@ impl BodyKind {
             Self::Prune => "prune",
             Self::Sync => "sync",
             Self::Manifest => "manifest",
+            Self::Beacon => "beacon",
             Self::Direct => "direct",
         }
     }
@@ -146,7 +150,8 @@ impl BodyKind {
             | Self::Graft
             | Self::Prune
             | Self::Sync
-            | Self::Manifest => Layer::Broadcast,
+            | Self::Manifest
+            | Self::Beacon => Layer::Broadcast,
             Self::Direct => Layer::Application,
         }
     }
@@ -198,5 +203,6 @@ envelope_from! {
     Prune => Prune,
     Sync => Sync,
     Manifest => Manifest,
+    Beacon => Beacon,
     Direct => Direct,
 }

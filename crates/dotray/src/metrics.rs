@@ -64,7 +64,11 @@
 //! | `dotray_history_resends_total` | counter | messages | Payloads sent from the history on disk. |
 //! | `dotray_history_damaged_total` | counter | runs | Runs or payloads read back from the history that failed their check and were not sent. |
 //! | `dotray_reoffers_total` | counter | ranges | Ranges re-offered by digest after a neighbour went down or a send was refused. |
-//! | `dotray_tree_optimisations_total` | counter | links | Tree links replaced by a shorter lazy path. |
+//! | `dotray_tree_optimisations_total` | counter | links | Tree links moved to a shallower neighbour by a beacon announcement. |
+//! | `dotray_beacons_sent_total` | counter | messages | Tree beacon copies sent. |
+//! | `dotray_beacons_received_total` | counter | messages | Tree beacon copies received. |
+//! | `dotray_beacon_rounds_total` | counter | rounds | New tree beacon rounds taken (each one's signature checked). |
+//! | `dotray_tree_grafts_total` | counter | links | Beacon rounds that came only as announcements, so that the node grafted the shallowest announcer. |
 //! | `dotray_gaps_total` | counter | gaps | Gap events: runs of messages given up as lost. |
 //! | `dotray_gap_messages_total` | counter | messages | Messages covered by those gaps. |
 //! | `dotray_streams_refused_total` | counter | streams | New streams refused: over the naming neighbour's new-stream budget. |
@@ -253,7 +257,13 @@ figures! {
         reoffers: Counter "dotray_reoffers_total"
             "Ranges re-offered by digest after a neighbour went down or a send was refused.",
         optimisations: Counter "dotray_tree_optimisations_total"
-            "Tree links replaced by a shorter lazy path.",
+            "Tree links moved to a shallower neighbour by a beacon announcement.",
+        beacons_sent: Counter "dotray_beacons_sent_total" "Tree beacon copies sent.",
+        beacons_received: Counter "dotray_beacons_received_total" "Tree beacon copies received.",
+        beacon_rounds: Counter "dotray_beacon_rounds_total"
+            "New tree beacon rounds taken (each one's signature checked).",
+        tree_grafts: Counter "dotray_tree_grafts_total"
+            "Beacon rounds that came only as announcements, so that the node grafted the shallowest announcer.",
         gaps: Counter "dotray_gaps_total" "Gap events: runs of messages given up as lost.",
         gap_messages: Counter "dotray_gap_messages_total" "Messages covered by those gaps.",
         streams_refused: Counter "dotray_streams_refused_total"

@@ -14,53 +14,81 @@
 //!
 //! * a payload (`Data`) is pushed along eager links only; lazy links get a small digest (`IHave`) of
 //!   what the node has, batched every `ihave_interval` as *ranges* of sequence numbers;
-//! * every link starts eager, so the first messages flood; a node that receives a payload it already
-//!   has answers `Prune`, and the link becomes lazy. After a few messages the eager links form a tree
-//!   and each node receives each payload once;
+//! * every link starts eager, so the first messages flood; the tree is then cut out of the eager
+//!   links by the **tree beacon** (below), not by duplicate payloads as in the paper;
 //! * a node that learns from a digest (or an ack) of a message it lacks waits `graft_timeout` for the
-//!   tree to bring it, then asks an announcer for it with `Graft`, which also makes that link a tree
-//!   link again. This is how the tree repairs itself when a link or relay dies: the lazy links are the
-//!   spare tree;
-//! * tree optimisation: a digest arriving over a path `optimization_threshold` hops shorter than the
-//!   tree path grafts that link and prunes the long one; and when the tree copy of a message we had
-//!   to graft arrives after the graft's answer, the announcer's (faster) link replaces the slow one
-//!   (both only for the pruning origin's messages, see below).
+//!   tree to bring it, then asks an announcer for it with `Graft`. The lazy links are the spare tree:
+//!   what a dead relay no longer brings is pulled over them.
 //!
-//! ### Where dotray departs from the paper, and why
+//! ### The tree beacon, and why payloads do not prune
 //!
 //! This is the one place where the design story is told; the code and `docs/ARCHITECTURE.md` link
 //! here, and the measurements behind each choice are dated in `docs/PERFORMANCE.md`.
 //!
-//! The paper's evaluation sends one message at a time. With one publisher, textbook Plumtree turns
-//! the eager links into a spanning tree and the redundancy goes to 0. With many origins sending at once
-//! it does not settle (the simulator classifies every duplicate reception by cause in the
-//! `duplicates_*` counters, which is how this was found): pruning on *every* duplicate cuts each
-//! cycle of the eager graph in several places at once (messages of different origins meet themselves
-//! at different links of the same cycle), the eager graph falls apart into pieces, every node at the
-//! edge of a piece grafts, which makes new cycles, and so on. So:
+//! The paper's evaluation sends one message at a time, and prunes the link of every duplicate. With
+//! many origins sending at once that does not settle: messages of different origins meet themselves
+//! at different links of the same cycle, so each cycle is cut in several places, the eager graph falls
+//! apart, every node at the edge of a piece grafts, which makes new cycles, and so on (the simulator
+//! classifies every duplicate reception by cause in the `duplicates_*` counters, which is how this was
+//! found). Pruning on one origin's messages only fixes that while that origin speaks often; when it
+//! is rare (every wallet of a blockchain network is an origin of a few transactions), nothing prunes
+//! and the cycles stay. So in dotray payloads never prune. A small periodic message does:
 //!
-//! * **one pruning origin.** Only messages from one origin change the tree by pruning: the *pruning
-//!   origin*, the smallest origin id heard from within `Config::prune_origin_timeout`, which every
-//!   node works out alike. A duplicate of one of its messages prunes (textbook: lazy here, `Prune` to
-//!   the sender); so do the two tree optimisations (a swap is a prune too). One message meets itself
-//!   at exactly one link per cycle, and the messages of one origin follow the same paths one after
-//!   the other, so each cycle is cut exactly once and the tree never falls apart. A single publisher is
-//!   its own pruning origin: that case is textbook Plumtree. Duplicates of other origins' messages
-//!   are only counted; they vanish once the tree is a tree. The optimisation swaps are restricted the
-//!   same way: allowed for every origin, they alone kept cutting the tree in several places.
-//! * **long graft timeout.** A graft fired while the tree copy is merely slow (*premature*) closes a
-//!   cycle, which costs redundancy until the pruning origin's next message cuts it. So
-//!   `graft_timeout` is well above the link latency, as in the paper, and adapts (up to
+//! * **The root.** The node with the smallest id that sends beacons is the *tree root*. Every
+//!   `Config::beacon_interval` it signs a new *round* ([`core::Beacon`]: its stream, the round number,
+//!   its Ed25519 signature over both). A node that hears no root, or whose root has been silent for
+//!   `Config::root_timeout` (it died, or a partition cut it off), or whose own id is smaller than the
+//!   root's, sends rounds itself; hearing a smaller root's round, it stops. A newcomer waits an
+//!   interval and a random part of another before its first round, so it hears the root first.
+//! * **One flood per round.** A node passes a new round on to every neighbour at once: pushed on its
+//!   tree links, *announced* on the others, with the depth a receiver would have below it. Rounds are
+//!   an interval apart, far longer than a flood takes, so no two rounds' floods overlap; that is what
+//!   makes the cuts consistent.
+//! * **A round cuts each cycle once.** The first pushed copy of a round is the node's tree copy: its
+//!   sender is the node's parent, its hop count the node's depth. A second pushed copy of the same
+//!   round came around a cycle: its link is pruned (lazy here, `Prune` to the sender). One flood meets
+//!   itself exactly once per cycle, so each round leaves exactly the tree of first copies: connected,
+//!   without cycles. The round's signature is checked once per node (a forged round is a violation
+//!   of the neighbour that sent it, and goes no further); copies of a round already held are compared,
+//!   not checked.
+//! * **A shallow tree.** An announcement that offers a depth `Config::optimization_threshold` hops
+//!   smaller than the node's own moves the node's tree link there (`Graft` that asks for nothing, and
+//!   `Prune` to the old parent), at most once per round. Nothing below a node can offer a smaller
+//!   depth than its own, so a move never closes a cycle; over a few rounds every node's depth comes
+//!   within the threshold of its distance from the root in hops.
+//! * **Re-attaching.** A node whose round came only as announcements (the tree is cut above it: a
+//!   relay died) grafts the shallowest announcer one graft delay later and passes the round on below
+//!   it. While rounds flow, they alone shape the tree: a data graft only fetches what is missing.
+//!   Without rounds (no root yet, or between a root's death and `root_timeout`), a data graft also
+//!   makes its link a tree link, as in Plumtree, and a node left with no tree link at all grafts its
+//!   fastest neighbour at once.
+//! * **Both ends agree.** The `tree` flag of each copy says how the sender sees the link: a push over a
+//!   link the receiver made lazy gets another `Prune` (the first was lost, or crossed a graft), and an
+//!   announcement over a link the receiver pushes on makes it lazy there too, except just after a
+//!   graft (the announcement may predate it). So a link is never left eager at one end only.
+//! * **Cost.** One small message per link and one signature check per node per round (about a
+//!   hundred bytes each way). A cycle that a data graft made while rounds were not flowing lasts at
+//!   most one interval.
+//! * **What a hostile neighbour can do with it.** Forge a round: it cannot (the root's signature), and
+//!   it is banned for trying. Replay an old round: it is stale and changes nothing; pushing a copy of
+//!   the current round a second time only prunes the replayer's own link. Send rounds faster than any
+//!   root would: rounds closer than a quarter interval are dropped unchecked. Lie about its depth (the
+//!   hop count is not signed): it can attract tree links to itself and then withhold payloads, which
+//!   costs the nodes below it one graft delay per message until the next rounds move them (the lazy
+//!   links still announce everything). Become the root with a key pair ground to a small id: it then
+//!   shapes the tree as any root does, and can stop sending rounds, after which the next smallest
+//!   takes over within `root_timeout`; messages flow meanwhile. None of it loses or alters a message.
+//!
+//! Other departures from the paper:
+//!
+//! * **long graft timeout.** A graft fired while the tree copy is merely slow (*premature*) fetches
+//!   a duplicate. So `graft_timeout` is well above the link latency, as in the paper, and adapts (up to
 //!   `max_graft_timeout`) to twice the lag measured between a digest and the tree copy.
-//! * a graft makes its link eager on both sides (textbook), but a graft round makes at most one link
-//!   eager: retries to other announcers only repair, so a message nobody can serve does not turn
-//!   every link eager one retry at a time.
+//! * without rounds, a graft round makes at most one link eager: retries to other announcers only
+//!   repair, so a message nobody can serve does not turn every link eager one retry at a time.
 //! * receiving a new payload does not make its link eager (payloads in flight on a just-pruned link
-//!   would revive it); links become eager at start, through grafts and through the optimisation.
-//! * tree optimisation only trusts single-stream digests: `IHave.hops` is the smallest hop count of
-//!   the whole batch, which says nothing about one stream's path when the batch mixes streams.
-//! * a node left with no eager link at all grafts its fastest neighbour at once.
-//!
+//!   would revive it).
+
 //! ## What dotray adds for reliability
 //!
 //! * **Identity and dedup.** A message is `(StreamId { origin, epoch }, seq)`, seq from 1; the epoch

@@ -35,6 +35,7 @@ pub const MAX_MANIFEST_LEN: usize = 1_024;
 /// Domain tags: the first bytes of every signed message, one per kind of statement.
 const MANIFEST_TAG: &[u8; 24] = b"dotray manifest v1\0\0\0\0\0\0";
 const STREAM_DECL_TAG: &[u8; 24] = b"dotray stream decl v1\0\0\0";
+const BEACON_TAG: &[u8; 24] = b"dotray tree beacon v1\0\0\0";
 
 /// The hash of a payload, as a manifest lists it: SHA-256 for payloads shorter than
 /// [`BLAKE3_FROM_LEN`], BLAKE3 from there on.
@@ -188,6 +189,18 @@ pub fn stream_decl_message(stream: StreamId, origin_addr: &str) -> Vec<u8> {
     out.extend_from_slice(&stream.origin.to_bytes());
     out.extend_from_slice(&stream.epoch.to_be_bytes());
     out.extend_from_slice(origin_addr.as_bytes());
+    out
+}
+
+/// The bytes a tree root signs for one round of its beacon (see the crate docs, *The tree beacon*):
+/// a domain tag, the root's stream (its id and epoch) and the round. The hop count and the link flag
+/// change at every hop and are not signed.
+pub fn beacon_message(root: StreamId, round: u64) -> [u8; 24 + 32 + 8 + 8] {
+    let mut out = [0u8; 24 + 32 + 8 + 8];
+    out[..24].copy_from_slice(BEACON_TAG);
+    out[24..56].copy_from_slice(&root.origin.to_bytes());
+    out[56..64].copy_from_slice(&root.epoch.to_be_bytes());
+    out[64..].copy_from_slice(&round.to_be_bytes());
     out
 }
 

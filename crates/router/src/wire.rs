@@ -43,7 +43,7 @@ use foldhash::HashMap;
 use dotray_codec::NodeId;
 use dotray_codec::proto::{self, Body};
 
-use crate::core::{Message, SeqRange, StreamId, Watermark};
+use crate::core::{Beacon, Message, SeqRange, StreamId, Watermark};
 use crate::proof::{Manifest, ManifestError, stream_decl_message};
 
 pub use crate::core::MAX_LIST_LEN;
@@ -95,6 +95,9 @@ pub enum WireError {
     /// A `StreamDecl` whose origin address the origin did not sign.
     #[error("stream declaration with an origin address its origin did not sign")]
     UnsignedOriginAddr,
+    /// A `Beacon` whose signature is not 64 bytes, or whose round or hop count is 0.
+    #[error("malformed beacon")]
+    BadBeacon,
 }
 
 /// An origin's listen address as declared, with the origin's signature over it (both empty when
@@ -300,6 +303,14 @@ impl Outbound {
                 hashes: m.hashes.clone(),
                 signature: Bytes::copy_from_slice(&m.signature),
             }),
+            Message::Beacon(b) => Body::Beacon(proto::Beacon {
+                origin: Bytes::copy_from_slice(&b.root.origin.to_bytes()),
+                epoch: b.root.epoch,
+                round: b.round,
+                hops: b.hops,
+                tree: b.tree,
+                signature: Bytes::copy_from_slice(&b.signature),
+            }),
         })
     }
 
@@ -393,6 +404,15 @@ impl Inbound {
                 let hashes = Bytes::copy_from_slice(&m.hashes);
                 let manifest = Manifest::parse(stream, m.first_seq, hashes, &m.signature)?;
                 Message::Manifest(Arc::new(manifest))
+            }
+            Body::Beacon(b) => {
+                let origin = NodeId::from_slice(&b.origin).ok_or(WireError::BadNodeId(b.origin.len()))?;
+                let signature = b.signature.as_ref().try_into().map_err(|_| WireError::BadBeacon)?;
+                if b.round == 0 || b.hops == 0 {
+                    return Err(WireError::BadBeacon);
+                }
+                let root = StreamId { origin, epoch: b.epoch };
+                Message::Beacon(Beacon { root, round: b.round, hops: b.hops, tree: b.tree, signature })
             }
             _ => return Err(WireError::NotBroadcast),
         }))

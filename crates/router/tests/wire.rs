@@ -7,7 +7,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use dotray_codec::proto::{self, Body};
 use dotray_codec::{NodeId, SecretKey};
-use dotray_router::core::{Message, SeqRange, StreamId, Watermark};
+use dotray_router::core::{Beacon, Message, SeqRange, StreamId, Watermark};
 use dotray_router::proof::{Ed25519Signer, HASH_LEN, Manifest, ManifestError, stream_decl_message};
 use dotray_router::wire::{Inbound, MAX_LIST_LEN, OriginAddr, Outbound, WireError, verify_origin_addr};
 use proptest::prelude::*;
@@ -70,6 +70,7 @@ fn every_message_kind_round_trips() {
         Message::Prune,
         Message::Ack { marks: vec![Watermark { stream: stream(1), seq: 9 }] },
         Message::Sync { marks: vec![Watermark { stream: stream(4), seq: 0 }] },
+        Message::Beacon(Beacon { root: stream(2), round: 9, hops: 3, tree: false, signature: [4; 64] }),
     ];
     for msg in &messages {
         assert_eq!(&transfer(&mut out, peer, &mut inbound, msg), msg);
@@ -192,6 +193,15 @@ fn arb_message() -> impl Strategy<Value = Message> {
         Just(Message::Prune),
         arb_marks().prop_map(|marks| Message::Ack { marks }),
         arb_marks().prop_map(|marks| Message::Sync { marks }),
+        (arb_stream(), 1u64.., 1u32.., any::<bool>(), any::<[u8; 64]>()).prop_map(
+            |(root, round, hops, tree, signature)| Message::Beacon(Beacon {
+                root,
+                round,
+                hops,
+                tree,
+                signature
+            })
+        ),
         (arb_stream(), 1u64..1 << 40, 1usize..40, any::<[u8; 64]>()).prop_map(
             |(stream, first, n, signature)| {
                 let hashes = Bytes::from(vec![7u8; n * HASH_LEN]);
@@ -288,4 +298,27 @@ fn an_origin_address_counts_only_with_the_origins_signature() {
         "nor move it to another epoch"
     );
     assert!(!verify_origin_addr(s, &OriginAddr { addr: "127.0.0.1:9".into(), signature: Bytes::new() }));
+}
+
+#[test]
+fn a_malformed_beacon_is_a_typed_error() {
+    let mut inbound = Inbound::new();
+    let good = proto::Beacon {
+        origin: Bytes::from(vec![3u8; 32]),
+        epoch: 7,
+        round: 1,
+        hops: 1,
+        tree: true,
+        signature: Bytes::from(vec![1u8; 64]),
+    };
+    assert!(matches!(inbound.decode(&Body::Beacon(good.clone())), Ok(Some(Message::Beacon(_)))));
+    let cases = [
+        (proto::Beacon { origin: Bytes::from(vec![3u8; 31]), ..good.clone() }, WireError::BadNodeId(31)),
+        (proto::Beacon { signature: Bytes::from(vec![1u8; 63]), ..good.clone() }, WireError::BadBeacon),
+        (proto::Beacon { round: 0, ..good.clone() }, WireError::BadBeacon),
+        (proto::Beacon { hops: 0, ..good.clone() }, WireError::BadBeacon),
+    ];
+    for (body, err) in cases {
+        assert_eq!(inbound.decode(&Body::Beacon(body)), Err(err));
+    }
 }

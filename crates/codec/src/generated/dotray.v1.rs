@@ -456,12 +456,39 @@ pub struct Sync {
     #[prost(message, repeated, tag = "1")]
     pub marks: ::prost::alloc::vec::Vec<Watermark>,
 }
+/// The tree root's signed, periodic flood (see dotray-router's crate docs, "The tree beacon"). The root
+/// is the node with the smallest id that sends beacons. Every node passes each new round on to every
+/// neighbour: pushed on tree links (`tree` true), announced on the others. The first pushed copy of a
+/// round is the receiver's tree link; a second pushed copy reveals a cycle and prunes its link; an
+/// announcement from a shallower neighbour may move the receiver's tree link there.
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct Beacon {
+    /// Node id (32 bytes) of the root.
+    #[prost(bytes = "bytes", tag = "1")]
+    pub origin: ::prost::bytes::Bytes,
+    /// The root's epoch (its stream's).
+    #[prost(uint64, tag = "2")]
+    pub epoch: u64,
+    /// The round, from 1, one more per beacon of that epoch.
+    #[prost(uint64, tag = "3")]
+    pub round: u64,
+    /// Tree hops from the root to the sender's copy's recipient: 1 when the root sends it.
+    #[prost(uint32, tag = "4")]
+    pub hops: u32,
+    /// Whether the sender sees this link as a tree link (pushed) rather than a lazy one (announced).
+    #[prost(bool, tag = "5")]
+    pub tree: bool,
+    /// The root's Ed25519 signature (64 bytes) over origin, epoch and round (see
+    /// `dotray_router::proof::beacon_message`).
+    #[prost(bytes = "bytes", tag = "6")]
+    pub signature: ::prost::bytes::Bytes,
+}
 /// One frame on the wire. Exactly one body must be set: an envelope without a body is malformed.
 #[derive(Clone, PartialEq, ::prost::Message)]
 pub struct Envelope {
     #[prost(
         oneof = "envelope::Body",
-        tags = "1, 2, 3, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 30, 31, 32, 33, 34, 35, 36, 37, 50"
+        tags = "1, 2, 3, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 30, 31, 32, 33, 34, 35, 36, 37, 38, 50"
     )]
     pub body: ::core::option::Option<envelope::Body>,
 }
@@ -514,6 +541,8 @@ pub mod envelope {
         Sync(super::Sync),
         #[prost(message, tag = "37")]
         Manifest(super::Manifest),
+        #[prost(message, tag = "38")]
+        Beacon(super::Beacon),
         /// Application layer.
         #[prost(message, tag = "50")]
         Direct(super::Direct),

@@ -158,4 +158,13 @@ pub enum Timer {
         /// Only the timer matching the stream's current generation acts.
         generation: u64,
     },
+    /// Every `Config::beacon_interval` while there are neighbours: the tree root sends its next
+    /// beacon round, and every node checks whether it has become the root.
+    Beacon,
+    /// A beacon round came only as announcements: if no pushed copy came since, graft the
+    /// shallowest announcer (the tree is cut above this node).
+    TreeGraft {
+        /// The round; a later round's copies cancel it.
+        round: u64,
+    },
 }

@@ -24,8 +24,8 @@ pub struct Config {
     pub ihave_interval: Duration,
     /// How long a node waits, after hearing of a message it lacks, for the tree to deliver it before it
     /// asks (`Graft`). Default 400 ms. A graft fired while the tree copy is merely slow (premature)
-    /// makes a cycle of eager links, which costs redundancy until the pruning origin's next message
-    /// cuts it; so the timeout must exceed the spread between tree latency and digest latency, which
+    /// fetches a duplicate, and without beacon rounds makes a cycle of eager links that lasts until
+    /// the next round cuts it; so the timeout must exceed the spread between tree latency and digest latency, which
     /// grows with tree depth. In the simulator, iroh-gossip's 80 ms left most grafts premature and the
     /// eager graph never settled; 400 ms leaves almost none (figures in `docs/PERFORMANCE.md`). The
     /// paper, too, uses a timeout well above the link latency. Loss repair waits this long.
@@ -197,19 +197,23 @@ pub struct Config {
     /// Maximum ranges or watermarks the core puts in one message it sends (longer lists are split).
     /// Must not exceed [`MAX_LIST_LEN`]. Default 1,024.
     pub max_list_len: usize,
-    /// Plumtree's tree optimisation threshold: when a digest arrives over a link whose hop count is
-    /// smaller than the current tree path by at least this much, that link replaces the tree link.
-    /// Default 7, iroh-gossip's `optimization_threshold` (the paper's value is a tuning choice).
+    /// Tree optimisation (see *The tree beacon* in the crate docs): a node moves its tree link to a
+    /// neighbour whose beacon announcement offers a depth at least this many hops smaller than its
+    /// own. 1 keeps the tree a shortest-path tree from the root (in hops); larger values move links
+    /// less often and leave the tree deeper. Default 1.
     pub optimization_threshold: u32,
     /// Maximum announcers remembered per stream for grafting. Default 8.
     pub max_announcers: usize,
-    /// Only duplicates of messages from one origin, the *pruning origin*, prune links (see
-    /// `Router::may_prune_on` for why): the smallest origin id heard from within this timeout. Default
-    /// 20 s: longer than the usual gap between two messages of one origin, so that the nodes do not
-    /// flip between origins while it keeps sending (each flip lets two origins prune at once for a
-    /// while); short enough that a crashed or silent pruning origin is replaced before long (meanwhile
-    /// nothing prunes: no message is lost, only redundancy may grow).
-    pub prune_origin_timeout: Duration,
+    /// How often the tree root sends a beacon round (see *The tree beacon* in the crate docs): each
+    /// round cuts every cycle of the tree links once and moves links towards the root, so a cycle
+    /// that a graft made lasts at most about this long. Each round costs every link one small message
+    /// and every node one signature check. Default 1 s.
+    pub beacon_interval: Duration,
+    /// A root not heard from for this long is given up: the node with the smallest id among those
+    /// that notice starts sending beacons, and the others follow the smallest root they hear. Meanwhile
+    /// the tree links stay as they are: nothing is lost, only cycles wait longer to be cut. Must be
+    /// longer than `beacon_interval`. Default 5 s.
+    pub root_timeout: Duration,
     /// Most of this node's own messages one signed manifest covers (see *Only an origin can speak for
     /// its stream* in the crate docs); a full batch is signed at once. Larger batches spread one
     /// signature, and its verification at every node, over more messages; a manifest costs every
@@ -279,9 +283,10 @@ impl Default for Config {
             serve_bytes_per_sec: 16 << 20,
             serve_burst_bytes: 4 << 20,
             max_list_len: 1_024,
-            optimization_threshold: 7,
+            optimization_threshold: 1,
             max_announcers: 8,
-            prune_origin_timeout: Duration::from_secs(20),
+            beacon_interval: Duration::from_secs(1),
+            root_timeout: Duration::from_secs(5),
             max_batch_len: 256,
             max_batch_bytes: 1 << 20,
             seal_interval: Duration::from_millis(20),
@@ -315,7 +320,7 @@ impl Config {
             ("gap_timeout", self.gap_timeout.is_zero()),
             ("backfill_timeout", self.backfill_timeout.is_zero()),
             ("stream_idle_timeout", self.stream_idle_timeout.is_zero()),
-            ("prune_origin_timeout", self.prune_origin_timeout.is_zero()),
+            ("beacon_interval", self.beacon_interval.is_zero()),
             ("ack_every", self.ack_every == 0),
             ("retention_max_messages", self.retention_max_messages == 0),
             ("retention_max_bytes", self.retention_max_bytes == 0),
@@ -351,6 +356,10 @@ impl Config {
         InvalidConfig::check(
             self.max_graft_timeout >= self.graft_timeout,
             "max_graft_timeout must be at least graft_timeout",
+        )?;
+        InvalidConfig::check(
+            self.root_timeout > self.beacon_interval,
+            "root_timeout must exceed beacon_interval",
         )?;
         InvalidConfig::check(
             self.gap_timeout > self.max_graft_timeout,

@@ -72,8 +72,16 @@ pub struct Counters {
     pub history_damaged: u64,
     /// Ranges re-offered by digest after a neighbour went down or a send was dropped by congestion.
     pub reoffers: u64,
-    /// Tree optimisations (a shorter lazy path replaced a tree link).
+    /// Tree optimisations: a beacon announcement from a shallower neighbour moved the tree link there.
     pub optimisations: u64,
+    /// Beacon copies sent (every copy to every neighbour; see *The tree beacon* in the crate docs).
+    pub beacons_sent: u64,
+    /// Beacon copies received.
+    pub beacons_received: u64,
+    /// New beacon rounds taken (each one's signature checked).
+    pub beacon_rounds: u64,
+    /// Rounds that came only as announcements, so that this node grafted the shallowest announcer.
+    pub tree_grafts: u64,
     /// `Gap` events emitted.
     pub gaps: u64,
     /// Messages covered by those gaps.

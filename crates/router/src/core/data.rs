@@ -126,11 +126,11 @@ impl<R: rand::Rng> Router<R> {
         }
         let Some(state) = self.streams.get_mut(&stream) else { return };
         state.last_active = now;
-        state.parent = Some((from, hops));
-        if self.peers.get(&from).is_some_and(|p| p.was_asked(stream, seq)) {
+        let asked = self.peers.get(&from).is_some_and(|p| p.was_asked(stream, seq));
+        if asked {
             state.repaired = Some((seq, from));
         }
-        self.note_origin(stream.origin, now);
+        self.refuse_push(from, asked, now);
         let wire_hops = hops.saturating_add(1);
 
         // The paper also makes the sender of a new payload an eager peer. We do not: with many
@@ -183,69 +183,24 @@ impl<R: rand::Rng> Router<R> {
         }
     }
 
-    /// A payload we already hold arrived from `from`.
-    ///
-    /// Plumtree prunes the link a duplicate came over (lazy here, and a `Prune` so that the other side
-    /// makes it lazy too). Two refinements:
-    /// * a duplicate we asked `from` for (an answer to our graft that the tree overtook) is not a sign
-    ///   of a redundant link: no prune;
-    /// * only duplicates of the pruning origin's messages prune (see `Router::may_prune_on`): with
-    ///   many origins at once, pruning on every duplicate cuts cycles in several places and the tree
-    ///   never settles. The prune is sent even if `from` is already lazy in our view, since only a
-    ///   prune makes *it* stop pushing — but not again and again while an earlier one is on its way
-    ///   (see [`Router::prune`]).
+    /// A payload we already hold arrived from `from`: counted by cause, and nothing more. Duplicates
+    /// do not prune: the tree is cut by the root's beacon alone (see *The tree beacon* in the crate
+    /// docs), since payloads of many origins in flight at once would cut each cycle in several
+    /// places and break the tree apart.
     fn on_duplicate(&mut self, from: NodeId, stream: StreamId, seq: u64, now: Instant) {
         self.counters.duplicates += 1;
         self.classify_duplicate(from, stream, seq);
-        let Some(peer) = self.peers.get(&from) else { return };
-        if peer.was_asked(stream, seq) {
-            return;
+        let asked = self.peers.get(&from).is_some_and(|p| p.was_asked(stream, seq));
+        self.refuse_push(from, asked, now);
+    }
+
+    /// A payload `from` pushed without being asked, over a link we see as lazy: the other end still
+    /// sees a tree link (our prune was lost, or crossed its graft). Tell it again, unless a prune is
+    /// already on its way.
+    fn refuse_push(&mut self, from: NodeId, asked: bool, now: Instant) {
+        if !asked && self.peers.get(&from).is_some_and(|p| !p.eager) {
+            self.prune(from, now);
         }
-        // The tree copy of a message we had to graft, arriving after the graft answer: the announcer
-        // is on a much faster path (at least `graft_timeout` faster). Plumtree's optimisation: make
-        // that link the tree link and prune this slow one. The tree stays connected: the announcer
-        // had the message before us, so its path does not use the link we prune.
-        let repaired_by = self.streams.get(&stream).and_then(|s| s.repaired);
-        if let Some((rseq, by)) = repaired_by {
-            if rseq == seq && by != from && self.peers.contains_key(&by) && self.may_prune_on(stream) {
-                if let Some(state) = self.streams.get_mut(&stream) {
-                    state.repaired = None;
-                }
-                self.counters.optimisations += 1;
-                if let Some(p) = self.peers.get_mut(&by) {
-                    if !p.eager {
-                        p.eager = true;
-                        self.counters.grafts_sent += 1;
-                        self.send(by, Message::Graft { want: Vec::new(), eager: true });
-                    }
-                }
-                self.prune(from, now);
-                return;
-            }
-        }
-        if !self.may_prune_on(stream) {
-            return;
-        }
-        // The copy we took first came over a link we pruned moments ago: a push that was still in
-        // flight when we pruned it. Then this duplicate is the tree's own copy, late behind it, and
-        // pruning its link would cut the tree where it works. Under load, queues make this common.
-        // Only a recent prune counts: a copy that came first over an older lazy link (a graft
-        // answer, a resend) says nothing about in-flight pushes, and there the duplicate does reveal
-        // a cycle to cut.
-        let first_from = self.streams.get(&stream).and_then(|s| s.parent).map(|(peer, _)| peer);
-        let in_flight_window = self.config.max_graft_timeout;
-        if let Some(first) = first_from
-            && first != from
-            && self.peers.get(&first).is_some_and(|p| {
-                !p.eager
-                    && p.last_prune.is_some_and(|at| now.saturating_duration_since(at) < in_flight_window)
-            })
-            && self.peers.get(&from).is_some_and(|p| p.eager)
-        {
-            return;
-        }
-        self.prune(from, now);
-        self.ensure_attached();
     }
 
     /// Makes the link to `to` lazy and tells it to stop pushing (`Prune`). When the link was already

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 
 use super::ids::{SeqRange, StreamId, Watermark};
-use crate::proof::Manifest;
+use crate::proof::{Manifest, Signature};
 
 /// One router message between two neighbours.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -52,6 +52,23 @@ pub enum Message {
     /// The origin's signed hashes of a run of its messages: sent on a link before the first `Data`
     /// it covers.
     Manifest(Arc<Manifest>),
+    /// One copy of a round of the tree root's beacon (see `beacon.rs`).
+    Beacon(Beacon),
+}
+
+/// A copy of one round of the tree root's beacon, as one neighbour passes it to another.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Beacon {
+    /// The root: its node id and the epoch of its run.
+    pub root: StreamId,
+    /// The round, from 1.
+    pub round: u64,
+    /// The receiver's depth in the tree if it takes this copy as its tree copy: 1 from the root.
+    pub hops: u32,
+    /// Whether the sender sees the link as a tree link (the copy is pushed) or a lazy one (announced).
+    pub tree: bool,
+    /// The root's signature over `root` and `round` ([`crate::proof::beacon_message`]).
+    pub signature: Signature,
 }
 
 impl Message {
@@ -65,6 +82,7 @@ impl Message {
             Self::Ack { .. } => "ack",
             Self::Sync { .. } => "sync",
             Self::Manifest(_) => "manifest",
+            Self::Beacon(_) => "beacon",
         }
     }
 }

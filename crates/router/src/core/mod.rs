@@ -11,6 +11,7 @@
 
 mod action;
 mod authenticity;
+mod beacon;
 mod config;
 mod counters;
 mod data;
@@ -29,6 +30,8 @@ mod stream_table;
 #[cfg(test)]
 mod authenticity_tests;
 #[cfg(test)]
+mod beacon_tests;
+#[cfg(test)]
 mod continuation_tests;
 #[cfg(test)]
 mod fair_share_tests;
@@ -46,5 +49,5 @@ pub use config::{Config, InvalidConfig, MAX_LIST_LEN};
 pub use counters::{Counters, Topology};
 pub use history::RecalledRun;
 pub use ids::{MAX_SEQ, MessageId, SeqRange, StreamId, Watermark};
-pub use message::Message;
+pub use message::{Beacon, Message};
 pub use router::Router;

@@ -51,6 +51,9 @@ pub(crate) struct Peer {
     pub(crate) asked: Vec<SeqRange>,
     /// When we last sent it a `Prune`.
     pub(crate) last_prune: Option<Instant>,
+    /// When the link last became a tree link by a `Graft`, sent or received: for a while after it,
+    /// the other end may still announce what it will push once the graft arrives.
+    pub(crate) last_graft: Option<Instant>,
     /// Its budget for streams this node starts tracking because of its messages (see
     /// `stream_table.rs`).
     pub(crate) new_streams: TokenBucket,
@@ -78,6 +81,7 @@ impl Peer {
             sent,
             asked: Vec::new(),
             last_prune: None,
+            last_graft: None,
             new_streams,
             serve_bytes,
             recalling: None,

@@ -37,6 +37,7 @@ impl<R: rand::Rng> Router<R> {
         self.note_joined(now);
         // It holds nothing yet.
         self.refresh_all_settled();
+        self.arm_beacon(now);
         let own = self.own;
         let mut marks: Vec<Watermark> = self
             .streams
@@ -196,54 +197,15 @@ impl<R: rand::Rng> Router<R> {
     }
 
     /// An `IHave` digest from `from`.
-    pub(crate) fn on_ihave(&mut self, from: NodeId, ranges: &[SeqRange], hops: u32, now: Instant) {
+    pub(crate) fn on_ihave(&mut self, from: NodeId, ranges: &[SeqRange], now: Instant) {
         if ranges.len() > self.config.max_list_len.max(MAX_LIST_LEN) {
             return self.violation(from, "ihave with too many ranges");
         }
         if ranges.iter().any(|r| !r.is_valid()) {
             return self.violation(from, "ihave with an invalid range");
         }
-        // `hops` is the smallest hop count of the whole batch. Only when the batch is about a single
-        // stream is it that stream's hop count; a batch mixing streams says nothing about the path of
-        // any one of them (a near origin's message would make every far one look short), so the tree
-        // optimisation only looks at single-stream digests.
-        let single_stream = ranges.windows(2).all(|w| w[0].stream == w[1].stream);
         for range in ranges {
             self.note_announced(from, *range, true, now);
-            if single_stream {
-                self.maybe_optimise(from, range, hops);
-            }
-        }
-    }
-
-    /// Plumtree's tree optimisation: a digest for messages we already have, over a path at least
-    /// `optimization_threshold` hops shorter than the one they came by, makes that link the tree link
-    /// (graft it without asking for messages) and prunes the long one.
-    fn maybe_optimise(&mut self, from: NodeId, range: &SeqRange, hops: u32) {
-        let Some(state) = self.streams.get_mut(&range.stream) else { return };
-        if range.last > state.delivered {
-            return;
-        }
-        let Some((parent, parent_hops)) = state.parent else { return };
-        if parent == from || parent_hops < hops.saturating_add(self.config.optimization_threshold) {
-            return;
-        }
-        if self.prune_origin.is_none_or(|(origin, _)| origin != range.stream.origin) {
-            return;
-        }
-        state.parent = Some((from, hops));
-        let parent_is_eager = self.peers.get(&parent).is_some_and(|p| p.eager);
-        let Some(link) = self.peers.get_mut(&from) else { return };
-        link.eager = true;
-        self.counters.optimisations += 1;
-        self.counters.grafts_sent += 1;
-        self.send(from, Message::Graft { want: Vec::new(), eager: true });
-        if parent_is_eager {
-            if let Some(p) = self.peers.get_mut(&parent) {
-                p.eager = false;
-            }
-            self.counters.prunes_sent += 1;
-            self.send(parent, Message::Prune);
         }
     }
 
@@ -323,15 +285,21 @@ impl<R: rand::Rng> Router<R> {
         // Plumtree: a graft makes the link a tree link on both sides (the tree was broken or slow
         // between the origin and us; this link is known to reach it). One per round: see
         // `StreamState::grafted_to`.
+        let beacons_flow = self.beacons_flow(now);
         let eager = match self.streams.get_mut(&stream) {
-            Some(state) if !state.grafted_to.is_some_and(|p| self.peers.contains_key(&p)) => {
+            Some(state)
+                if !beacons_flow && !state.grafted_to.is_some_and(|p| self.peers.contains_key(&p)) =>
+            {
                 state.grafted_to = Some(to);
                 true
             }
             _ => false,
         };
         if let Some(p) = self.peers.get_mut(&to) {
-            p.eager |= eager;
+            if eager {
+                p.eager = true;
+                p.last_graft = Some(now);
+            }
             p.asked.clone_from(&want);
         }
         self.counters.grafts_sent += 1;
@@ -352,7 +320,10 @@ impl<R: rand::Rng> Router<R> {
             return;
         }
         if let Some(p) = self.peers.get_mut(&from) {
-            p.eager |= eager;
+            if eager {
+                p.eager = true;
+                p.last_graft = Some(now);
+            }
             // It lacks these payloads, so perhaps their manifests too: send each again first.
             for range in want {
                 p.resend_proofs(range.stream);
@@ -438,12 +409,12 @@ impl<R: rand::Rng> Router<R> {
     }
 
     /// A `Prune` from `from`: stop pushing payloads to it; it gets digests.
-    pub(crate) fn on_prune(&mut self, from: NodeId) {
+    pub(crate) fn on_prune(&mut self, from: NodeId, now: Instant) {
         self.counters.prunes_received += 1;
         if let Some(p) = self.peers.get_mut(&from) {
             p.eager = false;
         }
-        self.ensure_attached();
+        self.ensure_attached(now);
     }
 
     /// An `Ack` from `from`: record its watermarks (what need not be re-offered if the link breaks),

@@ -12,6 +12,7 @@ use dotray_codec::{NodeId, TokenBucket};
 use rand::Rng;
 
 use super::action::{Action, Timer};
+use super::beacon::TreeRound;
 use super::config::{Config, InvalidConfig};
 use super::counters::{Counters, Topology};
 use super::ids::{MAX_SEQ, MessageId, StreamId};
@@ -70,8 +71,12 @@ pub struct Router<R> {
     pub(crate) ack_dirty: Vec<StreamId>,
     /// New payloads received since the last ack flush.
     pub(crate) ack_pending: u32,
-    /// The pruning origin (see `may_prune_on`) and when we last saw one of its messages.
-    pub(crate) prune_origin: Option<(NodeId, Instant)>,
+    /// The tree root and the current beacon round (see `beacon.rs`).
+    pub(crate) tree: Option<TreeRound>,
+    /// The last round of this node's own beacon.
+    pub(crate) own_round: u64,
+    /// A `Timer::Beacon` is pending.
+    pub(crate) beacon_armed: bool,
     /// Smoothed time from "a neighbour announced a message we lack" to "the tree delivered it" (when
     /// no graft was needed). The graft timer waits twice this, within
     /// `graft_timeout..=max_graft_timeout`, so a tree that is merely slower than the lazy links (long
@@ -150,7 +155,9 @@ impl<R: Rng> Router<R> {
             sweep_armed: false,
             ack_dirty: Vec::new(),
             ack_pending: 0,
-            prune_origin: None,
+            tree: None,
+            own_round: 0,
+            beacon_armed: false,
             tree_lag: Duration::ZERO,
             signer,
             batch: Vec::new(),
@@ -329,7 +336,6 @@ impl<R: Rng> Router<R> {
             proof: proof.clone(),
             payloads: batch.clone(),
         });
-        self.note_origin(own.origin, now);
         for (seq, payload) in (first..).zip(batch) {
             let held = Held { payload: payload.clone(), wire_hops: 0, proof: proof.clone() };
             if let Some(state) = self.streams.get_mut(&own) {
@@ -349,12 +355,13 @@ impl<R: Rng> Router<R> {
             Message::Data { stream, seq, hops, payload } => {
                 self.on_data(from, stream, seq, hops, payload, now)
             }
-            Message::IHave { ranges, hops } => self.on_ihave(from, &ranges, hops, now),
+            Message::IHave { ranges, hops: _ } => self.on_ihave(from, &ranges, now),
             Message::Graft { want, eager } => self.on_graft(from, &want, eager, now),
-            Message::Prune => self.on_prune(from),
+            Message::Prune => self.on_prune(from, now),
             Message::Ack { marks } => self.on_ack(from, &marks, now),
             Message::Sync { marks } => self.on_sync(from, &marks, now),
             Message::Manifest(manifest) => self.on_manifest(from, manifest, now),
+            Message::Beacon(beacon) => self.on_beacon(from, beacon, now),
         }
     }
 
@@ -400,6 +407,8 @@ impl<R: Rng> Router<R> {
             }
             Timer::Graft { stream, generation } => self.on_graft_timer(stream, generation, now),
             Timer::Gap { stream, generation } => self.on_gap_timer(stream, generation, now),
+            Timer::Beacon => self.on_beacon_timer(now),
+            Timer::TreeGraft { round } => self.on_tree_graft_timer(round, now),
         }
     }
 
@@ -604,26 +613,6 @@ impl<R: Rng> Router<R> {
         }
     }
 
-    /// Whether a duplicate of a message of `stream` may prune the link it came over: only the pruning
-    /// origin's may (see *one pruning origin* in the crate docs, and `note_origin`).
-    pub(crate) fn may_prune_on(&self, stream: StreamId) -> bool {
-        self.prune_origin.is_some_and(|(origin, _)| origin == stream.origin)
-    }
-
-    /// Notes a new message from `origin`: it becomes the pruning origin if its id is smaller than the
-    /// current one's, or if the current one has not been heard from for `prune_origin_timeout` (it
-    /// stopped sending or crashed). Every node hears every origin, so all converge on the same one.
-    pub(crate) fn note_origin(&mut self, origin: NodeId, now: Instant) {
-        let timeout = self.config.prune_origin_timeout;
-        let replace = match self.prune_origin {
-            None => true,
-            Some((current, seen)) => origin <= current || now.saturating_duration_since(seen) > timeout,
-        };
-        if replace {
-            self.prune_origin = Some((origin, now));
-        }
-    }
-
     /// The current graft timeout (see `tree_lag`).
     pub(crate) fn graft_delay(&self) -> Duration {
         (self.tree_lag * 2).clamp(self.config.graft_timeout, self.config.max_graft_timeout)
@@ -652,19 +641,15 @@ impl<R: Rng> Router<R> {
 
     /// Keeps this node attached to the tree: if no neighbour is eager any more (every link was pruned,
     /// from either side), graft the lowest-RTT lazy one without asking for messages. Without this a
-    /// node whose last tree link was pruned by concurrent duplicates would send its own broadcasts only
+    /// node whose last tree link was pruned by a beacon round would send its own broadcasts only
     /// as digests, and every neighbour would graft them at once (a burst of duplicates and prunes).
-    pub(crate) fn ensure_attached(&mut self) {
+    pub(crate) fn ensure_attached(&mut self, now: Instant) {
         if self.peers.is_empty() || self.peers.values().any(|p| p.eager) {
             return;
         }
         let best = self.peers.iter().min_by_key(|(_, p)| p.rtt.unwrap_or(Duration::MAX)).map(|(id, _)| *id);
         if let Some(id) = best {
-            if let Some(p) = self.peers.get_mut(&id) {
-                p.eager = true;
-            }
-            self.counters.grafts_sent += 1;
-            self.send(id, Message::Graft { want: Vec::new(), eager: true });
+            self.graft_link(id, now);
         }
     }
 

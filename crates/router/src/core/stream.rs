@@ -103,8 +103,6 @@ pub(crate) struct StreamState {
     pub(crate) gap_gen: u64,
     /// Whether a gap timer is armed.
     pub(crate) gap_armed: bool,
-    /// The neighbour the latest new payload came from, and with how many hops (tree optimisation).
-    pub(crate) parent: Option<(NodeId, u32)>,
     /// Last time anything happened on this stream (idle eviction).
     pub(crate) last_active: Instant,
     /// When the stream's entry in the recency queue was queued (see `stream_table.rs`).
@@ -155,7 +153,6 @@ impl StreamState {
             graft_mark: 0,
             gap_gen: 0,
             gap_armed: false,
-            parent: None,
             last_active: now,
             queued_at: now,
             ack_dirty: false,

@@ -48,9 +48,9 @@ use bytes::{BufMut, Bytes, BytesMut};
 use dotray_codec::proto::{self, Body, BodyKind, Layer};
 use dotray_codec::{FrameCodec, NodeId};
 use dotray_router::core::{
-    Action, Config, Event, Message, RecalledRun, Router, SeqRange, StreamId, Timer, Watermark,
+    Action, Beacon, Config, Event, Message, RecalledRun, Router, SeqRange, StreamId, Timer, Watermark,
 };
-use dotray_router::proof::{InsecureSigner, Manifest, payload_hash};
+use dotray_router::proof::{InsecureSigner, Manifest, Signer, beacon_message, payload_hash};
 use dotray_router::wire::{Inbound, OriginAddr, Outbound};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
@@ -167,9 +167,26 @@ fn manifest(input: &mut Input<'_>) -> Message {
     Message::Manifest(Arc::new(m))
 }
 
+/// A beacon round of a root among the fuzz ids: signed by it, or (one in four) by another node.
+fn beacon(input: &mut Input<'_>) -> Message {
+    let b = input.u8();
+    let root = stream(b & 7);
+    let round = u64::from(input.u8() % 8) + 1;
+    let signer = if b & 0x30 == 0x30 { id((b & 7) + 1) } else { root.origin };
+    let signature = InsecureSigner::new(signer).sign(&beacon_message(root, round));
+    Message::Beacon(Beacon {
+        root,
+        round,
+        hops: u32::from(input.u8() % 12) + 1,
+        tree: input.bool(),
+        signature,
+    })
+}
+
 /// A core message with arbitrary (not necessarily valid) values.
 fn message(input: &mut Input<'_>) -> Message {
-    match input.u8() % 7 {
+    match input.u8() % 8 {
+        7 => beacon(input),
         6 => manifest(input),
         0 => {
             let stream = stream(input.u8());
@@ -197,7 +214,18 @@ fn wire_list_len(input: &mut Input<'_>) -> usize {
 
 /// A broadcast-layer protobuf body with adversarial fields.
 fn body(input: &mut Input<'_>) -> Body {
-    match input.u8() % 7 {
+    match input.u8() % 8 {
+        7 => {
+            let b = input.u8();
+            Body::Beacon(proto::Beacon {
+                origin: if b & 1 == 0 { id(b & 7).to_bytes() } else { vec![b; usize::from(b % 40)].into() },
+                epoch: input.u64(),
+                round: u64::from(input.u8() % 4),
+                hops: u32::from(input.u8() % 4),
+                tree: input.bool(),
+                signature: vec![b; if b & 2 == 0 { 64 } else { usize::from(b % 70) }].into(),
+            })
+        }
         0 => {
             let b = input.u8();
             let origin =
@@ -742,10 +770,11 @@ impl Harness {
                 if b == 255 {
                     // A stale or forged per-stream timer.
                     let (stream, generation) = (stream(input.u8()), u64::from(input.u8() % 4));
-                    let timer = if input.bool() {
-                        Timer::Graft { stream, generation }
-                    } else {
-                        Timer::Gap { stream, generation }
+                    let timer = match input.u8() % 4 {
+                        0 => Timer::Graft { stream, generation },
+                        1 => Timer::Gap { stream, generation },
+                        2 => Timer::Beacon,
+                        _ => Timer::TreeGraft { round: generation },
                     };
                     self.core.handle_timer(timer, self.now);
                 } else if !self.timers.is_empty() {

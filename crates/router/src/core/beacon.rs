@@ -1,0 +1,295 @@
+//! The tree beacon: the tree root's signed, periodic flood, which is what prunes the spanning tree,
+//! keeps it shallow and keeps both ends of every link agreeing on what it is. The design, and why the
+//! tree is not pruned by payloads, is told once in the crate docs (*The tree beacon*).
+//!
+//! Per round, at each node: the first copy pushed over a tree link is the node's tree copy (its
+//! parent link, its depth) and goes on to every other neighbour at once; a second pushed copy reveals
+//! a cycle and prunes its link; announcements (copies over lazy links) are offers: the best one
+//! replaces a tree link that is deeper by `Config::optimization_threshold` hops or more, and is
+//! grafted when no tree copy comes within a graft delay (the tree is cut above this node).
+
+use std::cmp::Ordering;
+use std::time::Instant;
+
+use dotray_codec::NodeId;
+use rand::Rng;
+
+use super::action::Timer;
+use super::ids::StreamId;
+use super::message::{Beacon, Message};
+use super::router::Router;
+use crate::proof::{Signature, beacon_message};
+
+/// What this node knows of the tree root and of the current round.
+#[derive(Debug, Clone)]
+pub(crate) struct TreeRound {
+    /// The root: its id and epoch.
+    pub(crate) root: StreamId,
+    /// The latest round heard (or sent, when this node is the root).
+    pub(crate) round: u64,
+    /// When that round was first heard or sent: the root is given up `Config::root_timeout` later.
+    pub(crate) heard: Instant,
+    /// The root's signature of the round, passed on as is.
+    pub(crate) signature: Signature,
+    /// The neighbour whose pushed copy came first: this round's parent link.
+    pub(crate) parent: Option<NodeId>,
+    /// This node's depth in the tree this round (0 at the root), once it has its tree copy.
+    pub(crate) depth: Option<u32>,
+    /// The shallowest announcement of this round: who sent it and the depth it offers.
+    pub(crate) offer: Option<(NodeId, u32)>,
+    /// Whether the tree link already moved this round (at most once per round).
+    pub(crate) moved: bool,
+    /// Whether a tree-graft timer is armed for this round.
+    pub(crate) graft_armed: bool,
+}
+
+impl TreeRound {
+    fn new(root: StreamId, round: u64, heard: Instant, signature: Signature, depth: Option<u32>) -> Self {
+        Self {
+            root,
+            round,
+            heard,
+            signature,
+            parent: None,
+            depth,
+            offer: None,
+            moved: false,
+            graft_armed: false,
+        }
+    }
+}
+
+/// How a received beacon relates to the round we know.
+enum Standing {
+    /// A later round of our root, or a better root: check its signature, then take it.
+    Newer,
+    /// A copy of the current round.
+    Current,
+    /// An earlier round, or a root that is not better than ours: ignored.
+    Stale,
+}
+
+impl<R: Rng> Router<R> {
+    /// The tree root this node knows of, if any (itself when it sends the beacons).
+    pub fn tree_root(&self) -> Option<NodeId> {
+        self.tree.as_ref().map(|t| t.root.origin)
+    }
+
+    /// This node's depth in the tree in the latest round: 0 at the root, `None` before its first
+    /// round.
+    pub fn tree_depth(&self) -> Option<u32> {
+        self.tree.as_ref().and_then(|t| t.depth)
+    }
+
+    /// Whether beacon rounds are arriving (one within the last two intervals, or this node is the
+    /// root). While they are, they alone shape the tree: a data graft only fetches what is missing,
+    /// and a node cut off from the tree re-attaches at the next round (`on_tree_graft_timer`).
+    /// Without them (no root yet, or a root that died), a data graft also makes its link a tree
+    /// link, as in Plumtree.
+    pub(crate) fn beacons_flow(&self, now: Instant) -> bool {
+        self.tree.as_ref().is_some_and(|t| {
+            t.root.origin == self.me
+                || now.saturating_duration_since(t.heard) <= self.config.beacon_interval * 2
+        })
+    }
+
+    /// Whether this node sends the beacons now: no root is known, or the known one went silent for
+    /// `Config::root_timeout`, or has a larger id than this node's.
+    fn is_root(&self, now: Instant) -> bool {
+        match &self.tree {
+            None => true,
+            Some(t) if t.root.origin == self.me => true,
+            Some(t) => {
+                self.me < t.root.origin || now.saturating_duration_since(t.heard) > self.config.root_timeout
+            }
+        }
+    }
+
+    /// Arms the beacon timer (with the first neighbour): a node's first beacon waits a whole
+    /// interval and a random part of another, so that a newcomer hears the root's beacon before it
+    /// would send its own.
+    pub(crate) fn arm_beacon(&mut self, now: Instant) {
+        if self.beacon_armed {
+            return;
+        }
+        self.beacon_armed = true;
+        let interval = self.config.beacon_interval;
+        let jitter = interval.mul_f64(self.rng.random::<f64>());
+        self.actions.push_back(super::Action::SetTimer { at: now + interval + jitter, timer: Timer::Beacon });
+    }
+
+    /// The beacon timer fired: the root sends its next round; every node checks again whether it is
+    /// the root. Runs every `Config::beacon_interval` while there are neighbours.
+    pub(crate) fn on_beacon_timer(&mut self, now: Instant) {
+        self.beacon_armed = false;
+        if self.peers.is_empty() {
+            return;
+        }
+        if self.is_root(now) {
+            self.own_round += 1;
+            let round = self.own_round;
+            let signature = self.signer.sign(&beacon_message(self.own, round));
+            self.tree = Some(TreeRound::new(self.own, round, now, signature, Some(0)));
+            self.pass_beacon(None);
+        }
+        self.beacon_armed = true;
+        let at = now + self.config.beacon_interval;
+        self.actions.push_back(super::Action::SetTimer { at, timer: Timer::Beacon });
+    }
+
+    /// Sends the current round to every neighbour but `except`: pushed on tree links, announced on
+    /// the others, with the depth a receiver would have below this node.
+    fn pass_beacon(&mut self, except: Option<NodeId>) {
+        let Some(t) = &self.tree else { return };
+        let Some(depth) = t.depth else { return };
+        let (root, round, signature) = (t.root, t.round, t.signature);
+        let hops = depth.saturating_add(1);
+        for tree in [true, false] {
+            let to: super::Recipients = self
+                .peers
+                .iter()
+                .filter(|(id, p)| p.eager == tree && Some(**id) != except)
+                .map(|(id, _)| *id)
+                .collect();
+            if to.is_empty() {
+                continue;
+            }
+            self.counters.beacons_sent += to.len() as u64;
+            let message = Message::Beacon(Beacon { root, round, hops, tree, signature });
+            self.actions.push_back(super::Action::Send { to, message });
+        }
+    }
+
+    fn standing(&self, b: &Beacon, now: Instant) -> Standing {
+        let Some(t) = &self.tree else {
+            return if b.root.origin < self.me { Standing::Newer } else { Standing::Stale };
+        };
+        if b.root.origin == t.root.origin {
+            return match (b.root.epoch, b.round).cmp(&(t.root.epoch, t.round)) {
+                Ordering::Greater if b.root.origin != self.me => Standing::Newer,
+                Ordering::Equal => Standing::Current,
+                _ => Standing::Stale,
+            };
+        }
+        // Another root: better if its id is smaller than the current root's (and ours), or if the
+        // current root went silent and it is smaller than ours.
+        let ours_lapsed = now.saturating_duration_since(t.heard) > self.config.root_timeout;
+        let better = b.root.origin < self.me && (b.root.origin < t.root.origin || ours_lapsed);
+        if better { Standing::Newer } else { Standing::Stale }
+    }
+
+    /// A copy of a beacon round from `from`.
+    pub(crate) fn on_beacon(&mut self, from: NodeId, b: Beacon, now: Instant) {
+        self.counters.beacons_received += 1;
+        let Some(peer) = self.peers.get(&from) else { return };
+        let link_eager = peer.eager;
+        let recently_changed = peer
+            .last_graft
+            .is_some_and(|at| now.saturating_duration_since(at) < self.config.max_graft_timeout);
+        // Both ends must agree on what the link is; the sender's flag says what it thinks.
+        if b.tree && !link_eager {
+            // It pushes over a link we made lazy: tell it again (not while a prune is on its way).
+            self.prune(from, now);
+        } else if !b.tree && link_eager && !recently_changed {
+            // It only announces over a link we push on: it pruned it, and the prune was lost or
+            // crossed our graft. Take its view.
+            if let Some(p) = self.peers.get_mut(&from) {
+                p.eager = false;
+            }
+        }
+        match self.standing(&b, now) {
+            Standing::Stale => return,
+            Standing::Current => {}
+            Standing::Newer => {
+                let fresh_enough = self.tree.as_ref().is_none_or(|t| {
+                    t.root.origin != b.root.origin
+                        || now.saturating_duration_since(t.heard) >= self.config.beacon_interval / 4
+                });
+                if !fresh_enough {
+                    // The same root, rounds far faster than any honest root sends them: not worth
+                    // a signature check.
+                    return;
+                }
+                if !self.signer.verify(&b.root.origin, &beacon_message(b.root, b.round), &b.signature) {
+                    return self.violation(from, "beacon its root did not sign");
+                }
+                self.counters.beacon_rounds += 1;
+                self.tree = Some(TreeRound::new(b.root, b.round, now, b.signature, None));
+            }
+        }
+        let tree_copy = b.tree && link_eager;
+        let Some(t) = self.tree.as_mut() else { return };
+        if tree_copy {
+            match t.depth {
+                None => {
+                    t.parent = Some(from);
+                    t.depth = Some(b.hops);
+                    self.pass_beacon(Some(from));
+                }
+                // A second pushed copy of one round: the tree has a cycle through this link.
+                Some(_) if t.parent != Some(from) => {
+                    self.prune(from, now);
+                    self.ensure_attached(now);
+                }
+                Some(_) => {}
+            }
+            return;
+        }
+        if t.offer.is_none_or(|(_, hops)| b.hops < hops) {
+            t.offer = Some((from, b.hops));
+        }
+        match t.depth {
+            None => {
+                // No tree copy yet: if none comes within a graft delay, the tree is cut above us.
+                if !t.graft_armed {
+                    t.graft_armed = true;
+                    let round = t.round;
+                    let at = now + self.graft_delay();
+                    self.actions.push_back(super::Action::SetTimer { at, timer: Timer::TreeGraft { round } });
+                }
+            }
+            Some(depth) if !t.moved && b.hops.saturating_add(self.config.optimization_threshold) <= depth => {
+                // A neighbour this much shallower: move our tree link there. It cannot be below us
+                // (everything below us is deeper), so the tree stays a tree.
+                t.moved = true;
+                let old = t.parent.replace(from);
+                self.counters.optimisations += 1;
+                self.graft_link(from, now);
+                if let Some(old) = old.filter(|old| *old != from) {
+                    self.prune(old, now);
+                }
+            }
+            Some(_) => {}
+        }
+    }
+
+    /// The tree-graft timer of `round` fired: no pushed copy came, only announcements. Graft the
+    /// shallowest announcer and pass the round on below us as its tree copy.
+    pub(crate) fn on_tree_graft_timer(&mut self, round: u64, now: Instant) {
+        let Some(t) = self.tree.as_mut() else { return };
+        if t.round != round || t.depth.is_some() {
+            return;
+        }
+        let Some((from, hops)) = t.offer else { return };
+        if !self.peers.contains_key(&from) {
+            return;
+        }
+        t.parent = Some(from);
+        t.depth = Some(hops);
+        t.moved = true;
+        self.counters.tree_grafts += 1;
+        self.graft_link(from, now);
+        self.pass_beacon(Some(from));
+    }
+
+    /// Makes the link to `to` a tree link on both ends (a `Graft` that asks for nothing).
+    pub(crate) fn graft_link(&mut self, to: NodeId, now: Instant) {
+        let Some(p) = self.peers.get_mut(&to) else { return };
+        p.last_graft = Some(now);
+        if !p.eager {
+            p.eager = true;
+            self.counters.grafts_sent += 1;
+            self.send(to, Message::Graft { want: Vec::new(), eager: true });
+        }
+    }
+}
