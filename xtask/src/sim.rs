@@ -18,8 +18,8 @@ use crate::cli::{Flags, Help};
 pub(crate) static HELP: Help = Help {
     name: "sim",
     usage: &[
-        "sim membership [--nodes N] [--seed S] [--only NAME]",
-        "sim broadcast [--nodes N] [--msgs M] [--seed S] [--only NAME]",
+        "sim membership [--nodes N] [--seed S | --seeds A..B] [--only NAME]",
+        "sim broadcast [--nodes N] [--msgs M] [--seed S | --seeds A..B] [--only NAME]",
     ],
     about: "\
 run the membership scenarios, or the broadcast scenarios (membership + router), in the
@@ -29,9 +29,10 @@ options:
   --nodes N     simulated nodes (default 1000, at least 4)
   --msgs M      broadcast only: messages to send (default 10000)
   --seed S      the seed of the run (default: the SEED environment variable, else a random one)
+  --seeds A..B  every seed from A to B, then a summary: seeds failed, worst steady RMR
   --only NAME   one scenario: membership: join, join-storm, crash-half, partition, churn,
                 partition-long;
-                broadcast: steady, crash-20, crash-50, loss-1, partition-30s
+                broadcast: steady, rare-origins, crash-20, crash-50, loss-1, partition-30s
   -h, --help    this text
 
 The simulator is built and run optimised. It prints one table row per scenario and exits non-zero
@@ -77,6 +78,18 @@ fn parse(args: &[String]) -> Result<()> {
             "--seed" => {
                 flags.value::<u64>(flag, "a number")?;
             }
+            "--seeds" => {
+                let range = flags.value::<String>(flag, "a range of seeds, A..B")?;
+                let valid = range
+                    .split_once("..")
+                    .and_then(|(a, b)| Some((a.parse::<u64>().ok()?, b.parse::<u64>().ok()?)))
+                    .is_some_and(|(a, b)| a <= b);
+                if !valid {
+                    return Err(
+                        flags.misuse(format!("--seeds wants a range A..B with A <= B, not `{range}`"))
+                    );
+                }
+            }
             "--only" => {
                 flags.value::<String>(flag, "a scenario's name")?;
             }
@@ -96,6 +109,9 @@ mod tests {
     fn flags() {
         assert!(parse(&args("membership")).is_ok());
         assert!(parse(&args("broadcast --nodes 200 --msgs 500 --seed 7 --only steady")).is_ok());
+        assert!(parse(&args("broadcast --nodes 60 --msgs 1000 --only rare-origins --seeds 1..100")).is_ok());
+        assert_misuse(parse(&args("broadcast --seeds 9..1")), "A <= B");
+        assert_misuse(parse(&args("broadcast --seeds 7")), "A..B");
         for line in ["--help", "-h", "broadcast --help", "membership -h", "broadcast --nodes 9 --help"] {
             assert_help(parse(&args(line)), "sim");
         }

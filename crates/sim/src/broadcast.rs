@@ -7,10 +7,14 @@
 //! * **RMR** (relative message redundancy) — payload messages received / deliveries − 1, over the
 //!   whole stream and over its second half (*steady*, once the first messages built the tree);
 //! * **LDH** (last delivery hop) — per message, the largest hop count of any delivery; mean (max);
+//!   beside it the mean **eccentricity** of the messages' origins in the overlay (the most hops any
+//!   node is from the origin along shortest paths: no tree can do better);
 //! * **duplicates delivered** to the application, **order violations** and **gaps** on streams of live
 //!   origins — all must be 0.
 //!
-//! Scenarios: [`steady`] (no failure; steady RMR ≤ 0.01 is checked), [`crash_20`] and [`crash_50`]
+//! Scenarios: [`steady`] (no failure; steady RMR ≤ 0.01 and a mean LDH within twice the mean
+//! eccentricity are checked), [`rare_origins`] (the same, with every message from a different origin,
+//! each silent for minutes), [`crash_20`] and [`crash_50`]
 //! (that share of nodes crashes at once in the middle of the stream, half of them silently), [`loss`]
 //! (1 % of all messages lost on links) and [`partition`] (a 30 s cut into two halves, then healed).
 //! `cargo xtask sim broadcast` runs them at 1,000 nodes and 10,000 messages; the tests of this crate at
@@ -30,7 +34,9 @@ use crate::network::NetworkConfig;
 use crate::sim::Sim;
 
 mod diagnostics;
+mod overlay;
 use diagnostics::{causes, details};
+use overlay::Overlay;
 
 /// Time between two joins while the network is built.
 const JOIN_GAP: Duration = Duration::from_millis(20);
@@ -41,8 +47,15 @@ const SETTLE: Duration = Duration::from_secs(20);
 const DRAIN: Duration = Duration::from_secs(30);
 /// Length of the partition of [`partition`].
 const CUT: Duration = Duration::from_secs(30);
-/// Steady-state RMR that [`steady`] must reach.
+/// Steady-state RMR that [`steady`] and [`rare_origins`] must reach.
 const STEADY_RMR_MAX: f64 = 0.01;
+/// The most the mean last delivery hop may be, in [`steady`] and [`rare_origins`], as a multiple of
+/// the origins' mean eccentricity.
+const LDH_OVER_ECCENTRICITY_MAX: f64 = 2.0;
+/// In [`rare_origins`], every origin stays silent at least this long between two of its messages.
+const RARE_SILENCE: Duration = Duration::from_secs(120);
+/// The scenarios that check the steady-state RMR and the tree's depth.
+pub const CHECKS_STEADY_RMR: [&str; 2] = ["steady", "rare-origins"];
 
 /// Parameters shared by the broadcast scenarios.
 #[derive(Debug, Clone)]
@@ -119,6 +132,8 @@ pub struct Report {
     pub ldh_mean: f64,
     /// Largest last delivery hop.
     pub ldh_max: u32,
+    /// Mean over the same messages of their origin's eccentricity in the overlay.
+    pub eccentricity_mean: f64,
     /// Deliveries of an already delivered message.
     pub duplicates: u64,
     /// Deliveries out of order.
@@ -140,12 +155,12 @@ pub struct Report {
 
 impl Report {
     /// The markdown table header matching [`Report::row`].
-    pub const HEADER: &'static str = "| scenario | seed | nodes | messages | reliability | RMR | steady RMR | LDH mean (max) | duplicates delivered | order violations | gaps live/all | result |\n|---|---|---|---|---|---|---|---|---|---|---|---|";
+    pub const HEADER: &'static str = "| scenario | seed | nodes | messages | reliability | RMR | steady RMR | LDH mean (max) | eccentricity mean | duplicates delivered | order violations | gaps live/all | result |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|";
 
     /// One markdown table row.
     pub fn row(&self) -> String {
         format!(
-            "| {} | {} | {} | {} | {:.3}% | {:.4} | {:.4} | {:.1} ({}) | {} | {} | {}/{} | {} |",
+            "| {} | {} | {} | {} | {:.3}% | {:.4} | {:.4} | {:.1} ({}) | {:.1} | {} | {} | {}/{} | {} |",
             self.name,
             self.seed,
             self.nodes,
@@ -155,6 +170,7 @@ impl Report {
             self.steady_rmr,
             self.ldh_mean,
             self.ldh_max,
+            self.eccentricity_mean,
             self.duplicates,
             self.order_violations,
             self.live_gaps,
@@ -188,41 +204,70 @@ impl std::fmt::Display for Report {
 pub type Scenario = fn(&Params) -> Report;
 
 /// Every scenario, by name, in the order they are reported.
-pub const ALL: [(&str, Scenario); 5] = [
+pub const ALL: [(&str, Scenario); 6] = [
     ("steady", steady),
+    ("rare-origins", rare_origins),
     ("crash-20", crash_20),
     ("crash-50", crash_50),
     ("loss-1", loss),
     ("partition-30s", partition),
 ];
 
-/// No failure. Everything delivered exactly once, and the tree settles: steady-state RMR ≤ 0.01.
+/// No failure. Everything delivered exactly once, the tree settles (steady-state RMR ≤ 0.01) and
+/// stays shallow (mean LDH within twice the origins' mean eccentricity).
 pub fn steady(params: &Params) -> Report {
-    let mut report = run("steady", params, params.interval, &[]);
+    let report = run("steady", params, params.interval, Order::Random, &[]);
+    check_tree(report)
+}
+
+/// Like [`steady`], but every message comes from a different origin (all live nodes in turn, in a
+/// random order), one every [`RARE_SILENCE`] / nodes at most: each origin speaks once in minutes, as
+/// the wallets of a blockchain network do. The tree must settle and stay shallow all the same.
+pub fn rare_origins(params: &Params) -> Report {
+    let interval = params.interval.max(RARE_SILENCE / params.nodes.max(1) as u32);
+    let report = run("rare-origins", params, interval, Order::EachInTurn, &[]);
+    check_tree(report)
+}
+
+fn check_tree(mut report: Report) -> Report {
     let rmr = report.steady_rmr;
     report.check(rmr <= STEADY_RMR_MAX, || format!("steady-state RMR {rmr:.4} > {STEADY_RMR_MAX}"));
+    let (ldh, ecc) = (report.ldh_mean, report.eccentricity_mean);
+    report.check(ldh <= LDH_OVER_ECCENTRICITY_MAX * ecc, || {
+        format!("mean LDH {ldh:.1} > {LDH_OVER_ECCENTRICITY_MAX} × mean eccentricity {ecc:.1}")
+    });
     report
+}
+
+/// How each message's origin is chosen.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Order {
+    /// Any live node (or one of `Params::origins`), at random for each message.
+    Random,
+    /// Every live node in turn, in a random order, before any speaks again.
+    EachInTurn,
 }
 
 /// 20 % of the nodes crash at once in the middle of the stream.
 pub fn crash_20(params: &Params) -> Report {
-    run("crash-20", params, params.interval, &[(0.5, Fault::Crash(0.2))])
+    run("crash-20", params, params.interval, Order::Random, &[(0.5, Fault::Crash(0.2))])
 }
 
 /// 50 % of the nodes crash at once in the middle of the stream.
 pub fn crash_50(params: &Params) -> Report {
-    run("crash-50", params, params.interval, &[(0.5, Fault::Crash(0.5))])
+    run("crash-50", params, params.interval, Order::Random, &[(0.5, Fault::Crash(0.5))])
 }
 
 /// Every link loses 1 % of its messages (membership's too) for the whole stream.
 pub fn loss(params: &Params) -> Report {
-    run("loss-1", params, params.interval, &[(0.0, Fault::Loss(0.01))])
+    run("loss-1", params, params.interval, Order::Random, &[(0.0, Fault::Loss(0.01))])
 }
 
 /// 1 % of all messages lost on every link for the whole stream, and 20 % of the nodes crashing at once
 /// in its middle: repair must work through lossy links while the tree re-forms.
 pub fn crash_with_loss(params: &Params) -> Report {
-    run("crash-20+loss-1", params, params.interval, &[(0.0, Fault::Loss(0.01)), (0.5, Fault::Crash(0.2))])
+    let faults = [(0.0, Fault::Loss(0.01)), (0.5, Fault::Crash(0.2))];
+    run("crash-20+loss-1", params, params.interval, Order::Random, &faults)
 }
 
 /// The network is cut in two random halves for 30 s (`CUT`) in the middle of the stream, then healed.
@@ -241,12 +286,19 @@ pub fn partition(params: &Params) -> Report {
     let stream = interval * params.messages as u32;
     let start = (stream.as_secs_f64() - CUT.as_secs_f64()).max(0.0) / 2.0 / stream.as_secs_f64();
     let end = start + CUT.as_secs_f64() / stream.as_secs_f64();
-    run("partition-30s", &params, interval, &[(start, Fault::Cut), (end, Fault::Heal)])
+    run("partition-30s", &params, interval, Order::Random, &[(start, Fault::Cut), (end, Fault::Heal)])
 }
 
-/// Builds the network, streams `params.messages` messages `interval` apart from random live origins,
-/// injecting each fault at its fraction of the stream's length, lets repairs finish, and measures.
-fn run(name: &'static str, params: &Params, interval: Duration, faults: &[(f64, Fault)]) -> Report {
+/// Builds the network, streams `params.messages` messages `interval` apart from live origins chosen
+/// in `order`, injecting each fault at its fraction of the stream's length, lets repairs finish, and
+/// measures.
+fn run(
+    name: &'static str,
+    params: &Params,
+    interval: Duration,
+    order: Order,
+    faults: &[(f64, Fault)],
+) -> Report {
     let mut sim = build(params);
     let total = params.messages;
     let start = sim.now();
@@ -257,6 +309,8 @@ fn run(name: &'static str, params: &Params, interval: Duration, faults: &[(f64, 
     let mut faults = faults.into_iter().peekable();
     let mut half = (0, 0);
     let mut half_causes = [0; 10];
+    let mut overlay = Overlay::default();
+    let mut turn: Vec<NodeIdx> = Vec::new();
     for k in 0..total {
         let at = start + interval * k as u32;
         while let Some((when, fault)) = faults.next_if(|(when, _)| *when <= at) {
@@ -269,10 +323,29 @@ fn run(name: &'static str, params: &Params, interval: Duration, faults: &[(f64, 
             half_causes = causes(&sim);
         }
         let live: Vec<NodeIdx> = (0..sim.nodes.len()).filter(|&i| sim.nodes[i].alive).collect();
-        let choices = params.origins.map_or(live.len(), |n| n.clamp(1, live.len()));
-        let origin = live[sim.rng().random_range(0..choices)];
+        let origin = match order {
+            Order::Random => {
+                let choices = params.origins.map_or(live.len(), |n| n.clamp(1, live.len()));
+                live[sim.rng().random_range(0..choices)]
+            }
+            Order::EachInTurn => loop {
+                if turn.is_empty() {
+                    turn.clone_from(&live);
+                    turn.shuffle(sim.rng());
+                }
+                match turn.pop() {
+                    Some(node) if sim.nodes[node].alive => break node,
+                    _ => {}
+                }
+            },
+        };
         let payload = Bytes::from((k as u64).to_le_bytes().to_vec());
-        sim.broadcast(origin, payload);
+        let eccentricity = overlay.eccentricity(&sim, origin);
+        if sim.broadcast(origin, payload).is_some()
+            && let Some(b) = sim.deliveries.broadcasts.last_mut()
+        {
+            b.eccentricity = eccentricity;
+        }
     }
     for (when, fault) in faults {
         sim.run_until(when.max(sim.now()));
@@ -323,6 +396,7 @@ fn measure(name: &'static str, params: &Params, sim: &Sim, half: (u64, u64)) -> 
     let d = &sim.deliveries;
     let live: Vec<NodeIdx> = (0..sim.nodes.len()).filter(|&i| sim.nodes[i].alive).collect();
     let (mut expected, mut got, mut ldh_sum, mut ldh_max, mut counted) = (0u64, 0u64, 0u64, 0u32, 0u64);
+    let mut eccentricity_sum = 0u64;
     for b in d.broadcasts.iter().filter(|b| sim.nodes[b.origin].alive) {
         for &n in live.iter().filter(|&&n| n != b.origin) {
             expected += 1;
@@ -330,6 +404,7 @@ fn measure(name: &'static str, params: &Params, sim: &Sim, half: (u64, u64)) -> 
         }
         ldh_sum += u64::from(b.ldh);
         ldh_max = ldh_max.max(b.ldh);
+        eccentricity_sum += u64::from(b.eccentricity);
         counted += 1;
     }
     let live_streams: HashSet<StreamId> =
@@ -353,6 +428,7 @@ fn measure(name: &'static str, params: &Params, sim: &Sim, half: (u64, u64)) -> 
         steady_rmr,
         ldh_mean: ldh_sum as f64 / counted.max(1) as f64,
         ldh_max,
+        eccentricity_mean: eccentricity_sum as f64 / counted.max(1) as f64,
         duplicates: d.duplicates,
         order_violations: d.order_violations,
         live_gaps,

@@ -35,6 +35,9 @@ pub struct Broadcast {
     pub at: Duration,
     /// Largest hop count of any delivery of it (its last delivery hop).
     pub ldh: u32,
+    /// Its origin's eccentricity in the overlay when it was sent (the most hops any live node was
+    /// from it along shortest paths), if the scenario measured it.
+    pub eccentricity: u32,
 }
 
 /// Deliveries of every node, and the broadcasts they should match.
@@ -62,7 +65,7 @@ impl Deliveries {
 
     pub(crate) fn broadcast(&mut self, origin: NodeIdx, id: MessageId, at: Duration) {
         self.index.insert(id, self.broadcasts.len());
-        self.broadcasts.push(Broadcast { origin, id, at, ldh: 0 });
+        self.broadcasts.push(Broadcast { origin, id, at, ldh: 0, eccentricity: 0 });
     }
 
     /// A `Deliver` action of `node`'s router.
