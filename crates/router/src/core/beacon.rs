@@ -229,37 +229,42 @@ impl<R: Rng> Router<R> {
                 // A second pushed copy of one round: the tree has a cycle through this link.
                 Some(_) if t.parent != Some(from) => {
                     self.prune(from, now);
-                    self.ensure_attached(now);
+                    return self.ensure_attached(now);
                 }
-                Some(_) => {}
+                Some(_) => return,
             }
+        } else {
+            if t.offer.is_none_or(|(_, hops)| b.hops < hops) {
+                t.offer = Some((from, b.hops));
+            }
+            if t.depth.is_none() && !t.graft_armed {
+                // No tree copy yet: if none comes within a graft delay, the tree is cut above us.
+                t.graft_armed = true;
+                let round = t.round;
+                let at = now + self.graft_delay();
+                self.actions.push_back(super::Action::SetTimer { at, timer: Timer::TreeGraft { round } });
+            }
+        }
+        self.maybe_move(now);
+    }
+
+    /// Moves the tree link to this round's shallowest announcer if it offers a depth at least
+    /// `Config::optimization_threshold` hops smaller than ours (once per round). The announcer cannot
+    /// be below us: everything below us has this round from us, one hop deeper or more, and an
+    /// announcement that came before our own copy came by a path without us. So the tree stays a tree.
+    fn maybe_move(&mut self, now: Instant) {
+        let threshold = self.config.optimization_threshold;
+        let Some(t) = self.tree.as_mut() else { return };
+        let (Some(depth), Some((to, hops))) = (t.depth, t.offer) else { return };
+        if t.moved || Some(to) == t.parent || hops.saturating_add(threshold) > depth {
             return;
         }
-        if t.offer.is_none_or(|(_, hops)| b.hops < hops) {
-            t.offer = Some((from, b.hops));
-        }
-        match t.depth {
-            None => {
-                // No tree copy yet: if none comes within a graft delay, the tree is cut above us.
-                if !t.graft_armed {
-                    t.graft_armed = true;
-                    let round = t.round;
-                    let at = now + self.graft_delay();
-                    self.actions.push_back(super::Action::SetTimer { at, timer: Timer::TreeGraft { round } });
-                }
-            }
-            Some(depth) if !t.moved && b.hops.saturating_add(self.config.optimization_threshold) <= depth => {
-                // A neighbour this much shallower: move our tree link there. It cannot be below us
-                // (everything below us is deeper), so the tree stays a tree.
-                t.moved = true;
-                let old = t.parent.replace(from);
-                self.counters.optimisations += 1;
-                self.graft_link(from, now);
-                if let Some(old) = old.filter(|old| *old != from) {
-                    self.prune(old, now);
-                }
-            }
-            Some(_) => {}
+        t.moved = true;
+        let old = t.parent.replace(to);
+        self.counters.optimisations += 1;
+        self.graft_link(to, now);
+        if let Some(old) = old {
+            self.prune(old, now);
         }
     }
 

@@ -29,8 +29,13 @@ impl<R: rand::Rng> Router<R> {
         let new_streams = TokenBucket::new(rate, burst, now);
         let (rate, burst) = (self.config.serve_bytes_per_sec, self.config.serve_burst_bytes);
         let serve_bytes = TokenBucket::new(rate, burst, now);
+        // Plumtree starts every link eager, and duplicates prune. While beacon rounds shape the tree,
+        // a node already in it starts a new link lazy instead: eager, it would close a cycle until the
+        // next round. A node with no tree link takes it eager (so does the other end, if it has
+        // none); the rounds sort out the rest.
+        let eager = !(self.beacons_flow(now) && self.peers.values().any(|p| p.eager));
         self.peers.entry(peer).or_insert_with(|| Peer::new(sent, index, new_streams, serve_bytes)).eager =
-            true;
+            eager;
         if was_alone {
             self.restart_gap_clocks(now);
         }
