@@ -382,8 +382,8 @@ pub struct Data {
     /// Sequence number of this message in its stream, from 1.
     #[prost(uint64, tag = "2")]
     pub seq: u64,
-    /// Hops travelled so far: 0 when sent by the origin, +1 at each relay. Used to measure tree depth
-    /// and to optimise the tree (a much shorter path announced by a digest replaces a long one).
+    /// Hops travelled so far: 0 when sent by the origin, +1 at each relay. Measures how deep the tree
+    /// is (the simulator's last delivery hop); the tree itself is shaped by `Beacon`s.
     #[prost(uint32, tag = "3")]
     pub hops: u32,
     /// One application message, or one piece of a large one, behind a one-byte header (WHOLE, FIRST
@@ -412,8 +412,8 @@ pub struct IHave {
     /// Messages the sender holds and can send on request.
     #[prost(message, repeated, tag = "1")]
     pub ranges: ::prost::alloc::vec::Vec<SeqRange>,
-    /// Hops the sender's copies travelled (the smallest in the batch). Lets the receiver compare this path
-    /// with its tree path for tree optimisation.
+    /// Hops the sender's copies travelled (the smallest in the batch). Informational: the tree is shaped
+    /// by `Beacon`s, whose hop counts are per round.
     #[prost(uint32, tag = "2")]
     pub hops: u32,
 }

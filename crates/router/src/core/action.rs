@@ -167,4 +167,6 @@ pub enum Timer {
         /// The round; a later round's copies cancel it.
         round: u64,
     },
+    /// `Config::move_overlap` after the tree link moved: prune the old one.
+    Unlink,
 }

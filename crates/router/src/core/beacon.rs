@@ -263,8 +263,25 @@ impl<R: Rng> Router<R> {
         let old = t.parent.replace(to);
         self.counters.optimisations += 1;
         self.graft_link(to, now);
+        // Make before break: the new parent pushes only what reaches it after our graft, and the
+        // old one stops at our prune; pruning both at once would lose what falls between to a
+        // repair (a graft delay). The old link goes `Config::move_overlap` later.
         if let Some(old) = old {
+            if let Some(earlier) = self.unlink.replace(old).filter(|earlier| *earlier != old) {
+                self.prune(earlier, now);
+            }
+            let at = now + self.config.move_overlap;
+            self.actions.push_back(super::Action::SetTimer { at, timer: Timer::Unlink });
+        }
+    }
+
+    /// The old tree link of a move has overlapped the new one for `Config::move_overlap`: prune it,
+    /// unless a later round made it the tree link again.
+    pub(crate) fn on_unlink_timer(&mut self, now: Instant) {
+        let Some(old) = self.unlink.take() else { return };
+        if self.tree.as_ref().is_some_and(|t| t.parent != Some(old)) {
             self.prune(old, now);
+            self.ensure_attached(now);
         }
     }
 

@@ -102,10 +102,20 @@ fn an_announcement_from_a_shallower_neighbour_moves_the_tree_link_there() {
     // As deep as the tree copy (threshold 1): nothing moves.
     r.handle_message(id(8), beacon(3, 1, 4, false), now);
     assert!(sends(&drain(&mut r)).is_empty());
-    // One hop shallower: 8 becomes the tree link, 7 is pruned. Nothing below us can be shallower
-    // than us, so this cannot close a cycle.
+    // One hop shallower: 8 becomes the tree link. Nothing below us can be shallower than us, so
+    // this cannot close a cycle. The old link is pruned `move_overlap` later, so that what the old
+    // parent pushes until the new one takes over is not lost.
     r.handle_message(id(8), beacon(3, 1, 3, false), now);
-    assert_eq!(sends(&drain(&mut r)), vec![(id(8), graft_link()), (id(7), Message::Prune)]);
+    let actions = drain(&mut r);
+    assert_eq!(sends(&actions), vec![(id(8), graft_link())]);
+    assert_eq!(r.topology(), Topology { eager: vec![id(7), id(8)], lazy: vec![] });
+    let unlink = actions.iter().find_map(|a| match a {
+        Action::SetTimer { at, timer: Timer::Unlink } => Some(*at),
+        _ => None,
+    });
+    assert_eq!(unlink, Some(now + config().move_overlap));
+    r.handle_timer(Timer::Unlink, now + config().move_overlap);
+    assert_eq!(sends(&drain(&mut r)), vec![(id(7), Message::Prune)]);
     assert_eq!(r.topology(), Topology { eager: vec![id(8)], lazy: vec![id(7)] });
     assert_eq!(r.counters().optimisations, 1);
     // At most one move per round.

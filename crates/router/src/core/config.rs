@@ -202,6 +202,11 @@ pub struct Config {
     /// own. 1 keeps the tree a shortest-path tree from the root (in hops); larger values move links
     /// less often and leave the tree deeper. Default 1.
     pub optimization_threshold: u32,
+    /// When a node moves its tree link, it keeps the old one this long before pruning it: the new
+    /// parent pushes only what reaches it after the graft, and anything pushed by neither would wait
+    /// for a repair. Meanwhile both push (a few duplicates). Default 100 ms: a round trip and the
+    /// difference in depth on a wide-area link.
+    pub move_overlap: Duration,
     /// Maximum announcers remembered per stream for grafting. Default 8.
     pub max_announcers: usize,
     /// How often the tree root sends a beacon round (see *The tree beacon* in the crate docs): each
@@ -284,6 +289,7 @@ impl Default for Config {
             serve_burst_bytes: 4 << 20,
             max_list_len: 1_024,
             optimization_threshold: 1,
+            move_overlap: Duration::from_millis(100),
             max_announcers: 8,
             beacon_interval: Duration::from_secs(1),
             root_timeout: Duration::from_secs(5),

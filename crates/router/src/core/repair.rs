@@ -1,6 +1,6 @@
-//! Everything that keeps the tree whole and the streams complete when payloads do not simply arrive:
-//! digests (`IHave`) and the graft timer, serving `Graft`s from retention, `Prune`, tree optimisation,
-//! cumulative `Ack`s, `Sync` between new neighbours, neighbour loss, congestion, and gap reporting.
+//! Everything that keeps the streams complete when payloads do not simply arrive: digests (`IHave`)
+//! and the graft timer, serving `Graft`s from retention, `Prune`, cumulative `Ack`s, `Sync` between
+//! new neighbours, neighbour loss, congestion, and gap reporting. The tree's shape is `beacon.rs`'s.
 
 use std::time::Instant;
 

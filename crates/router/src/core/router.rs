@@ -77,6 +77,8 @@ pub struct Router<R> {
     pub(crate) own_round: u64,
     /// A `Timer::Beacon` is pending.
     pub(crate) beacon_armed: bool,
+    /// The old tree link of the latest move, pruned at the next `Timer::Unlink`.
+    pub(crate) unlink: Option<NodeId>,
     /// Smoothed time from "a neighbour announced a message we lack" to "the tree delivered it" (when
     /// no graft was needed). The graft timer waits twice this, within
     /// `graft_timeout..=max_graft_timeout`, so a tree that is merely slower than the lazy links (long
@@ -158,6 +160,7 @@ impl<R: Rng> Router<R> {
             tree: None,
             own_round: 0,
             beacon_armed: false,
+            unlink: None,
             tree_lag: Duration::ZERO,
             signer,
             batch: Vec::new(),
@@ -409,6 +412,7 @@ impl<R: Rng> Router<R> {
             Timer::Gap { stream, generation } => self.on_gap_timer(stream, generation, now),
             Timer::Beacon => self.on_beacon_timer(now),
             Timer::TreeGraft { round } => self.on_tree_graft_timer(round, now),
+            Timer::Unlink => self.on_unlink_timer(now),
         }
     }
 

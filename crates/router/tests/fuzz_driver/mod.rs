@@ -770,10 +770,11 @@ impl Harness {
                 if b == 255 {
                     // A stale or forged per-stream timer.
                     let (stream, generation) = (stream(input.u8()), u64::from(input.u8() % 4));
-                    let timer = match input.u8() % 4 {
+                    let timer = match input.u8() % 5 {
                         0 => Timer::Graft { stream, generation },
                         1 => Timer::Gap { stream, generation },
                         2 => Timer::Beacon,
+                        3 => Timer::Unlink,
                         _ => Timer::TreeGraft { round: generation },
                     };
                     self.core.handle_timer(timer, self.now);
