@@ -35,7 +35,7 @@ use crate::sim::Sim;
 
 mod diagnostics;
 mod overlay;
-use diagnostics::{causes, details};
+use diagnostics::{causes, details, eager_shape};
 use overlay::Overlay;
 
 /// Time between two joins while the network is built.
@@ -101,6 +101,8 @@ impl Params {
 enum Fault {
     /// This share of the live nodes crashes at once (every other one silently).
     Crash(f64),
+    /// The tree root (the node whose beacon rounds the live nodes follow) crashes silently.
+    CrashRoot,
     /// Every link loses this share of its messages from now on.
     Loss(f64),
     /// The network is cut into two random halves.
@@ -144,6 +146,14 @@ pub struct Report {
     pub gaps: u64,
     /// Protocol violations between the (honest) simulated nodes.
     pub violations: u64,
+    /// Distinct tree roots the live nodes follow at the end (1 once the beacon has settled).
+    pub roots: usize,
+    /// Whether that root (the smallest, if several) is alive.
+    pub root_alive: bool,
+    /// Links eager at both ends among live nodes at the end (a spanning tree has `live_nodes - 1`).
+    pub eager_edges: usize,
+    /// Connected components of those links among the live nodes.
+    pub eager_components: usize,
     /// Diagnostics: duplicate receptions by cause over the second half of the stream, grafts and
     /// prunes, and the shape of the eager graph at the end.
     pub details: String,
@@ -263,6 +273,29 @@ pub fn loss(params: &Params) -> Report {
     run("loss-1", params, params.interval, Order::Random, &[(0.0, Fault::Loss(0.01))])
 }
 
+/// The tree root crashes silently a third into the stream. The live nodes must deliver everything, give
+/// the root up after `root_timeout`, follow one new root, and cut the tree again: all of them must
+/// name the same, live root at the end, and the eager graph must be a spanning tree of them.
+pub fn crash_root(params: &Params) -> Report {
+    let mut report = run("crash-root", params, params.interval, Order::Random, &[(0.33, Fault::CrashRoot)]);
+    let (roots, alive) = (report.roots, report.root_alive);
+    report.check(roots == 1 && alive, || format!("live nodes follow {roots} roots (alive: {alive})"));
+    let (edges, components, live) = (report.eager_edges, report.eager_components, report.live_nodes);
+    report.check(edges + 1 == live && components == 1, || {
+        format!("eager graph of {edges} edges in {components} components over {live} live nodes")
+    });
+    report
+}
+
+/// The tree roots the live nodes follow, smallest first.
+fn tree_roots(sim: &Sim) -> Vec<dotray_codec::NodeId> {
+    let mut roots: Vec<_> =
+        sim.nodes.iter().filter(|n| n.alive).filter_map(|n| n.core.router().tree_root()).collect();
+    roots.sort_unstable();
+    roots.dedup();
+    roots
+}
+
 /// 1 % of all messages lost on every link for the whole stream, and 20 % of the nodes crashing at once
 /// in its middle: repair must work through lossy links while the tree re-forms.
 pub fn crash_with_loss(params: &Params) -> Report {
@@ -354,6 +387,10 @@ fn run(
     sim.run_for(DRAIN);
     let mut report = measure(name, params, &sim, half);
     report.details = details(&sim, half_causes);
+    let roots = tree_roots(&sim);
+    report.roots = roots.len();
+    report.root_alive = roots.first().is_some_and(|id| sim.nodes.iter().any(|n| n.alive && n.info.id == *id));
+    (report.eager_edges, _, report.eager_components) = eager_shape(&sim);
     report
 }
 
@@ -379,6 +416,15 @@ fn inject(sim: &mut Sim, fault: Fault) {
             let count = (live.len() as f64 * share).round() as usize;
             for (k, &node) in live[..count].iter().enumerate() {
                 sim.crash(node, k % 2 == 0);
+            }
+        }
+        Fault::CrashRoot => {
+            let root = tree_roots(sim)
+                .into_iter()
+                .next()
+                .and_then(|id| sim.nodes.iter().position(|n| n.info.id == id));
+            if let Some(root) = root {
+                sim.crash(root, true);
             }
         }
         Fault::Loss(p) => sim.set_loss(p),
@@ -434,6 +480,10 @@ fn measure(name: &'static str, params: &Params, sim: &Sim, half: (u64, u64)) -> 
         live_gaps,
         gaps: d.gaps,
         violations: d.violations,
+        roots: 0,
+        root_alive: false,
+        eager_edges: 0,
+        eager_components: 0,
         details: String::new(),
         passed: true,
         failures: Vec::new(),

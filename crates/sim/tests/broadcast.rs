@@ -90,3 +90,11 @@ fn one_publisher_builds_a_tree_without_redundancy() {
 fn crashes_and_loss_together_lose_nothing() {
     run(broadcast::crash_with_loss);
 }
+
+#[test]
+fn the_tree_reforms_under_a_new_root_after_its_root_dies() {
+    // The root crashes silently a third into a 10 s stream; `root_timeout` (5 s) later the smallest
+    // live id takes over. `crash_root` checks one live root for all and a spanning tree at the end.
+    let r = run_with(broadcast::crash_root, 2_000);
+    assert_eq!(r.reliability, 100.0);
+}

@@ -34,12 +34,9 @@ pub(super) fn causes(sim: &Sim) -> [u64; 10] {
     out
 }
 
-/// The diagnostics line of a report: second-half duplicate causes, grafts and prunes, and the eager
-/// graph among live nodes at the end (edges eager on both sides, on one side only, and components of
-/// the symmetric ones; a spanning tree has `live - 1` edges and one component).
-pub(super) fn details(sim: &Sim, half: [u64; 10]) -> String {
-    let now = causes(sim);
-    let d: Vec<u64> = now.iter().zip(half).map(|(a, b)| a - b).collect();
+/// The eager (tree) graph among live nodes: links eager at both ends, links eager at one end only,
+/// and the connected components of the first kind (a spanning tree: `live - 1` links, 1 component).
+pub(super) fn eager_shape(sim: &Sim) -> (usize, usize, usize) {
     let index: HashMap<_, _> = sim.nodes.iter().enumerate().map(|(i, n)| (n.info.id, i)).collect();
     let eager: Vec<HashSet<NodeIdx>> = sim
         .nodes
@@ -71,19 +68,19 @@ pub(super) fn details(sim: &Sim, half: [u64; 10]) -> String {
     }
     let live: Vec<NodeIdx> = (0..sim.nodes.len()).filter(|&i| sim.nodes[i].alive).collect();
     let components = live.iter().filter(|&&i| find(&mut parent, i) == i).count();
+    (both, one, components)
+}
+
+/// The diagnostics line of a report: second-half duplicate causes, grafts and prunes, and the eager
+/// graph among live nodes at the end (see [`eager_shape`]).
+pub(super) fn details(sim: &Sim, half: [u64; 10]) -> String {
+    let now = causes(sim);
+    let d: Vec<u64> = now.iter().zip(half).map(|(a, b)| a - b).collect();
+    let (both, one, components) = eager_shape(sim);
+    let live = sim.nodes.iter().filter(|n| n.alive).count();
     format!(
         "second-half duplicates: graft-answer {} after-graft {} eager-link {} lazy-link {}; grafts {} prunes {} optimisations {} resends {} unproven {}; neighbour up/down {}; \
-         eager graph: {both} edges (+{one} one-sided) over {} live nodes, {components} component(s)",
-        d[0],
-        d[1],
-        d[2],
-        d[3],
-        d[4],
-        d[5],
-        d[6],
-        d[7],
-        d[8],
-        d[9],
-        live.len()
+         eager graph: {both} edges (+{one} one-sided) over {live} live nodes, {components} component(s)",
+        d[0], d[1], d[2], d[3], d[4], d[5], d[6], d[7], d[8], d[9],
     )
 }
