@@ -199,7 +199,12 @@ impl<R: Rng> Router<R> {
         }
         match self.standing(&b, now) {
             Standing::Stale => return,
-            Standing::Current => {}
+            Standing::Current => {
+                // A copy of a round we checked: every honest copy carries the very signature.
+                if self.tree.as_ref().is_some_and(|t| t.signature != b.signature) {
+                    return self.violation(from, "beacon its root did not sign");
+                }
+            }
             Standing::Newer => {
                 let fresh_enough = self.tree.as_ref().is_none_or(|t| {
                     t.root.origin != b.root.origin

@@ -206,6 +206,14 @@ fn a_forged_beacon_is_a_violation_and_changes_nothing() {
     assert!(actions.iter().any(|a| matches!(a, Action::Violation { peer, .. } if *peer == id(7))));
     assert!(beacons(&actions).is_empty(), "a forged beacon goes no further");
     assert_eq!(r.tree_root(), None);
+    // A copy of a round already checked is compared with it, not checked again: a different
+    // signature is a forgery too.
+    r.handle_message(id(8), beacon(3, 1, 2, true), now);
+    drain(&mut r);
+    let Message::Beacon(mut copy) = beacon(3, 1, 2, false) else { unreachable!() };
+    copy.signature[0] ^= 1;
+    r.handle_message(id(8), Message::Beacon(copy), now);
+    assert!(drain(&mut r).iter().any(|a| matches!(a, Action::Violation { peer, .. } if *peer == id(8))));
 }
 
 #[test]

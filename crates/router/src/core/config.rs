@@ -215,9 +215,11 @@ pub struct Config {
     /// and every node one signature check. Default 1 s.
     pub beacon_interval: Duration,
     /// A root not heard from for this long is given up: the node with the smallest id among those
-    /// that notice starts sending beacons, and the others follow the smallest root they hear. Meanwhile
-    /// the tree links stay as they are: nothing is lost, only cycles wait longer to be cut. Must be
-    /// longer than `beacon_interval`. Default 5 s.
+    /// that notice starts sending beacons, and the others follow the smallest root they hear. Until
+    /// then nothing cuts the cycles that repairs make around the dead root, so short is better; a
+    /// node that gives up a live root too soon (one round late) only sends a round of its own that
+    /// everyone else ignores, and follows the root again at its next round. Must be longer than
+    /// `beacon_interval`. Default 2 s: two rounds missed (measurements in `docs/PERFORMANCE.md`).
     pub root_timeout: Duration,
     /// Most of this node's own messages one signed manifest covers (see *Only an origin can speak for
     /// its stream* in the crate docs); a full batch is signed at once. Larger batches spread one
@@ -292,7 +294,7 @@ impl Default for Config {
             move_overlap: Duration::from_millis(100),
             max_announcers: 8,
             beacon_interval: Duration::from_secs(1),
-            root_timeout: Duration::from_secs(5),
+            root_timeout: Duration::from_secs(2),
             max_batch_len: 256,
             max_batch_bytes: 1 << 20,
             seal_interval: Duration::from_millis(20),
