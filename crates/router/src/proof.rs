@@ -193,14 +193,15 @@ pub fn stream_decl_message(stream: StreamId, origin_addr: &str) -> Vec<u8> {
 }
 
 /// The bytes a tree root signs for one round of its beacon (see the crate docs, *The tree beacon*):
-/// a domain tag, the root's stream (its id and epoch) and the round. The hop count and the link flag
-/// change at every hop and are not signed.
-pub fn beacon_message(root: StreamId, round: u64) -> [u8; 24 + 32 + 8 + 8] {
-    let mut out = [0u8; 24 + 32 + 8 + 8];
+/// a domain tag, the root's stream (its id and epoch), the round and whether the root is a
+/// publisher. The hop count and the link flag change at every hop and are not signed.
+pub fn beacon_message(root: StreamId, round: u64, publisher: bool) -> [u8; 24 + 32 + 8 + 8 + 1] {
+    let mut out = [0u8; 24 + 32 + 8 + 8 + 1];
     out[..24].copy_from_slice(BEACON_TAG);
     out[24..56].copy_from_slice(&root.origin.to_bytes());
     out[56..64].copy_from_slice(&root.epoch.to_be_bytes());
-    out[64..].copy_from_slice(&round.to_be_bytes());
+    out[64..72].copy_from_slice(&round.to_be_bytes());
+    out[72] = u8::from(publisher);
     out
 }
 

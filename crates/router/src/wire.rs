@@ -310,6 +310,7 @@ impl Outbound {
                 hops: b.hops,
                 tree: b.tree,
                 signature: Bytes::copy_from_slice(&b.signature),
+                publisher: b.publisher,
             }),
         })
     }
@@ -412,7 +413,8 @@ impl Inbound {
                     return Err(WireError::BadBeacon);
                 }
                 let root = StreamId { origin, epoch: b.epoch };
-                Message::Beacon(Beacon { root, round: b.round, hops: b.hops, tree: b.tree, signature })
+                let (round, hops, tree, publisher) = (b.round, b.hops, b.tree, b.publisher);
+                Message::Beacon(Beacon { root, round, hops, tree, publisher, signature })
             }
             _ => return Err(WireError::NotBroadcast),
         }))

@@ -70,7 +70,14 @@ fn every_message_kind_round_trips() {
         Message::Prune,
         Message::Ack { marks: vec![Watermark { stream: stream(1), seq: 9 }] },
         Message::Sync { marks: vec![Watermark { stream: stream(4), seq: 0 }] },
-        Message::Beacon(Beacon { root: stream(2), round: 9, hops: 3, tree: false, signature: [4; 64] }),
+        Message::Beacon(Beacon {
+            root: stream(2),
+            round: 9,
+            hops: 3,
+            tree: false,
+            publisher: true,
+            signature: [4; 64],
+        }),
     ];
     for msg in &messages {
         assert_eq!(&transfer(&mut out, peer, &mut inbound, msg), msg);
@@ -193,14 +200,10 @@ fn arb_message() -> impl Strategy<Value = Message> {
         Just(Message::Prune),
         arb_marks().prop_map(|marks| Message::Ack { marks }),
         arb_marks().prop_map(|marks| Message::Sync { marks }),
-        (arb_stream(), 1u64.., 1u32.., any::<bool>(), any::<[u8; 64]>()).prop_map(
-            |(root, round, hops, tree, signature)| Message::Beacon(Beacon {
-                root,
-                round,
-                hops,
-                tree,
-                signature
-            })
+        (arb_stream(), 1u64.., 1u32.., any::<(bool, bool)>(), any::<[u8; 64]>()).prop_map(
+            |(root, round, hops, (tree, publisher), signature)| {
+                Message::Beacon(Beacon { root, round, hops, tree, publisher, signature })
+            }
         ),
         (arb_stream(), 1u64..1 << 40, 1usize..40, any::<[u8; 64]>()).prop_map(
             |(stream, first, n, signature)| {
@@ -310,6 +313,7 @@ fn a_malformed_beacon_is_a_typed_error() {
         hops: 1,
         tree: true,
         signature: Bytes::from(vec![1u8; 64]),
+        publisher: false,
     };
     assert!(matches!(inbound.decode(&Body::Beacon(good.clone())), Ok(Some(Message::Beacon(_)))));
     let cases = [

@@ -457,8 +457,9 @@ pub struct Sync {
     pub marks: ::prost::alloc::vec::Vec<Watermark>,
 }
 /// The tree root's signed, periodic flood (see dotray-router's crate docs, "The tree beacon"). The root
-/// is the node with the smallest id that sends beacons. Every node passes each new round on to every
-/// neighbour: pushed on tree links (`tree` true), announced on the others. The first pushed copy of a
+/// is the publisher with the smallest id, or without publishers the node with the smallest id. Every
+/// node passes each new round on to every neighbour: pushed on tree links (`tree` true), announced on
+/// the others. The first pushed copy of a
 /// round is the receiver's tree link; a second pushed copy reveals a cycle and prunes its link; an
 /// announcement from a shallower neighbour may move the receiver's tree link there.
 #[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
@@ -478,10 +479,15 @@ pub struct Beacon {
     /// Whether the sender sees this link as a tree link (pushed) rather than a lazy one (announced).
     #[prost(bool, tag = "5")]
     pub tree: bool,
-    /// The root's Ed25519 signature (64 bytes) over origin, epoch and round (see
+    /// The root's Ed25519 signature (64 bytes) over origin, epoch, round and `publisher` (see
     /// `dotray_router::proof::beacon_message`).
     #[prost(bytes = "bytes", tag = "6")]
     pub signature: ::prost::bytes::Bytes,
+    /// Whether the root is a publisher (it broadcast at least `Config::root_publisher_rate` messages
+    /// lately): publishers rank before other nodes as the root, so that the tree is the busiest
+    /// origin's own shortest-path tree.
+    #[prost(bool, tag = "7")]
+    pub publisher: bool,
 }
 /// One frame on the wire. Exactly one body must be set: an envelope without a body is malformed.
 #[derive(Clone, PartialEq, ::prost::Message)]

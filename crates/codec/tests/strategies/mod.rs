@@ -112,11 +112,10 @@ pub(crate) fn body() -> impl Strategy<Value = Body> {
         (vec(range(), 0..8), any::<bool>())
             .prop_map(|(want, eager)| Body::Graft(proto::Graft { want, eager })),
         Just(Body::Prune(proto::Prune {})),
-        (bytes_field(40), any::<u64>(), any::<u64>(), any::<u32>(), any::<bool>(), bytes_field(80)).prop_map(
-            |(origin, epoch, round, hops, tree, signature)| {
-                Body::Beacon(proto::Beacon { origin, epoch, round, hops, tree, signature })
-            }
-        ),
+        (bytes_field(40), any::<u64>(), any::<u64>(), any::<u32>(), any::<(bool, bool)>(), bytes_field(80))
+            .prop_map(|(origin, epoch, round, hops, (tree, publisher), signature)| {
+                Body::Beacon(proto::Beacon { origin, epoch, round, hops, tree, signature, publisher })
+            }),
         marks().prop_map(|marks| Body::Sync(proto::Sync { marks })),
         bytes_field(2048).prop_map(|payload| Body::Direct(proto::Direct { payload })),
     ]

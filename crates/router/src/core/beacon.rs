@@ -29,6 +29,8 @@ pub(crate) struct TreeRound {
     pub(crate) round: u64,
     /// When that round was first heard or sent: the root is given up `Config::root_timeout` later.
     pub(crate) heard: Instant,
+    /// Whether the root said it is a publisher in that round.
+    pub(crate) publisher: bool,
     /// The root's signature of the round, passed on as is.
     pub(crate) signature: Signature,
     /// The neighbour whose pushed copy came first: this round's parent link.
@@ -44,18 +46,24 @@ pub(crate) struct TreeRound {
 }
 
 impl TreeRound {
-    fn new(root: StreamId, round: u64, heard: Instant, signature: Signature, depth: Option<u32>) -> Self {
+    fn new(b: &Beacon, heard: Instant, depth: Option<u32>) -> Self {
         Self {
-            root,
-            round,
+            root: b.root,
+            round: b.round,
             heard,
-            signature,
+            publisher: b.publisher,
+            signature: b.signature,
             parent: None,
             depth,
             offer: None,
             moved: false,
             graft_armed: false,
         }
+    }
+
+    /// The root's rank: publishers first, then the smaller id (smaller ranks first).
+    fn rank(&self) -> (bool, NodeId) {
+        (!self.publisher, self.root.origin)
     }
 }
 
@@ -93,14 +101,26 @@ impl<R: Rng> Router<R> {
         })
     }
 
+    /// Whether this node is a publisher: it broadcast at least `Config::root_publisher_rate` messages
+    /// in this beacon interval and the one before.
+    fn is_publisher(&self) -> bool {
+        self.recent_broadcasts[0].saturating_add(self.recent_broadcasts[1]) >= self.config.root_publisher_rate
+    }
+
+    /// This node's rank as a root (see [`TreeRound::rank`]).
+    fn own_rank(&self) -> (bool, NodeId) {
+        (!self.is_publisher(), self.me)
+    }
+
     /// Whether this node sends the beacons now: no root is known, or the known one went silent for
-    /// `Config::root_timeout`, or has a larger id than this node's.
+    /// `Config::root_timeout`, or ranks after this node (a non-publisher, or a larger id).
     fn is_root(&self, now: Instant) -> bool {
         match &self.tree {
             None => true,
             Some(t) if t.root.origin == self.me => true,
             Some(t) => {
-                self.me < t.root.origin || now.saturating_duration_since(t.heard) > self.config.root_timeout
+                self.own_rank() < t.rank()
+                    || now.saturating_duration_since(t.heard) > self.config.root_timeout
             }
         }
     }
@@ -127,11 +147,13 @@ impl<R: Rng> Router<R> {
         }
         if self.is_root(now) {
             self.own_round += 1;
-            let round = self.own_round;
-            let signature = self.signer.sign(&beacon_message(self.own, round));
-            self.tree = Some(TreeRound::new(self.own, round, now, signature, Some(0)));
+            let (root, round, publisher) = (self.own, self.own_round, self.is_publisher());
+            let signature = self.signer.sign(&beacon_message(root, round, publisher));
+            let b = Beacon { root, round, hops: 1, tree: true, publisher, signature };
+            self.tree = Some(TreeRound::new(&b, now, Some(0)));
             self.pass_beacon(None);
         }
+        self.recent_broadcasts = [0, self.recent_broadcasts[0]];
         self.beacon_armed = true;
         let at = now + self.config.beacon_interval;
         self.actions.push_back(super::Action::SetTimer { at, timer: Timer::Beacon });
@@ -142,7 +164,7 @@ impl<R: Rng> Router<R> {
     fn pass_beacon(&mut self, except: Option<NodeId>) {
         let Some(t) = &self.tree else { return };
         let Some(depth) = t.depth else { return };
-        let (root, round, signature) = (t.root, t.round, t.signature);
+        let (root, round, publisher, signature) = (t.root, t.round, t.publisher, t.signature);
         let hops = depth.saturating_add(1);
         for tree in [true, false] {
             let to: super::Recipients = self
@@ -155,14 +177,15 @@ impl<R: Rng> Router<R> {
                 continue;
             }
             self.counters.beacons_sent += to.len() as u64;
-            let message = Message::Beacon(Beacon { root, round, hops, tree, signature });
+            let message = Message::Beacon(Beacon { root, round, hops, tree, publisher, signature });
             self.actions.push_back(super::Action::Send { to, message });
         }
     }
 
     fn standing(&self, b: &Beacon, now: Instant) -> Standing {
+        let rank = (!b.publisher, b.root.origin);
         let Some(t) = &self.tree else {
-            return if b.root.origin < self.me { Standing::Newer } else { Standing::Stale };
+            return if rank < self.own_rank() { Standing::Newer } else { Standing::Stale };
         };
         if b.root.origin == t.root.origin {
             return match (b.root.epoch, b.round).cmp(&(t.root.epoch, t.round)) {
@@ -171,10 +194,10 @@ impl<R: Rng> Router<R> {
                 _ => Standing::Stale,
             };
         }
-        // Another root: better if its id is smaller than the current root's (and ours), or if the
-        // current root went silent and it is smaller than ours.
+        // Another root: better if it ranks before the current root (and us), or if the current root
+        // went silent and it ranks before us.
         let ours_lapsed = now.saturating_duration_since(t.heard) > self.config.root_timeout;
-        let better = b.root.origin < self.me && (b.root.origin < t.root.origin || ours_lapsed);
+        let better = rank < self.own_rank() && (rank < t.rank() || ours_lapsed);
         if better { Standing::Newer } else { Standing::Stale }
     }
 
@@ -215,11 +238,12 @@ impl<R: Rng> Router<R> {
                     // a signature check.
                     return;
                 }
-                if !self.signer.verify(&b.root.origin, &beacon_message(b.root, b.round), &b.signature) {
+                let signed = beacon_message(b.root, b.round, b.publisher);
+                if !self.signer.verify(&b.root.origin, &signed, &b.signature) {
                     return self.violation(from, "beacon its root did not sign");
                 }
                 self.counters.beacon_rounds += 1;
-                self.tree = Some(TreeRound::new(b.root, b.round, now, b.signature, None));
+                self.tree = Some(TreeRound::new(&b, now, None));
             }
         }
         let tree_copy = b.tree && link_eager;

@@ -24,8 +24,8 @@ fn node(me: u8, peers: &[u8], now: Instant) -> Router<rand_chacha::ChaCha8Rng> {
 /// Round `round` of root `root`'s beacon (its stream is `stream(root)`), as a neighbour passes it.
 fn beacon(root: u8, round: u64, hops: u32, tree: bool) -> Message {
     let root_stream = stream(root);
-    let signature = InsecureSigner::new(id(root)).sign(&beacon_message(root_stream, round));
-    Message::Beacon(Beacon { root: root_stream, round, hops, tree, signature })
+    let signature = InsecureSigner::new(id(root)).sign(&beacon_message(root_stream, round, false));
+    Message::Beacon(Beacon { root: root_stream, round, hops, tree, publisher: false, signature })
 }
 
 /// The beacons `actions` send: (to, round, hops, pushed).
@@ -199,7 +199,8 @@ fn a_forged_beacon_is_a_violation_and_changes_nothing() {
         round: 1,
         hops: 1,
         tree: true,
-        signature: InsecureSigner::new(id(4)).sign(&beacon_message(stream(3), 1)),
+        publisher: false,
+        signature: InsecureSigner::new(id(4)).sign(&beacon_message(stream(3), 1, false)),
     };
     r.handle_message(id(7), Message::Beacon(forged), now);
     let actions = drain(&mut r);
@@ -248,4 +249,39 @@ fn while_beacons_flow_a_data_graft_only_fetches() {
     assert_eq!(r.topology().lazy, vec![id(8)]);
     feed(&mut r, id(8), data(stream(9), 1), at);
     assert_eq!(r.watermark(&stream(9)), Some(1));
+}
+
+#[test]
+fn a_publisher_ranks_before_a_smaller_id_as_the_root() {
+    let now = Instant::now();
+    let mut r = node(5, &[7, 8], now);
+    r.handle_message(id(7), beacon(3, 1, 2, true), now);
+    drain(&mut r);
+    // Node 5 broadcasts `root_publisher_rate` messages: it is a publisher now, and takes over from
+    // root 3 at its next tick, saying so in its round.
+    for _ in 0..config().root_publisher_rate {
+        r.broadcast(bytes::Bytes::from_static(b"m"), now);
+    }
+    drain(&mut r);
+    let t = now + Duration::from_secs(1);
+    r.handle_timer(Timer::Beacon, t);
+    let rounds: Vec<_> = sends(&drain(&mut r))
+        .into_iter()
+        .filter_map(|(_, m)| match m {
+            Message::Beacon(b) => Some((b.root, b.publisher)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(rounds, vec![(r.own_stream(), true); 2]);
+    assert_eq!(r.tree_root(), Some(id(5)));
+    // Root 3's next round (not a publisher) no longer wins; a publisher with a smaller id would.
+    r.handle_message(id(7), beacon(3, 2, 2, true), t + Duration::from_millis(10));
+    assert!(beacons(&drain(&mut r)).is_empty());
+    assert_eq!(r.tree_root(), Some(id(5)));
+    // Two quiet intervals later it is no publisher any more, and root 3 ranks first again.
+    r.handle_timer(Timer::Beacon, t + Duration::from_secs(1));
+    r.handle_timer(Timer::Beacon, t + Duration::from_secs(2));
+    drain(&mut r);
+    r.handle_message(id(7), beacon(3, 3, 2, true), t + Duration::from_secs(2));
+    assert_eq!(r.tree_root(), Some(id(3)));
 }

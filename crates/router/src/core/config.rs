@@ -214,13 +214,18 @@ pub struct Config {
     /// that a graft made lasts at most about this long. Each round costs every link one small message
     /// and every node one signature check. Default 1 s.
     pub beacon_interval: Duration,
-    /// A root not heard from for this long is given up: the node with the smallest id among those
-    /// that notice starts sending beacons, and the others follow the smallest root they hear. Until
+    /// A root not heard from for this long is given up: the first-ranked node among those that
+    /// notice starts sending beacons, and the others follow the first-ranked root they hear. Until
     /// then nothing cuts the cycles that repairs make around the dead root, so short is better; a
     /// node that gives up a live root too soon (one round late) only sends a round of its own that
     /// everyone else ignores, and follows the root again at its next round. Must be longer than
     /// `beacon_interval`. Default 2 s: two rounds missed (measurements in `docs/PERFORMANCE.md`).
     pub root_timeout: Duration,
+    /// A node that broadcast at least this many messages within the last two beacon intervals is a
+    /// *publisher*, and publishers rank before other nodes as the tree root (the smallest id among
+    /// them). The tree is a shortest-path tree from its root, so with one busy publisher its messages
+    /// take the shortest paths and no detour through another node's branch. Default 64.
+    pub root_publisher_rate: u32,
     /// Most of this node's own messages one signed manifest covers (see *Only an origin can speak for
     /// its stream* in the crate docs); a full batch is signed at once. Larger batches spread one
     /// signature, and its verification at every node, over more messages; a manifest costs every
@@ -295,6 +300,7 @@ impl Default for Config {
             max_announcers: 8,
             beacon_interval: Duration::from_secs(1),
             root_timeout: Duration::from_secs(2),
+            root_publisher_rate: 64,
             max_batch_len: 256,
             max_batch_bytes: 1 << 20,
             seal_interval: Duration::from_millis(20),

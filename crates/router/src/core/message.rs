@@ -67,7 +67,9 @@ pub struct Beacon {
     pub hops: u32,
     /// Whether the sender sees the link as a tree link (the copy is pushed) or a lazy one (announced).
     pub tree: bool,
-    /// The root's signature over `root` and `round` ([`crate::proof::beacon_message`]).
+    /// Whether the root is a publisher (`Config::root_publisher_rate`): publishers rank first.
+    pub publisher: bool,
+    /// The root's signature over `root`, `round` and `publisher` ([`crate::proof::beacon_message`]).
     pub signature: Signature,
 }
 

@@ -79,6 +79,8 @@ pub struct Router<R> {
     pub(crate) beacon_armed: bool,
     /// The old tree link of the latest move, pruned at the next `Timer::Unlink`.
     pub(crate) unlink: Option<NodeId>,
+    /// Broadcasts in the current and the previous beacon interval (`Config::root_publisher_rate`).
+    pub(crate) recent_broadcasts: [u32; 2],
     /// Smoothed time from "a neighbour announced a message we lack" to "the tree delivered it" (when
     /// no graft was needed). The graft timer waits twice this, within
     /// `graft_timeout..=max_graft_timeout`, so a tree that is merely slower than the lazy links (long
@@ -161,6 +163,7 @@ impl<R: Rng> Router<R> {
             own_round: 0,
             beacon_armed: false,
             unlink: None,
+            recent_broadcasts: [0; 2],
             tree_lag: Duration::ZERO,
             signer,
             batch: Vec::new(),
@@ -207,6 +210,7 @@ impl<R: Rng> Router<R> {
         let seq = self.next_seq;
         self.next_seq += 1;
         self.counters.broadcasts += 1;
+        self.recent_broadcasts[0] = self.recent_broadcasts[0].saturating_add(1);
         self.batch_bytes += payload.len();
         self.batch.push(payload);
         if self.batch.len() >= self.config.max_batch_len || self.batch_bytes >= self.config.max_batch_bytes {

@@ -173,14 +173,10 @@ fn beacon(input: &mut Input<'_>) -> Message {
     let root = stream(b & 7);
     let round = u64::from(input.u8() % 8) + 1;
     let signer = if b & 0x30 == 0x30 { id((b & 7) + 1) } else { root.origin };
-    let signature = InsecureSigner::new(signer).sign(&beacon_message(root, round));
-    Message::Beacon(Beacon {
-        root,
-        round,
-        hops: u32::from(input.u8() % 12) + 1,
-        tree: input.bool(),
-        signature,
-    })
+    let publisher = b & 0x40 != 0;
+    let signature = InsecureSigner::new(signer).sign(&beacon_message(root, round, publisher));
+    let (hops, tree) = (u32::from(input.u8() % 12) + 1, input.bool());
+    Message::Beacon(Beacon { root, round, hops, tree, publisher, signature })
 }
 
 /// A core message with arbitrary (not necessarily valid) values.
@@ -224,6 +220,7 @@ fn body(input: &mut Input<'_>) -> Body {
                 hops: u32::from(input.u8() % 4),
                 tree: input.bool(),
                 signature: vec![b; if b & 2 == 0 { 64 } else { usize::from(b % 70) }].into(),
+                publisher: b & 4 != 0,
             })
         }
         0 => {
