@@ -274,7 +274,7 @@ fn a_publisher_ranks_before_a_smaller_id_as_the_root() {
         .collect();
     assert_eq!(rounds, vec![(r.own_stream(), true); 2]);
     assert_eq!(r.tree_root(), Some(id(5)));
-    // Root 3's next round (not a publisher) no longer wins; a publisher with a smaller id would.
+    // Root 3's next round (not a publisher) does not win now; a publisher with a smaller id would.
     r.handle_message(id(7), beacon(3, 2, 2, true), t + Duration::from_millis(10));
     assert!(beacons(&drain(&mut r)).is_empty());
     assert_eq!(r.tree_root(), Some(id(5)));
