@@ -39,6 +39,19 @@ fn beacons(actions: &[Action]) -> Vec<(NodeId, u64, u32, bool)> {
         .collect()
 }
 
+/// The first timer of kind `kind` that `actions` set, with when it fires.
+fn timer_set(actions: &[Action], kind: fn(&Timer) -> bool) -> Option<(Instant, Timer)> {
+    actions.iter().find_map(|a| match a {
+        Action::SetTimer { at, timer } if kind(timer) => Some((*at, *timer)),
+        _ => None,
+    })
+}
+
+/// Whether `actions` report `peer` for a protocol violation.
+fn reported(actions: &[Action], peer: NodeId) -> bool {
+    actions.iter().any(|a| matches!(a, Action::Violation { peer: p, .. } if *p == peer))
+}
+
 fn graft_link() -> Message {
     Message::Graft { want: Vec::new(), eager: true }
 }
@@ -109,11 +122,8 @@ fn an_announcement_from_a_shallower_neighbour_moves_the_tree_link_there() {
     let actions = drain(&mut r);
     assert_eq!(sends(&actions), vec![(id(8), graft_link())]);
     assert_eq!(r.topology(), Topology { eager: vec![id(7), id(8)], lazy: vec![] });
-    let unlink = actions.iter().find_map(|a| match a {
-        Action::SetTimer { at, timer: Timer::Unlink } => Some(*at),
-        _ => None,
-    });
-    assert_eq!(unlink, Some(now + config().move_overlap));
+    let unlink = timer_set(&actions, |t| *t == Timer::Unlink);
+    assert_eq!(unlink, Some((now + config().move_overlap, Timer::Unlink)));
     r.handle_timer(Timer::Unlink, now + config().move_overlap);
     assert_eq!(sends(&drain(&mut r)), vec![(id(7), Message::Prune)]);
     assert_eq!(r.topology(), Topology { eager: vec![id(8)], lazy: vec![id(7)] });
@@ -135,10 +145,7 @@ fn a_round_that_comes_only_as_announcements_grafts_the_shallowest_announcer() {
     r.handle_message(id(8), beacon(3, 1, 5, false), now);
     let actions = drain(&mut r);
     assert!(beacons(&actions).is_empty(), "an announcement is not passed on");
-    let graft_timer = actions.iter().find_map(|a| match a {
-        Action::SetTimer { at, timer: timer @ Timer::TreeGraft { .. } } => Some((*at, *timer)),
-        _ => None,
-    });
+    let graft_timer = timer_set(&actions, |t| matches!(t, Timer::TreeGraft { .. }));
     let (at, timer) = graft_timer.expect("a tree-graft timer");
     r.handle_message(id(9), beacon(3, 1, 3, false), now);
     drain(&mut r);
@@ -157,13 +164,11 @@ fn a_pushed_copy_before_the_graft_delay_cancels_the_tree_graft() {
     let mut r = node(5, &[7, 8], now);
     r.handle_message(id(8), Message::Prune, now);
     r.handle_message(id(8), beacon(3, 1, 2, false), now);
-    let timer = drain(&mut r).iter().find_map(|a| match a {
-        Action::SetTimer { timer: timer @ Timer::TreeGraft { .. }, .. } => Some(*timer),
-        _ => None,
-    });
+    let graft_timer = timer_set(&drain(&mut r), |t| matches!(t, Timer::TreeGraft { .. }));
+    let (_, timer) = graft_timer.expect("a tree-graft timer");
     r.handle_message(id(7), beacon(3, 1, 6, true), now + Duration::from_millis(50));
     drain(&mut r);
-    r.handle_timer(timer.expect("a tree-graft timer"), now + Duration::from_secs(1));
+    r.handle_timer(timer, now + Duration::from_secs(1));
     assert!(!sends(&drain(&mut r)).contains(&(id(8), graft_link())));
     assert_eq!(r.counters().tree_grafts, 0);
 }
@@ -204,7 +209,7 @@ fn a_forged_beacon_is_a_violation_and_changes_nothing() {
     };
     r.handle_message(id(7), Message::Beacon(forged), now);
     let actions = drain(&mut r);
-    assert!(actions.iter().any(|a| matches!(a, Action::Violation { peer, .. } if *peer == id(7))));
+    assert!(reported(&actions, id(7)));
     assert!(beacons(&actions).is_empty(), "a forged beacon goes no further");
     assert_eq!(r.tree_root(), None);
     // A copy of a round already checked is compared with it, not checked again: a different
@@ -214,7 +219,7 @@ fn a_forged_beacon_is_a_violation_and_changes_nothing() {
     let Message::Beacon(mut copy) = beacon(3, 1, 2, false) else { unreachable!() };
     copy.signature[0] ^= 1;
     r.handle_message(id(8), Message::Beacon(copy), now);
-    assert!(drain(&mut r).iter().any(|a| matches!(a, Action::Violation { peer, .. } if *peer == id(8))));
+    assert!(reported(&drain(&mut r), id(8)));
 }
 
 #[test]
