@@ -455,10 +455,9 @@ fn measure(name: &'static str, params: &Params, sim: &Sim, half: (u64, u64)) -> 
     }
     let live_streams: HashSet<StreamId> =
         d.broadcasts.iter().filter(|b| sim.nodes[b.origin].alive).map(|b| b.id.stream).collect();
-    let live_gaps = live
-        .iter()
-        .flat_map(|&n| d.nodes[n].iter())
-        .filter(|(stream, log)| log.gap_messages > 0 && live_streams.contains(*stream))
+    let live_gaps = d
+        .gapped()
+        .filter(|&(node, stream, _)| sim.nodes[node].alive && live_streams.contains(&stream))
         .count() as u64;
     let (received, delivered) = sim.router_totals();
     let rmr = received as f64 / delivered.max(1) as f64 - 1.0;
