@@ -329,6 +329,9 @@ impl<R: rand::Rng> Router<R> {
             state.graft_since = None;
             state.graft_gen = 0;
             state.graft_tries = 0;
+            // Whoever announced the hole is no help for the next one; the memory goes back (a node
+            // tracks thousands of streams, most of them quiet).
+            state.announcers = Vec::new();
         }
         state.gap_armed = false;
         if state.buffer.is_empty() {

@@ -208,6 +208,10 @@ impl StreamState {
             freed += entry.remove().size();
         }
         self.proof_bytes -= freed;
+        if self.proofs.is_empty() {
+            // An emptied `BTreeMap` keeps its node allocated; most streams are quiet most of the time.
+            self.proofs = BTreeMap::new();
+        }
         freed
     }
 
@@ -253,6 +257,11 @@ impl StreamState {
         if deferred_from.is_some() {
             self.deferred_bytes -= held.payload.len();
         }
+        if self.buffer.is_empty() {
+            // Emptied `BTreeMap`s keep their nodes allocated: give them back.
+            self.buffer = BTreeMap::new();
+            self.deferred = BTreeMap::new();
+        }
         (held, deferred_from)
     }
 
@@ -290,6 +299,11 @@ impl StreamState {
             self.retained_base = seq;
         }
         self.retained_bytes += held.payload.len();
+        if self.retained.capacity() == 0 {
+            // Exactly one slot for a stream's first retained payload (growth would make it four):
+            // most streams of a large network carry one message at a time.
+            self.retained.reserve_exact(1);
+        }
         self.retained.push_back(Some(held));
         freed
     }
@@ -310,6 +324,9 @@ impl StreamState {
     pub(crate) fn evict_oldest_retained(&mut self) -> Option<usize> {
         let held = self.retained.pop_front()?;
         self.retained_base += 1;
+        if self.retained.is_empty() {
+            self.retained = VecDeque::new();
+        }
         let len = held.map_or(0, |h| h.payload.len());
         self.retained_bytes -= len;
         Some(len)
