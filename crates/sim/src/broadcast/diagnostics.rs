@@ -80,7 +80,28 @@ pub(super) fn details(sim: &Sim, half: [u64; 10]) -> String {
     let live = sim.nodes.iter().filter(|n| n.alive).count();
     format!(
         "second-half duplicates: graft-answer {} after-graft {} eager-link {} lazy-link {}; grafts {} prunes {} optimisations {} resends {} unproven {}; neighbour up/down {}; \
-         eager graph: {both} edges (+{one} one-sided) over {live} live nodes, {components} component(s)",
-        d[0], d[1], d[2], d[3], d[4], d[5], d[6], d[7], d[8], d[9],
+         eager graph: {both} edges (+{one} one-sided) over {live} live nodes, {components} component(s); messages per delivery: {}",
+        d[0],
+        d[1],
+        d[2],
+        d[3],
+        d[4],
+        d[5],
+        d[6],
+        d[7],
+        d[8],
+        d[9],
+        per_delivery(sim),
     )
+}
+
+/// The kinds of message sent over the whole run, each as a count per delivery, most frequent first
+/// (the six most frequent): what one delivery costs the network.
+fn per_delivery(sim: &Sim) -> String {
+    let delivered = sim.router_totals().1.max(1) as f64;
+    let mut kinds: Vec<(&str, u64)> = sim.stats.messages.iter().map(|(k, n)| (*k, *n)).collect();
+    kinds.sort_by_key(|&(kind, n)| (std::cmp::Reverse(n), kind));
+    let shown: Vec<String> =
+        kinds.iter().take(6).map(|(kind, n)| format!("{kind} {:.2}", *n as f64 / delivered)).collect();
+    shown.join(", ")
 }
