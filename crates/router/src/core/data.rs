@@ -36,12 +36,14 @@ impl<R: rand::Rng> Router<R> {
         let mut eager = Recipients::new();
         let mut need_proof = Recipients::new();
         let run = (proof.first, proof.last());
+        let mut state = self.streams.get_mut(&stream);
         for (id, peer) in self.peers.iter_mut() {
             if Some(*id) == except {
                 continue;
             }
             if peer.eager {
-                if peer.note_sent(stream, seq, run) {
+                // A stream we do not track keeps no marks: its manifest goes with every payload.
+                if state.as_mut().is_none_or(|s| s.note_sent(peer.slot, seq, run)) {
                     need_proof.push(*id);
                 }
                 self.counters.payloads_sent += 1;

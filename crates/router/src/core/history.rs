@@ -111,7 +111,8 @@ impl<R: rand::Rng> Router<R> {
                 self.counters.recalled += 1;
                 self.counters.payloads_sent += 1;
                 self.counters.payload_bytes_sent += payload.len() as u64;
-                if p.note_sent(stream, seq, (run.proof.first, run.proof.last())) {
+                let (slot, proof_run) = (p.slot, (run.proof.first, run.proof.last()));
+                if self.streams.get_mut(&stream).is_none_or(|s| s.note_sent(slot, seq, proof_run)) {
                     self.counters.manifests_sent += 1;
                     self.send(to, Message::Manifest(run.proof.clone()));
                 }

@@ -1,6 +1,6 @@
 //! Per-neighbour state: whether the link is a tree (eager) link, its round-trip time, the digest batch
-//! waiting for the next flush, and per stream what was pushed to it and what it acknowledged (to
-//! re-offer unacknowledged payloads when the link fails or a send is dropped).
+//! waiting for the next flush, and its budgets. What was pushed to it and what it acknowledged lives
+//! with each stream ([`super::stream::SentMark`]), under the neighbour's [`Peer::slot`].
 
 use std::time::{Duration, Instant};
 
@@ -10,29 +10,12 @@ use super::history::PendingRecall;
 use super::ids::{SeqRange, StreamId};
 use super::map::KeyedMap;
 
-/// What was pushed to a neighbour on one stream, and what it acknowledged.
-#[derive(Debug, Clone, Copy, Default)]
-pub(crate) struct SentMark {
-    /// Highest sequence number pushed to it.
-    pub(crate) sent_hi: u64,
-    /// Its latest cumulative acknowledgement.
-    pub(crate) acked: u64,
-    /// The run of sequence numbers covered by the last manifest sent to it (`0..=0`, which covers no
-    /// message: none yet). A `Data` outside it needs its manifest sent first.
-    pub(crate) proof_first: u64,
-    pub(crate) proof_last: u64,
-}
-
-impl SentMark {
-    /// Whether the last manifest sent covers `seq`.
-    fn proves(&self, seq: u64) -> bool {
-        self.proof_first <= seq && seq <= self.proof_last
-    }
-}
-
 /// One neighbour.
 #[derive(Debug)]
 pub(crate) struct Peer {
+    /// A number no other neighbour of this router had or will have: the key of its marks in every
+    /// stream's `sent` (a reconnected neighbour is a new `Peer` with a new slot).
+    pub(crate) slot: u64,
     /// Tree link: payloads are pushed to it. Otherwise only digests.
     pub(crate) eager: bool,
     /// Smoothed round-trip time from membership, if known.
@@ -44,8 +27,6 @@ pub(crate) struct Peer {
     ihave_index: KeyedMap<StreamId, usize>,
     /// Smallest hop count in the pending digest.
     pub(crate) ihave_hops: u32,
-    /// Per stream: pushed vs acknowledged.
-    pub(crate) sent: KeyedMap<StreamId, SentMark>,
     /// What we last asked this peer for (our latest `Graft`'s ranges). Its answers may arrive after the
     /// tree already delivered the same payloads: such duplicates are not a sign of a redundant link.
     pub(crate) asked: Vec<SeqRange>,
@@ -65,20 +46,20 @@ pub(crate) struct Peer {
 
 impl Peer {
     /// A new neighbour. Plumtree starts every link eager; duplicates prune the tree into shape. The
-    /// two maps come empty, with the router's keyed hasher.
+    /// digest index comes empty, with the router's keyed hasher.
     pub(crate) fn new(
-        sent: KeyedMap<StreamId, SentMark>,
+        slot: u64,
         ihave_index: KeyedMap<StreamId, usize>,
         new_streams: TokenBucket,
         serve_bytes: TokenBucket,
     ) -> Self {
         Self {
+            slot,
             eager: true,
             rtt: None,
             ihave: Vec::new(),
             ihave_index,
             ihave_hops: u32::MAX,
-            sent,
             asked: Vec::new(),
             last_prune: None,
             last_graft: None,
@@ -121,25 +102,5 @@ impl Peer {
     /// Whether `seq` of `stream` is something we asked this peer for.
     pub(crate) fn was_asked(&self, stream: StreamId, seq: u64) -> bool {
         self.asked.iter().any(|r| r.stream == stream && r.first <= seq && seq <= r.last)
-    }
-
-    /// Records that `seq` of `stream`, covered by the manifest `first..=last`, is being pushed.
-    /// Returns true when that manifest must go first: it is not the last one sent to this peer.
-    pub(crate) fn note_sent(&mut self, stream: StreamId, seq: u64, (first, last): (u64, u64)) -> bool {
-        let mark = self.sent.entry(stream).or_default();
-        mark.sent_hi = mark.sent_hi.max(seq);
-        if mark.proves(seq) {
-            return false;
-        }
-        (mark.proof_first, mark.proof_last) = (first, last);
-        true
-    }
-
-    /// Forgets which manifests were sent for `stream`: the next payload goes with its manifest again
-    /// (the peer asked for payloads, so it may lack what proves them).
-    pub(crate) fn resend_proofs(&mut self, stream: StreamId) {
-        if let Some(mark) = self.sent.get_mut(&stream) {
-            (mark.proof_first, mark.proof_last) = (0, 0);
-        }
     }
 }

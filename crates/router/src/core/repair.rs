@@ -24,7 +24,8 @@ impl<R: rand::Rng> Router<R> {
             return;
         }
         let was_alone = self.peers.is_empty();
-        let (sent, index) = (self.new_sent_map(), KeyedMap::with_hasher(self.hasher));
+        self.peer_slots += 1;
+        let (slot, index) = (self.peer_slots, KeyedMap::with_hasher(self.hasher));
         let (rate, burst) = (self.config.new_streams_per_sec, self.config.new_stream_burst);
         let new_streams = TokenBucket::new(rate, burst, now);
         let (rate, burst) = (self.config.serve_bytes_per_sec, self.config.serve_burst_bytes);
@@ -34,7 +35,7 @@ impl<R: rand::Rng> Router<R> {
         // next round. A node with no tree link takes it eager (so does the other end, if it has
         // none); the rounds sort out the rest.
         let eager = !(self.beacons_flow(now) && self.peers.values().any(|p| p.eager));
-        self.peers.entry(peer).or_insert_with(|| Peer::new(sent, index, new_streams, serve_bytes)).eager =
+        self.peers.entry(peer).or_insert_with(|| Peer::new(slot, index, new_streams, serve_bytes)).eager =
             eager;
         if was_alone {
             self.restart_gap_clocks(now);
@@ -64,16 +65,20 @@ impl<R: rand::Rng> Router<R> {
     /// grafts them from us.
     pub fn handle_neighbour_down(&mut self, peer: NodeId, now: Instant) {
         let Some(gone) = self.peers.remove(&peer) else { return };
-        // What only `gone` lacked is now held by every neighbour.
-        self.refresh_all_settled();
-        let mut reoffer: Vec<SeqRange> = Vec::new();
-        for (stream, mark) in &gone.sent {
-            if mark.sent_hi > mark.acked {
-                if let Some(range) = self.retained_part(*stream, mark.acked + 1, mark.sent_hi) {
-                    reoffer.push(range);
-                }
+        let mut unacked = Vec::new();
+        for (stream, state) in self.streams.iter_mut() {
+            if let Some(mark) = state.take_mark(gone.slot)
+                && mark.sent_hi > mark.acked
+            {
+                unacked.push((*stream, mark.acked + 1, mark.sent_hi));
             }
         }
+        // What only `gone` lacked is now held by every neighbour.
+        self.refresh_all_settled();
+        let mut reoffer: Vec<SeqRange> = unacked
+            .into_iter()
+            .filter_map(|(stream, first, last)| self.retained_part(stream, first, last))
+            .collect();
         if reoffer.is_empty() || self.peers.is_empty() {
             return;
         }
@@ -91,12 +96,13 @@ impl<R: rand::Rng> Router<R> {
     /// gets digests, which are tiny, instead of payloads) and re-offer everything it has not
     /// acknowledged, so it pulls what it missed at its own pace.
     pub fn handle_congested(&mut self, peer: NodeId, now: Instant) {
-        let Some(p) = self.peers.get(&peer) else { return };
-        let pending: Vec<(StreamId, u64, u64)> = p
-            .sent
+        let Some(slot) = self.peers.get(&peer).map(|p| p.slot) else { return };
+        let pending: Vec<(StreamId, u64, u64)> = self
+            .streams
             .iter()
+            .filter_map(|(s, state)| state.mark(slot).map(|m| (*s, m)))
             .filter(|(_, m)| m.sent_hi > m.acked)
-            .map(|(s, m)| (*s, m.acked + 1, m.sent_hi))
+            .map(|(s, m)| (s, m.acked + 1, m.sent_hi))
             .collect();
         let ranges: Vec<SeqRange> = pending
             .into_iter()
@@ -330,8 +336,11 @@ impl<R: rand::Rng> Router<R> {
                 p.last_graft = Some(now);
             }
             // It lacks these payloads, so perhaps their manifests too: send each again first.
+            let slot = p.slot;
             for range in want {
-                p.resend_proofs(range.stream);
+                if let Some(state) = self.streams.get_mut(&range.stream) {
+                    state.resend_proofs(slot);
+                }
             }
         }
         let mut budget = self.config.max_serve_per_request;
@@ -404,7 +413,9 @@ impl<R: rand::Rng> Router<R> {
             self.counters.resends += 1;
             self.counters.payloads_sent += 1;
             self.counters.payload_bytes_sent += payload.len() as u64;
-            if p.note_sent(stream, seq, (proof.first, proof.last())) {
+            let slot = p.slot;
+            let run = (proof.first, proof.last());
+            if self.streams.get_mut(&stream).is_none_or(|s| s.note_sent(slot, seq, run)) {
                 self.counters.manifests_sent += 1;
                 self.send(to, Message::Manifest(proof));
             }
@@ -434,13 +445,14 @@ impl<R: rand::Rng> Router<R> {
         for mark in marks {
             // Only streams we track: a peer cannot grow this map with made-up streams.
             let Some(state) = self.streams.get_mut(&mark.stream) else { continue };
-            let Some(peer) = self.peers.get_mut(&from) else { break };
-            let sent = peer.sent.entry(mark.stream).or_default();
+            let Some(slot) = self.peers.get(&from).map(|p| p.slot) else { break };
+            let sent = state.mark_mut(slot);
             let before = sent.acked;
             sent.acked = before.max(mark.seq);
+            let moved = sent.acked > before;
             // The smallest acknowledgement can only move if it was this one.
-            if sent.acked > before && before <= state.settled && from != mark.stream.origin {
-                state.settled = settled_mark(&self.peers, &mark.stream);
+            if moved && before <= state.settled && from != mark.stream.origin {
+                state.settled = settled_mark(&self.peers, mark.stream.origin, &state.sent);
             }
         }
         // What every neighbour now holds need not be retained beyond the settled budget.
@@ -467,14 +479,15 @@ impl<R: rand::Rng> Router<R> {
         }
         let per_stream = self.config.max_serve_per_request;
         for mark in marks {
-            if let Some(p) = self.peers.get_mut(&from) {
-                p.resend_proofs(mark.stream);
-            }
-            if let Some(sent) = self.peers.get_mut(&from).and_then(|p| p.sent.get_mut(&mark.stream))
-                && mark.seq > sent.acked
-            {
-                sent.acked = mark.seq;
-                self.refresh_settled(&mark.stream);
+            let slot = self.peers.get(&from).map(|p| p.slot);
+            if let (Some(slot), Some(state)) = (slot, self.streams.get_mut(&mark.stream)) {
+                state.resend_proofs(slot);
+                if let Some(i) = state.sent.iter().position(|m| m.peer == slot)
+                    && mark.seq > state.sent[i].acked
+                {
+                    state.sent[i].acked = mark.seq;
+                    self.refresh_settled(&mark.stream);
+                }
             }
             match self.streams.get(&mark.stream) {
                 Some(state) => {

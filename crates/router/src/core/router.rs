@@ -18,9 +18,9 @@ use super::counters::{Counters, Topology};
 use super::ids::{MAX_SEQ, MessageId, StreamId};
 use super::map::{KeyedMap, KeyedState};
 use super::message::Message;
-use super::peer::{Peer, SentMark};
+use super::peer::Peer;
 use super::retention::{LogEntry, RetentionLog};
-use super::stream::{Held, StreamState};
+use super::stream::{Held, SentMark, StreamState};
 use super::stream_table::{Forgotten, Recency};
 use crate::proof::{HASH_LEN, Manifest, Signer, payload_hash};
 
@@ -47,6 +47,8 @@ pub struct Router<R> {
     pub(crate) forgotten: Forgotten,
     /// The node's budget for new streams (`Config::total_new_streams_per_sec`).
     pub(crate) new_streams: TokenBucket,
+    /// The last slot given to a neighbour (`Peer::slot`).
+    pub(crate) peer_slots: u64,
     /// The last generation given to a graft or gap timer. Generations are unique over all streams
     /// and their lifetimes, so a timer armed for a stream that was forgotten since is never taken
     /// for one of the stream that replaced it.
@@ -146,6 +148,7 @@ impl<R: Rng> Router<R> {
             recency: Recency::default(),
             forgotten: Forgotten::new(hasher),
             new_streams,
+            peer_slots: 0,
             timer_generation: 0,
             retention: RetentionLog::default(),
             retained_bytes: 0,
@@ -577,7 +580,7 @@ impl<R: Rng> Router<R> {
     /// Recomputes `StreamState::settled` of `stream` (after a change of what its neighbours hold).
     pub(crate) fn refresh_settled(&mut self, stream: &StreamId) {
         if let Some(state) = self.streams.get_mut(stream) {
-            state.settled = settled_mark(&self.peers, stream);
+            state.settled = settled_mark(&self.peers, stream.origin, &state.sent);
         }
     }
 
@@ -585,7 +588,7 @@ impl<R: Rng> Router<R> {
     pub(crate) fn refresh_all_settled(&mut self) {
         let peers = &self.peers;
         for (stream, state) in self.streams.iter_mut() {
-            state.settled = settled_mark(peers, stream);
+            state.settled = settled_mark(peers, stream.origin, &state.sent);
         }
     }
 
@@ -643,10 +646,6 @@ impl<R: Rng> Router<R> {
         self.sweep_idle_streams(now);
     }
 
-    pub(crate) fn new_sent_map(&self) -> KeyedMap<StreamId, SentMark> {
-        KeyedMap::with_hasher(self.hasher)
-    }
-
     /// Keeps this node attached to the tree: if no neighbour is eager any more (every link was pruned,
     /// from either side), graft the lowest-RTT lazy one without asking for messages. Without this a
     /// node whose last tree link was pruned by a beacon round would send its own broadcasts only
@@ -670,11 +669,11 @@ impl<R: Rng> Router<R> {
 /// How far every neighbour holds `stream`: the smallest acknowledgement among the neighbours other
 /// than the stream's origin (which needs nothing of its own stream and never acks it), a missing one
 /// counting as 0; `u64::MAX` when no such neighbour is left.
-pub(crate) fn settled_mark(peers: &BTreeMap<NodeId, Peer>, stream: &StreamId) -> u64 {
+pub(crate) fn settled_mark(peers: &BTreeMap<NodeId, Peer>, origin: NodeId, marks: &[SentMark]) -> u64 {
     peers
         .iter()
-        .filter(|(id, _)| **id != stream.origin)
-        .map(|(_, peer)| peer.sent.get(stream).map_or(0, |mark| mark.acked))
+        .filter(|(id, _)| **id != origin)
+        .map(|(_, peer)| marks.iter().find(|m| m.peer == peer.slot).map_or(0, |mark| mark.acked))
         .min()
         .unwrap_or(u64::MAX)
 }

@@ -25,6 +25,32 @@ pub(crate) struct Held {
     pub(crate) proof: Arc<Manifest>,
 }
 
+/// What was pushed to one neighbour on a stream, and what it acknowledged: to re-offer what it did
+/// not acknowledge when the link fails or a send is dropped, to know when every neighbour holds a
+/// payload (`StreamState::settled`), and to send a manifest only once ahead of the payloads it
+/// covers. Kept with the stream rather than with the neighbour: a stream has a few marks (one per
+/// neighbour it was pushed to or acknowledged by), and they go with it when it is forgotten.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct SentMark {
+    /// The neighbour's [`super::peer::Peer::slot`].
+    pub(crate) peer: u64,
+    /// Highest sequence number pushed to it.
+    pub(crate) sent_hi: u64,
+    /// Its latest cumulative acknowledgement.
+    pub(crate) acked: u64,
+    /// The run of sequence numbers covered by the last manifest sent to it (`0..=0`, which covers no
+    /// message: none yet). A `Data` outside it needs its manifest sent first.
+    pub(crate) proof_first: u64,
+    pub(crate) proof_last: u64,
+}
+
+impl SentMark {
+    /// Whether the last manifest sent covers `seq`.
+    fn proves(&self, seq: u64) -> bool {
+        self.proof_first <= seq && seq <= self.proof_last
+    }
+}
+
 /// What became of a verified manifest offered to a stream.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Stored {
@@ -124,6 +150,9 @@ pub(crate) struct StreamState {
     pub(crate) proofs: BTreeMap<u64, Arc<Manifest>>,
     /// Bytes of `proofs` ([`Manifest::size`]).
     pub(crate) proof_bytes: usize,
+    /// Per neighbour (by slot), what was pushed to it and what it acknowledged. Neighbours without a
+    /// mark were pushed nothing and acknowledged nothing.
+    pub(crate) sent: Vec<SentMark>,
     /// Nothing of this stream was delivered yet, and its watermark came from a claim nobody proved
     /// (a digest, a `Sync`, a manifest's position): the first proven payload may move it. See
     /// `Router::reanchor`.
@@ -161,7 +190,51 @@ impl StreamState {
             grafted_to: None,
             proofs: BTreeMap::new(),
             proof_bytes: 0,
+            sent: Vec::new(),
             provisional: true,
+        }
+    }
+
+    /// The mark of the neighbour with slot `peer`, if it has one.
+    pub(crate) fn mark(&self, peer: u64) -> Option<&SentMark> {
+        self.sent.iter().find(|m| m.peer == peer)
+    }
+
+    /// The mark of the neighbour with slot `peer`, made if it has none.
+    pub(crate) fn mark_mut(&mut self, peer: u64) -> &mut SentMark {
+        match self.sent.iter().position(|m| m.peer == peer) {
+            Some(i) => &mut self.sent[i],
+            None => {
+                self.sent.push(SentMark { peer, ..SentMark::default() });
+                self.sent.last_mut().expect("just pushed")
+            }
+        }
+    }
+
+    /// Takes the mark of the neighbour with slot `peer` out (it is no longer a neighbour).
+    pub(crate) fn take_mark(&mut self, peer: u64) -> Option<SentMark> {
+        let i = self.sent.iter().position(|m| m.peer == peer)?;
+        Some(self.sent.swap_remove(i))
+    }
+
+    /// Records that `seq`, covered by the manifest `first..=last`, is being pushed to the neighbour
+    /// with slot `peer`. Returns true when that manifest must go first: it is not the last one sent
+    /// to that neighbour.
+    pub(crate) fn note_sent(&mut self, peer: u64, seq: u64, (first, last): (u64, u64)) -> bool {
+        let mark = self.mark_mut(peer);
+        mark.sent_hi = mark.sent_hi.max(seq);
+        if mark.proves(seq) {
+            return false;
+        }
+        (mark.proof_first, mark.proof_last) = (first, last);
+        true
+    }
+
+    /// Forgets which manifest was last sent to the neighbour with slot `peer`: its next payload goes
+    /// with its manifest again (it asked for payloads, so it may lack what proves them).
+    pub(crate) fn resend_proofs(&mut self, peer: u64) {
+        if let Some(i) = self.sent.iter().position(|m| m.peer == peer) {
+            (self.sent[i].proof_first, self.sent[i].proof_last) = (0, 0);
         }
     }
 

@@ -169,7 +169,7 @@ impl<R: rand::Rng> Router<R> {
                 state
             }
         };
-        state.settled = settled_mark(&self.peers, &stream);
+        state.settled = settled_mark(&self.peers, stream.origin, &[]);
         self.streams.insert(stream, state);
         self.recency.push(stream, now);
         self.arm_sweep(now);
@@ -204,7 +204,7 @@ impl<R: rand::Rng> Router<R> {
         self.forget_stream(id);
     }
 
-    /// Drops every piece of state of `stream` (its buffered payloads, proofs, per-peer marks).
+    /// Drops every piece of state of `stream` (its buffered payloads, proofs, per-neighbour marks).
     pub(crate) fn forget_stream(&mut self, id: StreamId) {
         if let Some(state) = self.streams.remove(&id) {
             self.buffered_total -= state.buffer.len();
@@ -213,9 +213,6 @@ impl<R: rand::Rng> Router<R> {
             self.retained_bytes -= state.retained_bytes;
             self.retained_count -= state.retained_count();
             self.counters.streams_evicted += 1;
-            for peer in self.peers.values_mut() {
-                peer.sent.remove(&id);
-            }
             self.recency.compact(&self.streams);
         }
     }
