@@ -40,13 +40,13 @@ impl<R: rand::Rng> Router<R> {
             if !state.provisional && manifest.first > state.delivered + window {
                 // Beyond the window: not kept, but one (per skip) is checked, as proof that the
                 // stream went on that far (see `StreamState::proven_ahead`).
-                if state.proven_ahead.is_none() {
+                if state.repair().proven_ahead.is_none() {
                     self.counters.manifests_verified += 1;
                     if !manifest.verify(&*self.signer) {
                         return self.violation(from, "manifest with a bad signature");
                     }
                     if let Some(state) = self.streams.get_mut(&stream) {
-                        state.proven_ahead = Some(manifest.first);
+                        state.repair_mut().proven_ahead = Some(manifest.first);
                     }
                 }
                 return;
@@ -98,7 +98,7 @@ impl<R: rand::Rng> Router<R> {
             return;
         }
         let start = seq - 1;
-        let stale: Vec<u64> = state.buffer.range(..=start).map(|(s, _)| *s).collect();
+        let stale: Vec<u64> = state.repair().buffer.range(..=start).map(|(s, _)| *s).collect();
         for s in &stale {
             if let Some((held, _)) = state.buffer_remove(*s) {
                 self.buffered_bytes -= held.payload.len();

@@ -128,11 +128,11 @@ impl<R: rand::Rng> Router<R> {
         }
         let Some(state) = self.streams.get_mut(&stream) else { return };
         state.last_active = now;
-        let asked = self.peers.get(&from).is_some_and(|p| p.was_asked(stream, seq));
-        if asked {
-            state.repaired = Some((seq, from));
+        let asked = self.peers.get(&from).filter(|p| p.was_asked(stream, seq)).map(|p| p.slot);
+        if let Some(slot) = asked {
+            state.repaired = Some((seq, slot));
         }
-        self.refuse_push(from, asked, now);
+        self.refuse_push(from, asked.is_some(), now);
         let wire_hops = hops.saturating_add(1);
 
         // The paper also makes the sender of a new payload an eager peer. We do not: with many
@@ -151,7 +151,7 @@ impl<R: rand::Rng> Router<R> {
             self.drain(stream, now);
             return;
         }
-        let fits = state.buffer_bytes + len <= self.config.reorder_max_stream_bytes
+        let fits = state.repair().buffer_bytes + len <= self.config.reorder_max_stream_bytes
             && self.make_reorder_room(stream, len);
         let Some(state) = self.streams.get_mut(&stream) else { return };
         if fits {
@@ -178,7 +178,7 @@ impl<R: rand::Rng> Router<R> {
             // this one: drop it, unrelayed; a graft will fetch it again once the hole before it
             // fills, and it goes on from here then.
             self.counters.dropped_ahead += 1;
-            state.shed = true;
+            state.repair_mut().shed = true;
             state.known_hi = state.known_hi.max(seq);
             state.add_announcer(from, self.config.max_announcers);
             self.arm_graft(stream, now);
@@ -231,7 +231,7 @@ impl<R: rand::Rng> Router<R> {
         let c = &mut self.counters;
         if peer.was_asked(stream, seq) {
             c.duplicates_graft_answer += 1;
-        } else if repaired.is_some_and(|(rseq, by)| rseq == seq && by != from) {
+        } else if repaired.is_some_and(|(rseq, by)| rseq == seq && by != peer.slot) {
             c.duplicates_after_graft += 1;
         } else if peer.eager {
             c.duplicates_eager += 1;
@@ -270,8 +270,10 @@ impl<R: rand::Rng> Router<R> {
         let Some(state) = self.streams.get_mut(&stream) else { return };
         state.delivered = seq;
         state.provisional = false;
-        if state.proven_ahead.is_some_and(|ahead| ahead <= seq) {
-            state.proven_ahead = None;
+        if let Some(repair) = state.repair_if_any()
+            && repair.proven_ahead.is_some_and(|ahead| ahead <= seq)
+        {
+            repair.proven_ahead = None;
         }
         state.known_hi = state.known_hi.max(seq);
         let freed = state.retain(seq, held);
@@ -320,26 +322,32 @@ impl<R: rand::Rng> Router<R> {
             state.known_hi = state.announced_hi.min(state.delivered + window);
             next_window = true;
         }
-        if !state.has_missing() {
-            // Nothing missing: any armed graft timer is now stale. If the tree filled the hole on
-            // its own (no graft sent), that is one sample of how far the tree lags the digests.
-            if let Some(since) = state.graft_since {
-                if state.graft_tries == 0 {
+        let missing = state.has_missing();
+        let buffered = !state.repair().buffer.is_empty();
+        if let Some(repair) = state.repair_if_any() {
+            if !missing {
+                // Nothing missing: any armed graft timer is now stale. If the tree filled the hole
+                // on its own (no graft sent), that is one sample of how far the tree lags the
+                // digests.
+                if let Some(since) = repair.graft_since
+                    && repair.graft_tries == 0
+                {
                     lag = Some(now.saturating_duration_since(since));
                 }
+                repair.graft_since = None;
+                repair.graft_gen = 0;
+                repair.graft_tries = 0;
+                // Whoever announced the hole is no help for the next one.
+                repair.announcers = Vec::new();
             }
-            state.graft_since = None;
-            state.graft_gen = 0;
-            state.graft_tries = 0;
-            // Whoever announced the hole is no help for the next one; the memory goes back (a node
-            // tracks thousands of streams, most of them quiet).
-            state.announcers = Vec::new();
+            repair.gap_armed = false;
+            if !buffered {
+                repair.shed = false;
+                repair.gap_gen = 0;
+            }
         }
-        state.gap_armed = false;
-        if state.buffer.is_empty() {
-            state.shed = false;
-            state.gap_gen = 0;
-        } else {
+        state.settle_repair();
+        if buffered {
             // A new hole in front of buffered payloads: restart the gap clock for it.
             self.arm_gap(stream, now);
         }
@@ -359,8 +367,8 @@ impl<R: rand::Rng> Router<R> {
         let mut relay = Vec::new();
         let Some(state) = self.streams.get_mut(&stream) else { return };
         let mut room = budget.saturating_sub(state.relayed_ahead());
-        for (&seq, &from) in &state.deferred {
-            let Some(held) = state.buffer.get(&seq) else { continue };
+        for (&seq, &from) in &state.repair().deferred {
+            let Some(held) = state.repair().buffer.get(&seq) else { continue };
             let len = held.payload.len();
             if len > room {
                 break;
@@ -385,12 +393,14 @@ impl<R: rand::Rng> Router<R> {
     pub(crate) fn arm_graft_at(&mut self, stream: StreamId, at: Instant, now: Instant) {
         let generation = self.timer_generation + 1;
         let Some(state) = self.streams.get_mut(&stream) else { return };
-        if state.graft_since.is_none() && state.has_missing() {
-            state.graft_since = Some(now);
-            state.graft_tries = 0;
-            state.graft_mark = state.delivered;
-            state.grafted_to = None;
-            state.graft_gen = generation;
+        if state.repair().graft_since.is_none() && state.has_missing() {
+            let delivered = state.delivered;
+            let repair = state.repair_mut();
+            repair.graft_since = Some(now);
+            repair.graft_tries = 0;
+            repair.graft_mark = delivered;
+            repair.grafted_to = None;
+            repair.graft_gen = generation;
             self.timer_generation = generation;
             self.actions.push_back(Action::SetTimer { at, timer: Timer::Graft { stream, generation } });
         }
@@ -409,9 +419,10 @@ impl<R: rand::Rng> Router<R> {
         let at = now + timeout;
         let generation = self.timer_generation + 1;
         let Some(state) = self.streams.get_mut(&stream) else { return };
-        if !state.gap_armed && !state.buffer.is_empty() {
-            state.gap_armed = true;
-            state.gap_gen = generation;
+        if !state.repair().gap_armed && !state.repair().buffer.is_empty() {
+            let repair = state.repair_mut();
+            repair.gap_armed = true;
+            repair.gap_gen = generation;
             self.timer_generation = generation;
             self.actions.push_back(Action::SetTimer { at, timer: Timer::Gap { stream, generation } });
         }

@@ -38,12 +38,12 @@ impl<R: rand::Rng> Router<R> {
         if fits(self.buffered_total, self.buffered_bytes) {
             return true;
         }
-        let ours = self.streams.get(&stream).map_or(0, |s| s.buffer_bytes) + len;
+        let ours = self.streams.get(&stream).map_or(0, |s| s.repair().buffer_bytes) + len;
         let mut heaviest: BinaryHeap<(usize, StreamId)> = self
             .streams
             .iter()
-            .filter(|(id, s)| **id != stream && s.buffer_bytes > ours)
-            .map(|(id, s)| (s.buffer_bytes, *id))
+            .filter(|(id, s)| **id != stream && s.repair().buffer_bytes > ours)
+            .map(|(id, s)| (s.repair().buffer_bytes, *id))
             .collect();
         let (goal_total, goal_bytes) =
             (max_total - max_total / TRIM_SLACK, max_bytes - max_bytes / TRIM_SLACK);
@@ -54,12 +54,12 @@ impl<R: rand::Rng> Router<R> {
             let Some((_, victim)) = heaviest.pop() else { break };
             let Some(state) = self.streams.get_mut(&victim) else { continue };
             let Some(held) = state.buffer_pop_last() else { continue };
-            state.shed = true;
+            state.repair_mut().shed = true;
             self.buffered_bytes -= held.payload.len();
             self.buffered_total -= 1;
             self.counters.reorder_evicted += 1;
-            if state.buffer_bytes > ours {
-                heaviest.push((state.buffer_bytes, victim));
+            if state.repair().buffer_bytes > ours {
+                heaviest.push((state.repair().buffer_bytes, victim));
             }
         }
         fits(self.buffered_total, self.buffered_bytes)

@@ -239,46 +239,47 @@ impl<R: rand::Rng> Router<R> {
         let max_list = self.config.max_list_len;
         let delay = self.graft_delay();
         let Some(state) = self.streams.get_mut(&stream) else { return };
-        if state.graft_gen != generation || state.graft_since.is_none() {
+        if state.repair().graft_gen != generation || state.repair().graft_since.is_none() {
             return;
         }
-        if state.graft_tries > 0 && state.delivered > state.graft_mark {
-            state.graft_mark = state.delivered;
-            state.graft_since = Some(now);
-            state.graft_tries = 0;
+        let delivered = state.delivered;
+        if state.repair().graft_tries > 0 && delivered > state.repair().graft_mark {
+            let repair = state.repair_mut();
+            repair.graft_mark = delivered;
+            repair.graft_since = Some(now);
+            repair.graft_tries = 0;
         }
-        let Some(since) = state.graft_since else { return };
+        let Some(since) = state.repair().graft_since else { return };
         let expired = now.saturating_duration_since(since) >= gap_timeout;
-        if expired && state.buffer.is_empty() && state.proven_ahead.is_some() {
+        if expired && state.repair().buffer.is_empty() && state.repair().proven_ahead.is_some() {
             return self.skip_unservable(stream, now);
         }
         if !state.has_missing() || expired {
             // Filled, or nobody could serve it for a whole gap timeout: stop asking. A real loss
             // becomes a `Gap` through the gap timer (if later payloads are held); an unfounded claim
             // (a forged digest) is forgotten.
-            state.graft_since = None;
-            if state.buffer.is_empty() {
-                state.known_hi = state.delivered;
-            } else if let Some((&last, _)) = state.buffer.iter().next_back() {
-                state.known_hi = last;
-            }
+            state.repair_mut().graft_since = None;
+            let last_buffered = state.repair().buffer.keys().next_back().copied();
+            state.known_hi = last_buffered.unwrap_or(delivered);
             state.announced_hi = state.known_hi;
+            state.settle_repair();
             return;
         }
-        if state.graft_tries == 0 && state.delivered > state.graft_mark {
-            state.graft_mark = state.delivered;
-            state.graft_since = Some(now);
+        if state.repair().graft_tries == 0 && delivered > state.repair().graft_mark {
+            let repair = state.repair_mut();
+            repair.graft_mark = delivered;
+            repair.graft_since = Some(now);
             self.counters.grafts_deferred += 1;
             let at = now + delay;
             self.actions.push_back(Action::SetTimer { at, timer: Timer::Graft { stream, generation } });
             return;
         }
-        let want = state.missing_ranges(stream, if state.shed { 1 } else { max_list });
-        let tries = state.graft_tries;
-        state.graft_tries += 1;
+        let want = state.missing_ranges(stream, if state.repair().shed { 1 } else { max_list });
+        let tries = state.repair().graft_tries;
+        state.repair_mut().graft_tries += 1;
         // Candidates: announcers that are still neighbours; if none, any neighbour.
         let mut candidates: Vec<NodeId> =
-            state.announcers.iter().copied().filter(|p| self.peers.contains_key(p)).collect();
+            state.repair().announcers.iter().copied().filter(|p| self.peers.contains_key(p)).collect();
         if candidates.is_empty() {
             candidates = self.peers.keys().copied().collect();
         }
@@ -299,9 +300,10 @@ impl<R: rand::Rng> Router<R> {
         let beacons_flow = self.beacons_flow(now);
         let eager = match self.streams.get_mut(&stream) {
             Some(state)
-                if !beacons_flow && !state.grafted_to.is_some_and(|p| self.peers.contains_key(&p)) =>
+                if !beacons_flow
+                    && !state.repair().grafted_to.is_some_and(|p| self.peers.contains_key(&p)) =>
             {
-                state.grafted_to = Some(to);
+                state.repair_mut().grafted_to = Some(to);
                 true
             }
             _ => false,
@@ -395,7 +397,7 @@ impl<R: rand::Rng> Router<R> {
                 seq += 1;
             }
         }
-        for (&seq, held) in state.buffer.range(first..=last) {
+        for (&seq, held) in state.repair().buffer.range(first..=last) {
             if budget == 0 {
                 break;
             }
@@ -523,10 +525,10 @@ impl<R: rand::Rng> Router<R> {
     /// had no neighbour gets one, so the time spent alone (when no repair was possible) does not count.
     fn restart_gap_clocks(&mut self, now: Instant) {
         let waiting: Vec<StreamId> =
-            self.streams.iter().filter(|(_, s)| s.gap_armed).map(|(id, _)| *id).collect();
+            self.streams.iter().filter(|(_, s)| s.repair().gap_armed).map(|(id, _)| *id).collect();
         for stream in waiting {
-            if let Some(state) = self.streams.get_mut(&stream) {
-                state.gap_armed = false;
+            if let Some(repair) = self.streams.get_mut(&stream).and_then(|s| s.repair_if_any()) {
+                repair.gap_armed = false;
             }
             self.arm_gap(stream, now);
         }
@@ -541,8 +543,9 @@ impl<R: rand::Rng> Router<R> {
     fn skip_unservable(&mut self, stream: StreamId, now: Instant) {
         let window = self.config.reorder_window;
         let Some(state) = self.streams.get_mut(&stream) else { return };
-        let Some(ahead) = state.proven_ahead.take() else { return };
-        state.graft_since = None;
+        let Some(repair) = state.repair_if_any() else { return };
+        let Some(ahead) = repair.proven_ahead.take() else { return };
+        repair.graft_since = None;
         let first = state.delivered + 1;
         let last = ahead.saturating_sub(window).max(state.delivered);
         if last >= first {
@@ -573,16 +576,20 @@ impl<R: rand::Rng> Router<R> {
     /// in `gap_timeout`. Report it as a `Gap` and deliver what follows.
     pub(crate) fn on_gap_timer(&mut self, stream: StreamId, generation: u64, now: Instant) {
         let Some(state) = self.streams.get_mut(&stream) else { return };
-        if !state.gap_armed || state.gap_gen != generation {
+        let Some(repair) = state.repair_if_any() else { return };
+        if !repair.gap_armed || repair.gap_gen != generation {
             return;
         }
-        state.gap_armed = false;
+        repair.gap_armed = false;
         if self.peers.is_empty() {
             // Alone, nobody could have repaired the hole: it is not lost yet. Wait on; the clock
             // restarts when the first neighbour comes (`restart_gap_clocks`).
             return self.arm_gap(stream, now);
         }
-        let Some((&first_held, _)) = state.buffer.iter().next() else { return };
+        let Some(first_held) = repair.buffer.keys().next().copied() else {
+            state.settle_repair();
+            return;
+        };
         let first = state.delivered + 1;
         let last = first_held - 1;
         state.delivered = last;

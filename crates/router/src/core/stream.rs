@@ -75,18 +75,12 @@ pub(crate) enum Arrival {
     New,
 }
 
-/// One stream's state.
-#[derive(Debug)]
-pub(crate) struct StreamState {
-    /// Every message `<= delivered` was delivered or reported as a gap.
-    pub(crate) delivered: u64,
-    /// Highest sequence number a neighbour claims exists (capped to the reorder window).
-    pub(crate) known_hi: u64,
-    /// Highest sequence number a neighbour claimed exists, beyond the reorder window too: once the
-    /// window's messages are in, the next window is asked for, so a node far behind (back after a
-    /// long absence, served from a history) catches up a window at a time. Lowered with `known_hi`
-    /// when a graft round gives up, so a claim nobody can serve is not chased again.
-    pub(crate) announced_hi: u64,
+/// The part of a stream's state that only matters while something is out of order or missing: the
+/// reorder buffer and the graft and gap rounds. Most streams of a large network are quiet most of the
+/// time, so a stream holds this boxed, only while it is in use ([`StreamState::settle_repair`]
+/// gives it back); a stream without one reads as [`Repair::IDLE`].
+#[derive(Debug, Default)]
+pub(crate) struct Repair {
     /// A sequence number beyond the reorder window that a verified manifest of the origin proves
     /// exists (so every number before it does too). When nobody serves the window after the
     /// watermark for a whole gap timeout and nothing is buffered, those messages are lost as far
@@ -103,17 +97,12 @@ pub(crate) struct StreamState {
     /// to when it is relayed.
     pub(crate) deferred: BTreeMap<u64, NodeId>,
     /// Payload bytes of `deferred`.
-    deferred_bytes: usize,
+    pub(crate) deferred_bytes: usize,
     /// Payloads of this stream were dropped or taken from its buffer for want of room since the
     /// buffer was last empty. Grafts then ask only for the hole at the head: what follows it did
     /// not fit, and fetched again it would not fit either (a stream that never fills its first hole
     /// would otherwise be fetched over and over).
     pub(crate) shed: bool,
-    /// Retained delivered payloads: `retained[i]` is sequence number `retained_base + i`.
-    retained: VecDeque<Option<Held>>,
-    retained_base: u64,
-    /// Payload bytes in `retained`.
-    pub(crate) retained_bytes: usize,
     /// Neighbours that announced messages we lack, most recent last.
     pub(crate) announcers: Vec<NodeId>,
     /// Generation of the graft timer; a fired timer with another value is stale (0: none armed).
@@ -129,18 +118,80 @@ pub(crate) struct StreamState {
     pub(crate) gap_gen: u64,
     /// Whether a gap timer is armed.
     pub(crate) gap_armed: bool,
+    /// The neighbour the current graft round made a tree link, if any. A round makes at most one
+    /// link eager: retries (the first announcer did not answer) only repair while that neighbour is
+    /// still there, so a message nobody can serve does not turn every link eager one retry at a time.
+    pub(crate) grafted_to: Option<NodeId>,
+}
+
+impl Repair {
+    /// Nothing buffered, no round under way.
+    pub(crate) const IDLE: Repair = Repair {
+        proven_ahead: None,
+        buffer: BTreeMap::new(),
+        buffer_bytes: 0,
+        deferred: BTreeMap::new(),
+        deferred_bytes: 0,
+        shed: false,
+        announcers: Vec::new(),
+        graft_gen: 0,
+        graft_since: None,
+        graft_tries: 0,
+        graft_mark: 0,
+        gap_gen: 0,
+        gap_armed: false,
+        grafted_to: None,
+    };
+
+    /// Accounts for `held` (number `seq`) having left the buffer; returns it with its sender if it
+    /// was not relayed yet.
+    fn unbuffered(&mut self, seq: u64, held: Held) -> (Held, Option<NodeId>) {
+        self.buffer_bytes -= held.payload.len();
+        let deferred_from = self.deferred.remove(&seq);
+        if deferred_from.is_some() {
+            self.deferred_bytes -= held.payload.len();
+        }
+        (held, deferred_from)
+    }
+
+    /// Whether nothing in it matters any more: nothing buffered or proven ahead, no graft round
+    /// under way, no gap timer armed. What is left (announcers, the last round's figures) the next
+    /// round sets afresh, and a timer still in flight is stale either way: its generation can only
+    /// match a round under way.
+    fn is_idle(&self) -> bool {
+        self.buffer.is_empty() && self.proven_ahead.is_none() && self.graft_since.is_none() && !self.gap_armed
+    }
+}
+
+/// What a stream without a repair state reads as.
+static IDLE_REPAIR: Repair = Repair::IDLE;
+
+/// One stream's state.
+#[derive(Debug)]
+pub(crate) struct StreamState {
+    /// Every message `<= delivered` was delivered or reported as a gap.
+    pub(crate) delivered: u64,
+    /// Highest sequence number a neighbour claims exists (capped to the reorder window).
+    pub(crate) known_hi: u64,
+    /// Highest sequence number a neighbour claimed exists, beyond the reorder window too: once the
+    /// window's messages are in, the next window is asked for, so a node far behind (back after a
+    /// long absence, served from a history) catches up a window at a time. Lowered with `known_hi`
+    /// when a graft round gives up, so a claim nobody can serve is not chased again.
+    pub(crate) announced_hi: u64,
+    /// Retained delivered payloads: `retained[i]` is sequence number `retained_base + i`.
+    retained: VecDeque<Option<Held>>,
+    retained_base: u64,
+    /// Payload bytes in `retained`.
+    pub(crate) retained_bytes: usize,
     /// Last time anything happened on this stream (idle eviction).
     pub(crate) last_active: Instant,
     /// When the stream's entry in the recency queue was queued (see `stream_table.rs`).
     pub(crate) queued_at: Instant,
     /// Whether `delivered` moved since the last ack flush.
     pub(crate) ack_dirty: bool,
-    /// The latest message of this stream we obtained by grafting, and from whom.
-    pub(crate) repaired: Option<(u64, NodeId)>,
-    /// The neighbour the current graft round made a tree link, if any. A round makes at most one
-    /// link eager: retries (the first announcer did not answer) only repair while that neighbour is
-    /// still there, so a message nobody can serve does not turn every link eager one retry at a time.
-    pub(crate) grafted_to: Option<NodeId>,
+    /// The latest message of this stream we obtained by grafting, and from whom (its
+    /// [`super::peer::Peer::slot`]).
+    pub(crate) repaired: Option<(u64, u64)>,
     /// Every neighbour holds this stream's messages up to here: the smallest acknowledgement among
     /// the neighbours other than the stream's origin (`u64::MAX` without such neighbours). Kept up to
     /// date by `Router::refresh_settled` whenever an acknowledgement or the neighbour set changes, so
@@ -153,6 +204,8 @@ pub(crate) struct StreamState {
     /// Per neighbour (by slot), what was pushed to it and what it acknowledged. Neighbours without a
     /// mark were pushed nothing and acknowledged nothing.
     pub(crate) sent: Vec<SentMark>,
+    /// Out-of-order payloads and the repair under way, if any (`None` when idle: see [`Repair`]).
+    repair: Option<Box<Repair>>,
     /// Nothing of this stream was delivered yet, and its watermark came from a claim nobody proved
     /// (a digest, a `Sync`, a manifest's position): the first proven payload may move it. See
     /// `Router::reanchor`.
@@ -166,32 +219,41 @@ impl StreamState {
             delivered,
             known_hi: delivered,
             announced_hi: delivered,
-            proven_ahead: None,
-            buffer: BTreeMap::new(),
-            buffer_bytes: 0,
-            deferred: BTreeMap::new(),
-            deferred_bytes: 0,
-            shed: false,
             retained: VecDeque::new(),
             retained_base: delivered + 1,
             retained_bytes: 0,
-            announcers: Vec::new(),
-            graft_gen: 0,
-            graft_since: None,
-            graft_tries: 0,
-            graft_mark: 0,
-            gap_gen: 0,
-            gap_armed: false,
             last_active: now,
             queued_at: now,
             ack_dirty: false,
             repaired: None,
             settled: 0,
-            grafted_to: None,
             proofs: BTreeMap::new(),
             proof_bytes: 0,
             sent: Vec::new(),
+            repair: None,
             provisional: true,
+        }
+    }
+
+    /// The repair state (reads as [`Repair::IDLE`] when there is none).
+    pub(crate) fn repair(&self) -> &Repair {
+        self.repair.as_deref().unwrap_or(&IDLE_REPAIR)
+    }
+
+    /// The repair state, made if there is none.
+    pub(crate) fn repair_mut(&mut self) -> &mut Repair {
+        self.repair.get_or_insert_with(Box::default)
+    }
+
+    /// The repair state if there is one (to reset what a quiet stream need not have).
+    pub(crate) fn repair_if_any(&mut self) -> Option<&mut Repair> {
+        self.repair.as_deref_mut()
+    }
+
+    /// Gives the repair state back once nothing in it matters any more.
+    pub(crate) fn settle_repair(&mut self) {
+        if self.repair.as_ref().is_some_and(|r| r.is_idle()) {
+            self.repair = None;
         }
     }
 
@@ -294,7 +356,7 @@ impl StreamState {
             Arrival::Old
         } else if seq - self.delivered > window {
             Arrival::TooFar
-        } else if self.buffer.contains_key(&seq) {
+        } else if self.repair().buffer.contains_key(&seq) {
             Arrival::Buffered
         } else {
             Arrival::New
@@ -304,55 +366,47 @@ impl StreamState {
     /// Buffers an out-of-order payload; `deferred_from` is its sender if it was not relayed.
     pub(crate) fn buffer_insert(&mut self, seq: u64, held: Held, deferred_from: Option<NodeId>) {
         let len = held.payload.len();
-        self.buffer_bytes += len;
+        let repair = self.repair_mut();
+        repair.buffer_bytes += len;
         if let Some(from) = deferred_from {
-            self.deferred.insert(seq, from);
-            self.deferred_bytes += len;
+            repair.deferred.insert(seq, from);
+            repair.deferred_bytes += len;
         }
-        self.buffer.insert(seq, held);
+        repair.buffer.insert(seq, held);
     }
 
     /// Takes `seq` out of the buffer, with its sender if it was not relayed yet.
     pub(crate) fn buffer_remove(&mut self, seq: u64) -> Option<(Held, Option<NodeId>)> {
-        let held = self.buffer.remove(&seq)?;
-        Some(self.unbuffered(seq, held))
+        let repair = self.repair.as_deref_mut()?;
+        let held = repair.buffer.remove(&seq)?;
+        Some(repair.unbuffered(seq, held))
     }
 
     /// Takes the furthest-ahead payload out of the buffer.
     pub(crate) fn buffer_pop_last(&mut self) -> Option<Held> {
-        let (seq, held) = self.buffer.pop_last()?;
-        Some(self.unbuffered(seq, held).0)
-    }
-
-    fn unbuffered(&mut self, seq: u64, held: Held) -> (Held, Option<NodeId>) {
-        self.buffer_bytes -= held.payload.len();
-        let deferred_from = self.deferred.remove(&seq);
-        if deferred_from.is_some() {
-            self.deferred_bytes -= held.payload.len();
-        }
-        if self.buffer.is_empty() {
-            // Emptied `BTreeMap`s keep their nodes allocated: give them back.
-            self.buffer = BTreeMap::new();
-            self.deferred = BTreeMap::new();
-        }
-        (held, deferred_from)
+        let repair = self.repair.as_deref_mut()?;
+        let (seq, held) = repair.buffer.pop_last()?;
+        Some(repair.unbuffered(seq, held).0)
     }
 
     /// Bytes of the buffered payloads that were relayed already (`Config::relay_ahead_bytes`).
     pub(crate) fn relayed_ahead(&self) -> usize {
-        self.buffer_bytes - self.deferred_bytes
+        let repair = self.repair();
+        repair.buffer_bytes - repair.deferred_bytes
     }
 
     /// Marks the deferred payload `seq` (of `len` bytes) as relayed.
     pub(crate) fn relayed(&mut self, seq: u64, len: usize) {
-        if self.deferred.remove(&seq).is_some() {
-            self.deferred_bytes -= len;
+        if let Some(repair) = self.repair.as_deref_mut()
+            && repair.deferred.remove(&seq).is_some()
+        {
+            repair.deferred_bytes -= len;
         }
     }
 
     /// Whether the stream holds `seq` (delivered and retained, or buffered).
     pub(crate) fn get(&self, seq: u64) -> Option<&Held> {
-        if let Some(held) = self.buffer.get(&seq) {
+        if let Some(held) = self.repair().buffer.get(&seq) {
             return Some(held);
         }
         let index = seq.checked_sub(self.retained_base)?;
@@ -427,7 +481,7 @@ impl StreamState {
     /// Whether messages between the watermark and `known_hi` are missing.
     pub(crate) fn has_missing(&self) -> bool {
         let span = self.known_hi.saturating_sub(self.delivered);
-        span > self.buffer.len() as u64
+        span > self.repair().buffer.len() as u64
     }
 
     /// The missing ranges between the watermark and `known_hi`, at most `max` of them. Iterates the
@@ -435,7 +489,7 @@ impl StreamState {
     pub(crate) fn missing_ranges(&self, stream: StreamId, max: usize) -> Vec<SeqRange> {
         let mut out = Vec::new();
         let mut next = self.delivered + 1;
-        for &seq in self.buffer.keys() {
+        for &seq in self.repair().buffer.keys() {
             if seq > self.known_hi || out.len() >= max {
                 break;
             }
@@ -452,11 +506,12 @@ impl StreamState {
 
     /// Remembers `peer` as having announced missing messages (bounded, most recent last).
     pub(crate) fn add_announcer(&mut self, peer: NodeId, max: usize) {
-        if let Some(pos) = self.announcers.iter().position(|p| *p == peer) {
-            self.announcers.remove(pos);
-        } else if self.announcers.len() >= max {
-            self.announcers.remove(0);
+        let announcers = &mut self.repair_mut().announcers;
+        if let Some(pos) = announcers.iter().position(|p| *p == peer) {
+            announcers.remove(pos);
+        } else if announcers.len() >= max {
+            announcers.remove(0);
         }
-        self.announcers.push(peer);
+        announcers.push(peer);
     }
 }

@@ -207,8 +207,8 @@ impl<R: rand::Rng> Router<R> {
     /// Drops every piece of state of `stream` (its buffered payloads, proofs, per-neighbour marks).
     pub(crate) fn forget_stream(&mut self, id: StreamId) {
         if let Some(state) = self.streams.remove(&id) {
-            self.buffered_total -= state.buffer.len();
-            self.buffered_bytes -= state.buffer.values().map(|held| held.payload.len()).sum::<usize>();
+            self.buffered_total -= state.repair().buffer.len();
+            self.buffered_bytes -= state.repair().buffer_bytes;
             self.proof_bytes -= state.proof_bytes;
             self.retained_bytes -= state.retained_bytes;
             self.retained_count -= state.retained_count();
@@ -228,7 +228,7 @@ impl<R: rand::Rng> Router<R> {
         }
         while let Some((id, at)) = self.recency.pop_live(&self.streams, Some(cutoff)) {
             let Some(state) = self.streams.get_mut(&id) else { continue };
-            if state.last_active > at || !state.buffer.is_empty() {
+            if state.last_active > at || !state.repair().buffer.is_empty() {
                 state.queued_at = now;
                 self.recency.push(id, now);
             } else if history {
