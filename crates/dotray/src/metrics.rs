@@ -73,7 +73,8 @@
 //! | `dotray_gap_messages_total` | counter | messages | Messages covered by those gaps. |
 //! | `dotray_streams_refused_total` | counter | streams | New streams refused: over the naming neighbour's new-stream budget. |
 //! | `dotray_streams_evicted_total` | counter | streams | Streams forgotten for idleness or to make room. |
-//! | `dotray_streams_restored_total` | counter | streams | Evicted streams that came back and resumed at their remembered watermark. |
+//! | `dotray_streams_parked_total` | counter | streams | Quiet streams let go of, their watermark remembered. |
+//! | `dotray_streams_restored_total` | counter | streams | Evicted or parked streams that came back and resumed at their remembered watermark. |
 //! | `dotray_protocol_violations_total` | counter | violations | Protocol violations the broadcast layer found. |
 //! | `dotray_manifests_signed_total` | counter | manifests | Manifests this node signed for its own messages. |
 //! | `dotray_manifests_sent_total` | counter | messages | Manifests sent: every copy to every peer. |
@@ -270,8 +271,10 @@ figures! {
             "New streams refused: over the naming neighbour's new-stream budget.",
         streams_evicted: Counter "dotray_streams_evicted_total"
             "Streams forgotten for idleness or to make room.",
+        streams_parked: Counter "dotray_streams_parked_total"
+            "Quiet streams let go of, their watermark remembered.",
         streams_restored: Counter "dotray_streams_restored_total"
-            "Evicted streams that came back and resumed at their remembered watermark.",
+            "Evicted or parked streams that came back and resumed at their remembered watermark.",
         violations: Counter "dotray_protocol_violations_total"
             "Protocol violations the broadcast layer found.",
         manifests_signed: Counter "dotray_manifests_signed_total"

@@ -58,6 +58,7 @@ impl<R: rand::Rng> Router<R> {
         self.counters.manifests_verified += 1;
         if !manifest.verify(&*self.signer) {
             if !known {
+                self.counters.streams_evicted += 1;
                 self.evict_stream(stream, now);
             }
             return self.violation(from, "manifest with a bad signature");

@@ -142,15 +142,18 @@ pub struct Config {
     /// New streams this node starts tracking at once, over all neighbours. Default 4,096 (a whole
     /// table: a node joining a busy network learns every origin at once).
     pub total_new_stream_burst: u32,
-    /// Watermarks of evicted streams remembered, so that a stream that comes back resumes where it
-    /// stood instead of delivering its still-retained messages again. Default 16,384 (about 1 MiB).
-    /// A mark must outlive `retention_time` after its eviction to guard against every duplicate, so
-    /// [`Config::validate`] requires room for every stream the node can start tracking within
-    /// `retention_time` ([`Config::min_forgotten_streams`]: 11,776 at the defaults; raise this with
-    /// `retention_time`). Marks also go after `stream_idle_timeout`.
+    /// Watermarks of streams let go of (evicted, or parked while quiet) remembered, so that a stream
+    /// that comes back resumes where it stood instead of delivering its still-retained messages
+    /// again. Default 32,768 (about 1 MiB: a mark is some 30 bytes). A mark must outlive
+    /// `retention_time` after its eviction to guard against every duplicate, so [`Config::validate`]
+    /// requires room for every stream the node can start tracking within `retention_time`, twice
+    /// over: marks go half the room at a time ([`Config::min_forgotten_streams`]: 23,552 at the
+    /// defaults; raise this with `retention_time`). Marks also go after `stream_idle_timeout`
+    /// (between half of it and all of it).
     pub max_forgotten_streams: usize,
-    /// A stream with no activity for this long is forgotten (within twice this). Default 10 min. Safe because no honest
-    /// node retains its payloads longer than `retention_time`, so none of them can come back. With
+    /// A stream with no activity for this long is forgotten (within twice this), and so is the mark
+    /// of a stream let go of (after between half this and this). Default 10 min. Safe because no
+    /// honest node retains its payloads longer than `retention_time`, so none of them can come back. With
     /// `history` they can, so the stream's watermark is remembered instead (see
     /// `max_forgotten_streams`), and kept for as long as there is room.
     pub stream_idle_timeout: Duration,
@@ -287,7 +290,7 @@ impl Default for Config {
             new_stream_burst: 1_024,
             total_new_streams_per_sec: 256,
             total_new_stream_burst: 4_096,
-            max_forgotten_streams: 16_384,
+            max_forgotten_streams: 32_768,
             stream_idle_timeout: Duration::from_secs(600),
             backfill_new_stream: 64,
             stream_start_tolerance: Duration::from_secs(30),
@@ -313,13 +316,14 @@ impl Default for Config {
 
 impl Config {
     /// The least `max_forgotten_streams` that keeps every evicted stream's mark for
-    /// `retention_time`: every stream the node can start tracking within that time
-    /// (`total_new_stream_burst + total_new_streams_per_sec × retention_time`, rounded up).
+    /// `retention_time`: room for every stream the node can start tracking within that time
+    /// (`total_new_stream_burst + total_new_streams_per_sec × retention_time`, rounded up), twice,
+    /// since marks are let go half the room at a time.
     pub fn min_forgotten_streams(&self) -> usize {
         let per_sec = u64::from(self.total_new_streams_per_sec);
         let churn = u64::from(self.total_new_stream_burst)
             .saturating_add(per_sec.saturating_mul(self.retention_time.as_secs() + 1));
-        usize::try_from(churn).unwrap_or(usize::MAX)
+        usize::try_from(churn.saturating_mul(2)).unwrap_or(usize::MAX)
     }
 
     /// Checks that the configuration can work.
@@ -360,8 +364,9 @@ impl Config {
         )?;
         InvalidConfig::check(self.max_list_len <= MAX_LIST_LEN, "max_list_len exceeds MAX_LIST_LEN")?;
         InvalidConfig::check(
-            self.stream_idle_timeout >= self.retention_time,
-            "stream_idle_timeout must be at least retention_time (or old payloads could be re-delivered)",
+            self.stream_idle_timeout >= self.retention_time.saturating_mul(2),
+            "stream_idle_timeout must be at least twice retention_time (a mark may go after half of it, \
+             and old payloads could be re-delivered)",
         )?;
         InvalidConfig::check(
             self.max_forgotten_streams >= self.min_forgotten_streams(),

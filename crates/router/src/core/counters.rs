@@ -92,7 +92,10 @@ pub struct Counters {
     pub streams_refused: u64,
     /// Streams forgotten for idleness or to make room.
     pub streams_evicted: u64,
-    /// Streams that came back after an eviction and resumed at their remembered watermark.
+    /// Quiet streams let go of, their watermark remembered: nothing of them was retained, buffered
+    /// or under way any more.
+    pub streams_parked: u64,
+    /// Streams that came back after an eviction or a park and resumed at their remembered watermark.
     pub streams_restored: u64,
     /// Protocol violations reported.
     pub violations: u64,

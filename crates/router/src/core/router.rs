@@ -71,6 +71,9 @@ pub struct Router<R> {
     pub(crate) sweep_armed: bool,
     /// Streams whose watermark moved since the last ack flush.
     pub(crate) ack_dirty: Vec<StreamId>,
+    /// Streams whose retention cache emptied since the last sweep: the sweep parks those that are
+    /// quiet (see `stream_table.rs`). A stream may be listed more than once, or be busy again.
+    pub(crate) emptied: Vec<StreamId>,
     /// New payloads received since the last ack flush.
     pub(crate) ack_pending: u32,
     /// The tree root and the current beacon round (see `beacon.rs`).
@@ -124,6 +127,7 @@ impl<R: Rng> Router<R> {
     ) -> Result<Self, InvalidConfig> {
         config.validate()?;
         let hasher = KeyedState(rng.random());
+        let forgotten_key: [u8; 32] = rng.random();
         let me = signer.node_id();
         let own = StreamId { origin: me, epoch };
         let mut streams = KeyedMap::with_hasher(hasher);
@@ -146,7 +150,7 @@ impl<R: Rng> Router<R> {
             peers: BTreeMap::new(),
             streams,
             recency: Recency::default(),
-            forgotten: Forgotten::new(hasher),
+            forgotten: Forgotten::new(hasher, forgotten_key, now),
             new_streams,
             peer_slots: 0,
             timer_generation: 0,
@@ -161,6 +165,7 @@ impl<R: Rng> Router<R> {
             ack_armed: false,
             sweep_armed: false,
             ack_dirty: Vec::new(),
+            emptied: Vec::new(),
             ack_pending: 0,
             tree: None,
             own_round: 0,
@@ -545,6 +550,9 @@ impl<R: Rng> Router<R> {
             let (bytes, count) = state.expire_through(seq);
             self.retained_bytes -= bytes;
             self.retained_count -= count;
+            if count > 0 && state.retained_count() == 0 && stream != self.own {
+                self.emptied.push(stream);
+            }
         }
     }
 
@@ -643,6 +651,7 @@ impl<R: Rng> Router<R> {
         let cutoff = now.checked_sub(self.config.retention_time);
         self.expire_retention(cutoff);
         self.release_settled();
+        self.park_quiet_streams(now);
         self.sweep_idle_streams(now);
     }
 

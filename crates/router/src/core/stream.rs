@@ -250,6 +250,11 @@ impl StreamState {
         self.repair.as_deref_mut()
     }
 
+    /// Whether it holds a repair state (something is or was recently out of order or missing).
+    pub(crate) fn has_repair(&self) -> bool {
+        self.repair.is_some()
+    }
+
     /// Gives the repair state back once nothing in it matters any more.
     pub(crate) fn settle_repair(&mut self) {
         if self.repair.as_ref().is_some_and(|r| r.is_idle()) {

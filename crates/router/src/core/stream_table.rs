@@ -24,14 +24,22 @@
 //!   skipped in silence. The node's budget bounds how fast the table can be churned, and the marks
 //!   are sized for it (`Config::validate`): none is pushed out within `Config::retention_time`.
 //!
+//! **A quiet stream is parked**: once nothing of it is retained (its payloads aged out or settled),
+//! buffered or under repair, the sweep lets its state go and remembers its watermark, as for an
+//! eviction. Most origins of a large network are quiet most of the time (in a blockchain network
+//! every wallet is an origin of a few transactions): a parked stream costs a mark of some 30 bytes
+//! instead of a full state with its per-neighbour marks, and comes back through the same door as a
+//! new stream (`ensure_stream`, on the new-stream budgets), at its remembered watermark.
+//!
 //! Streams idle for `Config::stream_idle_timeout` are forgotten outright by the sweep, from the same
-//! queue (so after between one and two timeouts of idleness): no honest node retains their
-//! messages any more, so nothing of them can come back. With `Config::history` they can (histories
-//! keep them for hours): then an idle stream is evicted like any other, its watermark remembered,
-//! and marks are dropped only for room, never for age.
+//! queue (so after between one and two timeouts of idleness), and marks go after between half a
+//! timeout and a whole one: no honest node retains their messages any more, so nothing of them can
+//! come back. With `Config::history` they can (histories keep them for hours): then an idle stream
+//! is evicted like any other, its watermark remembered, and marks are dropped only for room, never
+//! for age.
 
 use std::collections::VecDeque;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use dotray_codec::NodeId;
 
@@ -83,56 +91,79 @@ impl Recency {
     }
 }
 
-/// Watermarks of streams evicted to make room, so that they resume where they stood if they come
-/// back. Bounded in count (oldest first out) and in age.
+/// Watermarks of streams let go of (evicted to make room, or parked while quiet), so that they resume
+/// where they stood if they come back.
+///
+/// Two generations: a mark goes into the current one; once that holds half of `max` marks, or has
+/// been current for half the age limit, it becomes the previous one and the previous one is dropped
+/// whole. So at most `max` marks are held, and each stays for at least `max / 2` later marks and half
+/// the age limit ([`Config::min_forgotten_streams`] counts with that). No per-mark order or time is
+/// kept, and a mark is keyed by a 128-bit keyed BLAKE3 hash of its stream id rather than the 40-byte
+/// id: a mark costs some 30 bytes, so a node can remember every origin of a large network. The key
+/// is secret, so nobody can make two streams share a mark.
+///
+/// [`Config::min_forgotten_streams`]: super::config::Config::min_forgotten_streams
 #[derive(Debug)]
 pub(crate) struct Forgotten {
-    /// Per stream: its watermark, and when it was evicted (which of `order`'s entries is live).
-    marks: KeyedMap<StreamId, (u64, Instant)>,
-    order: VecDeque<(StreamId, Instant)>,
+    key: [u8; 32],
+    hasher: KeyedState,
+    current: KeyedMap<u128, u64>,
+    previous: KeyedMap<u128, u64>,
+    /// When `current` became current.
+    since: Instant,
 }
 
 impl Forgotten {
-    pub(crate) fn new(hasher: KeyedState) -> Self {
-        Self { marks: KeyedMap::with_hasher(hasher), order: VecDeque::new() }
+    pub(crate) fn new(hasher: KeyedState, key: [u8; 32], now: Instant) -> Self {
+        let (current, previous) = (KeyedMap::with_hasher(hasher), KeyedMap::with_hasher(hasher));
+        Self { key, hasher, current, previous, since: now }
+    }
+
+    /// The key `stream`'s mark is filed under.
+    fn digest(&self, stream: &StreamId) -> u128 {
+        let mut hasher = blake3::Hasher::new_keyed(&self.key);
+        hasher.update(stream.origin.as_bytes());
+        hasher.update(&stream.epoch.to_le_bytes());
+        let mut out = [0; 16];
+        hasher.finalize_xof().fill(&mut out);
+        u128::from_le_bytes(out)
     }
 
     /// Remembers `stream`'s watermark, keeping at most `max` marks.
     pub(crate) fn remember(&mut self, stream: StreamId, delivered: u64, now: Instant, max: usize) {
-        self.marks.insert(stream, (delivered, now));
-        self.order.push_back((stream, now));
-        while self.marks.len() > max {
-            self.pop_oldest();
+        let key = self.digest(&stream);
+        self.previous.remove(&key);
+        if self.current.len() >= (max / 2).max(1) {
+            self.rotate(now);
         }
-        if self.order.len() > 2 * self.marks.len() + 16 {
-            let marks = &self.marks;
-            self.order.retain(|(id, at)| marks.get(id).is_some_and(|(_, t)| t == at));
-        }
+        self.current.insert(key, delivered);
     }
 
     /// Takes the remembered watermark of `stream`, if any.
     fn take(&mut self, stream: &StreamId) -> Option<u64> {
-        self.marks.remove(stream).map(|(mark, _)| mark)
+        if self.current.is_empty() && self.previous.is_empty() {
+            return None;
+        }
+        let key = self.digest(stream);
+        self.current.remove(&key).or_else(|| self.previous.remove(&key))
     }
 
-    /// Drops the marks remembered before `cutoff`.
-    fn expire(&mut self, cutoff: Instant) {
-        while self.order.front().is_some_and(|(_, at)| *at < cutoff) {
-            self.pop_oldest();
+    /// Lets the older generation go if the current one has been current for half of `max_age`: no
+    /// mark is older than `max_age`.
+    fn expire(&mut self, now: Instant, max_age: Duration) {
+        if now.saturating_duration_since(self.since) >= max_age / 2 {
+            self.rotate(now);
         }
     }
 
-    fn pop_oldest(&mut self) {
-        if let Some((id, at)) = self.order.pop_front()
-            && self.marks.get(&id).is_some_and(|(_, t)| *t == at)
-        {
-            self.marks.remove(&id);
-        }
+    fn rotate(&mut self, now: Instant) {
+        self.previous = std::mem::replace(&mut self.current, KeyedMap::with_hasher(self.hasher));
+        self.since = now;
     }
 
     /// How many marks are held.
     pub(crate) fn len(&self) -> usize {
-        self.marks.len()
+        self.current.len() + self.previous.len()
     }
 }
 
@@ -187,10 +218,30 @@ impl<R: rand::Rng> Router<R> {
                 self.recency.push(id, now);
                 continue;
             }
+            self.counters.streams_evicted += 1;
             self.evict_stream(id, now);
             return true;
         }
         false
+    }
+
+    /// Parks the streams whose retention cache emptied since the last sweep and that are quiet:
+    /// nothing retained, buffered, proven ahead or under repair, no acknowledgement waiting to go
+    /// out, and something delivered (so there is a watermark to remember). See the module docs.
+    pub(crate) fn park_quiet_streams(&mut self, now: Instant) {
+        for id in std::mem::take(&mut self.emptied) {
+            let quiet = self.streams.get(&id).is_some_and(|s| {
+                s.retained_count() == 0
+                    && !s.has_repair()
+                    && s.proofs.is_empty()
+                    && !s.provisional
+                    && !s.ack_dirty
+            });
+            if quiet {
+                self.counters.streams_parked += 1;
+                self.evict_stream(id, now);
+            }
+        }
     }
 
     /// Forgets `id`, remembering its watermark if anything of it was delivered.
@@ -212,7 +263,6 @@ impl<R: rand::Rng> Router<R> {
             self.proof_bytes -= state.proof_bytes;
             self.retained_bytes -= state.retained_bytes;
             self.retained_count -= state.retained_count();
-            self.counters.streams_evicted += 1;
             self.recency.compact(&self.streams);
         }
     }
@@ -224,7 +274,7 @@ impl<R: rand::Rng> Router<R> {
         let Some(cutoff) = now.checked_sub(self.config.stream_idle_timeout) else { return };
         let history = self.config.history;
         if !history {
-            self.forgotten.expire(cutoff);
+            self.forgotten.expire(now, self.config.stream_idle_timeout);
         }
         while let Some((id, at)) = self.recency.pop_live(&self.streams, Some(cutoff)) {
             let Some(state) = self.streams.get_mut(&id) else { continue };
@@ -232,8 +282,10 @@ impl<R: rand::Rng> Router<R> {
                 state.queued_at = now;
                 self.recency.push(id, now);
             } else if history {
+                self.counters.streams_evicted += 1;
                 self.evict_stream(id, now);
             } else {
+                self.counters.streams_evicted += 1;
                 self.forget_stream(id);
             }
         }

@@ -1,5 +1,5 @@
 //! Tests of the stream table's defences: new-stream budgets per neighbour, least-recently-active
-//! eviction, and watermarks that survive an eviction.
+//! eviction, parking of quiet streams, and watermarks that survive both.
 
 use std::time::{Duration, Instant};
 
@@ -53,6 +53,45 @@ fn an_evicted_stream_resumes_at_its_watermark() {
 }
 
 #[test]
+fn a_quiet_stream_is_parked_and_resumes_at_its_watermark() {
+    let t0 = Instant::now();
+    let mut r = router_with(config(), t0);
+    for seq in 1..=2 {
+        feed(&mut r, id(2), data(stream(10), seq), t0);
+    }
+    // Acknowledged to the neighbours, then nothing more: once its payloads age out of retention,
+    // the sweep lets the stream go and keeps its watermark.
+    r.handle_timer(Timer::Ack, t0 + r.config().ack_interval);
+    drain(&mut r);
+    let aged = t0 + r.config().retention_time + r.config().sweep_interval;
+    r.handle_timer(Timer::Sweep, aged);
+    assert_eq!(r.watermark(&stream(10)), None, "parked");
+    assert_eq!((r.counters().streams_parked, r.forgotten_count()), (1, 1));
+    drain(&mut r);
+    // A neighbour offers it again from the start, and it goes on: nothing is delivered twice.
+    for seq in 1..=3 {
+        feed(&mut r, id(3), data(stream(10), seq), aged);
+    }
+    assert_eq!(deliveries(&drain(&mut r)), vec![3], "only the new message is delivered");
+    assert_eq!(r.counters().streams_restored, 1);
+}
+
+#[test]
+fn a_stream_with_a_hole_is_not_parked() {
+    let t0 = Instant::now();
+    let mut r = router_with(config(), t0);
+    feed(&mut r, id(2), data(stream(10), 1), t0);
+    feed(&mut r, id(2), data(stream(10), 3), t0);
+    r.handle_timer(Timer::Ack, t0 + r.config().ack_interval);
+    drain(&mut r);
+    // Message 1's retention ends while 3 waits for 2 (a gap timer is armed): not quiet.
+    let aged = t0 + r.config().retention_time + r.config().sweep_interval;
+    r.handle_timer(Timer::Sweep, aged);
+    assert_eq!(r.counters().streams_parked, 0);
+    assert_eq!(r.watermark(&stream(10)), Some(1), "still tracked, waiting for its hole");
+}
+
+#[test]
 fn each_neighbour_has_its_own_new_stream_budget() {
     let t0 = Instant::now();
     let cfg = Config { new_stream_burst: 4, new_streams_per_sec: 2, ..config() };
@@ -95,9 +134,11 @@ fn the_node_budget_holds_however_many_neighbours_come() {
 #[test]
 fn marks_must_outlive_the_churn_the_budget_allows() {
     let retention = Config::default().retention_time.as_secs() + 1;
-    let small = Config { max_forgotten_streams: 4_096 + 256 * retention as usize - 1, ..Config::default() };
+    let small =
+        Config { max_forgotten_streams: 2 * (4_096 + 256 * retention as usize) - 1, ..Config::default() };
     assert!(matches!(small.validate(), Err(InvalidConfig::Inconsistent(_))));
-    let enough = Config { max_forgotten_streams: 4_096 + 256 * retention as usize, ..Config::default() };
+    let enough =
+        Config { max_forgotten_streams: 2 * (4_096 + 256 * retention as usize), ..Config::default() };
     assert_eq!(enough.validate(), Ok(()));
     let longer = Config { retention_time: Duration::from_secs(120), ..Config::default() };
     assert!(longer.validate().is_err(), "a longer retention needs more marks");

@@ -305,7 +305,7 @@ fn small_or_default(b: u8) -> Config {
             new_streams_per_sec: 1,
             total_new_stream_burst: 5,
             total_new_streams_per_sec: 2,
-            max_forgotten_streams: 11,
+            max_forgotten_streams: 22,
             serve_burst_bytes: 300,
             serve_bytes_per_sec: 100,
             reorder_max_stream_bytes: 120,
