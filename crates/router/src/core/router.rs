@@ -39,8 +39,9 @@ pub struct Router<R> {
     pub(crate) hasher: KeyedState,
     /// Neighbours, ordered so that iteration (and thus the action order) is deterministic.
     pub(crate) peers: BTreeMap<NodeId, Peer>,
-    /// Every tracked stream, including our own.
-    pub(crate) streams: KeyedMap<StreamId, StreamState>,
+    /// Every tracked stream, including our own. Boxed: a hash table keeps up to half its slots free,
+    /// and a free slot costs as much as a full one, so slots hold a pointer, not the state.
+    pub(crate) streams: KeyedMap<StreamId, Box<StreamState>>,
     /// The tracked streams but our own, least recently active first (see `stream_table.rs`).
     pub(crate) recency: Recency,
     /// Watermarks of streams evicted to make room.
@@ -135,7 +136,7 @@ impl<R: Rng> Router<R> {
         own_state.provisional = false;
         // No neighbours yet: nobody to hold anything for (`settled_mark` of no neighbours).
         own_state.settled = u64::MAX;
-        streams.insert(own, own_state);
+        streams.insert(own, Box::new(own_state));
         let new_streams =
             TokenBucket::new(config.total_new_streams_per_sec, config.total_new_stream_burst, now);
         let router = Self {

@@ -163,6 +163,9 @@ impl Repair {
     }
 }
 
+/// Below this many retained payloads, the retention cache grows one slot at a time.
+const SMALL_RETAINED: usize = 4;
+
 /// What a stream without a repair state reads as.
 static IDLE_REPAIR: Repair = Repair::IDLE;
 
@@ -272,6 +275,8 @@ impl StreamState {
         match self.sent.iter().position(|m| m.peer == peer) {
             Some(i) => &mut self.sent[i],
             None => {
+                // One slot per neighbour: a stream has a mark for each of a handful of neighbours.
+                self.sent.reserve_exact(1);
                 self.sent.push(SentMark { peer, ..SentMark::default() });
                 self.sent.last_mut().expect("just pushed")
             }
@@ -431,9 +436,9 @@ impl StreamState {
             self.retained_base = seq;
         }
         self.retained_bytes += held.payload.len();
-        if self.retained.capacity() == 0 {
-            // Exactly one slot for a stream's first retained payload (growth would make it four):
-            // most streams of a large network carry one message at a time.
+        if self.retained.len() == self.retained.capacity() && self.retained.len() < SMALL_RETAINED {
+            // One slot at a time while the stream retains little (growth would start at four): most
+            // streams of a large network carry a message or two at a time.
             self.retained.reserve_exact(1);
         }
         self.retained.push_back(Some(held));

@@ -66,7 +66,7 @@ impl Recency {
     /// Stale entries in front of it are dropped.
     fn pop_live(
         &mut self,
-        streams: &KeyedMap<StreamId, StreamState>,
+        streams: &KeyedMap<StreamId, Box<StreamState>>,
         cutoff: Option<Instant>,
     ) -> Option<(StreamId, Instant)> {
         while let Some(&(id, at)) = self.queue.front() {
@@ -84,7 +84,7 @@ impl Recency {
 
     /// Drops stale entries once they outnumber the live ones, so the queue stays within twice the
     /// table. Amortised O(1): it runs after at least as many forgets as it then scans.
-    fn compact(&mut self, streams: &KeyedMap<StreamId, StreamState>) {
+    fn compact(&mut self, streams: &KeyedMap<StreamId, Box<StreamState>>) {
         if self.queue.len() > 2 * streams.len() + 16 {
             self.queue.retain(|(id, at)| streams.get(id).is_some_and(|s| s.queued_at == *at));
         }
@@ -201,7 +201,7 @@ impl<R: rand::Rng> Router<R> {
             }
         };
         state.settled = settled_mark(&self.peers, stream.origin, &[]);
-        self.streams.insert(stream, state);
+        self.streams.insert(stream, Box::new(state));
         self.recency.push(stream, now);
         self.arm_sweep(now);
         true
