@@ -35,8 +35,14 @@ pub const WARMUP_MSGS: usize = 32;
 pub const WARMUP_SIZE: usize = 64;
 /// Consecutive duplicate-free warm-up rounds that make the tree settled.
 pub const CLEAN_ROUNDS: usize = 2;
+/// Warm-up lasts at least this long, however soon its rounds come clean: three of dotray's beacon
+/// intervals (`Config::beacon_interval`, 1 s). The tree is shaped by beacon rounds, and a node that
+/// starts publishing becomes the tree's root within two intervals (`Config::root_publisher_rate`),
+/// after which links move towards it; clean rounds within the first interval would only show that
+/// the move had not begun, and the measured phase would pay for it.
+pub const MIN_WARMUP: Duration = Duration::from_secs(3);
 /// Most warm-up rounds before measuring anyway.
-pub const MAX_WARMUP_ROUNDS: usize = 40;
+pub const MAX_WARMUP_ROUNDS: usize = 400;
 /// Longest a warm-up round may take.
 const WARMUP_ROUND_LIMIT: Duration = Duration::from_secs(30);
 /// How often the overlay is polled while forming.
@@ -292,9 +298,11 @@ fn components(links: &HashMap<NodeId, Vec<NodeId>>) -> Vec<usize> {
 }
 
 /// Broadcasts warm-up rounds from the publishers until [`CLEAN_ROUNDS`] rounds in a row carried no
-/// duplicate payload (or [`MAX_WARMUP_ROUNDS`] have passed).
+/// duplicate payload, the last of them at least [`MIN_WARMUP`] after the first round (or until
+/// [`MAX_WARMUP_ROUNDS`] have passed).
 async fn warm_up(nodes: &[Node], spec: &Spec, tally: &Tally) -> Result<(), BenchError> {
     let per_round = WARMUP_MSGS.max(spec.publishers);
+    let started = Instant::now();
     let mut clean = 0;
     for round in 0..MAX_WARMUP_ROUNDS {
         let before = snapshot(nodes).await?;
@@ -312,7 +320,7 @@ async fn warm_up(nodes: &[Node], spec: &Spec, tally: &Tally) -> Result<(), Bench
         let after = snapshot(nodes).await?;
         let duplicates = after.duplicates - before.duplicates;
         clean = if duplicates == 0 { clean + 1 } else { 0 };
-        if clean >= CLEAN_ROUNDS {
+        if clean >= CLEAN_ROUNDS && started.elapsed() >= MIN_WARMUP {
             eprintln!("dotray: tree settled after {} warm-up rounds", round + 1);
             return Ok(());
         }
