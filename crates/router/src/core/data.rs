@@ -337,8 +337,6 @@ impl<R: rand::Rng> Router<R> {
                 repair.graft_since = None;
                 repair.graft_gen = 0;
                 repair.graft_tries = 0;
-                // Whoever announced the hole is no help for the next one.
-                repair.announcers = Vec::new();
             }
             repair.gap_armed = false;
             if !buffered {

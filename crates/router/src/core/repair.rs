@@ -279,7 +279,7 @@ impl<R: rand::Rng> Router<R> {
         state.repair_mut().graft_tries += 1;
         // Candidates: announcers that are still neighbours; if none, any neighbour.
         let mut candidates: Vec<NodeId> =
-            state.repair().announcers.iter().copied().filter(|p| self.peers.contains_key(p)).collect();
+            state.announcers.iter().copied().filter(|p| self.peers.contains_key(p)).collect();
         if candidates.is_empty() {
             candidates = self.peers.keys().copied().collect();
         }

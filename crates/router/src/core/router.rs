@@ -72,8 +72,9 @@ pub struct Router<R> {
     pub(crate) sweep_armed: bool,
     /// Streams whose watermark moved since the last ack flush.
     pub(crate) ack_dirty: Vec<StreamId>,
-    /// Streams whose retention cache emptied since the last sweep: the sweep parks those that are
-    /// quiet (see `stream_table.rs`). A stream may be listed more than once, or be busy again.
+    /// Streams whose retention cache emptied, until the sweep parks them or finds them retaining
+    /// again (see `Router::park_quiet_streams`). At most the tracked streams, each once after a
+    /// sweep.
     pub(crate) emptied: Vec<StreamId>,
     /// New payloads received since the last ack flush.
     pub(crate) ack_pending: u32,
@@ -87,6 +88,10 @@ pub struct Router<R> {
     pub(crate) unlink: Option<NodeId>,
     /// Broadcasts in the current and the previous beacon interval (`Config::root_publisher_rate`).
     pub(crate) recent_broadcasts: [u32; 2],
+    /// Whether this node ranks as a publisher (see `Router::is_publisher`), and until when it does
+    /// unless it reaches the rate again.
+    pub(crate) publisher: bool,
+    pub(crate) publisher_until: Option<Instant>,
     /// Smoothed time from "a neighbour announced a message we lack" to "the tree delivered it" (when
     /// no graft was needed). The graft timer waits twice this, within
     /// `graft_timeout..=max_graft_timeout`, so a tree that is merely slower than the lazy links (long
@@ -173,6 +178,8 @@ impl<R: Rng> Router<R> {
             beacon_armed: false,
             unlink: None,
             recent_broadcasts: [0; 2],
+            publisher: false,
+            publisher_until: None,
             tree_lag: Duration::ZERO,
             signer,
             batch: Vec::new(),

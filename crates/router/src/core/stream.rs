@@ -103,8 +103,6 @@ pub(crate) struct Repair {
     /// not fit, and fetched again it would not fit either (a stream that never fills its first hole
     /// would otherwise be fetched over and over).
     pub(crate) shed: bool,
-    /// Neighbours that announced messages we lack, most recent last.
-    pub(crate) announcers: Vec<NodeId>,
     /// Generation of the graft timer; a fired timer with another value is stale (0: none armed).
     pub(crate) graft_gen: u64,
     /// Since when the current graft round has been running (`None`: no graft timer armed).
@@ -133,7 +131,6 @@ impl Repair {
         deferred: BTreeMap::new(),
         deferred_bytes: 0,
         shed: false,
-        announcers: Vec::new(),
         graft_gen: 0,
         graft_since: None,
         graft_tries: 0,
@@ -155,7 +152,7 @@ impl Repair {
     }
 
     /// Whether nothing in it matters any more: nothing buffered or proven ahead, no graft round
-    /// under way, no gap timer armed. What is left (announcers, the last round's figures) the next
+    /// under way, no gap timer armed. What is left (the last round's figures) the next
     /// round sets afresh, and a timer still in flight is stale either way: its generation can only
     /// match a round under way.
     fn is_idle(&self) -> bool {
@@ -204,6 +201,9 @@ pub(crate) struct StreamState {
     pub(crate) proofs: BTreeMap<u64, Arc<Manifest>>,
     /// Bytes of `proofs` ([`Manifest::size`]).
     pub(crate) proof_bytes: usize,
+    /// Neighbours that announced messages we lack, most recent last: whom a graft asks first. Kept
+    /// across rounds (a neighbour that announced before is likely ahead again).
+    pub(crate) announcers: Vec<NodeId>,
     /// Per neighbour (by slot), what was pushed to it and what it acknowledged. Neighbours without a
     /// mark were pushed nothing and acknowledged nothing.
     pub(crate) sent: Vec<SentMark>,
@@ -232,6 +232,7 @@ impl StreamState {
             settled: 0,
             proofs: BTreeMap::new(),
             proof_bytes: 0,
+            announcers: Vec::new(),
             sent: Vec::new(),
             repair: None,
             provisional: true,
@@ -516,7 +517,7 @@ impl StreamState {
 
     /// Remembers `peer` as having announced missing messages (bounded, most recent last).
     pub(crate) fn add_announcer(&mut self, peer: NodeId, max: usize) {
-        let announcers = &mut self.repair_mut().announcers;
+        let announcers = &mut self.announcers;
         if let Some(pos) = announcers.iter().position(|p| *p == peer) {
             announcers.remove(pos);
         } else if announcers.len() >= max {

@@ -225,23 +225,32 @@ impl<R: rand::Rng> Router<R> {
         false
     }
 
-    /// Parks the streams whose retention cache emptied since the last sweep and that are quiet:
-    /// nothing retained, buffered, proven ahead or under repair, no acknowledgement waiting to go
-    /// out, and something delivered (so there is a watermark to remember). See the module docs.
+    /// Parks the streams whose retention cache emptied and that are quiet: nothing retained,
+    /// buffered, proven ahead or under repair, no acknowledgement waiting to go out, something
+    /// delivered (so there is a watermark to remember), and no payload or announcement of it for
+    /// `Config::retention_time` (a busy stream's cache also empties when its settled payloads are
+    /// released, between two of its messages). A stream still empty but heard of lately is looked
+    /// at again at the next sweep; one that retains something again is dropped from the list (it is
+    /// listed again when its cache next empties). See the module docs.
     pub(crate) fn park_quiet_streams(&mut self, now: Instant) {
-        for id in std::mem::take(&mut self.emptied) {
-            let quiet = self.streams.get(&id).is_some_and(|s| {
-                s.retained_count() == 0
-                    && !s.has_repair()
-                    && s.proofs.is_empty()
-                    && !s.provisional
-                    && !s.ack_dirty
-            });
-            if quiet {
-                self.counters.streams_parked += 1;
-                self.evict_stream(id, now);
+        let mut emptied = std::mem::take(&mut self.emptied);
+        emptied.sort_unstable();
+        emptied.dedup();
+        let quiet_for = self.config.retention_time;
+        emptied.retain(|id| {
+            let Some(s) = self.streams.get(id) else { return false };
+            if s.retained_count() > 0 {
+                return false;
             }
-        }
+            let quiet = !s.has_repair() && s.proofs.is_empty() && !s.provisional && !s.ack_dirty;
+            if !quiet || now.saturating_duration_since(s.last_active) < quiet_for {
+                return true;
+            }
+            self.counters.streams_parked += 1;
+            self.evict_stream(*id, now);
+            false
+        });
+        self.emptied = emptied;
     }
 
     /// Forgets `id`, remembering its watermark if anything of it was delivered.
