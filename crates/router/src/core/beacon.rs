@@ -101,10 +101,12 @@ impl<R: Rng> Router<R> {
         })
     }
 
-    /// Whether this node is a publisher: it broadcast at least `Config::root_publisher_rate` messages
-    /// in this beacon interval and the one before.
+    /// Whether this node is a publisher: at one of its beacon ticks within the last
+    /// `Config::root_publisher_hold`, it had broadcast at least `Config::root_publisher_rate`
+    /// messages in the two intervals before. Decided at the ticks, so it changes at most once per
+    /// interval.
     fn is_publisher(&self) -> bool {
-        self.recent_broadcasts[0].saturating_add(self.recent_broadcasts[1]) >= self.config.root_publisher_rate
+        self.publisher
     }
 
     /// This node's rank as a root (see [`TreeRound::rank`]).
@@ -145,6 +147,11 @@ impl<R: Rng> Router<R> {
         if self.peers.is_empty() {
             return;
         }
+        let sent = self.recent_broadcasts[0].saturating_add(self.recent_broadcasts[1]);
+        if sent >= self.config.root_publisher_rate {
+            self.publisher_until = Some(now + self.config.root_publisher_hold);
+        }
+        self.publisher = self.publisher_until.is_some_and(|until| now < until);
         if self.is_root(now) {
             self.own_round += 1;
             let (root, round, publisher) = (self.own, self.own_round, self.is_publisher());

@@ -11,9 +11,14 @@ use crate::proof::{InsecureSigner, Signer, beacon_message};
 
 /// Node `me`'s router with `peers` as neighbours (all eager), the actions of their arrival drained.
 fn node(me: u8, peers: &[u8], now: Instant) -> Router<rand_chacha::ChaCha8Rng> {
+    node_with(config(), me, peers, now)
+}
+
+/// Node `me` with `cfg` and neighbours `peers`.
+fn node_with(cfg: Config, me: u8, peers: &[u8], now: Instant) -> Router<rand_chacha::ChaCha8Rng> {
     use rand::SeedableRng;
     let signer = InsecureSigner::new(id(me));
-    let mut r = Router::new(signer, OWN_EPOCH, config(), rand_chacha::ChaCha8Rng::seed_from_u64(1), now);
+    let mut r = Router::new(signer, OWN_EPOCH, cfg, rand_chacha::ChaCha8Rng::seed_from_u64(1), now);
     for &p in peers {
         r.handle_neighbour_up(id(p), now);
     }
@@ -259,12 +264,13 @@ fn while_beacons_flow_a_data_graft_only_fetches() {
 #[test]
 fn a_publisher_ranks_before_a_smaller_id_as_the_root() {
     let now = Instant::now();
-    let mut r = node(5, &[7, 8], now);
+    let publishers = Config { root_publisher_rate: 64, ..config() };
+    let mut r = node_with(publishers.clone(), 5, &[7, 8], now);
     r.handle_message(id(7), beacon(3, 1, 2, true), now);
     drain(&mut r);
     // Node 5 broadcasts `root_publisher_rate` messages: it is a publisher now, and takes over from
     // root 3 at its next tick, saying so in its round.
-    for _ in 0..config().root_publisher_rate {
+    for _ in 0..publishers.root_publisher_rate {
         r.broadcast(bytes::Bytes::from_static(b"m"), now);
     }
     drain(&mut r);
@@ -283,10 +289,20 @@ fn a_publisher_ranks_before_a_smaller_id_as_the_root() {
     r.handle_message(id(7), beacon(3, 2, 2, true), t + Duration::from_millis(10));
     assert!(beacons(&drain(&mut r)).is_empty());
     assert_eq!(r.tree_root(), Some(id(5)));
-    // Two quiet intervals later it is no publisher any more, and root 3 ranks first again.
-    r.handle_timer(Timer::Beacon, t + Duration::from_secs(1));
-    r.handle_timer(Timer::Beacon, t + Duration::from_secs(2));
-    drain(&mut r);
-    r.handle_message(id(7), beacon(3, 3, 2, true), t + Duration::from_secs(2));
+    // Quiet, it keeps ranking as a publisher for `root_publisher_hold` after the last tick that saw
+    // its burst (the tick after it: the burst counts in two intervals), then no longer, and root 3
+    // ranks first again.
+    let hold = config().root_publisher_hold;
+    let mut at = t;
+    let mut round = 3;
+    while r.tree_root() == Some(id(5)) && at < t + hold + Duration::from_secs(3) {
+        at += Duration::from_secs(1);
+        r.handle_timer(Timer::Beacon, at);
+        drain(&mut r);
+        round += 1;
+        r.handle_message(id(7), beacon(3, round, 2, true), at + Duration::from_millis(10));
+        drain(&mut r);
+    }
+    assert!(at >= t + hold, "a publisher for {:?} only", at - t);
     assert_eq!(r.tree_root(), Some(id(3)));
 }

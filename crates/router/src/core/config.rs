@@ -227,8 +227,17 @@ pub struct Config {
     /// A node that broadcast at least this many messages within the last two beacon intervals is a
     /// *publisher*, and publishers rank before other nodes as the tree root (the smallest id among
     /// them). The tree is a shortest-path tree from its root, so with one busy publisher its messages
-    /// take the shortest paths and no detour through another node's branch. Default 64.
+    /// take the shortest paths and no detour through another node's branch. Default `u32::MAX`:
+    /// off. Every change of root moves links all over the tree, and a publisher that starts
+    /// publishing changes the root: with one publisher that is once, at the start of its burst; with
+    /// many, roots change each time one more reaches the rate (figures in `docs/PERFORMANCE.md`). Worth
+    /// it where one node publishes nearly everything, for long.
     pub root_publisher_rate: u32,
+    /// How long a node keeps ranking as a publisher after it last reached `root_publisher_rate`.
+    /// Default 30 s. Every change of root moves links all over the tree (each move costs its node
+    /// `move_overlap` of duplicates), so a publisher that pauses, or whose rate hovers around the
+    /// threshold, must not hand the root back and forth.
+    pub root_publisher_hold: Duration,
     /// Most of this node's own messages one signed manifest covers (see *Only an origin can speak for
     /// its stream* in the crate docs); a full batch is signed at once. Larger batches spread one
     /// signature, and its verification at every node, over more messages; a manifest costs every
@@ -303,7 +312,8 @@ impl Default for Config {
             max_announcers: 8,
             beacon_interval: Duration::from_secs(1),
             root_timeout: Duration::from_secs(2),
-            root_publisher_rate: 64,
+            root_publisher_rate: u32::MAX,
+            root_publisher_hold: Duration::from_secs(30),
             max_batch_len: 256,
             max_batch_bytes: 1 << 20,
             seal_interval: Duration::from_millis(20),
