@@ -34,17 +34,18 @@
 //! is rare (every wallet of a blockchain network is an origin of a few transactions), nothing prunes
 //! and the cycles stay. So in dotray payloads never prune. A small periodic message does:
 //!
-//! * **The root.** Nodes rank as roots publishers first (a node that broadcast at least
-//!   `Config::root_publisher_rate` messages in the last two intervals), then by smaller id; the
-//!   first-ranked node that sends beacons is the *tree root*. Every `Config::beacon_interval` it
+//! * **The root.** Nodes rank as roots by smaller id (or, with `Config::root_publisher_rate` set,
+//!   publishers first: nodes that broadcast at least that many messages in two intervals, for
+//!   `Config::root_publisher_hold` after); the first-ranked node that sends beacons is the *tree
+//!   root*. Every `Config::beacon_interval` it
 //!   signs a new *round* ([`core::Beacon`]: its stream, the round number, whether it is a publisher,
 //!   its Ed25519 signature over them). A node that hears no root, or whose root has been silent for
 //!   `Config::root_timeout` (it died, or a partition cut it off), or that ranks before the root, sends
 //!   rounds itself; hearing a round of a root that ranks before it, it stops. A newcomer waits an
 //!   interval and a random part of another before its first round, so it hears the root first.
-//!   The tree is a shortest-path tree from its root, so a busy publisher as the root sends its own
-//!   messages along the shortest paths; with many rare origins nobody is a publisher and the
-//!   smallest id leads.
+//!   The tree is a shortest-path tree from its root, so a busy publisher as the root would send its
+//!   own messages along the shortest paths; but each change of root moves links all over the tree,
+//!   and a publisher becomes the root just as its burst starts, so the rule is off by default.
 //! * **One flood per round.** A node passes a new round on to every neighbour at once: pushed on its
 //!   tree links, *announced* on the others, with the depth a receiver would have below it. Rounds are
 //!   an interval apart, far longer than a flood takes, so no two rounds' floods overlap; that is what
@@ -80,9 +81,10 @@
 //!   root would: rounds closer than a quarter interval are dropped unchecked. Lie about its depth (the
 //!   hop count is not signed): it can attract tree links to itself and then withhold payloads, which
 //!   costs the nodes below it one graft delay per message until the next rounds move them (the lazy
-//!   links still announce everything). Become the root, with a key pair ground to a small id or by
-//!   broadcasting enough to be a publisher: it then shapes the tree as any root does, and can stop sending rounds, after which the next smallest
-//!   takes over within `root_timeout`; messages flow meanwhile. None of it loses or alters a message.
+//!   links still announce everything). Become the root, with a key pair ground to a small id (or,
+//!   with the publisher rule on, by broadcasting enough): it then shapes the tree as any root does,
+//!   and can stop sending rounds, after which the next smallest takes over within `root_timeout`;
+//!   messages flow meanwhile. None of it loses or alters a message.
 //!
 //! Other departures from the paper:
 //!
