@@ -289,9 +289,8 @@ fn a_publisher_ranks_before_a_smaller_id_as_the_root() {
     r.handle_message(id(7), beacon(3, 2, 2, true), t + Duration::from_millis(10));
     assert!(beacons(&drain(&mut r)).is_empty());
     assert_eq!(r.tree_root(), Some(id(5)));
-    // Quiet, it keeps ranking as a publisher for `root_publisher_hold` after the last tick that saw
-    // its burst (the tick after it: the burst counts in two intervals), then no longer, and root 3
-    // ranks first again.
+    // Quiet, it ranks as a publisher until `root_publisher_hold` after the last tick that counted
+    // its burst (a burst counts at the two ticks that follow it); after that root 3 ranks first.
     let hold = config().root_publisher_hold;
     let mut at = t;
     let mut round = 3;

@@ -284,7 +284,7 @@ impl StreamState {
         }
     }
 
-    /// Takes the mark of the neighbour with slot `peer` out (it is no longer a neighbour).
+    /// Takes out the mark of the neighbour with slot `peer` (for a neighbour that went away).
     pub(crate) fn take_mark(&mut self, peer: u64) -> Option<SentMark> {
         let i = self.sent.iter().position(|m| m.peer == peer)?;
         Some(self.sent.swap_remove(i))
