@@ -329,7 +329,7 @@ impl<R: Rng> Membership<R> {
         }
         // Wake up when the first backoff ends, in case nothing else happens meanwhile.
         let mut next = self.passive.iter().filter_map(|e| e.retry_at).filter(|at| *at > now).min();
-        if lonely || self.seeds_answered.len() < self.seeds.len() {
+        if lonely || self.seeds_joined.len() < self.seeds.len() {
             let seed_next =
                 self.seed_backoff.values().filter_map(|b| b.retry_at).filter(|at| *at > now).min();
             next = match (next, seed_next) {
@@ -342,8 +342,8 @@ impl<R: Rng> Membership<R> {
         }
     }
 
-    /// Joins through a seed that never answered yet, if any may be dialed now (see `seeds_answered`):
-    /// one join at a time, whether or not the view is full.
+    /// Joins through a seed that has not let us in yet, if any may be dialed now (see
+    /// `seeds_joined`): one join at a time, whether or not the view is full.
     fn reach_seeds(&mut self, now: Instant) {
         if self.active.is_empty() || self.pending_neighbour_requests() > 0 {
             return; // `refill` joins through any seed; or a join is already under way.
@@ -354,11 +354,11 @@ impl<R: Rng> Membership<R> {
     }
 
     /// Seeds that may be dialed at `now` (past their back-off, not connected, not being dialed); only
-    /// those that never answered if `unanswered`.
-    fn dialable_seeds(&self, unanswered: bool, now: Instant) -> Vec<std::net::SocketAddr> {
+    /// those we have not joined through yet if `not_joined`.
+    fn dialable_seeds(&self, not_joined: bool, now: Instant) -> Vec<std::net::SocketAddr> {
         self.seeds
             .iter()
-            .filter(|s| !unanswered || !self.seeds_answered.contains(*s))
+            .filter(|s| !not_joined || !self.seeds_joined.contains(*s))
             .filter(|s| self.seed_backoff.get(s).is_none_or(|b| b.retry_at.is_none_or(|at| at <= now)))
             .filter(|s| !self.connected_to_addr(s) && !self.dials.contains_key(*s))
             .copied()

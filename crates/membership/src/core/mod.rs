@@ -71,11 +71,14 @@ pub struct Membership<R: Rng> {
     seed_ids: BTreeMap<SocketAddr, NodeId>,
     /// Dial failures of seeds (seeds are known by address only).
     seed_backoff: BTreeMap<SocketAddr, Backoff>,
-    /// The seeds that answered a dial at least once. Until every seed has, the node keeps dialing
-    /// those that have not (with back-off), even with a full view: nodes started in one instant join
-    /// through whichever seed answers first, and a seed that is itself still joining leads them into
-    /// an island that only the next heal round with another seed would merge, a minute later.
-    seeds_answered: BTreeSet<SocketAddr>,
+    /// The seeds that let us in: a join through them went through (it was not refused as busy).
+    /// Until every seed has, the node keeps joining through those that have not (with back-off),
+    /// even with a full view: nodes started in one instant join through whichever seed answers
+    /// first, and a seed that is itself still joining leads them into an island that only the next
+    /// heal round with another seed would merge, a minute later. Only a join counts: a seed that
+    /// took one of our other dials (a heal, an exchange, a neighbour request) has not merged us
+    /// with its side of the overlay.
+    seeds_joined: BTreeSet<SocketAddr>,
     active: ActiveView,
     passive: PassiveView,
     transient: BTreeMap<NodeId, Transient>,
@@ -197,7 +200,7 @@ impl<R: Rng> Membership<R> {
             seeds,
             seed_ids,
             seed_backoff: BTreeMap::new(),
-            seeds_answered: BTreeSet::new(),
+            seeds_joined: BTreeSet::new(),
             transient: BTreeMap::new(),
             dials: BTreeMap::new(),
             exchanges: BTreeMap::new(),
@@ -289,9 +292,6 @@ impl<R: Rng> Membership<R> {
         // clears its failure count.
         let seed_returned =
             dialed.is_some_and(|dialed| self.seed_backoff.get(&dialed).is_some_and(|b| b.failures > 0));
-        if let Some(dialed) = dialed.filter(|dialed| self.seeds.contains(dialed)) {
-            self.seeds_answered.insert(dialed);
-        }
         self.note_success(&peer, dialed, now);
         let link = if dialed.is_some() { Direction::Outbound } else { Direction::Inbound };
         let Some(intent) = intent else {
@@ -316,6 +316,9 @@ impl<R: Rng> Membership<R> {
             Purpose::Heal if seed_returned && !self.active.contains(&peer.id) => Purpose::Join,
             purpose => purpose,
         };
+        if let Some(dialed) = dialed.filter(|d| self.seeds.contains(d) && matches!(purpose, Purpose::Join)) {
+            self.seeds_joined.insert(dialed);
+        }
         self.apply_intent(peer, purpose, now);
         self.flush_queries(peer.id);
         self.refill(now);
@@ -583,23 +586,24 @@ impl<R: Rng> Membership<R> {
             *slot = new;
         }
         self.seed_backoff.remove(&old);
-        if self.seeds_answered.remove(&old) {
-            self.seeds_answered.insert(new);
+        if self.seeds_joined.remove(&old) {
+            self.seeds_joined.insert(new);
         }
         if let Some(id) = self.seed_ids.remove(&old) {
             self.seed_ids.insert(new, id);
         }
     }
 
-    /// `peer` closed our connection for lack of room: if it is a seed, it has not let us in after all.
+    /// `peer` closed our connection for lack of room. If it is a seed we joined through (a join makes
+    /// the contact active at once), it has not let us in after all: join through it again after a
+    /// short pause. A seed that was busy when dialed for anything else (a heal, an exchange, a
+    /// neighbour request) is alive and reachable, and nothing is owed to it: every node of a large
+    /// network dials its seed now and then, and turning each refusal into a join would turn it into
+    /// evictions over the overlay, churn that grows with the network.
     fn seed_was_busy(&mut self, peer: NodeId, now: Instant) {
-        let addr = self
-            .active
-            .get(&peer)
-            .map(|p| p.info.addr)
-            .or_else(|| self.transient.get(&peer).map(|t| t.info.addr));
+        let addr = self.active.get(&peer).map(|p| p.info.addr);
         let Some(addr) = addr.filter(|a| self.seeds.contains(a)) else { return };
-        if self.seeds_answered.remove(&addr) {
+        if self.seeds_joined.remove(&addr) {
             // A short pause, not an escalating back-off: a busy seed is alive, and in a join storm
             // every node hears "busy" a few times before it gets in.
             let retry_at = Some(now + self.backoff(1));

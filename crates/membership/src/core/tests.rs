@@ -736,6 +736,55 @@ fn a_heal_round_to_a_healthy_seed_with_a_full_view_is_a_direct_exchange() {
     }
 }
 
+#[test]
+fn a_seed_busy_for_a_heal_round_is_not_joined_again() {
+    // Every node of a large network dials its seed now and then. A seed too busy to take a heal
+    // round is alive and reachable: a node with a full view must not join through it again (a join
+    // evicts links over the overlay; at 10,000 nodes that was the tree's churn).
+    let mut m = node_with(1, vec![peer(9).addr], Config { active_view_capacity: 1, ..Config::default() });
+    drain(&mut m);
+    m.handle_connected(peer(9), Some(peer(9).addr), at(0));
+    m.handle_disconnected(peer(9).id, LinkEnd::PeerReplaced, at(1));
+    make_active(&mut m, 2, at(2));
+    m.handle_timer(Timer::Sweep, at(11_000));
+    drain(&mut m);
+    let mut now = 11_000;
+    loop {
+        now += 15_000;
+        m.handle_timer(Timer::Heal, at(now));
+        if drain_no_timers(&mut m).contains(&dial(peer(9))) {
+            break;
+        }
+        assert!(now < 15_000 * 10, "a heal round goes to the seed");
+    }
+    m.handle_connected(peer(9), Some(peer(9).addr), at(now + 10));
+    drain(&mut m);
+    m.handle_disconnected(peer(9).id, LinkEnd::PeerBusy, at(now + 20));
+    // Whatever the node does in the next minute short of another heal round, it does not dial the
+    // seed: its refill timers fire, other events come, and the view stays as it is.
+    let mut pending = drain(&mut m);
+    for k in 1..=6 {
+        m.handle_timer(Timer::Sweep, at(now + 10_000 * k));
+        pending.extend(drain(&mut m));
+    }
+    let mut fired = 0;
+    while let Some(action) = pending.pop() {
+        match action {
+            Action::Dial { addr, .. } => assert_ne!(addr, peer(9).addr, "the busy seed is not joined again"),
+            Action::SetTimer { at: when, timer: timer @ Timer::Refill { .. } }
+                if when <= at(now + 60_000) =>
+            {
+                fired += 1;
+                assert!(fired < 100, "refill timers do not spin");
+                m.handle_timer(timer, when);
+                pending.extend(drain(&mut m));
+            }
+            _ => {}
+        }
+    }
+    assert!(m.active.contains(&peer(2).id));
+}
+
 /// Makes `p` an active peer of `m` through a connection `m` dialed and an accepted neighbour request.
 fn make_active_outbound(m: &mut Membership<ChaCha8Rng>, p: u8, now: Instant) {
     learn_passive(m, 2, p, now);
