@@ -56,6 +56,11 @@ struct Conn {
     open: [bool; 2],
     /// Per direction (0: ends[0] to ends[1]), the latest scheduled arrival, to keep arrivals in order.
     pipe: [Duration; 2],
+    /// The dialer has not heard yet that its handshake completed (its `Connected` is on its way).
+    connecting: bool,
+    /// The target closed the connection with a goodbye before the dialer heard of it (a refusal
+    /// for lack of room): the dialer sees the connection come up, then the goodbye, as over TCP.
+    goodbye_first: bool,
 }
 
 impl Conn {
@@ -521,7 +526,16 @@ impl Sim {
         self.next_conn += 1;
         self.stats.connections += 1;
         let arrival = self.now + back;
-        self.conns.insert(conn, Conn { ends: [from, to], open: [false, true], pipe: [self.now, arrival] });
+        self.conns.insert(
+            conn,
+            Conn {
+                ends: [from, to],
+                open: [false, true],
+                pipe: [self.now, arrival],
+                connecting: true,
+                goodbye_first: false,
+            },
+        );
         self.nodes[to].conns.insert(from, conn);
         // The target's transport has the connection now; the dialer learns of it one latency later,
         // through the same ordered pipe as the target's first messages.
@@ -545,7 +559,8 @@ impl Sim {
         }
         let reachable = self.reachable(node, peer);
         let c = self.conns.get_mut(&conn).expect("checked");
-        if !c.open[1] || !reachable {
+        c.connecting = false;
+        if (!c.open[1] && !c.goodbye_first) || !reachable {
             // Closed (or cut off) at the other end while the handshake was in flight.
             c.open[0] = false;
             self.gc(conn);
@@ -602,6 +617,7 @@ impl Sim {
         if let Some(c) = self.conns.get_mut(&conn) {
             let side = c.side(node);
             c.open[side] = false;
+            c.goodbye_first |= c.connecting;
         }
         // The peer learns after the messages already on their way; our side is told at once (before
         // anything else can happen between the two nodes: the transport's events strictly alternate).
@@ -639,9 +655,9 @@ impl Sim {
         self.drain(node);
     }
 
-    /// Drops a connection once both sides closed it.
+    /// Drops a connection once both sides closed it (and the dialer heard how its dial ended).
     fn gc(&mut self, conn: ConnId) {
-        if self.conns.get(&conn).is_some_and(|c| !c.open[0] && !c.open[1]) {
+        if self.conns.get(&conn).is_some_and(|c| !c.open[0] && !c.open[1] && !c.connecting) {
             self.conns.remove(&conn);
         }
     }
