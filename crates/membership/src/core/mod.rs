@@ -356,6 +356,30 @@ impl<R: Rng> Membership<R> {
         self.refill(now);
     }
 
+    /// A dial of `addr` was refused by the node there for lack of room (its transport's connection
+    /// limit). The node is alive: this is not a failure, so nothing counts towards dropping the
+    /// address, and a seed that later lets us in is not taken for one coming back from a partition
+    /// (which would make us join through it again). Whoever fills a seed's connection slots for a
+    /// while must not turn every node that dialed it meanwhile into a rejoin and its evictions. The
+    /// address rests for a short pause (a seed) or `neighbour_refusal_backoff` (any other).
+    pub fn handle_dial_busy(&mut self, addr: SocketAddr, now: Instant) {
+        self.dials.remove(&addr);
+        if self.connected_to_addr(&addr) {
+            return;
+        }
+        if self.seeds.contains(&addr) {
+            let failures = self.seed_backoff.get(&addr).map_or(0, |b| b.failures);
+            let retry_at = Some(now + self.backoff(1));
+            self.seed_backoff.insert(addr, Backoff { failures, retry_at });
+        }
+        let wait = self.jittered(self.config.neighbour_refusal_backoff);
+        if let Some(entry) = self.passive.by_addr_mut(&addr) {
+            entry.retry_at = Some(now + wait);
+        }
+        self.fail_queries_to_addr(addr);
+        self.refill(now);
+    }
+
     /// A membership message arrived from the connected peer `from`.
     pub fn handle_message(&mut self, from: NodeId, message: Message, now: Instant) {
         if self.left {

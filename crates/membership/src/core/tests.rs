@@ -785,6 +785,46 @@ fn a_seed_busy_for_a_heal_round_is_not_joined_again() {
     assert!(m.active.contains(&peer(2).id));
 }
 
+#[test]
+fn a_seed_that_refused_a_dial_for_lack_of_room_is_not_taken_for_one_coming_back() {
+    // A node with a full view, joined through its seed long ago. A heal round finds the seed's
+    // connection slots full (someone floods it); the next one gets through. A failed dial followed
+    // by an answer means the seed comes back from a partition, and the node joins through it anew;
+    // a busy one is alive all along, and the next round is the usual direct exchange.
+    for busy in [true, false] {
+        let mut m = node_with(1, vec![peer(9).addr], Config { active_view_capacity: 1, ..Config::default() });
+        drain(&mut m);
+        m.handle_connected(peer(9), Some(peer(9).addr), at(0));
+        m.handle_disconnected(peer(9).id, LinkEnd::PeerReplaced, at(1));
+        make_active(&mut m, 2, at(2));
+        m.handle_timer(Timer::Sweep, at(11_000));
+        drain(&mut m);
+        let mut now = 11_000;
+        let mut refused = false;
+        loop {
+            now += 15_000;
+            m.handle_timer(Timer::Heal, at(now));
+            if drain_no_timers(&mut m).contains(&dial(peer(9))) {
+                if refused {
+                    break;
+                }
+                if busy {
+                    m.handle_dial_busy(peer(9).addr, at(now + 5));
+                } else {
+                    m.handle_dial_failed(peer(9).addr, at(now + 5));
+                }
+                drain(&mut m);
+                refused = true;
+            }
+            assert!(now < 15_000 * 20, "heal rounds go to the seed");
+        }
+        m.handle_connected(peer(9), Some(peer(9).addr), at(now + 10));
+        let actions = drain_no_timers(&mut m);
+        let joined = actions.contains(&send(9, Message::Join));
+        assert_eq!(joined, !busy, "busy {busy}: {actions:?}");
+    }
+}
+
 /// Makes `p` an active peer of `m` through a connection `m` dialed and an accepted neighbour request.
 fn make_active_outbound(m: &mut Membership<ChaCha8Rng>, p: u8, now: Instant) {
     learn_passive(m, 2, p, now);

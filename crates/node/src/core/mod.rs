@@ -291,6 +291,13 @@ impl<R: Rng> NodeCore<R> {
         }
     }
 
+    /// A dial of `addr` was refused by the node there for lack of room: it is alive (see
+    /// `dotray_membership::core::Membership::handle_dial_busy`).
+    pub fn handle_dial_busy(&mut self, addr: SocketAddr, now: Instant) {
+        self.now = now;
+        self.membership.handle_dial_busy(addr, now);
+    }
+
     /// A dial of `addr` was refused by the node there, for `reason`: like a failed dial, and the
     /// application hears of it ([`Event::Refused`]).
     pub fn handle_dial_refused(&mut self, addr: SocketAddr, reason: Refusal, now: Instant) {

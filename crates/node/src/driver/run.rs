@@ -332,6 +332,7 @@ impl Driver {
                         warn!(%addr, %reason, "refused by the node there");
                         self.core.handle_dial_refused(addr, reason, now);
                     }
+                    None if refused_as_busy(&error) => self.core.handle_dial_busy(addr, now),
                     None => self.core.handle_dial_failed(addr, now),
                 }
                 self.resolve_again(addr);
@@ -744,6 +745,14 @@ impl Driver {
             link.sender.close_for_violation(reason);
         }
     }
+}
+
+/// Whether the node dialed refused us for lack of room (its connection limit): alive, but busy.
+fn refused_as_busy(error: &DialError) -> bool {
+    matches!(
+        error,
+        DialError::Handshake(HandshakeError::Refused { reason: GoodbyeReason::TooManyConnections, .. })
+    )
 }
 
 /// How the link ended, as membership needs to know it, from the transport's detailed reason.
