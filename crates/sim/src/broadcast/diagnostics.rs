@@ -9,11 +9,11 @@ use crate::sim::Sim;
 
 /// Summed over all routers: duplicate receptions by cause (graft answer beaten by the tree, tree copy
 /// after a graft, pushed on an eager link, pushed on a lazy link), grafts sent, prunes sent, tree
-/// optimisations, repair payloads sent, payloads that came without their manifest; and neighbour
-/// changes of all nodes.
-pub(super) fn causes(sim: &Sim) -> [u64; 10] {
-    let mut out = [0; 10];
-    out[9] = sim.stats.neighbour_changes;
+/// optimisations, repair payloads sent, payloads that came without their manifest, streams refused
+/// over a new-stream budget, streams evicted from a full table; and neighbour changes of all nodes.
+pub(super) fn causes(sim: &Sim) -> [u64; 12] {
+    let mut out = [0; 12];
+    out[11] = sim.stats.neighbour_changes;
     for node in &sim.nodes {
         let c = node.core.counters();
         let each = [
@@ -26,6 +26,8 @@ pub(super) fn causes(sim: &Sim) -> [u64; 10] {
             c.optimisations,
             c.resends,
             c.unproven_payloads,
+            c.streams_refused,
+            c.streams_evicted,
         ];
         for (o, v) in out.iter_mut().zip(each) {
             *o += v;
@@ -73,13 +75,13 @@ pub(super) fn eager_shape(sim: &Sim) -> (usize, usize, usize) {
 
 /// The diagnostics line of a report: second-half duplicate causes, grafts and prunes, and the eager
 /// graph among live nodes at the end (see [`eager_shape`]).
-pub(super) fn details(sim: &Sim, half: [u64; 10]) -> String {
+pub(super) fn details(sim: &Sim, half: [u64; 12]) -> String {
     let now = causes(sim);
     let d: Vec<u64> = now.iter().zip(half).map(|(a, b)| a - b).collect();
     let (both, one, components) = eager_shape(sim);
     let live = sim.nodes.iter().filter(|n| n.alive).count();
     format!(
-        "second-half duplicates: graft-answer {} after-graft {} eager-link {} lazy-link {}; grafts {} prunes {} optimisations {} resends {} unproven {}; neighbour up/down {}; \
+        "second-half duplicates: graft-answer {} after-graft {} eager-link {} lazy-link {}; grafts {} prunes {} optimisations {} resends {} unproven {}; streams refused {} evicted {}; neighbour up/down {}; \
          eager graph: {both} edges (+{one} one-sided) over {live} live nodes, {components} component(s); messages per delivery: {}",
         d[0],
         d[1],
@@ -91,6 +93,8 @@ pub(super) fn details(sim: &Sim, half: [u64; 10]) -> String {
         d[7],
         d[8],
         d[9],
+        d[10],
+        d[11],
         per_delivery(sim),
     )
 }
