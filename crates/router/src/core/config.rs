@@ -127,9 +127,12 @@ pub struct Config {
     pub max_streams: usize,
     /// Streams each neighbour may make this node start tracking per second, on average (by naming
     /// them in a manifest, a digest or a `Sync`); beyond its budget such a stream is ignored until
-    /// the repair path brings it again. Default 64: a network's new origins appear a few at a time.
-    /// With `new_stream_burst` it keeps one neighbour from spending the node's whole budget
-    /// (`total_new_streams_per_sec`).
+    /// the repair path brings it again. A stream coming back from parking or eviction is not new.
+    /// Default 128: in a tree one neighbour (the parent) brings nearly every new origin of the
+    /// network, so this must cover the network's rate of new origins (`dotray-sim`'s steady scenario
+    /// at 10,000 nodes: up to ~200 a second while the origins are still new, over a burst of
+    /// 1,024). Below the node's budget (`total_new_streams_per_sec`), so one neighbour cannot
+    /// spend all of it.
     pub new_streams_per_sec: u32,
     /// New streams a neighbour may name at once (the bucket's size; a new link starts full). Default
     /// 1,024: a joining node hears of every live origin from its first few neighbours at once.
@@ -295,7 +298,7 @@ impl Default for Config {
             gap_timeout: Duration::from_secs(10),
             backfill_timeout: Duration::from_secs(3),
             max_streams: 4_096,
-            new_streams_per_sec: 64,
+            new_streams_per_sec: 128,
             new_stream_burst: 1_024,
             total_new_streams_per_sec: 256,
             total_new_stream_burst: 4_096,

@@ -8,7 +8,8 @@
 //! * **New-stream budgets.** A stream this node starts tracking because of a neighbour's message (a
 //!   manifest, a digest, a `Sync`) takes a token from that neighbour's bucket
 //!   (`Config::new_streams_per_sec`, `Config::new_stream_burst`) and one from the node's
-//!   (`Config::total_new_streams_per_sec`, `Config::total_new_stream_burst`). Over budget the
+//!   (`Config::total_new_streams_per_sec`, `Config::total_new_stream_burst`); a stream coming back
+//!   from parking or eviction (below) is not new and takes none. Over budget the
 //!   message is ignored as if unheard: an honest stream comes again by the repair path (other
 //!   neighbours' digests, the origin's next message, from where `Router::adoption_start` says), while
 //!   a flood of new streams spreads no faster than the budgets allow. The neighbour's bucket keeps
@@ -29,7 +30,8 @@
 //! eviction. Most origins of a large network are quiet most of the time (in a blockchain network
 //! every wallet is an origin of a few transactions): a parked stream costs a mark of some 30 bytes
 //! instead of a full state with its per-neighbour marks, and comes back through the same door as a
-//! new stream (`ensure_stream`, on the new-stream budgets), at its remembered watermark.
+//! new stream (`ensure_stream`) at its remembered watermark, but on no budget: in a large network
+//! most messages come from origins parked since they last spoke.
 //!
 //! Streams idle for `Config::stream_idle_timeout` are forgotten outright by the sweep, from the same
 //! queue (so after between one and two timeouts of idleness), and marks go after between half a
@@ -169,23 +171,31 @@ impl Forgotten {
 
 impl<R: rand::Rng> Router<R> {
     /// Finds the state of `stream`, creating it if it is new and neighbour `from` has budget for a new
-    /// stream (see the module docs). A new stream starts at its remembered watermark if it was
-    /// evicted before, else at `start`, provisionally. Returns false when the stream is new and
-    /// refused.
+    /// stream (see the module docs). A stream the node parked or evicted earlier comes back at its
+    /// remembered watermark, on no budget: it was admitted once, and taking it back takes its mark
+    /// out of [`Forgotten`] (an eviction to make room puts at most one in), so it cannot push anyone's
+    /// mark out. A new stream starts at `start`, provisionally. Returns false when the stream is new
+    /// and refused.
     pub(crate) fn ensure_stream(&mut self, from: NodeId, stream: StreamId, start: u64, now: Instant) -> bool {
         if self.streams.contains_key(&stream) {
             return true;
         }
-        if !self.peers.get_mut(&from).is_some_and(|p| p.new_streams.take(now)) || !self.new_streams.take(now)
+        let remembered = self.forgotten.take(&stream);
+        if remembered.is_none()
+            && (!self.peers.get_mut(&from).is_some_and(|p| p.new_streams.take(now))
+                || !self.new_streams.take(now))
         {
             self.counters.streams_refused += 1;
             return false;
         }
         if self.streams.len() >= self.config.max_streams && !self.evict_one(now) {
+            if let Some(mark) = remembered {
+                self.forgotten.remember(stream, mark, now, self.config.max_forgotten_streams);
+            }
             self.counters.streams_refused += 1;
             return false;
         }
-        let mut state = match self.forgotten.take(&stream) {
+        let mut state = match remembered {
             Some(mark) => {
                 self.counters.streams_restored += 1;
                 let mut state = StreamState::new(mark, now);

@@ -77,6 +77,35 @@ fn a_quiet_stream_is_parked_and_resumes_at_its_watermark() {
 }
 
 #[test]
+fn a_parked_stream_comes_back_on_no_budget() {
+    // A neighbour with budget for two new streams a second names two, which are parked once
+    // quiet; with its budget spent on two more, both parked streams still come back.
+    let t0 = Instant::now();
+    let cfg = Config { new_stream_burst: 2, new_streams_per_sec: 0, ..config() };
+    let mut r = router_with(cfg, t0);
+    for n in [10, 11] {
+        feed(&mut r, id(2), data(stream(n), 1), t0);
+    }
+    r.handle_timer(Timer::Ack, t0 + r.config().ack_interval);
+    drain(&mut r);
+    let aged = t0 + r.config().retention_time + r.config().sweep_interval;
+    r.handle_timer(Timer::Sweep, aged);
+    assert_eq!(r.counters().streams_parked, 2);
+    // The budget is spent now (this neighbour's own bucket never refills).
+    r.handle_neighbour_up(id(7), aged);
+    for n in [12, 13, 14] {
+        feed(&mut r, id(7), data(stream(n), 1), aged);
+    }
+    assert_eq!(r.counters().streams_refused, 1, "the third new stream is over budget");
+    drain(&mut r);
+    for n in [10, 11] {
+        feed(&mut r, id(7), data(stream(n), 2), aged);
+    }
+    assert_eq!(deliveries(&drain(&mut r)), vec![2, 2], "both parked streams go on");
+    assert_eq!((r.counters().streams_restored, r.counters().streams_refused), (2, 1));
+}
+
+#[test]
 fn a_stream_with_a_hole_is_not_parked() {
     let t0 = Instant::now();
     let mut r = router_with(config(), t0);
