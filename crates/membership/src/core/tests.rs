@@ -707,26 +707,37 @@ fn a_seed_that_answers_again_after_failing_is_joined_anew() {
     assert!(drain_no_timers(&mut m_seeded).contains(&send(5, Message::NeighbourReply { accepted: true })));
 }
 
-#[test]
-fn a_heal_round_to_a_healthy_seed_with_a_full_view_is_a_direct_exchange() {
+/// A node with a full view of one (peer 2) that joined through its seed (peer 9) long ago: the join
+/// succeeded, later the seed was replaced by another neighbour, and the refill that followed dialed
+/// the seed again, a dial whose report never came (so it expired by 11 s).
+fn full_node_joined_through_its_seed() -> Membership<ChaCha8Rng> {
     let mut m = node_with(1, vec![peer(9).addr], Config { active_view_capacity: 1, ..Config::default() });
     drain(&mut m);
-    // The join succeeded earlier; later the seed was replaced by another neighbour.
     m.handle_connected(peer(9), Some(peer(9).addr), at(0));
     m.handle_disconnected(peer(9).id, LinkEnd::PeerReplaced, at(1));
     make_active(&mut m, 2, at(2));
-    // The refill that followed dialed the seed again; that dial's report never comes, so it expires.
     m.handle_timer(Timer::Sweep, at(11_000));
     drain(&mut m);
-    let mut now = 11_000;
+    m
+}
+
+/// Runs heal rounds 15 s apart after `after` ms until one dials the seed (peer 9); returns its time.
+fn heal_until_the_seed_is_dialed(m: &mut Membership<ChaCha8Rng>, after: u64) -> u64 {
+    let mut now = after;
     loop {
         now += 15_000;
         m.handle_timer(Timer::Heal, at(now));
-        if drain_no_timers(&mut m).contains(&dial(peer(9))) {
-            break;
+        if drain_no_timers(m).contains(&dial(peer(9))) {
+            return now;
         }
-        assert!(now < 15_000 * 10, "a heal round goes to the seed");
+        assert!(now < after + 15_000 * 10, "a heal round goes to the seed");
     }
+}
+
+#[test]
+fn a_heal_round_to_a_healthy_seed_with_a_full_view_is_a_direct_exchange() {
+    let mut m = full_node_joined_through_its_seed();
+    let now = heal_until_the_seed_is_dialed(&mut m, 11_000);
     m.handle_connected(peer(9), Some(peer(9).addr), at(now + 10));
     match drain_no_timers(&mut m).as_slice() {
         [Action::Send { to, message: Message::PeerExchangeRequest { ttl: 0, origin, .. } }] => {
@@ -741,22 +752,8 @@ fn a_seed_busy_for_a_heal_round_is_not_joined_again() {
     // Every node of a large network dials its seed now and then. A seed too busy to take a heal
     // round is alive and reachable: a node with a full view must not join through it again (a join
     // evicts links over the overlay; at 10,000 nodes that was the tree's churn).
-    let mut m = node_with(1, vec![peer(9).addr], Config { active_view_capacity: 1, ..Config::default() });
-    drain(&mut m);
-    m.handle_connected(peer(9), Some(peer(9).addr), at(0));
-    m.handle_disconnected(peer(9).id, LinkEnd::PeerReplaced, at(1));
-    make_active(&mut m, 2, at(2));
-    m.handle_timer(Timer::Sweep, at(11_000));
-    drain(&mut m);
-    let mut now = 11_000;
-    loop {
-        now += 15_000;
-        m.handle_timer(Timer::Heal, at(now));
-        if drain_no_timers(&mut m).contains(&dial(peer(9))) {
-            break;
-        }
-        assert!(now < 15_000 * 10, "a heal round goes to the seed");
-    }
+    let mut m = full_node_joined_through_its_seed();
+    let now = heal_until_the_seed_is_dialed(&mut m, 11_000);
     m.handle_connected(peer(9), Some(peer(9).addr), at(now + 10));
     drain(&mut m);
     m.handle_disconnected(peer(9).id, LinkEnd::PeerBusy, at(now + 20));
@@ -787,37 +784,20 @@ fn a_seed_busy_for_a_heal_round_is_not_joined_again() {
 
 #[test]
 fn a_seed_that_refused_a_dial_for_lack_of_room_is_not_taken_for_one_coming_back() {
-    // A node with a full view, joined through its seed long ago. A heal round finds the seed's
-    // connection slots full (someone floods it); the next one gets through. A failed dial followed
-    // by an answer means the seed comes back from a partition, and the node joins through it anew;
-    // a busy one is alive all along, and the next round is the usual direct exchange.
+    // A heal round finds the seed's connection slots full (someone floods it); the next one gets
+    // through. A failed dial followed by an answer means the seed comes back from a partition, and
+    // the node joins through it anew; a busy one is alive all along, and the next round is the
+    // usual direct exchange.
     for busy in [true, false] {
-        let mut m = node_with(1, vec![peer(9).addr], Config { active_view_capacity: 1, ..Config::default() });
-        drain(&mut m);
-        m.handle_connected(peer(9), Some(peer(9).addr), at(0));
-        m.handle_disconnected(peer(9).id, LinkEnd::PeerReplaced, at(1));
-        make_active(&mut m, 2, at(2));
-        m.handle_timer(Timer::Sweep, at(11_000));
-        drain(&mut m);
-        let mut now = 11_000;
-        let mut refused = false;
-        loop {
-            now += 15_000;
-            m.handle_timer(Timer::Heal, at(now));
-            if drain_no_timers(&mut m).contains(&dial(peer(9))) {
-                if refused {
-                    break;
-                }
-                if busy {
-                    m.handle_dial_busy(peer(9).addr, at(now + 5));
-                } else {
-                    m.handle_dial_failed(peer(9).addr, at(now + 5));
-                }
-                drain(&mut m);
-                refused = true;
-            }
-            assert!(now < 15_000 * 20, "heal rounds go to the seed");
+        let mut m = full_node_joined_through_its_seed();
+        let now = heal_until_the_seed_is_dialed(&mut m, 11_000);
+        if busy {
+            m.handle_dial_busy(peer(9).addr, at(now + 5));
+        } else {
+            m.handle_dial_failed(peer(9).addr, at(now + 5));
         }
+        drain(&mut m);
+        let now = heal_until_the_seed_is_dialed(&mut m, now);
         m.handle_connected(peer(9), Some(peer(9).addr), at(now + 10));
         let actions = drain_no_timers(&mut m);
         let joined = actions.contains(&send(9, Message::Join));
