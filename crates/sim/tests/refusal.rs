@@ -15,8 +15,12 @@ use dotray_sim::{NetworkConfig, Sim};
 #[test]
 fn a_join_refused_for_lack_of_room_comes_up_then_closes_with_a_goodbye() {
     // The seed takes one connection from a stranger at a time; two nodes join through it at once.
+    // Every step takes the same time, so the second join arrives while the first still holds the
+    // seed's one slot, whatever the run's seed.
     let config = Config { max_transient_connections: 1, ..Config::default() };
-    let mut sim = Sim::new(dotray_sim::seed_from_env(), NetworkConfig::default(), config);
+    let step = Duration::from_millis(10);
+    let network = NetworkConfig { latency_min: step, latency_max: step, ..NetworkConfig::default() };
+    let mut sim = Sim::new(dotray_sim::seed_from_env(), network, config);
     let seed = sim.add_node(Vec::new());
     let seed_id = sim.nodes[seed].info.id;
     let events: Rc<RefCell<Vec<(usize, Event)>>> = Rc::default();
