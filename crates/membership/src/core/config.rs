@@ -158,8 +158,9 @@ pub struct Config {
     /// Default 8: with the backoff above that is about 3 minutes of failures, longer than a typical
     /// network partition, so both halves still know each other when it ends.
     pub max_dial_failures: u32,
-    /// How long a peer is left alone once it refuses to become our neighbour (its view is full), or
-    /// drops us from its active view to make room for another node.
+    /// How long a peer is left alone once it refuses to become our neighbour (its view is full),
+    /// drops us from its active view to make room for another node, or closes our connection for
+    /// lack of room.
     ///
     /// Default 10 s: its view will not change much sooner; meanwhile we try other passive peers. (Two
     /// nodes with nobody else, asking one full node in turn, would otherwise each evict the other

@@ -341,6 +341,17 @@ impl<R: Rng> Membership<R> {
             // It chose another node over us: asking it again at once would evict that one.
             self.note_refusal(peer, now);
         }
+        if reason == LinkEnd::PeerBusy {
+            // It had no room. Forgetting the link left its address in the passive view, eligible at
+            // once: refill would dial it again as a neighbour candidate, and each such dial is a
+            // handshake the busy node pays for before it refuses again (in a join storm, dozens a
+            // second per joiner against the seeds). It rests like a node that refused to become our
+            // neighbour; a seed is joined again after its own short pause (`seed_was_busy`).
+            let wait = self.jittered(self.config.neighbour_refusal_backoff);
+            if let Some(e) = self.passive.get_mut(&peer) {
+                e.retry_at = Some(now + wait);
+            }
+        }
         self.refill(now);
     }
 

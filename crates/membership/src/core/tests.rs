@@ -783,6 +783,55 @@ fn a_seed_busy_for_a_heal_round_is_not_joined_again() {
 }
 
 #[test]
+fn seeds_that_refuse_joins_for_lack_of_room_are_not_asked_again_at_once() {
+    // A thousand nodes start together through the same seeds: most joins find their slots full
+    // (the link comes up, then closes with "busy"). The refusal leaves the seed's address in the
+    // passive view; it must not be dialed again as a neighbour candidate at once: each such dial
+    // is a handshake the busy seed pays for, then refuses. Here both seeds refuse everything for
+    // three seconds: every address rests at least half a second (the seed's pause) between dials.
+    let seeds = [peer(8), peer(9)];
+    let mut m = node(1, seeds.iter().map(|s| s.addr).collect());
+    let mut dials: Vec<(SocketAddr, Instant)> = Vec::new();
+    let mut unanswered = Vec::new();
+    let mut timers = Vec::new();
+    let mut now = at(0);
+    let end = at(3_000);
+    loop {
+        for action in drain(&mut m) {
+            match action {
+                Action::Dial { addr, .. } => {
+                    dials.push((addr, now));
+                    unanswered.push(addr);
+                }
+                Action::SetTimer { at: when, timer } if when <= end => timers.push((when, timer)),
+                _ => {}
+            }
+        }
+        assert!(dials.len() < 100, "dials do not spin: {dials:?}");
+        // Every dial connects and is refused a few milliseconds later.
+        if let Some(addr) = unanswered.pop() {
+            let seed = *seeds.iter().find(|s| s.addr == addr).expect("only seeds are known");
+            m.handle_connected(seed, Some(addr), now + Duration::from_millis(5));
+            now += Duration::from_millis(10);
+            m.handle_disconnected(seed.id, LinkEnd::PeerBusy, now);
+            continue;
+        }
+        timers.sort_by_key(|(when, _)| std::cmp::Reverse(*when));
+        let Some((when, timer)) = timers.pop() else { break };
+        now = when.max(now);
+        m.handle_timer(timer, now);
+    }
+    assert!(dials.len() >= 4, "the node keeps trying to join: {dials:?}");
+    for seed in seeds {
+        let times: Vec<Instant> = dials.iter().filter(|(a, _)| *a == seed.addr).map(|(_, t)| *t).collect();
+        for pair in times.windows(2) {
+            let rest = pair[1] - pair[0];
+            assert!(rest >= Duration::from_millis(500), "{} dialed again after {rest:?}", seed.addr);
+        }
+    }
+}
+
+#[test]
 fn a_seed_that_refused_a_dial_for_lack_of_room_is_not_taken_for_one_coming_back() {
     // A heal round finds the seed's connection slots full (someone floods it); the next one gets
     // through. A failed dial followed by an answer means the seed comes back from a partition, and
