@@ -152,6 +152,13 @@ pub struct Config {
     ///
     /// Default 60 s: bounds the extra healing delay a long outage causes.
     pub backoff_max: Duration,
+    /// Longest wait between two dials of a failing seed while the node has no neighbour at all.
+    ///
+    /// Default 2 s (the Go original retried every 3 s). A node alone has nothing to spare its time
+    /// for: whatever it broadcasts waits until it finds the network, and a node restarted while its
+    /// seeds were down knows no other address. Each such dial costs the seed's host at most a refused
+    /// connection. With a neighbour, seeds back off up to `backoff_max` as any address does.
+    pub alone_seed_backoff_max: Duration,
     /// Consecutive failed dials after which an address is dropped from the passive view. Original seeds
     /// are never dropped.
     ///
@@ -213,6 +220,7 @@ impl Default for Config {
             max_dials: 5,
             backoff_initial: Duration::from_secs(1),
             backoff_max: Duration::from_secs(60),
+            alone_seed_backoff_max: Duration::from_secs(2),
             max_dial_failures: 8,
             neighbour_refusal_backoff: Duration::from_secs(10),
             lonely_below: 2,
@@ -247,6 +255,7 @@ impl Config {
             ("heal_interval", self.heal_interval.is_zero()),
             ("transient_timeout", self.transient_timeout.is_zero()),
             ("backoff_initial", self.backoff_initial.is_zero()),
+            ("alone_seed_backoff_max", self.alone_seed_backoff_max.is_zero()),
             ("sweep_interval", self.sweep_interval.is_zero()),
         ])?;
         InvalidConfig::check(

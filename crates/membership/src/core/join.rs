@@ -274,6 +274,7 @@ impl<R: Rng> Membership<R> {
         if self.left {
             return;
         }
+        self.hurry_seeds_when_alone(now);
         self.reach_seeds(now);
         if self.active.is_full() {
             return;
@@ -339,6 +340,25 @@ impl<R: Rng> Membership<R> {
         }
         if let Some(at) = next {
             self.schedule_refill(at.max(self.refill_not_before));
+        }
+    }
+
+    /// A node with no neighbour dials its seeds again within `Config::alone_seed_backoff_max`,
+    /// however far their back-off grew while it had neighbours.
+    fn hurry_seeds_when_alone(&mut self, now: Instant) {
+        if !self.active.is_empty() {
+            return;
+        }
+        let max = self.config.alone_seed_backoff_max;
+        let late: Vec<_> = (self.seed_backoff.iter())
+            .filter(|(_, b)| b.retry_at.is_some_and(|at| at > now + max))
+            .map(|(addr, _)| *addr)
+            .collect();
+        for addr in late {
+            let retry_at = Some(now + max.mul_f64(self.rng.random_range(0.5..1.0)));
+            if let Some(backoff) = self.seed_backoff.get_mut(&addr) {
+                backoff.retry_at = retry_at;
+            }
         }
     }
 

@@ -503,9 +503,22 @@ impl<R: Rng> Membership<R> {
     /// Wait before the next dial of an address that failed `failures` times in a row: exponential,
     /// capped, with "equal jitter" (half fixed, half random) so that many nodes do not retry together.
     fn backoff(&mut self, failures: u32) -> Duration {
+        self.backoff_up_to(failures, self.config.backoff_max)
+    }
+
+    /// [`Self::backoff`] with its own cap.
+    fn backoff_up_to(&mut self, failures: u32, max: Duration) -> Duration {
         let exp = failures.saturating_sub(1).min(20);
-        let base = self.config.backoff_initial.saturating_mul(1 << exp).min(self.config.backoff_max);
+        let base = self.config.backoff_initial.saturating_mul(1 << exp).min(max);
         base.mul_f64(self.rng.random_range(0.5..1.0))
+    }
+
+    /// Wait before the next dial of a seed that failed `failures` times in a row: capped lower while
+    /// the node has no neighbour (`Config::alone_seed_backoff_max`).
+    fn seed_backoff_delay(&mut self, failures: u32) -> Duration {
+        let max =
+            if self.active.is_empty() { self.config.alone_seed_backoff_max } else { self.config.backoff_max };
+        self.backoff_up_to(failures, max)
     }
 
     fn connections_and_dials(&self) -> usize {
@@ -650,7 +663,7 @@ impl<R: Rng> Membership<R> {
     fn note_failure(&mut self, addr: SocketAddr, now: Instant) {
         if self.seeds.contains(&addr) {
             let failures = self.seed_backoff.get(&addr).map_or(0, |b| b.failures) + 1;
-            let retry_at = Some(now + self.backoff(failures));
+            let retry_at = Some(now + self.seed_backoff_delay(failures));
             self.seed_backoff.insert(addr, Backoff { failures, retry_at });
         }
         let Some(failures) = self.passive.by_addr_mut(&addr).map(|e| e.failures + 1) else { return };

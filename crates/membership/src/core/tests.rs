@@ -782,6 +782,87 @@ fn a_seed_busy_for_a_heal_round_is_not_joined_again() {
     assert!(m.active.contains(&peer(2).id));
 }
 
+/// Runs `m` from `start` to `end` with every other node down: each dial fails 5 ms after it is made,
+/// and every timer that comes due fires, those set in `earlier` actions too. Returns the times `seed`
+/// was dialed.
+fn dials_with_everyone_down(
+    m: &mut Membership<ChaCha8Rng>,
+    earlier: Vec<Action>,
+    seed: SocketAddr,
+    start: Instant,
+    end: Instant,
+) -> Vec<Instant> {
+    let mut dials = Vec::new();
+    let mut failing = Vec::new();
+    let mut timers = Vec::new();
+    let mut now = start;
+    let mut actions = earlier;
+    loop {
+        actions.extend(drain(m));
+        for action in std::mem::take(&mut actions) {
+            match action {
+                Action::Dial { addr, .. } => {
+                    if addr == seed {
+                        dials.push(now);
+                    }
+                    failing.push(addr);
+                }
+                Action::SetTimer { at: when, timer } if when <= end => timers.push((when, timer)),
+                _ => {}
+            }
+        }
+        assert!(dials.len() < 1_000, "dials do not spin");
+        if let Some(addr) = failing.pop() {
+            now += Duration::from_millis(5);
+            m.handle_dial_failed(addr, now);
+            continue;
+        }
+        timers.sort_by_key(|(when, _)| std::cmp::Reverse(*when));
+        let Some((when, timer)) = timers.pop() else { return dials };
+        now = when.max(now);
+        m.handle_timer(timer, now);
+    }
+}
+
+#[test]
+fn a_node_alone_keeps_asking_its_dead_seed_every_few_seconds() {
+    // Restarted while its only seed was down, a node knows no other address: whatever it
+    // broadcasts waits until the seed is back. It asks at most `alone_seed_backoff_max` apart, not
+    // after a back-off that doubles to a minute.
+    let seed = peer(9).addr;
+    let mut m = node(1, vec![seed]);
+    let dials = dials_with_everyone_down(&mut m, Vec::new(), seed, at(0), at(30_000));
+    let max = Config::default().alone_seed_backoff_max + Duration::from_millis(10);
+    for pair in dials.windows(2) {
+        assert!(pair[1] - pair[0] <= max, "dialed again only after {:?}", pair[1] - pair[0]);
+    }
+    assert!(dials.len() >= 15, "{} dials in 30 s", dials.len());
+}
+
+#[test]
+fn a_node_left_alone_asks_its_seed_again_soon_however_long_its_backoff_grew() {
+    // While the node had a neighbour, its dead seed backed off as any address does (heal rounds
+    // find it failing again and again). Once the neighbour is gone, the seed is asked again within
+    // `alone_seed_backoff_max`, not at the end of the long back-off.
+    let seed = peer(9).addr;
+    let mut m = node(1, vec![seed]);
+    m.handle_dial_failed(seed, at(10));
+    make_active(&mut m, 2, at(20));
+    for k in 1..=6 {
+        m.handle_dial_failed(seed, at(20 + k));
+    }
+    let earlier = drain(&mut m);
+    assert!(!earlier.contains(&dial_seed(peer(9))), "the seed rests while the node has a neighbour");
+    let lost = at(100);
+    m.handle_disconnected(peer(2).id, LinkEnd::Failed, lost);
+    let dials = dials_with_everyone_down(&mut m, earlier, seed, lost, lost + Duration::from_secs(10));
+    let first = dials.first().map(|t| *t - lost);
+    assert!(
+        first.is_some_and(|d| d <= Config::default().alone_seed_backoff_max),
+        "first dial after {first:?}"
+    );
+}
+
 #[test]
 fn seeds_that_refuse_joins_for_lack_of_room_are_not_asked_again_at_once() {
     // A thousand nodes start together through the same seeds: most joins find their slots full
