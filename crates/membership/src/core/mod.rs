@@ -345,8 +345,8 @@ impl<R: Rng> Membership<R> {
             // It had no room. Forgetting the link left its address in the passive view, eligible at
             // once: refill would dial it again as a neighbour candidate, and each such dial is a
             // handshake the busy node pays for before it refuses again (in a join storm, every
-            // joiner against the same few seeds). It rests like a node that refused to become our
-            // neighbour; a seed is joined again after its own short pause (`seed_was_busy`).
+            // joiner against the same few seeds). It rests like a node that turned down our neighbour
+            // request; a seed is joined again after its own short pause (`seed_was_busy`).
             let wait = self.jittered(self.config.neighbour_refusal_backoff);
             if let Some(e) = self.passive.get_mut(&peer) {
                 e.retry_at = Some(now + wait);
