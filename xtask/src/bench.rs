@@ -320,7 +320,13 @@ fn run_one(
     let Some(line) = last.filter(|_| status.success()) else {
         bail!("{system} on {} failed ({status}):\n{errors}", w.describe());
     };
-    serde_json::from_str(&line).with_context(|| format!("{system} printed {line}"))
+    let report: Value = serde_json::from_str(&line).with_context(|| format!("{system} printed {line}"))?;
+    // A run that did not complete printed what it measured at its end: keep it, a medians table
+    // would hide the one run that showed it.
+    if report["end"] != "completed" {
+        eprintln!("{system} on {} ended {}; what it printed:\n{errors}", w.describe(), report["end"]);
+    }
+    Ok(report)
 }
 
 fn median(mut values: Vec<f64>) -> f64 {

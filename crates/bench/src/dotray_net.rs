@@ -18,7 +18,7 @@ use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 
 use crate::payload::{self, Header, Phase};
-use crate::tally::{HandedLog, Tally, merge};
+use crate::tally::{HandedLog, NodeLog, Tally, merge};
 use crate::{BenchError, End, Report, Spec, usage, watch};
 
 /// Longest wait for the overlay to form.
@@ -55,9 +55,9 @@ pub async fn run(spec: &Spec) -> Result<Report, BenchError> {
 
     let mut receivers = JoinSet::new();
     let (log_tx, mut log_rx) = mpsc::unbounded_channel();
-    for node in &nodes {
-        let receiver =
-            Receiver { log: HandedLog::new(spec.msgs, log_tx.clone()), ack: spec.data_dir.is_some() };
+    for (index, node) in nodes.iter().enumerate() {
+        let log = HandedLog::new(index, spec.msgs, log_tx.clone());
+        let receiver = Receiver { log, ack: spec.data_dir.is_some() };
         receivers.spawn(receiver.run(node.clone(), tally.clone()));
     }
     let link_changes = Arc::new(std::sync::atomic::AtomicU64::new(0));
@@ -104,7 +104,9 @@ pub async fn run(spec: &Spec) -> Result<Report, BenchError> {
     let after = usage::now();
     let after_counts = snapshot(&nodes).await?;
     let last_ns = tally.last_delivery_ns.load(Ordering::Relaxed);
-    if debug() {
+    // A run that did not complete says what was measured at its end, so that a rare stall can be
+    // understood from the one run that showed it.
+    if debug() || end != End::Completed {
         let (a, b) = (after_counts, before_counts);
         eprintln!(
             "measured: grafts {} prunes {} reoffers {} refused sends {} duplicates {} \
@@ -133,6 +135,9 @@ pub async fn run(spec: &Spec) -> Result<Report, BenchError> {
     while let Some(log) = log_rx.recv().await {
         logs.push(log);
     }
+    if end != End::Completed {
+        report_missing(spec, &logs);
+    }
     let merged = merge(logs);
     Ok(Report {
         spec: spec.clone(),
@@ -156,6 +161,22 @@ pub async fn run(spec: &Spec) -> Result<Report, BenchError> {
 
 /// Whether `DOTRAY_BENCH_DEBUG` asks for progress details on stderr (overlay, warm-up rounds, the
 /// measured phase's repair counters).
+/// Prints, for every node short of messages, which ones it lacks (a stalled or timed-out run).
+fn report_missing(spec: &Spec, logs: &[NodeLog]) {
+    let mut logs: Vec<&NodeLog> = logs.iter().collect();
+    logs.sort_by_key(|log| log.node);
+    for log in logs {
+        let missing = log.missing(spec.msgs, |index| spec.publisher_of(index) != log.node);
+        if missing.is_empty() {
+            continue;
+        }
+        let count: usize = missing.iter().map(|(first, last)| last - first + 1).sum();
+        let shown: Vec<String> = missing.iter().take(8).map(|(a, b)| format!("{a}..={b}")).collect();
+        let more = if missing.len() > 8 { ", ..." } else { "" };
+        eprintln!("dotray: node {} lacks {count} messages: {}{more}", log.node, shown.join(", "));
+    }
+}
+
 fn debug() -> bool {
     std::env::var_os("DOTRAY_BENCH_DEBUG").is_some()
 }

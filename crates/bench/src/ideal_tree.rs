@@ -48,7 +48,7 @@ pub async fn run(spec: &Spec) -> Result<Report, BenchError> {
     let mut tasks = JoinSet::new();
     let mut log_rx = Vec::new();
     let mut injectors: Vec<Vec<mpsc::Sender<Bytes>>> = Vec::new();
-    for node_links in links {
+    for (node, node_links) in links.into_iter().enumerate() {
         let (senders, receivers): (Vec<_>, Vec<_>) =
             (0..node_links.len()).map(|_| mpsc::channel::<Bytes>(queue_frames)).unzip();
         let (log_tx, rx) = mpsc::unbounded_channel::<NodeLog>();
@@ -61,7 +61,7 @@ pub async fn run(spec: &Spec) -> Result<Report, BenchError> {
                 others,
                 tally: tally.clone(),
                 received: received.clone(),
-                log: HandedLog::new(spec.msgs, log_tx.clone()),
+                log: HandedLog::new(node, spec.msgs, log_tx.clone()),
             };
             tasks.spawn(reader.run(read));
         }

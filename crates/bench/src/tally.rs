@@ -45,6 +45,8 @@ impl Default for Tally {
 /// One node's record of the measured phase.
 #[derive(Debug)]
 pub struct NodeLog {
+    /// The node's index in the run.
+    pub node: usize,
     seen: Vec<u64>,
     /// Deliveries of a message this node had already delivered.
     pub duplicates: u64,
@@ -53,9 +55,28 @@ pub struct NodeLog {
 }
 
 impl NodeLog {
-    /// A log for a run of `msgs` messages.
-    pub fn new(msgs: usize) -> Self {
-        Self { seen: vec![0; msgs.div_ceil(64)], duplicates: 0, latencies_us: Vec::with_capacity(msgs) }
+    /// Node `node`'s log for a run of `msgs` messages.
+    pub fn new(node: usize, msgs: usize) -> Self {
+        let seen = vec![0; msgs.div_ceil(64)];
+        Self { node, seen, duplicates: 0, latencies_us: Vec::with_capacity(msgs) }
+    }
+
+    /// Whether message `index` was delivered.
+    pub fn has(&self, index: usize) -> bool {
+        self.seen.get(index / 64).is_some_and(|word| word & (1 << (index % 64)) != 0)
+    }
+
+    /// The messages below `msgs` that `wanted` selects and this node has not delivered, as
+    /// inclusive ranges of indexes.
+    pub fn missing(&self, msgs: usize, wanted: impl Fn(usize) -> bool) -> Vec<(usize, usize)> {
+        let mut ranges: Vec<(usize, usize)> = Vec::new();
+        for index in (0..msgs).filter(|&i| wanted(i) && !self.has(i)) {
+            match ranges.last_mut() {
+                Some((_, last)) if *last + 1 == index => *last = index,
+                _ => ranges.push((index, index)),
+            }
+        }
+        ranges
     }
 
     /// Records one delivery with `header`, at `now_ns` on the run's clock, and updates `tally`.
@@ -98,15 +119,16 @@ pub struct HandedLog {
 }
 
 impl HandedLog {
-    /// A log for `msgs` messages that goes to `sink` when dropped.
-    pub fn new(msgs: usize, sink: tokio::sync::mpsc::UnboundedSender<NodeLog>) -> Self {
-        Self { log: NodeLog::new(msgs), sink }
+    /// Node `node`'s log for `msgs` messages, which goes to `sink` when dropped.
+    pub fn new(node: usize, msgs: usize, sink: tokio::sync::mpsc::UnboundedSender<NodeLog>) -> Self {
+        Self { log: NodeLog::new(node, msgs), sink }
     }
 }
 
 impl Drop for HandedLog {
     fn drop(&mut self) {
-        let log = std::mem::replace(&mut self.log, NodeLog::new(0));
+        let node = self.log.node;
+        let log = std::mem::replace(&mut self.log, NodeLog::new(node, 0));
         let _ = self.sink.send(log);
     }
 }
@@ -150,7 +172,7 @@ mod tests {
     #[test]
     fn duplicates_and_unknown_messages_are_counted() {
         let tally = Tally::new();
-        let mut log = NodeLog::new(10);
+        let mut log = NodeLog::new(0, 10);
         log.record(measured(3, 0), 2_000_000, &tally);
         log.record(measured(3, 0), 3_000_000, &tally);
         log.record(measured(99, 0), 3_000_000, &tally);
@@ -162,9 +184,21 @@ mod tests {
     }
 
     #[test]
+    fn missing_messages_come_as_ranges_of_the_wanted_ones() {
+        let tally = Tally::new();
+        let mut log = NodeLog::new(3, 10);
+        for i in [0, 1, 4, 8] {
+            log.record(measured(i, 0), 1, &tally);
+        }
+        assert_eq!(log.missing(10, |_| true), vec![(2, 3), (5, 7), (9, 9)]);
+        // Node 3 publishes the odd messages and does not deliver its own.
+        assert_eq!(log.missing(10, |i| i % 2 == 0), vec![(2, 2), (6, 6)]);
+    }
+
+    #[test]
     fn quantiles_are_nearest_rank() {
         let tally = Tally::new();
-        let mut log = NodeLog::new(100);
+        let mut log = NodeLog::new(0, 100);
         for i in 0..100u32 {
             // Latency i+1 ms.
             log.record(measured(i, 0), (i as u64 + 1) * 1_000_000, &tally);
