@@ -350,7 +350,9 @@ impl<R: Rng> Membership<R> {
             return;
         }
         let max = self.config.alone_seed_backoff_max;
-        let late: Vec<_> = (self.seed_backoff.iter())
+        let late: Vec<_> = self
+            .seed_backoff
+            .iter()
             .filter(|(_, b)| b.retry_at.is_some_and(|at| at > now + max))
             .map(|(addr, _)| *addr)
             .collect();
