@@ -10,10 +10,11 @@ use crate::sim::Sim;
 /// Summed over all routers: duplicate receptions by cause (graft answer beaten by the tree, tree copy
 /// after a graft, pushed on an eager link, pushed on a lazy link), grafts sent, prunes sent, tree
 /// optimisations, repair payloads sent, payloads that came without their manifest, streams refused
-/// over a new-stream budget, streams evicted from a full table; and neighbour changes of all nodes.
-pub(super) fn causes(sim: &Sim) -> [u64; 12] {
-    let mut out = [0; 12];
-    out[11] = sim.stats.neighbour_changes;
+/// over a new-stream budget, streams evicted from a full table, streams parked while quiet and
+/// streams restored after either; and neighbour changes of all nodes.
+pub(super) fn causes(sim: &Sim) -> [u64; 14] {
+    let mut out = [0; 14];
+    out[13] = sim.stats.neighbour_changes;
     for node in &sim.nodes {
         let c = node.core.counters();
         let each = [
@@ -28,6 +29,8 @@ pub(super) fn causes(sim: &Sim) -> [u64; 12] {
             c.unproven_payloads,
             c.streams_refused,
             c.streams_evicted,
+            c.streams_parked,
+            c.streams_restored,
         ];
         for (o, v) in out.iter_mut().zip(each) {
             *o += v;
@@ -74,14 +77,17 @@ pub(super) fn eager_shape(sim: &Sim) -> (usize, usize, usize) {
 }
 
 /// The diagnostics line of a report: second-half duplicate causes, grafts and prunes, and the eager
-/// graph among live nodes at the end (see [`eager_shape`]).
-pub(super) fn details(sim: &Sim, half: [u64; 12]) -> String {
+/// graph among live nodes at the end (see [`eager_shape`]), and how many streams a live node tracks
+/// at the end, on average (what its memory grows with).
+pub(super) fn details(sim: &Sim, half: [u64; 14]) -> String {
     let now = causes(sim);
     let d: Vec<u64> = now.iter().zip(half).map(|(a, b)| a - b).collect();
     let (both, one, components) = eager_shape(sim);
     let live = sim.nodes.iter().filter(|n| n.alive).count();
+    let tracked: usize = sim.nodes.iter().filter(|n| n.alive).map(|n| n.core.router().stream_count()).sum();
+    let tracked = tracked as f64 / live.max(1) as f64;
     format!(
-        "second-half duplicates: graft-answer {} after-graft {} eager-link {} lazy-link {}; grafts {} prunes {} optimisations {} resends {} unproven {}; streams refused {} evicted {}; neighbour up/down {}; \
+        "second-half duplicates: graft-answer {} after-graft {} eager-link {} lazy-link {}; grafts {} prunes {} optimisations {} resends {} unproven {}; streams refused {} evicted {} parked {} restored {}, tracked per node at the end {tracked:.0}; neighbour up/down {}; \
          eager graph: {both} edges (+{one} one-sided) over {live} live nodes, {components} component(s); messages per delivery: {}",
         d[0],
         d[1],
@@ -95,6 +101,8 @@ pub(super) fn details(sim: &Sim, half: [u64; 12]) -> String {
         d[9],
         d[10],
         d[11],
+        d[12],
+        d[13],
         per_delivery(sim),
     )
 }
