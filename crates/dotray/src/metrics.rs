@@ -75,6 +75,7 @@
 //! | `dotray_streams_evicted_total` | counter | streams | Streams forgotten for idleness or to make room. |
 //! | `dotray_streams_parked_total` | counter | streams | Quiet streams let go of, their watermark remembered. |
 //! | `dotray_streams_restored_total` | counter | streams | Evicted or parked streams that came back and resumed at their remembered watermark. |
+//! | `dotray_parked_news_total` | counter | messages | Late news of parked streams, naming only messages they had delivered: ignored. |
 //! | `dotray_protocol_violations_total` | counter | violations | Protocol violations the broadcast layer found. |
 //! | `dotray_manifests_signed_total` | counter | manifests | Manifests this node signed for its own messages. |
 //! | `dotray_manifests_sent_total` | counter | messages | Manifests sent: every copy to every peer. |
@@ -275,6 +276,8 @@ figures! {
             "Quiet streams let go of, their watermark remembered.",
         streams_restored: Counter "dotray_streams_restored_total"
             "Evicted or parked streams that came back and resumed at their remembered watermark.",
+        parked_news: Counter "dotray_parked_news_total"
+            "Late news of parked streams, naming only messages they had delivered: ignored.",
         violations: Counter "dotray_protocol_violations_total"
             "Protocol violations the broadcast layer found.",
         manifests_signed: Counter "dotray_manifests_signed_total"

@@ -28,7 +28,8 @@ impl<R: rand::Rng> Router<R> {
         // A new stream takes its place in the table before its signature is checked: one the node
         // has no budget for costs no verification (see `stream_table.rs`).
         let known = self.streams.contains_key(&stream);
-        if !known && !self.ensure_stream(from, stream, self.adoption_start(stream, manifest.first), now) {
+        let span = (self.adoption_start(stream, manifest.first), manifest.last());
+        if !known && !self.ensure_stream(from, stream, span, now) {
             return;
         }
         if let Some(state) = self.streams.get(&stream) {

@@ -97,6 +97,9 @@ pub struct Counters {
     pub streams_parked: u64,
     /// Streams that came back after an eviction or a park and resumed at their remembered watermark.
     pub streams_restored: u64,
+    /// Manifests, digests, marks and payloads of a stream let go of that named only messages it had
+    /// delivered: ignored, the stream left where it was.
+    pub parked_news: u64,
     /// Protocol violations reported.
     pub violations: u64,
     /// Manifests this node signed for its own messages.

@@ -98,6 +98,11 @@ impl<R: rand::Rng> Router<R> {
         // A stream is created by its first manifest (`on_manifest`), never by a payload: a payload
         // nothing proves must not decide where a stream starts.
         let Some(state) = self.streams.get_mut(&stream) else {
+            if self.forgotten.watermark(&stream).is_some_and(|w| w >= seq) {
+                // A late copy of a message of a stream parked since.
+                self.counters.parked_news += 1;
+                return self.on_duplicate(from, stream, seq, now);
+            }
             return self.on_unproven(from, stream, seq, now);
         };
         if state.provisional

@@ -188,7 +188,7 @@ impl<R: rand::Rng> Router<R> {
         let window = self.config.reorder_window;
         let max_announcers = self.config.max_announcers;
         let start = self.adoption_start(stream, range.first);
-        if adopt && !self.ensure_stream(from, stream, start, now) {
+        if adopt && !self.ensure_stream(from, stream, (start, range.last), now) {
             return;
         }
         let Some(state) = self.streams.get_mut(&stream) else { return };
@@ -435,8 +435,9 @@ impl<R: rand::Rng> Router<R> {
         self.ensure_attached(now);
     }
 
-    /// An `Ack` from `from`: record its watermarks (what need not be re-offered if the link breaks),
-    /// and treat a watermark ahead of ours as an announcement of what we lack.
+    /// An `Ack` from `from`: record its watermarks (what need not be re-offered if the link breaks,
+    /// and what it holds, so retained payloads settle), and treat a watermark ahead of ours, or of a
+    /// stream we have not heard of, as an announcement of what we lack.
     pub(crate) fn on_ack(&mut self, from: NodeId, marks: &[Watermark], now: Instant) {
         if marks.len() > MAX_LIST_LEN {
             return self.violation(from, "ack with too many marks");
@@ -445,7 +446,13 @@ impl<R: rand::Rng> Router<R> {
             return self.violation(from, "ack with a sequence number beyond MAX_SEQ");
         }
         for mark in marks {
-            // Only streams we track: a peer cannot grow this map with made-up streams.
+            if mark.seq > 0 && !self.streams.contains_key(&mark.stream) {
+                // It delivered a message of a stream we have not heard of yet (its acknowledgement
+                // overtook the message): news of that message, on the new-stream budget like a
+                // digest. Taking the stream up now keeps this acknowledgement, the only one it sends
+                // for the message; without it the payload would never settle here.
+                self.note_announced(from, SeqRange::single(mark.stream, mark.seq), true, now);
+            }
             let Some(state) = self.streams.get_mut(&mark.stream) else { continue };
             let Some(slot) = self.peers.get(&from).map(|p| p.slot) else { break };
             let sent = state.mark_mut(slot);
@@ -480,14 +487,19 @@ impl<R: rand::Rng> Router<R> {
             return;
         }
         let per_stream = self.config.max_serve_per_request;
+        // Streams it names that we parked with its position delivered: we acknowledge that
+        // position, which it cannot learn otherwise (a parked stream's watermark does not move),
+        // so that what it retains of them can settle.
+        let mut parked_acks = Vec::new();
         for mark in marks {
             let slot = self.peers.get(&from).map(|p| p.slot);
             if let (Some(slot), Some(state)) = (slot, self.streams.get_mut(&mark.stream)) {
                 state.resend_proofs(slot);
-                if let Some(i) = state.sent.iter().position(|m| m.peer == slot)
-                    && mark.seq > state.sent[i].acked
-                {
-                    state.sent[i].acked = mark.seq;
+                // Its position is what it holds: an acknowledgement (it sends no other for messages
+                // it delivered before the link came up).
+                let sent = state.mark_mut(slot);
+                if mark.seq > sent.acked {
+                    sent.acked = mark.seq;
                     self.refresh_settled(&mark.stream);
                 }
             }
@@ -503,12 +515,18 @@ impl<R: rand::Rng> Router<R> {
                         self.note_announced(from, range, false, now);
                     }
                 }
+                None if self.forgotten.watermark(&mark.stream).is_some_and(|w| w >= mark.seq) => {
+                    self.counters.parked_news += 1;
+                    if mark.seq > 0 {
+                        parked_acks.push(*mark);
+                    }
+                }
                 None if mark.stream != self.own && mark.seq > 0 => {
                     // Never heard of it: take what is owed to us of what the peer has (see
                     // `adoption_start`), and nothing older; or, for a stream this node delivered
                     // before (evicted, or resumed after a restart), everything after its mark.
                     let start = self.adoption_start(mark.stream, mark.seq.saturating_add(1));
-                    if self.ensure_stream(from, mark.stream, start, now) {
+                    if self.ensure_stream(from, mark.stream, (start, mark.seq), now) {
                         let have = self.streams.get(&mark.stream).map_or(start, |s| s.delivered);
                         if have < mark.seq {
                             let range = SeqRange { stream: mark.stream, first: have + 1, last: mark.seq };
@@ -519,6 +537,10 @@ impl<R: rand::Rng> Router<R> {
                 None => {}
             }
         }
+        for chunk in parked_acks.chunks(self.config.max_list_len) {
+            self.send(from, Message::Ack { marks: chunk.to_vec() });
+        }
+        self.release_settled();
     }
 
     /// Gives every hole waiting for repair a whole `gap_timeout` from `now`: called when a node that

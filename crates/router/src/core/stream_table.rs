@@ -26,12 +26,19 @@
 //!   are sized for it (`Config::validate`): none is pushed out within `Config::retention_time`.
 //!
 //! **A quiet stream is parked**: once nothing of it is retained (its payloads aged out or settled),
-//! buffered or under repair, the sweep lets its state go and remembers its watermark, as for an
-//! eviction. Most origins of a large network are quiet most of the time (in a blockchain network
-//! every wallet is an origin of a few transactions): a parked stream costs a mark of some 30 bytes
-//! instead of a full state with its per-neighbour marks, and comes back through the same door as a
-//! new stream (`ensure_stream`) at its remembered watermark, but on no budget: in a large network
-//! most messages come from origins parked since they last spoke.
+//! buffered or under repair, and nothing was heard of it for `Config::stream_park_after`, the sweep
+//! lets its state go and remembers its watermark, as for an eviction. Most origins of a large
+//! network are quiet most of the time (in a blockchain network every wallet is an origin of a few
+//! transactions): a parked stream costs a mark of some 30 bytes instead of a full state with its
+//! per-neighbour marks, and comes back through the same door as a new stream (`ensure_stream`) at
+//! its remembered watermark, but on no budget: in a large network most messages come from origins
+//! parked since they last spoke. Late news naming only messages it had delivered (a neighbour's
+//! digest or acknowledgement, a payload's second copy) leaves it parked; a new neighbour's `Sync`
+//! naming it is answered with an acknowledgement instead, since our watermark will not move to tell
+//! that neighbour we hold what it retains. So that streams do empty, settled payloads are counted
+//! with the bookkeeping they keep alive (`Config::retention_settled_max_bytes`), and every
+//! neighbour's acknowledgement counts, also one that overtook its message or came as a `Sync`
+//! position: one lost acknowledgement keeps a payload, and every later one, for `retention_time`.
 //!
 //! Streams idle for `Config::stream_idle_timeout` are forgotten outright by the sweep, from the same
 //! queue (so after between one and two timeouts of idleness), and marks go after between half a
@@ -93,6 +100,17 @@ impl Recency {
     }
 }
 
+/// What [`Forgotten`] remembers of a stream, seen from news of its messages up to some number.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Remembered {
+    /// Nothing: the stream is new to this node.
+    Nothing,
+    /// Its watermark is at the news or beyond: the news brings nothing, and the mark stays.
+    Covers,
+    /// Its watermark, taken out: the stream comes back from it.
+    Below(u64),
+}
+
 /// Watermarks of streams let go of (evicted to make room, or parked while quiet), so that they resume
 /// where they stood if they come back.
 ///
@@ -141,13 +159,32 @@ impl Forgotten {
         self.current.insert(key, delivered);
     }
 
-    /// Takes the remembered watermark of `stream`, if any.
-    fn take(&mut self, stream: &StreamId) -> Option<u64> {
+    /// Takes the remembered watermark of `stream`, if any, unless it is at `hi` or beyond: news of
+    /// messages up to `hi` is then news of nothing the stream lacks, and it stays let go of.
+    fn take_below(&mut self, stream: &StreamId, hi: u64) -> Remembered {
+        if self.current.is_empty() && self.previous.is_empty() {
+            return Remembered::Nothing;
+        }
+        let key = self.digest(stream);
+        let (map, mark) = match (self.current.get(&key), self.previous.get(&key)) {
+            (Some(&mark), _) => (&mut self.current, mark),
+            (None, Some(&mark)) => (&mut self.previous, mark),
+            (None, None) => return Remembered::Nothing,
+        };
+        if mark >= hi {
+            return Remembered::Covers;
+        }
+        map.remove(&key);
+        Remembered::Below(mark)
+    }
+
+    /// The remembered watermark of `stream`, if it was let go of.
+    pub(crate) fn watermark(&self, stream: &StreamId) -> Option<u64> {
         if self.current.is_empty() && self.previous.is_empty() {
             return None;
         }
         let key = self.digest(stream);
-        self.current.remove(&key).or_else(|| self.previous.remove(&key))
+        self.current.get(&key).or_else(|| self.previous.get(&key)).copied()
     }
 
     /// Lets the older generation go if the current one has been current for half of `max_age`: no
@@ -174,13 +211,28 @@ impl<R: rand::Rng> Router<R> {
     /// stream (see the module docs). A stream the node parked or evicted earlier comes back at its
     /// remembered watermark, on no budget: it was admitted once, and taking it back takes its mark
     /// out of [`Forgotten`] (an eviction to make room puts at most one in), so it cannot push anyone's
-    /// mark out. A new stream starts at `start`, provisionally. Returns false when the stream is new
-    /// and refused.
-    pub(crate) fn ensure_stream(&mut self, from: NodeId, stream: StreamId, start: u64, now: Instant) -> bool {
+    /// mark out. A new stream starts at `start`, provisionally. The news is of messages up to `hi`:
+    /// a stream let go of with those delivered already stays let go of (a late digest or
+    /// acknowledgement of a parked stream must not bring its whole state back). Returns false when
+    /// the stream is not tracked: new and refused, or let go of and the news old.
+    pub(crate) fn ensure_stream(
+        &mut self,
+        from: NodeId,
+        stream: StreamId,
+        (start, hi): (u64, u64),
+        now: Instant,
+    ) -> bool {
         if self.streams.contains_key(&stream) {
             return true;
         }
-        let remembered = self.forgotten.take(&stream);
+        let remembered = match self.forgotten.take_below(&stream, hi) {
+            Remembered::Covers => {
+                self.counters.parked_news += 1;
+                return false;
+            }
+            Remembered::Below(mark) => Some(mark),
+            Remembered::Nothing => None,
+        };
         if remembered.is_none()
             && (!self.peers.get_mut(&from).is_some_and(|p| p.new_streams.take(now))
                 || !self.new_streams.take(now))
@@ -246,7 +298,7 @@ impl<R: rand::Rng> Router<R> {
         let mut emptied = std::mem::take(&mut self.emptied);
         emptied.sort_unstable();
         emptied.dedup();
-        let quiet_for = self.config.retention_time;
+        let quiet_for = self.config.stream_park_after;
         emptied.retain(|id| {
             let Some(s) = self.streams.get(id) else { return false };
             if s.retained_count() > 0 {

@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use rand_chacha::ChaCha8Rng;
 
-use super::tests::{config, configured_router, data, deliveries, drain, feed, id, stream};
+use super::tests::{config, configured_router, data, deliveries, drain, feed, id, sends, stream};
 use super::*;
 
 /// Node 1's router with `cfg` and neighbours 2 and 3.
@@ -74,6 +74,88 @@ fn a_quiet_stream_is_parked_and_resumes_at_its_watermark() {
     }
     assert_eq!(deliveries(&drain(&mut r)), vec![3], "only the new message is delivered");
     assert_eq!(r.counters().streams_restored, 1);
+}
+
+/// Node 1's router, neighbours 2 and 3, keeping no settled payload, with stream 10's messages 1
+/// and 2 delivered and acknowledged by both neighbours at `t0`.
+fn settled_stream(t0: Instant) -> Router<ChaCha8Rng> {
+    let cfg = Config { retention_settled_max_bytes: RETAINED_PAYLOAD_OVERHEAD, ..config() };
+    let mut r = router_with(cfg, t0);
+    for seq in 1..=2 {
+        feed(&mut r, id(2), data(stream(10), seq), t0);
+    }
+    for peer in [2, 3] {
+        r.handle_message(
+            id(peer),
+            Message::Ack { marks: vec![Watermark { stream: stream(10), seq: 2 }] },
+            t0,
+        );
+    }
+    r.handle_timer(Timer::Ack, t0);
+    drain(&mut r);
+    r
+}
+
+#[test]
+fn a_settled_stream_is_parked_soon_after_it_goes_quiet() {
+    // Both neighbours hold its messages, so nothing of it is retained: it goes once quiet for
+    // `stream_park_after`, long before its messages would have aged out of retention.
+    let t0 = Instant::now();
+    let mut r = settled_stream(t0);
+    let sweep = r.config().sweep_interval;
+    r.handle_timer(Timer::Sweep, t0 + sweep);
+    assert_eq!(r.watermark(&stream(10)), Some(2), "quiet for less than stream_park_after");
+    let quiet = t0 + r.config().stream_park_after + sweep;
+    assert!(quiet < t0 + r.config().retention_time);
+    r.handle_timer(Timer::Sweep, quiet);
+    assert_eq!(r.watermark(&stream(10)), None, "parked");
+    assert_eq!((r.counters().streams_parked, r.forgotten_count()), (1, 1));
+}
+
+#[test]
+fn late_news_of_a_parked_stream_leaves_it_parked() {
+    // Digests, acknowledgements, manifests and payload copies naming only delivered messages
+    // arrive after the stream was parked: none brings its state back, and nothing is delivered
+    // twice. News of message 3 does bring it back, at its watermark.
+    let t0 = Instant::now();
+    let mut r = settled_stream(t0);
+    let later = t0 + r.config().stream_park_after + r.config().sweep_interval;
+    r.handle_timer(Timer::Sweep, later);
+    assert_eq!(r.counters().streams_parked, 1);
+    drain(&mut r);
+    let old = SeqRange { stream: stream(10), first: 1, last: 2 };
+    r.handle_message(id(3), Message::IHave { ranges: vec![old], hops: 0 }, later);
+    r.handle_message(id(3), Message::Ack { marks: vec![Watermark { stream: stream(10), seq: 2 }] }, later);
+    r.handle_message(id(3), Message::Sync { marks: vec![Watermark { stream: stream(10), seq: 1 }] }, later);
+    feed(&mut r, id(3), data(stream(10), 2), later);
+    assert_eq!(deliveries(&drain(&mut r)), Vec::<u64>::new());
+    assert_eq!(r.watermark(&stream(10)), None, "still parked");
+    let c = r.counters();
+    assert_eq!((c.streams_restored, c.duplicates, c.unproven_payloads), (0, 1, 0));
+    assert!(c.parked_news >= 4, "{} pieces of news of a parked stream ignored", c.parked_news);
+    let new = SeqRange { stream: stream(10), first: 3, last: 3 };
+    r.handle_message(id(3), Message::IHave { ranges: vec![new], hops: 0 }, later);
+    assert_eq!(r.watermark(&stream(10)), Some(2), "back at its watermark");
+    assert_eq!(r.counters().streams_restored, 1);
+}
+
+#[test]
+fn a_new_neighbour_naming_a_parked_stream_hears_our_position() {
+    // A new neighbour's `Sync` names stream 10 at a position we had delivered when we parked it:
+    // it retains that message until every neighbour holds it, and our watermark will not move to
+    // tell it, so we acknowledge its position.
+    let t0 = Instant::now();
+    let mut r = settled_stream(t0);
+    let later = t0 + r.config().stream_park_after + r.config().sweep_interval;
+    r.handle_timer(Timer::Sweep, later);
+    r.handle_neighbour_up(id(7), later);
+    drain(&mut r);
+    let position = Watermark { stream: stream(10), seq: 2 };
+    r.handle_message(id(7), Message::Sync { marks: vec![position] }, later);
+    let acks: Vec<_> =
+        sends(&drain(&mut r)).into_iter().filter(|(_, m)| matches!(m, Message::Ack { .. })).collect();
+    assert_eq!(acks, vec![(id(7), Message::Ack { marks: vec![position] })]);
+    assert_eq!(r.watermark(&stream(10)), None, "still parked");
 }
 
 #[test]

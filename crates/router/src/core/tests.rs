@@ -721,6 +721,9 @@ fn acks_are_batched_on_a_timer_and_carry_watermarks() {
     );
 }
 
+/// A settled-retention budget with room for one of the 4-byte payloads of `data`.
+const ONE_SETTLED: usize = RETAINED_PAYLOAD_OVERHEAD + 4;
+
 #[test]
 fn payloads_of_a_neighbours_own_stream_settle_without_its_ack() {
     // Node 1 relays stream(2), whose origin is neighbour 2, to neighbour 3. Node 2 never acks its own
@@ -729,7 +732,7 @@ fn payloads_of_a_neighbours_own_stream_settle_without_its_ack() {
     let mut r = Router::new(
         InsecureSigner::new(id(1)),
         7,
-        Config { retention_settled_max_bytes: 4, ..config() },
+        Config { retention_settled_max_bytes: ONE_SETTLED, ..config() },
         ChaCha8Rng::seed_from_u64(1),
         now,
     );
@@ -753,7 +756,7 @@ fn payloads_of_a_neighbours_own_stream_settle_without_its_ack() {
     assert_eq!(answered(&mut r), vec![1, 2, 3], "nothing is settled before 3 acks");
     r.handle_message(id(3), Message::Ack { marks: vec![Watermark { stream: stream(2), seq: 3 }] }, now);
     drain(&mut r);
-    // 12 bytes retained, 4 allowed once settled: the two oldest go.
+    // Three payloads retained, room for one once settled: the two oldest go.
     assert_eq!(answered(&mut r), vec![3]);
 }
 
@@ -816,7 +819,7 @@ fn a_neighbour_that_leaves_no_longer_holds_back_retention() {
     // Neighbour 3 acks stream(9), neighbour 4 never does: nothing settles. Once 4 is gone, everything
     // 3 acked is held by every neighbour and goes beyond the settled budget.
     let now = Instant::now();
-    let cfg = Config { retention_settled_max_bytes: 4, ..config() };
+    let cfg = Config { retention_settled_max_bytes: ONE_SETTLED, ..config() };
     let mut r = configured_router(cfg, now, &[2, 3, 4]);
     for seq in 1..=3 {
         feed(&mut r, id(2), data(stream(9), seq), now);
@@ -830,8 +833,50 @@ fn a_neighbour_that_leaves_no_longer_holds_back_retention() {
     r.handle_neighbour_down(id(4), now);
     r.handle_message(id(3), ack, now);
     drain(&mut r);
-    // 12 bytes retained, 4 allowed once settled: the two oldest go.
+    // Three payloads retained, room for one once settled: the two oldest go.
     assert_eq!(span(&r), Some((3, 3)));
+}
+
+/// Node 1's router with neighbours 2 and 3, keeping no settled payload: what every neighbour
+/// holds is released at once, what one lacks is retained.
+fn keeping_nothing_settled(now: Instant) -> Router<ChaCha8Rng> {
+    let cfg = Config { retention_settled_max_bytes: RETAINED_PAYLOAD_OVERHEAD, ..config() };
+    configured_router(cfg, now, &[2, 3])
+}
+
+fn ack(s: StreamId, seq: u64) -> Message {
+    Message::Ack { marks: vec![Watermark { stream: s, seq }] }
+}
+
+#[test]
+fn an_acknowledgement_that_overtakes_its_message_still_settles_it() {
+    // Neighbour 3 delivers message 1 of stream 9 and acknowledges it before the message reaches
+    // us: the only acknowledgement it sends for it must still count.
+    let now = Instant::now();
+    let mut r = keeping_nothing_settled(now);
+    r.handle_message(id(3), ack(stream(9), 1), now);
+    feed(&mut r, id(2), data(stream(9), 1), now);
+    assert_eq!(deliveries(&drain(&mut r)), vec![1]);
+    r.handle_message(id(2), ack(stream(9), 1), now);
+    drain(&mut r);
+    assert_eq!(r.streams[&stream(9)].retained_span(), None, "both neighbours hold it: released");
+}
+
+#[test]
+fn a_new_neighbours_position_counts_as_its_acknowledgement() {
+    // Neighbour 4 comes up holding stream 9 up to 1 and says so in its `Sync`; it sends no `Ack`
+    // for a message it delivered before the link came up.
+    let now = Instant::now();
+    let mut r = keeping_nothing_settled(now);
+    feed(&mut r, id(2), data(stream(9), 1), now);
+    r.handle_neighbour_up(id(4), now);
+    r.handle_message(id(2), ack(stream(9), 1), now);
+    r.handle_message(id(3), ack(stream(9), 1), now);
+    drain(&mut r);
+    assert_eq!(r.streams[&stream(9)].retained_span(), Some((1, 1)), "4 may lack it");
+    r.handle_message(id(4), Message::Sync { marks: vec![Watermark { stream: stream(9), seq: 1 }] }, now);
+    drain(&mut r);
+    assert_eq!(r.streams[&stream(9)].retained_span(), None, "every neighbour holds it");
 }
 
 #[test]
