@@ -7,7 +7,8 @@
 //! unproven payloads), `repair.rs` (digests, grafts, prunes, acks, sync, neighbour changes, gaps), `stream.rs` (per-stream watermark, reorder buffer,
 //! retention), `stream_table.rs` (which streams are tracked: new-stream budgets, eviction), `fair_share.rs`
 //! (max-min fair shares of the reorder and retention pools), `history.rs` (serving from a history on disk), `peer.rs` (per-link state), `retention.rs` (global retention order), `ids.rs`,
-//! `message.rs`, `action.rs`, `config.rs`, `counters.rs`, `map.rs`.
+//! `message.rs`, `action.rs`, `config.rs`, `counters.rs`, `map.rs`, `spare.rs` (giving back room
+//! collections no longer need).
 
 mod action;
 mod authenticity;
@@ -24,6 +25,7 @@ mod peer;
 mod repair;
 mod retention;
 mod router;
+mod spare;
 mod stream;
 mod stream_table;
 

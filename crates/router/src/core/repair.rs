@@ -461,7 +461,7 @@ impl<R: rand::Rng> Router<R> {
             let moved = sent.acked > before;
             // The smallest acknowledgement can only move if it was this one.
             if moved && before <= state.settled && from != mark.stream.origin {
-                state.settled = settled_mark(&self.peers, mark.stream.origin, &state.sent);
+                state.settled = settled_mark(&self.peers, mark.stream.origin, state);
             }
         }
         // What every neighbour now holds need not be retained beyond the settled budget.

@@ -51,4 +51,9 @@ impl RetentionLog {
     pub(crate) fn pop_oldest(&mut self) -> Option<LogEntry> {
         self.entries.pop_front()
     }
+
+    /// Gives back room the log no longer needs (see `spare.rs`).
+    pub(crate) fn trim(&mut self) {
+        super::spare::trim_deque(&mut self.entries);
+    }
 }

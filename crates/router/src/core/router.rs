@@ -20,7 +20,7 @@ use super::map::{KeyedMap, KeyedState};
 use super::message::Message;
 use super::peer::Peer;
 use super::retention::{LogEntry, RetentionLog};
-use super::stream::{Held, SentMark, StreamState};
+use super::stream::{Held, StreamState};
 use super::stream_table::{Forgotten, Recency};
 use crate::proof::{HASH_LEN, Manifest, Signer, payload_hash};
 
@@ -597,7 +597,7 @@ impl<R: Rng> Router<R> {
     /// Recomputes `StreamState::settled` of `stream` (after a change of what its neighbours hold).
     pub(crate) fn refresh_settled(&mut self, stream: &StreamId) {
         if let Some(state) = self.streams.get_mut(stream) {
-            state.settled = settled_mark(&self.peers, stream.origin, &state.sent);
+            state.settled = settled_mark(&self.peers, stream.origin, state);
         }
     }
 
@@ -605,7 +605,7 @@ impl<R: Rng> Router<R> {
     pub(crate) fn refresh_all_settled(&mut self) {
         let peers = &self.peers;
         for (stream, state) in self.streams.iter_mut() {
-            state.settled = settled_mark(peers, stream.origin, &state.sent);
+            state.settled = settled_mark(peers, stream.origin, state);
         }
     }
 
@@ -661,7 +661,10 @@ impl<R: Rng> Router<R> {
         self.expire_retention(cutoff);
         self.release_settled();
         self.park_quiet_streams(now);
+        self.fold_quiet_marks(now);
         self.sweep_idle_streams(now);
+        self.trim_stream_table();
+        self.retention.trim();
     }
 
     /// Keeps this node attached to the tree: if no neighbour is eager any more (every link was pruned,
@@ -684,14 +687,15 @@ impl<R: Rng> Router<R> {
     }
 }
 
-/// How far every neighbour holds `stream`: the smallest acknowledgement among the neighbours other
-/// than the stream's origin (which needs nothing of its own stream and never acks it), a missing one
-/// counting as 0; `u64::MAX` when no such neighbour is left.
-pub(crate) fn settled_mark(peers: &BTreeMap<NodeId, Peer>, origin: NodeId, marks: &[SentMark]) -> u64 {
+/// How far every neighbour holds `stream` (of state `state`): the smallest acknowledgement among
+/// the neighbours other than the stream's origin (which needs nothing of its own stream and never
+/// acks it), a missing one counting as what the folded marks say; `u64::MAX` when no such
+/// neighbour is left.
+pub(crate) fn settled_mark(peers: &BTreeMap<NodeId, Peer>, origin: NodeId, state: &StreamState) -> u64 {
     peers
         .iter()
         .filter(|(id, _)| **id != origin)
-        .map(|(_, peer)| marks.iter().find(|m| m.peer == peer.slot).map_or(0, |mark| mark.acked))
+        .map(|(_, peer)| state.acked_by(peer.slot))
         .min()
         .unwrap_or(u64::MAX)
 }

@@ -51,6 +51,22 @@ impl SentMark {
     }
 }
 
+/// The marks of a stream's neighbours folded into one (see [`StreamState::fold_marks`]): every
+/// neighbour with a slot below `below_slot` and no mark of its own holds the stream up to `seq`,
+/// and was pushed nothing beyond it.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct FoldedMarks {
+    below_slot: u64,
+    seq: u64,
+}
+
+impl FoldedMarks {
+    /// How far the neighbour with slot `peer`, if it has no mark, holds the stream.
+    pub(crate) fn held_by(&self, peer: u64) -> u64 {
+        if peer < self.below_slot { self.seq } else { 0 }
+    }
+}
+
 /// What became of a verified manifest offered to a stream.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Stored {
@@ -205,8 +221,10 @@ pub(crate) struct StreamState {
     /// across rounds (a neighbour that announced before is likely ahead again).
     pub(crate) announcers: Vec<NodeId>,
     /// Per neighbour (by slot), what was pushed to it and what it acknowledged. Neighbours without a
-    /// mark were pushed nothing and acknowledged nothing.
+    /// mark were pushed nothing beyond what `folded` says they hold.
     pub(crate) sent: Vec<SentMark>,
+    /// What the neighbours without a mark hold (nothing, unless the marks were folded).
+    pub(crate) folded: FoldedMarks,
     /// Out-of-order payloads and the repair under way, if any (`None` when idle: see [`Repair`]).
     repair: Option<Box<Repair>>,
     /// Nothing of this stream was delivered yet, and its watermark came from a claim nobody proved
@@ -234,6 +252,7 @@ impl StreamState {
             proof_bytes: 0,
             announcers: Vec::new(),
             sent: Vec::new(),
+            folded: FoldedMarks::default(),
             repair: None,
             provisional: true,
         }
@@ -271,17 +290,45 @@ impl StreamState {
         self.sent.iter().find(|m| m.peer == peer)
     }
 
-    /// The mark of the neighbour with slot `peer`, made if it has none.
+    /// The mark of the neighbour with slot `peer`, made if it has none (from what the folded marks
+    /// say it holds).
     pub(crate) fn mark_mut(&mut self, peer: u64) -> &mut SentMark {
         match self.sent.iter().position(|m| m.peer == peer) {
             Some(i) => &mut self.sent[i],
             None => {
+                let held = self.folded.held_by(peer);
                 // One slot per neighbour: a stream has a mark for each of a handful of neighbours.
                 self.sent.reserve_exact(1);
-                self.sent.push(SentMark { peer, ..SentMark::default() });
+                self.sent.push(SentMark { peer, sent_hi: held, acked: held, ..SentMark::default() });
                 self.sent.last_mut().expect("just pushed")
             }
         }
+    }
+
+    /// How far the neighbour with slot `peer` acknowledged this stream.
+    pub(crate) fn acked_by(&self, peer: u64) -> u64 {
+        self.mark(peer).map_or_else(|| self.folded.held_by(peer), |m| m.acked)
+    }
+
+    /// Folds the per-neighbour marks into one when they say the same: every neighbour in `peers`
+    /// (slots; the stream's origin left out) acknowledged every message delivered here, and none
+    /// was pushed anything beyond it. A settled stream then costs no mark per neighbour while it
+    /// waits to be parked. What is lost is which manifest each neighbour was sent last: its next
+    /// payload goes with its manifest again, which is why only quiet streams are folded.
+    /// `next_slot` is above every slot given so far. Returns whether the marks were folded.
+    pub(crate) fn fold_marks(&mut self, peers: impl Iterator<Item = u64>, next_slot: u64) -> bool {
+        let delivered = self.delivered;
+        let in_step = |m: &SentMark| m.acked == delivered && m.sent_hi <= delivered;
+        if self.sent.is_empty() || !self.sent.iter().all(in_step) {
+            return false;
+        }
+        let mut peers = peers;
+        if !peers.all(|p| self.acked_by(p) == delivered) {
+            return false;
+        }
+        self.sent = Vec::new();
+        self.folded = FoldedMarks { below_slot: next_slot, seq: delivered };
+        true
     }
 
     /// Takes out the mark of the neighbour with slot `peer` (for a neighbour that went away).

@@ -98,6 +98,11 @@ impl Recency {
             self.queue.retain(|(id, at)| streams.get(id).is_some_and(|s| s.queued_at == *at));
         }
     }
+
+    /// Gives back room the queue no longer needs (see `spare.rs`).
+    fn trim(&mut self) {
+        super::spare::trim_deque(&mut self.queue);
+    }
 }
 
 /// What [`Forgotten`] remembers of a stream, seen from news of its messages up to some number.
@@ -262,7 +267,7 @@ impl<R: rand::Rng> Router<R> {
                 state
             }
         };
-        state.settled = settled_mark(&self.peers, stream.origin, &[]);
+        state.settled = settled_mark(&self.peers, stream.origin, &state);
         self.streams.insert(stream, Box::new(state));
         self.recency.push(stream, now);
         self.arm_sweep(now);
@@ -315,6 +320,23 @@ impl<R: rand::Rng> Router<R> {
         self.emptied = emptied;
     }
 
+    /// Folds the per-neighbour marks of the streams quiet for a sweep interval whose neighbours all
+    /// hold what was delivered here (`StreamState::fold_marks`). Such a stream is settled, and
+    /// waits only for its retained payloads to go before it is parked: until then it costs one
+    /// folded mark instead of one per neighbour.
+    pub(crate) fn fold_quiet_marks(&mut self, now: Instant) {
+        let quiet_for = self.config.sweep_interval;
+        let next_slot = self.peer_slots + 1;
+        let peers = &self.peers;
+        for (id, state) in self.streams.iter_mut() {
+            if state.sent.is_empty() || now.saturating_duration_since(state.last_active) < quiet_for {
+                continue;
+            }
+            let others = peers.iter().filter(|(p, _)| **p != id.origin).map(|(_, p)| p.slot);
+            state.fold_marks(others, next_slot);
+        }
+    }
+
     /// Forgets `id`, remembering its watermark if anything of it was delivered.
     pub(crate) fn evict_stream(&mut self, id: StreamId, now: Instant) {
         if let Some(state) = self.streams.get(&id)
@@ -360,5 +382,13 @@ impl<R: rand::Rng> Router<R> {
                 self.forget_stream(id);
             }
         }
+    }
+
+    /// Gives back the room of a table and a queue that shrank (see `spare.rs`): parking lets most
+    /// streams go again within seconds of a burst of new origins.
+    pub(crate) fn trim_stream_table(&mut self) {
+        super::spare::trim_map(&mut self.streams);
+        self.recency.compact(&self.streams);
+        self.recency.trim();
     }
 }

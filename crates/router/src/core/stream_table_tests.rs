@@ -113,6 +113,50 @@ fn a_settled_stream_is_parked_soon_after_it_goes_quiet() {
 }
 
 #[test]
+fn a_quiet_stream_every_neighbour_holds_folds_its_marks() {
+    // Kept retaining (the settled budget has room), stream 10 waits to be parked with one folded
+    // mark instead of one per neighbour; what each neighbour holds reads the same, and a neighbour
+    // that comes later holds nothing.
+    let t0 = Instant::now();
+    let mut r = router_with(config(), t0);
+    for seq in 1..=2 {
+        feed(&mut r, id(2), data(stream(10), seq), t0);
+    }
+    for peer in [2, 3] {
+        r.handle_message(
+            id(peer),
+            Message::Ack { marks: vec![Watermark { stream: stream(10), seq: 2 }] },
+            t0,
+        );
+    }
+    r.handle_timer(Timer::Ack, t0);
+    drain(&mut r);
+    let slots: Vec<u64> = r.peers.values().map(|p| p.slot).collect();
+    let acked = |r: &Router<ChaCha8Rng>| {
+        slots.iter().map(|&s| r.streams[&stream(10)].acked_by(s)).collect::<Vec<_>>()
+    };
+    assert_eq!(acked(&r), vec![2, 2]);
+    let quiet = t0 + r.config().sweep_interval;
+    r.handle_timer(Timer::Sweep, quiet);
+    let state = &r.streams[&stream(10)];
+    assert!(state.sent.is_empty(), "folded: {:?}", state.sent);
+    assert_eq!((state.retained_span(), state.settled), (Some((1, 2)), 2));
+    assert_eq!(acked(&r), vec![2, 2], "each neighbour still holds what it acknowledged");
+    r.handle_neighbour_up(id(4), quiet);
+    assert_eq!(r.streams[&stream(10)].settled, 0, "the newcomer holds nothing");
+    // Message 3 goes to the neighbours with its manifest again (which manifest each was sent last
+    // is what folding forgets), and their marks start from what they held.
+    drain(&mut r);
+    feed(&mut r, id(3), data(stream(10), 3), quiet);
+    let actions = drain(&mut r);
+    let manifest_to_2 = actions
+        .iter()
+        .any(|a| matches!(a, Action::Send { to, message: Message::Manifest(_) } if to.contains(&id(2))));
+    assert!(manifest_to_2, "{actions:?}");
+    assert_eq!(acked(&r), vec![2, 2]);
+}
+
+#[test]
 fn late_news_of_a_parked_stream_leaves_it_parked() {
     // Digests, acknowledgements, manifests and payload copies naming only delivered messages
     // arrive after the stream was parked: none brings its state back, and nothing is delivered

@@ -808,7 +808,7 @@ fn settled_marks_follow_acks_syncs_and_neighbour_changes() {
         }
         drain(&mut r);
         for (s, state) in &r.streams {
-            let settled = router::settled_mark(&r.peers, s.origin, &state.sent);
+            let settled = router::settled_mark(&r.peers, s.origin, state);
             assert_eq!(state.settled, settled, "stream {s:?} after step {step}");
         }
     }
