@@ -119,7 +119,9 @@ impl<R: rand::Rng> Router<R> {
                 // the sender is ahead: ask it for the window after our watermark.
                 self.counters.dropped_ahead += 1;
                 state.known_hi = state.delivered + window;
-                state.add_announcer(from, self.config.max_announcers);
+                if let Some(peer) = self.peers.get(&from) {
+                    state.add_announcer(peer.slot, self.config.max_announcers);
+                }
                 return self.arm_graft(stream, now);
             }
             Arrival::New => {}
@@ -174,7 +176,9 @@ impl<R: rand::Rng> Router<R> {
             self.buffered_bytes += len;
             state.buffer_insert(seq, Held { payload, wire_hops, proof }, (!relay_now).then_some(from));
             state.known_hi = state.known_hi.max(seq);
-            state.add_announcer(from, self.config.max_announcers);
+            if let Some(peer) = self.peers.get(&from) {
+                state.add_announcer(peer.slot, self.config.max_announcers);
+            }
             self.buffered_total += 1;
             self.arm_graft(stream, now);
             self.arm_gap(stream, now);
@@ -185,7 +189,9 @@ impl<R: rand::Rng> Router<R> {
             self.counters.dropped_ahead += 1;
             state.repair_mut().shed = true;
             state.known_hi = state.known_hi.max(seq);
-            state.add_announcer(from, self.config.max_announcers);
+            if let Some(peer) = self.peers.get(&from) {
+                state.add_announcer(peer.slot, self.config.max_announcers);
+            }
             self.arm_graft(stream, now);
         }
     }

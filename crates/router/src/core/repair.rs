@@ -201,7 +201,9 @@ impl<R: rand::Rng> Router<R> {
             state.known_hi = hi;
         }
         if state.has_missing() {
-            state.add_announcer(from, max_announcers);
+            if let Some(peer) = self.peers.get(&from) {
+                state.add_announcer(peer.slot, max_announcers);
+            }
             state.last_active = now;
             self.arm_graft(stream, now);
         }
@@ -278,8 +280,9 @@ impl<R: rand::Rng> Router<R> {
         let tries = state.repair().graft_tries;
         state.repair_mut().graft_tries += 1;
         // Candidates: announcers that are still neighbours; if none, any neighbour.
+        let announcers = &state.announcers;
         let mut candidates: Vec<NodeId> =
-            state.announcers.iter().copied().filter(|p| self.peers.contains_key(p)).collect();
+            self.peers.iter().filter(|(_, p)| announcers.contains(&p.slot)).map(|(id, _)| *id).collect();
         if candidates.is_empty() {
             candidates = self.peers.keys().copied().collect();
         }

@@ -217,9 +217,10 @@ pub(crate) struct StreamState {
     pub(crate) proofs: BTreeMap<u64, Arc<Manifest>>,
     /// Bytes of `proofs` ([`Manifest::size`]).
     pub(crate) proof_bytes: usize,
-    /// Neighbours that announced messages we lack, most recent last: whom a graft asks first. Kept
-    /// across rounds (a neighbour that announced before is likely ahead again).
-    pub(crate) announcers: Vec<NodeId>,
+    /// Neighbours (by [`super::peer::Peer::slot`]) that announced messages we lack, most recent
+    /// last: whom a graft asks first. Kept across rounds (a neighbour that announced before is
+    /// likely ahead again). A neighbour gone, or back on a new link, matches no slot here.
+    pub(crate) announcers: Vec<u64>,
     /// Per neighbour (by slot), what was pushed to it and what it acknowledged. Neighbours without a
     /// mark were pushed nothing beyond what `folded` says they hold.
     pub(crate) sent: Vec<SentMark>,
@@ -563,7 +564,7 @@ impl StreamState {
     }
 
     /// Remembers `peer` as having announced missing messages (bounded, most recent last).
-    pub(crate) fn add_announcer(&mut self, peer: NodeId, max: usize) {
+    pub(crate) fn add_announcer(&mut self, peer: u64, max: usize) {
         let announcers = &mut self.announcers;
         if let Some(pos) = announcers.iter().position(|p| *p == peer) {
             announcers.remove(pos);

@@ -91,10 +91,11 @@ impl Recency {
         None
     }
 
-    /// Drops stale entries once they outnumber the live ones, so the queue stays within twice the
-    /// table. Amortised O(1): it runs after at least as many forgets as it then scans.
+    /// Drops stale entries once they number a quarter of the live ones, so the queue stays within
+    /// 1.25 times the table. Amortised O(1): it runs after at least a quarter as many forgets as it
+    /// then scans.
     fn compact(&mut self, streams: &KeyedMap<StreamId, Box<StreamState>>) {
-        if self.queue.len() > 2 * streams.len() + 16 {
+        if self.queue.len() > streams.len() + streams.len() / 4 + 16 {
             self.queue.retain(|(id, at)| streams.get(id).is_some_and(|s| s.queued_at == *at));
         }
     }
