@@ -9,13 +9,6 @@ pub use dotray_codec::InvalidConfig;
 /// or produces. The wire layer refuses longer lists before they reach the core.
 pub const MAX_LIST_LEN: usize = 4_096;
 
-/// What a retained payload costs beyond its own bytes, as `Config::retention_settled_max_bytes`
-/// counts it: the memory it keeps in use besides them (its slot and its entry in the retention log,
-/// and the state of a stream that would be parked without it, see `stream_table.rs`). Counted so
-/// that a budget of tiny payloads does not hold tens of thousands of them, and the state of every
-/// stream they belong to.
-pub const RETAINED_PAYLOAD_OVERHEAD: usize = 512;
-
 // The codec refuses a frame with a longer list before decoding it (`dotray_codec::MAX_LIST_ENTRIES`):
 // this core's lists must fit under that bound.
 const _: () = assert!(MAX_LIST_LEN <= dotray_codec::MAX_LIST_ENTRIES);
@@ -57,8 +50,8 @@ pub struct Config {
     /// How long a stream that retains nothing (see `stream_table.rs`) must be quiet before it is
     /// parked: its state let go of, its watermark remembered. Default 2 s: long enough that a stream
     /// sending several messages a second keeps its state (and its neighbours' marks) between them,
-    /// short enough that a node of a large network holds state for the origins of the last few
-    /// seconds only, not of the last `retention_time`.
+    /// short enough that a node of a large network holds state only for the origins it heard from
+    /// in the last few seconds or still retains payloads of.
     pub stream_park_after: Duration,
     /// How long a payload stays in the retention cache to serve grafts and sync after an outage.
     /// Default 30 s (iroh-gossip's `message_cache_retention`): covers a neighbour failure, its detection
@@ -72,15 +65,13 @@ pub struct Config {
     /// `fair_share.rs`), so a heavy origin cannot push a light one's recent messages out. Default
     /// 64 MiB: 30 s of a 2 MiB/s broadcast rate.
     pub retention_max_bytes: usize,
-    /// Of the retention cache, the bytes kept once **every neighbour has acknowledged them**
-    /// (*settled* payloads), each payload counted as its length plus [`RETAINED_PAYLOAD_OVERHEAD`].
-    /// Repair never needs a settled payload from us — no neighbour will graft it, none is left to
-    /// re-offer it to — so beyond this budget the oldest settled payloads go first; what remains
-    /// serves newcomers and healed partitions (`Sync`). Unsettled payloads are only bounded by the
-    /// limits above. Default 256 KiB: 170 payloads of 1 KiB, 500 tiny ones; at the demo's rate,
-    /// minutes of history; at a 1 KiB × 10,000/s stream, the last 17 ms — size it to the traffic a
-    /// partition must be able to catch up. Without it a busy node holds `retention_time` of the
-    /// whole network's traffic (30 s × the broadcast rate).
+    /// Of the retention cache, the payload bytes kept once **every neighbour has acknowledged them**
+    /// (*settled* payloads). Repair never needs a settled payload from us — no neighbour will graft
+    /// it, none is left to re-offer it to — so beyond this budget the oldest settled payloads go first;
+    /// what remains serves newcomers and healed partitions (`Sync`). Unsettled payloads are only bounded
+    /// by the limits above. Default 256 KiB: at the demo's rate, hours of history; at a 1 KiB × 10,000/s
+    /// stream, the last 25 ms — size it to the traffic a partition must be able to catch up. Without
+    /// it a busy node holds `retention_time` of the whole network's traffic (30 s × the broadcast rate).
     /// (It is memory every node keeps once it has seen that much traffic: 128 nodes in one process,
     /// `cargo xtask bench`, 2,000 × 1 KiB, 3 runs each, peaked at 241–253 MB RSS with 1 MiB and at
     /// 126–136 MB with 256 KiB.)

@@ -47,7 +47,7 @@ mod stream_table_tests;
 mod tests;
 
 pub use action::{Action, Delivery, Event, Recipients, Timer};
-pub use config::{Config, InvalidConfig, MAX_LIST_LEN, RETAINED_PAYLOAD_OVERHEAD};
+pub use config::{Config, InvalidConfig, MAX_LIST_LEN};
 pub use counters::{Counters, Topology};
 pub use history::RecalledRun;
 pub use ids::{MAX_SEQ, MessageId, SeqRange, StreamId, Watermark};

@@ -13,7 +13,7 @@ use rand::Rng;
 
 use super::action::{Action, Timer};
 use super::beacon::TreeRound;
-use super::config::{Config, InvalidConfig, RETAINED_PAYLOAD_OVERHEAD};
+use super::config::{Config, InvalidConfig};
 use super::counters::{Counters, Topology};
 use super::ids::{MAX_SEQ, MessageId, StreamId};
 use super::map::{KeyedMap, KeyedState};
@@ -565,8 +565,7 @@ impl<R: Rng> Router<R> {
     }
 
     /// Drops the oldest settled payloads (every neighbour holds them) beyond
-    /// `retention_settled_max_bytes` (each counted with [`RETAINED_PAYLOAD_OVERHEAD`]). Run when acks
-    /// arrive and at every sweep.
+    /// `retention_settled_max_bytes`. Run when acks arrive and at every sweep.
     ///
     /// A neighbour holds a payload when it acknowledged it, or when it is the payload's origin: a node
     /// never acks its own stream (it receives nothing of it), and needs nothing of it either. Without
@@ -581,7 +580,7 @@ impl<R: Rng> Router<R> {
     /// neighbour per payload (that was 3% of the CPU of `cargo xtask bench` with 32 publishers).
     pub(crate) fn release_settled(&mut self) {
         let budget = self.config.retention_settled_max_bytes;
-        while self.retained_bytes + self.retained_count * RETAINED_PAYLOAD_OVERHEAD > budget {
+        while self.retained_bytes > budget {
             let Some(entry) = self.retention.oldest().copied() else { break };
             match self.streams.get(&entry.stream) {
                 // Still retained, and not yet held by every neighbour: keep it, and what follows.

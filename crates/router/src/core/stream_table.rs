@@ -35,10 +35,9 @@
 //! parked since they last spoke. Late news naming only messages it had delivered (a neighbour's
 //! digest or acknowledgement, a payload's second copy) leaves it parked; a new neighbour's `Sync`
 //! naming it is answered with an acknowledgement instead, since our watermark will not move to tell
-//! that neighbour we hold what it retains. So that streams do empty, settled payloads are counted
-//! with the bookkeeping they keep alive (`Config::retention_settled_max_bytes`), and every
-//! neighbour's acknowledgement counts, also one that overtook its message or came as a `Sync`
-//! position: one lost acknowledgement keeps a payload, and every later one, for `retention_time`.
+//! that neighbour we hold what it retains. So that streams do empty, every neighbour's
+//! acknowledgement counts, also one that overtook its message or came as a `Sync` position: one
+//! lost acknowledgement keeps a payload, and every later one, for `retention_time`.
 //!
 //! Streams idle for `Config::stream_idle_timeout` are forgotten outright by the sweep, from the same
 //! queue (so after between one and two timeouts of idleness), and marks go after between half a

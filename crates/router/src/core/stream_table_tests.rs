@@ -79,7 +79,7 @@ fn a_quiet_stream_is_parked_and_resumes_at_its_watermark() {
 /// Node 1's router, neighbours 2 and 3, keeping no settled payload, with stream 10's messages 1
 /// and 2 delivered and acknowledged by both neighbours at `t0`.
 fn settled_stream(t0: Instant) -> Router<ChaCha8Rng> {
-    let cfg = Config { retention_settled_max_bytes: RETAINED_PAYLOAD_OVERHEAD, ..config() };
+    let cfg = Config { retention_settled_max_bytes: 0, ..config() };
     let mut r = router_with(cfg, t0);
     for seq in 1..=2 {
         feed(&mut r, id(2), data(stream(10), seq), t0);

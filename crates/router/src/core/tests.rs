@@ -722,7 +722,7 @@ fn acks_are_batched_on_a_timer_and_carry_watermarks() {
 }
 
 /// A settled-retention budget with room for one of the 4-byte payloads of `data`.
-const ONE_SETTLED: usize = RETAINED_PAYLOAD_OVERHEAD + 4;
+const ONE_SETTLED: usize = 4;
 
 #[test]
 fn payloads_of_a_neighbours_own_stream_settle_without_its_ack() {
@@ -840,7 +840,7 @@ fn a_neighbour_that_leaves_no_longer_holds_back_retention() {
 /// Node 1's router with neighbours 2 and 3, keeping no settled payload: what every neighbour
 /// holds is released at once, what one lacks is retained.
 fn keeping_nothing_settled(now: Instant) -> Router<ChaCha8Rng> {
-    let cfg = Config { retention_settled_max_bytes: RETAINED_PAYLOAD_OVERHEAD, ..config() };
+    let cfg = Config { retention_settled_max_bytes: 0, ..config() };
     configured_router(cfg, now, &[2, 3])
 }
 
