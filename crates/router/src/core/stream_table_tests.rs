@@ -79,7 +79,11 @@ fn a_quiet_stream_is_parked_and_resumes_at_its_watermark() {
 /// Node 1's router, neighbours 2 and 3, keeping no settled payload, with stream 10's messages 1
 /// and 2 delivered and acknowledged by both neighbours at `t0`.
 fn settled_stream(t0: Instant) -> Router<ChaCha8Rng> {
-    let cfg = Config { retention_settled_max_bytes: 0, ..config() };
+    settled_stream_with(Config { retention_settled_max_bytes: 0, ..config() }, t0)
+}
+
+/// The same with `cfg`.
+fn settled_stream_with(cfg: Config, t0: Instant) -> Router<ChaCha8Rng> {
     let mut r = router_with(cfg, t0);
     for seq in 1..=2 {
         feed(&mut r, id(2), data(stream(10), seq), t0);
@@ -118,19 +122,7 @@ fn a_quiet_stream_every_neighbour_holds_folds_its_marks() {
     // mark instead of one per neighbour; what each neighbour holds reads the same, and a neighbour
     // that comes later holds nothing.
     let t0 = Instant::now();
-    let mut r = router_with(config(), t0);
-    for seq in 1..=2 {
-        feed(&mut r, id(2), data(stream(10), seq), t0);
-    }
-    for peer in [2, 3] {
-        r.handle_message(
-            id(peer),
-            Message::Ack { marks: vec![Watermark { stream: stream(10), seq: 2 }] },
-            t0,
-        );
-    }
-    r.handle_timer(Timer::Ack, t0);
-    drain(&mut r);
+    let mut r = settled_stream_with(config(), t0);
     let slots: Vec<u64> = r.peers.values().map(|p| p.slot).collect();
     let acked = |r: &Router<ChaCha8Rng>| {
         slots.iter().map(|&s| r.streams[&stream(10)].acked_by(s)).collect::<Vec<_>>()
@@ -156,17 +148,23 @@ fn a_quiet_stream_every_neighbour_holds_folds_its_marks() {
     assert_eq!(acked(&r), vec![2, 2]);
 }
 
-#[test]
-fn late_news_of_a_parked_stream_leaves_it_parked() {
-    // Digests, acknowledgements, manifests and payload copies naming only delivered messages
-    // arrive after the stream was parked: none brings its state back, and nothing is delivered
-    // twice. News of message 3 does bring it back, at its watermark.
+/// [`settled_stream`] once the sweep parked stream 10, and the time it did, actions drained.
+fn parked_stream() -> (Router<ChaCha8Rng>, Instant) {
     let t0 = Instant::now();
     let mut r = settled_stream(t0);
     let later = t0 + r.config().stream_park_after + r.config().sweep_interval;
     r.handle_timer(Timer::Sweep, later);
     assert_eq!(r.counters().streams_parked, 1);
     drain(&mut r);
+    (r, later)
+}
+
+#[test]
+fn late_news_of_a_parked_stream_leaves_it_parked() {
+    // Digests, acknowledgements, manifests and payload copies naming only delivered messages
+    // arrive after the stream was parked: none brings its state back, and nothing is delivered
+    // twice. News of message 3 does bring it back, at its watermark.
+    let (mut r, later) = parked_stream();
     let old = SeqRange { stream: stream(10), first: 1, last: 2 };
     r.handle_message(id(3), Message::IHave { ranges: vec![old], hops: 0 }, later);
     r.handle_message(id(3), Message::Ack { marks: vec![Watermark { stream: stream(10), seq: 2 }] }, later);
@@ -188,10 +186,7 @@ fn a_new_neighbour_naming_a_parked_stream_hears_our_position() {
     // A new neighbour's `Sync` names stream 10 at a position we had delivered when we parked it:
     // it retains that message until every neighbour holds it, and our watermark will not move to
     // tell it, so we acknowledge its position.
-    let t0 = Instant::now();
-    let mut r = settled_stream(t0);
-    let later = t0 + r.config().stream_park_after + r.config().sweep_interval;
-    r.handle_timer(Timer::Sweep, later);
+    let (mut r, later) = parked_stream();
     r.handle_neighbour_up(id(7), later);
     drain(&mut r);
     let position = Watermark { stream: stream(10), seq: 2 };
