@@ -52,7 +52,7 @@ impl RetentionLog {
         self.entries.pop_front()
     }
 
-    /// Gives back room the log no longer needs (see `spare.rs`).
+    /// Frees the log's spare room (see `spare.rs`).
     pub(crate) fn trim(&mut self) {
         super::spare::trim_deque(&mut self.entries);
     }

@@ -99,7 +99,7 @@ impl Recency {
         }
     }
 
-    /// Gives back room the queue no longer needs (see `spare.rs`).
+    /// Frees the queue's spare room (see `spare.rs`).
     fn trim(&mut self) {
         super::spare::trim_deque(&mut self.queue);
     }
