@@ -77,6 +77,20 @@ async fn a_node_away_longer_than_memory_retains_catches_up_from_a_history() {
     }
 }
 
+/// `node`'s history of `stream` from message 1, once it holds `count` messages (its writer
+/// commits in the background), or as it is after five seconds.
+async fn replay_when_stored(node: &Node, stream: StreamId, count: usize) -> Vec<Message> {
+    let mut replayed = Vec::new();
+    for _ in 0..100 {
+        replayed = node.replay(stream, 1, 100).await.unwrap();
+        if replayed.len() == count {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    replayed
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_application_reads_a_stream_again_from_any_position() {
     let (dir, publisher_dir) = (scratch("replay"), scratch("replay-pub"));
@@ -100,15 +114,7 @@ async fn the_application_reads_a_stream_again_from_any_position() {
     assert!(delivered[1].through > delivered[1].seq, "the large message took several pieces");
     let stream: StreamId = first.stream;
 
-    // The writer commits in the background: wait for the last message to be stored.
-    let mut replayed = Vec::new();
-    for _ in 0..100 {
-        replayed = node.replay(stream, 1, 100).await.unwrap();
-        if replayed.len() == 3 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let replayed = replay_when_stored(&node, stream, 3).await;
     let view = |ms: &[Message]| ms.iter().map(|m| (m.seq, m.through, m.payload.clone())).collect::<Vec<_>>();
     assert_eq!(view(&replayed), view(&delivered), "what was delivered, in order");
     // From a later position; from inside the large message (it began before: not included); a cap.
@@ -116,7 +122,7 @@ async fn the_application_reads_a_stream_again_from_any_position() {
     assert_eq!(view(&node.replay(stream, delivered[1].seq + 1, 100).await.unwrap()), view(&delivered[2..]));
     assert_eq!(view(&node.replay(stream, 1, 2).await.unwrap()), view(&delivered[..2]));
     // The publisher keeps its own messages too.
-    let own = publisher.replay(stream, 1, 100).await.unwrap();
+    let own = replay_when_stored(&publisher, stream, 3).await;
     assert_eq!(view(&own), view(&delivered));
     // A stream it never saw: nothing.
     let unknown = StreamId { origin: node.id(), epoch: 1 };
