@@ -9,9 +9,9 @@ mod chain;
 mod demo_binary;
 use demo_binary::demo_binary;
 
-use std::io::{Read, Write};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, ChildStdout, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -173,30 +173,50 @@ async fn scraped_metrics_follow_three_nodes_broadcasting() {
 }
 
 /// A demo process, killed if the test ends before it exits.
-struct Demo(Child);
+struct Demo {
+    child: Child,
+    /// Its standard output, when piped, after the lines already read.
+    stdout: Option<BufReader<ChildStdout>>,
+    /// The lines already read.
+    read: String,
+}
 
 impl Demo {
     fn start(args: &[&str], stdout: Stdio) -> Demo {
-        let child = Command::new(demo_binary())
+        let mut child = Command::new(demo_binary())
             .args(args)
             .stdin(Stdio::null())
             .stdout(stdout)
             .stderr(Stdio::null())
             .spawn()
             .expect("start the demo");
-        Demo(child)
+        let stdout = child.stdout.take().map(BufReader::new);
+        Demo { child, stdout, read: String::new() }
+    }
+
+    /// The address a `--json` demo listens on, from its first line (blocks until printed). Nodes
+    /// listen on port 0 and are found this way: a port picked free beforehand may be taken, by an
+    /// outgoing connection of a test running beside this one, before the demo binds it.
+    fn listening_addr(&mut self) -> String {
+        let stdout = self.stdout.as_mut().expect("a piped standard output");
+        let mut line = String::new();
+        stdout.read_line(&mut line).expect("read stdout");
+        self.read.push_str(&line);
+        let listening: serde_json::Value = serde_json::from_str(&line).expect("the listening line");
+        assert_eq!(listening["event"], "listening", "{line}");
+        listening["addr"].as_str().expect("an address").to_string()
     }
 
     /// SIGTERM (the demo's graceful exit), then its standard output.
     fn stop(mut self) -> String {
-        let _ = Command::new("kill").arg("-TERM").arg(self.0.id().to_string()).status();
+        let _ = Command::new("kill").arg("-TERM").arg(self.child.id().to_string()).status();
         let deadline = Instant::now() + Duration::from_secs(10);
-        while self.0.try_wait().expect("wait").is_none() {
+        while self.child.try_wait().expect("wait").is_none() {
             assert!(Instant::now() < deadline, "the demo did not exit on SIGTERM");
             std::thread::sleep(Duration::from_millis(20));
         }
-        let mut out = String::new();
-        if let Some(mut stdout) = self.0.stdout.take() {
+        let mut out = std::mem::take(&mut self.read);
+        if let Some(mut stdout) = self.stdout.take() {
             stdout.read_to_string(&mut out).expect("read stdout");
         }
         out
@@ -205,8 +225,8 @@ impl Demo {
 
 impl Drop for Demo {
     fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }
 
@@ -225,10 +245,12 @@ fn the_demo_serves_metrics_and_prints_its_counters_as_json() {
          example, so another checkout sharing the target directory may have left its own there",
         demo_binary().display()
     );
-    let (listen, sender, metrics) = (free_addr().to_string(), free_addr().to_string(), free_addr());
-    let receiver = Demo::start(&["-l", &listen, "--json", "--metrics", &metrics.to_string()], Stdio::piped());
-    std::thread::sleep(Duration::from_millis(300));
-    let sender = Demo::start(&["-l", &sender, "-s", &listen, "--every", "0.1", "-i", "7"], Stdio::null());
+    let metrics = free_addr();
+    let mut receiver =
+        Demo::start(&["-l", "127.0.0.1:0", "--json", "--metrics", &metrics.to_string()], Stdio::piped());
+    let listen = receiver.listening_addr();
+    let sender =
+        Demo::start(&["-l", "127.0.0.1:0", "-s", &listen, "--every", "0.1", "-i", "7"], Stdio::null());
 
     let scrape_until = |what: &str, done: &dyn Fn(f64) -> bool| -> f64 {
         let deadline = Instant::now() + Duration::from_secs(20);
