@@ -288,6 +288,7 @@ impl<R: rand::Rng> Router<R> {
         }
         state.known_hi = state.known_hi.max(seq);
         let freed = state.retain(seq, held);
+        let serial = state.serial;
         if state.proofs.first_key_value().is_some_and(|(_, m)| m.last() <= seq) {
             self.proof_bytes -= state.release_proofs_through(seq);
         }
@@ -298,7 +299,7 @@ impl<R: rand::Rng> Router<R> {
         self.counters.delivered += 1;
         self.actions.push_back(Action::Deliver(delivery));
         self.actions.extend(archive);
-        self.log_retained((stream, seq, len), freed, now);
+        self.log_retained((serial, seq, len), freed, now);
         self.ack_pending += 1;
         if self.ack_pending >= self.config.ack_every {
             self.flush_acks();

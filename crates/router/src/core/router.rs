@@ -19,7 +19,7 @@ use super::ids::{MAX_SEQ, MessageId, StreamId};
 use super::map::{KeyedMap, KeyedState};
 use super::message::Message;
 use super::peer::Peer;
-use super::retention::{LogEntry, RetentionLog};
+use super::retention::RetentionLog;
 use super::stream::{Held, StreamState};
 use super::stream_table::{Forgotten, Recency};
 use crate::proof::{HASH_LEN, Manifest, Signer, payload_hash};
@@ -42,6 +42,10 @@ pub struct Router<R> {
     /// Every tracked stream, including our own. Boxed: a hash table keeps up to half its slots free,
     /// and a free slot costs as much as a full one, so slots hold a pointer, not the state.
     pub(crate) streams: KeyedMap<StreamId, Box<StreamState>>,
+    /// The tracked streams by `StreamState::serial`, for the retention log's entries.
+    pub(crate) serials: KeyedMap<u64, StreamId>,
+    /// The serial the next stream tracked gets.
+    pub(crate) next_serial: u64,
     /// The tracked streams but our own, least recently active first (see `stream_table.rs`).
     pub(crate) recency: Recency,
     /// Watermarks of streams evicted to make room.
@@ -142,6 +146,8 @@ impl<R: Rng> Router<R> {
         // No neighbours yet: nobody to hold anything for (`settled_mark` of no neighbours).
         own_state.settled = u64::MAX;
         streams.insert(own, Box::new(own_state));
+        let mut serials = KeyedMap::with_hasher(hasher);
+        serials.insert(0, own);
         let new_streams =
             TokenBucket::new(config.total_new_streams_per_sec, config.total_new_stream_burst, now);
         let router = Self {
@@ -155,12 +161,14 @@ impl<R: Rng> Router<R> {
             hasher,
             peers: BTreeMap::new(),
             streams,
+            serials,
+            next_serial: 1,
             recency: Recency::default(),
             forgotten: Forgotten::new(hasher, forgotten_key, now),
             new_streams,
             peer_slots: 0,
             timer_generation: 0,
-            retention: RetentionLog::default(),
+            retention: RetentionLog::new(now),
             retained_bytes: 0,
             retained_count: 0,
             buffered_total: 0,
@@ -257,6 +265,7 @@ impl<R: Rng> Router<R> {
         let Some(mut state) = self.streams.remove(&self.own) else { return };
         state.delivered = sealed_through;
         state.known_hi = sealed_through;
+        self.serials.insert(state.serial, own);
         self.streams.insert(own, state);
         self.own = own;
         self.next_seq = sealed_through + 1;
@@ -282,7 +291,8 @@ impl<R: Rng> Router<R> {
             let held = Held { payload, wire_hops: 0, proof: proof.clone() };
             let Some(state) = self.streams.get_mut(&own) else { return false };
             let freed = state.retain(seq, held);
-            self.log_retained((own, seq, len), freed, now);
+            let serial = state.serial;
+            self.log_retained((serial, seq, len), freed, now);
         }
         true
     }
@@ -366,7 +376,8 @@ impl<R: Rng> Router<R> {
                 state.known_hi = seq;
                 state.last_active = now;
                 let freed = state.retain(seq, held);
-                self.log_retained((own, seq, payload.len()), freed, now);
+                let serial = state.serial;
+                self.log_retained((serial, seq, payload.len()), freed, now);
             }
             self.forward(own, seq, 0, &payload, &proof, None, now);
         }
@@ -524,20 +535,21 @@ impl<R: Rng> Router<R> {
         }
     }
 
-    /// Records in the totals and the global log a payload just kept in `stream`'s retention cache
-    /// ([`StreamState::retain`], which returned `freed`: what the cache dropped to make it fit), and
+    /// Records in the totals and the global log a payload just kept in the retention cache of the
+    /// stream with `serial` ([`StreamState::retain`], which returned `freed`: what the cache dropped
+    /// to make it fit), and
     /// enforces the cache's bounds (fairly: `fair_share.rs`). (Settled payloads are released when
     /// acks arrive, not here: acks are what settles them, and checking every neighbour's ack for
     /// every new payload would cost a scan per payload.)
     pub(crate) fn log_retained(
         &mut self,
-        (stream, seq, len): (StreamId, u64, usize),
+        (serial, seq, len): (u64, u64, usize),
         freed: (usize, usize),
         now: Instant,
     ) {
         self.retained_bytes = self.retained_bytes + len - freed.0;
         self.retained_count = self.retained_count + 1 - freed.1;
-        self.retention.push(LogEntry { stream, seq, at: now });
+        self.retention.push(serial, seq, now);
         self.expire_retention(None);
         self.arm_sweep(now);
     }
@@ -547,7 +559,9 @@ impl<R: Rng> Router<R> {
         // The log also holds stale entries (payloads trimmed already): at most as many again.
         let max_len = self.config.retention_max_messages.saturating_mul(2);
         while let Some(entry) = self.retention.pop_expired(cutoff, max_len) {
-            self.expire_through(entry.stream, entry.seq);
+            if let Some(&stream) = self.serials.get(&entry.serial) {
+                self.expire_through(stream, entry.seq);
+            }
         }
         self.trim_retention();
     }
@@ -582,10 +596,11 @@ impl<R: Rng> Router<R> {
         let budget = self.config.retention_settled_max_bytes;
         while self.retained_bytes > budget {
             let Some(entry) = self.retention.oldest().copied() else { break };
-            match self.streams.get(&entry.stream) {
+            let stream = self.serials.get(&entry.serial).copied();
+            match stream.and_then(|stream| Some((stream, self.streams.get(&stream)?))) {
                 // Still retained, and not yet held by every neighbour: keep it, and what follows.
-                Some(state) if state.retains(entry.seq) && state.settled < entry.seq => break,
-                Some(_) => self.expire_through(entry.stream, entry.seq),
+                Some((_, state)) if state.retains(entry.seq) && state.settled < entry.seq => break,
+                Some((stream, _)) => self.expire_through(stream, entry.seq),
                 // A forgotten stream's payloads went with it.
                 None => {}
             }

@@ -194,6 +194,10 @@ pub(crate) struct StreamState {
     /// long absence, served from a history) catches up a window at a time. Lowered with `known_hi`
     /// when a graft round gives up, so a claim nobody can serve is not chased again.
     pub(crate) announced_hi: u64,
+    /// A number no other stream this router tracked or will track had: how the retention log
+    /// names it (see `retention.rs`). A stream forgotten and tracked again gets a new one, so an
+    /// entry of its earlier life never touches its new state.
+    pub(crate) serial: u64,
     /// Retained delivered payloads: `retained[i]` is sequence number `retained_base + i`.
     retained: VecDeque<Option<Held>>,
     retained_base: u64,
@@ -241,6 +245,7 @@ impl StreamState {
             delivered,
             known_hi: delivered,
             announced_hi: delivered,
+            serial: 0,
             retained: VecDeque::new(),
             retained_base: delivered + 1,
             retained_bytes: 0,

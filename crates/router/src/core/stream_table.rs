@@ -268,6 +268,9 @@ impl<R: rand::Rng> Router<R> {
             }
         };
         state.settled = settled_mark(&self.peers, stream.origin, &state);
+        state.serial = self.next_serial;
+        self.next_serial += 1;
+        self.serials.insert(state.serial, stream);
         self.streams.insert(stream, Box::new(state));
         self.recency.push(stream, now);
         self.arm_sweep(now);
@@ -351,6 +354,7 @@ impl<R: rand::Rng> Router<R> {
     /// Drops every piece of state of `stream` (its buffered payloads, proofs, per-neighbour marks).
     pub(crate) fn forget_stream(&mut self, id: StreamId) {
         if let Some(state) = self.streams.remove(&id) {
+            self.serials.remove(&state.serial);
             self.buffered_total -= state.repair().buffer.len();
             self.buffered_bytes -= state.repair().buffer_bytes;
             self.proof_bytes -= state.proof_bytes;
@@ -388,6 +392,7 @@ impl<R: rand::Rng> Router<R> {
     /// streams go again within seconds of a burst of new origins.
     pub(crate) fn trim_stream_table(&mut self) {
         super::spare::trim_map(&mut self.streams);
+        super::spare::trim_map(&mut self.serials);
         self.recency.compact(&self.streams);
         self.recency.trim();
     }

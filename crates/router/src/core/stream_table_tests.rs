@@ -50,6 +50,38 @@ fn an_evicted_stream_resumes_at_its_watermark() {
     assert_eq!(deliveries(&drain(&mut r)), vec![4], "only the new message is delivered");
     assert_eq!(r.counters().streams_restored, 1);
     assert_eq!(r.forgotten_count(), 1, "stream 11 is remembered now, stream 10's mark was taken back");
+    assert_serials_name_the_tracked_streams(&r);
+    assert_eq!(r.streams[&stream(10)].serial, 3, "a stream tracked again has a serial of its own");
+}
+
+/// The retention log's serials name exactly the tracked streams, each its own.
+fn assert_serials_name_the_tracked_streams(r: &Router<ChaCha8Rng>) {
+    assert_eq!(r.serials.len(), r.streams.len());
+    for (serial, stream) in &r.serials {
+        assert_eq!(r.streams[stream].serial, *serial, "{stream:?}");
+    }
+}
+
+#[test]
+fn a_stream_tracked_again_retains_its_payloads_for_their_own_time() {
+    let t0 = Instant::now();
+    let cfg = Config { max_streams: 2, retention_time: Duration::from_secs(10), ..config() };
+    let mut r = router_with(cfg, t0);
+    for seq in 1..=3 {
+        feed(&mut r, id(2), data(stream(10), seq), t0);
+    }
+    // Stream 10 is evicted for 11 with its payloads retained, then tracked again from its watermark.
+    feed(&mut r, id(2), data(stream(11), 1), t0 + Duration::from_secs(1));
+    feed(&mut r, id(3), data(stream(10), 4), t0 + Duration::from_secs(5));
+    assert_serials_name_the_tracked_streams(&r);
+    let retains = |r: &Router<ChaCha8Rng>| r.streams.get(&stream(10)).is_some_and(|s| s.retains(4));
+    assert!(retains(&r));
+    // The first life's entries (retained at t0) age out first and name a serial that is gone;
+    // message 4, retained later, stays until its own time is up.
+    r.handle_timer(Timer::Sweep, t0 + Duration::from_secs(11));
+    assert!(retains(&r), "expired with the stream's earlier life");
+    r.handle_timer(Timer::Sweep, t0 + Duration::from_secs(16));
+    assert!(!retains(&r));
 }
 
 #[test]
