@@ -74,6 +74,14 @@ impl Peer {
     /// other streams interleave with it). O(1).
     pub(crate) fn push_ihave(&mut self, stream: StreamId, seq: u64, hops: u32) {
         self.ihave_hops = self.ihave_hops.min(hops);
+        // The latest range is the one a busy stream extends, message after message: no lookup.
+        if let Some(range) = self.ihave.last_mut()
+            && range.stream == stream
+            && range.last.checked_add(1) == Some(seq)
+        {
+            range.last = seq;
+            return;
+        }
         if let Some(&at) = self.ihave_index.get(&stream)
             && let Some(range) = self.ihave.get_mut(at)
             && range.last.checked_add(1) == Some(seq)
@@ -102,5 +110,40 @@ impl Peer {
     /// Whether `seq` of `stream` is something we asked this peer for.
     pub(crate) fn was_asked(&self, stream: StreamId, seq: u64) -> bool {
         self.asked.iter().any(|r| r.stream == stream && r.first <= seq && seq <= r.last)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Instant;
+
+    use dotray_codec::{NodeId, TokenBucket};
+
+    use super::*;
+    use crate::core::map::{KeyedMap, KeyedState};
+
+    fn stream(n: u8) -> StreamId {
+        StreamId { origin: NodeId::from_bytes([n; 32]), epoch: 1 }
+    }
+
+    #[test]
+    fn a_digest_batch_holds_one_range_per_run_of_each_stream() {
+        let now = Instant::now();
+        let bucket = || TokenBucket::new(1, 1, now);
+        let mut peer = Peer::new(1, KeyedMap::with_hasher(KeyedState(7)), bucket(), bucket());
+        let (a, b) = (stream(1), stream(2));
+        // Runs of `a` interleaved with `b`, a gap in `a`, and the smallest hop count kept.
+        for (s, seq, hops) in [(a, 1, 3), (a, 2, 2), (b, 7, 5), (a, 3, 4), (b, 8, 1), (a, 5, 2), (a, 6, 2)] {
+            peer.push_ihave(s, seq, hops);
+        }
+        let (ranges, hops) = peer.take_ihave();
+        let got: Vec<_> = ranges.iter().map(|r| (r.stream, r.first, r.last)).collect();
+        assert_eq!(got, [(a, 1, 3), (b, 7, 8), (a, 5, 6)]);
+        assert_eq!(hops, 1);
+        // Taking the batch empties it, index included: the next message starts a new range.
+        peer.push_ihave(a, 7, 9);
+        let (ranges, hops) = peer.take_ihave();
+        assert_eq!(ranges.iter().map(|r| (r.first, r.last)).collect::<Vec<_>>(), [(7, 7)]);
+        assert_eq!(hops, 9);
     }
 }
