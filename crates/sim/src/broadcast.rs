@@ -305,12 +305,15 @@ pub fn crash_with_loss(params: &Params) -> Report {
 
 /// The network is cut in two random halves for 30 s (`CUT`) in the middle of the stream, then healed.
 /// Afterwards every node must deliver every message, including those broadcast on the other side
-/// during the cut. The stream is spread so that it covers the cut, and the router's `retention_time`
-/// is raised to cover the cut plus the time membership takes to merge the halves (the property checked
-/// is "within the retention window").
+/// during the cut. The stream is spread so that it covers the cut, and the router's retention is
+/// raised to cover the cut plus the time membership takes to merge the halves: `retention_time`, and
+/// the settled payloads a node keeps, which every message of the stream fits in (the property
+/// checked is "within the retention window").
 pub fn partition(params: &Params) -> Report {
     let mut params = params.clone();
     params.router.retention_time = params.router.retention_time.max(CUT * 4);
+    params.router.retention_settled_max_messages =
+        params.router.retention_settled_max_messages.max(params.messages);
     params.router.stream_idle_timeout = params.router.stream_idle_timeout.max(params.router.retention_time);
     params.router.max_forgotten_streams =
         params.router.max_forgotten_streams.max(params.router.min_forgotten_streams());

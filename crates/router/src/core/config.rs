@@ -72,10 +72,15 @@ pub struct Config {
     /// by the limits above. Default 256 KiB: at the demo's rate, hours of history; at a 1 KiB × 10,000/s
     /// stream, the last 25 ms — size it to the traffic a partition must be able to catch up. Without
     /// it a busy node holds `retention_time` of the whole network's traffic (30 s × the broadcast rate).
-    /// (It is memory every node keeps once it has seen that much traffic: 128 nodes in one process,
-    /// `cargo xtask bench`, 2,000 × 1 KiB, 3 runs each, peaked at 241–253 MB RSS with 1 MiB and at
-    /// 126–136 MB with 256 KiB.)
+    /// It is memory every node keeps once it has seen that much traffic (figures in
+    /// `docs/PERFORMANCE.md`).
     pub retention_settled_max_bytes: usize,
+    /// The same bound as a number of payloads: settled payloads beyond it go too, oldest first. Each
+    /// retained payload costs a node about a hundred bytes besides its own (its slot, its entry in the
+    /// retention log, its share of a manifest), so without a count a budget of tiny payloads would
+    /// hold far more memory than its bytes say. Default 2,048: the byte budget binds first for
+    /// payloads over 128 bytes.
+    pub retention_settled_max_messages: usize,
     /// How far ahead of the next expected sequence number a payload may be and still be held for
     /// in-order delivery (the per-stream reorder window). Payloads further ahead are dropped (and asked
     /// for again later), so a forged far-future sequence number creates no state. Default 4,096.
@@ -297,6 +302,7 @@ impl Default for Config {
             retention_max_messages: 32_768,
             retention_max_bytes: 64 << 20,
             retention_settled_max_bytes: 256 * 1024,
+            retention_settled_max_messages: 2_048,
             reorder_window: 4_096,
             reorder_max_total: 65_536,
             reorder_max_bytes: 16 << 20,

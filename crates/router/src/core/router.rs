@@ -579,7 +579,8 @@ impl<R: Rng> Router<R> {
     }
 
     /// Drops the oldest settled payloads (every neighbour holds them) beyond
-    /// `retention_settled_max_bytes`. Run when acks arrive and at every sweep.
+    /// `retention_settled_max_bytes` or `retention_settled_max_messages`. Run when acks arrive and at
+    /// every sweep.
     ///
     /// A neighbour holds a payload when it acknowledged it, or when it is the payload's origin: a node
     /// never acks its own stream (it receives nothing of it), and needs nothing of it either. Without
@@ -593,8 +594,9 @@ impl<R: Rng> Router<R> {
     /// its state (`StreamState::settled`) as acknowledgements arrive, instead of asking every
     /// neighbour per payload (that was 3% of the CPU of `cargo xtask bench` with 32 publishers).
     pub(crate) fn release_settled(&mut self) {
-        let budget = self.config.retention_settled_max_bytes;
-        while self.retained_bytes > budget {
+        let (budget, max_count) =
+            (self.config.retention_settled_max_bytes, self.config.retention_settled_max_messages);
+        while self.retained_bytes > budget || self.retained_count > max_count {
             let Some(entry) = self.retention.oldest().copied() else { break };
             let stream = self.serials.get(&entry.serial).copied();
             match stream.and_then(|stream| Some((stream, self.streams.get(&stream)?))) {

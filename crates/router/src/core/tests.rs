@@ -724,18 +724,11 @@ fn acks_are_batched_on_a_timer_and_carry_watermarks() {
 /// A settled-retention budget with room for one of the 4-byte payloads of `data`.
 const ONE_SETTLED: usize = 4;
 
-#[test]
-fn payloads_of_a_neighbours_own_stream_settle_without_its_ack() {
-    // Node 1 relays stream(2), whose origin is neighbour 2, to neighbour 3. Node 2 never acks its own
-    // stream; once 3 acks, the payloads are held by every neighbour and go beyond the settled budget.
+/// Node 1 relays stream(2), whose origin is neighbour 2, to neighbour 3: messages 1..=3, then 3's
+/// ack of them. Which of them node 1 still serves to a graft from 3, before the ack and after it.
+fn served_before_and_after_settling(cfg: Config) -> (Vec<u64>, Vec<u64>) {
     let now = Instant::now();
-    let mut r = Router::new(
-        InsecureSigner::new(id(1)),
-        7,
-        Config { retention_settled_max_bytes: ONE_SETTLED, ..config() },
-        ChaCha8Rng::seed_from_u64(1),
-        now,
-    );
+    let mut r = Router::new(InsecureSigner::new(id(1)), 7, cfg, ChaCha8Rng::seed_from_u64(1), now);
     r.handle_neighbour_up(id(2), now);
     r.handle_neighbour_up(id(3), now);
     for seq in 1..=3 {
@@ -753,11 +746,30 @@ fn payloads_of_a_neighbours_own_stream_settle_without_its_ack() {
             })
             .collect::<Vec<_>>()
     };
-    assert_eq!(answered(&mut r), vec![1, 2, 3], "nothing is settled before 3 acks");
+    let before = answered(&mut r);
     r.handle_message(id(3), Message::Ack { marks: vec![Watermark { stream: stream(2), seq: 3 }] }, now);
     drain(&mut r);
-    // Three payloads retained, room for one once settled: the two oldest go.
-    assert_eq!(answered(&mut r), vec![3]);
+    (before, answered(&mut r))
+}
+
+#[test]
+fn payloads_of_a_neighbours_own_stream_settle_without_its_ack() {
+    // Node 2 never acks its own stream; once 3 acks, the payloads are held by every neighbour and
+    // go beyond the settled budget: three retained, room for one, the two oldest go.
+    let cfg = Config { retention_settled_max_bytes: ONE_SETTLED, ..config() };
+    assert_eq!(
+        served_before_and_after_settling(cfg),
+        (vec![1, 2, 3], vec![3]),
+        "nothing settles before 3 acks"
+    );
+}
+
+#[test]
+fn settled_payloads_beyond_the_count_go_too() {
+    let cfg = Config { retention_settled_max_messages: 2, ..config() };
+    assert_eq!(served_before_and_after_settling(cfg), (vec![1, 2, 3], vec![2, 3]));
+    let roomy = Config { retention_settled_max_messages: 3, ..config() };
+    assert_eq!(served_before_and_after_settling(roomy), (vec![1, 2, 3], vec![1, 2, 3]));
 }
 
 #[test]
