@@ -47,11 +47,11 @@ pub struct Config {
     pub ack_every: u32,
     /// Housekeeping period: expire retention, evict idle streams. Default 1 s.
     pub sweep_interval: Duration,
-    /// How long a stream that retains nothing its neighbours lack (see `stream_table.rs`) must be
-    /// quiet before it is parked: its state let go of, its watermark remembered, its retained
-    /// payloads kept without it. Default 2 s: long enough that a stream sending several messages a
-    /// second keeps its state (and its neighbours' marks) between them, short enough that a node of
-    /// a large network holds state only for the origins it heard from in the last few seconds.
+    /// How long a stream that retains nothing (see `stream_table.rs`) must be quiet before it is
+    /// parked: its state let go of, its watermark remembered. Default 2 s: long enough that a stream
+    /// sending several messages a second keeps its state (and its neighbours' marks) between them,
+    /// short enough that a node of a large network holds state only for the origins it heard from
+    /// in the last few seconds or still retains payloads of.
     pub stream_park_after: Duration,
     /// How long a payload stays in the retention cache to serve grafts and sync after an outage.
     /// Default 30 s (iroh-gossip's `message_cache_retention`): covers a neighbour failure, its detection

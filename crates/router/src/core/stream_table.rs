@@ -25,10 +25,9 @@
 //!   skipped in silence. The node's budget bounds how fast the table can be churned, and the marks
 //!   are sized for it (`Config::validate`): none is pushed out within `Config::retention_time`.
 //!
-//! **A quiet stream is parked**: once nothing of it is buffered or under repair, everything it
-//! retains is held by every neighbour (settled), and nothing was heard of it for
-//! `Config::stream_park_after`, the sweep lets its state go and remembers its watermark, as for an
-//! eviction; the payloads it retains stay, without the state (`parked_runs.rs`). Most origins of a large
+//! **A quiet stream is parked**: once nothing of it is retained (its payloads aged out or settled),
+//! buffered or under repair, and nothing was heard of it for `Config::stream_park_after`, the sweep
+//! lets its state go and remembers its watermark, as for an eviction. Most origins of a large
 //! network are quiet most of the time (in a blockchain network every wallet is an origin of a few
 //! transactions): a parked stream costs a mark of some 30 bytes instead of a full state with its
 //! per-neighbour marks, and comes back through the same door as a new stream (`ensure_stream`) at
