@@ -79,7 +79,7 @@ impl<R: rand::Rng> Router<R> {
             .streams
             .iter()
             .filter(|(_, s)| s.retained_count() > 0)
-            .map(|(id, s)| (weight(s.retained.bytes, s.retained_count()), *id))
+            .map(|(id, s)| (weight(s.retained_bytes, s.retained_count()), *id))
             .collect();
         let (goal_bytes, goal_count) =
             (max_bytes - max_bytes / TRIM_SLACK, max_count - max_count / TRIM_SLACK);
@@ -91,7 +91,7 @@ impl<R: rand::Rng> Router<R> {
             self.retained_count -= 1;
             self.counters.retention_evicted += 1;
             if state.retained_count() > 0 {
-                heaviest.push((weight(state.retained.bytes, state.retained_count()), victim));
+                heaviest.push((weight(state.retained_bytes, state.retained_count()), victim));
             }
         }
     }

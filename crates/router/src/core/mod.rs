@@ -6,7 +6,7 @@
 //! Files: `router.rs` (state and API), `data.rs` (payload path), `authenticity.rs` (manifests and
 //! unproven payloads), `repair.rs` (digests, grafts, prunes, acks, sync, neighbour changes, gaps), `stream.rs` (per-stream watermark, reorder buffer,
 //! retention), `stream_table.rs` (which streams are tracked: new-stream budgets, eviction), `fair_share.rs`
-//! (max-min fair shares of the reorder and retention pools), `history.rs` (serving from a history on disk), `peer.rs` (per-link state), `retention.rs` (global retention order), `retained.rs` (a run of retained payloads), `parked_runs.rs` (what parked streams keep of them), `ids.rs`,
+//! (max-min fair shares of the reorder and retention pools), `history.rs` (serving from a history on disk), `peer.rs` (per-link state), `retention.rs` (global retention order), `ids.rs`,
 //! `message.rs`, `action.rs`, `config.rs`, `counters.rs`, `map.rs`, `spare.rs` (giving back room
 //! collections no longer need).
 
@@ -21,10 +21,8 @@ mod history;
 mod ids;
 mod map;
 mod message;
-mod parked_runs;
 mod peer;
 mod repair;
-mod retained;
 mod retention;
 mod router;
 mod spare;

@@ -51,12 +51,6 @@ impl<R: rand::Rng> Router<R> {
             .filter(|(id, s)| **id == own || s.delivered > 0)
             .map(|(id, s)| Watermark { stream: *id, seq: s.delivered })
             .collect();
-        // Parked streams we keep payloads of: a neighbour that lacks them learns it can have them.
-        let forgotten = &self.forgotten;
-        marks.extend(self.parked_runs.iter().filter_map(|(id, parked)| {
-            let last = parked.run.span()?.1;
-            Some(Watermark { stream: *id, seq: forgotten.watermark(id).unwrap_or(last).max(last) })
-        }));
         marks.sort_unstable_by_key(|m| m.stream);
         if marks.iter().all(|m| m.seq == 0) {
             return;
@@ -393,24 +387,20 @@ impl<R: rand::Rng> Router<R> {
                 }
             }
         }
+        let Some(state) = self.streams.get(&stream) else { return budget };
         let mut batch = Vec::new();
-        let (run, buffer) = match (self.streams.get(&stream), self.parked_runs.get(&stream)) {
-            (Some(state), _) => (&state.retained, Some(&state.repair().buffer)),
-            (None, Some(parked)) => (&parked.run, None),
-            (None, None) => return budget,
-        };
-        if let Some((lo, hi)) = run.span() {
+        if let Some((lo, hi)) = state.retained_span() {
             let (a, b) = (first.max(lo), last.min(hi));
             let mut seq = a;
             while seq <= b && budget > 0 {
-                if let Some(held) = run.get(seq) {
+                if let Some(held) = state.get(seq) {
                     batch.push((seq, held.wire_hops, held.payload.clone(), held.proof.clone()));
                 }
                 budget -= 1;
                 seq += 1;
             }
         }
-        for (&seq, held) in buffer.into_iter().flat_map(|b| b.range(first..=last)) {
+        for (&seq, held) in state.repair().buffer.range(first..=last) {
             if budget == 0 {
                 break;
             }
@@ -532,14 +522,6 @@ impl<R: rand::Rng> Router<R> {
                     self.counters.parked_news += 1;
                     if mark.seq > 0 {
                         parked_acks.push(*mark);
-                    }
-                    // What it lacks of what we keep of the stream (see `parked_runs.rs`).
-                    if let Some((_, last)) = self.parked_runs.get(&mark.stream).and_then(|p| p.run.span())
-                        && last > mark.seq
-                    {
-                        let before = self.counters.resends;
-                        self.serve(from, mark.stream, (mark.seq + 1, last), per_stream, now);
-                        self.counters.sync_resends += self.counters.resends - before;
                     }
                 }
                 None if mark.stream != self.own && mark.seq > 0 => {

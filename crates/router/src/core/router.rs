@@ -18,7 +18,6 @@ use super::counters::{Counters, Topology};
 use super::ids::{MAX_SEQ, MessageId, StreamId};
 use super::map::{KeyedMap, KeyedState};
 use super::message::Message;
-use super::parked_runs::ParkedRun;
 use super::peer::Peer;
 use super::retention::RetentionLog;
 use super::stream::{Held, StreamState};
@@ -47,8 +46,6 @@ pub struct Router<R> {
     pub(crate) serials: KeyedMap<u64, StreamId>,
     /// The serial the next stream tracked gets.
     pub(crate) next_serial: u64,
-    /// Parked streams' settled payloads (see `parked_runs.rs`).
-    pub(crate) parked_runs: KeyedMap<StreamId, ParkedRun>,
     /// The tracked streams but our own, least recently active first (see `stream_table.rs`).
     pub(crate) recency: Recency,
     /// Watermarks of streams evicted to make room.
@@ -166,7 +163,6 @@ impl<R: Rng> Router<R> {
             streams,
             serials,
             next_serial: 1,
-            parked_runs: KeyedMap::with_hasher(hasher),
             recency: Recency::default(),
             forgotten: Forgotten::new(hasher, forgotten_key, now),
             new_streams,
@@ -570,11 +566,8 @@ impl<R: Rng> Router<R> {
         self.trim_retention();
     }
 
-    /// Drops `stream`'s retained payloads up to and including `seq`, tracked or parked.
+    /// Drops `stream`'s retained payloads up to and including `seq`.
     fn expire_through(&mut self, stream: StreamId, seq: u64) {
-        if !self.streams.contains_key(&stream) {
-            return self.expire_parked_through(stream, seq);
-        }
         if let Some(state) = self.streams.get_mut(&stream) {
             let (bytes, count) = state.expire_through(seq);
             self.retained_bytes -= bytes;
@@ -606,10 +599,9 @@ impl<R: Rng> Router<R> {
         while self.retained_bytes > budget || self.retained_count > max_count {
             let Some(entry) = self.retention.oldest().copied() else { break };
             let stream = self.serials.get(&entry.serial).copied();
-            match stream.map(|stream| (stream, self.streams.get(&stream))) {
+            match stream.and_then(|stream| Some((stream, self.streams.get(&stream)?))) {
                 // Still retained, and not yet held by every neighbour: keep it, and what follows.
-                Some((_, Some(state))) if state.retains(entry.seq) && state.settled < entry.seq => break,
-                // Settled, tracked or parked (a parked run holds settled payloads only).
+                Some((_, state)) if state.retains(entry.seq) && state.settled < entry.seq => break,
                 Some((stream, _)) => self.expire_through(stream, entry.seq),
                 // A forgotten stream's payloads went with it.
                 None => {}
@@ -685,7 +677,6 @@ impl<R: Rng> Router<R> {
         self.expire_retention(cutoff);
         self.release_settled();
         self.park_quiet_streams(now);
-        self.park_settled_streams(now);
         self.fold_quiet_marks(now);
         self.sweep_idle_streams(now);
         self.trim_stream_table();

@@ -5,7 +5,7 @@
 //! Dedup is O(1) for the common case: a message is *held* when `seq <= delivered` (one comparison) or
 //! when it sits in the small reorder buffer. No per-message id set is kept.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -13,7 +13,6 @@ use bytes::Bytes;
 use dotray_codec::NodeId;
 
 use super::ids::{SeqRange, StreamId};
-use super::retained::RetainedRun;
 use crate::proof::Manifest;
 
 /// A payload held by a stream, with the hop count to put on the wire when sending it on and the
@@ -177,6 +176,9 @@ impl Repair {
     }
 }
 
+/// Below this many retained payloads, the retention cache grows one slot at a time.
+const SMALL_RETAINED: usize = 4;
+
 /// What a stream without a repair state reads as.
 static IDLE_REPAIR: Repair = Repair::IDLE;
 
@@ -196,8 +198,11 @@ pub(crate) struct StreamState {
     /// names it (see `retention.rs`). A stream forgotten and tracked again gets a new one, so an
     /// entry of its earlier life never touches its new state.
     pub(crate) serial: u64,
-    /// Retained delivered payloads.
-    pub(crate) retained: RetainedRun,
+    /// Retained delivered payloads: `retained[i]` is sequence number `retained_base + i`.
+    retained: VecDeque<Option<Held>>,
+    retained_base: u64,
+    /// Payload bytes in `retained`.
+    pub(crate) retained_bytes: usize,
     /// Last time anything happened on this stream (idle eviction).
     pub(crate) last_active: Instant,
     /// When the stream's entry in the recency queue was queued (see `stream_table.rs`).
@@ -241,7 +246,9 @@ impl StreamState {
             known_hi: delivered,
             announced_hi: delivered,
             serial: 0,
-            retained: RetainedRun::new(delivered + 1),
+            retained: VecDeque::new(),
+            retained_base: delivered + 1,
+            retained_bytes: 0,
             last_active: now,
             queued_at: now,
             ack_dirty: false,
@@ -461,22 +468,59 @@ impl StreamState {
         }
     }
 
+    /// Whether the stream holds `seq` (delivered and retained, or buffered).
+    pub(crate) fn get(&self, seq: u64) -> Option<&Held> {
+        if let Some(held) = self.repair().buffer.get(&seq) {
+            return Some(held);
+        }
+        let index = seq.checked_sub(self.retained_base)?;
+        self.retained.get(usize::try_from(index).ok()?)?.as_ref()
+    }
+
     /// Appends a just-delivered payload to the retention cache. If it does not follow the retained
     /// run (after a gap or an adoption jump), the run restarts with it. Returns the bytes and payloads
     /// that dropped out of the cache.
     pub(crate) fn retain(&mut self, seq: u64, held: Held) -> (usize, usize) {
-        self.retained.push(seq, held)
+        let next = self.retained_base + self.retained.len() as u64;
+        let mut freed = (0, 0);
+        if seq != next {
+            // A jump (gap or adoption): start a new run; the old one is rarely useful and is dropped.
+            freed = (std::mem::take(&mut self.retained_bytes), self.retained.len());
+            self.retained.clear();
+            self.retained_base = seq;
+        }
+        self.retained_bytes += held.payload.len();
+        if self.retained.len() == self.retained.capacity() && self.retained.len() < SMALL_RETAINED {
+            // One slot at a time while the stream retains little (growth would start at four): most
+            // streams of a large network carry a message or two at a time.
+            self.retained.reserve_exact(1);
+        }
+        self.retained.push_back(Some(held));
+        freed
     }
 
     /// Drops retained payloads up to and including `seq` (they aged out of the global log). Returns
     /// the bytes and payloads dropped.
     pub(crate) fn expire_through(&mut self, seq: u64) -> (usize, usize) {
-        self.retained.expire_through(seq)
+        let mut freed = (0, 0);
+        while self.retained_base <= seq
+            && let Some(len) = self.evict_oldest_retained()
+        {
+            freed = (freed.0 + len, freed.1 + 1);
+        }
+        freed
     }
 
     /// Drops the oldest retained payload; returns its length.
     pub(crate) fn evict_oldest_retained(&mut self) -> Option<usize> {
-        self.retained.pop_oldest()
+        let held = self.retained.pop_front()?;
+        self.retained_base += 1;
+        if self.retained.is_empty() {
+            self.retained = VecDeque::new();
+        }
+        let len = held.map_or(0, |h| h.payload.len());
+        self.retained_bytes -= len;
+        Some(len)
     }
 
     /// Payloads in the retention cache.
@@ -491,7 +535,11 @@ impl StreamState {
 
     /// The inclusive sequence-number span of the retention cache, if any.
     pub(crate) fn retained_span(&self) -> Option<(u64, u64)> {
-        self.retained.span()
+        if self.retained.is_empty() {
+            None
+        } else {
+            Some((self.retained_base, self.retained_base + self.retained.len() as u64 - 1))
+        }
     }
 
     /// Whether messages between the watermark and `known_hi` are missing.

@@ -272,7 +272,6 @@ impl<R: rand::Rng> Router<R> {
         self.next_serial += 1;
         self.serials.insert(state.serial, stream);
         self.streams.insert(stream, Box::new(state));
-        self.unpark_run(stream);
         self.recency.push(stream, now);
         self.arm_sweep(now);
         true
@@ -359,7 +358,7 @@ impl<R: rand::Rng> Router<R> {
             self.buffered_total -= state.repair().buffer.len();
             self.buffered_bytes -= state.repair().buffer_bytes;
             self.proof_bytes -= state.proof_bytes;
-            self.retained_bytes -= state.retained.bytes;
+            self.retained_bytes -= state.retained_bytes;
             self.retained_count -= state.retained_count();
             self.recency.compact(&self.streams);
         }
@@ -394,7 +393,6 @@ impl<R: rand::Rng> Router<R> {
     pub(crate) fn trim_stream_table(&mut self) {
         super::spare::trim_map(&mut self.streams);
         super::spare::trim_map(&mut self.serials);
-        super::spare::trim_map(&mut self.parked_runs);
         self.recency.compact(&self.streams);
         self.recency.trim();
     }

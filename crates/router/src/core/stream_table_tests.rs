@@ -50,16 +50,15 @@ fn an_evicted_stream_resumes_at_its_watermark() {
     assert_eq!(deliveries(&drain(&mut r)), vec![4], "only the new message is delivered");
     assert_eq!(r.counters().streams_restored, 1);
     assert_eq!(r.forgotten_count(), 1, "stream 11 is remembered now, stream 10's mark was taken back");
-    assert_serials_name_the_tracked_streams_and_parked_runs(&r);
+    assert_serials_name_the_tracked_streams(&r);
     assert_eq!(r.streams[&stream(10)].serial, 3, "a stream tracked again has a serial of its own");
 }
 
-/// The retention log's serials name exactly the tracked streams and the parked runs, each its own.
-fn assert_serials_name_the_tracked_streams_and_parked_runs(r: &Router<ChaCha8Rng>) {
-    assert_eq!(r.serials.len(), r.streams.len() + r.parked_runs.len());
+/// The retention log's serials name exactly the tracked streams, each its own.
+fn assert_serials_name_the_tracked_streams(r: &Router<ChaCha8Rng>) {
+    assert_eq!(r.serials.len(), r.streams.len());
     for (serial, stream) in &r.serials {
-        let own = r.streams.get(stream).map(|s| s.serial).or(r.parked_runs.get(stream).map(|p| p.serial));
-        assert_eq!(own, Some(*serial), "{stream:?}");
+        assert_eq!(r.streams[stream].serial, *serial, "{stream:?}");
     }
 }
 
@@ -74,7 +73,7 @@ fn a_stream_tracked_again_retains_its_payloads_for_their_own_time() {
     // Stream 10 is evicted for 11 with its payloads retained, then tracked again from its watermark.
     feed(&mut r, id(2), data(stream(11), 1), t0 + Duration::from_secs(1));
     feed(&mut r, id(3), data(stream(10), 4), t0 + Duration::from_secs(5));
-    assert_serials_name_the_tracked_streams_and_parked_runs(&r);
+    assert_serials_name_the_tracked_streams(&r);
     let retains = |r: &Router<ChaCha8Rng>| r.streams.get(&stream(10)).is_some_and(|s| s.retains(4));
     assert!(retains(&r));
     // The first life's entries (retained at t0) age out first and name a serial that is gone;
@@ -396,57 +395,4 @@ fn a_stream_without_budget_costs_no_signature_check() {
         9,
         "each manifest was refused (a payload alone names no stream)"
     );
-}
-
-#[test]
-fn a_quiet_stream_parks_with_its_settled_payloads_and_still_serves_them() {
-    // The settled budget keeps stream 10's messages 1 and 2; once the stream is quiet, its state
-    // goes and the two payloads stay, served to a newcomer, and taken back when the stream goes on.
-    let t0 = Instant::now();
-    let mut r = settled_stream_with(config(), t0);
-    let later = t0 + r.config().stream_park_after + r.config().sweep_interval;
-    r.handle_timer(Timer::Sweep, later);
-    assert_eq!(r.watermark(&stream(10)), None, "parked");
-    assert_eq!(r.parked_runs[&stream(10)].run.span(), Some((1, 2)));
-    assert_serials_name_the_tracked_streams_and_parked_runs(&r);
-    drain(&mut r);
-    // A newcomer hears of the stream in our `Sync`, and gets what it lacks of it.
-    r.handle_neighbour_up(id(7), later);
-    let ours = Watermark { stream: stream(10), seq: 2 };
-    assert!(
-        sends(&drain(&mut r))
-            .iter()
-            .any(|(to, m)| *to == id(7) && matches!(m, Message::Sync { marks } if marks.contains(&ours)))
-    );
-    let theirs = Watermark { stream: stream(10), seq: 1 };
-    r.handle_message(id(7), Message::Sync { marks: vec![theirs] }, later);
-    let served: Vec<u64> = sends(&drain(&mut r))
-        .into_iter()
-        .filter_map(|(to, m)| match m {
-            Message::Data { seq, .. } if to == id(7) => Some(seq),
-            _ => None,
-        })
-        .collect();
-    assert_eq!(served, vec![2]);
-    assert_eq!(r.watermark(&stream(10)), None, "serving does not bring the state back");
-    // Message 3 does, and the parked payloads with it.
-    feed(&mut r, id(2), data(stream(10), 3), later);
-    assert_eq!(deliveries(&drain(&mut r)), vec![3]);
-    assert_eq!(r.streams[&stream(10)].retained_span(), Some((1, 3)));
-    assert!(r.parked_runs.is_empty());
-    assert_serials_name_the_tracked_streams_and_parked_runs(&r);
-}
-
-#[test]
-fn parked_payloads_age_out_with_the_log() {
-    let t0 = Instant::now();
-    let mut r = settled_stream_with(config(), t0);
-    let later = t0 + r.config().stream_park_after + r.config().sweep_interval;
-    r.handle_timer(Timer::Sweep, later);
-    let (bytes, count) = (r.retained_bytes, r.retained_count);
-    assert_eq!(count, 2, "parked payloads count in the totals");
-    r.handle_timer(Timer::Sweep, t0 + r.config().retention_time + r.config().sweep_interval);
-    assert!(r.parked_runs.is_empty());
-    assert_eq!((bytes > 0, r.retained_bytes, r.retained_count), (true, 0, 0));
-    assert!(r.serials.len() == r.streams.len(), "the run's serial went with it");
 }
