@@ -240,3 +240,37 @@ fn killing_the_middle_soon_after_joining_does_not_split_the_network() {
     });
     eprintln!("survivors connected {took:?} after the kill");
 }
+
+/// A node restarted with a new key pair, while the seed it names is down, can only be found at its
+/// old address, under the id it had there. A dial by that id reaches a node proving another id: the
+/// dialer must take the new id for the address and dial it again, or the two stay apart for as long
+/// as the seed is down.
+#[test]
+fn a_node_restarted_with_a_new_key_is_found_at_its_old_address_while_its_seed_is_down() {
+    let any: SocketAddr = "127.0.0.1:0".parse().unwrap();
+    let mut seed = TestNode::start(any, vec![]);
+    let stays = TestNode::start(any, vec![seed.addr]);
+    let mut restarts = TestNode::start(any, vec![seed.addr]);
+    let all = [&seed, &stays, &restarts];
+    let query_rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    wait_until("3 nodes discover each other", Duration::from_secs(15), &all, || {
+        connected(&all) && all.iter().all(|node| knows_all(&query_rt, node, &all))
+    });
+    let (seed_addr, old_addr, old_id) = (seed.addr, restarts.addr, restarts.id);
+    seed.kill();
+    restarts.kill();
+    // The killed runtime closes its listener in the background.
+    let started = Instant::now();
+    while std::net::TcpListener::bind(old_addr).is_err() {
+        assert!(started.elapsed() < Duration::from_secs(5), "{old_addr} stays in use");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    restarts = TestNode::start(old_addr, vec![seed_addr]);
+    assert_ne!(restarts.id, old_id, "a new key pair");
+    let pair = [&stays, &restarts];
+    let took =
+        wait_until("the restarted node is found at its old address", Duration::from_secs(10), &pair, || {
+            connected(&pair)
+        });
+    eprintln!("found again in {took:?}");
+}

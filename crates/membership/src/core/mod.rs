@@ -367,6 +367,61 @@ impl<R: Rng> Membership<R> {
         self.refill(now);
     }
 
+    /// A dial of `addr`, made for the node `expected` we knew there, reached another node: `proven`
+    /// proved its own id in the handshake, so the connection was closed (a dial by id keeps only the
+    /// node it names). The node we knew restarted with a fresh key pair, or the address passed to
+    /// another node; either way the entry is stale.
+    ///
+    /// A seed pinned by id (`id@addr`) only counts a failure: the user asked for that node. Otherwise
+    /// `proven` takes the stale entry's place in the passive view, verified (we dialed the address and
+    /// it proved its id there) and still marked down if the entry was (a peer we lost at that address
+    /// is back under a new id: healing asks it to be a neighbour), and the dial is made again at
+    /// once for the same purpose. That is how the rest of a network finds a restarted node whose
+    /// seeds were down when it came back: the only addresses anyone has of it are its old entries.
+    ///
+    /// The new entry keeps the stale one's failure count plus one, and is dropped like any address
+    /// at `Config::max_dial_failures`: a node that answers every dial with a fresh id costs a bounded
+    /// number of dials, as an address that never answers does.
+    pub fn handle_dial_unexpected_peer(
+        &mut self,
+        addr: SocketAddr,
+        expected: NodeId,
+        proven: NodeId,
+        now: Instant,
+    ) {
+        let intent = self.dials.remove(&addr);
+        if self.connected_to_addr(&addr) {
+            return;
+        }
+        let stale = self.passive.get(&expected).filter(|e| e.info.addr == addr).cloned();
+        let pinned = self.seed_ids.get(&addr) == Some(&expected);
+        let replaceable = proven != self.me.id && !self.is_connected(&proven) && !pinned;
+        let Some(stale) = stale.filter(|_| replaceable) else {
+            self.note_failure(addr, now);
+            self.fail_queries_to_addr(addr);
+            self.refill(now);
+            return;
+        };
+        self.passive.remove(&expected);
+        self.fail_queries_to_addr(addr);
+        let failures = stale.failures + 1;
+        if failures < self.config.max_dial_failures {
+            let mut entry = PassiveEntry::new(PeerInfo::new(proven, addr), None, Trust::Verified);
+            entry.failures = failures;
+            entry.down = stale.down;
+            entry.last_seen = stale.last_seen;
+            self.learn_entry(entry);
+            let again = match intent.map(|i| i.purpose) {
+                Some(purpose @ (Purpose::Join | Purpose::Neighbour | Purpose::Heal)) => Some(purpose),
+                Some(Purpose::ExchangeReply { .. } | Purpose::Query) | None => None,
+            };
+            if let Some(purpose) = again.filter(|_| self.passive.get(&proven).is_some()) {
+                self.dial(addr, Some(proven), purpose, now);
+            }
+        }
+        self.refill(now);
+    }
+
     /// A dial of `addr` was refused by the node there for lack of room (its transport's connection
     /// limit). The node is alive: this is not a failure, so nothing counts towards dropping the
     /// address, and a seed that later lets us in is not taken for one coming back from a partition

@@ -1191,3 +1191,108 @@ fn a_peer_that_replaced_us_is_left_alone_for_a_while() {
     m.handle_timer(refill.1, refill.0);
     assert!(drain_no_timers(&mut m).contains(&dial(peer(2))));
 }
+
+/// Makes `p` an active peer of `m`, then declares it down (its link failed): a down entry of the
+/// passive view, kept for healing.
+fn lose(m: &mut Membership<ChaCha8Rng>, p: u8, now: Instant) {
+    make_active(m, p, now);
+    m.handle_disconnected(peer(p).id, LinkEnd::Failed, now);
+    drain(m);
+}
+
+/// Heal rounds from `now` on until one dials `addr`; returns the dial's time and the id it expects.
+fn heal_until_dial(m: &mut Membership<ChaCha8Rng>, addr: SocketAddr, mut now: u64) -> (u64, Option<NodeId>) {
+    for _ in 0..20 {
+        now += 15_000;
+        m.handle_timer(Timer::Heal, at(now));
+        let dialed = drain_no_timers(m).into_iter().find_map(|a| match a {
+            Action::Dial { addr: a, node } if a == addr => Some(node),
+            _ => None,
+        });
+        if let Some(node) = dialed {
+            return (now, node);
+        }
+    }
+    panic!("no heal round dialed {addr}");
+}
+
+#[test]
+fn a_peer_back_under_a_new_id_takes_its_old_entrys_place_and_is_asked_at_once() {
+    // A full view (one slot), and a peer lost at an address: healing dials it now and then.
+    let mut m = tiny(1);
+    lose(&mut m, 3, at(0));
+    make_active(&mut m, 2, at(1));
+    drain(&mut m);
+    let (now, expected) = heal_until_dial(&mut m, peer(3).addr, 1);
+    assert_eq!(expected, Some(peer(3).id), "the address is dialed for the node we knew there");
+    // The node there restarted with a new key pair: it proves another id, and the dial fails.
+    let reborn = PeerInfo::new(NodeId::from_bytes([33; 32]), peer(3).addr);
+    m.handle_dial_unexpected_peer(reborn.addr, peer(3).id, reborn.id, at(now + 5));
+    let actions = drain_no_timers(&mut m);
+    assert!(actions.contains(&dial(reborn)), "dialed again for the node there now: {actions:?}");
+    // It answers as itself: it was a peer we lost, so healing asks it to be a neighbour.
+    m.handle_connected(reborn, Some(reborn.addr), at(now + 10));
+    let actions = drain_no_timers(&mut m);
+    assert!(
+        actions
+            .contains(&Action::Send { to: reborn.id, message: Message::Neighbour { high_priority: false } }),
+        "{actions:?}"
+    );
+    assert!(m.passive.get(&peer(3).id).is_none(), "the old id is gone from the view");
+}
+
+#[test]
+fn a_seed_pinned_by_id_is_not_replaced_by_whoever_answers_there() {
+    let seed = Seed { addr: peer(2).addr, node: Some(peer(2).id) };
+    let mut m =
+        Membership::new(peer(1), [seed], Config::default(), ChaCha8Rng::seed_from_u64(1), t0()).unwrap();
+    assert!(drain_no_timers(&mut m).contains(&dial(peer(2))));
+    let other = NodeId::from_bytes([22; 32]);
+    m.handle_dial_unexpected_peer(peer(2).addr, peer(2).id, other, at(0));
+    let actions = drain_no_timers(&mut m);
+    assert!(
+        !actions.iter().any(|a| matches!(a, Action::Dial { node: Some(id), .. } if *id == other)),
+        "the user named the seed's id: {actions:?}"
+    );
+    assert!(m.passive.get(&other).is_none());
+    // Its back-off grew as for any failed dial: no redial at once.
+    assert!(!actions.contains(&dial(peer(2))), "{actions:?}");
+}
+
+#[test]
+fn an_address_that_answers_every_dial_with_a_fresh_id_is_dropped_like_a_dead_one() {
+    let mut m = tiny(1);
+    lose(&mut m, 3, at(0));
+    make_active(&mut m, 2, at(1));
+    drain(&mut m);
+    let (mut now, mut expected) = heal_until_dial(&mut m, peer(3).addr, 1);
+    let mut dials = 1;
+    for i in 0..=Config::default().max_dial_failures {
+        let fresh = NodeId::from_bytes([100 + i as u8; 32]);
+        m.handle_dial_unexpected_peer(peer(3).addr, expected.expect("dialed by id"), fresh, at(now));
+        let again = drain_no_timers(&mut m).into_iter().find_map(|a| match a {
+            Action::Dial { addr, node } if addr == peer(3).addr => Some(node),
+            _ => None,
+        });
+        match again {
+            Some(node) => {
+                assert_eq!(node, Some(fresh));
+                expected = node;
+                dials += 1;
+            }
+            None => break,
+        }
+        now += 10;
+    }
+    assert!(
+        dials <= Config::default().max_dial_failures,
+        "{dials} dials for one address that never proves the id it was dialed for"
+    );
+    assert!(!m.passive.iter().any(|e| e.info.addr == peer(3).addr), "the address is dropped");
+    // Nothing dials it again.
+    for round in 1..=8 {
+        m.handle_timer(Timer::Heal, at(now + round * 15_000));
+        let actions = drain_no_timers(&mut m);
+        assert!(!actions.iter().any(|a| matches!(a, Action::Dial { addr, .. } if *addr == peer(3).addr)));
+    }
+}

@@ -255,6 +255,19 @@ impl<R: Rng> NodeCore<R> {
         self.membership.handle_dial_failed(addr, now);
     }
 
+    /// A dial of `addr` by id reached a node that proved another id (see
+    /// `dotray_membership::core::Membership::handle_dial_unexpected_peer`).
+    pub fn handle_dial_unexpected_peer(
+        &mut self,
+        addr: SocketAddr,
+        expected: NodeId,
+        proven: NodeId,
+        now: Instant,
+    ) {
+        self.now = now;
+        self.membership.handle_dial_unexpected_peer(addr, expected, proven, now);
+    }
+
     /// A message from the connected peer `from`. A broadcast message from a node that is not a
     /// neighbour carries no tree state and is ignored.
     pub fn handle_message(&mut self, from: NodeId, message: PeerMessage, now: Instant) {

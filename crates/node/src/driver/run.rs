@@ -333,7 +333,12 @@ impl Driver {
                         self.core.handle_dial_refused(addr, reason, now);
                     }
                     None if refused_as_busy(&error) => self.core.handle_dial_busy(addr, now),
-                    None => self.core.handle_dial_failed(addr, now),
+                    None => match unexpected_peer(&error) {
+                        Some((expected, proven)) => {
+                            self.core.handle_dial_unexpected_peer(addr, expected, proven, now)
+                        }
+                        None => self.core.handle_dial_failed(addr, now),
+                    },
                 }
                 self.resolve_again(addr);
             }
@@ -753,6 +758,17 @@ fn refused_as_busy(error: &DialError) -> bool {
         error,
         DialError::Handshake(HandshakeError::Refused { reason: GoodbyeReason::TooManyConnections, .. })
     )
+}
+
+/// The node id a dial by id expected and the one the node there proved instead, if that is why
+/// the dial failed.
+fn unexpected_peer(error: &DialError) -> Option<(NodeId, NodeId)> {
+    match error {
+        DialError::Handshake(HandshakeError::UnexpectedPeer { expected, proven }) => {
+            Some((*expected, *proven))
+        }
+        _ => None,
+    }
 }
 
 /// How the link ended, as membership needs to know it, from the transport's detailed reason.
