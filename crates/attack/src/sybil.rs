@@ -119,6 +119,7 @@ impl Sybil {
             first_seq: seq,
             hashes: manifest.hashes.clone(),
             signature: Bytes::copy_from_slice(&manifest.signature),
+            groups: manifest.groups.clone(),
         };
         let data = proto::Data { stream_ref, seq, hops: 0, payload };
         for envelope in

@@ -81,6 +81,7 @@
 //! | `dotray_manifests_sent_total` | counter | messages | Manifests sent: every copy to every peer. |
 //! | `dotray_manifests_received_total` | counter | messages | Manifests received. |
 //! | `dotray_manifests_verified_total` | counter | manifests | Manifest signatures checked. |
+//! | `dotray_groups_proven_total` | counter | groups | Groups of payloads proven at once by their group digest. |
 //! | `dotray_unproven_payloads_total` | counter | messages | New payloads dropped for want of a verified manifest (fetched again by repair). |
 //! | `dotray_proofs_dropped_total` | counter | manifests | Verified manifests dropped over the proof memory limits. |
 //! | `dotray_equivocations_total` | counter | manifests | Validly signed manifests contradicting one already held. |
@@ -285,6 +286,8 @@ figures! {
         manifests_sent: Counter "dotray_manifests_sent_total" "Manifests sent: every copy to every peer.",
         manifests_received: Counter "dotray_manifests_received_total" "Manifests received.",
         manifests_verified: Counter "dotray_manifests_verified_total" "Manifest signatures checked.",
+        groups_proven: Counter "dotray_groups_proven_total"
+            "Groups of payloads proven at once by their group digest.",
         unproven_payloads: Counter "dotray_unproven_payloads_total"
             "New payloads dropped for want of a verified manifest (fetched again by repair).",
         proofs_dropped: Counter "dotray_proofs_dropped_total"

@@ -70,6 +70,7 @@ fn forged_manifest(key: &SecretKey, stream: StreamId, first: u64, payload: &[u8]
         first_seq: first,
         hashes: m.hashes,
         signature: m.signature.to_vec().into(),
+        groups: m.groups,
     }
     .into()
 }

@@ -2,8 +2,8 @@
 //! a node's own signed batches (stored before they leave) and the runs of its history.
 //!
 //! ```text
-//! hash count u32 LE | hashes (32 × count) | signature (64) | offset u32 LE | payload count u32 LE
-//!   | payload count × (len u32 LE | payload)
+//! hash count u32 LE | hashes (32 × count) | signature (64) | groups length u32 LE | groups
+//!   | offset u32 LE | payload count u32 LE | payload count × (len u32 LE | payload)
 //! ```
 //!
 //! The payloads are sequence numbers `first, first + 1, …`, and `first` is `offset` after the
@@ -17,16 +17,19 @@ use std::sync::Arc;
 use bytes::{Buf, Bytes};
 use dotray_codec::SIGNATURE_LEN;
 use dotray_router::core::StreamId;
-use dotray_router::proof::{HASH_LEN, MAX_MANIFEST_LEN, Manifest};
+use dotray_router::proof::{GROUP_LEN, HASH_LEN, MAX_MANIFEST_LEN, Manifest};
 
 /// The bytes of `payloads`, sequence numbers `first…` of the manifest `proof` (which must cover
 /// them: `proof.first <= first` and `first + payloads.len() - 1 <= proof.last()`).
 pub fn encode(proof: &Manifest, first: u64, payloads: &[Bytes]) -> Vec<u8> {
     let body: usize = payloads.iter().map(|p| 4 + p.len()).sum();
-    let mut out = Vec::with_capacity(12 + proof.hashes.len() + SIGNATURE_LEN + body);
+    let mut out = Vec::with_capacity(16 + proof.hashes.len() + proof.groups.len() + SIGNATURE_LEN + body);
     out.extend_from_slice(&(proof.count() as u32).to_le_bytes());
     out.extend_from_slice(&proof.hashes);
     out.extend_from_slice(&proof.signature);
+    // Within one manifest's groups, so far below 4 GiB.
+    out.extend_from_slice(&(proof.groups.len() as u32).to_le_bytes());
+    out.extend_from_slice(&proof.groups);
     // Within one manifest, so below `MAX_MANIFEST_LEN`.
     out.extend_from_slice(&((first - proof.first) as u32).to_le_bytes());
     out.extend_from_slice(&(payloads.len() as u32).to_le_bytes());
@@ -58,6 +61,12 @@ pub fn decode(stream: StreamId, first: u64, bytes: &[u8]) -> Result<(Arc<Manifes
     rest.advance(count * HASH_LEN);
     let signature = &rest[..SIGNATURE_LEN];
     rest.advance(SIGNATURE_LEN);
+    let groups_len = take_u32(&mut rest)?;
+    if groups_len > count.div_ceil(GROUP_LEN) * HASH_LEN || rest.len() < groups_len {
+        return Err(format!("stored group digests of {groups_len} bytes"));
+    }
+    let groups = Bytes::copy_from_slice(&rest[..groups_len]);
+    rest.advance(groups_len);
     let offset = take_u32(&mut rest)?;
     let payload_count = take_u32(&mut rest)?;
     if payload_count == 0 || offset + payload_count > count {
@@ -65,7 +74,8 @@ pub fn decode(stream: StreamId, first: u64, bytes: &[u8]) -> Result<(Arc<Manifes
     }
     let manifest_first = first.checked_sub(offset as u64).filter(|f| *f > 0);
     let manifest_first = manifest_first.ok_or_else(|| format!("stored messages {offset} before 1"))?;
-    let proof = Manifest::parse(stream, manifest_first, hashes, signature).map_err(|e| e.to_string())?;
+    let proof =
+        Manifest::parse(stream, manifest_first, hashes, groups, signature).map_err(|e| e.to_string())?;
     let mut payloads = Vec::with_capacity(payload_count);
     for _ in 0..payload_count {
         let len = take_u32(&mut rest)?;

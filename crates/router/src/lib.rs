@@ -179,6 +179,16 @@
 //!   byte budget per stream and per node (`max_stream_proof_bytes`, `max_proof_bytes`). A new `Data`
 //!   is relayed and delivered only if a held manifest lists its payload's hash at its sequence
 //!   number.
+//! * **A group at a time where it can.** An origin's manifest also lists one digest per *group* of
+//!   [`proof::GROUP_LEN`] consecutive messages ([`proof::group_digest`]: BLAKE3 over the group's
+//!   payloads, each with its length, laid end to end), signed with the hash list. Hashing one small
+//!   payload is serial work; hashing a group's payloads laid end to end, BLAKE3 hashes many chunks
+//!   at once. So while the driver hands in what it read from one connection, a node holds the
+//!   payloads of a group that arrive in order from one neighbour, and when the group is whole
+//!   proves all of them with one digest ([`core::Router::begin_batch`]; `core/group.rs`). Anything
+//!   else (a group cut by the end of the read, another sender, a payload of 2 KiB or more, a digest
+//!   that fails) takes the one-hash-per-payload path, which is what decides and whom it blames:
+//!   the group digest can only accept payloads the hash list would accept too.
 //! * **Origin addresses are signed too**: a `StreamDecl` carries the origin's signature over its
 //!   listen address (checked once per stream and address by the driver), so no relay can rebind it.
 //!
@@ -206,8 +216,10 @@
 //!   Likewise a stream a node forgot (idle for `stream_idle_timeout`, longer than any retention)
 //!   starts again from its next manifest: authentic old messages of it, replayed by a neighbour that
 //!   kept them, would be delivered again.
-//! * **Truncate or split** a manifest: the count and every hash are signed; a shorter or altered list
-//!   fails verification.
+//! * **Truncate or split** a manifest: the count, every hash and every group digest are signed; a
+//!   shorter or altered list fails verification, and so does a manifest stripped of its group digests.
+//!   A group digest covers the payloads' lengths, so the same bytes split otherwise between the
+//!   payloads of a group do not match it.
 //! * **Withhold a manifest, or send data before it**: the payload is unproven. It is neither relayed
 //!   nor delivered (and not even hashed); it counts as announced by that neighbour, so the repair path
 //!   fetches it, with its manifest, from whoever announces it. This is not reported as a violation: an
@@ -225,8 +237,11 @@
 //!   different versions. Only the origin's own stream suffers.
 //! * What it costs: the origin one signature per batch; every node one Ed25519 verification per
 //!   manifest (one per `seal_interval` of the origin's broadcasts under load, one per message at a
-//!   low rate) and one hash per payload ([`proof::payload_hash`]: SHA-256 or BLAKE3 by length);
-//!   every link 32 bytes per message and about a hundred per manifest.
+//!   low rate) and one hash per payload ([`proof::payload_hash`]: SHA-256 or BLAKE3 by length), or,
+//!   for a group received whole in one read, one BLAKE3 pass over the group; a neighbour that sends
+//!   a group with a bad payload makes this node hash that group twice before it is banned; every
+//!   link 34 bytes per message (its hash and its share of a group digest) and about a hundred per
+//!   manifest.
 //!
 //! ## Layout
 //!

@@ -302,6 +302,7 @@ impl Outbound {
                 first_seq: m.first,
                 hashes: m.hashes.clone(),
                 signature: Bytes::copy_from_slice(&m.signature),
+                groups: m.groups.clone(),
             }),
             Message::Beacon(b) => Body::Beacon(proto::Beacon {
                 origin: Bytes::copy_from_slice(&b.root.origin.to_bytes()),
@@ -401,9 +402,10 @@ impl Inbound {
             Body::Manifest(m) => {
                 let stream = self.lookup(m.stream_ref)?.0;
                 // Copied out of the frame: a kept manifest must not pin the whole read buffer its
-                // frame arrived in (the proof budgets count the hashes only).
+                // frame arrived in (the proof budgets count the hashes and groups only).
                 let hashes = Bytes::copy_from_slice(&m.hashes);
-                let manifest = Manifest::parse(stream, m.first_seq, hashes, &m.signature)?;
+                let groups = Bytes::copy_from_slice(&m.groups);
+                let manifest = Manifest::parse(stream, m.first_seq, hashes, groups, &m.signature)?;
                 Message::Manifest(Arc::new(manifest))
             }
             Body::Beacon(b) => {

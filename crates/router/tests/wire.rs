@@ -8,7 +8,9 @@ use bytes::Bytes;
 use dotray_codec::proto::{self, Body};
 use dotray_codec::{NodeId, SecretKey};
 use dotray_router::core::{Beacon, Message, SeqRange, StreamId, Watermark};
-use dotray_router::proof::{Ed25519Signer, HASH_LEN, Manifest, ManifestError, stream_decl_message};
+use dotray_router::proof::{
+    Ed25519Signer, GROUP_LEN, HASH_LEN, Manifest, ManifestError, stream_decl_message,
+};
 use dotray_router::wire::{Inbound, MAX_LIST_LEN, OriginAddr, Outbound, WireError, verify_origin_addr};
 use proptest::prelude::*;
 
@@ -205,10 +207,17 @@ fn arb_message() -> impl Strategy<Value = Message> {
                 Message::Beacon(Beacon { root, round, hops, tree, publisher, signature })
             }
         ),
-        (arb_stream(), 1u64..1 << 40, 1usize..40, any::<[u8; 64]>()).prop_map(
-            |(stream, first, n, signature)| {
+        (arb_stream(), 1u64..1 << 40, 1usize..40, any::<[u8; 64]>(), any::<bool>()).prop_map(
+            |(stream, first, n, signature, grouped)| {
                 let hashes = Bytes::from(vec![7u8; n * HASH_LEN]);
-                Message::Manifest(Arc::new(Manifest { stream, first, hashes, signature }))
+                let groups = if grouped { vec![8u8; n.div_ceil(GROUP_LEN) * HASH_LEN] } else { Vec::new() };
+                Message::Manifest(Arc::new(Manifest {
+                    stream,
+                    first,
+                    hashes,
+                    signature,
+                    groups: groups.into(),
+                }))
             }
         ),
     ]
@@ -261,6 +270,7 @@ fn a_malformed_manifest_is_a_typed_error() {
             first_seq,
             hashes: Bytes::from(vec![1u8; hashes]),
             signature: Bytes::from(vec![2u8; signature]),
+            groups: Bytes::new(),
         })
     };
     assert!(matches!(inbound.decode(&manifest(1, 64, 64)), Ok(Some(Message::Manifest(_)))));

@@ -15,7 +15,7 @@ use crate::history::{History, HistoryLimits};
 pub const DATA_FILE: &str = "node.redb";
 
 /// The format this version writes, recorded in the file: a file naming another is refused.
-pub const FORMAT: &str = "dotray data 2";
+pub const FORMAT: &str = "dotray data 3";
 
 /// Every record, by name: the format, the secret key, the own stream's epoch and position.
 const META: TableDefinition<'_, &str, &[u8]> = TableDefinition::new("dotray");

@@ -32,7 +32,7 @@ use crate::data_dir::{classify, create_private_dir, create_private_file};
 pub const HISTORY_DIR: &str = "history";
 
 /// The format each segment records.
-pub const HISTORY_FORMAT: &str = "dotray history 1";
+pub const HISTORY_FORMAT: &str = "dotray history 2";
 
 /// Segments per `max_bytes`: the history is dropped a sixteenth at a time.
 const SEGMENTS: u64 = 16;

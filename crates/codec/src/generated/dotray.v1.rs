@@ -368,10 +368,16 @@ pub struct Manifest {
     /// concatenated: at least one, at most `dotray_router::proof::MAX_MANIFEST_LEN`.
     #[prost(bytes = "bytes", tag = "3")]
     pub hashes: ::prost::bytes::Bytes,
-    /// The origin's Ed25519 signature (64 bytes) over the stream, `first_seq` and the hashes (see
-    /// `dotray_router::proof::Manifest::signed_message`).
+    /// The origin's Ed25519 signature (64 bytes) over the stream, `first_seq`, the hashes and the group
+    /// digests (see `dotray_router::proof::Manifest::signed_message`).
     #[prost(bytes = "bytes", tag = "4")]
     pub signature: ::prost::bytes::Bytes,
+    /// Empty, or one BLAKE3 digest (32 bytes) per group of `dotray_router::proof::GROUP_LEN`
+    /// consecutive messages from first_seq (the last group may be shorter), over the group's payloads
+    /// laid end to end (see `dotray_router::proof::group_digest`): a relay that receives a whole group
+    /// checks it with one hash of all its payloads at once.
+    #[prost(bytes = "bytes", tag = "5")]
+    pub groups: ::prost::bytes::Bytes,
 }
 /// A broadcast payload. Message id = (the referenced stream's origin and epoch, `seq`).
 #[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]

@@ -98,9 +98,9 @@ pub(crate) fn body() -> impl Strategy<Value = Body> {
                 })
             }
         ),
-        (any::<u32>(), any::<u64>(), bytes_field(256), bytes_field(64)).prop_map(
-            |(stream_ref, first_seq, hashes, signature)| {
-                Body::Manifest(proto::Manifest { stream_ref, first_seq, hashes, signature })
+        (any::<u32>(), any::<u64>(), bytes_field(256), bytes_field(64), bytes_field(64)).prop_map(
+            |(stream_ref, first_seq, hashes, signature, groups)| {
+                Body::Manifest(proto::Manifest { stream_ref, first_seq, hashes, signature, groups })
             }
         ),
         (any::<u32>(), any::<u64>(), any::<u32>(), bytes_field(2048)).prop_map(

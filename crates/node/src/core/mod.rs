@@ -268,6 +268,20 @@ impl<R: Rng> NodeCore<R> {
         self.membership.handle_dial_unexpected_peer(addr, expected, proven, now);
     }
 
+    /// Starts a batch of messages read together from one connection: until [`NodeCore::end_batch`],
+    /// the router may hold the payloads of a group to prove them at once (see
+    /// `dotray_router::core::Router::begin_batch`).
+    pub fn begin_batch(&mut self, now: Instant) {
+        self.now = now;
+        self.router.begin_batch(now);
+    }
+
+    /// Ends the batch begun by [`NodeCore::begin_batch`].
+    pub fn end_batch(&mut self, now: Instant) {
+        self.now = now;
+        self.router.end_batch(now);
+    }
+
     /// A message from the connected peer `from`. A broadcast message from a node that is not a
     /// neighbour carries no tree state and is ignored.
     pub fn handle_message(&mut self, from: NodeId, message: PeerMessage, now: Instant) {

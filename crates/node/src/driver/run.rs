@@ -346,22 +346,30 @@ impl Driver {
                 debug!(%remote, %error, "inbound handshake failed");
             }
             TransportEvent::Frames { peer, frames } => {
-                for envelope in frames {
-                    let Some(link) = self.links.get_mut(&peer) else { return };
-                    match self.wire.decode(&mut link.inbound, envelope) {
-                        Decoded::Message(message) => self.core.handle_message(peer, message, now),
-                        Decoded::Nothing => {}
-                        Decoded::Invalid(reason) => {
-                            warn!(?peer, %reason, "protocol violation; closing the connection");
-                            self.counters.violations += 1;
-                            link.sender.close_for_violation(&reason);
-                            self.core.handle_protocol_violation(peer, now);
-                            return;
-                        }
-                    }
-                }
+                // One read's frames are one batch: the core may prove a group of payloads at once.
+                self.core.begin_batch(now);
+                self.on_frames(peer, frames, now);
+                self.core.end_batch(now);
             }
             _ => {}
+        }
+    }
+
+    /// The frames read from `peer` at once, decoded and handed to the core in order.
+    fn on_frames(&mut self, peer: NodeId, frames: Vec<dotray_codec::proto::Envelope>, now: Instant) {
+        for envelope in frames {
+            let Some(link) = self.links.get_mut(&peer) else { return };
+            match self.wire.decode(&mut link.inbound, envelope) {
+                Decoded::Message(message) => self.core.handle_message(peer, message, now),
+                Decoded::Nothing => {}
+                Decoded::Invalid(reason) => {
+                    warn!(?peer, %reason, "protocol violation; closing the connection");
+                    self.counters.violations += 1;
+                    link.sender.close_for_violation(&reason);
+                    self.core.handle_protocol_violation(peer, now);
+                    return;
+                }
+            }
         }
     }
 

@@ -110,6 +110,8 @@ pub struct Counters {
     pub manifests_received: u64,
     /// Of those, signatures checked (a copy of a manifest already held is not checked again).
     pub manifests_verified: u64,
+    /// Groups of payloads proven at once by their manifest's group digest (see `group.rs`).
+    pub groups_proven: u64,
     /// New payloads dropped because no verified manifest covered them (the sender did not send one
     /// first, or it was dropped over the proof budget): fetched again by the repair path.
     pub unproven_payloads: u64,

@@ -9,6 +9,7 @@ use bytes::Bytes;
 use dotray_codec::NodeId;
 
 use super::action::{Action, Delivery, Recipients, Timer};
+use super::group::Check;
 use super::ids::{MAX_SEQ, MessageId, StreamId};
 use super::message::Message;
 use super::router::Router;
@@ -80,6 +81,24 @@ impl<R: rand::Rng> Router<R> {
     ) {
         self.counters.payloads_received += 1;
         self.counters.payload_bytes_received += payload.len() as u64;
+        let Some(payload) = self.extend_held(from, stream, seq, hops, payload, now) else { return };
+        self.receive_data(from, stream, seq, hops, payload, Check::MayHold, None, now);
+    }
+
+    /// The receive path of one payload, after [`group`](super::group) holding: `check` says how it is
+    /// proven, and `group_proof` is the manifest a [`Check::Proven`] payload was proven by.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn receive_data(
+        &mut self,
+        from: NodeId,
+        stream: StreamId,
+        seq: u64,
+        hops: u32,
+        payload: Bytes,
+        check: Check,
+        group_proof: Option<&Arc<Manifest>>,
+        now: Instant,
+    ) {
         if seq == 0 {
             return self.violation(from, "data with sequence number 0");
         }
@@ -130,7 +149,16 @@ impl<R: rand::Rng> Router<R> {
         let Some(proof) = state.proof_for(seq).cloned() else {
             return self.on_unproven(from, stream, seq, now);
         };
-        if !proof.proves(seq, &payload) {
+        let in_order = seq == state.delivered + 1;
+        let payload = match check {
+            Check::MayHold if in_order => {
+                let Some(payload) = self.hold_group(from, stream, seq, hops, payload, &proof) else { return };
+                payload
+            }
+            _ => payload,
+        };
+        let proven = check == Check::Proven && group_proof.is_some_and(|g| Arc::ptr_eq(g, &proof));
+        if !proven && !proof.proves(seq, &payload) {
             return self.violation(from, "data that does not match its origin's manifest");
         }
         let Some(state) = self.streams.get_mut(&stream) else { return };

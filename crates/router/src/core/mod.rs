@@ -17,6 +17,7 @@ mod config;
 mod counters;
 mod data;
 mod fair_share;
+mod group;
 mod history;
 mod ids;
 mod map;
@@ -37,6 +38,8 @@ mod beacon_tests;
 mod continuation_tests;
 #[cfg(test)]
 mod fair_share_tests;
+#[cfg(test)]
+mod group_tests;
 #[cfg(test)]
 mod history_tests;
 #[cfg(test)]

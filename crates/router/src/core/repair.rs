@@ -64,6 +64,7 @@ impl<R: rand::Rng> Router<R> {
     /// reached its subtree: re-offer them by digest on every remaining link, so whoever lacks them
     /// grafts them from us.
     pub fn handle_neighbour_down(&mut self, peer: NodeId, now: Instant) {
+        self.release_held(now);
         let Some(gone) = self.peers.remove(&peer) else { return };
         let mut unacked = Vec::new();
         for (stream, state) in self.streams.iter_mut() {

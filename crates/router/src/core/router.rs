@@ -22,7 +22,7 @@ use super::peer::Peer;
 use super::retention::RetentionLog;
 use super::stream::{Held, StreamState};
 use super::stream_table::{Forgotten, Recency};
-use crate::proof::{HASH_LEN, Manifest, Signer, payload_hash};
+use crate::proof::{Manifest, Signer};
 
 /// The sans-IO Plumtree router of one node. See the [module docs](crate::core) for the protocol.
 #[derive(Debug)]
@@ -70,6 +70,12 @@ pub struct Router<R> {
     pub(crate) actions: VecDeque<Action>,
     pub(crate) counters: Counters,
     pub(crate) flush_armed: bool,
+    /// A batch of received messages is being handed in (see [`Router::begin_batch`]).
+    pub(crate) batching: bool,
+    /// Payloads of one group waiting for the rest of it (see `group.rs`).
+    pub(crate) held: Option<super::group::HeldGroup>,
+    /// Where a group's payloads are laid end to end to be hashed; reused.
+    pub(crate) group_scratch: Vec<u8>,
     pub(crate) ack_armed: bool,
     /// A `Timer::Sweep` is pending. Armed only while there is something to sweep (retained payloads,
     /// streams besides our own), so an idle router sets no timer.
@@ -176,6 +182,9 @@ impl<R: Rng> Router<R> {
             actions: VecDeque::new(),
             counters: Counters::default(),
             flush_armed: false,
+            batching: false,
+            held: None,
+            group_scratch: Vec::new(),
             ack_armed: false,
             sweep_armed: false,
             ack_dirty: Vec::new(),
@@ -357,11 +366,7 @@ impl<R: Rng> Router<R> {
         let batch = std::mem::take(&mut self.batch);
         let own = self.own;
         let first = self.next_seq - batch.len() as u64;
-        let mut hashes = Vec::with_capacity(batch.len() * HASH_LEN);
-        for payload in &batch {
-            hashes.extend_from_slice(&payload_hash(payload));
-        }
-        let proof = Arc::new(Manifest::sign(&*self.signer, own, first, hashes.into()));
+        let proof = Arc::new(Manifest::sign_payloads(&*self.signer, own, first, &batch));
         self.counters.manifests_signed += 1;
         self.actions.push_back(Action::Sealed {
             stream: own,
@@ -414,6 +419,7 @@ impl<R: Rng> Router<R> {
 
     /// A timer set with [`Action::SetTimer`] fired.
     pub fn handle_timer(&mut self, timer: Timer, now: Instant) {
+        self.release_held(now);
         match timer {
             Timer::Flush => {
                 self.flush_armed = false;

@@ -1,0 +1,142 @@
+//! Unit tests of proving payloads a group at a time (`group.rs`): a whole group in one batch is
+//! proven with one digest, and anything else falls back to one proof per payload, with the same
+//! outcome as if nothing had been held.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use bytes::Bytes;
+use dotray_codec::NodeId;
+use rand_chacha::ChaCha8Rng;
+
+use super::tests::{deliveries, drain, id, router_with_neighbours, sends, stream};
+use super::*;
+use crate::proof::{GROUP_LEN, InsecureSigner, Manifest};
+
+const COUNT: u64 = GROUP_LEN as u64 + 4;
+
+fn payload(seq: u64) -> Bytes {
+    Bytes::from(vec![seq as u8; 100])
+}
+
+/// Node 1 with neighbours 2 and 3, holding origin 9's manifest for messages `1..=COUNT` (two
+/// groups, the second of 4) received from 2.
+fn with_manifest(now: Instant) -> (Router<ChaCha8Rng>, StreamId) {
+    let mut r = router_with_neighbours(now, &[2, 3]);
+    let s = stream(9);
+    let payloads: Vec<Bytes> = (1..=COUNT).map(payload).collect();
+    let m = Manifest::sign_payloads(&*InsecureSigner::new(s.origin), s, 1, &payloads);
+    r.handle_message(id(2), Message::Manifest(Arc::new(m)), now);
+    drain(&mut r);
+    (r, s)
+}
+
+fn data_from(r: &mut Router<ChaCha8Rng>, from: u8, s: StreamId, seq: u64, payload: Bytes, now: Instant) {
+    r.handle_message(id(from), Message::Data { stream: s, seq, hops: 1, payload }, now);
+}
+
+fn violations(actions: &[Action]) -> Vec<NodeId> {
+    actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::Violation { peer, .. } => Some(*peer),
+            _ => None,
+        })
+        .collect()
+}
+
+fn relayed_to(actions: &[Action], to: u8) -> Vec<u64> {
+    sends(actions)
+        .into_iter()
+        .filter_map(|(peer, m)| match m {
+            Message::Data { seq, .. } if peer == id(to) => Some(seq),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn a_whole_group_in_one_batch_is_proven_at_once_then_relayed_and_delivered_in_order() {
+    let now = Instant::now();
+    let (mut r, s) = with_manifest(now);
+    r.begin_batch(now);
+    for seq in 1..GROUP_LEN as u64 {
+        data_from(&mut r, 2, s, seq, payload(seq), now);
+    }
+    let held = drain(&mut r);
+    assert!(deliveries(&held).is_empty() && relayed_to(&held, 3).is_empty(), "held until the group is whole");
+    data_from(&mut r, 2, s, GROUP_LEN as u64, payload(GROUP_LEN as u64), now);
+    let whole = drain(&mut r);
+    let first_group: Vec<u64> = (1..=GROUP_LEN as u64).collect();
+    assert_eq!(deliveries(&whole), first_group);
+    assert_eq!(relayed_to(&whole, 3), first_group);
+    for seq in GROUP_LEN as u64 + 1..=COUNT {
+        data_from(&mut r, 2, s, seq, payload(seq), now);
+    }
+    r.end_batch(now);
+    assert_eq!(deliveries(&drain(&mut r)), (GROUP_LEN as u64 + 1..=COUNT).collect::<Vec<_>>());
+    assert_eq!(r.counters().groups_proven, 2, "the shorter last group too");
+}
+
+#[test]
+fn a_group_with_one_forged_payload_blames_its_sender_and_delivers_what_came_before() {
+    let now = Instant::now();
+    let (mut r, s) = with_manifest(now);
+    r.begin_batch(now);
+    for seq in 1..=GROUP_LEN as u64 {
+        let body = if seq == 5 { Bytes::from_static(b"forged") } else { payload(seq) };
+        data_from(&mut r, 2, s, seq, body, now);
+    }
+    r.end_batch(now);
+    let actions = drain(&mut r);
+    assert_eq!(violations(&actions), vec![id(2)], "the payload that is not the origin's is found");
+    assert_eq!(deliveries(&actions), vec![1, 2, 3, 4]);
+    assert_eq!(r.counters().groups_proven, 0);
+}
+
+#[test]
+fn a_group_cut_by_the_end_of_its_batch_is_proven_payload_by_payload() {
+    let now = Instant::now();
+    let (mut r, s) = with_manifest(now);
+    r.begin_batch(now);
+    for seq in 1..=10 {
+        data_from(&mut r, 2, s, seq, payload(seq), now);
+    }
+    assert!(deliveries(&drain(&mut r)).is_empty());
+    r.end_batch(now);
+    assert_eq!(deliveries(&drain(&mut r)), (1..=10).collect::<Vec<_>>(), "nothing waits past its batch");
+    // The rest of the group in the next batch does not begin a group: one proof each, at once.
+    r.begin_batch(now);
+    data_from(&mut r, 2, s, 11, payload(11), now);
+    assert_eq!(deliveries(&drain(&mut r)), vec![11]);
+    r.end_batch(now);
+    assert_eq!(r.counters().groups_proven, 0);
+}
+
+#[test]
+fn a_payload_from_another_neighbour_releases_the_held_group() {
+    let now = Instant::now();
+    let (mut r, s) = with_manifest(now);
+    r.begin_batch(now);
+    for seq in 1..=3 {
+        data_from(&mut r, 2, s, seq, payload(seq), now);
+    }
+    // The same stream's next message from neighbour 3: the held ones go first, one proof each.
+    data_from(&mut r, 3, s, 4, payload(4), now);
+    assert_eq!(deliveries(&drain(&mut r)), vec![1, 2, 3, 4]);
+    // A copy of a held payload from elsewhere is a duplicate, as if it had never been held.
+    data_from(&mut r, 3, s, 2, payload(2), now);
+    r.end_batch(now);
+    assert!(deliveries(&drain(&mut r)).is_empty());
+    assert_eq!(r.counters().duplicates, 1);
+}
+
+#[test]
+fn outside_a_batch_nothing_is_held() {
+    let now = Instant::now();
+    let (mut r, s) = with_manifest(now);
+    for seq in 1..=3 {
+        data_from(&mut r, 2, s, seq, payload(seq), now);
+        assert_eq!(deliveries(&drain(&mut r)), vec![seq]);
+    }
+}
