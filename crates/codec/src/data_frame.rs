@@ -2,7 +2,7 @@
 //! generic machinery, byte for byte as prost writes and reads them.
 //!
 //! Nearly every frame a busy node handles is a `Data` envelope, and its layout is fixed: the length
-//! prefix, the envelope's key for field 31 (`0xFA 0x01`), the length of the `Data` message, then its
+//! prefix, the envelope's key for field 4 (`0x22`), the length of the `Data` message, then its
 //! fields in field-number order — `stream_ref` (key `0x08`), `seq` (`0x10`), `hops` (`0x18`), each
 //! left out when zero, as proto3 does — and last the payload (`0x22`, its length, its bytes; left out
 //! when empty). prost's generic code gets there through the envelope's `oneof` and computes the inner
@@ -27,11 +27,11 @@ use prost::encoding::{WireType, encode_key, encode_varint, encoded_len_varint, k
 use crate::generated::Data;
 
 /// Field number of `Envelope.data` (see `proto/dotray/v1/envelope.proto`).
-pub(crate) const ENVELOPE_DATA_FIELD: u32 = 31;
+pub(crate) const ENVELOPE_DATA_FIELD: u32 = 4;
 /// Field number of `Data.payload`, the last field of `Data` (see `proto/dotray/v1/broadcast.proto`).
 const DATA_PAYLOAD_FIELD: u32 = 4;
-/// The key of `Envelope.data` (field 31, length-delimited) as a varint: (31 << 3) | 2 = 250.
-const ENVELOPE_DATA_KEY: [u8; 2] = [0xFA, 0x01];
+/// The key of `Envelope.data` (field 4, length-delimited) as a varint: (4 << 3) | 2 = 34.
+const ENVELOPE_DATA_KEY: [u8; 1] = [0x22];
 /// Keys of `Data`'s fields 1–4 (one byte each): three varints and the length-delimited payload.
 const KEY_STREAM_REF: u8 = 0x08;
 const KEY_SEQ: u8 = 0x10;
@@ -39,10 +39,10 @@ const KEY_HOPS: u8 = 0x18;
 const KEY_PAYLOAD: u8 = 0x22;
 /// The longest varint protobuf allows.
 const MAX_VARINT_LEN: usize = 10;
-/// The longest head [`put_data_head`] writes: the prefix (4), the envelope's key (2) and length (at
+/// The longest head [`put_data_head`] writes: the prefix (4), the envelope's key (1) and length (at
 /// most 5 for a 32-bit length), `stream_ref` (1 + 5), `seq` (1 + 10), `hops` (1 + 5), the payload's
 /// key (1) and length (5).
-pub(crate) const DATA_HEAD_MAX: usize = 40;
+pub(crate) const DATA_HEAD_MAX: usize = 39;
 
 /// Lengths of a `Data` envelope: `(envelope, data)` — the frame body without its prefix, and the
 /// `Data` message inside it — for `data`'s fields with a payload of `payload_len` bytes.
@@ -91,10 +91,10 @@ pub(crate) struct ParsedData {
 /// Recognises a frame body (without its prefix) that is one `Data` envelope in canonical shape (see
 /// the module docs); `None` for anything else, which the caller decodes with prost.
 pub(crate) fn parse_data(body: &[u8]) -> Option<ParsedData> {
-    if body.get(..2)? != ENVELOPE_DATA_KEY {
+    if body.get(..ENVELOPE_DATA_KEY.len())? != ENVELOPE_DATA_KEY {
         return None;
     }
-    let mut at = 2;
+    let mut at = ENVELOPE_DATA_KEY.len();
     let inner_len = take_varint(body, &mut at)?;
     if inner_len != (body.len() - at) as u64 {
         return None;

@@ -100,5 +100,7 @@ pub use token_bucket::TokenBucket;
 /// connection inside a Noise channel and makes node ids Ed25519 public keys. Version 3 adds signed
 /// broadcasts: `Manifest`s prove every payload to be its origin's, and `StreamDecl`s carry the
 /// origin's signature. Version 4 gives every broadcast payload a one-byte header, so that a large
-/// message can travel as several payloads (`dotray_node::fragment`). Other versions are refused.
-pub const PROTOCOL_VERSION: u32 = 4;
+/// message can travel as several payloads (`dotray_node::fragment`). Version 5 adds group digests
+/// to manifests (`dotray_router::proof::GROUP_LEN`) and gives `Data` a one-byte envelope key. Other
+/// versions are refused.
+pub const PROTOCOL_VERSION: u32 = 5;

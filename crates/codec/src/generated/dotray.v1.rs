@@ -500,7 +500,7 @@ pub struct Beacon {
 pub struct Envelope {
     #[prost(
         oneof = "envelope::Body",
-        tags = "1, 2, 3, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 30, 31, 32, 33, 34, 35, 36, 37, 38, 50"
+        tags = "1, 2, 3, 4, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 30, 32, 33, 34, 35, 36, 37, 38, 50"
     )]
     pub body: ::core::option::Option<envelope::Body>,
 }
@@ -515,6 +515,10 @@ pub mod envelope {
         Goodbye(super::Goodbye),
         #[prost(message, tag = "3")]
         Handshake(super::Handshake),
+        /// Broadcast payloads: nearly every frame of a busy node, so the one body with a field number
+        /// below 16, whose key is one byte on the wire instead of two.
+        #[prost(message, tag = "4")]
+        Data(super::Data),
         /// Membership layer.
         #[prost(message, tag = "10")]
         Ping(super::Ping),
@@ -539,8 +543,6 @@ pub mod envelope {
         /// Broadcast layer.
         #[prost(message, tag = "30")]
         StreamDecl(super::StreamDecl),
-        #[prost(message, tag = "31")]
-        Data(super::Data),
         #[prost(message, tag = "32")]
         Ack(super::Ack),
         #[prost(message, tag = "33")]

@@ -169,4 +169,7 @@ pub enum Timer {
     },
     /// `Config::move_overlap` after the tree link moved: prune the old one.
     Unlink,
+    /// `Config::max_group_hold` after a group's payloads began to be held: prove what is held
+    /// one payload at a time if the rest of the group has not come (see `group.rs`).
+    GroupHold,
 }

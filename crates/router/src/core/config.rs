@@ -272,6 +272,11 @@ pub struct Config {
     /// origin's manifests: with many origins each at a moderate rate, the interval sets how far that
     /// cost is spread. Default 20 ms (the measurements behind it are in docs/PERFORMANCE.md).
     pub seal_interval: Duration,
+    /// How long the payloads of a group cut by the end of a read may wait for the rest of it, which
+    /// is then normally in the next read from the same neighbour (see `group.rs`). Past it, or as
+    /// soon as anything else arrives first, they are proven one at a time. Bounds the delay holding
+    /// adds to a hop. Default 2 ms.
+    pub max_group_hold: Duration,
     /// Bytes of verified manifests held, over all streams, for messages not delivered yet (delivered
     /// messages keep theirs in retention). A manifest beyond the budget is dropped, and the messages
     /// it covers are fetched again with their manifest by the repair path. Default 16 MiB.
@@ -333,6 +338,7 @@ impl Default for Config {
             max_batch_len: 256,
             max_batch_bytes: 1 << 20,
             seal_interval: Duration::from_millis(20),
+            max_group_hold: Duration::from_millis(2),
             max_proof_bytes: 16 << 20,
             max_stream_proof_bytes: 1 << 20,
             history: false,

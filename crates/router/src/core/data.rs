@@ -152,7 +152,9 @@ impl<R: rand::Rng> Router<R> {
         let in_order = seq == state.delivered + 1;
         let payload = match check {
             Check::MayHold if in_order => {
-                let Some(payload) = self.hold_group(from, stream, seq, hops, payload, &proof) else { return };
+                let Some(payload) = self.hold_group(from, stream, seq, hops, payload, &proof, now) else {
+                    return;
+                };
                 payload
             }
             _ => payload,

@@ -3,15 +3,16 @@
 //! is whole, then proven with one [`Manifest::proves_group`] (one BLAKE3 pass over all of them,
 //! which hashes many chunks at once) instead of one [`Manifest::proves`] each.
 //!
-//! Holding is an optimisation only, and never waits for anything: a group is held only within one
-//! batch ([`Router::begin_batch`] … [`Router::end_batch`], which a driver brackets around what it
-//! read from a connection at once), and anything that does not extend it (another neighbour,
-//! stream or sequence number, the end of the batch, a timer, the sender going away) hands what is
+//! Holding is an optimisation only, and waits for nothing but the rest of a group already on its
+//! way. A group begins to be held only within a batch ([`Router::begin_batch`] …
+//! [`Router::end_batch`], which a driver brackets around what it read from a connection at once).
+//! Origins send each batch's payloads back to back and relays forward a group at once, so a group
+//! cut by the end of a read has its rest in the next read from the same neighbour: it stays held
+//! for at most `Config::max_group_hold`. Anything that does not extend it (another neighbour,
+//! stream or sequence number, a timer, the sender going away, the hold running out) hands what is
 //! held to the one-payload-at-a-time path, which proves each payload on its own, exactly as if it
-//! had never been held. So is a whole group whose digest fails: the per-payload check then names the
-//! payload that is not the origin's, and the neighbour that sent it is blamed as always.
-//! Origins send each batch's payloads back to back and relays forward a group at once, so in the
-//! common case every group is whole within one read.
+//! had never been held. So is a whole group whose digest fails: the per-payload check then names
+//! the payload that is not the origin's, and the neighbour that sent it is blamed as always.
 //!
 //! Only payloads shorter than [`BLAKE3_FROM_LEN`] are held: longer ones are hashed with BLAKE3 on
 //! their own, as fast per byte as a group, and holding them would only cost copies. That also
@@ -24,6 +25,7 @@ use std::time::Instant;
 use bytes::Bytes;
 use dotray_codec::NodeId;
 
+use super::action::{Action, Timer};
 use super::ids::StreamId;
 use super::router::Router;
 use crate::proof::{BLAKE3_FROM_LEN, Manifest};
@@ -35,6 +37,8 @@ pub(crate) struct HeldGroup {
     stream: StreamId,
     /// The group's last sequence number (its first is the first payload held).
     end: u64,
+    /// When its first payload was held.
+    since: Instant,
     proof: Arc<Manifest>,
     /// `(seq, hops, payload)`, consecutive from the group's first.
     payloads: Vec<(u64, u32, Bytes)>,
@@ -72,14 +76,29 @@ impl<R: rand::Rng> Router<R> {
     /// Starts a batch of messages received together (what a driver read from one connection at
     /// once): until [`Router::end_batch`], payloads may be held to be proven a group at a time.
     pub fn begin_batch(&mut self, now: Instant) {
-        self.release_held(now);
+        self.release_expired(now);
         self.batching = true;
     }
 
-    /// Ends the batch begun by [`Router::begin_batch`]: whatever is still held is handled now.
+    /// Ends the batch begun by [`Router::begin_batch`]. A group still held (cut by the end of the
+    /// read) waits for its rest until `Config::max_group_hold` after its first payload came.
     pub fn end_batch(&mut self, now: Instant) {
         self.batching = false;
-        self.release_held(now);
+        self.release_expired(now);
+        if let Some(group) = &self.held
+            && !self.group_timer_armed
+        {
+            self.group_timer_armed = true;
+            let at = group.since + self.config.max_group_hold;
+            self.actions.push_back(Action::SetTimer { at, timer: Timer::GroupHold });
+        }
+    }
+
+    /// Releases the held group if it has waited `Config::max_group_hold`.
+    fn release_expired(&mut self, now: Instant) {
+        if self.held.as_ref().is_some_and(|g| g.since + self.config.max_group_hold <= now) {
+            self.release_held(now);
+        }
     }
 
     /// Takes the payload `seq` of `stream` from `from` into the held group if it is its next one;
@@ -107,6 +126,7 @@ impl<R: rand::Rng> Router<R> {
 
     /// Holds `payload`, the first of its group, if a batch is under way and the group has more.
     /// Returns it when it is not held.
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn hold_group(
         &mut self,
         from: NodeId,
@@ -115,14 +135,21 @@ impl<R: rand::Rng> Router<R> {
         hops: u32,
         payload: Bytes,
         proof: &Arc<Manifest>,
+        now: Instant,
     ) -> Option<Bytes> {
         let group = proof.group_of(seq).filter(|(start, end)| *start == seq && end > start);
         let small = payload.len() < BLAKE3_FROM_LEN;
         let Some((_, end)) = group.filter(|_| small && self.batching && self.held.is_none()) else {
             return Some(payload);
         };
-        self.held =
-            Some(HeldGroup { from, stream, end, proof: proof.clone(), payloads: vec![(seq, hops, payload)] });
+        self.held = Some(HeldGroup {
+            from,
+            stream,
+            end,
+            since: now,
+            proof: proof.clone(),
+            payloads: vec![(seq, hops, payload)],
+        });
         None
     }
 

@@ -95,22 +95,58 @@ fn a_group_with_one_forged_payload_blames_its_sender_and_delivers_what_came_befo
 }
 
 #[test]
-fn a_group_cut_by_the_end_of_its_batch_is_proven_payload_by_payload() {
+fn a_group_cut_by_the_end_of_its_batch_is_completed_by_the_next_one() {
     let now = Instant::now();
     let (mut r, s) = with_manifest(now);
     r.begin_batch(now);
     for seq in 1..=10 {
         data_from(&mut r, 2, s, seq, payload(seq), now);
     }
-    assert!(deliveries(&drain(&mut r)).is_empty());
     r.end_batch(now);
-    assert_eq!(deliveries(&drain(&mut r)), (1..=10).collect::<Vec<_>>(), "nothing waits past its batch");
-    // The rest of the group in the next batch does not begin a group: one proof each, at once.
+    let actions = drain(&mut r);
+    assert!(deliveries(&actions).is_empty(), "the rest of the group is on its way");
+    let hold = Config::default().max_group_hold;
+    assert!(
+        actions
+            .iter()
+            .any(|a| matches!(a, Action::SetTimer { timer: Timer::GroupHold, at } if *at == now + hold))
+    );
+    // The next read from the same neighbour brings the rest.
+    let later = now + hold / 2;
+    r.begin_batch(later);
+    for seq in 11..=GROUP_LEN as u64 {
+        data_from(&mut r, 2, s, seq, payload(seq), later);
+    }
+    r.end_batch(later);
+    assert_eq!(deliveries(&drain(&mut r)), (1..=GROUP_LEN as u64).collect::<Vec<_>>());
+    assert_eq!(r.counters().groups_proven, 1);
+}
+
+#[test]
+fn a_held_group_whose_rest_does_not_come_is_proven_payload_by_payload_when_the_hold_runs_out() {
+    let now = Instant::now();
+    let (mut r, s) = with_manifest(now);
+    r.begin_batch(now);
+    for seq in 1..=10 {
+        data_from(&mut r, 2, s, seq, payload(seq), now);
+    }
+    r.end_batch(now);
+    drain(&mut r);
+    r.handle_timer(Timer::GroupHold, now + Config::default().max_group_hold);
+    assert_eq!(deliveries(&drain(&mut r)), (1..=10).collect::<Vec<_>>());
+    // What comes next does not begin a group: one proof each, at once.
     r.begin_batch(now);
     data_from(&mut r, 2, s, 11, payload(11), now);
     assert_eq!(deliveries(&drain(&mut r)), vec![11]);
     r.end_batch(now);
     assert_eq!(r.counters().groups_proven, 0);
+    // A batch that begins after the hold ran out releases too, timer or not.
+    let (mut r, s) = with_manifest(now);
+    r.begin_batch(now);
+    data_from(&mut r, 2, s, 1, payload(1), now);
+    r.end_batch(now);
+    r.begin_batch(now + Config::default().max_group_hold);
+    assert_eq!(deliveries(&drain(&mut r)), vec![1]);
 }
 
 #[test]

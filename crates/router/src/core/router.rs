@@ -76,6 +76,8 @@ pub struct Router<R> {
     pub(crate) held: Option<super::group::HeldGroup>,
     /// Where a group's payloads are laid end to end to be hashed; reused.
     pub(crate) group_scratch: Vec<u8>,
+    /// A `Timer::GroupHold` is pending.
+    pub(crate) group_timer_armed: bool,
     pub(crate) ack_armed: bool,
     /// A `Timer::Sweep` is pending. Armed only while there is something to sweep (retained payloads,
     /// streams besides our own), so an idle router sets no timer.
@@ -185,6 +187,7 @@ impl<R: Rng> Router<R> {
             batching: false,
             held: None,
             group_scratch: Vec::new(),
+            group_timer_armed: false,
             ack_armed: false,
             sweep_armed: false,
             ack_dirty: Vec::new(),
@@ -450,6 +453,8 @@ impl<R: Rng> Router<R> {
             Timer::Beacon => self.on_beacon_timer(now),
             Timer::TreeGraft { round } => self.on_tree_graft_timer(round, now),
             Timer::Unlink => self.on_unlink_timer(now),
+            // Whatever was held is released above.
+            Timer::GroupHold => self.group_timer_armed = false,
         }
     }
 
