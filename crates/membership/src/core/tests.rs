@@ -1200,16 +1200,29 @@ fn lose(m: &mut Membership<ChaCha8Rng>, p: u8, now: Instant) {
     drain(m);
 }
 
+/// The id expected by the dial of `addr` among `m`'s next actions, if it dials `addr`.
+fn dial_of(m: &mut Membership<ChaCha8Rng>, addr: SocketAddr) -> Option<Option<NodeId>> {
+    drain_no_timers(m).into_iter().find_map(|a| match a {
+        Action::Dial { addr: a, node } if a == addr => Some(node),
+        _ => None,
+    })
+}
+
+/// A node with one slot, a peer (3) lost at an address and another (2) active.
+fn lost_peer_3() -> Membership<ChaCha8Rng> {
+    let mut m = tiny(1);
+    lose(&mut m, 3, at(0));
+    make_active(&mut m, 2, at(1));
+    drain(&mut m);
+    m
+}
+
 /// Heal rounds from `now` on until one dials `addr`; returns the dial's time and the id it expects.
 fn heal_until_dial(m: &mut Membership<ChaCha8Rng>, addr: SocketAddr, mut now: u64) -> (u64, Option<NodeId>) {
     for _ in 0..20 {
         now += 15_000;
         m.handle_timer(Timer::Heal, at(now));
-        let dialed = drain_no_timers(m).into_iter().find_map(|a| match a {
-            Action::Dial { addr: a, node } if a == addr => Some(node),
-            _ => None,
-        });
-        if let Some(node) = dialed {
+        if let Some(node) = dial_of(m, addr) {
             return (now, node);
         }
     }
@@ -1219,10 +1232,7 @@ fn heal_until_dial(m: &mut Membership<ChaCha8Rng>, addr: SocketAddr, mut now: u6
 #[test]
 fn a_peer_back_under_a_new_id_takes_its_old_entrys_place_and_is_asked_at_once() {
     // A full view (one slot), and a peer lost at an address: healing dials it now and then.
-    let mut m = tiny(1);
-    lose(&mut m, 3, at(0));
-    make_active(&mut m, 2, at(1));
-    drain(&mut m);
+    let mut m = lost_peer_3();
     let (now, expected) = heal_until_dial(&mut m, peer(3).addr, 1);
     assert_eq!(expected, Some(peer(3).id), "the address is dialed for the node we knew there");
     // The node there restarted with a new key pair: it proves another id, and the dial fails.
@@ -1261,20 +1271,13 @@ fn a_seed_pinned_by_id_is_not_replaced_by_whoever_answers_there() {
 
 #[test]
 fn an_address_that_answers_every_dial_with_a_fresh_id_is_dropped_like_a_dead_one() {
-    let mut m = tiny(1);
-    lose(&mut m, 3, at(0));
-    make_active(&mut m, 2, at(1));
-    drain(&mut m);
+    let mut m = lost_peer_3();
     let (mut now, mut expected) = heal_until_dial(&mut m, peer(3).addr, 1);
     let mut dials = 1;
     for i in 0..=Config::default().max_dial_failures {
         let fresh = NodeId::from_bytes([100 + i as u8; 32]);
         m.handle_dial_unexpected_peer(peer(3).addr, expected.expect("dialed by id"), fresh, at(now));
-        let again = drain_no_timers(&mut m).into_iter().find_map(|a| match a {
-            Action::Dial { addr, node } if addr == peer(3).addr => Some(node),
-            _ => None,
-        });
-        match again {
+        match dial_of(&mut m, peer(3).addr) {
             Some(node) => {
                 assert_eq!(node, Some(fresh));
                 expected = node;

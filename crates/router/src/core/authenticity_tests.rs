@@ -13,7 +13,7 @@ use super::tests::{data, deliveries, drain, feed, id, router_with_neighbours, se
 use super::*;
 use crate::proof::{InsecureSigner, Manifest, payload_hash};
 
-fn violations(actions: &[Action]) -> Vec<NodeId> {
+pub(super) fn violations(actions: &[Action]) -> Vec<NodeId> {
     actions
         .iter()
         .filter_map(|a| match a {

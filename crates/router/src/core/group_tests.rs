@@ -6,9 +6,9 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::Bytes;
-use dotray_codec::NodeId;
 use rand_chacha::ChaCha8Rng;
 
+use super::authenticity_tests::violations;
 use super::tests::{deliveries, drain, id, router_with_neighbours, sends, stream};
 use super::*;
 use crate::proof::{GROUP_LEN, InsecureSigner, Manifest};
@@ -35,14 +35,13 @@ fn data_from(r: &mut Router<ChaCha8Rng>, from: u8, s: StreamId, seq: u64, payloa
     r.handle_message(id(from), Message::Data { stream: s, seq, hops: 1, payload }, now);
 }
 
-fn violations(actions: &[Action]) -> Vec<NodeId> {
-    actions
-        .iter()
-        .filter_map(|a| match a {
-            Action::Violation { peer, .. } => Some(*peer),
-            _ => None,
-        })
-        .collect()
+/// Messages `1..=n` from neighbour 2 in one batch (less than a group: they stay held).
+fn cut_group(r: &mut Router<ChaCha8Rng>, s: StreamId, n: u64, now: Instant) {
+    r.begin_batch(now);
+    for seq in 1..=n {
+        data_from(r, 2, s, seq, payload(seq), now);
+    }
+    r.end_batch(now);
 }
 
 fn relayed_to(actions: &[Action], to: u8) -> Vec<u64> {
@@ -98,11 +97,7 @@ fn a_group_with_one_forged_payload_blames_its_sender_and_delivers_what_came_befo
 fn a_group_cut_by_the_end_of_its_batch_is_completed_by_the_next_one() {
     let now = Instant::now();
     let (mut r, s) = with_manifest(now);
-    r.begin_batch(now);
-    for seq in 1..=10 {
-        data_from(&mut r, 2, s, seq, payload(seq), now);
-    }
-    r.end_batch(now);
+    cut_group(&mut r, s, 10, now);
     let actions = drain(&mut r);
     assert!(deliveries(&actions).is_empty(), "the rest of the group is on its way");
     let hold = Config::default().max_group_hold;
@@ -126,11 +121,7 @@ fn a_group_cut_by_the_end_of_its_batch_is_completed_by_the_next_one() {
 fn a_held_group_whose_rest_does_not_come_is_proven_payload_by_payload_when_the_hold_runs_out() {
     let now = Instant::now();
     let (mut r, s) = with_manifest(now);
-    r.begin_batch(now);
-    for seq in 1..=10 {
-        data_from(&mut r, 2, s, seq, payload(seq), now);
-    }
-    r.end_batch(now);
+    cut_group(&mut r, s, 10, now);
     drain(&mut r);
     r.handle_timer(Timer::GroupHold, now + Config::default().max_group_hold);
     assert_eq!(deliveries(&drain(&mut r)), (1..=10).collect::<Vec<_>>());
@@ -142,9 +133,7 @@ fn a_held_group_whose_rest_does_not_come_is_proven_payload_by_payload_when_the_h
     assert_eq!(r.counters().groups_proven, 0);
     // A batch that begins after the hold ran out releases too, timer or not.
     let (mut r, s) = with_manifest(now);
-    r.begin_batch(now);
-    data_from(&mut r, 2, s, 1, payload(1), now);
-    r.end_batch(now);
+    cut_group(&mut r, s, 1, now);
     r.begin_batch(now + Config::default().max_group_hold);
     assert_eq!(deliveries(&drain(&mut r)), vec![1]);
 }
