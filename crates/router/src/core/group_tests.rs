@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::Bytes;
+use dotray_codec::NodeId;
 use rand_chacha::ChaCha8Rng;
 
 use super::authenticity_tests::violations;
@@ -164,4 +165,97 @@ fn outside_a_batch_nothing_is_held() {
         data_from(&mut r, 2, s, seq, payload(seq), now);
         assert_eq!(deliveries(&drain(&mut r)), vec![seq]);
     }
+}
+
+/// One step of [`holding_changes_nothing_but_when`]: a payload of origin 9's stream from neighbour
+/// 2 or 3 (true or forged), and whether a new read begins before it.
+#[derive(Debug, Clone)]
+struct Step {
+    from: u8,
+    seq: u64,
+    forged: bool,
+    new_read: bool,
+}
+
+/// Runs of consecutive messages, as origins and relays send them (each run from one neighbour, maybe
+/// with a forged payload and a read boundary inside), expanded into steps.
+fn steps() -> impl proptest::strategy::Strategy<Value = Vec<Step>> {
+    use proptest::prelude::*;
+    let run = (any::<bool>(), 1..=COUNT, 1..=COUNT, any::<u8>(), any::<u8>(), proptest::bool::weighted(0.2));
+    proptest::collection::vec(run, 1..12).prop_map(|runs| {
+        let mut steps = Vec::new();
+        for (two, start, len, forged_at, cut_at, forged) in runs {
+            for (i, seq) in (start..=(start + len - 1).min(COUNT)).enumerate() {
+                steps.push(Step {
+                    from: if two { 2 } else { 3 },
+                    seq,
+                    forged: forged && i as u64 == u64::from(forged_at) % len,
+                    new_read: i as u64 == u64::from(cut_at) % (2 * len),
+                });
+            }
+        }
+        steps
+    })
+}
+
+/// Runs `steps` through a router and returns what it delivered, whom it blamed and its duplicates;
+/// in reads (`begin_batch`/`end_batch`) if `batched`, one message at a time otherwise.
+fn run(steps: &[Step], batched: bool) -> (Vec<u64>, Vec<NodeId>, u64) {
+    let now = Instant::now();
+    let (mut r, s) = with_manifest(now);
+    let mut actions = Vec::new();
+    if batched {
+        r.begin_batch(now);
+    }
+    for step in steps {
+        if batched && step.new_read {
+            r.end_batch(now);
+            r.begin_batch(now);
+        }
+        let body = if step.forged { Bytes::from_static(b"forged") } else { payload(step.seq) };
+        data_from(&mut r, step.from, s, step.seq, body, now);
+        actions.extend(drain(&mut r));
+    }
+    if batched {
+        r.end_batch(now);
+        r.handle_timer(Timer::GroupHold, now + Config::default().max_group_hold);
+    }
+    actions.extend(drain(&mut r));
+    let duplicates = r.counters().duplicates;
+    (deliveries(&actions), violations(&actions), duplicates)
+}
+
+proptest::proptest! {
+    /// Holding a group changes when its payloads are handled, never what happens to them: the same
+    /// deliveries in the same order, the same neighbours blamed, the same duplicates, as one message
+    /// at a time.
+    #[test]
+    fn holding_changes_nothing_but_when(steps in steps()) {
+        let alone = run(&steps, false);
+        let batched = run(&steps, true);
+        proptest::prop_assert_eq!(&batched, &alone);
+        let delivered = &batched.0;
+        proptest::prop_assert!(delivered.windows(2).all(|w| w[1] == w[0] + 1), "in order: {:?}", delivered);
+    }
+}
+
+#[test]
+fn the_difference_test_sees_groups_proven_at_once() {
+    // The property above is about something: in-order runs of one neighbour's payloads in one read
+    // are proven a group at a time.
+    let steps: Vec<Step> =
+        (1..=COUNT).map(|seq| Step { from: 2, seq, forged: false, new_read: seq == 20 }).collect();
+    let now = Instant::now();
+    let (mut r, s) = with_manifest(now);
+    r.begin_batch(now);
+    for step in &steps {
+        if step.new_read {
+            r.end_batch(now);
+            r.begin_batch(now);
+        }
+        data_from(&mut r, step.from, s, step.seq, payload(step.seq), now);
+    }
+    r.end_batch(now);
+    assert_eq!(r.counters().groups_proven, 2);
+    assert_eq!(run(&steps, true), run(&steps, false));
 }
