@@ -344,7 +344,7 @@ fn run(
     faults.sort_by_key(|(at, _)| *at);
     let mut faults = faults.into_iter().peekable();
     let mut half = (0, 0);
-    let mut half_causes = [0; 14];
+    let mut half_causes = [0; 15];
     let mut overlay = Overlay::default();
     let mut turn: Vec<NodeIdx> = Vec::new();
     for k in 0..total {

@@ -604,7 +604,13 @@ impl Sim {
         }
         let now = self.instant();
         let from_id = self.nodes[from].info.id;
-        self.nodes[to].core.handle_message(from_id, message, now);
+        // Each message is a read of its own, as a driver hands in what it read at once: a group of
+        // payloads arriving back to back is held across such reads and proven at once (see
+        // `dotray_router::core::Router::begin_batch`), as on a busy real connection.
+        let core = &mut self.nodes[to].core;
+        core.begin_batch(now);
+        core.handle_message(from_id, message, now);
+        core.end_batch(now);
         self.drain(to);
     }
 

@@ -11,10 +11,11 @@ use crate::sim::Sim;
 /// after a graft, pushed on an eager link, pushed on a lazy link), grafts sent, prunes sent, tree
 /// optimisations, repair payloads sent, payloads that came without their manifest, streams refused
 /// over a new-stream budget, streams evicted from a full table, streams parked while quiet and
-/// streams restored after either; and neighbour changes of all nodes.
-pub(super) fn causes(sim: &Sim) -> [u64; 14] {
-    let mut out = [0; 14];
-    out[13] = sim.stats.neighbour_changes;
+/// streams restored after either, groups of payloads proven with one digest; and neighbour changes
+/// of all nodes.
+pub(super) fn causes(sim: &Sim) -> [u64; 15] {
+    let mut out = [0; 15];
+    out[14] = sim.stats.neighbour_changes;
     for node in &sim.nodes {
         let c = node.core.counters();
         let each = [
@@ -31,6 +32,7 @@ pub(super) fn causes(sim: &Sim) -> [u64; 14] {
             c.streams_evicted,
             c.streams_parked,
             c.streams_restored,
+            c.groups_proven,
         ];
         for (o, v) in out.iter_mut().zip(each) {
             *o += v;
@@ -79,7 +81,7 @@ pub(super) fn eager_shape(sim: &Sim) -> (usize, usize, usize) {
 /// The diagnostics line of a report: second-half duplicate causes, grafts and prunes, and the eager
 /// graph among live nodes at the end (see [`eager_shape`]), and how many streams a live node tracks
 /// at the end, on average (what its memory grows with).
-pub(super) fn details(sim: &Sim, half: [u64; 14]) -> String {
+pub(super) fn details(sim: &Sim, half: [u64; 15]) -> String {
     let now = causes(sim);
     let d: Vec<u64> = now.iter().zip(half).map(|(a, b)| a - b).collect();
     let (both, one, components) = eager_shape(sim);
@@ -87,7 +89,7 @@ pub(super) fn details(sim: &Sim, half: [u64; 14]) -> String {
     let tracked: usize = sim.nodes.iter().filter(|n| n.alive).map(|n| n.core.router().stream_count()).sum();
     let tracked = tracked as f64 / live.max(1) as f64;
     format!(
-        "second-half duplicates: graft-answer {} after-graft {} eager-link {} lazy-link {}; grafts {} prunes {} optimisations {} resends {} unproven {}; streams refused {} evicted {} parked {} restored {}, tracked per node at the end {tracked:.0}; neighbour up/down {}; \
+        "second-half duplicates: graft-answer {} after-graft {} eager-link {} lazy-link {}; grafts {} prunes {} optimisations {} resends {} unproven {}; streams refused {} evicted {} parked {} restored {}, groups proven {}, tracked per node at the end {tracked:.0}; neighbour up/down {}; \
          eager graph: {both} edges (+{one} one-sided) over {live} live nodes, {components} component(s); messages per delivery: {}",
         d[0],
         d[1],
@@ -103,6 +105,7 @@ pub(super) fn details(sim: &Sim, half: [u64; 14]) -> String {
         d[11],
         d[12],
         d[13],
+        d[14],
         per_delivery(sim),
     )
 }
