@@ -9,7 +9,7 @@ use bytes::Bytes;
 use dotray_codec::NodeId;
 
 use super::action::{Action, Delivery, Recipients, Timer};
-use super::group::Check;
+use super::group::{Check, Incoming};
 use super::ids::{MAX_SEQ, MessageId, StreamId};
 use super::message::Message;
 use super::router::Router;
@@ -81,24 +81,21 @@ impl<R: rand::Rng> Router<R> {
     ) {
         self.counters.payloads_received += 1;
         self.counters.payload_bytes_received += payload.len() as u64;
-        let Some(payload) = self.extend_held(from, stream, seq, hops, payload, now) else { return };
-        self.receive_data(from, stream, seq, hops, payload, Check::MayHold, None, now);
+        let data = Incoming { from, stream, seq, hops, payload };
+        let Some(data) = self.extend_held(data, now) else { return };
+        self.receive_data(data, Check::MayHold, None, now);
     }
 
     /// The receive path of one payload, after [`group`](super::group) holding: `check` says how it is
     /// proven, and `group_proof` is the manifest a [`Check::Proven`] payload was proven by.
-    #[allow(clippy::too_many_arguments)]
     pub(crate) fn receive_data(
         &mut self,
-        from: NodeId,
-        stream: StreamId,
-        seq: u64,
-        hops: u32,
-        payload: Bytes,
+        data: Incoming,
         check: Check,
         group_proof: Option<&Arc<Manifest>>,
         now: Instant,
     ) {
+        let Incoming { from, stream, seq, hops, payload } = data;
         if seq == 0 {
             return self.violation(from, "data with sequence number 0");
         }
@@ -152,10 +149,9 @@ impl<R: rand::Rng> Router<R> {
         let in_order = seq == state.delivered + 1;
         let payload = match check {
             Check::MayHold if in_order => {
-                let Some(payload) = self.hold_group(from, stream, seq, hops, payload, &proof, now) else {
-                    return;
-                };
-                payload
+                let data = Incoming { from, stream, seq, hops, payload };
+                let Some(data) = self.hold_group(data, &proof, now) else { return };
+                data.payload
             }
             _ => payload,
         };

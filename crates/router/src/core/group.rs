@@ -30,6 +30,16 @@ use super::ids::StreamId;
 use super::router::Router;
 use crate::proof::{BLAKE3_FROM_LEN, Manifest};
 
+/// A `Data` as received, on its way through the receive path.
+#[derive(Debug)]
+pub(crate) struct Incoming {
+    pub(crate) from: NodeId,
+    pub(crate) stream: StreamId,
+    pub(crate) seq: u64,
+    pub(crate) hops: u32,
+    pub(crate) payload: Bytes,
+}
+
 /// The payloads of one group held while the rest of it arrives.
 #[derive(Debug)]
 pub(crate) struct HeldGroup {
@@ -101,47 +111,36 @@ impl<R: rand::Rng> Router<R> {
         }
     }
 
-    /// Takes the payload `seq` of `stream` from `from` into the held group if it is its next one;
-    /// otherwise releases the group (see [`Router::release_held`]) and returns the payload.
-    pub(crate) fn extend_held(
-        &mut self,
-        from: NodeId,
-        stream: StreamId,
-        seq: u64,
-        hops: u32,
-        payload: Bytes,
-        now: Instant,
-    ) -> Option<Bytes> {
-        let Some(group) = self.held.as_mut() else { return Some(payload) };
-        if !group.takes(from, stream, seq) || payload.len() >= BLAKE3_FROM_LEN {
+    /// Takes `data` into the held group if it is the group's next payload; otherwise releases the
+    /// group (see [`Router::release_held`]) and returns `data`.
+    pub(crate) fn extend_held(&mut self, data: Incoming, now: Instant) -> Option<Incoming> {
+        let Some(group) = self.held.as_mut() else { return Some(data) };
+        if !group.takes(data.from, data.stream, data.seq) || data.payload.len() >= BLAKE3_FROM_LEN {
             self.release_held(now);
-            return Some(payload);
+            return Some(data);
         }
-        group.payloads.push((seq, hops, payload));
+        group.payloads.push((data.seq, data.hops, data.payload));
         if group.is_whole() {
             self.release_held(now);
         }
         None
     }
 
-    /// Holds `payload`, the first of its group, if a batch is under way and the group has more.
-    /// Returns it when it is not held.
-    #[allow(clippy::too_many_arguments)]
+    /// Holds `data`, the first payload of its group under `proof`, if a batch is under way and the
+    /// group has more. Returns it when it is not held.
     pub(crate) fn hold_group(
         &mut self,
-        from: NodeId,
-        stream: StreamId,
-        seq: u64,
-        hops: u32,
-        payload: Bytes,
+        data: Incoming,
         proof: &Arc<Manifest>,
         now: Instant,
-    ) -> Option<Bytes> {
+    ) -> Option<Incoming> {
+        let seq = data.seq;
         let group = proof.group_of(seq).filter(|(start, end)| *start == seq && end > start);
-        let small = payload.len() < BLAKE3_FROM_LEN;
+        let small = data.payload.len() < BLAKE3_FROM_LEN;
         let Some((_, end)) = group.filter(|_| small && self.batching && self.held.is_none()) else {
-            return Some(payload);
+            return Some(data);
         };
+        let Incoming { from, stream, seq, hops, payload } = data;
         self.held = Some(HeldGroup {
             from,
             stream,
@@ -170,7 +169,8 @@ impl<R: rand::Rng> Router<R> {
         }
         let check = if proven { Check::Proven } else { Check::Alone };
         for (seq, hops, payload) in group.payloads {
-            self.receive_data(group.from, group.stream, seq, hops, payload, check, Some(&group.proof), now);
+            let data = Incoming { from: group.from, stream: group.stream, seq, hops, payload };
+            self.receive_data(data, check, Some(&group.proof), now);
         }
     }
 }
