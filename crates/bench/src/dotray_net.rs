@@ -110,7 +110,7 @@ pub async fn run(spec: &Spec) -> Result<Report, BenchError> {
         let (a, b) = (after_counts, before_counts);
         eprintln!(
             "measured: grafts {} prunes {} reoffers {} refused sends {} duplicates {} \
-             (eager {} lazy {} graft {}) optimisations {} deferred {} link ups/downs {}",
+             (eager {} lazy {} graft {}) optimisations {} deferred {} groups proven {} link ups/downs {}",
             a.grafts - b.grafts,
             a.prunes - b.prunes,
             a.reoffers - b.reoffers,
@@ -121,6 +121,7 @@ pub async fn run(spec: &Spec) -> Result<Report, BenchError> {
             a.dup_graft - b.dup_graft,
             a.optimisations - b.optimisations,
             a.deferred - b.deferred,
+            a.groups_proven - b.groups_proven,
             {
                 let d = link_changes.load(Ordering::Relaxed) - changes_before;
                 format!("{}/{}", d & 0xffff_ffff, d >> 32)
@@ -368,6 +369,7 @@ struct Snapshot {
     dup_eager: u64,
     dup_lazy: u64,
     dup_graft: u64,
+    groups_proven: u64,
 }
 
 async fn snapshot(nodes: &[Node]) -> Result<Snapshot, BenchError> {
@@ -381,6 +383,7 @@ async fn snapshot(nodes: &[Node]) -> Result<Snapshot, BenchError> {
         sum.reoffers += counters.reoffers;
         sum.refused += driver.sends_refused;
         sum.optimisations += counters.optimisations;
+        sum.groups_proven += counters.groups_proven;
         sum.deferred += counters.grafts_deferred;
         sum.dup_eager += counters.duplicates_eager;
         sum.dup_lazy += counters.duplicates_lazy;
