@@ -107,6 +107,8 @@ pub async fn run(spec: &Spec) -> Result<Report, BenchError> {
     // A run that did not complete says what was measured at its end, so that a rare stall can be
     // understood from the one run that showed it.
     if debug() || end != End::Completed {
+        let (both, one) = eager_edges(&nodes).await;
+        eprintln!("eager links at the end: {both} both ways, {one} one way, over {} nodes", nodes.len());
         let (a, b) = (after_counts, before_counts);
         eprintln!(
             "measured: grafts {} prunes {} reoffers {} refused sends {} duplicates {} \
@@ -370,6 +372,19 @@ struct Snapshot {
     dup_lazy: u64,
     dup_graft: u64,
     groups_proven: u64,
+}
+
+/// Links eager at both ends, and at one end only (a tree over N nodes has N - 1 of the first kind
+/// and none of the second).
+async fn eager_edges(nodes: &[Node]) -> (usize, usize) {
+    let mut eager = std::collections::HashSet::new();
+    for node in nodes {
+        if let Ok(topology) = node.topology().await {
+            eager.extend(topology.eager.into_iter().map(|peer| (node.id(), peer)));
+        }
+    }
+    let both = eager.iter().filter(|(a, b)| eager.contains(&(*b, *a))).count();
+    (both / 2, eager.len() - both)
 }
 
 async fn snapshot(nodes: &[Node]) -> Result<Snapshot, BenchError> {
