@@ -277,6 +277,18 @@ impl Sim {
         idx
     }
 
+    /// Starts a network of `count` nodes: the first with no seeds, then the others one every `every`,
+    /// each joining through the first. Returns them in order; the first is their seed.
+    pub fn join_through_first(&mut self, count: usize, every: Duration) -> Vec<NodeIdx> {
+        let first = self.add_node(Vec::new());
+        let mut nodes = vec![first];
+        for _ in 1..count {
+            self.run_for(every);
+            nodes.push(self.add_node(vec![Self::addr_of(first)]));
+        }
+        nodes
+    }
+
     /// Crashes a node. `silent`: its peers are told nothing (only missed pongs reveal it), and dials to
     /// it time out; otherwise its connections are reset and dials to it refused.
     pub fn crash(&mut self, node: NodeIdx, silent: bool) {

@@ -14,12 +14,7 @@ use dotray_sim::{NetworkConfig, Sim};
 fn a_burst_travels_as_groups_and_every_node_delivers_it_in_order() {
     let seed = dotray_sim::seed_from_env();
     let mut sim = Sim::new(seed, NetworkConfig::default(), Config::default());
-    let first = sim.add_node(Vec::new());
-    let mut nodes = vec![first];
-    for _ in 1..30 {
-        sim.run_for(Duration::from_millis(100));
-        nodes.push(sim.add_node(vec![Sim::addr_of(first)]));
-    }
+    let nodes = sim.join_through_first(30, Duration::from_millis(100));
     sim.run_for(Duration::from_secs(10));
     let origin = nodes[7];
     let mut sent: Vec<MessageId> = Vec::new();

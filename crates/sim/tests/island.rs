@@ -15,12 +15,8 @@ use dotray_sim::{NetworkConfig, Sim};
 fn a_stream_begun_in_a_partition_reaches_every_node_from_its_first_message() {
     let seed = dotray_sim::seed_from_env();
     let mut sim = Sim::new(seed, NetworkConfig::default(), Config::default());
-    let first = sim.add_node(Vec::new());
-    let mut network = vec![first];
-    for _ in 1..6 {
-        sim.run_for(Duration::from_millis(200));
-        network.push(sim.add_node(vec![Sim::addr_of(first)]));
-    }
+    let network = sim.join_through_first(6, Duration::from_millis(200));
+    let first = network[0];
     sim.run_for(Duration::from_secs(5));
     // Two newcomers in a group of their own, one seeded by the other and both by the network's seed,
     // which they cannot reach yet.
