@@ -12,12 +12,16 @@
 //! The sealed bytes are copied out as they are opened, so that buffer is always reused in place.
 //! Frames are slices of the plaintext buffer (no copy), so a buffer stays in use until the layer above
 //! drops every frame cut from it; [`make_read_room`] and a [`BufferRecycler`] keep a busy connection cycling
-//! through a few warm buffers instead of allocating a new one per read. [`ReadRoom`] sizes each read:
-//! small while the peer sends little, larger while the kernel keeps more queued than one read takes.
+//! through a few warm buffers instead of allocating a new one per read. When a buffer is full, only
+//! its partial frame moves to the next one, with room for all of it ([`PlainRoom`]): a frame is never
+//! copied once whole. [`ReadRoom`] sizes each read: small while the peer sends little, larger while
+//! the kernel keeps more queued than one read takes.
+
+use std::collections::VecDeque;
 
 use bytes::BytesMut;
 use dotray_codec::proto::{Body, Envelope, GoodbyeReason};
-use dotray_codec::{BufferRecycler, CodecError, FrameCodec};
+use dotray_codec::{BufferRecycler, CodecError, FRAME_HEADER_LEN, FrameCodec};
 use tokio::io::AsyncReadExt;
 use tokio::net::tcp::OwnedReadHalf;
 use tracing::debug;
@@ -113,7 +117,8 @@ pub(crate) async fn read_loop(
     tokio::pin!(idle_timer);
     let mut last_read = tokio::time::Instant::now();
     let recycler = BufferRecycler::new(RETIRED_READ_BUFFERS, 2 * room.max());
-    let mut r = Reading { stream, buffer, decoder, recycler, batch_len: MIN_BATCH_CAPACITY };
+    let mut r =
+        Reading { stream, buffer, ready: VecDeque::new(), decoder, recycler, batch_len: MIN_BATCH_CAPACITY };
     let mut end = r.open_and_emit(ctx, room, shared, peer).await;
     while end.is_none() {
         let sealed = &mut r.stream.sealed;
@@ -162,6 +167,9 @@ pub(crate) async fn read_loop(
 struct Reading {
     stream: SealedStream,
     buffer: BytesMut,
+    /// Whole frames opened into an earlier plaintext buffer and not decoded yet, oldest first: when
+    /// the buffer runs out of room, only its partial frame moves on (see [`PlainRoom`]).
+    ready: VecDeque<BytesMut>,
     decoder: FrameCodec,
     recycler: BufferRecycler,
     batch_len: usize,
@@ -177,16 +185,21 @@ impl Reading {
         shared: &ConnShared,
         peer: &PeerHello,
     ) -> Option<Closing> {
-        let recycler = &mut self.recycler;
-        let opened = self.stream.opener.open(&mut self.stream.sealed, &mut self.buffer, |plain, n| {
-            let frame_rest =
-                FrameCodec::next_frame_len(plain).map_or(0, |total| total.saturating_sub(plain.len()));
-            make_read_room(plain, room.current(), frame_rest.max(n), recycler);
-        });
+        let mut plain_room = PlainRoom {
+            whole: 0,
+            max_frame_len: self.decoder.max_frame_len(),
+            read_room: room.current(),
+            ready: &mut self.ready,
+            recycler: &mut self.recycler,
+        };
+        let opened = self
+            .stream
+            .opener
+            .open(&mut self.stream.sealed, &mut self.buffer, |plain, n| plain_room.make(plain, n));
         // Chunks opened before a bad one are authentic: their frames go up first.
+        let mut plain = Plain { ready: &mut self.ready, buffer: &mut self.buffer };
         let end =
-            decode_and_emit(ctx, &mut self.decoder, &mut self.buffer, shared, peer, &mut self.batch_len)
-                .await;
+            decode_and_emit(ctx, &mut self.decoder, &mut plain, shared, peer, &mut self.batch_len).await;
         match opened {
             Ok(_) => end,
             Err(_) if end.is_some() => end,
@@ -202,7 +215,35 @@ impl Reading {
     }
 }
 
-/// Decodes every complete frame in `buffer` and hands them up, at most [`MAX_FRAMES_PER_EVENT`] per
+/// The opened plaintext of a connection: whole frames set aside from earlier buffers, then the
+/// current buffer (whole frames, then at most one partial frame).
+struct Plain<'a> {
+    ready: &'a mut VecDeque<BytesMut>,
+    buffer: &'a mut BytesMut,
+}
+
+impl Plain<'_> {
+    /// Decodes up to `max` frames into `frames`, in the order they were opened.
+    fn decode(
+        &mut self,
+        decoder: &mut FrameCodec,
+        max: usize,
+        frames: &mut Vec<Envelope>,
+    ) -> Result<usize, CodecError> {
+        let mut decoded = 0;
+        while let Some(front) = self.ready.front_mut() {
+            decoded += decoder.decode_many(front, max - decoded, frames)?;
+            if !front.is_empty() {
+                // The batch is full (a set-aside buffer holds whole frames only).
+                return Ok(decoded);
+            }
+            self.ready.pop_front();
+        }
+        Ok(decoded + decoder.decode_many(self.buffer, max - decoded, frames)?)
+    }
+}
+
+/// Decodes every complete frame opened and hands them up, at most [`MAX_FRAMES_PER_EVENT`] per
 /// event. Returns why the connection ends, if a frame ends it or the layer above is gone.
 ///
 /// `batch_len` is the length of the previous batch: the next one is allocated that large up front.
@@ -210,14 +251,14 @@ impl Reading {
 async fn decode_and_emit(
     ctx: &Context,
     decoder: &mut FrameCodec,
-    buffer: &mut BytesMut,
+    plain: &mut Plain<'_>,
     shared: &ConnShared,
     peer: &PeerHello,
     batch_len: &mut usize,
 ) -> Option<Closing> {
     loop {
         let mut frames = Vec::with_capacity(*batch_len);
-        let decoded = decoder.decode_many(buffer, MAX_FRAMES_PER_EVENT, &mut frames);
+        let decoded = plain.decode(decoder, MAX_FRAMES_PER_EVENT, &mut frames);
         let end = classify(decoded, &mut frames);
         // Ban before anything can wait, so that the peer's next connection finds the ban in place.
         if let Some(Closing { reason: DisconnectReason::ProtocolViolation(what), .. }) = &end {
@@ -239,24 +280,68 @@ async fn decode_and_emit(
     }
 }
 
-/// Makes room in `buffer` for one read of `read_room` bytes and at least the `frame_rest` bytes still
-/// missing of a partial frame at its end. Frames already handed up may still share the buffer.
+/// Room in the plaintext buffer for each chunk about to be opened, kept over the chunks of one read.
 ///
-/// When every frame cut from the buffer is gone, its memory is reused in place. Otherwise the unread
-/// tail (part of a frame) moves to a retired buffer that is free again, or to a new one, and the old
-/// buffer is retired: a busy connection cycles through the same few warm buffers instead of allocating
-/// (and page-faulting) a new one per read, which `BytesMut::reserve` alone would do. (The codec's
-/// `Decoder::decode` reserves the rest of a partial frame that way; the read loop uses
-/// `decode_available`, which does not, so that every buffer goes through here.)
-fn make_read_room(buffer: &mut BytesMut, read_room: usize, frame_rest: usize, recycler: &mut BufferRecycler) {
-    let free = buffer.capacity() - buffer.len();
-    let wanted = read_room.max(frame_rest);
-    if free >= (read_room / 4).max(frame_rest) || buffer.try_reclaim(wanted) {
+/// A chunk is opened where the buffer has room for it and for the rest of the partial frame at the
+/// buffer's end (whose length its prefix gives). When it has not, the whole frames before the partial
+/// one are set aside (`ready`, decoded first) and only the partial frame moves to a buffer with room
+/// for all of it ([`make_read_room`]): no frame is copied once it is whole, and a large frame is
+/// copied at most once, while little of it has arrived.
+struct PlainRoom<'a> {
+    /// Bytes at the front of the buffer known to be whole frames.
+    whole: usize,
+    /// Frames longer than this are refused by the decoder: no room is made for them.
+    max_frame_len: usize,
+    read_room: usize,
+    ready: &'a mut VecDeque<BytesMut>,
+    recycler: &'a mut BufferRecycler,
+}
+
+impl PlainRoom<'_> {
+    /// Makes room in `plain` for a chunk of `n` plaintext bytes.
+    fn make(&mut self, plain: &mut BytesMut, n: usize) {
+        while let Some(total) = FrameCodec::next_frame_len(&plain[self.whole..])
+            && plain.len() - self.whole >= total
+        {
+            self.whole += total;
+        }
+        let needed = self.partial_rest(plain).max(n);
+        if plain.capacity() - plain.len() >= needed {
+            return;
+        }
+        if self.whole > 0 {
+            self.ready.push_back(plain.split_to(self.whole));
+            self.whole = 0;
+        }
+        make_read_room(plain, self.read_room, needed, self.recycler);
+    }
+
+    /// Bytes still missing of the partial frame at the end of `plain`: 0 if there is none, or if its
+    /// prefix is not all there yet or declares more than the decoder takes (it refuses that frame).
+    fn partial_rest(&self, plain: &[u8]) -> usize {
+        let partial = &plain[self.whole..];
+        FrameCodec::next_frame_len(partial)
+            .filter(|total| total - FRAME_HEADER_LEN <= self.max_frame_len)
+            .map_or(0, |total| total - partial.len())
+    }
+}
+
+/// Makes room in `buffer` for `needed` more bytes, and when it must move, for a read of `read_room`
+/// bytes too. Frames already handed up may still share the buffer.
+///
+/// When every frame cut from the buffer is gone, its memory is reused in place. Otherwise what the
+/// buffer holds (part of a frame) moves to a retired buffer that is free again, or to a new one, and
+/// the old buffer is retired: a busy connection cycles through the same few warm buffers instead of
+/// allocating (and page-faulting) a new one per read, which `BytesMut::reserve` alone would do. (The
+/// codec's `Decoder::decode` reserves the rest of a partial frame that way; the read loop uses
+/// `decode_many`, which does not, so that every buffer goes through here.)
+fn make_read_room(buffer: &mut BytesMut, read_room: usize, needed: usize, recycler: &mut BufferRecycler) {
+    if buffer.capacity() - buffer.len() >= needed || buffer.try_reclaim(needed) {
         return;
     }
     let tail = buffer.split();
-    let needed = tail.len() + wanted;
-    let mut fresh = recycler.take(needed).unwrap_or_else(|| BytesMut::with_capacity(needed));
+    let len = tail.len() + read_room.max(needed);
+    let mut fresh = recycler.take(len).unwrap_or_else(|| BytesMut::with_capacity(len));
     fresh.extend_from_slice(&tail);
     recycler.retire(std::mem::replace(buffer, fresh));
 }
@@ -334,6 +419,87 @@ mod tests {
         assert_eq!(ReadRoom::new(64, 16).max(), 64, "the maximum is at least the minimum");
     }
 
+    fn ping(nonce: u64) -> bytes::Bytes {
+        dotray_codec::encode_frame(&dotray_codec::proto::Ping { nonce, sent_at_micros: 0 }.into(), 1 << 20)
+            .unwrap()
+    }
+
+    #[test]
+    fn a_full_plaintext_buffer_sets_its_whole_frames_aside_and_moves_only_the_partial_one() {
+        let big = dotray_codec::encode_frame(
+            &dotray_codec::proto::Goodbye { reason: 0, detail: "x".repeat(500) }.into(),
+            1 << 20,
+        )
+        .unwrap();
+        let mut buffer = BytesMut::with_capacity(100);
+        for nonce in 1..=3 {
+            buffer.extend_from_slice(&ping(nonce));
+        }
+        buffer.extend_from_slice(&big[..20]);
+        let whole_len = buffer.len() - 20;
+        let (mut ready, mut recycler) = (VecDeque::new(), BufferRecycler::new(RETIRED_READ_BUFFERS, 4_000));
+        let mut room = PlainRoom {
+            whole: 0,
+            max_frame_len: 1 << 20,
+            read_room: 64,
+            ready: &mut ready,
+            recycler: &mut recycler,
+        };
+        let before = buffer.as_ptr();
+        room.make(&mut buffer, 8);
+        assert_ne!(buffer.as_ptr(), before, "no room for the rest of the partial frame: it moved");
+        assert_eq!(&buffer[..], &big[..20], "and only it");
+        assert!(buffer.capacity() - buffer.len() >= big.len() - 20, "to where all of it fits");
+        assert_eq!(room.ready.len(), 1);
+        assert_eq!(room.ready[0].len(), whole_len, "the whole frames stay where they were opened");
+
+        // The rest fits where the partial frame now is: nothing moves.
+        let at = buffer.as_ptr();
+        room.make(&mut buffer, big.len() - 20);
+        assert_eq!(buffer.as_ptr(), at);
+        buffer.extend_from_slice(&big[20..]);
+
+        // Decoded in the order opened: the set-aside frames first.
+        let mut decoder = FrameCodec::new();
+        let mut frames = Vec::new();
+        let mut plain = Plain { ready: &mut ready, buffer: &mut buffer };
+        assert_eq!(plain.decode(&mut decoder, 2, &mut frames).unwrap(), 2, "at most `max`");
+        assert_eq!(plain.decode(&mut decoder, 10, &mut frames).unwrap(), 2);
+        let nonces: Vec<_> = frames[..3]
+            .iter()
+            .map(|f| match &f.body {
+                Some(Body::Ping(p)) => p.nonce,
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        assert_eq!(nonces, [1, 2, 3]);
+        assert!(matches!(frames[3].body, Some(Body::Goodbye(_))));
+        assert!(ready.is_empty() && buffer.is_empty());
+    }
+
+    #[test]
+    fn no_room_is_made_for_a_frame_longer_than_the_decoder_takes() {
+        let mut buffer = BytesMut::with_capacity(64);
+        buffer.extend_from_slice(&ping(1));
+        // A prefix declaring 4 GiB: the decoder refuses the frame, so the buffer only needs room for
+        // the chunk being opened.
+        buffer.extend_from_slice(&u32::MAX.to_be_bytes());
+        let (mut ready, mut recycler) = (VecDeque::new(), BufferRecycler::new(RETIRED_READ_BUFFERS, 4_000));
+        let mut room = PlainRoom {
+            whole: 0,
+            max_frame_len: 1_024,
+            read_room: 64,
+            ready: &mut ready,
+            recycler: &mut recycler,
+        };
+        let (at, capacity) = (buffer.as_ptr(), buffer.capacity());
+        room.make(&mut buffer, 16);
+        assert_eq!((buffer.as_ptr(), buffer.capacity()), (at, capacity), "opened in place");
+        let free = buffer.capacity() - buffer.len();
+        room.make(&mut buffer, free + 1);
+        assert!(buffer.capacity() < 1 << 20, "room for the chunk and a read, not for the declared frame");
+    }
+
     #[test]
     fn read_room_keeps_the_partial_frame_and_reuses_buffers_whose_frames_are_gone() {
         let room = 1_000;
@@ -343,7 +509,7 @@ mod tests {
         buffer.extend_from_slice(&[1; 1_980]);
         // 1,960 bytes of frames went up; 20 bytes of the next frame remain, with little room after them.
         let frames = buffer.split_to(1_960).freeze();
-        make_read_room(&mut buffer, room, 0, &mut recycler);
+        make_read_room(&mut buffer, room, 100, &mut recycler);
         assert_eq!(&buffer[..], &[1; 20], "the partial frame moved along");
         assert!(buffer.capacity() - buffer.len() >= room);
         assert_eq!(recycler.len(), 1, "the old buffer waits for its frames");
@@ -354,7 +520,7 @@ mod tests {
         let fill = buffer.capacity() - buffer.len() - 10;
         buffer.extend_from_slice(&vec![2; fill]);
         let held = buffer.split_to(buffer.len() - 5).freeze();
-        make_read_room(&mut buffer, room, 0, &mut recycler);
+        make_read_room(&mut buffer, room, 100, &mut recycler);
         assert_eq!(buffer.as_ptr() as usize, first_base, "the first buffer, reused from its start");
         assert_eq!(&buffer[..], &[2; 5]);
         assert_eq!(held.len(), 20 + fill - 5, "frames still up are untouched");
@@ -373,7 +539,7 @@ mod tests {
         buffer.extend_from_slice(&vec![3; buffer.capacity() - buffer.len()]);
         let _consumed = buffer.split_to(buffer.len() - 1);
         drop(_consumed);
-        make_read_room(&mut buffer, room, 0, &mut recycler);
+        make_read_room(&mut buffer, room, 100, &mut recycler);
         assert_eq!(buffer.as_ptr() as usize, before, "reclaimed in place");
         assert_eq!(&buffer[..], &[3]);
     }
