@@ -15,14 +15,17 @@
 //! hands out can be checked. A `Data` reaches the core after the manifest that proves it (signed by
 //! its origin with [`InsecureSigner`], which the core under test uses too), unless the script says
 //! to leave it out; scripts also send manifests of their own (good or bad signatures, true or false
-//! hashes, any position and length). After every step all actions are drained and checked:
+//! hashes, any position and length), and *group runs*: within one batch, a manifest with group
+//! digests and payloads of its group back to back (all, some, one forged, or interleaved), which the
+//! core may hold to prove a group at a time. After every step all actions are drained and checked:
 //!
 //! * no panic;
 //! * exactly once, in order: per stream, each `Deliver` is the watermark plus one and each `Gap` starts
 //!   there (a stream the core forgot may start again: documented; and a stream's first delivery or
 //!   gap may come from anywhere, since until then its watermark is a claim that the first proven
-//!   payload can move, see `Router::reanchor`); the core's watermark ends where the deliveries and
-//!   gaps say; its own stream is never delivered; payloads are the true ones;
+//!   payload can move, see `Router::reanchor`, even while that payload waits for the rest of its
+//!   group); once a stream started, the core's watermark ends where the deliveries and gaps say;
+//!   its own stream is never delivered; payloads are the true ones;
 //! * bounded: at most `max_streams` streams tracked; a `Graft` is answered with at most
 //!   `max_serve_per_request` payloads (a `Sync` with at most that many per mark); a payload served
 //!   from retention is one retained less than `retention_time` ago (at the last sweep), or one
@@ -30,8 +33,9 @@
 //!   and the reorder buffers are within their bounds in bytes and payloads (which payloads go first
 //!   when they are full is the fair share's business, tested on its own);
 //! * payloads are only sent where they belong: the forwarded message of a `Data` step (never back to
-//!   its sender), our own messages once the core signed them (at a broadcast or a seal timer), or
-//!   repairs in a `Graft`/`Sync` step;
+//!   its sender), a payload of a group run in that or any later step that is not a repair (never
+//!   back to its sender), our own messages once the core signed them (at a broadcast or a seal
+//!   timer), or repairs in a `Graft`/`Sync` step;
 //! * every message the core sends survives the wire layer (encode, declare, validate, decode) unchanged;
 //! * with a history (`Config::history`, half the configurations): every `Archive` is of a payload
 //!   just delivered, with a manifest that proves it; at most one `Recall` per neighbour is under way,
@@ -367,6 +371,9 @@ struct Harness {
     retained: HashMap<(StreamId, u64), usize>,
     /// Payloads handed to the core (they may sit in its reorder buffer until delivered).
     received: HashSet<(StreamId, u64)>,
+    /// Payloads handed in by a group run, and who sent each: the core may hold them with their group
+    /// and forward them at any later step (the rest of the group, a timer, another message).
+    grouped: HashMap<(StreamId, u64), HashSet<NodeId>>,
     /// Peers that broke the protocol, to close after the current drain.
     violators: Vec<NodeId>,
     /// Whether a `Data` from a neighbour goes after its manifest (the script can turn it off).
@@ -495,6 +502,26 @@ impl Harness {
                         self.check_sent(to, &message);
                         if let Message::Data { stream, seq, payload: p, .. } = &message {
                             assert_eq!(p, &payload(*stream, *seq), "wrong payload sent for {stream:?}/{seq}");
+                            // Who sent a copy the core may be forwarding now: the step's new payload,
+                            // or one handed in by a group run (held until this step, or any before).
+                            let mut copies: Vec<Option<NodeId>> = Vec::new();
+                            if let Cause::Forward { from, stream: s, seq: q } = cause
+                                && (s, q) == (*stream, *seq)
+                            {
+                                copies.push(from);
+                            }
+                            if !matches!(cause, Cause::Serve { .. } | Cause::Recall { .. })
+                                && let Some(senders) = self.grouped.get(&(*stream, *seq))
+                            {
+                                copies.extend(senders.iter().copied().map(Some));
+                            }
+                            if !copies.is_empty() {
+                                assert!(
+                                    copies.iter().any(|f| *f != Some(to)),
+                                    "a payload went back to its sender"
+                                );
+                                continue;
+                            }
                             match cause {
                                 Cause::Forward { from, stream: s, seq: q } => {
                                     assert_eq!((*stream, *seq), (s, q), "only the new payload is forwarded");
@@ -611,7 +638,9 @@ impl Harness {
         assert!(bytes <= c.reorder_max_bytes && count <= c.reorder_max_total, "reorder over bounds");
         let evicted = self.core.counters().streams_evicted != *evicted_before;
         let own = self.core.own_stream();
-        for (stream, mark) in marks.into_iter().filter(|(s, _)| *s != own) {
+        // Until a stream starts, its first proven payload may move its watermark without a delivery
+        // in the same step (the payload waits with its group).
+        for (stream, mark) in marks.into_iter().filter(|(s, _)| *s != own && self.started.contains(s)) {
             match self.core.watermark(&stream) {
                 Some(w) if !evicted => assert_eq!(w, mark, "{stream:?}: watermark disagrees with deliveries"),
                 _ => {}
@@ -707,8 +736,82 @@ impl Harness {
         Cause::Recall { to, stream, first, last, max }
     }
 
+    /// `message` from `from` as the core's receiving table decodes it from what `from`'s sending
+    /// table encoded; `None` if the wire refuses it (then `from` broke the protocol).
+    fn through_wire(&mut self, from: NodeId, message: &Message) -> Option<Message> {
+        let link = self.links.get_mut(&from)?;
+        let mut decls = Vec::new();
+        let body = link.theirs.encode(id(0), message, &mut addr_of, &mut decls).ok()?;
+        for decl in decls {
+            assert_eq!(link.ours.decode(&Body::StreamDecl(decl)), Ok(None), "a declaration is refused");
+        }
+        match link.ours.decode(&body) {
+            Ok(decoded) => decoded,
+            Err(_) => {
+                self.violators.push(from);
+                None
+            }
+        }
+    }
+
+    /// A group run: within one batch (`Router::begin_batch` … `end_batch`, as the driver brackets
+    /// what it read from one connection), a neighbour sends a manifest with group digests and then
+    /// payloads of its group back to back, as a relay forwards a group: all of them, or the first few
+    /// (the rest cut off by the end of the read, to come in a later step or never), one of them not
+    /// the origin's, or with another neighbour's message in between.
+    fn group_run(&mut self, input: &mut Input<'_>) -> Cause {
+        let b = input.u8();
+        let Some(from) = Self::pick(self.links.keys().copied(), b) else { return Cause::Other };
+        let s = stream(input.u8());
+        let count = u64::from(input.u8() % 8) + 2;
+        // Mostly where the stream stands, so that the group arrives in order and may be held.
+        let at = input.u8();
+        let first = match self.core.watermark(&s) {
+            Some(mark) if at & 3 != 0 => mark.saturating_add(1).min(dotray_router::core::MAX_SEQ - count),
+            _ => u64::from(at % 24) + 1,
+        };
+        let cut = input.u8();
+        let sent = if cut & 1 == 0 { count } else { u64::from(cut >> 1) % (count + 1) };
+        let (forged, between) = (u64::from(input.u8()), u64::from(input.u8()));
+        let payloads: Vec<Bytes> = (first..first + count).map(|seq| payload(s, seq)).collect();
+        let proof = Manifest::sign_payloads(&*InsecureSigner::new(s.origin), s, first, &payloads);
+        self.core.begin_batch(self.now);
+        if let Some(message) = self.through_wire(from, &Message::Manifest(Arc::new(proof))) {
+            self.core.handle_message(from, message, self.now);
+        }
+        for seq in first..first + sent {
+            let p =
+                if seq - first == forged { Bytes::from_static(b"not the origin's") } else { payload(s, seq) };
+            let data = Message::Data { stream: s, seq, hops: 1, payload: p };
+            let Some(message) = self.through_wire(from, &data) else { break };
+            self.received.insert((s, seq));
+            if s != self.core.own_stream() {
+                // (Our own stream's payloads from a neighbour are forgeries: never forwarded.)
+                self.grouped.entry((s, seq)).or_default().insert(from);
+            }
+            self.core.handle_message(from, message, self.now);
+            if seq - first == between {
+                let other = Self::pick(self.links.keys().copied(), b.wrapping_add(1)).filter(|o| *o != from);
+                if let Some(other) = other {
+                    let (s2, q2) = (stream(input.u8()), input.seq());
+                    if s2 != self.core.own_stream() {
+                        self.grouped.entry((s2, q2)).or_default().insert(other);
+                    }
+                    let data = Message::Data { stream: s2, seq: q2, hops: 1, payload: Bytes::new() };
+                    self.send_from(other, &data);
+                }
+            }
+        }
+        self.core.end_batch(self.now);
+        Cause::Other
+    }
+
     fn step(&mut self, input: &mut Input<'_>) -> Cause {
-        match input.u8() % 14 {
+        let op = input.u8();
+        if op == 255 {
+            return self.group_run(input);
+        }
+        match op % 14 {
             13 => return self.answer_recall(input),
             0 => self.now += Duration::from_millis(u64::from(input.u16()) * 4),
             1 => self.neighbour_up(id(input.u8() & 7)),
@@ -858,6 +961,7 @@ pub fn router_handler(data: &[u8]) {
         retention: VecDeque::new(),
         retained: HashMap::new(),
         received: HashSet::new(),
+        grouped: HashMap::new(),
         violators: Vec::new(),
     };
     let before = harness.snapshot();
