@@ -9,15 +9,19 @@
 //! `node_handler`: a whole `dotray_node::core::NodeCore` (small direct-message budget) with up to
 //! four peers connecting and going, fed direct messages of any length, membership requests and
 //! answers (so peers become neighbours and the router gets them), broadcast payloads from
-//! neighbours and strangers, its own broadcasts, the timers it set, and time passing. Checks: no
-//! panic; a direct message over `max_direct_len` is a violation; a direct message reaches the
-//! application only from a connected peer, and per sender never more bytes than its budget allows
-//! (`direct_burst_bytes` plus `direct_bytes_per_sec` for the time since its first one on that
-//! connection).
+//! neighbours and strangers, groups of another origin's broadcast as a relay forwards them (within
+//! one `begin_batch`/`end_batch`, a signed manifest with group digests, then payloads of its group
+//! back to back: all, the first few, or one not the origin's), its own broadcasts, the timers it
+//! set, and time passing. Checks: no panic; a direct message over `max_direct_len` is a violation; a
+//! direct message reaches the application only from a connected peer, and per sender never more
+//! bytes than its budget allows (`direct_burst_bytes` plus `direct_bytes_per_sec` for the time since
+//! its first one on that connection); the other origin's messages are delivered in order, at most
+//! once each, and are the ones it signed.
 // `pub` for the fuzz target, which includes this file too.
 #![allow(unreachable_pub)]
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
@@ -26,7 +30,7 @@ use dotray_membership::core::{LinkEnd, Message as MembershipMessage, PeerInfo};
 use dotray_node::core::{Action, Config, Event, NodeCore, PeerMessage, Timer};
 use dotray_node::fragment::{Reassembled, Reassembly, split};
 use dotray_router::core::{Message as BroadcastMessage, StreamId};
-use dotray_router::proof::InsecureSigner;
+use dotray_router::proof::{InsecureSigner, Manifest};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
@@ -110,6 +114,16 @@ const MAX_DIRECT_LEN: usize = 1_000;
 const DIRECT_RATE: u32 = 2_000;
 const DIRECT_BURST: u32 = 3_000;
 
+/// The other origin whose broadcasts neighbours relay in groups.
+fn group_stream() -> StreamId {
+    StreamId { origin: NodeId::from_bytes([9; 32]), epoch: 1 }
+}
+
+/// What the other origin broadcast as message `seq` (what the application must get).
+fn group_message(seq: u64) -> Bytes {
+    Bytes::from(format!("message {seq} of the other origin"))
+}
+
 fn peer(n: u8) -> PeerInfo {
     let port = 3000 + u16::from(n);
     PeerInfo::new(NodeId::from_bytes([n; 32]), format!("127.0.0.1:{port}").parse().expect("an address"))
@@ -140,8 +154,10 @@ pub fn node_handler(data: &[u8]) {
             .expect("a valid config"),
         connected: BTreeMap::new(),
         timers: Vec::new(),
+        group_mark: 0,
     };
     node.drain(now);
+    let mut next_group = 1;
     let mut script = data;
     let take = |script: &mut &[u8]| -> u8 {
         let Some((&b, rest)) = script.split_first() else { return 0 };
@@ -207,6 +223,47 @@ pub fn node_handler(data: &[u8]) {
                 }
             }
             9 => core.handle_congested(who.id, now),
+            10 => {
+                // A group of the other origin's broadcast from a neighbour, as a relay forwards it:
+                // mostly where the last group ended, so that it arrives in order.
+                let b = take(&mut script);
+                let count = u64::from(b % 8) + 2;
+                let first = if b & 0x30 == 0 { u64::from(take(&mut script)) + 1 } else { next_group };
+                let cut = take(&mut script);
+                let sent = if cut & 1 == 0 { count } else { u64::from(cut >> 1) % (count + 1) };
+                let forged = u64::from(take(&mut script));
+                if connected {
+                    let stream = group_stream();
+                    let payloads: Vec<Bytes> = (first..first + count)
+                        .map(|seq| split(&group_message(seq), 1024).remove(0))
+                        .collect();
+                    let proof = Manifest::sign_payloads(
+                        &*InsecureSigner::new(stream.origin),
+                        stream,
+                        first,
+                        &payloads,
+                    );
+                    core.begin_batch(now);
+                    core.handle_message(
+                        who.id,
+                        PeerMessage::Broadcast(BroadcastMessage::Manifest(Arc::new(proof))),
+                        now,
+                    );
+                    for (i, payload) in payloads.into_iter().take(sent as usize).enumerate() {
+                        let seq = first + i as u64;
+                        // A forgery a node would hand up as a whole message if it took it.
+                        let payload = if i as u64 == forged {
+                            split(&Bytes::from_static(b"not the origin's"), 1024).remove(0)
+                        } else {
+                            payload
+                        };
+                        let message = BroadcastMessage::Data { stream, seq, hops: 1, payload };
+                        core.handle_message(who.id, PeerMessage::Broadcast(message), now);
+                    }
+                    core.end_batch(now);
+                    next_group = first + count;
+                }
+            }
             _ => {}
         }
         node.drain(now);
@@ -219,6 +276,8 @@ struct Node {
     connected: BTreeMap<NodeId, Directs>,
     /// Timers it set and that have not fired (at most 10,000: the rest are dropped).
     timers: Vec<(Instant, Timer)>,
+    /// The last message of the other origin delivered or reported lost.
+    group_mark: u64,
 }
 
 impl Node {
@@ -246,6 +305,15 @@ impl Node {
                         "{} direct bytes from one sender, {allowed} allowed",
                         directs.bytes
                     );
+                }
+                Action::Deliver(d) if d.id.stream == group_stream() => {
+                    assert!(d.id.seq > self.group_mark, "{} delivered after {}", d.id.seq, self.group_mark);
+                    assert_eq!(d.payload, group_message(d.id.seq), "not what the origin broadcast");
+                    self.group_mark = d.through;
+                }
+                Action::Event(Event::Gap { stream, first, last }) if stream == group_stream() => {
+                    assert!(first > self.group_mark, "a gap from {first} after {}", self.group_mark);
+                    self.group_mark = last;
                 }
                 Action::Disconnect { peer, .. } | Action::Violation { peer, .. }
                     if self.connected.remove(&peer).is_some() =>
