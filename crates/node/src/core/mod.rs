@@ -86,11 +86,12 @@ pub struct NodeCore<R: Rng> {
     directs_dropped: u64,
     /// Actions ahead of the cores' own queues (direct messages for the application).
     actions: VecDeque<Action>,
-    /// Payloads pushed to us by connected nodes that were not (yet) our neighbours, by sender: the
-    /// two ends of a new link see it come up at different moments, and what the first pushes
-    /// before the second takes broadcast messages from it is dropped. When the sender becomes a
-    /// neighbour, the router hears of them as a digest from it and fetches what it lacks. At most
-    /// [`EARLY_RANGES`] ranges per sender; forgotten when the connection closes.
+    /// Payloads pushed to us by connected nodes that were not (yet) our neighbours, and the
+    /// positions their `Sync`s told, by sender: the two ends of a new link see it come up at
+    /// different moments, and what the first sends before the second takes broadcast messages from
+    /// it is dropped. When the sender becomes a neighbour, the router hears of them as a digest
+    /// from it and fetches what it lacks. At most [`EARLY_RANGES`] ranges per sender; forgotten
+    /// when the connection closes.
     early: BTreeMap<NodeId, Vec<SeqRange>>,
     /// The time of the latest `handle_*` call: membership's neighbour events reach the router with it.
     now: Instant,
@@ -293,8 +294,19 @@ impl<R: Rng> NodeCore<R> {
                     self.router.handle_message(from, message, now);
                 } else {
                     tracing::debug!(%from, kind = message.name(), "broadcast message from a node that is not a neighbour ignored");
-                    if let RouterMessage::Data { stream, seq, .. } = message {
-                        self.remember_early(from, stream, seq);
+                    match message {
+                        RouterMessage::Data { stream, seq, .. } => self.remember_early(from, stream, seq),
+                        // The `Sync` it sent when it saw the link come up: where its streams stand,
+                        // its own first (nobody else holds what it broadcast before it had a
+                        // neighbour).
+                        RouterMessage::Sync { marks } => {
+                            let (own, others): (Vec<_>, Vec<_>) =
+                                marks.into_iter().partition(|m| m.stream.origin == from);
+                            for mark in own.into_iter().chain(others) {
+                                self.remember_early(from, mark.stream, mark.seq);
+                            }
+                        }
+                        _ => {}
                     }
                 }
             }

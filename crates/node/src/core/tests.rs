@@ -355,6 +355,46 @@ fn what_a_node_pushed_before_the_other_end_saw_the_link_is_fetched_once_it_does(
 }
 
 #[test]
+fn what_a_node_broadcast_before_its_first_neighbour_is_fetched_though_its_sync_came_too_early() {
+    let now = Instant::now();
+    let (ia, ib) = (info(1), info(2));
+    let mut a = core(ia, vec![], now);
+    let mut b = core(ib, vec![ia.addr], now);
+    drain(&mut a);
+    drain(&mut b);
+    // b broadcasts while it has no neighbour: nothing is pushed, only its `Sync` will tell.
+    let id = b.broadcast(Bytes::from_static(b"before anyone"), now).unwrap();
+    b.seal_broadcasts(now);
+    drain(&mut b);
+    a.handle_connected(ib, None, now);
+    b.handle_connected(ia, Some(ia.addr), now);
+    drain(&mut a);
+    // Its `Sync` reaches a before its `Join` does (as when a replaced connection carried the Join).
+    let (sync, join): (Vec<Action>, Vec<Action>) = drain(&mut b)
+        .into_iter()
+        .partition(|action| matches!(action, Action::Send { message: PeerMessage::Broadcast(_), .. }));
+    assert!(b.router().is_neighbour(&ia.id) && !a.router().is_neighbour(&ib.id));
+    assert!(!sync.is_empty(), "b tells its new neighbour where its stream stands");
+    assert!(deliver(&sync, ib.id, &mut a, now).is_empty(), "a drops it: b is no neighbour of a yet");
+    let at_a = deliver(&join, ib.id, &mut a, now);
+    let (at, timer) = at_a
+        .iter()
+        .find_map(|action| match action {
+            Action::SetTimer {
+                at,
+                timer: timer @ Timer::Router(dotray_router::core::Timer::Graft { .. }),
+            } => Some((*at, *timer)),
+            _ => None,
+        })
+        .expect("a graft timer for what b's Sync told");
+    a.handle_timer(timer, at);
+    let graft = drain(&mut a);
+    let served = deliver(&graft, ia.id, &mut b, at);
+    let delivered_at_a = deliver(&served, ib.id, &mut a, at);
+    assert_eq!(delivered(&delivered_at_a), vec![(id, Bytes::from_static(b"before anyone"))]);
+}
+
+#[test]
 fn a_direct_message_over_the_limit_is_a_violation_of_its_sender() {
     let now = Instant::now();
     let (mut a, _b) = pair(now);
