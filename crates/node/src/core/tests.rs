@@ -317,14 +317,20 @@ fn a_message_longer_than_the_receivers_limit_is_a_gap_not_a_stall() {
     assert_eq!(delivered(&at_b), vec![(short, Bytes::from_static(b"short"))]);
 }
 
-#[test]
-fn what_a_node_pushed_before_the_other_end_saw_the_link_is_fetched_once_it_does() {
-    let now = Instant::now();
+/// A seed (node 1) and a node that knows it (node 2), each with its first actions taken.
+fn seed_and_joiner(now: Instant) -> (PeerInfo, PeerInfo, NodeCore<ChaCha8Rng>, NodeCore<ChaCha8Rng>) {
     let (ia, ib) = (info(1), info(2));
     let mut a = core(ia, vec![], now);
     let mut b = core(ib, vec![ia.addr], now);
     drain(&mut a);
     drain(&mut b);
+    (ia, ib, a, b)
+}
+
+#[test]
+fn what_a_node_pushed_before_the_other_end_saw_the_link_is_fetched_once_it_does() {
+    let now = Instant::now();
+    let (ia, ib, mut a, mut b) = seed_and_joiner(now);
     a.handle_connected(ib, None, now);
     b.handle_connected(ia, Some(ia.addr), now);
     drain(&mut a);
@@ -337,6 +343,17 @@ fn what_a_node_pushed_before_the_other_end_saw_the_link_is_fetched_once_it_does(
     assert!(deliver(&pushed, ib.id, &mut a, now).is_empty(), "a drops what a non-neighbour pushes");
     // a reads the Join: b is its neighbour now, and what b pushed is announced to a's router.
     let at_a = deliver(&join, ib.id, &mut a, now);
+    let delivered_at_a = graft_what_was_announced(&at_a, (&mut a, ia.id), (&mut b, ib.id));
+    assert_eq!(delivered(&delivered_at_a), vec![(id, Bytes::from_static(b"right away"))]);
+}
+
+/// `a`'s router heard from `b` of messages it lacks (`at_a`, the actions that followed): fires the
+/// graft timer it set, lets `b` serve the graft, and returns what `a` then did.
+fn graft_what_was_announced(
+    at_a: &[Action],
+    (a, ia): (&mut NodeCore<ChaCha8Rng>, NodeId),
+    (b, ib): (&mut NodeCore<ChaCha8Rng>, NodeId),
+) -> Vec<Action> {
     let (at, timer) = at_a
         .iter()
         .find_map(|action| match action {
@@ -346,22 +363,17 @@ fn what_a_node_pushed_before_the_other_end_saw_the_link_is_fetched_once_it_does(
             } => Some((*at, *timer)),
             _ => None,
         })
-        .expect("a graft timer for what b pushed");
+        .expect("a graft timer for what b announced");
     a.handle_timer(timer, at);
-    let graft = drain(&mut a);
-    let served = deliver(&graft, ia.id, &mut b, at);
-    let delivered_at_a = deliver(&served, ib.id, &mut a, at);
-    assert_eq!(delivered(&delivered_at_a), vec![(id, Bytes::from_static(b"right away"))]);
+    let graft = drain(a);
+    let served = deliver(&graft, ia, b, at);
+    deliver(&served, ib, a, at)
 }
 
 #[test]
 fn what_a_node_broadcast_before_its_first_neighbour_is_fetched_though_its_sync_came_too_early() {
     let now = Instant::now();
-    let (ia, ib) = (info(1), info(2));
-    let mut a = core(ia, vec![], now);
-    let mut b = core(ib, vec![ia.addr], now);
-    drain(&mut a);
-    drain(&mut b);
+    let (ia, ib, mut a, mut b) = seed_and_joiner(now);
     // b broadcasts while it has no neighbour: nothing is pushed, only its `Sync` will tell.
     let id = b.broadcast(Bytes::from_static(b"before anyone"), now).unwrap();
     b.seal_broadcasts(now);
@@ -377,20 +389,7 @@ fn what_a_node_broadcast_before_its_first_neighbour_is_fetched_though_its_sync_c
     assert!(!sync.is_empty(), "b tells its new neighbour where its stream stands");
     assert!(deliver(&sync, ib.id, &mut a, now).is_empty(), "a drops it: b is no neighbour of a yet");
     let at_a = deliver(&join, ib.id, &mut a, now);
-    let (at, timer) = at_a
-        .iter()
-        .find_map(|action| match action {
-            Action::SetTimer {
-                at,
-                timer: timer @ Timer::Router(dotray_router::core::Timer::Graft { .. }),
-            } => Some((*at, *timer)),
-            _ => None,
-        })
-        .expect("a graft timer for what b's Sync told");
-    a.handle_timer(timer, at);
-    let graft = drain(&mut a);
-    let served = deliver(&graft, ia.id, &mut b, at);
-    let delivered_at_a = deliver(&served, ib.id, &mut a, at);
+    let delivered_at_a = graft_what_was_announced(&at_a, (&mut a, ia.id), (&mut b, ib.id));
     assert_eq!(delivered(&delivered_at_a), vec![(id, Bytes::from_static(b"before anyone"))]);
 }
 
