@@ -36,13 +36,24 @@ fn data_from(r: &mut Router<ChaCha8Rng>, from: u8, s: StreamId, seq: u64, payloa
     r.handle_message(id(from), Message::Data { stream: s, seq, hops: 1, payload }, now);
 }
 
-/// Messages `1..=n` from neighbour 2 in one batch (less than a group: they stay held).
-fn cut_group(r: &mut Router<ChaCha8Rng>, s: StreamId, n: u64, now: Instant) {
+/// Messages `seqs` from neighbour 2 in one batch, each with the payload `body(seq)`.
+fn batch_of(
+    r: &mut Router<ChaCha8Rng>,
+    s: StreamId,
+    seqs: std::ops::RangeInclusive<u64>,
+    body: impl Fn(u64) -> Bytes,
+    now: Instant,
+) {
     r.begin_batch(now);
-    for seq in 1..=n {
-        data_from(r, 2, s, seq, payload(seq), now);
+    for seq in seqs {
+        data_from(r, 2, s, seq, body(seq), now);
     }
     r.end_batch(now);
+}
+
+/// Messages `1..=n` from neighbour 2 in one batch (less than a group: they stay held).
+fn cut_group(r: &mut Router<ChaCha8Rng>, s: StreamId, n: u64, now: Instant) {
+    batch_of(r, s, 1..=n, payload, now);
 }
 
 fn relayed_to(actions: &[Action], to: u8) -> Vec<u64> {
@@ -82,12 +93,8 @@ fn a_whole_group_in_one_batch_is_proven_at_once_then_relayed_and_delivered_in_or
 fn a_group_with_one_forged_payload_blames_its_sender_and_delivers_what_came_before() {
     let now = Instant::now();
     let (mut r, s) = with_manifest(now);
-    r.begin_batch(now);
-    for seq in 1..=GROUP_LEN as u64 {
-        let body = if seq == 5 { Bytes::from_static(b"forged") } else { payload(seq) };
-        data_from(&mut r, 2, s, seq, body, now);
-    }
-    r.end_batch(now);
+    let forged_5th = |seq| if seq == 5 { Bytes::from_static(b"forged") } else { payload(seq) };
+    batch_of(&mut r, s, 1..=GROUP_LEN as u64, forged_5th, now);
     let actions = drain(&mut r);
     assert_eq!(violations(&actions), vec![id(2)], "the payload that is not the origin's is found");
     assert_eq!(deliveries(&actions), vec![1, 2, 3, 4]);
@@ -109,11 +116,7 @@ fn a_group_cut_by_the_end_of_its_batch_is_completed_by_the_next_one() {
     );
     // The next read from the same neighbour brings the rest.
     let later = now + hold / 2;
-    r.begin_batch(later);
-    for seq in 11..=GROUP_LEN as u64 {
-        data_from(&mut r, 2, s, seq, payload(seq), later);
-    }
-    r.end_batch(later);
+    batch_of(&mut r, s, 11..=GROUP_LEN as u64, payload, later);
     assert_eq!(deliveries(&drain(&mut r)), (1..=GROUP_LEN as u64).collect::<Vec<_>>());
     assert_eq!(r.counters().groups_proven, 1);
 }
