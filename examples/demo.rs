@@ -57,11 +57,15 @@
 //! `counters` line has every field of the router's `Counters`, the driver's `DriverCounters` and the
 //! transport's `TransportStats`, by field name (the human output lists those that are not zero).
 //!
+//! A payload longer than 1 KiB is shown cut, its first KiB and `…`, and its `receive` line has a
+//! `"size"` key after `"data"`: the payload's length in bytes.
+//!
 //! `origin_id` + `seq` identify a message. The node stops cleanly on SIGINT (Ctrl-C) or SIGTERM: it
 //! prints its final topology, tells its neighbours goodbye and exits. Logs (`RUST_LOG=debug`) go to
 //! stderr, so stdout carries only the lines above.
 
 use std::collections::HashMap;
+use std::fmt::Write as _;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -153,6 +157,22 @@ fn parse_args() -> Result<Options> {
     Ok(options)
 }
 
+/// Most payload bytes printed per delivery. A longer payload (another program's, such as a 2 MiB
+/// blob) is cut: printing it whole would cost this loop more time than the delivery itself, and
+/// every process reading the output as much again.
+const MAX_SHOWN_LEN: usize = 1024;
+
+/// A payload as text, at most [`MAX_SHOWN_LEN`] bytes of it (bytes that are not UTF-8 shown as
+/// U+FFFD), with `…` after a cut.
+fn shown(payload: &[u8]) -> String {
+    if payload.len() <= MAX_SHOWN_LEN {
+        return String::from_utf8_lossy(payload).into_owned();
+    }
+    let mut text = String::from_utf8_lossy(&payload[..MAX_SHOWN_LEN]).into_owned();
+    text.push('…');
+    text
+}
+
 /// A JSON string literal (the demo's values are short ASCII, but escape properly anyway).
 fn json_str(s: &str) -> String {
     let mut out = String::with_capacity(s.len() + 2);
@@ -161,7 +181,9 @@ fn json_str(s: &str) -> String {
         match c {
             '"' => out.push_str("\\\""),
             '\\' => out.push_str("\\\\"),
-            c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
+            c if (c as u32) < 0x20 => {
+                let _ = write!(out, "\\u{:04x}", c as u32);
+            }
             c => out.push(c),
         }
     }
@@ -259,11 +281,16 @@ async fn main() -> Result<()> {
             }
             received = node.recv() => {
                 let Some(m) = received else { break };
-                let data = String::from_utf8_lossy(&m.payload);
+                let data = shown(&m.payload);
                 let origin = m.origin_addr.map(|a| a.to_string()).unwrap_or_default();
                 if options.json {
+                    let size = if m.payload.len() > MAX_SHOWN_LEN {
+                        format!(r#","size":{}"#, m.payload.len())
+                    } else {
+                        String::new()
+                    };
                     emit(format!(
-                        r#"{{"event":"receive","data":{},"origin":{},"origin_id":{},"seq":{},"hops":{}}}"#,
+                        r#"{{"event":"receive","data":{}{size},"origin":{},"origin_id":{},"seq":{},"hops":{}}}"#,
                         json_str(&data), json_str(&origin), json_str(&m.origin.to_string()), m.seq, m.hops
                     ));
                 } else {

@@ -307,6 +307,8 @@ struct Row {
     after: Window,
     duplicates: u64,
     worst_delay: Duration,
+    /// Which delivery took `worst_delay` (`Verdict::worst_delayed`).
+    worst_delayed: String,
     peak_rss: u64,
     target_cpu: Duration,
     attacker: Value,
@@ -391,6 +393,7 @@ fn run_row(
         after: window(&runs, ended, Instant::now()),
         duplicates: verdict.totals().duplicates,
         worst_delay: verdict.worst_delay,
+        worst_delayed: verdict.worst_delayed,
         peak_rss,
         target_cpu,
         attacker,
@@ -458,8 +461,8 @@ impl Row {
         }
         if self.worst_delay > baseline_delay + MAX_EXTRA_DELAY {
             problems.push(format!(
-                "worst delay {:?} against {:?} without an attack",
-                self.worst_delay, baseline_delay
+                "worst delay {:?} ({}) against {:?} without an attack",
+                self.worst_delay, self.worst_delayed, baseline_delay
             ));
         }
         if self.during.sent == 0 {

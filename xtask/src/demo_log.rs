@@ -119,6 +119,8 @@ pub struct Verdict {
     /// The longest time from a send to its delivery, over the deliveries a node was required to make
     /// (catch-up deliveries to a node that started after the send are not counted).
     pub worst_delay: Duration,
+    /// Which delivery took `worst_delay`: "n05 delivered n03's seq 37", empty when none was required.
+    pub worst_delayed: String,
     /// Up to 20 examples of what went wrong, for the report.
     pub problems: Vec<String>,
 }
@@ -228,7 +230,7 @@ pub fn judge(runs: &[Run], settle: Duration, grace: Duration) -> Verdict {
             }
             match delivered_at.get(key) {
                 Some(at) => {
-                    verdict.worst_delay = verdict.worst_delay.max(at.saturating_duration_since(*sent_at))
+                    verdict.note_delay(at.saturating_duration_since(*sent_at), run, &runs[*origin_run], key)
                 }
                 None => {
                     figures.missed += 1;
@@ -363,7 +365,7 @@ pub fn judge_durable(
             match delivered.get(key) {
                 // The delay counts for the run that was up when it was sent (not for catch-up).
                 Some((by, at)) if up_through == Some(*by) => {
-                    verdict.worst_delay = verdict.worst_delay.max(at.saturating_duration_since(*sent_at))
+                    verdict.note_delay(at.saturating_duration_since(*sent_at), &runs[*by], origin, key)
                 }
                 Some(_) => {}
                 None => {
@@ -378,6 +380,14 @@ pub fn judge_durable(
 }
 
 impl Verdict {
+    /// Keeps `delay` if it is the worst so far, with which delivery it was.
+    fn note_delay(&mut self, delay: Duration, run: &Run, origin: &Run, key: &MessageKey) {
+        if delay > self.worst_delay || self.worst_delayed.is_empty() {
+            self.worst_delay = self.worst_delay.max(delay);
+            self.worst_delayed = format!("{} delivered {}'s seq {}", run.node, origin.node, key.1);
+        }
+    }
+
     fn problem(&mut self, what: String) {
         if self.problems.len() < 20 {
             self.problems.push(what);
@@ -493,7 +503,10 @@ mod tests {
             at(9_100),
             r#"{"event":"receive","data":"x","origin":"","origin_id":"o","seq":2,"hops":1}"#,
         );
-        assert!(judge(&[origin, late], settle, Duration::ZERO).clean());
+        let verdict = judge(&[origin, late], settle, Duration::ZERO);
+        assert!(verdict.clean());
+        assert_eq!(verdict.worst_delay, Duration::from_millis(100));
+        assert_eq!(verdict.worst_delayed, "l delivered o's seq 2");
     }
 
     #[test]
