@@ -1,6 +1,10 @@
 //! `cargo xtask attack`: hostile peers against a network of honest demo processes, one attack per row,
 //! and a verdict on what the honest network went through.
 //!
+//! Both the honest demo and the attacker are optimised builds: a user's node is one, and on a
+//! machine of two cores the unoptimised demo spends several times the CPU per message, which the
+//! delay verdict would measure instead of the attack.
+//!
 //! For each row a fresh network of `--nodes` honest demo processes starts on loopback, three of them
 //! broadcasting (the target among them) and a fourth starting to broadcast half way through the
 //! attack (a new origin the network must admit while under attack). After a warm-up, `dotray-attack` (real peers with key pairs
@@ -238,7 +242,7 @@ pub(crate) fn run(args: &[String]) -> Result<()> {
     let options = parse(args)?;
     let node_bin = match &options.node_bin {
         Some(path) => path.clone(),
-        None => crate::demo::build_demo()?,
+        None => crate::demo::build_demo(true)?,
     };
     let attack_bin = build_attacker()?;
     // The seed picks the target and three more publishers; the target is never node 0, everyone's
@@ -285,9 +289,9 @@ pub(crate) fn run(args: &[String]) -> Result<()> {
     Ok(())
 }
 
-/// Builds the attacker binary and returns its path.
+/// Builds the attacker binary (optimised, so that it attacks at full strength) and returns its path.
 fn build_attacker() -> Result<PathBuf> {
-    let attacker = Binary { package: "dotray-attack", kind: "--bin", name: "dotray-attack", release: false };
+    let attacker = Binary { package: "dotray-attack", kind: "--bin", name: "dotray-attack", release: true };
     crate::cargo_build::build(&attacker)
 }
 

@@ -112,7 +112,7 @@ impl Rng {
 pub(crate) fn run(args: &[String]) -> Result<()> {
     let options = parse(args)?;
     let mut rng = Rng(options.seed.max(1));
-    let bin = crate::demo::build_demo()?;
+    let bin = crate::demo::build_demo(false)?;
     let addrs = demo_net::local_addrs(0, options.nodes);
     let labels: Vec<String> = (0..options.nodes).map(|i| format!("n{i:02}")).collect();
     // Every node has two seeds among the others, node 0 included: a restarted node must be able to find

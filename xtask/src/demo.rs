@@ -71,7 +71,7 @@ fn parse(args: &[String]) -> Result<Options> {
 /// Entry point of the command.
 pub(crate) fn run(args: &[String]) -> Result<()> {
     let options = parse(args)?;
-    let bin = build_demo()?;
+    let bin = build_demo(false)?;
     let addrs = demo_net::local_addrs(options.base_port, options.nodes);
     let labels: Vec<String> = addrs.iter().map(|a| a.port().to_string()).collect();
     // As in the seed's README: nodes 3 and 5 (1-based) send; with other sizes, the second and the last.
@@ -134,10 +134,11 @@ pub(crate) fn run(args: &[String]) -> Result<()> {
     Ok(())
 }
 
-/// Builds the demo example and returns the binary's path.
-pub(crate) fn build_demo() -> Result<PathBuf> {
-    println!("== building the demo (cargo build --example demo)");
-    let demo = Binary { package: "dotray", kind: "--example", name: "demo", release: false };
+/// Builds the demo example, optimised or not, and returns the binary's path.
+pub(crate) fn build_demo(release: bool) -> Result<PathBuf> {
+    let how = if release { " --release" } else { "" };
+    println!("== building the demo (cargo build{how} --example demo)");
+    let demo = Binary { package: "dotray", kind: "--example", name: "demo", release };
     crate::cargo_build::build(&demo)
 }
 

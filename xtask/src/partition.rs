@@ -79,7 +79,7 @@ pub(crate) fn run(args: &[String]) -> Result<()> {
     if let Some(why) = netns::unavailable() {
         bail!("cannot run partitions here: {why}");
     }
-    let bin = crate::demo::build_demo()?;
+    let bin = crate::demo::build_demo(false)?;
     let bin = std::fs::canonicalize(&bin).with_context(|| format!("finding {}", bin.display()))?;
     println!(
         "== partition: {n}+{n} nodes, link cut for {:?}, each node broadcasting every {:?}, seed {}",
