@@ -6,6 +6,8 @@
 //! `crates/node/tests/fuzz_regressions.rs`.
 #![no_main]
 
+// The driver holds both node targets; each uses one.
+#[allow(dead_code)]
 #[path = "../../crates/node/tests/fuzz_driver/mod.rs"]
 mod driver;
 

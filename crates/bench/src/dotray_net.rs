@@ -112,7 +112,8 @@ pub async fn run(spec: &Spec) -> Result<Report, BenchError> {
         let (a, b) = (after_counts, before_counts);
         eprintln!(
             "measured: grafts {} prunes {} reoffers {} refused sends {} duplicates {} \
-             (eager {} lazy {} graft {}) optimisations {} deferred {} groups proven {} link ups/downs {}",
+             (eager {} lazy {} graft {}) optimisations {} deferred {} groups proven {} manifests signed {} verified {} \
+             link ups/downs {}",
             a.grafts - b.grafts,
             a.prunes - b.prunes,
             a.reoffers - b.reoffers,
@@ -124,6 +125,8 @@ pub async fn run(spec: &Spec) -> Result<Report, BenchError> {
             a.optimisations - b.optimisations,
             a.deferred - b.deferred,
             a.groups_proven - b.groups_proven,
+            a.manifests_signed - b.manifests_signed,
+            a.manifests_verified - b.manifests_verified,
             {
                 let d = link_changes.load(Ordering::Relaxed) - changes_before;
                 format!("{}/{}", d & 0xffff_ffff, d >> 32)
@@ -372,6 +375,8 @@ struct Snapshot {
     dup_lazy: u64,
     dup_graft: u64,
     groups_proven: u64,
+    manifests_signed: u64,
+    manifests_verified: u64,
 }
 
 /// Links eager at both ends, and at one end only (a tree over N nodes has N - 1 of the first kind
@@ -399,6 +404,8 @@ async fn snapshot(nodes: &[Node]) -> Result<Snapshot, BenchError> {
         sum.refused += driver.sends_refused;
         sum.optimisations += counters.optimisations;
         sum.groups_proven += counters.groups_proven;
+        sum.manifests_signed += counters.manifests_signed;
+        sum.manifests_verified += counters.manifests_verified;
         sum.deferred += counters.grafts_deferred;
         sum.dup_eager += counters.duplicates_eager;
         sum.dup_lazy += counters.duplicates_lazy;
