@@ -484,6 +484,7 @@ impl Row {
             "missed_after": self.after.missed,
             "duplicates": self.duplicates,
             "worst_delay_ms": self.worst_delay.as_millis() as u64,
+            "worst_delayed": self.worst_delayed,
             "worst_delay_during_ms": self.during.worst_delay.as_millis() as u64,
             "peak_rss_mb": (self.peak_rss as f64 / f64::from(1 << 20) * 10.0).round() / 10.0,
             "target_cpu_s": (self.target_cpu.as_secs_f64() * 100.0).round() / 100.0,

@@ -214,6 +214,9 @@ pub(crate) fn run(args: &[String]) -> Result<()> {
         totals.gaps,
         verdict.worst_delay
     );
+    if !verdict.worst_delayed.is_empty() {
+        println!("\nworst delay: {}", verdict.worst_delayed);
+    }
     if options.durable {
         println!(
             "\nredelivered by a restarted run (delivered, not yet acknowledged, when its earlier run was killed): {}",
