@@ -271,7 +271,8 @@ async fn await_overlay(nodes: &[Node]) -> Result<(), BenchError> {
 /// `transient_timeout`), evicting a peer when its view is full, so the views keep changing for some
 /// seconds after the last join; measuring meanwhile measures that churn (every new link starts eager).
 async fn await_quiet(link_changes: &std::sync::atomic::AtomicU64) {
-    let deadline = Instant::now() + QUIET_DEADLINE;
+    let started = Instant::now();
+    let deadline = started + QUIET_DEADLINE;
     let mut last = link_changes.load(Ordering::Relaxed);
     let mut since = Instant::now();
     while Instant::now() < deadline && since.elapsed() < QUIET_FOR {
@@ -283,7 +284,11 @@ async fn await_quiet(link_changes: &std::sync::atomic::AtomicU64) {
         }
     }
     if debug() {
-        eprintln!("overlay: quiet for {:?} after {:?} of waiting", since.elapsed(), QUIET_DEADLINE);
+        eprintln!(
+            "overlay: quiet for {:?} after {:?} of waiting (at most {QUIET_DEADLINE:?})",
+            since.elapsed(),
+            started.elapsed()
+        );
     }
 }
 
